@@ -1,0 +1,1 @@
+"""stepwell: run Retab-style document workflows locally, every step persisted."""

@@ -1,0 +1,1 @@
+"""stepwell storage: SQLite (WAL) store, file store and the read API."""

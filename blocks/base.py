@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import Diagnostic
 from engine.values import FileRef, LoopFrame, Payload
@@ -50,10 +50,27 @@ class JoinMode(StrEnum):
     SETTLED = "settled"
 
 
+class RetryConfig(BaseModel):
+    """``config.retry`` on any block: overrides the engine's default retry policy."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    initial_interval_s: float | None = Field(default=None, ge=0)
+    backoff: float | None = Field(default=None, ge=1)
+    max_interval_s: float | None = Field(default=None, ge=0)
+    jitter: float | None = Field(default=None, ge=0, le=1)
+
+
 class StrictConfig(BaseModel):
-    """Base for block config models: unknown keys are rejected."""
+    """Base for block config models: unknown keys are rejected.
+
+    Every block accepts ``retry`` (see :class:`RetryConfig`).
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    retry: RetryConfig | None = None
 
 
 class EmptyConfig(StrictConfig):

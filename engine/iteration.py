@@ -1,0 +1,196 @@
+"""Loop containers inside the sans-IO scheduler.
+
+A container step runs its handler like any block; the handler returns a control value:
+
+* ``ExpandItems(items)`` (for_each): iteration ``i`` is a new scope whose sentinel start
+  receives ``items[i]``. At most ``max_concurrency`` iterations are open at a time, so
+  memory stays flat however many items there are; closed scopes are dropped. When the
+  last iteration closes, the container step completes with ``fe-right-out`` = the list
+  of each iteration's ``fe-right-in`` payload, in item order (``null`` where nothing
+  arrived). A failed iteration stops new ones from opening; once the open ones settle
+  the container fails (``on_item_error: fail``), or the item becomes ``null``
+  (``on_item_error: skip``, and the error no longer fails the run).
+* ``LoopStart(state)`` (while_loop, do-while): iteration 0 receives ``state``. When an
+  iteration closes, its sentinel end's ``LoopDecision`` says whether the termination
+  condition matched. Match ends the loop (``condition_matched``); reaching
+  ``max_iterations`` ends it too (``max_iterations_reached``, a normal completion);
+  otherwise the iteration's ``loop-right-in`` payload is the next state.
+
+An iteration is closed when *every* step in its scope is terminal, not only the
+sentinel end, so side branches inside the body finish first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from blocks.base import BlockResult, ExpandItems, LoopDecision, LoopStart
+from engine.values import LoopFrame, Payload
+
+if TYPE_CHECKING:
+    from engine.scheduler import Scheduler, _Scope, _Step
+
+FOR_EACH_HANDLES = ("fe-left-in", "fe-right-in", "fe-right-out")
+WHILE_HANDLES = ("loop-left-in", "loop-right-in", "loop-right-out")
+
+
+@dataclass(slots=True, kw_only=True)
+class _ForEach:
+    step: _Step
+    items: list[Payload]
+    max_concurrency: int
+    on_item_error: str
+    results: list[Any] = field(default_factory=list)
+    next: int = 0
+    active: int = 0
+    failure: tuple[int, str] | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class _While:
+    step: _Step
+    state: Payload
+    max_iterations: int
+    iteration: int = 0
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+
+
+class LoopController:
+    """Opens and closes iteration scopes for a :class:`~engine.scheduler.Scheduler`."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._s = scheduler
+
+    def open(self, step: _Step, control: ExpandItems | LoopStart) -> None:
+        """Start the loop of container ``step`` from its handler's control value."""
+        cfg = step.node.config
+        if isinstance(control, ExpandItems):
+            loop = _ForEach(step=step, items=list(control.items),
+                            max_concurrency=max(1, int(getattr(cfg, "max_concurrency", 4))),
+                            on_item_error=str(getattr(cfg, "on_item_error", "fail")))
+            loop.results = [None] * len(loop.items)
+            if not loop.items:
+                self._complete_for_each(loop)
+                return
+            self._fill(loop)
+        else:
+            bound = max(1, int(getattr(cfg, "max_iterations", 10) or 10))
+            loop_w = _While(step=step, state=control.state, max_iterations=bound)
+            self._spawn(loop_w, 0, control.state, "loop-left-in", parallel=False)
+
+    def iteration_done(self, scope: _Scope) -> None:
+        """Every step of iteration ``scope`` is terminal: record it and move the loop on."""
+        loop = scope.loop
+        if loop.step.status.terminal or self._s.cancelled:
+            return
+        if isinstance(loop, _ForEach):
+            self._for_each_done(loop, scope)
+        else:
+            self._while_done(loop, scope)
+
+    # ------------------------------------------------------------------ for_each
+
+    def _fill(self, loop: _ForEach) -> None:
+        while loop.active < loop.max_concurrency and loop.next < len(loop.items):
+            index = loop.next
+            loop.next += 1
+            loop.active += 1
+            item = loop.items[index]
+            loop.items[index] = _RELEASED  # the iteration holds it now; keep memory flat
+            self._spawn(loop, index, item, "fe-left-in", parallel=loop.max_concurrency > 1)
+
+    def _for_each_done(self, loop: _ForEach, scope: _Scope) -> None:
+        loop.active -= 1
+        node_id = loop.step.node.id
+        if scope.error_step is not None:
+            if loop.on_item_error == "skip":
+                self._s.absorb_errors(scope.frames)
+                loop.results[scope.index] = None
+            elif loop.failure is None:
+                loop.failure = (scope.index, scope.error_step)
+        else:
+            end = scope.steps[f"{node_id}_sentinel_end"]
+            record = end.arrived.get("fe-right-in")
+            loop.results[scope.index] = _jsonable(record.payload) if record else None
+        if loop.failure is None:
+            self._fill(loop)
+        if loop.active == 0 and (loop.failure is not None or loop.next >= len(loop.items)):
+            if loop.failure is not None:
+                index, failing = loop.failure
+                self._s.fail_step(loop.step, self._s.container_error(
+                    f"for_each {node_id!r}: iteration {index} failed at step {failing!r}. "
+                    "Fix that step, or set on_item_error: skip to put null for failed items.",
+                    "ITERATION_FAILED"))
+            else:
+                self._complete_for_each(loop)
+
+    def _complete_for_each(self, loop: _ForEach) -> None:
+        result = BlockResult(
+            outputs={"fe-right-out": Payload.json(loop.results)},
+            artifact=None,
+        )
+        self._s.finish(loop.step, result)
+
+    # ------------------------------------------------------------------ while_loop
+
+    def _while_done(self, loop: _While, scope: _Scope) -> None:
+        node_id = loop.step.node.id
+        if scope.error_step is not None:
+            self._s.fail_step(loop.step, self._s.container_error(
+                f"while_loop {node_id!r}: iteration {loop.iteration} failed at step "
+                f"{scope.error_step!r}. Fix that step; the loop stops on the first error.",
+                "ITERATION_FAILED"))
+            return
+        end = scope.steps[f"{node_id}_sentinel_end"]
+        decision = end.result.control if end.result is not None else None
+        state = end.arrived.get("loop-right-in")
+        if state is not None:
+            loop.state = state.payload
+        if isinstance(decision, LoopDecision):
+            loop.evaluations = decision.evaluations
+            if decision.matched:
+                self._complete_while(loop, "condition_matched")
+                return
+        if loop.iteration + 1 >= loop.max_iterations:
+            self._complete_while(loop, "max_iterations_reached")
+        elif state is None:
+            self._s.fail_step(loop.step, self._s.container_error(
+                f"while_loop {node_id!r}: iteration {loop.iteration} produced no "
+                "loop-right-in payload, so there is no state for the next iteration. "
+                "Wire the body's last block to loop-right-in on every path.",
+                "LOOP_STATE_MISSING"))
+        else:
+            loop.iteration += 1
+            self._spawn(loop, loop.iteration, loop.state, "loop-left-in", parallel=False)
+
+    def _complete_while(self, loop: _While, reason: str) -> None:
+        artifact = {
+            "operation": "while_loop_termination",
+            "termination_reason": reason,
+            "iterations": loop.iteration + 1,
+            "max_iterations": loop.max_iterations,
+            "evaluations": loop.evaluations,
+        }
+        self._s.finish(loop.step, BlockResult(outputs={"loop-right-out": loop.state},
+                                              artifact=artifact))
+
+    # ------------------------------------------------------------------ shared
+
+    def _spawn(self, loop: Any, index: int, item: Payload, handle: str, *, parallel: bool) -> None:
+        from engine.scheduler import _Scope
+
+        step = loop.step
+        frame = LoopFrame(container_id=step.node.id, iteration=index, is_parallel=parallel,
+                          parallel_item_index=index if parallel else None)
+        scope = _Scope(step.scope.frames + (frame,), loop=loop, index=index)
+        self._s.open_scope(scope, self._s.graph.members.get(step.node.id, ()), (handle, item))
+
+
+_RELEASED = Payload.json(None)
+
+
+def _jsonable(payload: Payload) -> Any:
+    if payload.kind == "file":
+        return payload.to_dict()["document"]
+    return payload.data

@@ -1,0 +1,343 @@
+"""The scheduler: a pure state machine over one run of a compiled graph.
+
+Theory of operation
+-------------------
+No I/O, no clock, no event loop. The runner drives it with four calls and persists what
+it emits:
+
+``start()``                   create the top-level steps (``pending``)
+``take_ready() -> [Task]``    every step whose inputs are settled moves to ``queued``
+``mark_running / complete / fail / retry``   report what happened to a task
+``drain() -> [StepEvent]``    the transitions to persist, in order
+
+A *scope* is one copy of a member set: the top level, or one iteration of a container.
+Every edge joins two members of one scope (see engine.graph), so routing is local:
+
+* a completed step delivers each fired output handle to its targets and *kills* each
+  connected handle it did not fire (``branch_not_selected: block.handle``);
+* a skipped or failed step kills all its connected outputs (``upstream_skipped: step``,
+  ``upstream_error: step``); a kill remembers whether an error caused it;
+* a step whose connected inputs are all settled is released, or skipped, by its
+  :class:`~blocks.base.JoinMode`.
+
+Containers (engine.iteration) are steps too: their handler returns a control value
+(items, or an initial state), the scheduler opens iteration scopes through the
+sentinel members, and completes the container step when its loop ends.
+
+Every lifecycle move goes through :func:`engine.values.check_move`: an illegal move
+raises before anything is emitted.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from blocks.base import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.errors import ErrorCategory, ErrorStage
+from engine.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
+from engine.graph import CompiledGraph, Node
+from engine.values import LoopFrame, Payload, RunStatus, StepStatus, check_move, scope_prefix, step_id_for
+
+S = StepStatus
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Task:
+    """A step released for execution."""
+
+    step_id: str
+    node: Node
+    scope: tuple[LoopFrame, ...]
+    inputs: dict[str, Payload]
+    retry_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Dead:
+    reason: str
+    by_error: bool
+
+
+class _Step:
+    __slots__ = ("step_id", "node", "scope", "status", "retry_count", "arrived", "dead",
+                 "waiting", "cause", "result")
+
+    def __init__(self, step_id: str, node: Node, scope: _Scope, waiting: int) -> None:
+        self.step_id = step_id
+        self.node = node
+        self.scope = scope
+        self.status = S.PENDING
+        self.retry_count = 0
+        self.arrived: dict[str, InputRecord] = {}
+        self.dead: dict[str, _Dead] = {}
+        self.waiting = waiting
+        self.cause: _Dead | None = None
+        self.result: BlockResult | None = None
+
+
+class _Scope:
+    __slots__ = ("frames", "steps", "open", "loop", "index", "error_step")
+
+    def __init__(self, frames: tuple[LoopFrame, ...], loop: Any = None, index: int = 0) -> None:
+        self.frames = frames
+        self.steps: dict[str, _Step] = {}
+        self.open = 0
+        self.loop = loop
+        self.index = index
+        self.error_step: str | None = None
+
+
+class Scheduler:
+    """Runs one workflow run as a state machine. See the module docstring."""
+
+    def __init__(self, graph: CompiledGraph) -> None:
+        self.graph = graph
+        self._outbox: list[StepEvent] = []
+        self._ready: deque[_Step] = deque()
+        self._live: dict[str, _Step] = {}
+        self._top = _Scope(())
+        self._errors: list[tuple[str, StepErrorInfo]] = []
+        self._cancelled: str | None = None
+        self._started = False
+        self.end_outputs: dict[str, dict[str, Any]] = {}
+        from engine.iteration import LoopController
+
+        self._loops = LoopController(self)
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Create the top-level steps; those with no connected input become ready."""
+        if self._started:
+            return
+        self._started = True
+        self.open_scope(self._top, self.graph.members.get(None, ()), injected=None)
+
+    def take_ready(self) -> list[Task]:
+        """Move every released step to ``queued`` and return them as tasks."""
+        tasks: list[Task] = []
+        while self._ready:
+            step = self._ready.popleft()
+            self._move(step, S.QUEUED, inputs=dict(step.arrived))
+            tasks.append(self._task(step))
+        return tasks
+
+    def mark_running(self, step_id: str) -> None:
+        """The runner started executing ``step_id`` (``queued -> running``)."""
+        self._move(self._live[step_id], S.RUNNING)
+
+    def retry(self, step_id: str, error: StepErrorInfo) -> Task:
+        """A failed attempt will be retried: ``running -> queued``, retry_count + 1."""
+        step = self._live[step_id]
+        step.retry_count += 1
+        self._move(step, S.QUEUED, error=error)
+        return self._task(step)
+
+    def complete(self, step_id: str, result: BlockResult) -> None:
+        """The step's handler returned ``result``; route its outputs."""
+        step = self._live[step_id]
+        control = result.control
+        if isinstance(control, ExpandItems | LoopStart):
+            step.result = result
+            self._loops.open(step, control)
+            return
+        if isinstance(control, LoopDecision) or step.node.sentinel_role == "end":
+            step.result = result
+        self.finish(step, result)
+
+    def fail(self, step_id: str, error: StepErrorInfo) -> None:
+        """The step failed for good (``running -> error``)."""
+        self.fail_step(self._live[step_id], error)
+
+    def cancel(self, reason: str) -> None:
+        """Cancel every unfinished step; the run ends ``cancelled``."""
+        if self._cancelled is not None:
+            return
+        self._cancelled = reason
+        self._ready.clear()
+        for step in list(self._live.values()):
+            if not step.status.terminal:
+                self._move(step, S.CANCELLED, reason=reason)
+                self._settle_terminal(step)
+
+    def drain(self) -> list[StepEvent]:
+        """Hand over (and forget) the events emitted since the last drain."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    @property
+    def finished(self) -> bool:
+        """True once every step of the run is terminal."""
+        return self._started and self._top.open == 0
+
+    @property
+    def has_ready(self) -> bool:
+        """True when take_ready() would return tasks."""
+        return bool(self._ready)
+
+    def outcome(self) -> RunUpdate:
+        """The run's final lifecycle. Only meaningful once ``finished``."""
+        if self._cancelled is not None:
+            return RunUpdate(status=RunStatus.CANCELLED, reason=self._cancelled)
+        if self._errors:
+            sid, info = self._errors[0]
+            return RunUpdate(status=RunStatus.ERROR, failing_step_id=sid, error=info,
+                             outputs=self.end_outputs or None)
+        return RunUpdate(status=RunStatus.COMPLETED, outputs=self.end_outputs)
+
+    def status_of(self, step_id: str) -> StepStatus | None:
+        """Current status of a live step (None once its scope has been released)."""
+        step = self._live.get(step_id)
+        return step.status if step else None
+
+    # ------------------------------------------------------------------ internals used by
+    # engine.iteration (same package, part of the state machine)
+
+    def open_scope(
+        self, scope: _Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None
+    ) -> None:
+        """Create a step per member of ``scope``; inject ``injected`` into its sentinel start."""
+        created: list[_Step] = []
+        for node_id in members:
+            node = self.graph.nodes[node_id]
+            waiting = len(self.graph.incoming.get(node_id, ()))
+            step = _Step(step_id_for(node_id, scope.frames), node, scope, waiting)
+            scope.steps[node_id] = step
+            scope.open += 1
+            self._live[step.step_id] = step
+            self._emit(step, S.PENDING, scope=scope.frames)
+            created.append(step)
+        for step in created:
+            if step.node.sentinel_role == "start" and injected is not None:
+                handle, payload = injected
+                step.arrived[handle] = InputRecord(payload=payload)
+                self._ready.append(step)
+            elif step.waiting == 0 and step.status is S.PENDING:
+                self._settle_inputs(step)
+
+    def finish(self, step: _Step, result: BlockResult) -> None:
+        """Complete ``step`` with ``result`` and route its outputs."""
+        outputs = result.outputs
+        self._move(step, S.COMPLETED, outputs=outputs, artifact=result.artifact,
+                   model=result.model, tokens=result.tokens, cost=result.cost,
+                   trace_spans=result.trace_spans)
+        if step.node.type == "end":
+            self.end_outputs[step.step_id] = {
+                h: rec.payload.to_dict() for h, rec in step.arrived.items()
+            }
+        node = step.node
+        for handle, edges in self.graph.outgoing.get(node.id, {}).items():
+            payload = outputs.get(handle)
+            for edge in edges:
+                target = step.scope.steps[edge.target]
+                if payload is not None:
+                    target.arrived[edge.target_handle] = InputRecord(
+                        payload=payload, source_step=step.step_id, source_handle=handle)
+                    self._input_settled(target)
+                else:
+                    dead = _Dead(f"{node.unfired_reason}: {node.id}.{handle}", False)
+                    self._kill(target, edge.target_handle, dead)
+        self._settle_terminal(step)
+
+    def fail_step(self, step: _Step, error: StepErrorInfo) -> None:
+        """Move ``step`` to ``error`` and skip what depends on it."""
+        self._move(step, S.ERROR, error=error)
+        self._errors.append((step.step_id, error))
+        if step.scope.error_step is None:
+            step.scope.error_step = step.step_id
+        self._kill_outputs(step, _Dead(f"upstream_error: {step.step_id}", True))
+        self._settle_terminal(step)
+
+    def container_error(self, message: str, code: str) -> StepErrorInfo:
+        """The error a container step ends with when one of its iterations failed."""
+        return StepErrorInfo(message=message, stage=ErrorStage.EXECUTION,
+                             category=ErrorCategory.PERMANENT, code=code)
+
+    def absorb_errors(self, frames: tuple[LoopFrame, ...]) -> None:
+        """Forget errors inside ``frames`` (a for_each with ``on_item_error: skip``)."""
+        prefix = scope_prefix(frames)
+        self._errors = [(sid, e) for sid, e in self._errors if not sid.startswith(prefix)]
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancel() was called."""
+        return self._cancelled is not None
+
+    # ------------------------------------------------------------------ routing
+
+    def _task(self, step: _Step) -> Task:
+        return Task(step_id=step.step_id, node=step.node, scope=step.scope.frames,
+                    inputs={h: r.payload for h, r in step.arrived.items()},
+                    retry_count=step.retry_count)
+
+    def _input_settled(self, step: _Step) -> None:
+        step.waiting -= 1
+        if step.waiting == 0 and step.status is S.PENDING:
+            self._settle_inputs(step)
+
+    def _kill(self, step: _Step, handle: str, dead: _Dead) -> None:
+        step.dead[handle] = dead
+        self._input_settled(step)
+
+    def _kill_outputs(self, step: _Step, dead: _Dead) -> None:
+        for edges in self.graph.outgoing.get(step.node.id, {}).values():
+            for edge in edges:
+                self._kill(step.scope.steps[edge.target], edge.target_handle, dead)
+
+    def _settle_inputs(self, step: _Step) -> None:
+        """All connected inputs are settled: release or skip by join mode."""
+        if self._cancelled is not None:
+            return
+        dead = self._first_dead(step)
+        error_dead = next((d for d in step.dead.values() if d.by_error), None)
+        mode = step.node.join
+        if mode is JoinMode.ALL:
+            skip = dead
+        elif mode is JoinMode.ANY:
+            skip = None if step.arrived else dead
+        elif mode is JoinMode.ANY_NO_FAIL:
+            skip = error_dead or (None if step.arrived else dead)
+        else:  # SETTLED
+            skip = error_dead
+        if skip is None:
+            self._ready.append(step)
+        else:
+            self._skip(step, skip)
+
+    def _first_dead(self, step: _Step) -> _Dead | None:
+        if not step.dead:
+            return None
+        for handle in step.node.inputs:
+            if handle in step.dead:
+                return step.dead[handle]
+        return next(iter(step.dead.values()))
+
+    def _skip(self, step: _Step, cause: _Dead) -> None:
+        step.cause = cause
+        self._move(step, S.SKIPPED, reason=cause.reason)
+        self._kill_outputs(step, _Dead(f"upstream_skipped: {step.step_id}", cause.by_error))
+        self._settle_terminal(step)
+
+    def _settle_terminal(self, step: _Step) -> None:
+        scope = step.scope
+        scope.open -= 1
+        if scope.open == 0 and scope.loop is not None:
+            for sid in [s.step_id for s in scope.steps.values()]:
+                self._live.pop(sid, None)
+            self._loops.iteration_done(scope)
+
+    def _move(self, step: _Step, status: StepStatus, **fields: Any) -> None:
+        check_move(step.step_id, step.status, status)
+        step.status = status
+        node = step.node
+        self._outbox.append(StepEvent(
+            step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
+            status=status, retry_count=step.retry_count, **fields))
+
+    def _emit(self, step: _Step, status: StepStatus, **fields: Any) -> None:
+        node = step.node
+        self._outbox.append(StepEvent(
+            step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
+            status=status, **fields))

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -87,16 +89,20 @@ class Workflow(BaseModel):
         return None
 
     def digest(self) -> str:
-        """sha256 of the canonical definition (ids, types, configs, edges)."""
+        """sha256 of the canonical definition (ids, types, configs, authored edges).
+
+        Generated boundary edges are left out: they are derived from the rest, so a
+        workflow and its compiled copy have the same digest.
+        """
         body = {
             "blocks": sorted(
                 ({"id": b.id, "type": b.type, "config": b.config, "parent": b.parent_id}
                  for b in self.blocks),
-                key=lambda d: d["id"],
+                key=lambda d: str(d["id"]),
             ),
             "edges": sorted(
                 [e.source_block, e.source_handle, e.target_block, e.target_handle]
-                for e in self.edges
+                for e in self.edges if not e.generated
             ),
         }
         raw = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
@@ -106,6 +112,108 @@ class Workflow(BaseModel):
     def builder(name: str = "workflow") -> WorkflowBuilder:
         """Start a Python-built workflow (for tests and embedding)."""
         return WorkflowBuilder(name)
+
+    # -------------------------------------------------------------- loaders
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<yaml>") -> Workflow:
+        """Read a declarative workflow from YAML text.
+
+        Args:
+            text: the YAML document (``apiVersion``, ``kind``, ``metadata``, ``spec``).
+            source: a file name or label used in messages.
+
+        Returns:
+            The workflow; problems inside the structure are in ``load_diagnostics``.
+
+        Raises:
+            WorkflowLoadError: the text is not YAML (the message names the line), or its
+                root is not a mapping.
+        """
+        from engine import loading
+
+        data, duplicates = loading.parse_yaml(text, source)
+        return loading.read_declarative(loading.require_mapping(data, source), source,
+                                        duplicates)
+
+    @classmethod
+    def from_json(cls, text_or_dict: str | Mapping[str, Any],
+                  source: str = "<json>") -> Workflow:
+        """Read a declarative workflow written as JSON (the same structure as the YAML).
+
+        Args:
+            text_or_dict: JSON text, or the already parsed mapping.
+            source: a file name or label used in messages.
+
+        Returns:
+            The workflow; problems inside the structure are in ``load_diagnostics``.
+
+        Raises:
+            WorkflowLoadError: the text is not JSON, or its root is not a mapping.
+        """
+        from engine import loading
+
+        duplicates: list[tuple[str, int | None]] = []
+        data: Any = text_or_dict
+        if isinstance(text_or_dict, str):
+            data, duplicates = loading.parse_json(text_or_dict, source)
+        return loading.read_declarative(loading.require_mapping(data, source), source,
+                                        duplicates)
+
+    @classmethod
+    def from_graph(cls, graph: Mapping[str, Any], source: str = "<graph>") -> Workflow:
+        """Read Retab graph JSON: ``blocks[]`` (with ``parent_id``) and ``edges[]``.
+
+        Args:
+            graph: the parsed graph (a mapping with ``blocks`` and ``edges`` lists).
+            source: a file name or label used in messages.
+
+        Returns:
+            The workflow (``api_version`` None); problems are in ``load_diagnostics``.
+
+        Raises:
+            WorkflowLoadError: ``graph`` is not a mapping.
+        """
+        from engine import loading
+
+        return loading.read_graph(loading.require_mapping(graph, source), source)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Workflow:
+        """Read either form from parsed data, chosen by content (see :func:`load_workflow`).
+
+        Raises:
+            WorkflowLoadError: ``data`` is not a mapping, or is neither form.
+        """
+        from engine import loading
+
+        return loading.read_any(data, source)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON form that :meth:`from_dict` (and :func:`load_workflow`) reads back.
+
+        The declarative form (what Retab's ``spec get`` writes: children nested, edges as
+        ``source/target``) when the blocks can be nested; the graph form (flat blocks
+        with ``parent_id``) when they cannot (a duplicate id, a missing parent, a parent
+        cycle). Generated boundary edges are left out: compiling regenerates them.
+
+        Returns:
+            A JSON-serialisable dict.
+        """
+        edges = [e for e in self.edges if not e.generated]
+        if _nestable(self.blocks):
+            return _declarative_dict(self, edges)
+        return {
+            "name": self.name,
+            "description": self.description,
+            "blocks": [_graph_block(b) for b in self.blocks],
+            "edges": [
+                {"id": e.id, "source": e.source_block, "target": e.target_block,
+                 "source_handle": e.source_handle or None,
+                 "target_handle": e.target_handle or None}
+                for e in edges
+            ],
+        }
 
 
 class WorkflowBuilder:
@@ -163,3 +271,92 @@ class WorkflowBuilder:
         """The workflow (validate it with :func:`engine.graph.compile_workflow`)."""
         return Workflow(name=self._name, blocks=list(self._blocks), edges=list(self._edges),
                         source="<builder>")
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    """Read a workflow file, choosing the format by content.
+
+    A mapping with ``spec`` (or ``apiVersion``) is declarative YAML/JSON; one with a
+    top-level ``blocks`` list is Retab graph JSON. ``.json`` files are parsed as JSON,
+    everything else as YAML (JSON text in a ``.yaml`` file works too).
+
+    Args:
+        path: the workflow file.
+
+    Returns:
+        The workflow (validate it with :func:`engine.graph.compile_workflow`).
+
+    Raises:
+        WorkflowLoadError: the file cannot be read, is not YAML/JSON (the message names
+            the file and line), or is not a workflow.
+    """
+    from engine.loading import load_path
+
+    return load_path(path)
+
+
+# ------------------------------------------------------------------ writers
+
+
+def _nestable(blocks: list[BlockDef]) -> bool:
+    """True when every parent chain ends at the top level and ids are unique."""
+    parents = {b.id: b.parent_id for b in blocks}
+    if len(parents) != len(blocks):
+        return False
+    for block in blocks:
+        seen: set[str] = set()
+        current = block.parent_id
+        while current is not None:
+            if current not in parents or current in seen:
+                return False
+            seen.add(current)
+            current = parents[current]
+    return True
+
+
+def _entry(block: BlockDef) -> dict[str, Any]:
+    entry: dict[str, Any] = {"type": block.type}
+    if block.label:
+        entry["label"] = block.label
+    if block.config:
+        entry["config"] = block.config
+    for key in ("position", "width", "height"):
+        if getattr(block, key) is not None:
+            entry[key] = getattr(block, key)
+    return entry
+
+
+def _graph_block(block: BlockDef) -> dict[str, Any]:
+    out = {"id": block.id, **_entry(block), "parent_id": block.parent_id}
+    out.setdefault("config", {})
+    return out
+
+
+def _declarative_dict(workflow: Workflow, edges: list[EdgeDef]) -> dict[str, Any]:
+    entries = {b.id: _entry(b) for b in workflow.blocks}
+    top: dict[str, Any] = {}
+    for block in workflow.blocks:  # declaration order is kept inside every map
+        siblings = (top if block.parent_id is None
+                    else entries[block.parent_id].setdefault("children", {}))
+        siblings[block.id] = entries[block.id]
+    metadata = {"name": workflow.name}
+    if workflow.description:
+        metadata["description"] = workflow.description
+    out_edges = []
+    for edge in edges:
+        source = {"block": edge.source_block}
+        target = {"block": edge.target_block}
+        if edge.source_handle:
+            source["handle"] = edge.source_handle
+        if edge.target_handle:
+            target["handle"] = edge.target_handle
+        item: dict[str, Any] = {"source": source, "target": target}
+        if edge.id is not None:
+            item["id"] = edge.id
+        out_edges.append(item)
+    return {
+        "apiVersion": workflow.api_version or API_VERSION,
+        "kind": workflow.kind or "Workflow",
+        "metadata": metadata,
+        "spec": {"blocks": top, "edges": out_edges},
+    }

@@ -17,16 +17,44 @@ boundary edges, and then *rewrites container boundaries onto sentinel nodes*:
 After the rewrite every edge joins two members of the same scope (the top level, or one
 container), so one iteration of a container is simply a fresh copy of its member set.
 
-Validation collects every problem (never stopping at the first) as Diagnostics.
+Validation (engine.validation) collects every problem, never stopping at the first, as
+Diagnostics; :func:`compile_workflow` raises them all in one
+:class:`~engine.errors.WorkflowValidationError`.
+
+Boundary edges
+--------------
+A container whose ``fe-left-out`` (``loop-left-out``) has no edge gets one to each *entry
+child* (no incoming sibling edge), on that child's only unconnected input of the
+left-out kind (``input-<kind>-0`` or ``input-file-document`` when there are several).
+A container whose ``fe-right-in`` (``loop-right-in``) has no edge gets one from its *exit
+child* (no outgoing sibling edge), from ``output-json-0`` or its only output.
+``loop-termination`` is never generated. When the choice is not clear the author is
+asked to write the edge (``AMBIGUOUS_BOUNDARY_EDGE``). Generated edges are marked
+``generated=True`` and appended to ``CompiledGraph.workflow.edges``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
 
 from blocks.base import BlockType, HandleKind, JoinMode
-from engine.definition import Workflow
+from engine.definition import EdgeDef, Workflow
+from engine.errors import Diagnostic, WorkflowValidationError
+from engine.validation import (
+    ANY_KIND_INPUTS,
+    CONTAINERS,
+    Analysis,
+    BlockInfo,
+    analyse,
+    check_cycles,
+    sentinel_id,
+)
+
+if TYPE_CHECKING:
+    from blocks.registry import BlockRegistry
 
 TOP = None  # the scope key of top-level members
 
@@ -88,3 +116,330 @@ class CompiledGraph:
             n for n in self.nodes.values()
             if n.parent is None and n.type in ("start_document", "start_json", "start")
         ]
+
+
+# ------------------------------------------------------------------ public API
+
+
+def validate_workflow(workflow: Workflow, registry: BlockRegistry) -> list[Diagnostic]:
+    """Every problem of ``workflow`` (errors and warnings); empty when it is clean.
+
+    Args:
+        workflow: a loaded workflow.
+        registry: the block types available.
+
+    Returns:
+        The diagnostics, load problems first, in a stable order.
+    """
+    return _analysis(workflow, registry).diagnostics
+
+
+def compile_workflow(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph:
+    """Validate ``workflow`` and compile it into the graph the scheduler walks.
+
+    Args:
+        workflow: a loaded workflow.
+        registry: the block types available (sentinel types included).
+
+    Returns:
+        The compiled graph (see the module docstring for the sentinel rewrite).
+
+    Raises:
+        WorkflowValidationError: the workflow has errors; every one is listed.
+    """
+    analysis = _analysis(workflow, registry)
+    if analysis.has_errors:
+        raise WorkflowValidationError(analysis.diagnostics, source=workflow.source)
+    return _build(analysis)
+
+
+def _analysis(workflow: Workflow, registry: BlockRegistry) -> Analysis:
+    analysis = analyse(workflow, registry)
+    _generate_boundary_edges(analysis)
+    check_cycles(analysis)
+    return analysis
+
+
+# ------------------------------------------------------------------ boundary edges
+
+
+def _generate_boundary_edges(a: Analysis) -> None:
+    for info in list(a.blocks.values()):
+        spec = info.spec
+        if spec is None or not info.ok:
+            continue
+        children = [c for c in a.blocks.values()
+                    if c.block.parent_id == info.id and c.executes]
+        if not children:
+            a.report("EMPTY_CONTAINER", info.block.path,
+                     f"Container {info.id!r} has no children, so it does nothing.",
+                     "Add children under `children:`, or remove the container.",
+                     severity="warning")
+            continue
+        if info.id in a.troubled or any(not c.ok or c.id in a.troubled for c in children):
+            continue  # the problems around it are reported; guessing would add noise
+        ids = {c.id for c in children}
+        sibling = [e for e in a.edges if e.source_block in ids and e.target_block in ids]
+        if not any(e.source_block == info.id and e.source_handle == spec.left_out
+                   for e in a.edges):
+            _generate_entry_edges(a, info, children, sibling)
+        if not any(e.target_block == info.id and e.target_handle == spec.right_in
+                   for e in a.edges):
+            _generate_exit_edge(a, info, children, sibling)
+
+
+def _generate_entry_edges(a: Analysis, info: BlockInfo, children: list[BlockInfo],
+                          sibling: list[EdgeDef]) -> None:
+    spec = info.spec
+    assert spec is not None
+    kind = info.outputs[spec.left_out]
+    fed = {(e.target_block, e.target_handle) for e in a.edges}
+    for child in children:
+        inputs = child.outer_inputs
+        if not inputs or any(e.target_block == child.id for e in sibling):
+            continue
+        free = [h for h, k in inputs.items() if k == kind and (child.id, h) not in fed]
+        preferred = [h for h in (f"input-{kind}-0", "input-file-document") if h in free]
+        pick = free[0] if len(free) == 1 else (preferred[0] if preferred else None)
+        if pick is None:
+            found = f"several: {', '.join(free)}" if free else f"no free {kind} input"
+            _ambiguous(a, info, f"entry child {child.id!r} has {found} to receive "
+                       f"{spec.left_out} ({kind})",
+                       f"source: {{block: {info.id}, handle: {spec.left_out}}}, "
+                       f"target: {{block: {child.id}, handle: <input>}}")
+            continue
+        a.edges.append(EdgeDef(source_block=info.id, source_handle=spec.left_out,
+                               target_block=child.id, target_handle=pick,
+                               path=info.block.path, generated=True))
+
+
+def _generate_exit_edge(a: Analysis, info: BlockInfo, children: list[BlockInfo],
+                        sibling: list[EdgeDef]) -> None:
+    spec = info.spec
+    assert spec is not None
+    exits = [c for c in children
+             if c.outer_outputs and not any(e.source_block == c.id for e in sibling)]
+    write = (f"source: {{block: <child>, handle: <output>}}, "
+             f"target: {{block: {info.id}, handle: {spec.right_in}}}")
+    if len(exits) != 1:
+        if exits:
+            _ambiguous(a, info, f"it has several exit children "
+                       f"({', '.join(c.id for c in exits)}) for {spec.right_in}", write)
+        return
+    child = exits[0]
+    outputs = [h for h, k in child.outer_outputs.items()
+               if k == "json" or spec.right_in in ANY_KIND_INPUTS]
+    pick = ("output-json-0" if "output-json-0" in outputs
+            else outputs[0] if len(outputs) == 1 else None)
+    if pick is None:
+        found = f"several outputs: {', '.join(outputs)}" if outputs else "no JSON output"
+        _ambiguous(a, info, f"exit child {child.id!r} has {found} for {spec.right_in}", write)
+        return
+    a.edges.append(EdgeDef(source_block=child.id, source_handle=pick, target_block=info.id,
+                           target_handle=spec.right_in, path=info.block.path, generated=True))
+
+
+def _ambiguous(a: Analysis, info: BlockInfo, problem: str, write: str) -> None:
+    a.report("AMBIGUOUS_BOUNDARY_EDGE", info.block.path,
+             f"Cannot generate the boundary edge of container {info.id!r}: {problem}.",
+             f"Write the edge yourself: `{write}`.", container=info.id)
+
+
+# ------------------------------------------------------------------ build
+
+
+def _build(a: Analysis) -> CompiledGraph:
+    nodes: dict[str, Node] = {}
+    keys: dict[str, tuple[int, int]] = {}
+    for info in a.blocks.values():
+        if not info.executes:
+            continue
+        nodes[info.id] = _node(info)
+        keys[info.id] = (0, info.index)
+        if info.spec is not None:
+            for role, rank in (("start", -1), ("end", 1)):
+                sentinel = _sentinel(a, info, role)
+                nodes[sentinel.id] = sentinel
+                keys[sentinel.id] = (rank, info.index)
+    edges = []
+    for edge in a.edges:
+        source, target = a.rewrite(edge)
+        edges.append(Edge(source=source, source_handle=edge.source_handle, target=target,
+                          target_handle=edge.target_handle))
+    incoming: dict[str, dict[str, Edge]] = {}
+    outgoing: dict[str, dict[str, list[Edge]]] = {}
+    for e in edges:
+        incoming.setdefault(e.target, {})[e.target_handle] = e
+        outgoing.setdefault(e.source, {}).setdefault(e.source_handle, []).append(e)
+    generated = [e for e in a.edges if e.generated]
+    authored = [e for e in a.workflow.edges if not e.generated]
+    workflow = a.workflow.model_copy(update={"edges": authored + generated})
+    return CompiledGraph(workflow=workflow, nodes=nodes, incoming=incoming, outgoing=outgoing,
+                         members=_members(nodes, edges, keys),
+                         input_schemas=_input_schemas(nodes, incoming))
+
+
+def _node(info: BlockInfo) -> Node:
+    impl = info.impl
+    assert impl is not None
+    # a container keeps its outer handles; the inner ones belong to its sentinels
+    return Node(id=info.id, type=info.block.type, label=info.block.display_label,
+                parent=info.block.parent_id, config=info.config, impl=impl,
+                inputs=dict(info.outer_inputs), outputs=dict(info.outer_outputs),
+                join=impl.join,
+                unfired_reason=impl.unfired_reason, container=impl.container)
+
+
+def _sentinel(a: Analysis, info: BlockInfo, role: str) -> Node:
+    spec, kind = info.spec, info.impl.container if info.impl else None
+    assert spec is not None
+    impl = a.registry.get(f"{kind}_sentinel_{role}")
+    sid = sentinel_id(info.id, role)
+    if role == "start":
+        inputs: dict[str, HandleKind] = {}
+        outputs: dict[str, HandleKind] = {spec.left_out: info.outputs[spec.left_out]}
+    else:
+        inputs = {h: info.inputs[h] for h in spec.feedback}
+        outputs = {}
+    return Node(id=sid, type=f"{kind}_sentinel_{role}", label=sid, parent=info.id,
+                config=info.config, impl=impl, inputs=inputs, outputs=outputs,
+                join=impl.join, unfired_reason=impl.unfired_reason, sentinel_of=info.id,
+                sentinel_role=role)
+
+
+def _members(nodes: dict[str, Node], edges: list[Edge],
+             keys: dict[str, tuple[int, int]]) -> dict[str | None, tuple[str, ...]]:
+    scopes: dict[str | None, nx.DiGraph] = {}
+    for node in nodes.values():
+        scopes.setdefault(node.parent, nx.DiGraph()).add_node(node.id)
+        if node.container:
+            scopes.setdefault(node.id, nx.DiGraph())
+    for edge in edges:  # validation guarantees both ends share a scope
+        scopes[nodes[edge.source].parent].add_edge(edge.source, edge.target)
+    return {
+        scope: tuple(nx.lexicographical_topological_sort(graph, key=keys.__getitem__))
+        for scope, graph in scopes.items()
+    }
+
+
+def _input_schemas(nodes: dict[str, Node], incoming: dict[str, dict[str, Edge]]
+                   ) -> dict[str, dict[str, dict[str, Any] | None]]:
+    schemas: dict[str, dict[str, dict[str, Any] | None]] = {}
+    for node in nodes.values():
+        per_handle: dict[str, dict[str, Any] | None] = {}
+        for handle in node.inputs:
+            edge = incoming.get(node.id, {}).get(handle)
+            upstream = nodes[edge.source] if edge else None
+            per_handle[handle] = (upstream.impl.output_schema(upstream.config,
+                                                              edge.source_handle)
+                                  if upstream is not None and edge is not None else None)
+        schemas[node.id] = per_handle
+    return schemas
+
+
+# ------------------------------------------------------------------ Mermaid
+
+
+def to_mermaid(target: Workflow | CompiledGraph) -> str:
+    """Render a workflow (or a compiled graph, generated edges included) as Mermaid.
+
+    ``flowchart LR``; containers are subgraphs holding a start and an end circle (their
+    sentinels); edge labels name the handles; generated edges are dotted; notes are
+    left out.
+
+    Args:
+        target: a loaded Workflow (edges as written) or a CompiledGraph.
+
+    Returns:
+        The Mermaid source text.
+    """
+    kinds: dict[str, str | None]
+    if isinstance(target, CompiledGraph):
+        workflow = target.workflow
+        kinds = {n.id: n.container for n in target.nodes.values() if n.container}
+        hidden = {b.id for b in workflow.blocks if b.id not in target.nodes}
+    else:
+        workflow = target
+        kinds = {b.id: b.type for b in workflow.blocks if b.type in CONTAINERS}
+        hidden = {b.id for b in workflow.blocks if b.type == "note"}
+    ids = _mermaid_ids([b.id for b in workflow.blocks]
+                       + [sentinel_id(c, r) for c in kinds for r in ("start", "end")])
+    lines = ["flowchart LR"]
+    _mermaid_blocks(workflow, kinds, hidden, ids, lines)
+    generated = {_rewritten(e, kinds) for e in workflow.edges if e.generated}
+    for source, source_handle, dest, target_handle in _mermaid_edges(target, kinds, hidden):
+        label = " → ".join(h for h in (source_handle, target_handle) if h)
+        text = f'|"{_mermaid_text(label)}"|' if label else ""
+        key = (source, source_handle, dest, target_handle)
+        arrow = "-.->" if key in generated else "-->"
+        lines.append(f"  {ids[source]} {arrow}{text} {ids[dest]}")
+    return "\n".join(lines) + "\n"
+
+
+Quad = tuple[str, str, str, str]
+
+
+def _mermaid_edges(target: Workflow | CompiledGraph, kinds: dict[str, str | None],
+                   hidden: set[str]) -> list[Quad]:
+    """Edges as (source, handle, target, handle) after the sentinel rewrite."""
+    if isinstance(target, CompiledGraph):  # resolved handles, generated edges included
+        return [(e.source, e.source_handle, e.target, e.target_handle)
+                for per_handle in target.outgoing.values()
+                for edges in per_handle.values() for e in edges]
+    known = {b.id for b in target.blocks} - hidden
+    return [_rewritten(e, kinds) for e in target.edges
+            if {e.source_block, e.target_block} <= known]
+
+
+def _rewritten(edge: EdgeDef, kinds: dict[str, str | None]) -> Quad:
+    source, target = edge.source_block, edge.target_block
+    src_spec = CONTAINERS.get(kinds.get(source) or "")
+    tgt_spec = CONTAINERS.get(kinds.get(target) or "")
+    if src_spec and edge.source_handle == src_spec.left_out:
+        source = sentinel_id(source, "start")
+    if tgt_spec and edge.target_handle in tgt_spec.feedback:
+        target = sentinel_id(target, "end")
+    return source, edge.source_handle, target, edge.target_handle
+
+
+def _mermaid_ids(names: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    used: set[str] = set()
+    for name in names:
+        base = "b_" + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
+        candidate, n = base, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{base}_{n}"
+        used.add(candidate)
+        out.setdefault(name, candidate)
+    return out
+
+
+def _mermaid_text(text: str) -> str:
+    return text.replace('"', "#quot;")
+
+
+def _mermaid_blocks(workflow: Workflow, kinds: dict[str, str | None], hidden: set[str],
+                    ids: dict[str, str], lines: list[str]) -> None:
+    children: dict[str | None, list[Any]] = {}
+    for block in workflow.blocks:
+        parent = block.parent_id if block.parent_id in kinds else None
+        children.setdefault(parent, []).append(block)
+
+    def emit(parent: str | None, indent: str) -> None:
+        for block in children.get(parent, []):
+            if block.id in hidden or block.id == parent:
+                continue
+            label = _mermaid_text(f"{block.display_label}<br/>{block.type}")
+            if block.id not in kinds:
+                lines.append(f'{indent}{ids[block.id]}["{label}"]')
+                continue
+            lines.append(f'{indent}subgraph {ids[block.id]}["{label}"]')
+            lines.append(f"{indent}  direction LR")
+            lines.append(f'{indent}  {ids[sentinel_id(block.id, "start")]}(("start"))')
+            emit(block.id, indent + "  ")
+            lines.append(f'{indent}  {ids[sentinel_id(block.id, "end")]}(("end"))')
+            lines.append(f"{indent}end")
+
+    emit(None, "  ")

@@ -291,7 +291,7 @@ class Scheduler:
         if self._cancelled is not None:
             return
         dead = self._first_dead(step)
-        error_dead = next((d for d in step.dead.values() if d.by_error), None)
+        error_dead = self._first_dead(step, by_error=True)
         mode = step.node.join
         if mode is JoinMode.ALL:
             skip = dead
@@ -306,18 +306,22 @@ class Scheduler:
         else:
             self._skip(step, skip)
 
-    def _first_dead(self, step: _Step) -> _Dead | None:
+    def _first_dead(self, step: _Step, *, by_error: bool = False) -> _Dead | None:
+        """The dead input of lowest handle order (deterministic whatever the arrival order)."""
         if not step.dead:
             return None
-        for handle in step.node.inputs:
-            if handle in step.dead:
-                return step.dead[handle]
-        return next(iter(step.dead.values()))
+        ordered = [step.dead[h] for h in step.node.inputs if h in step.dead]
+        ordered += [d for h, d in sorted(step.dead.items()) if h not in step.node.inputs]
+        for dead in ordered:
+            if dead.by_error or not by_error:
+                return dead
+        return None
 
     def _skip(self, step: _Step, cause: _Dead) -> None:
         step.cause = cause
         self._move(step, S.SKIPPED, reason=cause.reason)
-        self._kill_outputs(step, _Dead(f"upstream_skipped: {step.step_id}", cause.by_error))
+        tainted = cause.by_error or any(d.by_error for d in step.dead.values())
+        self._kill_outputs(step, _Dead(f"upstream_skipped: {step.step_id}", tainted))
         self._settle_terminal(step)
 
     def _settle_terminal(self, step: _Step) -> None:

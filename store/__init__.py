@@ -1,1 +1,24 @@
 """stepwell storage: SQLite (WAL) store, file store and the read API."""
+
+from store.api import LegacyStep, ListMetadata, Page, ReadAPI, Step, WorkflowRun
+from store.base import PersistedRun, PersistedStep, Store
+from store.client import Client
+from store.files import LocalFileStore, detect_mime
+from store.sqlite import Durability, SQLiteStore
+
+__all__ = [
+    "Client",
+    "Durability",
+    "LegacyStep",
+    "ListMetadata",
+    "LocalFileStore",
+    "Page",
+    "PersistedRun",
+    "PersistedStep",
+    "ReadAPI",
+    "SQLiteStore",
+    "Step",
+    "Store",
+    "WorkflowRun",
+    "detect_mime",
+]

@@ -1,0 +1,1 @@
+"""stepwell benchmarks: ``python -m bench`` prints a table (see ``--help``)."""

@@ -1,0 +1,25 @@
+"""The floor: plain sqlite3, WAL, one committed row per step."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+
+
+def sqlite_floor(path: Path, rows: int, synchronous: str = "NORMAL") -> float:
+    """Seconds per committed insert of a small JSON row (WAL mode)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, step TEXT, body TEXT)")
+    body = json.dumps({"n": 1})
+    start = time.perf_counter()
+    for i in range(rows):
+        conn.execute("BEGIN")
+        conn.execute("INSERT INTO t (step, body) VALUES (?, ?)", (f"s{i}", body))
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed / rows

@@ -1,0 +1,339 @@
+"""Worker process of the ``function`` block: ``python -P -m blocks._function_worker``.
+
+Protocol: the parent writes one JSON request on stdin and reads one JSON response from
+stdout, then the worker exits. The parent owns the timeout (it kills the process group).
+
+Request: ``{block_id, code, entrypoint, input, input_schema, output_schema}``.
+Response: ``{ok: true, output, stdout}`` or ``{ok: false, kind, error_type, message,
+traceback, stdout}`` where ``kind`` is ``load | entrypoint | input | raised | output |
+block_error`` (``block_error`` also carries ``category, code, context``: user code raised a
+stepwell ``BlockError`` such as ``TransientError``).
+
+User code runs with ``sys.stdout`` captured (returned as ``stdout``) and file descriptor 1
+pointed at stderr, so nothing it prints can corrupt the protocol. ``from models import
+Input, Output`` works through a lazy in-memory module: pydantic is imported, and the models
+are generated, only when the code (or a JSON-object input) needs them. This module is
+also imported by the parent for in-process (``python:``) functions, so it keeps its
+top-level imports to the standard library.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import keyword
+import linecache
+import os
+import sys
+import traceback
+import types
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+STDOUT_LIMIT = 64 * 1024
+_MODEL_CACHE: dict[tuple[str, str], type[BaseModel]] = {}
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _base_model() -> type[BaseModel]:
+    """The base of generated models: extra fields allowed, ``model["key"]`` works."""
+    cached = _MODEL_CACHE.get(("__base__", ""))
+    if cached is not None:
+        return cached
+    from pydantic import BaseModel, ConfigDict
+
+    class FunctionModel(BaseModel):
+        """A generated Input/Output model (extra fields kept)."""
+
+        model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+        def __getitem__(self, key: str) -> Any:
+            for name, info in type(self).model_fields.items():
+                if info.alias == key:  # keys that are not identifiers live under aliases
+                    return getattr(self, name)
+            try:
+                return getattr(self, key)
+            except AttributeError:
+                raise KeyError(key) from None
+
+    _MODEL_CACHE[("__base__", "")] = FunctionModel
+    return FunctionModel
+
+
+def permissive_model(name: str) -> type[BaseModel]:
+    """A model that takes any object; nested objects get attribute access too."""
+    key = ("__permissive__", name)
+    if key in _MODEL_CACHE:
+        return _MODEL_CACHE[key]
+    from pydantic import model_validator
+
+    base = _base_model()
+
+    def wrap(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return model.model_validate(value)
+        if isinstance(value, list):
+            return [wrap(v) for v in value]
+        return value
+
+    class Permissive(base):  # type: ignore[misc, valid-type]
+        @model_validator(mode="before")
+        @classmethod
+        def _nest(cls, data: Any) -> Any:
+            if isinstance(data, Mapping):
+                return {k: wrap(v) for k, v in data.items()}
+            return data
+
+    model: type[BaseModel] = Permissive
+    model.__name__ = model.__qualname__ = name
+    _MODEL_CACHE[key] = model
+    return model
+
+
+def _usable_name(key: str, base: type) -> bool:
+    return (
+        key.isidentifier()
+        and not keyword.iskeyword(key)
+        and not key.startswith("_")
+        and not key.startswith("model_")
+        and not hasattr(base, key)
+    )
+
+
+def _annotation(name: str, schema: Any) -> Any:
+    if not isinstance(schema, Mapping):
+        return Any
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        concrete = [k for k in kind if k != "null"]
+        if len(concrete) != 1:
+            return Any
+        inner = _annotation(name, {**schema, "type": concrete[0]})
+        return inner | None if "null" in kind else inner
+    scalars: dict[str, Any] = {
+        "string": str,
+        "integer": int,
+        "number": int | float,
+        "boolean": bool,
+    }
+    if kind in scalars:
+        return scalars[kind]
+    if kind == "array":
+        items = schema.get("items")
+        if not isinstance(items, Mapping):
+            return list
+        item_type = _annotation(f"{name}Item", items)
+        return list[item_type]  # type: ignore[valid-type]
+    if kind == "object" or "properties" in schema:
+        if isinstance(schema.get("properties"), Mapping):
+            return build_model(name, schema)
+        return dict
+    return Any
+
+
+def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
+    """A pydantic model for a JSON object schema (permissive when there is none).
+
+    Properties become fields (optional ones default to ``None`` or the schema default);
+    names that are not valid Python identifiers keep their key as an alias; unknown
+    extra fields are kept.
+    """
+    if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
+        return permissive_model(name)
+    key = (name, json.dumps(schema, sort_keys=True, default=str))
+    if key in _MODEL_CACHE:
+        return _MODEL_CACHE[key]
+    from pydantic import Field, create_model
+
+    base = _base_model()
+    required = set(schema.get("required") or ())
+    fields: dict[str, Any] = {}
+    for i, (prop, sub) in enumerate(schema["properties"].items()):
+        attr = prop if _usable_name(prop, base) else f"field_{i}"
+        ann = _annotation(f"{name}_{attr}", sub)
+        alias = {"alias": prop} if attr != prop else {}
+        if prop in required:
+            fields[attr] = (ann, Field(..., **alias))
+        else:
+            default = sub.get("default") if isinstance(sub, Mapping) else None
+            fields[attr] = (ann | None if ann is not Any else Any, Field(default, **alias))
+    model: type[BaseModel] = create_model(name, __base__=base, **fields)
+    _MODEL_CACHE[key] = model
+    return model
+
+
+def make_input(value: Any, input_schema: Mapping[str, Any] | None) -> Any:
+    """``Input.model_validate(value)`` for objects, the plain JSON value otherwise."""
+    if isinstance(value, Mapping):
+        return build_model("Input", input_schema).model_validate(value)
+    return value
+
+
+def to_json(value: Any) -> Any:
+    """Dump a return value (pydantic models, dicts, lists, scalars) to plain JSON.
+
+    Raises:
+        TypeError: the value (or something inside it) has no JSON form.
+    """
+    if "pydantic" in sys.modules:
+        from pydantic import BaseModel
+
+        if isinstance(value, BaseModel):
+            return to_json(value.model_dump(mode="json", by_alias=True, exclude_unset=True))
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(
+        f"cannot turn a {type(value).__name__} into JSON; return an Output, a dict or a list"
+    )
+
+
+def models_module(input_schema: Any, output_schema: Any) -> types.ModuleType:
+    """The lazy ``models`` module (Input/Output built on first access)."""
+    module = types.ModuleType("models", "Generated Input and Output models.")
+    builders: dict[str, Callable[[], type]] = {
+        "Input": lambda: build_model("Input", input_schema),
+        "Output": lambda: build_model("Output", output_schema),
+    }
+
+    def __getattr__(name: str) -> type:  # noqa: N807 - PEP 562 module hook
+        if name not in builders:
+            raise AttributeError(f"module 'models' has no {name!r}; it provides Input, Output")
+        value = builders[name]()
+        setattr(module, name, value)
+        return value
+
+    module.__getattr__ = __getattr__  # type: ignore[method-assign]
+    module.__dict__["__all__"] = ["Input", "Output"]
+    return module
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _user_traceback(exc: BaseException, filename: str) -> str:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
+def _failure(kind: str, exc: BaseException, filename: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "ok": False,
+        "kind": kind,
+        "error_type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": _user_traceback(exc, filename),
+    }
+    errors = sys.modules.get("engine.errors")
+    if errors is not None and isinstance(exc, errors.BlockError):
+        response.update(
+            kind="block_error", category=str(exc.category), code=exc.code, context=exc.context
+        )
+    return response
+
+
+def _load(code: str, filename: str) -> types.ModuleType:
+    linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+    module = types.ModuleType("function_code")
+    module.__file__ = filename
+    sys.modules["function_code"] = module
+    exec(compile(code, filename, "exec"), module.__dict__)
+    return module
+
+
+def _missing_entrypoint(module: types.ModuleType, entrypoint: str) -> dict[str, Any]:
+    defined = sorted(
+        n
+        for n, v in vars(module).items()
+        if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == "function_code"
+    )
+    return {
+        "ok": False,
+        "kind": "entrypoint",
+        "error_type": "AttributeError",
+        "traceback": "",
+        "message": f"the code defines no function {entrypoint!r} "
+        f"(defined: {', '.join(defined) or 'none'})",
+    }
+
+
+def _call(fn: Callable[..., Any], data: Any) -> Any:
+    result = fn(data)
+    if hasattr(result, "__await__"):
+        import asyncio
+
+        result = asyncio.run(_await(result))
+    return result
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def handle(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one request and describe the outcome (never raises for user-code errors)."""
+    filename = f"<function {request.get('block_id', '?')}>"
+    models = models_module(request.get("input_schema"), request.get("output_schema"))
+    sys.modules["models"] = models
+    sys.modules.setdefault("input", models)
+    sys.modules.setdefault("output", models)
+    entrypoint = request.get("entrypoint") or "transform"
+    stage = "load"
+    try:
+        module = _load(request["code"], filename)
+        fn = getattr(module, entrypoint, None)
+        if not callable(fn):
+            return _missing_entrypoint(module, entrypoint)
+        stage = "input"
+        data = request.get("input")
+        input_data = make_input(data, request.get("input_schema"))
+        stage = "raised"
+        result = _call(fn, input_data)
+        stage = "output"
+        return {"ok": True, "output": to_json(result)}
+    except BaseException as exc:  # reported to the parent with its traceback
+        return _failure(stage, exc, filename)
+
+
+def main() -> None:
+    """Read the request, run it with stdout captured, write the response."""
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # stray writes to fd 1 land in stderr, never in the protocol
+    sys.path.append(os.getcwd())  # user helpers importable, after stdlib and stepwell
+    request = json.load(sys.stdin)
+    captured = io.StringIO()
+    sys.stdout = captured
+    try:
+        response = handle(request)
+    finally:
+        sys.stdout = sys.__stdout__
+    response["stdout"] = captured.getvalue()[-STDOUT_LIMIT:]
+    try:
+        text = json.dumps(response, allow_nan=False)
+    except ValueError as exc:
+        text = json.dumps(
+            {
+                "ok": False,
+                "kind": "output",
+                "error_type": "ValueError",
+                "message": f"the return value is not valid JSON: {exc}",
+                "traceback": "",
+                "stdout": response.get("stdout", ""),
+            }
+        )
+    protocol.write(text)
+    protocol.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The built-in block set: :func:`register_all` fills a registry with every type.
+
+Families, one module each: control blocks (:mod:`blocks.control`), the function block
+(:mod:`blocks.function`), loop containers and their sentinels (:mod:`blocks.loops`), and
+the document/model blocks (parse, extract, split, classifier, edit, merge_pdf, hil) plus
+api_call, which register in :func:`_register_documents` once their modules exist.
+"""
+
+from __future__ import annotations
+
+from blocks import control, function, loops
+from blocks.registry import BlockRegistry
+
+
+def register_all(registry: BlockRegistry) -> BlockRegistry:
+    """Register every built-in block type (with legacy aliases) on ``registry``.
+
+    Args:
+        registry: usually a fresh :class:`BlockRegistry`.
+
+    Returns:
+        The same registry, for chaining.
+
+    Raises:
+        RegistryError: a built-in name is already registered there.
+    """
+    _register_control(registry)
+    _register_loops(registry)
+    _register_documents(registry)
+    return registry
+
+
+def _register_control(registry: BlockRegistry) -> None:
+    registry.register(control.StartDocument(), aliases=("start",))
+    registry.register(control.StartJson())
+    registry.register(control.Note())
+    registry.register(control.End())
+    registry.register(control.Conditional())
+    registry.register(control.MergeDicts())
+    registry.register(control.Reshape())
+    registry.register(function.Function(), aliases=("functions",))
+
+
+def _register_loops(registry: BlockRegistry) -> None:
+    registry.register(loops.ForEach())
+    registry.register(loops.WhileLoop())
+    registry.register(loops.ForEachSentinelStart())
+    registry.register(loops.ForEachSentinelEnd())
+    registry.register(loops.WhileLoopSentinelStart())
+    registry.register(loops.WhileLoopSentinelEnd())
+
+
+def _register_documents(registry: BlockRegistry) -> None:
+    """Document and network blocks: parse, extract, split, classifier, edit, merge_pdf,
+    hil, api_call. Their modules register here, e.g.
+    ``registry.register(documents.Extract())``; a ``split_by_key`` partitioner is offered
+    to for_each through ``ctx.services[loops.SPLIT_BY_KEY_SERVICE]``."""

@@ -1,0 +1,183 @@
+"""Plumbing shared by every CLI command: consoles, the database path, JSON output and
+the one place where errors become a red message and an exit code.
+
+Exit codes (SPEC 7): 0 completed, 1 the run ended in error or was cancelled, 2 bad
+usage / invalid workflow / bad input / storage failure, 3 waiting for review.
+Only cheap modules are imported here so ``stepwell --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
+
+from engine.errors import StepwellError, WorkflowValidationError
+
+EXIT_OK = 0
+EXIT_RUN_FAILED = 1
+EXIT_USAGE = 2
+EXIT_AWAITING_REVIEW = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_DB = "stepwell.db"
+DB_HELP = "SQLite database file (default: ./stepwell.db, or $STEPWELL_DB when set)."
+JSON_HELP = "Print machine-readable JSON instead of tables."
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class Durability(StrEnum):
+    """``stepwell run --durability`` choices (SPEC 5)."""
+
+    process = "process"
+    full = "full"
+
+
+def stdout() -> Console:
+    """A console on the current stdout (made per call so test runners can swap it).
+
+    When stdout is not a terminal and ``COLUMNS`` is unset, the width is generous so
+    tables piped into files or ``grep`` keep ids on one line.
+    """
+    from rich.console import Console
+
+    return Console(width=_width(sys.stdout), highlight=False)
+
+
+def stderr() -> Console:
+    """A console on the current stderr, for errors and hints (same width rule)."""
+    from rich.console import Console
+
+    return Console(stderr=True, width=_width(sys.stderr), highlight=False)
+
+
+def _width(stream: Any) -> int | None:
+    isatty = getattr(stream, "isatty", None)
+    wide = not (isatty and isatty()) and "COLUMNS" not in os.environ
+    return 200 if wide else None
+
+
+def resolve_db(db: Path | None) -> str:
+    """The database path: ``--db``, else ``$STEPWELL_DB``, else ``./stepwell.db``."""
+    if db is not None:
+        return str(db)
+    return os.environ.get("STEPWELL_DB") or DEFAULT_DB
+
+
+def existing_db(db: Path | None) -> str:
+    """The database path for read commands, which never create a database.
+
+    Raises:
+        typer.Exit: (code 2) after saying where the missing database was looked for.
+    """
+    path = resolve_db(db)
+    if path != ":memory:" and not Path(path).is_file():
+        fail(
+            f"No stepwell database at {path}. Start a run with `stepwell run WORKFLOW"
+            f"{db_flag(path)}`, or point --db (or $STEPWELL_DB) at an existing database."
+        )
+    return path
+
+
+def db_flag(path: str) -> str:
+    """`` --db PATH`` when ``path`` is not what the default resolves to, else ``''``.
+
+    Used in printed hints so a copied command reads the same database.
+    """
+    return "" if path == resolve_db(None) else f" --db {_quote(path)}"
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON on stdout (plain text, no markup)."""
+    sys.stdout.write(json.dumps(to_jsonable(data), indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON data from pydantic models, value objects, dicts and lists."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if hasattr(value, "to_dict"):
+        return to_jsonable(value.to_dict())
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``message`` in red on stderr and exit with ``code`` (no traceback)."""
+    from rich.markup import escape
+
+    stderr().print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(command: F) -> F:
+    """Decorate a command so library errors exit 2 with one clear message.
+
+    StepwellError subclasses carry messages written for the user; YAML, pydantic and
+    SQLite errors that escape the library are reported the same way rather than as a
+    traceback. Anything else is a bug and keeps its traceback.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except WorkflowValidationError as exc:
+            report_invalid(exc)
+        except StepwellError as exc:
+            fail(str(exc))
+        except Exception as exc:
+            message = foreign_error_message(exc)
+            if message is None:
+                raise
+            fail(message)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def report_invalid(exc: WorkflowValidationError) -> NoReturn:
+    """Print every diagnostic of an invalid workflow on stderr, then exit 2."""
+    from engine.cli_render import diagnostics_table
+
+    errors = [d for d in exc.diagnostics if d.severity == "error"]
+    console = stderr()
+    console.print(diagnostics_table(exc.diagnostics))
+    fail(
+        f"{exc.source} is invalid ({len(errors)} problem{'' if len(errors) == 1 else 's'}). "
+        "Fix them and check with `stepwell validate WORKFLOW`."
+    )
+
+
+def foreign_error_message(exc: Exception) -> str | None:
+    """A user message for known third-party errors that escaped the library, else None."""
+    kind = type(exc)
+    modules = {cls.__module__.split(".")[0] for cls in kind.__mro__}
+    if "yaml" in modules:
+        return f"Malformed YAML: {exc}. Fix the file and try again."
+    if "pydantic" in modules or "pydantic_core" in modules:
+        return f"Invalid data: {exc}. Fix the value named above and try again."
+    if "sqlite3" in modules:
+        return (
+            f"Database error: {exc}. Check that --db points at a stepwell database in a "
+            "writable folder."
+        )
+    return None
+
+
+def _quote(path: str) -> str:
+    return path if all(ch.isalnum() or ch in "/._-~" for ch in path) else repr(path)

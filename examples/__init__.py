@@ -1,0 +1,1 @@
+"""Runnable stepwell examples (each one is run by the test suite)."""

@@ -1,0 +1,1 @@
+"""Function blocks that call Python functions in-process."""

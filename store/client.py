@@ -1,0 +1,177 @@
+"""The Python read client, shaped like the Retab SDK.
+
+    client = Client("stepwell.db")
+    run = client.workflows.runs.get("run_...")
+    page = client.workflows.steps.list(run.id, status=["error"], limit=50)
+    step = client.workflows.steps.get("extract", run_id=run.id)
+    legacy = client.workflows.runs.steps.list(run.id)
+
+The client opens its own read-only connection (``PRAGMA query_only``); in WAL mode
+readers never block, and are never blocked by, the processes running workflows.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import NotFoundError
+from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
+from store.files import LocalFileStore
+from store.sqlite import SQLiteStore, storage_error
+
+DEFAULT_DB = "stepwell.db"
+
+
+class RunStepsResource:
+    """``client.workflows.runs.steps``: the older full step list."""
+
+    def __init__(self, api: ReadAPI) -> None:
+        self._api = api
+
+    def list(self, run_id: str) -> list[LegacyStep]:
+        """Every step of the run in the legacy flat shape (``node_id``, ``status``...).
+
+        Raises:
+            NotFoundError: unknown run.
+        """
+        return self._api.list_legacy_steps(run_id)
+
+
+class RunsResource:
+    """``client.workflows.runs``."""
+
+    def __init__(self, api: ReadAPI) -> None:
+        self._api = api
+        self.steps = RunStepsResource(api)
+
+    def get(self, run_id: str) -> WorkflowRun:
+        """One run. Raises NotFoundError."""
+        return self._api.get_run(run_id)
+
+    def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        workflow_id: str | None = None,
+        limit: int = 20,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[WorkflowRun]:
+        """Runs, newest first; ``after``/``before`` are run ids from ``list_metadata``."""
+        return self._api.list_runs(
+            status=status, workflow_id=workflow_id, limit=limit, after=after, before=before
+        )
+
+
+class StepsResource:
+    """``client.workflows.steps``."""
+
+    def __init__(self, api: ReadAPI) -> None:
+        self._api = api
+
+    def list(
+        self,
+        run_id: str,
+        *,
+        block_id: str | None = None,
+        step_id: str | None = None,
+        block_type: str | Sequence[str] | None = None,
+        status: str | Sequence[str] | None = None,
+        limit: int = 100,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page[Step]:
+        """A run's steps in creation order; ``after``/``before`` are step ids from
+        ``list_metadata`` (``after`` is None on the last page).
+
+        Raises:
+            NotFoundError: unknown run or cursor.
+            UsageError: both cursors given, or limit outside 1..1000.
+        """
+        return self._api.list_steps(
+            run_id, block_id=block_id, step_id=step_id, block_type=block_type,
+            status=status, limit=limit, after=after, before=before,
+        )
+
+    def get(self, step_id: str, run_id: str | None = None) -> Step:
+        """One step.
+
+        Raises:
+            NotFoundError: unknown step.
+            ConflictError: several runs share ``step_id`` and ``run_id`` was not given.
+        """
+        return self._api.get_step(step_id, run_id=run_id)
+
+
+class WorkflowsResource:
+    """``client.workflows``."""
+
+    def __init__(self, api: ReadAPI) -> None:
+        self.runs = RunsResource(api)
+        self.steps = StepsResource(api)
+
+
+class Client:
+    """Read runs and steps of a stepwell database.
+
+    Args:
+        db_path: the database; defaults to ``$STEPWELL_DB`` or ``./stepwell.db``.
+        organization_id: when set, only that organization's runs are visible.
+        store: read through an open store's connection instead (needed for ``:memory:``).
+
+    Raises:
+        NotFoundError: the database file does not exist.
+        StorageError: it cannot be opened.
+    """
+
+    def __init__(
+        self,
+        db_path: str | os.PathLike[str] | None = None,
+        organization_id: str | None = None,
+        *,
+        store: SQLiteStore | None = None,
+    ) -> None:
+        self._conn: sqlite3.Connection | None = None
+        if store is not None:
+            api = store.reader(organization_id)
+        else:
+            path = os.fspath(db_path or os.environ.get("STEPWELL_DB") or DEFAULT_DB)
+            self._conn = _open_readonly(path)
+            api = ReadAPI(self._conn, LocalFileStore.beside(path),
+                          organization_id=organization_id, db_path=path)
+        self.api = api
+        self.workflows = WorkflowsResource(api)
+
+    def close(self) -> None:
+        """Close the client's connection (not a borrowed store's)."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _open_readonly(path: str) -> sqlite3.Connection:
+    if not Path(path).exists():
+        raise NotFoundError(
+            "database", path,
+            "Run a workflow first (`stepwell run ...`), or pass the path of an existing "
+            "database (--db / STEPWELL_DB).",
+        )
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT 1 FROM steps LIMIT 1").fetchall()
+    except sqlite3.Error as exc:
+        raise storage_error(path, "opening the database for reading", exc) from exc
+    return conn

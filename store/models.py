@@ -1,0 +1,194 @@
+"""The SQLite schema, as SQLModel tables.
+
+The schema is declared here and created with ``SQLModel.metadata.create_all``; the hot
+write path (:mod:`store.sqlite`) and the read API (:mod:`store.api`) use plain SQL over
+these tables for speed, so the column names below are the contract between them.
+
+Conventions:
+- Timestamps are REAL seconds since the epoch (UTC); the read API renders ISO-8601 ``Z``.
+- JSON columns are TEXT holding compact JSON (:class:`JSONText`), so raw SQL writers and
+  ORM readers agree. Payload maps may hold two indirections, resolved on read:
+  ``{"ref": [step_id, handle]}`` (an input that is another step's stored output) and
+  ``{"blob": id}`` (a payload over 256 KiB kept in the file store).
+- ``steps``: the logical key is ``(run_id, step_id)`` (unique index
+  ``ux_steps_step_run`` on ``(step_id, run_id)``, which also finds a step by id alone).
+  ``seq`` is the rowid: the global creation order, hence also each run's creation order;
+  list pagination is keyset on ``(run_id, seq)``. A rowid table keeps inserts cheap: the
+  table b-tree only ever appends, and there is no separate primary-key index.
+- ``transitions.seq`` is the global write order of lifecycle transitions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Column, Index, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class JSONText(TypeDecorator[Any]):
+    """JSON stored as TEXT (not SQLAlchemy's JSON type, whose NUMERIC affinity in
+    SQLite would turn a stored ``"12"`` into an integer)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        """Encode compactly; None stays SQL NULL."""
+        return None if value is None else json.dumps(value, separators=(",", ":"))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        """Decode; SQL NULL is None."""
+        return None if value is None else json.loads(value)
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(default=None, sa_column=Column(JSONText, **kwargs))
+
+
+class RunRow(SQLModel, table=True):
+    """One workflow run."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_org_created", "organization_id", "created_at"),
+        Index("ix_runs_created", "created_at"),
+        Index("ix_runs_workflow", "workflow_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    workflow_id: str
+    workflow_name: str = ""
+    workflow_digest: str = ""
+    definition: Any = _json()
+    inputs: Any = _json()
+    metadata_: Any = Field(default=None, sa_column=Column("metadata", JSONText))
+    organization_id: str = "org_local"
+    trigger: str = "manual"
+    status: str = "pending"
+    failing_step_id: str | None = None
+    error: Any = _json()
+    reason: str | None = None
+    waiting_for: Any = _json()
+    outputs: Any = _json()
+    owner_pid: int | None = None
+    heartbeat_at: float | None = None
+    cancel_requested: bool = False
+    parent_run_id: str | None = None
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float
+
+
+class StepRow(SQLModel, table=True):
+    """One step of a run (one block execution in one loop scope)."""
+
+    __tablename__ = "steps"
+    __table_args__ = (
+        # The logical key. Leading with step_id lets the same index serve lookups by
+        # step id alone (``steps.get`` without run_id): one index less per insert.
+        Index("ux_steps_step_run", "step_id", "run_id", unique=True),
+        Index("ix_steps_run_seq", "run_id", "seq"),
+        Index("ix_steps_run_block", "run_id", "block_id", "seq"),
+        Index("ix_steps_run_status", "run_id", "status", "seq"),
+    )
+
+    seq: int | None = Field(default=None, primary_key=True)
+    run_id: str
+    step_id: str
+    block_id: str
+    block_type: str
+    label: str = ""
+    status: str
+    scope: Any = _json()
+    retry_count: int = 0
+    inputs: Any = _json()
+    outputs: Any = _json()
+    error: Any = _json()
+    reason: str | None = None
+    artifact_id: str | None = None
+    artifact_operation: str | None = None
+    model: str | None = None
+    tokens: Any = _json()
+    cost: Any = _json()
+    trace_spans: Any = _json()
+    control: Any = _json()
+    created_at: float
+    queued_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+    updated_at: float
+    duration_ms: int | None = None
+
+
+class TransitionRow(SQLModel, table=True):
+    """One lifecycle transition of a step, with its time (the audit trail)."""
+
+    __tablename__ = "transitions"
+    __table_args__ = (Index("ix_transitions_run_step", "run_id", "step_id"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    run_id: str
+    step_id: str
+    status: str
+    at: float
+    retry_count: int = 0
+    detail: Any = _json()
+
+
+class ArtifactRow(SQLModel, table=True):
+    """The operation record a step produced (``step.artifact`` points here)."""
+
+    __tablename__ = "artifacts"
+    __table_args__ = (Index("ix_artifacts_run_step", "run_id", "step_id"),)
+
+    id: str = Field(primary_key=True)
+    run_id: str
+    step_id: str
+    operation: str
+    record: Any = _json()
+    created_at: float
+
+
+class WorkflowRow(SQLModel, table=True):
+    """A registered workflow definition (HTTP ``spec/apply``)."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (Index("ix_workflows_org", "organization_id", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    name: str = ""
+    digest: str = ""
+    definition: Any = _json()
+    yaml: str | None = Field(default=None, sa_column=Column(Text))
+    organization_id: str = "org_local"
+    created_at: float
+
+
+class ReviewRow(SQLModel, table=True):
+    """A human review a step waits on, and its decision."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        Index("ix_reviews_run_step", "run_id", "step_id"),
+        Index("ix_reviews_status", "status", "created_at"),
+    )
+
+    id: str = Field(primary_key=True)
+    run_id: str
+    step_id: str
+    block_id: str
+    status: str = "pending"
+    data: Any = _json()
+    decision: str | None = None
+    decision_data: Any = _json()
+    note: str | None = None
+    created_at: float
+    decided_at: float | None = None
+
+
+TABLES = (RunRow, StepRow, TransitionRow, ArtifactRow, WorkflowRow, ReviewRow)

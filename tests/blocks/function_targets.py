@@ -1,0 +1,38 @@
+"""In-process targets for `python: "tests.blocks.function_targets:<name>"` function blocks."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.errors import TransientError
+
+
+class Total(BaseModel):
+    total: float
+
+
+def double(input_data: Any) -> dict[str, Any]:
+    return {"value": input_data.value * 2}
+
+
+async def async_total(input_data: Any) -> Total:
+    return Total(total=sum(item["qty"] for item in input_data))
+
+
+def raises(input_data: Any) -> None:
+    raise ValueError("bad value")
+
+
+def retry_me(input_data: Any) -> None:
+    raise TransientError("upstream busy", code="BUSY")
+
+
+def slow(input_data: Any) -> dict[str, Any]:
+    time.sleep(5)
+    return {}
+
+
+not_callable = 42

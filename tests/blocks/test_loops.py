@@ -1,0 +1,346 @@
+"""Loop containers, their sentinels, and the built-in registry."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+from fpdf import FPDF
+from pydantic import ValidationError
+from pypdf import PdfReader
+
+from blocks.base import BlockContext, ExpandItems, JoinMode, LoopDecision, LoopStart
+from blocks.builtin import register_all
+from blocks.loops import (
+    SPLIT_BY_KEY_SERVICE,
+    ForEach,
+    ForEachConfig,
+    ForEachSentinelEnd,
+    ForEachSentinelStart,
+    WhileLoop,
+    WhileLoopSentinelEnd,
+    WhileLoopSentinelStart,
+)
+from blocks.registry import BlockRegistry
+from engine.definition import BlockDef
+from engine.errors import ErrorStage, PermanentError
+from engine.values import Payload
+from tests.blocks.conftest import MakeCtx
+from tests.blocks.harness import MemoryFileStore, parse, run_block
+
+pytestmark = pytest.mark.anyio
+
+
+def pdf_bytes(pages: int) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("helvetica", size=12)
+    for n in range(1, pages + 1):
+        pdf.add_page()
+        pdf.cell(text=f"page {n}")
+    return bytes(pdf.output())
+
+
+async def expand(
+    impl: ForEach, ctx: BlockContext, config: dict[str, Any], item: Any
+) -> list[Payload]:
+    result = await run_block(impl, ctx, config, {"fe-left-in": item})
+    assert isinstance(result.control, ExpandItems) and result.outputs == {}
+    return result.control.items
+
+
+# ----------------------------------------------------------------------------- for_each
+
+
+def test_for_each_handles_follow_the_map_method() -> None:
+    impl = ForEach()
+    arr, pages = parse(impl, {}), parse(impl, {"map_method": "iterate_pages"})
+    assert impl.container == "for_each"
+    assert impl.input_handles(arr) == {"fe-left-in": "json", "fe-right-in": "json"}
+    assert impl.output_handles(arr) == {"fe-right-out": "json", "fe-left-out": "json"}
+    assert impl.input_handles(pages)["fe-left-in"] == "file"
+    assert impl.output_handles(pages)["fe-left-out"] == "file"
+
+
+def test_for_each_defaults_and_bounds() -> None:
+    cfg = parse(ForEach(), {})
+    assert (
+        cfg.map_method,
+        cfg.map_source_path,
+        cfg.max_concurrency,
+        cfg.on_item_error,
+        cfg.max_items,
+    ) == ("iterate_array", "", 4, "fail", 10_000)
+    for bad in ({"max_concurrency": 0}, {"map_method": "iterate_rows"}, {"unknown": 1}):
+        with pytest.raises(ValidationError):
+            parse(ForEach(), bad)
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "items"),
+    [
+        ("lines", {"lines": [{"sku": "A"}, {"sku": "B"}]}, [{"sku": "A"}, {"sku": "B"}]),
+        ("order.lines", {"order": {"lines": [1, 2, 3]}}, [1, 2, 3]),
+        ("", [1, [2]], [1, [2]]),
+        ("orders.*.id", {"orders": [{"id": 1}, {"id": 2}]}, [1, 2]),
+        ("lines", {"lines": []}, []),
+    ],
+)
+async def test_iterate_array(make_ctx: MakeCtx, path: str, data: Any, items: list[Any]) -> None:
+    got = await expand(ForEach(), make_ctx("for_each", "each"), {"map_source_path": path}, data)
+    assert got == [Payload.json(i) for i in items]
+
+
+async def test_iterate_array_path_missing_names_path_type_and_fix(make_ctx: MakeCtx) -> None:
+    with pytest.raises(PermanentError) as info:
+        await expand(
+            ForEach(),
+            make_ctx("for_each", "each"),
+            {"map_source_path": "orders"},
+            {"lines": [1], "meta": {}},
+        )
+    err = info.value
+    assert err.code == "MAP_SOURCE_NOT_FOUND"
+    assert "for_each block 'each'" in err.message and "'orders'" in err.message
+    assert "does not exist" in err.message and "Arrays found there: lines" in err.message
+    assert "Set map_source_path" in err.message
+
+
+async def test_iterate_array_not_a_list(make_ctx: MakeCtx) -> None:
+    with pytest.raises(PermanentError, match="holds an object") as info:
+        await expand(ForEach(), make_ctx("for_each", "each"), {}, {"lines": [1]})
+    assert info.value.code == "MAP_SOURCE_NOT_ARRAY"
+    assert info.value.context["found_type"] == "object"
+
+
+async def test_max_items(make_ctx: MakeCtx) -> None:
+    with pytest.raises(PermanentError, match=r"Raise config\.max_items") as info:
+        await expand(ForEach(), make_ctx("for_each", "each"), {"max_items": 2}, [1, 2, 3])
+    assert info.value.code == "TOO_MANY_ITEMS"
+
+
+async def test_iterate_pages_splits_the_pdf(make_ctx: MakeCtx, files: MemoryFileStore) -> None:
+    ref = files.put_bytes(pdf_bytes(3), "statement.pdf", "application/pdf")
+    items = await expand(
+        ForEach(), make_ctx("for_each", "each"), {"map_method": "iterate_pages"}, Payload.file(ref)
+    )
+    names = [i.document.filename for i in items if i.document]
+    assert names == ["statement_page_1.pdf", "statement_page_2.pdf", "statement_page_3.pdf"]
+    for n, item in enumerate(items, start=1):
+        assert item.document is not None and item.document.mime_type == "application/pdf"
+        reader = PdfReader(io.BytesIO(files.read_bytes(item.document)))
+        assert len(reader.pages) == 1 and f"page {n}" in reader.pages[0].extract_text()
+
+
+async def test_iterate_pages_errors(make_ctx: MakeCtx, files: MemoryFileStore) -> None:
+    bad = files.put_bytes(b"not a pdf", "notes.pdf", "application/pdf")
+    with pytest.raises(PermanentError, match=r"cannot read 'notes\.pdf' as a PDF") as info:
+        await expand(
+            ForEach(), make_ctx("for_each"), {"map_method": "iterate_pages"}, Payload.file(bad)
+        )
+    assert info.value.stage is ErrorStage.DOCUMENT_FETCH
+    with pytest.raises(PermanentError, match="needs a file"):
+        await expand(ForEach(), make_ctx("for_each"), {"map_method": "iterate_pages"}, {"a": 1})
+    big = files.put_bytes(pdf_bytes(3), "big.pdf", "application/pdf")
+    with pytest.raises(PermanentError, match="max_items=2"):
+        await expand(
+            ForEach(),
+            make_ctx("for_each"),
+            {"map_method": "iterate_pages", "max_items": 2},
+            Payload.file(big),
+        )
+
+
+async def test_split_by_key_needs_the_document_blocks(
+    make_ctx: MakeCtx, files: MemoryFileStore
+) -> None:
+    doc = Payload.file(files.put_bytes(pdf_bytes(1), "a.pdf", "application/pdf"))
+    cfg = {"map_method": "split_by_key", "key": "invoice number"}
+    with pytest.raises(PermanentError, match="split_by_key needs the document blocks"):
+        await expand(ForEach(), make_ctx("for_each"), cfg, doc)
+
+    async def partition(
+        ctx: BlockContext, config: ForEachConfig, payload: Payload
+    ) -> list[Payload]:
+        return [payload, payload]
+
+    ctx = make_ctx("for_each", services={SPLIT_BY_KEY_SERVICE: partition})
+    assert await expand(ForEach(), ctx, cfg, doc) == [doc, doc]
+
+
+def test_for_each_check() -> None:
+    impl = ForEach()
+
+    def codes(raw: dict[str, Any]) -> set[str]:
+        block = BlockDef(id="each", type="for_each", config=raw)
+        return {d.code for d in impl.check(block, parse(impl, raw), "spec.blocks.each")}
+
+    assert codes({"map_source_path": "a..b"}) == {"INVALID_PATH"}
+    assert codes({"review": {"predicate": {"kind": "always"}}}) == {"INVALID_REVIEW_CONFIG"}
+    assert codes({"map_method": "split_by_key"}) == {"MISSING_SPLIT_KEY"}
+    assert codes({"map_method": "split_by_key", "key": "id", "review": {}}) == set()
+
+
+# ----------------------------------------------------------------------------- while_loop
+
+TERMINATION = {
+    "logical_operator": "or",
+    "sub_conditions": [
+        {"path_ref": {"input": "default", "path": "complete"}, "operator": "equals", "value": True}
+    ],
+}
+
+
+def test_while_loop_requires_max_iterations() -> None:
+    with pytest.raises(ValidationError, match=r"add e\.g\. `max_iterations: 10`"):
+        parse(WhileLoop(), {"termination_condition": TERMINATION})
+    with pytest.raises(ValidationError):
+        parse(WhileLoop(), {"max_iterations": 0})
+    assert parse(WhileLoop(), {"max_iterations": 4}).max_iterations == 4
+
+
+def test_while_loop_handles_and_check() -> None:
+    impl = WhileLoop()
+    raw = {
+        "max_iterations": 3,
+        "termination_condition": {"sub_conditions": [{"path": "done", "operator": "is_done"}]},
+    }
+    cfg = parse(impl, raw)
+    assert impl.container == "while_loop"
+    assert set(impl.input_handles(cfg)) == {"loop-left-in", "loop-right-in", "loop-termination"}
+    assert set(impl.output_handles(cfg)) == {"loop-right-out", "loop-left-out"}
+    [diag] = impl.check(BlockDef(id="w", type="while_loop", config=raw), cfg, "spec.blocks.w")
+    assert diag.code == "INVALID_CONDITION_OPERATOR"
+    assert diag.path == "spec.blocks.w.config.termination_condition.sub_conditions[0].operator"
+    bare = parse(impl, {"max_iterations": 3})
+    [warning] = impl.check(BlockDef(id="w", type="while_loop"), bare, "spec.blocks.w")
+    assert warning.severity == "warning" and warning.code == "NO_TERMINATION_CONDITION"
+
+
+async def test_while_loop_starts_with_left_in(make_ctx: MakeCtx) -> None:
+    state = Payload.json({"query": "x", "attempts": 0})
+    result = await run_block(
+        WhileLoop(), make_ctx("while_loop"), {"max_iterations": 2}, {"loop-left-in": state}
+    )
+    assert result.control == LoopStart(state=state)
+
+
+# ----------------------------------------------------------------------------- sentinels
+
+
+async def test_sentinel_starts_are_identities(make_ctx: MakeCtx) -> None:
+    item = Payload.json({"sku": "A"})
+    fe = ForEachSentinelStart()
+    cfg = parse(fe, {})
+    assert fe.authorable is False
+    assert fe.input_handles(cfg) == {"fe-left-in": "json"} and fe.output_handles(cfg) == {
+        "fe-left-out": "json"
+    }
+    assert fe.output_handles(parse(fe, {"map_method": "iterate_pages"})) == {"fe-left-out": "file"}
+    assert (await fe.run(make_ctx(), cfg, {"fe-left-in": item})).outputs == {"fe-left-out": item}
+    wl = WhileLoopSentinelStart()
+    wcfg = parse(wl, {"max_iterations": 2})
+    assert wl.input_handles(wcfg) == {"loop-left-in": "json"}
+    assert (await wl.run(make_ctx(), wcfg, {"loop-left-in": item})).outputs == {
+        "loop-left-out": item
+    }
+
+
+async def test_for_each_sentinel_end(make_ctx: MakeCtx) -> None:
+    end = ForEachSentinelEnd()
+    cfg = parse(end, {})
+    assert end.join is JoinMode.SETTLED and end.authorable is False
+    assert end.input_handles(cfg) == {"fe-right-in": "json"} and end.output_handles(cfg) == {}
+    result = await end.run(make_ctx(), cfg, {"fe-right-in": Payload.json(1)})
+    assert result.outputs == {} and result.control is None
+
+
+async def test_while_sentinel_end_tests_termination_then_right_in(make_ctx: MakeCtx) -> None:
+    end = WhileLoopSentinelEnd()
+    cfg = parse(end, {"max_iterations": 3, "termination_condition": TERMINATION})
+    assert end.join is JoinMode.SETTLED
+    assert set(end.input_handles(cfg)) == {"loop-right-in", "loop-termination"}
+    both = {
+        "loop-right-in": Payload.json({"complete": True}),
+        "loop-termination": Payload.json({"complete": False}),
+    }
+    result = await end.run(make_ctx(iteration=0), cfg, both)
+    assert isinstance(result.control, LoopDecision) and result.control.matched is False
+    assert result.artifact is not None and result.artifact["should_continue"] is True
+    result = await end.run(
+        make_ctx(iteration=0), cfg, {"loop-right-in": Payload.json({"complete": True})}
+    )
+    assert isinstance(result.control, LoopDecision) and result.control.matched is True
+    [ev] = result.control.evaluations
+    assert ev["branch_name"] == "exit" and ev["sub_evaluations"][0]["actual"] is True
+    assert (
+        result.artifact is not None and result.artifact["termination_reason"] == "condition_matched"
+    )
+
+
+async def test_while_sentinel_end_conditions_list_and_last_iteration(make_ctx: MakeCtx) -> None:
+    end = WhileLoopSentinelEnd()
+    cfg = parse(
+        end,
+        {
+            "max_iterations": 2,
+            "conditions": [
+                {"sub_conditions": [{"path": "n", "operator": "greater_than", "value": 10}]},
+                {
+                    "sub_conditions": [
+                        {
+                            "path_ref": {"input": "loop-right-in", "path": "stop"},
+                            "operator": "is_true",
+                        }
+                    ]
+                },
+            ],
+        },
+    )
+    inputs = {
+        "loop-termination": Payload.json({"n": 1}),
+        "loop-right-in": Payload.json({"stop": True}),
+    }
+    result = await end.run(make_ctx(iteration=1), cfg, inputs)
+    assert isinstance(result.control, LoopDecision) and result.control.matched
+    assert [e["matched"] for e in result.control.evaluations] == [False, True]
+    nothing = await end.run(make_ctx(iteration=1), cfg, {})
+    assert isinstance(nothing.control, LoopDecision) and not nothing.control.matched
+    assert nothing.artifact is not None
+    assert nothing.artifact["termination_reason"] == "max_iterations_reached"
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_register_all() -> None:
+    registry = register_all(BlockRegistry())
+    assert registry.names() == sorted(
+        [
+            "conditional",
+            "end",
+            "for_each",
+            "function",
+            "functions",
+            "merge_dicts",
+            "note",
+            "reshape",
+            "start",
+            "start_document",
+            "start_json",
+            "while_loop",
+        ]
+    )
+    assert registry.get("functions") is registry.get("function")
+    assert registry.canonical("start") == "start_document"
+    for name in (
+        "for_each_sentinel_start",
+        "for_each_sentinel_end",
+        "while_loop_sentinel_start",
+        "while_loop_sentinel_end",
+    ):
+        assert registry.get(name).authorable is False
+    assert (
+        registry.get("while_loop_sentinel_end").config_model
+        is registry.get("while_loop").config_model
+    )

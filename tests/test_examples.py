@@ -1,0 +1,84 @@
+"""Every example under examples/ is run here; adding an example without a case fails."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine import Engine
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _invoice_routing(db: Path) -> None:
+    folder = EXAMPLES / "invoice_routing"
+    with Engine(db) as engine:
+        for name, action in (("invoice.json", "booked"), ("big_invoice.json", "approval_requested")):
+            result = engine.run(folder / "workflow.yaml",
+                                {"invoice": json.loads((folder / name).read_text())})
+            assert result.ok, result.error
+            assert result.outputs["done"]["input-json-0"]["data"]["action"] == action
+
+
+def _python_functions(db: Path) -> None:
+    from examples.python_functions import pipeline
+
+    assert pipeline.main(str(db))["owner"] == "sales"
+
+
+def order_pricing_ids(lines_per_order: list[int], rounds: int) -> set[str]:
+    """The exact step ids of a run of examples/order_pricing."""
+    ids = {"order_in", "orders", "grand_total", "haggle", "done"}
+    for i, count in enumerate(lines_per_order):
+        outer = f"orders_iter_{i}_"
+        ids |= {outer + b for b in ("orders_sentinel_start", "lines", "order_total",
+                                    "orders_sentinel_end")}
+        for j in range(count):
+            inner = f"{outer}lines_iter_{j}_"
+            ids |= {inner + b for b in ("lines_sentinel_start", "is_bulk", "bulk_price",
+                                        "list_price", "line_total", "lines_sentinel_end")}
+    for k in range(rounds):
+        ids |= {f"haggle_iter_{k}_{b}" for b in ("haggle_sentinel_start", "discount",
+                                                 "haggle_sentinel_end")}
+    return ids
+
+
+def _order_pricing(db: Path) -> None:
+    folder = EXAMPLES / "order_pricing"
+    with Engine(db) as engine:
+        result = engine.run(folder / "workflow.yaml",
+                            {"order_in": json.loads((folder / "orders.json").read_text())})
+        assert result.ok, result.error
+        steps = {s.step_id: s for s in engine.client.workflows.steps.list(
+            result.run_id, limit=1000).data}
+        assert set(steps) == order_pricing_ids([2, 1], rounds=5)
+        assert result.outputs["done"]["input-json-0"]["data"] == {"total": 953.76, "round": 5}
+        leaf = steps["orders_iter_0_lines_iter_1_list_price"]
+        assert [(c.container_id, c.iteration) for c in leaf.loop_containers] == [
+            ("orders", 0), ("lines", 1)]
+        assert steps["orders_iter_0_lines_iter_1_bulk_price"].lifecycle.reason == (
+            "branch_not_selected: is_bulk.output-json-bulk")
+        totals = steps["orders"].handle_outputs["fe-right-out"].data
+        assert totals == [{"total": 1130.0, "lines": 2}, {"total": 102.6, "lines": 1}]
+        haggle = steps["haggle"]
+        assert haggle.artifact.operation == "while_loop_termination"
+
+
+CASES: dict[str, Callable[[Path], None]] = {
+    "invoice_routing": _invoice_routing,
+    "python_functions": _python_functions,
+    "order_pricing": _order_pricing,
+}
+
+
+def test_every_example_has_a_case() -> None:
+    folders = {p.name for p in EXAMPLES.iterdir() if p.is_dir() and not p.name.startswith("_")}
+    assert folders == set(CASES), "add a case for each example folder"
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_example_runs(name: str, tmp_path: Path) -> None:
+    CASES[name](tmp_path / f"{name}.db")

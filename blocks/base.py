@@ -18,6 +18,7 @@ Handlers never touch the database: they return values and raise
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
@@ -117,6 +118,9 @@ class BlockResult:
         cost: cost breakdown ``{total, currency}``.
         control: container bookkeeping for the scheduler (loops only).
         trace_spans: optional nested spans ``[{name, start, end, attributes}]``.
+        review: when set, a human must decide before the outputs flow on: the step waits
+            in ``awaiting_review`` and this dict (the ``review_trigger_evaluation``
+            record: ``{triggered_by, evaluations}``) is kept with the review.
     """
 
     outputs: dict[str, Payload] = field(default_factory=dict)
@@ -126,6 +130,7 @@ class BlockResult:
     cost: dict[str, Any] | None = None
     control: Control | None = None
     trace_spans: list[dict[str, Any]] | None = None
+    review: dict[str, Any] | None = None
 
 
 class FileStore(Protocol):
@@ -174,6 +179,18 @@ class BlockContext:
     def iteration(self) -> int | None:
         """Iteration of the innermost loop, or None at top level."""
         return self.scope[-1].iteration if self.scope else None
+
+
+_CURRENT: ContextVar[BlockContext | None] = ContextVar("stepwell_block_context", default=None)
+
+
+def current_context() -> BlockContext | None:
+    """The context of the step whose handler is running (None outside a step).
+
+    In-process function blocks (``python: module:func``) can use it to learn their run
+    and step ids, e.g. for logging or idempotency keys.
+    """
+    return _CURRENT.get()
 
 
 class BlockType:

@@ -2,13 +2,15 @@
 
 Families, one module each: control blocks (:mod:`blocks.control`), the function block
 (:mod:`blocks.function`), loop containers and their sentinels (:mod:`blocks.loops`), and
-the document/model blocks (parse, extract, split, classifier, edit, merge_pdf, hil) plus
-api_call, which register in :func:`_register_documents` once their modules exist.
+the document/model blocks (:mod:`blocks.parse`, :mod:`blocks.extract`,
+:mod:`blocks.split`, :mod:`blocks.classifier`, :mod:`blocks.edit`,
+:mod:`blocks.merge_pdf`) plus :mod:`blocks.api_call`, registered in
+:func:`_register_documents`.
 """
 
 from __future__ import annotations
 
-from blocks import control, function, loops
+from blocks import control, function, hil, loops
 from blocks.registry import BlockRegistry
 
 
@@ -35,6 +37,7 @@ def _register_control(registry: BlockRegistry) -> None:
     registry.register(control.StartJson())
     registry.register(control.Note())
     registry.register(control.End())
+    registry.register(hil.Hil())
     registry.register(control.Conditional())
     registry.register(control.MergeDicts())
     registry.register(control.Reshape())
@@ -52,6 +55,15 @@ def _register_loops(registry: BlockRegistry) -> None:
 
 def _register_documents(registry: BlockRegistry) -> None:
     """Document and network blocks: parse, extract, split, classifier, edit, merge_pdf,
-    hil, api_call. Their modules register here, e.g.
-    ``registry.register(documents.Extract())``; a ``split_by_key`` partitioner is offered
-    to for_each through ``ctx.services[loops.SPLIT_BY_KEY_SERVICE]``."""
+    api_call. They reach their model through ``ctx.services["model_provider"]`` or the
+    configured default (:mod:`blocks.providers`); the split_by_key for_each uses
+    :func:`blocks.partition.partition_by_key` the same way."""
+    from blocks import api_call, classifier, edit, extract, merge_pdf, parse, split
+
+    registry.register(parse.Parse())
+    registry.register(extract.Extract())
+    registry.register(split.Split())
+    registry.register(classifier.Classifier())
+    registry.register(edit.Edit())
+    registry.register(merge_pdf.MergePdf())
+    registry.register(api_call.ApiCall())

@@ -5,7 +5,10 @@ The engine expands a container through two generated members per iteration (see
 to the children, ``<container>_sentinel_end`` collects what they produced. The handlers
 here only compute values; the scheduler owns iteration, concurrency and collection:
 
-* ``for_each.run`` returns :class:`~blocks.base.ExpandItems` (one payload per item);
+* ``for_each.run`` returns :class:`~blocks.base.ExpandItems` (one payload per item):
+  array elements, single-page PDFs (``iterate_pages``), or partition PDFs
+  (``split_by_key``, through :func:`blocks.partition.partition_by_key` and the model
+  provider, with a ``partition`` artifact and an optional review);
 * ``while_loop.run`` returns :class:`~blocks.base.LoopStart` (iteration 0's state);
 * ``while_loop_sentinel_end.run`` returns :class:`~blocks.base.LoopDecision` after testing
   the termination condition on ``loop-termination`` (or ``loop-right-in`` when that did
@@ -17,7 +20,6 @@ container's parsed config.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,10 +55,14 @@ from engine.values import FileRef, Payload
 if TYPE_CHECKING:
     from engine.definition import BlockDef
 
-#: ``ctx.services`` key of the split_by_key partitioner the document blocks provide:
-#: ``async (ctx, config, file_payload) -> list[Payload]``.
+#: ``ctx.services`` key of a split_by_key partitioner that replaces the built-in one
+#: (:func:`blocks.partition.partition_by_key`, which goes through the model provider):
+#: ``async (ctx, config, file_payload) -> list[Payload] | BlockResult`` (a BlockResult
+#: carries ``control=ExpandItems(...)`` plus the artifact, review and usage).
 SPLIT_BY_KEY_SERVICE = "split_by_key"
-Partitioner = Callable[[BlockContext, "ForEachConfig", Payload], Awaitable[list[Payload]]]
+Partitioner = Callable[
+    [BlockContext, "ForEachConfig", Payload], Awaitable["list[Payload] | BlockResult"]
+]
 
 # ----------------------------------------------------------------------------- for_each
 
@@ -72,7 +78,7 @@ class ForEachConfig(StrictConfig):
     key: str | None = None
     allow_overlap: bool = True
     review: dict[str, Any] | None = None
-    # split_by_key model settings, read by the partitioner service.
+    # split_by_key model settings, read by the partitioner (blocks/partition.py).
     instructions: str | None = None
     model: str | None = None
     n_consensus: int = Field(1, ge=1)
@@ -114,6 +120,10 @@ def _for_each_diagnostics(config: ForEachConfig, path: str) -> list[Diagnostic]:
                 fix="remove review, or use split_by_key with key",
             )
         )
+    elif config.review:
+        from blocks.review import review_diagnostics
+
+        problems += review_diagnostics(config.review, "split_by_key", f"{path}.config.review")
     return problems
 
 
@@ -150,7 +160,8 @@ class ForEach(BlockType):
 
         Raises:
             PermanentError: no input, the path misses or holds no array, too many items,
-                an unreadable PDF, or split_by_key without the document blocks.
+                an unreadable PDF, or a split_by_key document that cannot be read.
+            TransientError, QuotaError: split_by_key's model endpoint failed (retried).
         """
         payload = inputs.get("fe-left-in")
         if payload is None:
@@ -164,7 +175,12 @@ class ForEach(BlockType):
         elif config.map_method == "iterate_pages":
             items = await self._page_items(ctx, config, payload)
         else:
-            items = await self._partition_items(ctx, config, payload)
+            result = await self._partition_items(ctx, config, payload)
+            if isinstance(result, BlockResult):
+                assert isinstance(result.control, ExpandItems)
+                self._check_count(ctx, config, len(result.control.items))
+                return result
+            items = result
         self._check_count(ctx, config, len(items))
         return BlockResult(control=ExpandItems(items=items))
 
@@ -213,7 +229,7 @@ class ForEach(BlockType):
         if isinstance(pages, str):
             raise PermanentError(
                 f"{who(ctx)}: iterate_pages cannot read {ref.filename!r} as a PDF ({pages}). "
-                "Feed it a PDF (or an image), or use iterate_array on JSON.",
+                "Feed it a readable PDF (or an image), or use iterate_array on JSON.",
                 stage=ErrorStage.DOCUMENT_FETCH,
                 code="NOT_A_PDF",
             )
@@ -227,16 +243,13 @@ class ForEach(BlockType):
     @staticmethod
     async def _partition_items(
         ctx: BlockContext, config: ForEachConfig, payload: Payload
-    ) -> list[Payload]:
+    ) -> list[Payload] | BlockResult:
         partition: Partitioner | None = ctx.services.get(SPLIT_BY_KEY_SERVICE)
         if partition is None:
-            raise PermanentError(
-                f"{who(ctx)}: split_by_key needs the document blocks (model provider), "
-                "which are not installed in this engine. Use iterate_pages or iterate_array.",
-                code="SPLIT_BY_KEY_UNAVAILABLE",
-            )
-        items: list[Payload] = await partition(ctx, config, payload)
-        return items
+            from blocks.partition import partition_by_key
+
+            partition = partition_by_key
+        return await partition(ctx, config, payload)
 
 
 def _file_of(ctx: BlockContext, payload: Payload) -> FileRef:
@@ -251,24 +264,14 @@ def _file_of(ctx: BlockContext, payload: Payload) -> FileRef:
 
 
 def _split_pdf(data: bytes, filename: str) -> list[bytes] | str:
-    """One single-page PDF per page, or the reason the bytes are not a readable PDF."""
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.errors import PyPdfError
+    """One single-page PDF per page, or what is wrong with the file and how to fix it
+    (empty, not a PDF, corrupt, encrypted: see :func:`blocks.pdf.open_pdf`)."""
+    from blocks.pdf import DocumentProblem, split_pages
 
     try:
-        reader = PdfReader(io.BytesIO(data))
-        pages = []
-        for page in reader.pages:
-            writer = PdfWriter()
-            writer.add_page(page)
-            buffer = io.BytesIO()
-            writer.write(buffer)
-            pages.append(buffer.getvalue())
-    except (PyPdfError, ValueError, OSError) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    except Exception as exc:  # malformed PDFs surface as assorted errors inside pypdf
-        return f"{type(exc).__name__}: {exc}"
-    return pages
+        return split_pages(data)
+    except DocumentProblem as problem:
+        return f"{problem.problem}; {problem.fix[0].lower()}{problem.fix[1:]}"
 
 
 # ----------------------------------------------------------------------------- while_loop

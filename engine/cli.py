@@ -6,6 +6,8 @@
     stepwell validate WORKFLOW                       every problem, with its fix
     stepwell graph WORKFLOW                          Mermaid flowchart
     stepwell runs list | get RUN_ID                  runs in the database
+    stepwell runs cancel | resume | rerun RUN_ID     act on a stored run
+    stepwell reviews list | approve | reject         human reviews
     stepwell steps list RUN_ID | get STEP_ID         persisted steps
 
 Every command takes ``--db PATH`` (default ``./stepwell.db``; ``$STEPWELL_DB`` overrides
@@ -13,11 +15,12 @@ the default) and most take ``--json``. Exit codes: 0 completed, 1 the run ended 
 or was cancelled, 2 bad usage / invalid workflow / bad input / storage error, 3 the run
 waits for a human review.
 
-The commands live in small modules: :mod:`engine.cli_run` (``run``), :mod:`engine.cli_read`
-(``runs``, ``steps``), :mod:`engine.cli_render` (tables), :mod:`engine.cli_inputs`
-(``--input`` parsing) and :mod:`engine.cli_support` (errors, exit codes, consoles). The
-engine, the store and ``rich.live`` are imported inside the commands, so ``--help`` is
-fast.
+The commands live in small modules: :mod:`engine.cli_run` (``run`` and its summary),
+:mod:`engine.cli_live` (the live step table), :mod:`engine.cli_read` (``runs``,
+``steps``), :mod:`engine.cli_render` and :mod:`engine.cli_detail` (tables and detail
+views), :mod:`engine.cli_inputs` (``--input`` parsing) and :mod:`engine.cli_support`
+(errors, exit codes, consoles). The engine, the store and rich are imported inside the
+commands, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli_durable import reviews_app
 from engine.cli_read import runs_app, steps_app
 from engine.cli_support import (
     DB_HELP,
@@ -51,6 +55,7 @@ app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
+app.add_typer(reviews_app, name="reviews")
 
 WorkflowArg = Annotated[Path, typer.Argument(
     help="Workflow file (Retab YAML, or JSON).", show_default=False)]

@@ -111,12 +111,13 @@ def execute(request: RunRequest) -> int:
         except KeyboardInterrupt:
             return _interrupted(run_id, request.db)
         elapsed_ms = (time.monotonic() - started) * 1000
-        return _report(engine, request, result, elapsed_ms)
+        return report_result(engine, request, result, elapsed_ms)
     finally:
         engine.close()
 
 
-def _report(engine: Any, request: RunRequest, result: Any, elapsed_ms: float) -> int:
+def report_result(engine: Any, request: RunRequest, result: Any, elapsed_ms: float) -> int:
+    """Print how a run ended (summary, JSON or just the id); return the exit code."""
     status = str(result.status)
     if request.mode is OutputMode.QUIET:
         stdout().print(result.run_id)

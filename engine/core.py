@@ -21,6 +21,8 @@ from engine.definition import Workflow, load_workflow
 from engine.errors import Diagnostic, InputError
 from engine.events import NewRun
 from engine.graph import CompiledGraph, compile_workflow, validate_workflow
+from engine import durable
+from engine.replay import Replay
 from engine.runner import RetryPolicy, Runner, RunSettings
 from engine.values import FileRef, RunStatus
 
@@ -43,6 +45,7 @@ class RunResult:
         failing_step_id: the first step that failed, for ``error`` runs.
         error: that step's error message.
         reason: why a cancelled run stopped.
+        waiting_for: block ids an ``awaiting_review`` run waits on.
     """
 
     run_id: str
@@ -51,6 +54,7 @@ class RunResult:
     failing_step_id: str | None = None
     error: str | None = None
     reason: str | None = None
+    waiting_for: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -185,16 +189,70 @@ class Engine:
         return await self._execute(graph, run_id, run_inputs)
 
     async def _execute(self, graph: CompiledGraph, run_id: str,
-                       run_inputs: Mapping[str, Any]) -> RunResult:
+                       run_inputs: Mapping[str, Any], replay: Replay | None = None) -> RunResult:
         settings = RunSettings(
             run_id=run_id, run_inputs=run_inputs, max_concurrency=self.max_concurrency,
             retry=self.retry, env=dict(self.env) if self.env is not None else dict(os.environ),
-            services=self.services)
+            services=self.services, replay=replay)
         outcome = await Runner(graph, self.store, settings).run()
         return RunResult(run_id=run_id, status=outcome.status, outputs=outcome.outputs or {},
                          failing_step_id=outcome.failing_step_id,
                          error=outcome.error.message if outcome.error else None,
-                         reason=outcome.reason)
+                         reason=outcome.reason,
+                         waiting_for=outcome.waiting_for_block_ids or [])
+
+    # ------------------------------------------------------------------ durable runs
+
+    def resume(self, run_id: str) -> RunResult:
+        """Continue a run from its persisted steps (sync wrapper of :meth:`aresume`)."""
+        return anyio.run(self.aresume, run_id)
+
+    async def aresume(self, run_id: str) -> RunResult:
+        """Continue a run whose process died, or that waited for a review.
+
+        Completed steps are never executed again; steps that were in flight run again.
+
+        Raises:
+            NotFoundError: no such run.  UsageError: it already ended.
+            ConflictError: another live process is executing it.
+        """
+        return await durable.resume(self, run_id)
+
+    def cancel(self, run_id: str, reason: str = "cancelled by request") -> bool:
+        """Cancel a run from any process; True when it was cancelled right here.
+
+        Raises:
+            NotFoundError: no such run.  UsageError: it already ended.
+        """
+        return durable.cancel(self, run_id, reason)
+
+    def decide(self, review_id: str, *, approved: bool, data: Any = None,
+               has_data: bool = False, reason: str = "", resume: bool = True
+               ) -> RunResult | None:
+        """Approve (optionally with corrected data) or reject a review, then resume the run.
+
+        Deciding the same way twice is accepted once; the second call changes nothing.
+
+        Raises:
+            NotFoundError: no such review.  ConflictError: decided differently before.
+        """
+        review, _changed = durable.decide(self, review_id, approved=approved, data=data,
+                                          has_data=has_data, reason=reason)
+        run = self.store.load_run(review.run_id)
+        if not resume or run.status.terminal:
+            return None
+        return self.resume(review.run_id)
+
+    def rerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
+              workflow: Workflow | str | Path | None = None) -> RunResult:
+        """A new run reusing the outputs of everything upstream of ``from_step``.
+
+        Raises:
+            NotFoundError: no such run.  UsageError: bad step, or the workflow changed
+            upstream of it.
+        """
+        wf = self.load(workflow) if workflow is not None else None
+        return anyio.run(lambda: durable.rerun(self, run_id, from_step, inputs, wf))
 
     def _prepare_inputs(self, graph: CompiledGraph, inputs: dict[str, Any]) -> dict[str, Any]:
         starts = {n.id: n for n in graph.start_blocks()}

@@ -31,10 +31,11 @@ import anyio
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from blocks.base import BlockContext, BlockResult
+from blocks.base import _CURRENT, BlockContext, BlockResult
 from engine.errors import BlockError, ErrorCategory, ErrorStage, PermanentError, TransientError
 from engine.events import RunUpdate, StepErrorInfo
 from engine.graph import CompiledGraph
+from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
 from engine.values import RunStatus
 from store.base import Store
@@ -88,6 +89,8 @@ class RunSettings:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     services: Mapping[str, Any] = field(default_factory=dict)
     cancel_poll_s: float = 0.5
+    heartbeat_s: float = 2.0
+    replay: Replay | None = None
 
 
 class Runner:
@@ -109,8 +112,10 @@ class Runner:
         send, recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._flush(RunUpdate(status=RunStatus.RUNNING))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_cancel, send)
+            tg.start_soon(self._watch, send)
             sched.start()
+            if self._cancel_requested():
+                sched.cancel("cancelled by request")
             while True:
                 self._release(tg, send)
                 if sched.finished or (self._in_flight == 0 and not self._backlog
@@ -118,8 +123,11 @@ class Runner:
                     break
                 await self._receive(recv)
             tg.cancel_scope.cancel()
-        outcome = sched.outcome() if sched.finished else RunUpdate(
-            status=RunStatus.ERROR, reason="run stalled: no step can make progress")
+        if sched.finished or sched.awaiting:
+            outcome = sched.outcome()
+        else:  # pragma: no cover - a scheduler bug; keep the run inspectable
+            outcome = RunUpdate(status=RunStatus.ERROR,
+                                reason="run stalled: no step can make progress")
         self._flush(outcome)
         return outcome
 
@@ -127,7 +135,11 @@ class Runner:
 
     def _release(self, tg: TaskGroup, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
         sched = self.scheduler
-        self._backlog.extend(sched.take_ready())
+        replay = self.settings.replay
+        while sched.has_ready:
+            for task in sched.take_ready():
+                if replay is None or not replay.settle(sched, task):
+                    self._backlog.append(task)
         starting: list[Task] = []
         while self._backlog and self._in_flight < self.settings.max_concurrency:
             task = self._backlog.popleft()
@@ -156,7 +168,10 @@ class Runner:
             return
         if kind == "done":
             self._in_flight -= 1
-            sched.complete(step_id, value)
+            if value.review is not None:
+                sched.await_review(step_id, value)
+            else:
+                sched.complete(step_id, value)
         elif kind == "fail":
             self._in_flight -= 1
             sched.fail(step_id, value)
@@ -174,18 +189,28 @@ class Runner:
 
     def _flush(self, run_update: RunUpdate | None = None) -> None:
         events = self.scheduler.drain()
+        if self.settings.replay is not None:
+            events = self.settings.replay.filter(events)
         if events or run_update is not None:
             self.store.apply(self.settings.run_id, events, run_update, now=time.time())
 
-    async def _watch_cancel(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
+    def _cancel_requested(self) -> bool:
         check = getattr(self.store, "cancel_requested", None)
-        if check is None:
-            return
+        return bool(check and check(self.settings.run_id))
+
+    async def _watch(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
+        """Poll for a cancel request from another process; keep the heartbeat fresh."""
+        beat = getattr(self.store, "heartbeat", None)
+        last_beat = 0.0
         while True:
             await anyio.sleep(self.settings.cancel_poll_s)
-            if check(self.settings.run_id):
+            if self._cancel_requested():
                 await send.send(("cancel", None, "cancelled by request"))
                 return
+            now = time.time()
+            if beat is not None and now - last_beat >= self.settings.heartbeat_s:
+                beat(self.settings.run_id, now)
+                last_beat = now
 
     # ------------------------------------------------------------------ workers
 
@@ -225,6 +250,7 @@ class Runner:
             env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, {}),
             timeout_seconds=_timeout(node.config), services=self.settings.services,
         )
+        token = _CURRENT.set(ctx)
         try:
             timeout = ctx.timeout_seconds
             with anyio.fail_after(timeout + 5 if timeout else None):
@@ -243,6 +269,8 @@ class Runner:
                 f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
                 code="UNEXPECTED_ERROR")
             return _error_info(wrapped, traceback.format_exc()), None
+        finally:
+            _CURRENT.reset(token)
 
 
 def _timeout(config: Any) -> float | None:

@@ -100,6 +100,7 @@ class Scheduler:
         self._top = _Scope(())
         self._errors: list[tuple[str, StepErrorInfo]] = []
         self._cancelled: str | None = None
+        self._awaiting: dict[str, _Step] = {}
         self._started = False
         self.end_outputs: dict[str, dict[str, Any]] = {}
         from engine.iteration import LoopController
@@ -147,6 +148,40 @@ class Scheduler:
             step.result = result
         self.finish(step, result)
 
+    def await_review(self, step_id: str, result: BlockResult) -> None:
+        """The step's output needs a human decision: ``running -> awaiting_review``.
+
+        The proposed outputs are recorded now and flow on only when approved.
+        """
+        step = self._live[step_id]
+        step.result = result
+        self._move(step, S.AWAITING_REVIEW, outputs=result.outputs, artifact=result.artifact,
+                   model=result.model, tokens=result.tokens, cost=result.cost,
+                   control={"review": result.review or {}})
+        self._awaiting[step_id] = step
+
+    def approve(self, step_id: str, outputs: dict[str, Payload] | None = None) -> None:
+        """Approve a waiting step, optionally replacing its outputs with corrected ones."""
+        step = self._awaiting.pop(step_id)
+        result = step.result or BlockResult()
+        if outputs is not None:
+            result = BlockResult(outputs=outputs, artifact=result.artifact, model=result.model,
+                                 tokens=result.tokens, cost=result.cost)
+        self.finish(step, result)
+
+    def reject(self, step_id: str, reason: str) -> None:
+        """Reject a waiting step: it ends ``cancelled``; what depends on it is skipped."""
+        step = self._awaiting.pop(step_id)
+        self._move(step, S.CANCELLED, reason=f"review rejected: {reason}" if reason
+                   else "review rejected")
+        self._kill_outputs(step, _Dead(f"review_rejected: {step.step_id}", False))
+        self._settle_terminal(step)
+
+    @property
+    def awaiting(self) -> list[tuple[str, str]]:
+        """``(step_id, block_id)`` of every step waiting for a review decision."""
+        return [(sid, st.node.id) for sid, st in self._awaiting.items()]
+
     def fail(self, step_id: str, error: StepErrorInfo) -> None:
         """The step failed for good (``running -> error``)."""
         self.fail_step(self._live[step_id], error)
@@ -157,6 +192,7 @@ class Scheduler:
             return
         self._cancelled = reason
         self._ready.clear()
+        self._awaiting.clear()
         for step in list(self._live.values()):
             if not step.status.terminal:
                 self._move(step, S.CANCELLED, reason=reason)
@@ -178,7 +214,10 @@ class Scheduler:
         return bool(self._ready)
 
     def outcome(self) -> RunUpdate:
-        """The run's final lifecycle. Only meaningful once ``finished``."""
+        """The run's lifecycle now: final once ``finished``, else waiting for reviews."""
+        if self._awaiting and not self.finished:
+            blocks = sorted({st.node.id for st in self._awaiting.values()})
+            return RunUpdate(status=RunStatus.AWAITING_REVIEW, waiting_for_block_ids=blocks)
         if self._cancelled is not None:
             return RunUpdate(status=RunStatus.CANCELLED, reason=self._cancelled)
         if self._errors:
@@ -220,9 +259,13 @@ class Scheduler:
     def finish(self, step: _Step, result: BlockResult) -> None:
         """Complete ``step`` with ``result`` and route its outputs."""
         outputs = result.outputs
+        control = None
+        if isinstance(result.control, LoopDecision):  # resume must reproduce the decision
+            control = {"loop_decision": {"matched": result.control.matched,
+                                         "evaluations": result.control.evaluations}}
         self._move(step, S.COMPLETED, outputs=outputs, artifact=result.artifact,
                    model=result.model, tokens=result.tokens, cost=result.cost,
-                   trace_spans=result.trace_spans)
+                   trace_spans=result.trace_spans, control=control)
         if step.node.type == "end":
             self.end_outputs[step.step_id] = {
                 h: rec.payload.to_dict() for h, rec in step.arrived.items()

@@ -646,7 +646,7 @@ def _run_lifecycle(row: dict[str, Any]) -> dict[str, Any]:
     return {"status": status}
 
 
-def _run_model(row: dict[str, Any]) -> WorkflowRun:
+def _run_model(row: dict[str, Any], files: LocalFileStore) -> WorkflowRun:
     started, completed = row["started_at"], row["completed_at"]
     duration = None
     if started is not None and completed is not None:
@@ -660,8 +660,15 @@ def _run_model(row: dict[str, Any]) -> WorkflowRun:
                    "completed_at": ts(completed), "duration_ms": duration},
         "inputs": _run_inputs(_loads(row["inputs"])),
         "metadata": _loads(row["metadata"]) or {},
-        "organization_id": row["organization_id"], "outputs": _loads(row["outputs"]),
+        "organization_id": row["organization_id"], "outputs": _run_outputs(row, files),
     })
+
+
+def _run_outputs(row: dict[str, Any], files: LocalFileStore) -> dict[str, Any] | None:
+    outputs = _loads(row["outputs"])
+    if outputs is None:
+        return None
+    return {key: inline_blobs(value, files) for key, value in outputs.items()}
 
 
 # --------------------------------------------------------------------------- queries
@@ -718,7 +725,7 @@ class ReadAPI:
     def get_run(self, run_id: str) -> WorkflowRun:
         """One run. Raises NotFoundError (also for another organization's run)."""
         with self._read(f"reading run {run_id}"):
-            return _run_model(self._run_row(run_id))
+            return _run_model(self._run_row(run_id), self.files)
 
     def list_runs(
         self,
@@ -731,7 +738,8 @@ class ReadAPI:
     ) -> Page[WorkflowRun]:
         """Runs, newest first, keyset-paginated by run id cursors."""
         _check_page(limit, after, before)
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         self._scope_org(where, params)
         _add_in(where, params, "status", _as_list(status))
         if workflow_id is not None:
@@ -746,7 +754,7 @@ class ReadAPI:
             rows, more_before, more_after = _keyset(
                 conn, "runs", _RUN_COLUMNS, where, params, ("created_at", "id"), key,
                 forward=before is None, limit=limit, descending=True)
-            page = [_run_model(r) for r in rows]
+            page = [_run_model(r, self.files) for r in rows]
         return _page(page, [r["id"] for r in rows], more_before, more_after)
 
     def _run_row(self, run_id: str) -> dict[str, Any]:

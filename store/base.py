@@ -28,6 +28,7 @@ class PersistedStep:
     outputs: dict[str, Payload] = field(default_factory=dict)
     control: dict[str, Any] | None = None
     reason: str | None = None
+    error: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,10 @@ Conventions:
   ``seq`` is the rowid: the global creation order, hence also each run's creation order;
   list pagination is keyset on ``(run_id, seq)``. A rowid table keeps inserts cheap: the
   table b-tree only ever appends, and there is no separate primary-key index.
-- ``transitions.seq`` is the global write order of lifecycle transitions.
+- ``transitions`` is clustered on ``(run_id, step_id, seq)`` (``WITHOUT ROWID``), ``seq``
+  numbering each step's transitions 0, 1, 2, ...: a step's trail is one range read, and
+  each insert touches one b-tree instead of a table plus an index. ``at`` orders
+  transitions across steps.
 """
 
 from __future__ import annotations
@@ -129,11 +132,11 @@ class TransitionRow(SQLModel, table=True):
     """One lifecycle transition of a step, with its time (the audit trail)."""
 
     __tablename__ = "transitions"
-    __table_args__ = (Index("ix_transitions_run_step", "run_id", "step_id"),)
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
-    seq: int | None = Field(default=None, primary_key=True)
-    run_id: str
-    step_id: str
+    run_id: str = Field(primary_key=True)
+    step_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True)
     status: str
     at: float
     retry_count: int = 0

@@ -24,8 +24,13 @@ Payload storage: a sourced input is stored as ``{"ref": [step_id, handle]}`` (th
 payload lives once, on the producer's outputs); JSON payloads over 256 KiB go to the
 file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.api`).
 
+A step entering ``awaiting_review`` opens its review row (:mod:`store.reviews`) in the
+same transaction.
+
 Durability: ``process`` (``synchronous=NORMAL``) survives any process crash;
-``full`` (``synchronous=FULL``) also survives power loss. Both run in WAL mode.
+``full`` (``synchronous=FULL``) also survives power loss. Both run in WAL mode; WAL
+checkpoints run mostly on a background thread (:class:`_Checkpointer`) so that no commit
+pays for one.
 
 Every ``sqlite3``/SQLAlchemy error is translated at this boundary into
 :class:`~engine.errors.StorageError` naming the database file and the fix.
@@ -42,12 +47,12 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +60,7 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import SQLModel
 
 import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from blocks.base import FileStore
 from engine.errors import (
     ConflictError,
     IllegalTransition,
@@ -66,6 +72,10 @@ from engine.events import InputRecord, NewRun, RunUpdate, StepErrorInfo, StepEve
 from engine.values import Payload, RunStatus, StepStatus, check_move
 from store.base import PersistedRun, PersistedStep
 from store.files import LocalFileStore
+from store.reviews import Review, decide, get_review, list_reviews, open_review
+
+if TYPE_CHECKING:
+    from store.api import ReadAPI
 
 #: JSON payloads whose encoding is larger than this are kept in the file store.
 PAYLOAD_INLINE_LIMIT = 256 * 1024
@@ -101,17 +111,22 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} is not JSON")
 
 
-def _make_encoder() -> Any:
+def _make_encoder() -> Callable[[Any], str]:
     """A compact JSON encoder. The C encoder is built once here: ``JSONEncoder.encode``
     rebuilds it on every call, which triples the cost of encoding a small payload."""
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+        encoder = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+        return encoder.encode
     iterencode = c_make_encoder(
         None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
         False, False, True,
     )
-    return lambda value: "".join(iterencode(value, 0))
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
 
 
 _encode = _make_encoder()
@@ -142,9 +157,11 @@ UPDATE steps SET status = ?1, retry_count = ?2, updated_at = ?3,
   trace_spans = COALESCE(?16, trace_spans), control = COALESCE(?17, control)
 WHERE run_id = ?18 AND step_id = ?19 AND status = ?20
 """
+# seq: the step's next transition number (one seek on the clustered primary key).
 _INSERT_TRANSITION = (
-    "INSERT INTO transitions (run_id, step_id, status, at, retry_count, detail) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO transitions (run_id, step_id, seq, status, at, retry_count, detail) "
+    "VALUES (?1, ?2, COALESCE((SELECT seq + 1 FROM transitions WHERE run_id = ?1 "
+    "AND step_id = ?2 ORDER BY seq DESC LIMIT 1), 0), ?3, ?4, ?5, ?6)"
 )
 _UPSERT_ARTIFACT = (
     "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
@@ -152,9 +169,9 @@ _UPSERT_ARTIFACT = (
 )
 _INSERT_RUN = """
 INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition, inputs,
-  metadata, organization_id, "trigger", status, owner_pid, cancel_requested,
+  metadata, organization_id, "trigger", status, owner_pid, heartbeat_at, cancel_requested,
   parent_run_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, 0, ?, ?, ?)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?)
 """
 _UPDATE_RUN = """
 UPDATE runs SET status = ?1, updated_at = ?2,
@@ -166,10 +183,15 @@ WHERE id = ?9
 
 @dataclass(slots=True)
 class _StepChange:
-    """What one batch does to one step: its row (new) or the columns it sets."""
+    """What one batch does to one step.
+
+    ``before`` is the status the batch started from, None for a step created in it.
+    ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order) or the
+    ``_UPDATE_STEP`` parameters ``?1..?17``; in both, the optional columns from
+    ``inputs`` to ``control`` sit in the same order (see ``_fold_fields``).
+    """
 
     step_id: str
-    event: StepEvent
     before: StepStatus | None
     status: StepStatus
     cols: list[Any]
@@ -180,6 +202,7 @@ class _Plan:
     changes: dict[str, _StepChange] = field(default_factory=dict)
     transitions: list[tuple[Any, ...]] = field(default_factory=list)
     artifacts: list[tuple[Any, ...]] = field(default_factory=list)
+    reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class _StaleStatuses(Exception):
@@ -187,19 +210,18 @@ class _StaleStatuses(Exception):
 
 
 class _Checkpointer:
-    """Keeps the WAL short without stalling commits.
+    """Does most of the WAL checkpointing off the commit path.
 
-    SQLite's automatic checkpoint runs inside whichever commit crosses the threshold,
-    turning one commit in a few hundred into a multi-millisecond stall. Instead, every
-    ``every`` commits a daemon thread with its own connection runs a ``PASSIVE``
-    checkpoint (it copies pages while writers go on). Half a period later the writer
-    runs a ``PASSIVE`` checkpoint itself, between transactions: only the few pages
-    written since remain to copy, and once the WAL is fully copied the next write
-    rewinds it, so the file is reused instead of growing. Neither call ever waits for a
-    lock. The writer keeps a large automatic threshold only as a safety net.
+    SQLite's automatic checkpoint runs inside whichever commit pushes the WAL past 1000
+    pages, turning one commit in a hundred or so into a multi-millisecond stall. Here a
+    daemon thread with its own connection runs a ``PASSIVE`` checkpoint (it copies pages
+    while writers go on, and never waits for a lock) every ``every`` commits and at
+    least once a second. When the writer's automatic checkpoint comes due, nearly every
+    page has been copied already: it only finishes the tail and rewinds the WAL, so the
+    file is reused instead of growing.
     """
 
-    def __init__(self, path: str, every: int = 100) -> None:
+    def __init__(self, path: str, every: int = 50) -> None:
         self.path = path
         self.every = every
         self._commits = 0
@@ -210,14 +232,12 @@ class _Checkpointer:
         )
         self._thread.start()
 
-    def committed(self, conn: sqlite3.Connection) -> None:
-        """Count a commit made on ``conn``; checkpoint on the schedule above."""
+    def committed(self) -> None:
+        """Count a commit; wake the thread every ``every`` commits."""
         self._commits += 1
-        phase = self._commits % self.every
-        if phase == 0:
+        if self._commits >= self.every:
+            self._commits = 0
             self._wake.set()
-        elif phase == self.every // 2:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _loop(self) -> None:
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
@@ -270,10 +290,17 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self.files = files or self._default_files()
+        #: Files and large-payload blobs (``<path>.files/``), precisely typed.
+        self.local_files: LocalFileStore = files or self._default_files()
+        #: The same store, as the :class:`store.base.Store` protocol declares it.
+        self.files: FileStore = self.local_files
         with self._guard("opening the database"):
             self._conn = self._connect()
-            self._create_schema()
+            try:
+                self._create_schema()
+            except BaseException:
+                self._conn.close()
+                raise
         self._checkpointer = None if self.in_memory else _Checkpointer(self.path)
 
     # ------------------------------------------------------------------ setup
@@ -303,10 +330,8 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous = {sync}")
         conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
-        conn.execute("PRAGMA mmap_size = 268435456")  # reads through mmap, 256 MiB
         conn.execute("PRAGMA temp_store = MEMORY")
-        # The background _Checkpointer keeps the WAL short; this is only a safety net.
-        conn.execute("PRAGMA wal_autocheckpoint = 10000")
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")  # mostly done by _Checkpointer
         return conn
 
     def _make_parent(self) -> None:
@@ -363,33 +388,46 @@ class SQLiteStore:
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` in one IMMEDIATE transaction and commit.
+
+        The busy timeout makes ``BEGIN IMMEDIATE`` wait for another process's write
+        lock; a ``SQLITE_BUSY`` that still gets through (lock upgrades, WAL recovery)
+        rolls back and retries the whole transaction until the busy timeout. Any other
+        error rolls back and propagates. Written without context managers or closures:
+        this is the hot path of every step transition.
+        """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        deadline = 0.0
+        delay = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn, *args)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                break
+            except sqlite3.OperationalError as exc:
+                if _errcode(exc) not in _BUSY_CODES:
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self.busy_timeout
+                if now >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
         if self._checkpointer is not None:
-            self._checkpointer.committed(conn)
-
-    def _write(self, fn: Any) -> Any:
-        """Run ``fn(conn)`` in one IMMEDIATE transaction, retried as a whole on BUSY."""
-
-        def attempt() -> Any:
-            with self._transaction() as conn:
-                return fn(conn)
-
-        return self._retry_busy(attempt)
+            self._checkpointer.committed()
+        return result
 
     # ------------------------------------------------------------------ runs
 
     def create_run(self, run: NewRun, *, now: float) -> None:
-        """Insert the run row (status ``pending``, owned by this process).
+        """Insert the run row (status ``pending``, owned by this process, heartbeat now).
 
         Raises:
             ConflictError: a run with this id exists.
@@ -399,11 +437,11 @@ class SQLiteStore:
             run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest,
             _dumps(run.definition, "definition", run.run_id),
             _dumps(run.inputs, "inputs", run.run_id), _dumps(run.metadata, "metadata", run.run_id),
-            run.organization_id, run.trigger, os.getpid(), run.parent_run_id, now, now,
+            run.organization_id, run.trigger, os.getpid(), now, run.parent_run_id, now, now,
         )
         with self._lock, self._guard(f"creating run {run.run_id}"):
             try:
-                self._write(lambda conn: conn.execute(_INSERT_RUN, params))
+                self._write(_execute, _INSERT_RUN, params)
             except sqlite3.IntegrityError:
                 raise ConflictError(
                     f"Run {run.run_id!r} already exists in {self.path}. "
@@ -457,7 +495,7 @@ class SQLiteStore:
     def _set_run(self, run_id: str, assignments: str, params: tuple[Any, ...]) -> None:
         sql = f"UPDATE runs SET {assignments} WHERE id = ?"
         with self._lock, self._guard(f"updating run {run_id}"):
-            cur = self._write(lambda conn: conn.execute(sql, (*params, run_id)))
+            cur = self._write(_execute, sql, (*params, run_id))
         if cur.rowcount == 0:
             raise NotFoundError("run", run_id)
 
@@ -489,7 +527,7 @@ class SQLiteStore:
                 known = self._known(run_id, reload=attempt > 0)
                 plan = self._plan(run_id, events, known, now)
                 try:
-                    self._write(lambda conn: self._write_plan(conn, run_id, plan, run_update, now))
+                    self._write(self._write_plan, run_id, plan, run_update, now)
                 except _StaleStatuses:
                     continue
                 for change in plan.changes.values():
@@ -503,9 +541,15 @@ class SQLiteStore:
             )
 
     def load_steps(self, run_id: str) -> list[PersistedStep]:
-        """Every persisted step of a run in creation order, outputs as Payloads."""
+        """Every persisted step of a run in creation order, outputs as Payloads.
+
+        ``error`` is the stored ``{message, stage, category, details}`` of a step in
+        ``error`` (None otherwise, even when an earlier attempt failed and was retried).
+        """
+        from store.api import inline_blobs
+
         sql = (
-            "SELECT step_id, block_id, status, retry_count, outputs, control, reason "
+            "SELECT step_id, block_id, status, retry_count, outputs, control, reason, error "
             "FROM steps WHERE run_id = ? ORDER BY seq"
         )
         with self._lock, self._guard(f"reading steps of run {run_id}"):
@@ -513,7 +557,9 @@ class SQLiteStore:
         steps = [
             PersistedStep(
                 step_id=r[0], block_id=r[1], status=StepStatus(r[2]), retry_count=r[3],
-                outputs=self._decode_outputs(r[4]), control=_loads(r[5]), reason=r[6],
+                outputs=self._decode_outputs(r[4]),
+                control=inline_blobs(_loads(r[5]), self.local_files), reason=r[6],
+                error=_loads(r[7]) if r[2] == "error" else None,
             )
             for r in rows
         ]
@@ -521,21 +567,60 @@ class SQLiteStore:
         return steps
 
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
-        """The lifecycle audit trail of a run (or one step), oldest first."""
-        sql = "SELECT step_id, status, at, retry_count, detail FROM transitions WHERE run_id = ?"
+        """The lifecycle audit trail of a run (or one step), oldest first.
+
+        Transitions of one batch share their time; across steps they are listed in
+        step creation order, within a step in the order they happened.
+        """
+        sql = (
+            "SELECT t.step_id, t.status, t.at, t.retry_count, t.detail FROM transitions t "
+            "JOIN steps s ON s.run_id = t.run_id AND s.step_id = t.step_id WHERE t.run_id = ?"
+        )
         params: tuple[Any, ...] = (run_id,)
         if step_id is not None:
-            sql, params = sql + " AND step_id = ?", (run_id, step_id)
+            sql, params = sql + " AND t.step_id = ?", (run_id, step_id)
+        order = " ORDER BY t.at, s.seq, t.seq"
         with self._lock, self._guard(f"reading transitions of run {run_id}"):
-            rows = self._conn.execute(sql + " ORDER BY seq", params).fetchall()
+            rows = self._conn.execute(sql + order, params).fetchall()
         keys = ("step_id", "status", "at", "retry_count", "detail")
         return [dict(zip(keys, (*r[:4], _loads(r[4])), strict=True)) for r in rows]
 
-    def reader(self, organization_id: str | None = None) -> Any:
+    # ------------------------------------------------------------------ reviews
+
+    def reviews(
+        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[Review]:
+        """Reviews, newest first, optionally of one run and one status (``pending``,
+        ``approved``, ``rejected``). One is opened when a step enters ``awaiting_review``."""
+        with self._lock, self._guard("listing reviews"):
+            return list_reviews(self._conn, run_id=run_id, status=status, limit=limit)
+
+    def review(self, review_id: str) -> Review:
+        """One review. Raises NotFoundError."""
+        with self._lock, self._guard(f"reading review {review_id}"):
+            return get_review(self._conn, review_id)
+
+    def decide_review(
+        self, review_id: str, *, approved: bool, data: Any = None, has_data: bool = False,
+        reason: str = "", now: float,
+    ) -> tuple[Review, bool]:
+        """Record a decision (committed). Returns the review and whether it changed.
+
+        Raises:
+            NotFoundError: no such review.
+            ConflictError: it was already decided differently.
+            UsageError: a rejection with corrected data.
+        """
+        with self._lock, self._guard(f"deciding review {review_id}"):
+            result: tuple[Review, bool] = self._write(
+                _decide, review_id, approved, data, has_data, reason, now)
+            return result
+
+    def reader(self, organization_id: str | None = None) -> ReadAPI:
         """A :class:`store.api.ReadAPI` over this store's connection (same lock)."""
         from store.api import ReadAPI
 
-        return ReadAPI(self._conn, self.files, organization_id=organization_id,
+        return ReadAPI(self._conn, self.local_files, organization_id=organization_id,
                        lock=self._lock, db_path=self.path)
 
     def close(self) -> None:
@@ -589,9 +674,11 @@ class SQLiteStore:
                     raise IllegalTransition(sid, "not created", ev.status.value)
                 check_move(sid, current, ev.status)
                 if change is None:
-                    change = changes[sid] = _StepChange(sid, ev, current, ev.status, [None] * 17)
+                    change = changes[sid] = _StepChange(sid, current, ev.status, [None] * 17)
             change.status = ev.status
             detail = self._fold(run_id, change, ev, now, plan)
+            if ev.status is _S.AWAITING_REVIEW:
+                plan.reviews.append((sid, ev.block_id, _review_data(ev)))
             plan.transitions.append((run_id, sid, _TEXT[ev.status], now, ev.retry_count, detail))
         return plan
 
@@ -700,6 +787,8 @@ class SQLiteStore:
             conn.executemany(_INSERT_TRANSITION, plan.transitions)
         if plan.artifacts:
             conn.executemany(_UPSERT_ARTIFACT, plan.artifacts)
+        for step_id, block_id, data in plan.reviews:
+            open_review(conn, run_id, step_id, block_id, data, now)
         if run_update is not None:
             self._write_run_update(conn, run_id, run_update, now)
 
@@ -741,7 +830,7 @@ class SQLiteStore:
         for key, value in values.items():
             encoded = _encode(value)
             if len(encoded) > PAYLOAD_INLINE_LIMIT:
-                slim[key] = {"blob": self.files.put_json_blob(encoded.encode())}
+                slim[key] = {"blob": self.local_files.put_json_blob(encoded.encode())}
             else:
                 slim[key] = value
         return _encode(slim)
@@ -750,14 +839,14 @@ class SQLiteStore:
         """Encode a whole JSON column, moved to a blob when over the inline limit."""
         text = _dumps(value, what, owner)
         if len(text) > PAYLOAD_INLINE_LIMIT:
-            return _encode({"blob": self.files.put_json_blob(text.encode())})
+            return _encode({"blob": self.local_files.put_json_blob(text.encode())})
         return text
 
     def _decode_outputs(self, raw: str | None) -> dict[str, Payload]:
         from store.api import inline_blobs
 
         values = _loads(raw) or {}
-        return {h: Payload.from_dict(inline_blobs(v, self.files)) for h, v in values.items()}
+        return {h: Payload.from_dict(inline_blobs(v, self.local_files)) for h, v in values.items()}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -771,7 +860,13 @@ def _new_row(run_id: str, ev: StepEvent, now: float) -> _StepChange:
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
         now, None, None, None, now, None,
     ]
-    return _StepChange(ev.step_id, ev, None, _S.PENDING, row)
+    return _StepChange(ev.step_id, None, _S.PENDING, row)
+
+
+def _review_data(ev: StepEvent) -> dict[str, Any]:
+    """What a reviewer decides on: the proposed outputs and why review was asked."""
+    outputs = {h: p.to_dict() for h, p in (ev.outputs or {}).items()}
+    return {"outputs": outputs, "review": (ev.control or {}).get("review")}
 
 
 def _dumps(value: Any, what: str, owner: str) -> str:
@@ -811,6 +906,16 @@ def _step_identity(conn: sqlite3.Connection, run_id: str, step_id: str | None) -
         "SELECT block_id, label FROM steps WHERE run_id = ? AND step_id = ?", (run_id, step_id)
     ).fetchone()
     return (row[0], row[1]) if row else (step_id, step_id)
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
+    return conn.execute(sql, params)
+
+
+def _decide(conn: sqlite3.Connection, review_id: str, approved: bool, data: Any,
+            has_data: bool, reason: str, now: float) -> tuple[Review, bool]:
+    return decide(conn, review_id, approved=approved, data=data, has_data=has_data,
+                          reason=reason, now=now)
 
 
 def _loads(raw: str | None) -> Any:

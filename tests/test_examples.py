@@ -67,10 +67,28 @@ def _order_pricing(db: Path) -> None:
         assert haggle.artifact.operation == "while_loop_termination"
 
 
+def _invoice_pdf(db: Path) -> None:
+    folder = EXAMPLES / "invoice_pdf"
+    with Engine(db) as engine:
+        result = engine.run(folder / "workflow.yaml", {"upload": folder / "invoice.pdf"})
+        assert result.ok, result.error
+        done = result.outputs["done"]
+        assert done["input-json-invoice"]["data"] == {
+            "invoice_number": "INV-2026-0042", "issue_date": "2026-03-12",
+            "supplier": "ACME Supplies GmbH", "total_amount": 2125.0, "currency": "EUR"}
+        assert done["input-json-approval"]["data"]["action"] == "approval_requested"
+        steps = {s.step_id: s for s in engine.client.workflows.steps.list(result.run_id).data}
+        assert set(steps["sort"].handle_outputs) == {"output-file-invoice"}
+        assert steps["read_invoice"].model == "offline"
+        assert steps["book_invoice"].lifecycle.reason == (
+            "branch_not_selected: route_on_amount.output-json-else")
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "invoice_routing": _invoice_routing,
     "python_functions": _python_functions,
     "order_pricing": _order_pricing,
+    "invoice_pdf": _invoice_pdf,
 }
 
 

@@ -151,13 +151,13 @@ async def test_iterate_pages_errors(make_ctx: MakeCtx, files: MemoryFileStore) -
         )
 
 
-async def test_split_by_key_needs_the_document_blocks(
+async def test_split_by_key_uses_the_provider_or_a_service(
     make_ctx: MakeCtx, files: MemoryFileStore
 ) -> None:
     doc = Payload.file(files.put_bytes(pdf_bytes(1), "a.pdf", "application/pdf"))
     cfg = {"map_method": "split_by_key", "key": "invoice number"}
-    with pytest.raises(PermanentError, match="split_by_key needs the document blocks"):
-        await expand(ForEach(), make_ctx("for_each"), cfg, doc)
+    # the built-in partitioner (offline provider) finds no invoice number on "page 1"
+    assert await expand(ForEach(), make_ctx("for_each"), cfg, doc) == []
 
     async def partition(
         ctx: BlockContext, config: ForEachConfig, payload: Payload
@@ -317,14 +317,22 @@ def test_register_all() -> None:
     registry = register_all(BlockRegistry())
     assert registry.names() == sorted(
         [
+            "api_call",
+            "classifier",
             "conditional",
+            "edit",
             "end",
+            "extract",
             "for_each",
             "function",
             "functions",
+            "hil",
             "merge_dicts",
+            "merge_pdf",
             "note",
+            "parse",
             "reshape",
+            "split",
             "start",
             "start_document",
             "start_json",

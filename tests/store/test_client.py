@@ -39,8 +39,8 @@ def test_client_mirrors_the_sdk(db: Path) -> None:
         assert step.run_id == "run_b"
         with pytest.raises(ConflictError):
             client.workflows.steps.get("extract")
-        assert client.workflows.steps.get("extract", run_id="run_a").handle_outputs[
-            "output-json-0"].data == {"n": 1}
+        outputs = client.workflows.steps.get("extract", run_id="run_a").handle_outputs
+        assert outputs["output-json-0"].model_dump() == {"type": "json", "data": {"n": 1}}
         legacy = client.workflows.runs.steps.list("run_a")
         assert [(s.node_id, s.status) for s in legacy] == [
             ("extract", "completed"), ("only_run_a", "pending")]

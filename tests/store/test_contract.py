@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from engine.errors import ConflictError, IllegalTransition, NotFoundError, StorageError
-from engine.events import InputRecord, RunUpdate
+from engine.events import InputRecord, RunUpdate, StepEvent
 from engine.values import FileRef, Payload, RunStatus
 from store.base import Store
 from store.sqlite import PAYLOAD_INLINE_LIMIT, SQLiteStore
@@ -19,9 +20,8 @@ def _raw(store: SQLiteStore, sql: str, *params: object) -> list[tuple[object, ..
 
 
 def test_store_satisfies_the_protocol(store: SQLiteStore) -> None:
-    assert isinstance(store.files, object)
-    proto: Store = store  # type-checked conformance
-    assert proto is store
+    proto: Store = store  # conformance is checked by mypy
+    assert proto.files is store.local_files
 
 
 # ------------------------------------------------------------------ runs
@@ -133,6 +133,7 @@ def test_retry_records_the_failed_attempt(store: SQLiteStore) -> None:
         ("pending", 0), ("queued", 0), ("running", 0), ("queued", 1), ("running", 1),
         ("completed", 1)]
     assert trail[3]["detail"]["error"]["message"] == "timeout"
+    assert [r[0] for r in _raw(store, "SELECT seq FROM transitions ORDER BY seq")] == list(range(6))
     assert trail[3]["detail"]["error"]["details"]["error_code"] == "FUNCTION_RAISED"
     # first queue/start times are kept; duration spans every attempt
     assert _raw(store, "SELECT queued_at, started_at, duration_ms FROM steps")[0] == (
@@ -160,7 +161,7 @@ def test_error_and_reason_are_stored(store: SQLiteStore) -> None:
     [ev("a", S.PENDING), ev("a", S.QUEUED), ev("a", S.RUNNING),
      ev("a", S.COMPLETED), ev("a", S.RUNNING)],                    # leaves a terminal state
 ])
-def test_illegal_transitions_write_nothing(store: SQLiteStore, events: list) -> None:
+def test_illegal_transitions_write_nothing(store: SQLiteStore, events: list[StepEvent]) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", [ev("x", S.PENDING)], now=T0)
     with pytest.raises(IllegalTransition):
@@ -181,7 +182,7 @@ def test_illegal_move_of_a_persisted_step(store: SQLiteStore) -> None:
         store.apply("run_1", [ev("a", S.QUEUED)], now=T0 + 1)
 
 
-def test_status_map_is_reseeded_from_the_database(tmp_path) -> None:
+def test_status_map_is_reseeded_from_the_database(tmp_path: Path) -> None:
     """A second store (another process) on the same file sees the persisted statuses."""
     path = tmp_path / "shared.db"
     with SQLiteStore(path) as first:
@@ -194,7 +195,7 @@ def test_status_map_is_reseeded_from_the_database(tmp_path) -> None:
         assert second.load_steps("run_1")[0].status is S.RUNNING
 
 
-def test_stale_status_map_is_reloaded(tmp_path) -> None:
+def test_stale_status_map_is_reloaded(tmp_path: Path) -> None:
     """If another process moved a step, the store reloads and re-checks the move."""
     path = tmp_path / "shared.db"
     with SQLiteStore(path) as one, SQLiteStore(path) as two:
@@ -246,10 +247,11 @@ def test_large_payloads_go_to_blobs_and_come_back(store: SQLiteStore) -> None:
     assert len(str(raw_out)) < 1000 and len(str(raw_in)) < 1000
     assert store.load_steps("run_1")[0].outputs == outputs
     reader = store.reader()
-    assert reader.get_step("a").handle_outputs["output-json-0"].data == big
+    wire = {"type": "json", "data": big}
+    assert reader.get_step("a").handle_outputs["output-json-0"].model_dump() == wire
     b = reader.get_step("b")
-    assert b.handle_inputs["input-json-0"].data == big
-    assert b.handle_inputs["input-json-1"].data == big
+    assert b.handle_inputs["input-json-0"].model_dump() == wire
+    assert b.handle_inputs["input-json-1"].model_dump() == wire
 
 
 def test_file_payloads(store: SQLiteStore) -> None:
@@ -310,3 +312,55 @@ def test_file_ref_payload_round_trip(store: SQLiteStore) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a", outputs={"output-file-0": Payload.file(ref)}), now=T0)
     assert store.load_steps("run_1")[0].outputs["output-file-0"] == Payload.file(ref)
+
+
+def test_large_run_outputs_come_back_inline(store: SQLiteStore) -> None:
+    store.create_run(new_run(), now=T0)
+    big = {"output-json-0": {"type": "json", "data": "y" * (PAYLOAD_INLINE_LIMIT + 1)}}
+    store.apply("run_1", [], RunUpdate(status=RunStatus.COMPLETED, outputs={"end": big}),
+                now=T0)
+    assert len(str(_raw(store, "SELECT outputs FROM runs")[0][0])) < 1000
+    assert store.reader().get_run("run_1").outputs == {"end": big}
+
+
+def test_awaiting_review_opens_a_review(store: SQLiteStore) -> None:
+    store.create_run(new_run(), now=T0)
+    proposed = {"output-json-0": Payload.json({"amount": 100})}
+    store.apply("run_1", lifecycle("gate")[:3] + [ev(
+        "gate", S.AWAITING_REVIEW, outputs=proposed, control={"review": {"why": "amount"}})],
+        now=T0)
+    [review] = store.reviews(run_id="run_1")
+    assert (review.step_id, review.block_id, review.status) == ("gate", "gate", "pending")
+    assert review.data == {"outputs": {"output-json-0": {"type": "json", "data": {"amount": 100}}},
+                           "review": {"why": "amount"}}
+    decided, changed = store.decide_review(review.id, approved=True, data={"amount": 90},
+                                           has_data=True, now=T0 + 5)
+    assert changed and decided.decision == "approved" and decided.decided_at == T0 + 5
+    assert store.review(review.id).decision_data == {"data": {"amount": 90}}
+    assert store.reviews(status="approved")[0].id == review.id
+    store.apply("run_1", [ev("gate", S.COMPLETED)], now=T0 + 6)
+    [legacy] = store.reader().list_legacy_steps("run_1")
+    assert legacy.requires_human_review and legacy.human_review_approved is True
+    assert legacy.human_reviewed_at is not None
+    with pytest.raises(NotFoundError):
+        store.review("rev_missing")
+
+
+def test_load_steps_carries_the_error_of_failed_steps(store: SQLiteStore) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.QUEUED, retry_count=1,
+                                                  error=error_info("flaky"))], now=T0)
+    store.apply("run_1", [ev("a", S.RUNNING, retry_count=1),
+                          ev("a", S.ERROR, retry_count=1, error=error_info("dead"))], now=T0)
+    store.apply("run_1", lifecycle("b")[:3] + [ev("b", S.QUEUED, retry_count=1,
+                                                  error=error_info("flaky"))], now=T0)
+    a, b = store.load_steps("run_1")
+    assert a.error is not None and a.error["message"] == "dead"
+    assert a.error["details"]["error_code"] == "FUNCTION_RAISED"
+    assert b.error is None          # retried, not failed
+
+
+def test_a_new_run_is_owned_and_alive(store: SQLiteStore) -> None:
+    store.create_run(new_run(), now=T0)
+    run = store.load_run("run_1")
+    assert run.heartbeat_at == T0 and run.owner_pid is not None

@@ -40,7 +40,10 @@ def test_schema_tables_and_indexes(file_store: SQLiteStore) -> None:
     names = {r[0] for r in file_store._conn.execute("SELECT name FROM sqlite_master")}
     assert {"runs", "steps", "transitions", "artifacts", "workflows", "reviews"} <= names
     assert {"ux_steps_step_run", "ix_steps_run_seq", "ix_steps_run_block",
-            "ix_steps_run_status", "ix_runs_org_created", "ix_transitions_run_step"} <= names
+            "ix_steps_run_status", "ix_runs_org_created"} <= names
+    ddl = file_store._conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'transitions'").fetchone()[0]
+    assert "PRIMARY KEY (run_id, step_id, seq)" in ddl and "WITHOUT ROWID" in ddl
 
 
 def test_data_survives_reopening(tmp_path: Path) -> None:

@@ -1,0 +1,197 @@
+"""Durable runs: retries, human review, cancellation, resume and rerun (real SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import Engine, RetryPolicy, Workflow
+from engine.errors import ConflictError, NotFoundError, UsageError
+from engine.values import RunStatus
+from tests.engine import durable_targets
+
+T = "tests.engine.durable_targets"
+ANY = {"type": "object"}
+FAST = RetryPolicy(max_attempts=3, initial_interval_s=0.01, backoff=1.0, jitter=0)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "durable.db"
+
+
+def one_step(target: str, **config: object) -> Workflow:
+    return (Workflow.builder("one").block("start", "start_json")
+            .block("work", "function", config={"python": f"{T}:{target}",
+                                               "output_schema": ANY, **config})
+            .edge("start", "work").build())
+
+
+def moves(db: Path, run_id: str, step_id: str) -> list[tuple[str, int]]:
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT status, retry_count FROM transitions WHERE run_id = ? AND "
+                        "step_id = ? ORDER BY seq", (run_id, step_id)).fetchall()
+    conn.close()
+    return rows
+
+
+def test_flaky_function_is_retried_then_completes(db: Path) -> None:
+    durable_targets.CALLS.clear()
+    with Engine(db, retry=FAST) as engine:
+        result = engine.run(one_step("flaky"), {"start": {}})
+        assert result.ok, result.error
+        step = engine.client.workflows.steps.get("work", run_id=result.run_id)
+        assert step.retry_count == 2
+        assert step.handle_outputs["output-json-0"].data == {"calls": 3}
+    assert moves(db, result.run_id, "work") == [
+        ("pending", 0), ("queued", 0), ("running", 0), ("queued", 1), ("running", 1),
+        ("queued", 2), ("running", 2), ("completed", 2)]
+
+
+def test_permanent_error_is_not_retried(db: Path) -> None:
+    durable_targets.CALLS.clear()
+    with Engine(db, retry=FAST) as engine:
+        result = engine.run(one_step("broken"), {"start": {}})
+    assert result.status is RunStatus.ERROR and result.failing_step_id == "work"
+    assert durable_targets.CALLS["broken"] == 1
+
+
+def test_retry_policy_in_config_overrides_the_default(db: Path) -> None:
+    durable_targets.CALLS.clear()
+    with Engine(db, retry=FAST) as engine:
+        result = engine.run(one_step("flaky", retry={"max_attempts": 2}), {"start": {}})
+    assert result.status is RunStatus.ERROR
+    assert durable_targets.CALLS["flaky"] == 2
+
+
+def review_workflow() -> Workflow:
+    return (Workflow.builder("review")
+            .block("start", "start_json")
+            .block("gate", "hil", config={"instructions": "check the amount"})
+            .block("book", "function", config={"output_schema": ANY, "code": textwrap.dedent("""
+                def transform(data):
+                    return {"booked": data.amount}
+                """)})
+            .edge("start", "gate", target_handle="input-json-0")
+            .edge("gate", "book", source_handle="output-json-0")
+            .build())
+
+
+def test_review_waits_then_approval_with_corrected_data_resumes(db: Path) -> None:
+    with Engine(db) as engine:
+        waiting = engine.run(review_workflow(), {"start": {"amount": 100}})
+    assert waiting.status is RunStatus.AWAITING_REVIEW
+    assert waiting.waiting_for == ["gate"]
+    with Engine(db) as other:  # a second engine, as another process would
+        [review] = other.store.reviews(run_id=waiting.run_id)
+        assert review.status == "pending" and review.step_id == "gate"
+        done = other.decide(review.id, approved=True, data={"amount": 90}, has_data=True)
+        assert done is not None and done.ok, done
+        book = other.client.workflows.steps.get("book", run_id=waiting.run_id)
+        assert book.handle_outputs["output-json-0"].data == {"booked": 90}
+        gate = other.client.workflows.steps.get("gate", run_id=waiting.run_id)
+        assert gate.lifecycle.status == "completed"
+        # the same decision again is accepted once and changes nothing
+        assert other.decide(review.id, approved=True, data={"amount": 90}, has_data=True) is None
+        with pytest.raises(ConflictError):
+            other.decide(review.id, approved=False, reason="changed my mind")
+
+
+def test_rejection_skips_downstream_and_run_completes(db: Path) -> None:
+    with Engine(db) as engine:
+        waiting = engine.run(review_workflow(), {"start": {"amount": 100}})
+        [review] = engine.store.reviews(run_id=waiting.run_id)
+        done = engine.decide(review.id, approved=False, reason="wrong supplier")
+        assert done is not None and done.status is RunStatus.COMPLETED
+        book = engine.client.workflows.steps.get("book", run_id=waiting.run_id)
+        assert book.lifecycle.reason == "review_rejected: gate"
+        gate = engine.client.workflows.steps.get("gate", run_id=waiting.run_id)
+        assert gate.lifecycle.status == "cancelled"
+
+
+def test_unknown_review_and_finished_runs_are_refused(db: Path) -> None:
+    with Engine(db) as engine:
+        result = engine.run(one_step("record"), {"start": {}})
+        with pytest.raises(NotFoundError):
+            engine.decide("rev_missing", approved=True)
+        with pytest.raises(UsageError, match="already ended completed"):
+            engine.resume(result.run_id)
+        with pytest.raises(UsageError, match="already ended"):
+            engine.cancel(result.run_id)
+        assert engine.store.load_run(result.run_id).status is RunStatus.COMPLETED
+
+
+def test_cancel_from_another_process_stops_the_run(db: Path, tmp_path: Path) -> None:
+    script = tmp_path / "long.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from engine import Engine, Workflow
+        wf = (Workflow.builder("long").block("start", "start_json")
+              .block("slow", "function", config={{"python": "{T}:slow",
+                                                 "output_schema": {{"type": "object"}}}})
+              .edge("start", "slow").build())
+        with Engine({str(db)!r}) as e:
+            r = e.run(wf, {{"start": {{}}}}, run_id="run_cancel_me")
+            print(r.status.value, flush=True)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    deadline = time.time() + 20
+    with Engine(db) as engine:
+        while time.time() < deadline:
+            try:
+                if engine.store.load_run("run_cancel_me").status is RunStatus.RUNNING:
+                    break
+            except (NotFoundError, sqlite3.Error):
+                pass
+            time.sleep(0.05)
+        asked = time.time()
+        assert engine.cancel("run_cancel_me") is False  # the live owner does it
+        out, _ = proc.communicate(timeout=20)
+        took = time.time() - asked
+        assert out.strip() == "cancelled"
+        assert took < 3.0
+        slow = engine.client.workflows.steps.get("slow", run_id="run_cancel_me")
+        assert slow.lifecycle.status == "cancelled"
+        assert slow.lifecycle.reason == "cancelled by request"
+
+
+def test_cancel_of_a_waiting_run_is_done_by_the_caller(db: Path) -> None:
+    with Engine(db) as engine:
+        waiting = engine.run(review_workflow(), {"start": {"amount": 1}})
+        assert engine.cancel(waiting.run_id) is True
+        run = engine.client.workflows.runs.get(waiting.run_id)
+        assert run.lifecycle.status == "cancelled"
+        gate = engine.client.workflows.steps.get("gate", run_id=waiting.run_id)
+        assert gate.lifecycle.status == "cancelled"
+
+
+def test_rerun_reuses_upstream_outputs(db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    side = tmp_path / "side.txt"
+    monkeypatch.setenv("STEPWELL_SIDE_FILE", str(side))
+    wf = (Workflow.builder("chain").block("start", "start_json")
+          .block("a", "function", config={"python": f"{T}:record", "output_schema": ANY})
+          .block("b", "function", config={"python": f"{T}:record", "output_schema": ANY})
+          .edge("start", "a").edge("a", "b").build())
+    with Engine(db) as engine:
+        first = engine.run(wf, {"start": {"x": 1}})
+        assert side.read_text().split() == ["a", "b"]
+        again = engine.rerun(first.run_id, "b")
+        assert again.ok and again.run_id != first.run_id
+        assert side.read_text().split() == ["a", "b", "b"]
+        steps = {s.step_id: s for s in engine.client.workflows.steps.list(again.run_id).data}
+        assert steps["a"].handle_outputs["output-json-0"].data == {"x": 1}
+        with pytest.raises(UsageError, match="top-level step"):
+            engine.rerun(first.run_id, "nope")
+        changed = (Workflow.builder("chain").block("start", "start_json")
+                   .block("a", "function", config={"python": f"{T}:flaky", "output_schema": ANY})
+                   .block("b", "function", config={"python": f"{T}:record", "output_schema": ANY})
+                   .edge("start", "a").edge("a", "b").build())
+        with pytest.raises(UsageError, match="changed upstream"):
+            engine.rerun(first.run_id, "b", workflow=changed)

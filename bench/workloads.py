@@ -1,4 +1,9 @@
-"""Benchmark workloads: each builds a workflow whose steps are trivial in-process functions."""
+"""Benchmark workloads: each builds a workflow whose steps are trivial in-process functions.
+
+Every workload returns ``(workflow, inputs, persisted_steps)``; ``persisted_steps`` is
+the number of step rows the run writes (containers, sentinels and iterations included),
+checked against the database after the run.
+"""
 
 from __future__ import annotations
 
@@ -38,4 +43,47 @@ def fanout(steps: int) -> tuple[Workflow, dict[str, Any], int]:
     return b.build(), {"start": {"n": 0}}, steps
 
 
-WORKLOADS = {"chain": chain, "fanout": fanout}
+def for_each(steps: int) -> tuple[Workflow, dict[str, Any], int]:
+    """W2b: for_each over ``items`` array items, one trivial function per item.
+
+    Steps: start + container + per item (sentinel start, child, sentinel end) + end.
+    ``steps`` is rounded to that shape (10,000 -> 3,332 items, 9,999 steps).
+    """
+    items = max(1, (steps - 3) // 3)
+    b = (Workflow.builder("bench-for-each")
+         .block("start", "start_json")
+         .block("each", "for_each", config={"map_method": "iterate_array",
+                                            "map_source_path": "items", "max_concurrency": 8})
+         .block("bump", "function", config=_fn(), parent="each")
+         .block("done", "end")
+         .edge("start", "each", target_handle="fe-left-in")
+         .edge("each", "bump", source_handle="fe-left-out")
+         .edge("bump", "each", target_handle="fe-right-in")
+         .edge("each", "done", source_handle="fe-right-out"))
+    inputs = {"start": {"items": [{"n": i} for i in range(items)]}}
+    return b.build(), inputs, 3 + 3 * items
+
+
+def while_loop(steps: int) -> tuple[Workflow, dict[str, Any], int]:
+    """W3: a while_loop whose body bumps ``n`` until ``max_iterations``.
+
+    Steps: start + container + per iteration (sentinel start, child, sentinel end) + end.
+    """
+    iterations = max(1, (steps - 3) // 3)
+    b = (Workflow.builder("bench-while")
+         .block("start", "start_json")
+         .block("loop", "while_loop", config={
+             "max_iterations": iterations,
+             "termination_condition": {"logical_operator": "and", "sub_conditions": [
+                 {"path_ref": {"input": "default", "path": "n"},
+                  "operator": "greater_than", "value": iterations + 1}]}})
+         .block("bump", "function", config=_fn(), parent="loop")
+         .block("done", "end")
+         .edge("start", "loop", target_handle="loop-left-in")
+         .edge("loop", "bump", source_handle="loop-left-out")
+         .edge("bump", "loop", target_handle="loop-right-in")
+         .edge("loop", "done", source_handle="loop-right-out"))
+    return b.build(), {"start": {"n": 0}}, 3 + 3 * iterations
+
+
+WORKLOADS = {"chain": chain, "fanout": fanout, "for_each": for_each, "while": while_loop}

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 STDOUT_LIMIT = 64 * 1024
 _MODEL_CACHE: dict[tuple[str, str], type[BaseModel]] = {}
+#: Same models by schema identity (entries hold the schema, so ids stay unique).
+_MODEL_BY_ID: dict[tuple[str, int], tuple[Any, type[BaseModel]]] = {}
 
 
 # ----------------------------------------------------------------------------- models
@@ -145,8 +147,12 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
     """
     if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
         return permissive_model(name)
+    hit = _MODEL_BY_ID.get((name, id(schema)))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
     key = (name, json.dumps(schema, sort_keys=True, default=str))
     if key in _MODEL_CACHE:
+        _MODEL_BY_ID[(name, id(schema))] = (schema, _MODEL_CACHE[key])
         return _MODEL_CACHE[key]
     from pydantic import Field, create_model
 
@@ -164,6 +170,7 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
             fields[attr] = (ann | None if ann is not Any else Any, Field(default, **alias))
     model: type[BaseModel] = create_model(name, __base__=base, **fields)
     _MODEL_CACHE[key] = model
+    _MODEL_BY_ID[(name, id(schema))] = (schema, model)
     return model
 
 

@@ -248,6 +248,17 @@ class BlockType:
         """JSON schema of what ``handle`` will carry, when the config says (default None)."""
         return None
 
+    def runs_inline(self, config: Any) -> bool:
+        """True when :meth:`run` never suspends for this config (default False).
+
+        The runner then calls the handler directly in its driver loop, with no task,
+        cancel scope or timer around it: the fast path for pure, CPU-only logic.
+        Return True only if ``run`` awaits nothing that can suspend (no I/O, no
+        sleeps, no threads); a handler that suspends anyway fails its step with
+        ``INLINE_BLOCK_SUSPENDED``.
+        """
+        return False
+
     async def run(
         self, ctx: BlockContext, config: Any, inputs: Mapping[str, Payload]
     ) -> BlockResult:

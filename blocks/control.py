@@ -21,10 +21,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import json
 
-import jsonschema
 from pydantic import AliasChoices, Field
 
 from blocks.base import (
@@ -45,6 +43,11 @@ from blocks.conditions import (
     parse_condition_group,
     parse_path,
     validate_condition_group,
+)
+from blocks.schemas import (  # noqa: F401  (re-exported: shared with other blocks)
+    ensure_matches_schema,
+    schema_diagnostics,
+    schema_errors,
 )
 from engine.errors import Diagnostic, ErrorStage, PermanentError, TransientError
 from engine.values import FileRef, Payload
@@ -77,101 +80,6 @@ def require_json(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str) 
             context={"handle": handle, "arrived": sorted(inputs)},
         )
     return payload.data
-
-
-def _dotted(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
-
-
-def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Every way ``instance`` breaks ``schema``: ``[{path, message}]``, best first.
-
-    Paths use the condition grammar (``lines[0].qty``); ``<root>`` is the value itself.
-    """
-    validator = _validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=jsonschema.exceptions.relevance)
-    return [{"path": _dotted(e.absolute_path), "message": e.message} for e in errors]
-
-
-def _schema_key(schema: Any) -> str:
-    return json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str)
-
-
-# Validators and schema checks are cached by the schema's canonical JSON: a workflow
-# often repeats one schema on many blocks, and a for_each validates it per item.
-_VALIDATORS: dict[str, Any] = {}
-_SCHEMA_PROBLEMS: dict[str, jsonschema.exceptions.SchemaError | None] = {}
-
-
-def _validator(schema: Mapping[str, Any]) -> Any:
-    key = _schema_key(schema)
-    validator = _VALIDATORS.get(key)
-    if validator is None:
-        validator = jsonschema.validators.validator_for(schema)(schema)
-        if len(_VALIDATORS) > 4096:
-            _VALIDATORS.clear()
-        _VALIDATORS[key] = validator
-    return validator
-
-
-def _schema_problem(schema: Any) -> jsonschema.exceptions.SchemaError | None:
-    key = _schema_key(schema)
-    if key not in _SCHEMA_PROBLEMS:
-        try:
-            jsonschema.validators.validator_for(schema).check_schema(schema)
-            _SCHEMA_PROBLEMS[key] = None
-        except jsonschema.exceptions.SchemaError as exc:
-            _SCHEMA_PROBLEMS[key] = exc
-    return _SCHEMA_PROBLEMS[key]
-
-
-def schema_diagnostics(schema: Any, path: str) -> list[Diagnostic]:
-    """``INVALID_JSON_SCHEMA`` when ``schema`` (at YAML ``path``) is not a JSON Schema."""
-    if schema is None:
-        return []
-    exc = _schema_problem(schema)
-    if exc is not None:
-        return [
-            Diagnostic(
-                code="INVALID_JSON_SCHEMA",
-                message=f"not a valid JSON Schema: {exc.message}",
-                path=f"{path}.{_dotted(exc.absolute_path)}" if exc.absolute_path else path,
-                fix="fix the schema (see https://json-schema.org/understanding-json-schema)",
-            )
-        ]
-    return []
-
-
-def ensure_matches_schema(
-    ctx: BlockContext,
-    instance: Any,
-    schema: Mapping[str, Any] | None,
-    what: str,
-    *,
-    code: str = "OUTPUT_SCHEMA_MISMATCH",
-    stage: ErrorStage = ErrorStage.EXECUTION,
-) -> None:
-    """Raise unless ``instance`` satisfies ``schema`` (no schema: nothing to check).
-
-    Raises:
-        PermanentError: ``code``, naming the first failing path; all paths in context.
-    """
-    if not schema or _validator(schema).is_valid(instance):
-        return
-    errors = schema_errors(instance, schema)
-    if errors:
-        first = errors[0]
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise PermanentError(
-            f"{who(ctx)}: {what} does not match its schema at {first['path']}: "
-            f"{first['message']}{more}. Fix the data or the schema.",
-            stage=stage,
-            code=code,
-            context={"errors": errors[:20]},
-        )
 
 
 def _named_handle(kind: str, name: str | int | None, index: int) -> str:
@@ -219,6 +127,10 @@ class StartJson(BlockType):
 
     def check(self, block: BlockDef, config: StartJsonConfig, path: str) -> list[Diagnostic]:
         return schema_diagnostics(config.json_schema, f"{path}.config.json_schema")
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
 
     async def run(
         self, ctx: BlockContext, config: StartJsonConfig, inputs: Mapping[str, Payload]
@@ -412,6 +324,10 @@ class End(BlockType):
     def input_handles(self, config: EndConfig) -> dict[str, HandleKind]:
         return {_named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}
 
+    def runs_inline(self, config: EndConfig) -> bool:
+        """Inline unless a webhook must be called."""
+        return not config.webhook_url
+
     async def run(
         self, ctx: BlockContext, config: EndConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -431,6 +347,8 @@ class End(BlockType):
     async def _post(self, ctx: BlockContext, url: str, outputs: dict[str, Any]) -> int:
         url = _ENV_REF.sub(lambda m: ctx.env.get(m[1], m[0]), url)
         body = {"run_id": ctx.run_id, "block_id": ctx.block_id, "outputs": outputs}
+        import httpx  # lazily: only webhooks need it
+
         try:
             async with httpx.AsyncClient(timeout=30.0) as client:
                 response = await client.post(url, json=body)
@@ -566,6 +484,10 @@ class Conditional(BlockType):
         seen[key] = i
         return []
 
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
+
     async def run(
         self, ctx: BlockContext, config: ConditionalConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -648,6 +570,10 @@ class MergeDicts(BlockType):
                     )
                 )
         return problems
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
 
     async def run(
         self, ctx: BlockContext, config: MergeDictsConfig, inputs: Mapping[str, Payload]
@@ -764,6 +690,10 @@ class Reshape(BlockType):
                     )
             targets.append(parts)
         return problems
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
 
     async def run(
         self, ctx: BlockContext, config: ReshapeConfig, inputs: Mapping[str, Payload]

@@ -197,6 +197,10 @@ class Function(BlockType):
             ]
         return _code_diagnostics(config, path) if config.code is not None else []
 
+    def runs_inline(self, config: FunctionConfig) -> bool:
+        """Synchronous ``python:`` targets (once imported) run in the driver loop."""
+        return _runs_inline(config)
+
     async def run(
         self, ctx: BlockContext, config: FunctionConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -448,19 +452,33 @@ def _resolve_target(ctx: BlockContext, ref: str) -> Any:
     return target
 
 
-async def _call(fn: Any, input_data: Any, threaded: bool) -> Any:
-    # Sync functions run inline by default: a thread hop costs more than a trivial step,
-    # and in-process functions are meant for fast, CPU-bound logic. Blocking I/O belongs
-    # in `async def`, in `run_in_thread: true`, or in `code` (a worker process).
-    if inspect.iscoroutinefunction(fn):
-        result = await fn(input_data)
-    elif threaded:
-        result = await anyio.to_thread.run_sync(fn, input_data, abandon_on_cancel=True)
-    else:
-        result = fn(input_data)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
+_ASYNC: dict[int, tuple[Any, bool]] = {}
+
+
+def _is_async(fn: Any) -> bool:
+    hit = _ASYNC.get(id(fn))
+    if hit is not None and hit[0] is fn:
+        return hit[1]
+    answer = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None))
+    _ASYNC[id(fn)] = (fn, answer)  # holds fn: ids stay unique
+    return answer
+
+
+def _runs_inline(config: FunctionConfig) -> bool:
+    """True for an already imported, synchronous ``python:`` target not sent to a thread."""
+    if config.python is None or config.run_in_thread:
+        return False
+    fn = _TARGETS.get(config.python)
+    return fn is not None and not _is_async(fn)
+
+
+def _raised(ctx: BlockContext, exc: Exception) -> PermanentError:
+    return PermanentError(
+        f"function {ctx.block_id} raised {type(exc).__name__}: {exc}",
+        code="FUNCTION_RAISED",
+        stack_trace=traceback.format_exc(),
+    )
 
 
 async def _run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -> Any:
@@ -474,23 +492,38 @@ async def _run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) 
             "Check the upstream block's output.",
             code="FUNCTION_INPUT_INVALID",
         ) from exc
-    with anyio.move_on_after(config.timeout_seconds) as scope:
+    if not config.run_in_thread and not _is_async(fn):
+        # Sync functions run inline: a thread hop costs more than a trivial step, and
+        # in-process functions are meant for fast, CPU-bound logic. Nothing can
+        # interrupt a sync call, so no timer is armed; blocking I/O belongs in
+        # `async def`, in `run_in_thread: true`, or in `code` (a worker process).
         try:
-            result = await _call(fn, input_data, config.run_in_thread)
+            result = fn(input_data)
         except BlockError:
             raise  # the user's own retryable/permanent signal, as raised
         except Exception as exc:
-            raise PermanentError(
-                f"function {ctx.block_id} raised {type(exc).__name__}: {exc}",
-                code="FUNCTION_RAISED",
-                stack_trace=traceback.format_exc(),
-            ) from exc
-    if scope.cancelled_caught:
-        raise TransientError(
-            f"{who(ctx)} did not finish within timeout_seconds={config.timeout_seconds:g}. "
-            "Speed the function up or raise config.timeout_seconds (max 300).",
-            code="FUNCTION_TIMEOUT",
-        )
+            raise _raised(ctx, exc) from exc
+        if inspect.isawaitable(result):
+            result = await result
+    else:
+        with anyio.move_on_after(config.timeout_seconds) as scope:
+            try:
+                if config.run_in_thread and not _is_async(fn):
+                    result = await anyio.to_thread.run_sync(fn, input_data, abandon_on_cancel=True)
+                else:
+                    result = fn(input_data)
+                if inspect.isawaitable(result):
+                    result = await result
+            except BlockError:
+                raise
+            except Exception as exc:
+                raise _raised(ctx, exc) from exc
+        if scope.cancelled_caught:
+            raise TransientError(
+                f"{who(ctx)} did not finish within timeout_seconds={config.timeout_seconds:g}. "
+                "Speed the function up or raise config.timeout_seconds (max 300).",
+                code="FUNCTION_TIMEOUT",
+            )
     try:
         return worker.to_json(result)
     except TypeError as exc:

@@ -39,6 +39,10 @@ class Hil(BlockType):
         """The same kind as what arrived."""
         return {"output-json-0": "json", "output-file-0": "file"}
 
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
+
     async def run(
         self, ctx: BlockContext, config: HilConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:

@@ -153,6 +153,10 @@ class ForEach(BlockType):
     def check(self, block: BlockDef, config: ForEachConfig, path: str) -> list[Diagnostic]:
         return _for_each_diagnostics(config, path)
 
+    def runs_inline(self, config: ForEachConfig) -> bool:
+        """Inline for ``iterate_array`` (pages and partitions read files or call models)."""
+        return config.map_method == "iterate_array" and config.review is None
+
     async def run(
         self, ctx: BlockContext, config: ForEachConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -347,6 +351,10 @@ class WhileLoop(BlockType):
             )
         return problems
 
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
+
     async def run(
         self, ctx: BlockContext, config: WhileLoopConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -384,6 +392,10 @@ class _SentinelStart(BlockType):
 
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
         return {self.out_handle: self._kind(config)}
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
 
     async def run(
         self, ctx: BlockContext, config: Any, inputs: Mapping[str, Payload]
@@ -433,6 +445,10 @@ class ForEachSentinelEnd(BlockType):
     def input_handles(self, config: ForEachConfig) -> dict[str, HandleKind]:
         return {"fe-right-in": "json"}
 
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
+
     async def run(
         self, ctx: BlockContext, config: ForEachConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -451,6 +467,10 @@ class WhileLoopSentinelEnd(BlockType):
 
     def input_handles(self, config: WhileLoopConfig) -> dict[str, HandleKind]:
         return {"loop-right-in": "json", "loop-termination": "json"}
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
 
     async def run(
         self, ctx: BlockContext, config: WhileLoopConfig, inputs: Mapping[str, Payload]

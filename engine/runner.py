@@ -11,6 +11,12 @@ handlers and send what happened back over a memory stream. The driver loop:
    committing again.
 
 So a step's completion is always committed before anything that depends on it starts.
+
+Blocks whose handler never suspends for their config (``BlockType.runs_inline``: pure
+control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
+them right after the commit that marks them ``running``, with no task, cancel scope or
+timer. It yields to the event loop every few milliseconds so the cancel watcher and
+async workers keep running. A retry of an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
 the worker waits for the ``running`` transition to be committed before its next attempt.
 """
@@ -23,22 +29,29 @@ import random
 import time
 import traceback
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from blocks.base import _CURRENT, BlockContext, BlockResult
 from engine.errors import BlockError, ErrorCategory, ErrorStage, PermanentError, TransientError
-from engine.events import RunUpdate, StepErrorInfo
+from engine.events import RunUpdate, StepErrorInfo, StepEvent
 from engine.graph import CompiledGraph
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
 from engine.values import RunStatus
 from store.base import Store
+
+
+#: How long inline steps may run back to back before the driver yields to the event
+#: loop (cancel watcher, heartbeat, async workers).
+_YIELD_EVERY_S = 0.02
+_NO_SCHEMAS: Mapping[str, Any] = {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,6 +104,12 @@ class RunSettings:
     cancel_poll_s: float = 0.5
     heartbeat_s: float = 2.0
     replay: Replay | None = None
+    #: Called as ``listener(run_id, events, run_update)`` after each commit, in the
+    #: runner's task, so what a listener sees is already durable. Keep them cheap.
+    listeners: Sequence[Callable[[str, list[StepEvent], RunUpdate | None], None]] = ()
+    #: Set it after ``store.request_cancel`` to have the cancel watcher look at once
+    #: instead of at its next poll (an in-process ``RunHandle.cancel``).
+    cancel_wakeup: anyio.Event | None = None
 
 
 class Runner:
@@ -105,6 +124,9 @@ class Runner:
         self._in_flight = 0
         self._gates: dict[str, anyio.Event] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
+        self._inline: dict[str, bool] = {}
+        self._policies: dict[str, RetryPolicy] = {}
+        self._env = settings.env
 
     async def run(self) -> RunUpdate:
         """Run to the end (or to cancellation) and return the run's final lifecycle."""
@@ -116,12 +138,23 @@ class Runner:
             sched.start()
             if self._cancel_requested():
                 sched.cancel("cancelled by request")
+            yielded = time.monotonic()
             while True:
                 self._release(tg, send)
-                if sched.finished or (self._in_flight == 0 and not self._backlog
-                                      and not sched.has_ready):
+                if sched.finished:
+                    break
+                if sched.has_ready or (self._backlog and self._in_flight < self.settings.max_concurrency):
+                    # Inline steps made progress: keep going, but let the watcher and
+                    # workers run now and then, and pick up what they sent.
+                    if time.monotonic() - yielded > _YIELD_EVERY_S:
+                        await anyio.lowlevel.checkpoint()
+                        self._receive_nowait(recv)
+                        yielded = time.monotonic()
+                    continue
+                if self._in_flight == 0 and not self._backlog:
                     break
                 await self._receive(recv)
+                yielded = time.monotonic()
             tg.cancel_scope.cancel()
         if sched.finished or sched.awaiting:
             outcome = sched.outcome()
@@ -148,10 +181,35 @@ class Runner:
             starting.append(task)
         self._flush()
         for task in starting:
-            tg.start_soon(self._execute, task, send)
+            node = task.node
+            inline = self._inline.get(node.id)
+            if not inline:  # re-asked while False: a function target may be imported now
+                inline = self._inline[node.id] = node.impl.runs_inline(node.config)
+            if inline and task.retry_count == 0:
+                self._run_inline(task, tg, send)
+            else:
+                tg.start_soon(self._execute, task, send)
+
+    def _run_inline(self, task: Task, tg: TaskGroup,
+                    send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
+        """First attempt of an inline block, right here in the driver (no task)."""
+        outcome = self._attempt_inline(task)
+        if isinstance(outcome, BlockResult):
+            self._handle(("done", task.step_id, outcome))
+            return
+        error, retry_after = outcome
+        policy = self._policy(task)
+        if error.category is ErrorCategory.PERMANENT or policy.max_attempts <= 1:
+            self._handle(("fail", task.step_id, error))
+            return
+        self._handle(("retry", task.step_id, error))
+        tg.start_soon(self._execute, task, send, 1, retry_after)
 
     async def _receive(self, recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> None:
         self._handle(await recv.receive())
+        self._receive_nowait(recv)
+
+    def _receive_nowait(self, recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> None:
         while True:
             try:
                 message = recv.receive_nowait()
@@ -193,6 +251,8 @@ class Runner:
             events = self.settings.replay.filter(events)
         if events or run_update is not None:
             self.store.apply(self.settings.run_id, events, run_update, now=time.time())
+            for listener in self.settings.listeners:
+                listener(self.settings.run_id, events, run_update)
 
     def _cancel_requested(self) -> bool:
         check = getattr(self.store, "cancel_requested", None)
@@ -203,7 +263,12 @@ class Runner:
         beat = getattr(self.store, "heartbeat", None)
         last_beat = 0.0
         while True:
-            await anyio.sleep(self.settings.cancel_poll_s)
+            wakeup = self.settings.cancel_wakeup
+            if wakeup is None:
+                await anyio.sleep(self.settings.cancel_poll_s)
+            else:
+                with anyio.move_on_after(self.settings.cancel_poll_s):
+                    await wakeup.wait()
             if self._cancel_requested():
                 await send.send(("cancel", None, "cancelled by request"))
                 return
@@ -214,13 +279,28 @@ class Runner:
 
     # ------------------------------------------------------------------ workers
 
-    async def _execute(self, task: Task, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
-        node = task.node
-        policy = RetryPolicy.from_config(getattr(node.config, "retry", None), self.settings.retry)
-        attempt = task.retry_count
+    def _policy(self, task: Task) -> RetryPolicy:
+        policy = self._policies.get(task.node.id)
+        if policy is None:
+            raw = getattr(task.node.config, "retry", None)
+            policy = self._policies[task.node.id] = RetryPolicy.from_config(raw, self.settings.retry)
+        return policy
+
+    async def _execute(self, task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],
+                       attempt: int | None = None, retry_after: float | None = None) -> None:
+        """Attempt ``task`` until it succeeds, fails for good or runs out of attempts.
+
+        ``attempt``/``retry_after`` continue an inline first attempt that asked for a
+        retry: wait, then go through the driver's ``running`` commit like any retry.
+        """
+        policy = self._policy(task)
         with anyio.CancelScope() as scope:
             self._scopes[task.step_id] = scope
             try:
+                if attempt is None:
+                    attempt = task.retry_count
+                else:
+                    await self._await_retry(task, send, policy, attempt, retry_after)
                 while True:
                     outcome = await self._attempt(task, attempt)
                     if isinstance(outcome, BlockResult):
@@ -232,24 +312,63 @@ class Runner:
                         return
                     attempt += 1
                     await send.send(("retry", task.step_id, error))
-                    await anyio.sleep(policy.delay(attempt, retry_after))
-                    gate = anyio.Event()
-                    await send.send(("resume", task.step_id, gate))
-                    await gate.wait()
+                    await self._await_retry(task, send, policy, attempt, retry_after)
             finally:
                 self._scopes.pop(task.step_id, None)
+
+    @staticmethod
+    async def _await_retry(task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],
+                           policy: RetryPolicy, attempt: int, retry_after: float | None) -> None:
+        """Back off, then wait until the driver has committed ``queued -> running``."""
+        await anyio.sleep(policy.delay(attempt, retry_after))
+        gate = anyio.Event()
+        await send.send(("resume", task.step_id, gate))
+        await gate.wait()
+
+    def _context(self, task: Task, attempt: int) -> BlockContext:
+        node = task.node
+        return BlockContext(
+            run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
+            block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
+            files=self.store.files, run_inputs=self.settings.run_inputs,
+            env=self._env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
+            timeout_seconds=_timeout(node.config), services=self.settings.services,
+        )
+
+    def _attempt_inline(self, task: Task) -> BlockResult | tuple[StepErrorInfo, float | None]:
+        """Drive the handler's coroutine to completion without an event loop turn."""
+        node = task.node
+        ctx = self._context(task, task.retry_count)
+        token = _CURRENT.set(ctx)
+        coro = node.impl.run(ctx, node.config, task.inputs)
+        try:
+            try:
+                coro.send(None)
+            except StopIteration as stop:
+                result = stop.value
+            else:
+                coro.close()
+                raise PermanentError(
+                    f"block {node.id!r} ({node.type}) declared runs_inline() but suspended. "
+                    "Return False from runs_inline() for configs that await I/O.",
+                    code="INLINE_BLOCK_SUSPENDED")
+            _check_outputs(task, result)
+            return result
+        except BlockError as exc:
+            return _error_info(exc, exc.stack_trace or traceback.format_exc()), exc.retry_after
+        except Exception as exc:  # noqa: BLE001 - a handler bug becomes a step error, kept whole
+            wrapped = PermanentError(
+                f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
+                code="UNEXPECTED_ERROR")
+            return _error_info(wrapped, traceback.format_exc()), None
+        finally:
+            _CURRENT.reset(token)
 
     async def _attempt(
         self, task: Task, attempt: int
     ) -> BlockResult | tuple[StepErrorInfo, float | None]:
         node = task.node
-        ctx = BlockContext(
-            run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
-            block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
-            files=self.store.files, run_inputs=self.settings.run_inputs,
-            env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, {}),
-            timeout_seconds=_timeout(node.config), services=self.settings.services,
-        )
+        ctx = self._context(task, attempt)
         token = _CURRENT.set(ctx)
         try:
             timeout = ctx.timeout_seconds

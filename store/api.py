@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.errors import ConflictError, NotFoundError, StepwellError, UsageError
 from store.files import LocalFileStore
+from store.layout import EXCEPTIONAL_STATUSES, EXCEPTIONAL_STATUSES_SQL
 
 T = TypeVar("T")
 
@@ -840,8 +841,10 @@ class ReadAPI:
             params.append(step_id)
         _add_in(where, params, "block_type", _as_list(block_type))
         statuses = _as_list(status)
-        _add_in(where, params, "status", [_STATUS_ALIASES.get(s, s) for s in statuses]
-                if statuses is not None else None)
+        wanted = None if statuses is None else [_STATUS_ALIASES.get(s, s) for s in statuses]
+        _add_in(where, params, "status", wanted)
+        if wanted and set(wanted) <= set(EXCEPTIONAL_STATUSES):
+            where.append(EXCEPTIONAL_STATUSES_SQL)  # lets SQLite pick the partial index
         with self._read(f"listing steps of run {run_id}") as conn:
             self._run_row(run_id)
             cursor = after or before

@@ -15,10 +15,15 @@ Conventions:
   ``seq`` is the rowid: the global creation order, hence also each run's creation order;
   list pagination is keyset on ``(run_id, seq)``. A rowid table keeps inserts cheap: the
   table b-tree only ever appends, and there is no separate primary-key index.
-- ``transitions`` is clustered on ``(run_id, step_id, seq)`` (``WITHOUT ROWID``), ``seq``
-  numbering each step's transitions 0, 1, 2, ...: a step's trail is one range read, and
-  each insert touches one b-tree instead of a table plus an index. ``at`` orders
-  transitions across steps.
+- A step's lifecycle transitions (the audit trail) live in its own row, in ``trail``:
+  comma-joined JSON arrays ``[status, at, retry_count, detail]``, appended by the same
+  UPDATE that moves the step. A transition thus costs no extra row, index entry or
+  b-tree seek on the write path. The ``transitions`` view (:data:`store.layout.TRANSITIONS_VIEW`)
+  expands them to rows ``(run_id, step_id, seq, status, at, retry_count, detail)``,
+  ``seq`` numbering each step's transitions 0, 1, 2, ...; ``at`` orders them across steps.
+- ``artifacts`` is keyed by artifact id only: records are read by id.
+- ``PRAGMA user_version`` holds :data:`store.layout.SCHEMA_VERSION`; a database written with another
+  layout is refused with a message rather than misread.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from store.layout import EXCEPTIONAL_STATUSES_SQL
 
 
 class JSONText(TypeDecorator[Any]):
@@ -95,9 +102,13 @@ class StepRow(SQLModel, table=True):
         # The logical key. Leading with step_id lets the same index serve lookups by
         # step id alone (``steps.get`` without run_id): one index less per insert.
         Index("ux_steps_step_run", "step_id", "run_id", unique=True),
+        # A run's steps in order; block/status filters scan this range (no index of
+        # their own: each would cost every step write two more b-tree updates) ...
         Index("ix_steps_run_seq", "run_id", "seq"),
-        Index("ix_steps_run_block", "run_id", "block_id", "seq"),
-        Index("ix_steps_run_status", "run_id", "status", "seq"),
+        # ... except the statuses people look for in a big run: only rows that end up
+        # there are indexed, so completed steps cost this index nothing.
+        Index("ix_steps_run_exceptional", "run_id", "seq",
+              sqlite_where=text(EXCEPTIONAL_STATUSES_SQL)),
     )
 
     seq: int | None = Field(default=None, primary_key=True)
@@ -126,29 +137,15 @@ class StepRow(SQLModel, table=True):
     completed_at: float | None = None
     updated_at: float
     duration_ms: int | None = None
+    trail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
-class TransitionRow(SQLModel, table=True):
-    """One lifecycle transition of a step, with its time (the audit trail)."""
-
-    __tablename__ = "transitions"
-    __table_args__ = ({"sqlite_with_rowid": False},)
-
-    run_id: str = Field(primary_key=True)
-    step_id: str = Field(primary_key=True)
-    seq: int = Field(primary_key=True)
-    status: str
-    at: float
-    retry_count: int = 0
-    detail: Any = _json()
 
 
 class ArtifactRow(SQLModel, table=True):
     """The operation record a step produced (``step.artifact`` points here)."""
 
     __tablename__ = "artifacts"
-    __table_args__ = (Index("ix_artifacts_run_step", "run_id", "step_id"),)
-
     id: str = Field(primary_key=True)
     run_id: str
     step_id: str
@@ -194,4 +191,4 @@ class ReviewRow(SQLModel, table=True):
     decided_at: float | None = None
 
 
-TABLES = (RunRow, StepRow, TransitionRow, ArtifactRow, WorkflowRow, ReviewRow)
+TABLES = (RunRow, StepRow, ArtifactRow, WorkflowRow, ReviewRow)

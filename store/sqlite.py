@@ -2,15 +2,16 @@
 
 Theory of operation
 -------------------
-The schema comes from :mod:`store.models` (``SQLModel.metadata.create_all``), but the
-hot path never touches the ORM: :meth:`SQLiteStore.apply` plans a batch of
+The schema is declared in :mod:`store.models` and executed from its SQL rendering
+(:mod:`store.layout`), so opening a database never imports the ORM. The hot path is
+plain ``sqlite3``: :meth:`SQLiteStore.apply` plans a batch of
 :class:`~engine.events.StepEvent` in Python, then writes it through one raw ``sqlite3``
 connection in autocommit mode with an explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` and a
 handful of prepared ``executemany`` statements.
 
 1. **Plan** (no I/O but large-payload blobs). Events are folded per step: a ``pending``
-   event creates a row, later events change columns; each event also becomes one
-   ``transitions`` row. Every move is checked against the lifecycle table
+   event creates a row, later events change columns; each event is also appended to
+   the row's ``trail`` (the audit trail, read through the ``transitions`` view). Every move is checked against the lifecycle table
    (:func:`engine.values.check_move`) using an in-memory ``step_id -> status`` map per
    run, seeded from the database on first use. An illegal move raises
    :class:`~engine.errors.IllegalTransition` before anything is written.
@@ -32,7 +33,7 @@ Durability: ``process`` (``synchronous=NORMAL``) survives any process crash;
 checkpoints run mostly on a background thread (:class:`_Checkpointer`) so that no commit
 pays for one.
 
-Every ``sqlite3``/SQLAlchemy error is translated at this boundary into
+Every ``sqlite3`` error is translated at this boundary into
 :class:`~engine.errors.StorageError` naming the database file and the fix.
 """
 
@@ -54,12 +55,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import StaticPool
-from sqlmodel import SQLModel
-
-import store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from store.layout import DDL, SCHEMA_VERSION, TRANSITIONS_VIEW
 from blocks.base import FileStore
 from engine.errors import (
     ConflictError,
@@ -137,10 +133,10 @@ _STEP_COLUMNS = (
     "run_id, step_id, block_id, block_type, label, status, scope, retry_count, "
     "inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens, "
     "cost, trace_spans, control, created_at, queued_at, started_at, completed_at, "
-    "updated_at, duration_ms"
+    "updated_at, duration_ms, trail"
 )
 _INSERT_STEP = (
-    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 25)})"
+    f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 )
 # Mutable columns: given values win (COALESCE(?, col)); first queue/start times are kept.
 _UPDATE_STEP = """
@@ -154,15 +150,10 @@ UPDATE steps SET status = ?1, retry_count = ?2, updated_at = ?3,
   artifact_id = COALESCE(?11, artifact_id),
   artifact_operation = COALESCE(?12, artifact_operation),
   model = COALESCE(?13, model), tokens = COALESCE(?14, tokens), cost = COALESCE(?15, cost),
-  trace_spans = COALESCE(?16, trace_spans), control = COALESCE(?17, control)
+  trace_spans = COALESCE(?16, trace_spans), control = COALESCE(?17, control),
+  trail = trail || ?21
 WHERE run_id = ?18 AND step_id = ?19 AND status = ?20
 """
-# seq: the step's next transition number (one seek on the clustered primary key).
-_INSERT_TRANSITION = (
-    "INSERT INTO transitions (run_id, step_id, seq, status, at, retry_count, detail) "
-    "VALUES (?1, ?2, COALESCE((SELECT seq + 1 FROM transitions WHERE run_id = ?1 "
-    "AND step_id = ?2 ORDER BY seq DESC LIMIT 1), 0), ?3, ?4, ?5, ?6)"
-)
 _UPSERT_ARTIFACT = (
     "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -188,19 +179,20 @@ class _StepChange:
     ``before`` is the status the batch started from, None for a step created in it.
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order) or the
     ``_UPDATE_STEP`` parameters ``?1..?17``; in both, the optional columns from
-    ``inputs`` to ``control`` sit in the same order (see ``_fold_fields``).
+    ``inputs`` to ``control`` sit in the same order (see ``_fold_fields``). ``trail``
+    collects the batch's transitions as JSON array texts.
     """
 
     step_id: str
     before: StepStatus | None
     status: StepStatus
     cols: list[Any]
+    trail: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class _Plan:
     changes: dict[str, _StepChange] = field(default_factory=dict)
-    transitions: list[tuple[Any, ...]] = field(default_factory=list)
     artifacts: list[tuple[Any, ...]] = field(default_factory=list)
     reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
@@ -294,6 +286,7 @@ class SQLiteStore:
         self.local_files: LocalFileStore = files or self._default_files()
         #: The same store, as the :class:`store.base.Store` protocol declares it.
         self.files: FileStore = self.local_files
+        self._checkpointer: _Checkpointer | None = None
         with self._guard("opening the database"):
             self._conn = self._connect()
             try:
@@ -345,19 +338,34 @@ class SQLiteStore:
             ) from exc
 
     def _create_schema(self) -> None:
-        """``create_all`` over our own connection (so ``:memory:`` sees the tables)."""
+        """Create what is missing of :data:`store.layout.DDL` in one transaction."""
         conn = self._conn
-        engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
-        for attempt in range(5):
-            try:
-                SQLModel.metadata.create_all(engine)
-                break
-            except SQLAlchemyError as exc:
-                # Another process created a table between the check and our CREATE.
-                if "already exists" not in str(exc) or attempt == 4:
-                    raise
-        self._engine = engine  # kept alive: disposing a StaticPool closes our connection
-        conn.isolation_level = None
+        self._check_layout(conn)
+        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return
+
+        def create(c: sqlite3.Connection) -> None:
+            for statement in (*DDL, TRANSITIONS_VIEW):
+                c.execute(statement)
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        self._write(create)
+
+    def _check_layout(self, conn: sqlite3.Connection) -> None:
+        """Refuse a database written with another layout instead of misreading it."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        kinds = dict(conn.execute(
+            "SELECT name, type FROM sqlite_master WHERE name IN ('steps', 'transitions')"))
+        old = version not in (0, SCHEMA_VERSION) or kinds.get("transitions") == "table"
+        if not old and "steps" in kinds:
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
+            old = "trail" not in columns
+        if old:
+            raise StorageError(
+                f"{self.path} was written by a stepwell with another storage layout "
+                f"(version {version or 1}, this one reads {SCHEMA_VERSION}). Open it with "
+                "the stepwell that wrote it, or point --db / STEPWELL_DB at a new file."
+            )
 
     # ------------------------------------------------------------------ error boundary
 
@@ -368,10 +376,6 @@ class SQLiteStore:
             yield
         except StepwellError:
             raise
-        except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None)
-            base = orig if isinstance(orig, sqlite3.Error) else exc
-            raise storage_error(self.path, action, base) from exc
         except sqlite3.Error as exc:
             raise storage_error(self.path, action, exc) from exc
 
@@ -630,7 +634,6 @@ class SQLiteStore:
                 self._checkpointer.stop()
                 self._checkpointer = None
             self._conn.close()
-            self._engine.dispose()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
                 self._tmpdir = None
@@ -679,7 +682,8 @@ class SQLiteStore:
             detail = self._fold(run_id, change, ev, now, plan)
             if ev.status is _S.AWAITING_REVIEW:
                 plan.reviews.append((sid, ev.block_id, _review_data(ev)))
-            plan.transitions.append((run_id, sid, _TEXT[ev.status], now, ev.retry_count, detail))
+            change.trail.append(
+                f'["{_TEXT[ev.status]}",{now!r},{ev.retry_count},{detail or "null"}]')
         return plan
 
     def _fold(
@@ -771,11 +775,15 @@ class SQLiteStore:
         self, conn: sqlite3.Connection, run_id: str, plan: _Plan,
         run_update: RunUpdate | None, now: float,
     ) -> None:
-        inserts = [c.cols for c in plan.changes.values() if c.before is None]
+        inserts = []
         updates = []
         for c in plan.changes.values():
-            if c.before is not None:
-                updates.append((*c.cols, run_id, c.step_id, _TEXT[c.before]))
+            if c.before is None:
+                c.cols[25] = ",".join(c.trail)
+                inserts.append(c.cols)
+            else:
+                updates.append((*c.cols, run_id, c.step_id, _TEXT[c.before],
+                                "," + ",".join(c.trail)))
         if inserts:
             try:
                 conn.executemany(_INSERT_STEP, inserts)
@@ -783,8 +791,6 @@ class SQLiteStore:
                 raise _StaleStatuses from exc
         if updates and conn.executemany(_UPDATE_STEP, updates).rowcount != len(updates):
             raise _StaleStatuses
-        if plan.transitions:
-            conn.executemany(_INSERT_TRANSITION, plan.transitions)
         if plan.artifacts:
             conn.executemany(_UPSERT_ARTIFACT, plan.artifacts)
         for step_id, block_id, data in plan.reviews:
@@ -858,7 +864,7 @@ def _new_row(run_id: str, ev: StepEvent, now: float) -> _StepChange:
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
-        now, None, None, None, now, None,
+        now, None, None, None, now, None, "",
     ]
     return _StepChange(ev.step_id, None, _S.PENDING, row)
 

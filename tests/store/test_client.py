@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+
 from pathlib import Path
 
 import pytest
@@ -96,7 +96,7 @@ def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         rows = (
             ["big", f"each_iter_{i}_leaf", "leaf", "function", "Leaf",
              "error" if i % 1000 == 999 else "completed", "[]", 0, None, out, None, None,
-             None, None, None, None, None, None, None, T0, T0, T0, T0 + 1, T0 + 1, 1000]
+             None, None, None, None, None, None, None, T0, T0, T0, T0 + 1, T0 + 1, 1000, ""]
             for i in range(N_STEPS)
         )
         conn = store._conn
@@ -107,30 +107,18 @@ def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _best_of(fn: object, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def test_reads_on_a_100k_step_run_are_fast(big_db: Path) -> None:
+def test_reads_on_a_100k_step_run(big_db: Path) -> None:
+    """Pages, cursors, filters and gets on a large run (latency: ``python -m bench``, W5)."""
     with Client(big_db) as client:
         steps = client.workflows.steps
         first = steps.list("big")
         assert len(first.data) == 100 and first.list_metadata.after == "each_iter_99_leaf"
-        # budgets: first page < 20 ms, get by id < 5 ms (best of 5; the CI box is shared)
-        assert _best_of(lambda: steps.list("big")) < 0.020
-        assert _best_of(lambda: steps.get("each_iter_77777_leaf")) < 0.005
-        assert _best_of(lambda: steps.get("each_iter_77777_leaf", run_id="big")) < 0.005
+        assert steps.get("each_iter_77777_leaf").step_id == "each_iter_77777_leaf"
+        assert steps.get("each_iter_77777_leaf", run_id="big").step_id == "each_iter_77777_leaf"
         deep = steps.list("big", after="each_iter_90000_leaf", limit=100)
         assert deep.data[0].step_id == "each_iter_90001_leaf"
-        assert _best_of(lambda: steps.list("big", after="each_iter_90000_leaf")) < 0.020
         errors = steps.list("big", status="error")
         assert len(errors.data) == 100 and errors.data[0].step_id == "each_iter_999_leaf"
-        assert _best_of(lambda: steps.list("big", status="error")) < 0.020
 
 
 @pytest.mark.parametrize("kwargs", [

@@ -14,6 +14,7 @@ import pytest
 
 from engine.errors import StorageError
 from engine.values import RunStatus
+from store.layout import SCHEMA_VERSION
 from store.sqlite import SQLiteStore
 from tests.store.helpers import S, T0, lifecycle, new_run, write_steps_in_process
 
@@ -39,11 +40,24 @@ def test_full_durability(tmp_path: Path) -> None:
 def test_schema_tables_and_indexes(file_store: SQLiteStore) -> None:
     names = {r[0] for r in file_store._conn.execute("SELECT name FROM sqlite_master")}
     assert {"runs", "steps", "transitions", "artifacts", "workflows", "reviews"} <= names
-    assert {"ux_steps_step_run", "ix_steps_run_seq", "ix_steps_run_block",
-            "ix_steps_run_status", "ix_runs_org_created"} <= names
-    ddl = file_store._conn.execute(
-        "SELECT sql FROM sqlite_master WHERE name = 'transitions'").fetchone()[0]
-    assert "PRIMARY KEY (run_id, step_id, seq)" in ddl and "WITHOUT ROWID" in ddl
+    assert {"ux_steps_step_run", "ix_steps_run_seq", "ix_runs_org_created"} <= names
+    kind = file_store._conn.execute(
+        "SELECT type FROM sqlite_master WHERE name = 'transitions'").fetchone()[0]
+    assert kind == "view"  # over steps.trail: a transition costs no row of its own
+    assert file_store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_database_with_another_layout_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE steps (seq INTEGER PRIMARY KEY, run_id TEXT)")
+    conn.execute("CREATE TABLE transitions (run_id TEXT, step_id TEXT, seq INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="another storage layout.*new file"):
+        SQLiteStore(path)
+    assert {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")} == {
+        "steps", "transitions"}  # untouched
 
 
 def test_data_survives_reopening(tmp_path: Path) -> None:

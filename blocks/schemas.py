@@ -1,0 +1,204 @@
+"""JSON Schema checks shared by blocks: schema problems, instance errors, fast validation.
+
+Validation runs on every step that declares a schema (a function's ``output_schema``,
+an extract's ``json_schema``...), so it is on the hot path. Two validators per schema,
+both cached:
+
+- a compiled ``fastjsonschema`` check, used only when every keyword in the schema means
+  the same in draft-07 (what it implements) and in 2020-12 (what ``jsonschema``
+  defaults to); it answers "valid" in a few microseconds;
+- the ``jsonschema`` validator, which has the last word: anything the fast check does
+  not accept, and every schema the fast check does not cover, goes through it, and it
+  produces the error messages.
+
+So the fast path never accepts what ``jsonschema`` would reject.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from blocks.base import BlockContext
+from engine.errors import Diagnostic, ErrorStage, PermanentError
+
+if TYPE_CHECKING:  # imported on first use: a workflow without schemas never needs it
+    import jsonschema
+
+#: Keywords whose meaning is identical in draft-07 and 2020-12, and that both libraries
+#: evaluate alike (``format`` is left out: fastjsonschema asserts formats, 2020-12 only
+#: annotates them; ``multipleOf`` too: the two round floats differently).
+_PORTABLE = frozenset({
+    "type", "properties", "required", "additionalProperties", "patternProperties",
+    "enum", "const", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
+    "minLength", "maxLength", "pattern", "minItems", "maxItems",
+    "uniqueItems", "minProperties", "maxProperties", "propertyNames", "anyOf", "oneOf",
+    "allOf", "not", "title", "description", "default", "examples", "$comment",
+    "readOnly", "writeOnly", "deprecated", "items",
+})
+_CACHE_LIMIT = 4096
+
+
+def _dotted(parts: Any) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _who(ctx: BlockContext) -> str:
+    return f"{ctx.block_type} block {ctx.block_id!r}"
+
+
+def _schema_key(schema: Any) -> str:
+    return json.dumps(schema, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _portable(schema: Any) -> bool:
+    """True when fastjsonschema's draft-07 reading of ``schema`` equals 2020-12's."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, Mapping) or "$schema" in schema:
+        return False
+    for key, value in schema.items():
+        if key not in _PORTABLE:
+            return False
+        if key in ("properties", "patternProperties"):
+            if not isinstance(value, Mapping) or not all(map(_portable, value.values())):
+                return False
+        elif key in ("additionalProperties", "not", "propertyNames", "items"):
+            # ``items`` as a list is tuple validation in draft-07, an error in 2020-12.
+            if not _portable(value):
+                return False
+        elif key in ("anyOf", "oneOf", "allOf"):
+            if not isinstance(value, list) or not all(map(_portable, value)):
+                return False
+    return True
+
+
+class _Checks:
+    """The cached validators of one schema."""
+
+    __slots__ = ("full", "fast")
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        import jsonschema
+
+        self.full = jsonschema.validators.validator_for(schema)(schema)
+        self.fast: Callable[[Any], Any] | None = None
+        if _portable(schema):
+            import fastjsonschema
+
+            try:
+                self.fast = fastjsonschema.compile(dict(schema), use_formats=False)
+            except Exception:  # noqa: BLE001 - anything it cannot compile goes the slow way
+                self.fast = None
+
+    def is_valid(self, instance: Any) -> bool:
+        if self.fast is not None:
+            try:
+                self.fast(instance)
+                return True
+            except Exception:  # noqa: BLE001 - JsonSchemaException or a quirk: ask jsonschema
+                pass
+        return bool(self.full.is_valid(instance))
+
+
+# By identity first (the same config dict on every step of a block), then by canonical
+# JSON (a workflow often repeats one schema on many blocks).
+_BY_ID: dict[int, tuple[Mapping[str, Any], _Checks]] = {}
+_BY_KEY: dict[str, _Checks] = {}
+_SCHEMA_PROBLEMS: dict[str, "jsonschema.exceptions.SchemaError | None"] = {}
+
+
+def _checks(schema: Mapping[str, Any]) -> _Checks:
+    hit = _BY_ID.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    key = _schema_key(schema)
+    checks = _BY_KEY.get(key)
+    if checks is None:
+        if len(_BY_KEY) > _CACHE_LIMIT:
+            _BY_KEY.clear()
+        checks = _BY_KEY[key] = _Checks(schema)
+    if len(_BY_ID) > _CACHE_LIMIT:
+        _BY_ID.clear()
+    _BY_ID[id(schema)] = (schema, checks)  # keeps ``schema`` alive: ids stay unique
+    return checks
+
+
+def is_valid(instance: Any, schema: Mapping[str, Any]) -> bool:
+    """True when ``instance`` satisfies ``schema`` (the fast check, then jsonschema)."""
+    return _checks(schema).is_valid(instance)
+
+
+def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every way ``instance`` breaks ``schema``: ``[{path, message}]``, best first.
+
+    Paths use the condition grammar (``lines[0].qty``); ``<root>`` is the value itself.
+    """
+    import jsonschema
+
+    validator = _checks(schema).full
+    errors = sorted(validator.iter_errors(instance), key=jsonschema.exceptions.relevance)
+    return [{"path": _dotted(e.absolute_path), "message": e.message} for e in errors]
+
+
+def _schema_problem(schema: Any) -> jsonschema.exceptions.SchemaError | None:
+    import jsonschema
+
+    key = _schema_key(schema)
+    if key not in _SCHEMA_PROBLEMS:
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+            _SCHEMA_PROBLEMS[key] = None
+        except jsonschema.exceptions.SchemaError as exc:
+            _SCHEMA_PROBLEMS[key] = exc
+    return _SCHEMA_PROBLEMS[key]
+
+
+def schema_diagnostics(schema: Any, path: str) -> list[Diagnostic]:
+    """``INVALID_JSON_SCHEMA`` when ``schema`` (at YAML ``path``) is not a JSON Schema."""
+    if schema is None:
+        return []
+    exc = _schema_problem(schema)
+    if exc is not None:
+        return [
+            Diagnostic(
+                code="INVALID_JSON_SCHEMA",
+                message=f"not a valid JSON Schema: {exc.message}",
+                path=f"{path}.{_dotted(exc.absolute_path)}" if exc.absolute_path else path,
+                fix="fix the schema (see https://json-schema.org/understanding-json-schema)",
+            )
+        ]
+    return []
+
+
+def ensure_matches_schema(
+    ctx: BlockContext,
+    instance: Any,
+    schema: Mapping[str, Any] | None,
+    what: str,
+    *,
+    code: str = "OUTPUT_SCHEMA_MISMATCH",
+    stage: ErrorStage = ErrorStage.EXECUTION,
+) -> None:
+    """Raise unless ``instance`` satisfies ``schema`` (no schema: nothing to check).
+
+    Raises:
+        PermanentError: ``code``, naming the first failing path; all paths in context.
+    """
+    if not schema or _checks(schema).is_valid(instance):
+        return
+    errors = schema_errors(instance, schema)
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise PermanentError(
+            f"{_who(ctx)}: {what} does not match its schema at {first['path']}: "
+            f"{first['message']}{more}. Fix the data or the schema.",
+            stage=stage,
+            code=code,
+            context={"errors": errors[:20]},
+        )

@@ -1,0 +1,69 @@
+"""The database layout as SQL, so opening a database never imports the ORM.
+
+:mod:`store.models` declares the schema (SQLModel tables); :data:`DDL` is that schema
+rendered for SQLite, which :class:`store.sqlite.SQLiteStore` executes on open. Keeping
+SQLAlchemy off that path saves about a third of a second of start-up.
+``tests/store/test_layout.py`` checks that the two agree; after changing a model, run
+``python -m store.layout`` and paste what it prints over :data:`DDL`.
+"""
+
+from __future__ import annotations
+
+#: Version of this layout, kept in ``PRAGMA user_version``.
+SCHEMA_VERSION = 2
+
+#: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
+#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.api``).
+EXCEPTIONAL_STATUSES = ("error", "skipped", "cancelled", "awaiting_review")
+EXCEPTIONAL_STATUSES_SQL = "status IN ('error', 'skipped', 'cancelled', 'awaiting_review')"
+
+#: The audit trail as rows, for readers (``store.transitions``, SQL users).
+TRANSITIONS_VIEW = """
+CREATE VIEW IF NOT EXISTS transitions AS
+SELECT s.run_id AS run_id, s.step_id AS step_id, CAST(j.key AS INTEGER) AS seq,
+  json_extract(j.value, '$[0]') AS status, json_extract(j.value, '$[1]') AS at,
+  json_extract(j.value, '$[2]') AS retry_count, json_extract(j.value, '$[3]') AS detail
+FROM steps s, json_each('[' || s.trail || ']') j
+"""
+
+#: ``CREATE ... IF NOT EXISTS`` for every table and index of :mod:`store.models`.
+DDL: tuple[str, ...] = (
+    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\tworkflow_name VARCHAR NOT NULL, \n\tworkflow_digest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tfailing_step_id VARCHAR, \n\terror TEXT, \n\treason VARCHAR, \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',
+    "CREATE TABLE IF NOT EXISTS steps (\n\tseq INTEGER NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tlabel VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR, \n\tartifact_id VARCHAR, \n\tartifact_operation VARCHAR, \n\tmodel VARCHAR, \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT '' NOT NULL, \n\tPRIMARY KEY (seq)\n)",
+    "CREATE INDEX IF NOT EXISTS ix_steps_run_exceptional ON steps (run_id, seq) WHERE status IN ('error', 'skipped', 'cancelled', 'awaiting_review')",
+    'CREATE INDEX IF NOT EXISTS ix_steps_run_seq ON steps (run_id, seq)',
+    'CREATE UNIQUE INDEX IF NOT EXISTS ux_steps_step_run ON steps (step_id, run_id)',
+    'CREATE TABLE IF NOT EXISTS artifacts (\n\tid VARCHAR NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\toperation VARCHAR NOT NULL, \n\trecord TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS workflows (\n\tid VARCHAR NOT NULL, \n\tname VARCHAR NOT NULL, \n\tdigest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\torganization_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_workflows_org ON workflows (organization_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS reviews (\n\tid VARCHAR NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tdata TEXT, \n\tdecision VARCHAR, \n\tdecision_data TEXT, \n\tnote VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tdecided_at FLOAT, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_reviews_run_step ON reviews (run_id, step_id)',
+    'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
+)
+
+
+def render_ddl() -> tuple[str, ...]:
+    """The DDL SQLAlchemy renders from :mod:`store.models` (imports the ORM)."""
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from store.models import TABLES
+
+    dialect = sqlite.dialect()
+    out: list[str] = []
+    for model in TABLES:
+        table = model.__table__  # type: ignore[attr-defined]
+        out.append(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
+    return tuple(out)
+
+
+if __name__ == "__main__":
+    print("DDL: tuple[str, ...] = (")
+    for statement in render_ddl():
+        print(f"    {statement!r},")
+    print(")")

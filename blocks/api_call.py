@@ -53,6 +53,7 @@ _SENSITIVE = frozenset({"authorization", "cookie", "set-cookie", "x-api-key",
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _BODY_METHODS = ("POST", "PUT", "PATCH")
 _BODY_LIMIT = 64 * 1024
+_RETRIED = "transient: the engine retries it per the retry policy"
 _HISTORY_LIMIT = 1024
 REDACTED = "[REDACTED]"
 
@@ -270,12 +271,12 @@ class ApiCall(BlockType):
                                  "config.url.", code="INVALID_URL") from exc
         except httpx.TimeoutException as exc:
             raise TransientError(f"{who(ctx)}: {config.method} {config.url} timed out after "
-                                 f"{config.timeout_seconds:g}s; it will be retried. Raise "
+                                 f"{config.timeout_seconds:g}s ({_RETRIED}). Raise "
                                  "config.timeout_seconds if the API is slow.",
                                  code="HTTP_TIMEOUT") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"{who(ctx)}: cannot reach {config.url} ({type(exc).__name__}"
-                                 f": {exc}); it will be retried. Check the URL and that the "
+                                 f": {exc}; {_RETRIED}). Check the URL and that the "
                                  "server is up.", code="HTTP_UNREACHABLE") from exc
         finally:
             attempt["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -305,11 +306,14 @@ class ApiCall(BlockType):
             from blocks.providers.openai import retry_after_seconds
 
             wait = retry_after_seconds(headers.get("retry-after"))
-            raise QuotaError(f"{where} (rate limited); retrying"
-                             f"{f' after {wait:g}s' if wait is not None else ''}.",
+            raise QuotaError(f"{where} (rate limited; quota: retried"
+                             f"{f' after {wait:g}s' if wait is not None else ''} per the "
+                             "retry policy). If it persists, raise config.retry.max_attempts "
+                             "or call the API less often.",
                              code="HTTP_429", retry_after=wait, context=snippet)
         if status == 408 or status >= 500:
-            raise TransientError(f"{where}; it will be retried.", code=f"HTTP_{status}",
+            raise TransientError(f"{where} ({_RETRIED}). If it persists, check the API's "
+                                 "status.", code=f"HTTP_{status}",
                                  context=snippet)
         raise PermanentError(f"{where}. Check the request (url, headers, body) against what "
                              "the API expects; the response is in the error context.",

@@ -11,13 +11,23 @@ iteration's item, in order of first page.
 container step for a human before any iteration starts. The container's artifact is
 ``partition``: ``{key, output{partitions[{key, pages, file}]}, unassigned_pages, usage,
 review}``.
+
+Review. When the predicate fires, the review record carries a ``proposal``
+(:func:`review_proposal`: the source PDF, its page count and the proposed partitions with
+their PDFs), so a decision taken later, by another process, can start the iterations
+without calling the model again (:func:`items_after_review`). Approval without data
+iterates over the proposed partitions; approval with data ``{"partitions": [{"key",
+"pages"}]}`` (or just the list) iterates over PDFs cut from the source to those pages,
+and the container's artifact then records both (``output`` and ``proposed_output``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import BlockContext, BlockResult, ExpandItems
+from blocks.base import BlockContext, BlockResult, ExpandItems, FileStore
 from blocks.control import slugify
 from blocks.documents import (
     add_usage,
@@ -28,10 +38,11 @@ from blocks.documents import (
     store_pdf,
     to_pdf,
 )
-from blocks.pdf import page_subset, page_texts
+from blocks.pdf import DocumentProblem, page_subset, page_texts
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
-from engine.values import Payload
+from engine.errors import UsageError
+from engine.values import FileRef, Payload
 
 if TYPE_CHECKING:
     from blocks.loops import ForEachConfig
@@ -94,5 +105,121 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
         "output": {"partitions": recorded}, "unassigned_pages": result.unassigned_pages,
         "usage": usage.to_dict(), "review": review_record(config.review, **review_args),
     }
-    return BlockResult(control=ExpandItems(items=items), artifact=artifact,
-                       review=evaluate_review(config.review, **review_args), **step_usage(usage))
+    review = evaluate_review(config.review, **review_args)
+    if review is not None:
+        source = doc.ref if doc.mime == "application/pdf" else store_pdf(
+            ctx, pdf, f"{doc.stem}.pdf")
+        review = {**review, "proposal": review_proposal(
+            key=str(config.key), source=source, page_count=len(pages), partitions=recorded,
+            model=usage.model, usage=usage.to_dict())}
+    return BlockResult(control=ExpandItems(items=items), artifact=artifact, review=review,
+                       **step_usage(usage))
+
+
+# ----------------------------------------------------------------------------- review
+
+
+def review_proposal(*, key: str, source: FileRef, page_count: int,
+                    partitions: list[dict[str, Any]], model: str | None = None,
+                    usage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The ``proposal`` a split_by_key review record carries (see the module docstring).
+
+    Args:
+        key: ``config.key``.
+        source: the PDF the partitions were cut from (kept in the file store).
+        page_count: its number of pages.
+        partitions: ``[{key, pages, confidence, file}]`` in iteration order.
+        model, usage: what the partitioning cost, kept for the corrected artifact.
+    """
+    return {"operation": "partition", "key": key, "file": source.to_dict(),
+            "page_count": page_count, "partitions": partitions, "model": model,
+            "usage": usage}
+
+
+def corrected_partitions(proposal: Mapping[str, Any], data: Any) -> list[dict[str, Any]]:
+    """The reviewer's partitions ``[{key, pages}]``, checked against the source document.
+
+    Args:
+        proposal: the review record's ``proposal``.
+        data: ``{"partitions": [{"key": str, "pages": [int, ...]}, ...]}`` or the list.
+
+    Raises:
+        UsageError: the data is not that shape, or names a page the document lacks.
+    """
+    total = int(proposal.get("page_count") or 0)
+    example = ('{"partitions": [{"key": "A-100", "pages": [1, 2]}, '
+               '{"key": "B-200", "pages": [3]}]}')
+    parts = data.get("partitions") if isinstance(data, Mapping) else data
+    if not isinstance(parts, list):
+        raise UsageError(
+            "Corrected data for a split_by_key review must be the partitions to iterate "
+            f"over, like {example}. Pass that (or approve without data to keep the proposal).")
+    out: list[dict[str, Any]] = []
+    for i, part in enumerate(parts):
+        key = part.get("key") if isinstance(part, Mapping) else None
+        pages = part.get("pages") if isinstance(part, Mapping) else None
+        if not isinstance(key, str) or not isinstance(pages, list) or not pages or not all(
+                isinstance(n, int) and not isinstance(n, bool) for n in pages):
+            raise UsageError(
+                f"Corrected partition {i} must be {{\"key\": str, \"pages\": [int, ...]}} "
+                f"with at least one page (got {part!r}). Example: {example}.")
+        outside = sorted({n for n in pages if not 1 <= n <= total})
+        if outside:
+            raise UsageError(
+                f"Corrected partition {i} ({key!r}) names page(s) {outside}, but the document "
+                f"has {total} page(s). Use 1-based page numbers from 1 to {total}.")
+        out.append({"key": key, "pages": list(pages)})
+    return out
+
+
+def items_after_review(files: FileStore, proposal: Mapping[str, Any], *,
+                       corrected: bool, data: Any = None,
+                       evaluation: Mapping[str, Any] | None = None
+                       ) -> tuple[list[Payload], dict[str, Any] | None]:
+    """The iterations an approved split_by_key review starts, and the corrected artifact.
+
+    Args:
+        files: the run's file store.
+        proposal: the review record's ``proposal``.
+        corrected: the reviewer gave data; ``data`` is the corrected partitions.
+        evaluation: the review trigger evaluation, repeated in the corrected artifact.
+
+    Returns:
+        ``(items, artifact)``: without correction the proposed partition PDFs and None
+        (the recorded artifact stands); with it, PDFs cut from the source to the
+        reviewer's pages and a ``partition`` artifact recording both versions.
+
+    Raises:
+        UsageError: the corrected data is malformed (see :func:`corrected_partitions`),
+            or the source document can no longer be read.
+    """
+    proposed = list(proposal.get("partitions") or [])
+    if not corrected:
+        return [Payload.file(FileRef(**p["file"])) for p in proposed], None
+    parts = corrected_partitions(proposal, data)
+    source = FileRef(**proposal["file"])
+    try:
+        pdf = files.read_bytes(source)
+        stem = PurePath(source.filename).stem or "document"
+        recorded = []
+        for part in parts:
+            ref = files.put_bytes(page_subset(pdf, part["pages"]),
+                                  f"{stem}_{slugify(part['key']) or 'partition'}.pdf",
+                                  "application/pdf")
+            recorded.append({**part, "confidence": 1.0, "file": ref.to_dict()})
+    except (DocumentProblem, OSError) as exc:
+        raise UsageError(
+            f"Cannot cut the corrected partitions from {source.filename!r} ({exc}). "
+            "Check the file store beside the database is intact, or reject the review "
+            "and rerun the workflow.") from exc
+    used = {n for part in parts for n in part["pages"]}
+    artifact = {
+        "operation": "partition", "file": source.to_dict(), "key": proposal.get("key"),
+        "model": proposal.get("model"), "page_count": proposal.get("page_count"),
+        "output": {"partitions": recorded},
+        "unassigned_pages": [n for n in range(1, int(proposal.get("page_count") or 0) + 1)
+                             if n not in used],
+        "proposed_output": {"partitions": proposed}, "corrected_by_review": True,
+        "usage": proposal.get("usage"), "review": dict(evaluation) if evaluation else None,
+    }
+    return [Payload.file(FileRef(**p["file"])) for p in recorded], artifact

@@ -20,6 +20,7 @@ pypdf is imported inside the functions so importing this module stays cheap.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ def open_pdf(data: bytes) -> PdfReader:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
+    _quiet_pypdf()
     if not data.strip():
         raise DocumentProblem(
             "the file is empty (0 bytes of content)",
@@ -127,6 +129,17 @@ def open_pdf(data: bytes) -> PdfReader:
             "the PDF has no pages", "Pass a PDF with at least one page.", "PDF_NO_PAGES"
         )
     return reader
+
+
+def _quiet_pypdf() -> None:
+    """Keep pypdf's repair warnings ("EOF marker not found", ...) off stderr.
+
+    The problems that matter become :class:`DocumentProblem` messages on the step; the
+    records still reach any logging handler the application configures.
+    """
+    logger = logging.getLogger("pypdf")
+    if not logger.handlers:
+        logger.addHandler(logging.NullHandler())
 
 
 def _decrypt_blank(reader: PdfReader) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 _EXPORTS = {
     "Engine": "engine.core",
     "RunResult": "engine.core",
+    "RunHandle": "engine.handle",
     "Workflow": "engine.definition",
     "load_workflow": "engine.definition",
     "RetryPolicy": "engine.runner",

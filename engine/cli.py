@@ -9,6 +9,7 @@
     stepwell runs cancel | resume | rerun RUN_ID     act on a stored run
     stepwell reviews list | approve | reject         human reviews
     stepwell steps list RUN_ID | get STEP_ID         persisted steps
+    stepwell serve [--host H] [--port P]             the HTTP API (docs/http.md)
 
 Every command takes ``--db PATH`` (default ``./stepwell.db``; ``$STEPWELL_DB`` overrides
 the default) and most take ``--json``. Exit codes: 0 completed, 1 the run ended in error
@@ -32,6 +33,7 @@ import typer
 
 from engine.cli_durable import reviews_app
 from engine.cli_read import runs_app, steps_app
+from engine.cli_serve import serve
 from engine.cli_support import (
     DB_HELP,
     EXIT_USAGE,
@@ -56,6 +58,7 @@ app = typer.Typer(
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 app.add_typer(reviews_app, name="reviews")
+app.command(name="serve")(serve)
 
 WorkflowArg = Annotated[Path, typer.Argument(
     help="Workflow file (Retab YAML, or JSON).", show_default=False)]

@@ -14,7 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from engine.cli_support import DB_HELP, JSON_HELP, existing_db, handle_errors, print_json, stdout
+from engine.cli_support import (
+    DB_HELP,
+    JSON_HELP,
+    existing_db,
+    handle_errors,
+    print_json,
+    stdout,
+)
 
 runs_app = typer.Typer(help="List and inspect workflow runs.", no_args_is_help=True)
 steps_app = typer.Typer(help="List and inspect the persisted steps of a run.",
@@ -66,23 +73,88 @@ def runs_list(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first.
+
+    Unfinished runs carry their owner process: ``owner alive: no`` marks one whose
+    process died (resume it with ``stepwell runs resume RUN_ID``).
+    """
     from engine.cli_detail import runs_table
     from engine.cli_support import to_jsonable
 
     with read_client(db) as client:
         page = client.workflows.runs.list(status=status or None, workflow_id=workflow,
                                           limit=limit)
+        owners = run_owners(client, [run.id for run in page_items(page)])
+    data = to_jsonable(page)
+    runs = data["data"] if isinstance(data, dict) else data
+    for run in runs:
+        run["owner"] = owners.get(run["id"])
     if as_json:
-        print_json(page)
+        print_json(data)
         return
-    runs = [to_jsonable(run) for run in page_items(page)]
     console = stdout()
     if not runs:
         console.print("No runs match." if status or workflow else
                       "No runs yet. Start one with `stepwell run WORKFLOW`.")
         return
+    dead = [run["id"] for run in runs if _flag_owner(run)]
     console.print(runs_table(runs))
+    if dead:
+        from engine.cli_support import db_flag, resolve_db
+
+        console.print(f"[yellow]{len(dead)} unfinished run(s) lost their process; continue "
+                      f"with `stepwell runs resume {dead[0]}{db_flag(resolve_db(db))}`.[/]",
+                      soft_wrap=True)
+
+
+#: Run statuses in which a live process should own the run.
+OWNED_STATUSES = frozenset({"pending", "queued", "running"})
+
+
+def run_owners(client: Any, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """run id -> ``{pid, heartbeat_at, alive}`` of its owner process.
+
+    ``alive`` (see :func:`engine.durable.process_owns`) is given for runs that should
+    have a live owner (pending, queued, running) and None for the others: a run waiting
+    for review, or finished, needs no process.
+    """
+    import datetime as dt
+
+    from engine.durable import process_owns
+
+    if not run_ids:
+        return {}
+    marks = ", ".join("?" * len(run_ids))
+    rows = client.api.conn.execute(
+        f"SELECT id, status, owner_pid, heartbeat_at FROM runs WHERE id IN ({marks})",
+        run_ids).fetchall()
+    out: dict[str, dict[str, Any]] = {}
+    for run_id, run_status, pid, beat in rows:
+        at = (dt.datetime.fromtimestamp(beat, dt.UTC).isoformat().replace("+00:00", "Z")
+              if beat else None)
+        alive = process_owns(pid, beat) if run_status in OWNED_STATUSES else None
+        out[run_id] = {"pid": pid, "heartbeat_at": at, "alive": alive}
+    return out
+
+
+def _flag_owner(run: dict[str, Any]) -> bool:
+    """Put ``owner alive: yes|no`` in the run's table note; True when the owner is dead."""
+    import datetime as dt
+
+    owner = run.get("owner") or {}
+    if owner.get("alive") is None:
+        return False
+    lifecycle = run.setdefault("lifecycle", {})
+    if owner["alive"]:
+        lifecycle["reason"] = f"owner alive: yes (pid {owner['pid']})"
+        return False
+    beat = owner.get("heartbeat_at")
+    ago = ""
+    if beat:
+        seconds = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(beat)
+        ago = f", heartbeat {max(0, int(seconds.total_seconds()))}s ago"
+    lifecycle["reason"] = f"owner alive: no (pid {owner['pid']}{ago})"
+    return True
 
 
 @runs_app.command("get")

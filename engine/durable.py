@@ -3,8 +3,10 @@
 All of them work from what is in the database, so they can be called from any process:
 the one that started the run may be gone (killed, or exited while waiting for a review).
 
-* **resume**: rebuild the run's scheduler from its persisted steps (engine.replay) and
-  continue. Completed steps are never executed again; in-flight steps run again.
+* **resume**: refuse a run a live process still executes, claim the run atomically (of
+  two processes resuming it at once, one wins), rebuild its scheduler from its persisted
+  steps (engine.replay) and continue. Completed steps are never executed again;
+  in-flight steps run again.
 * **cancel**: flag the run; its live owner notices within a second and interrupts its
   steps. When no live process owns the run (it died, or it is waiting for a review), the
   caller cancels the unfinished steps itself.
@@ -21,35 +23,44 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import networkx as nx
-
-from engine.definition import Workflow
 from engine.errors import ConflictError, InputError, UsageError
 from engine.events import NewRun, RunUpdate, StepEvent
-from engine.graph import CompiledGraph, compile_workflow
-from engine.replay import Replay, ReviewDecision
 from engine.values import RunStatus, StepStatus
 from store.base import PersistedRun
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where used: `runs list` needs only owner_alive
     from engine.core import Engine, RunResult
+    from engine.definition import Workflow
+    from engine.graph import CompiledGraph
+    from engine.replay import ReviewDecision
 
+#: A running run's owner writes a heartbeat every 2 s; one older than this means the
+#: owner is stuck or gone (its pid may since belong to another process).
 STALE_HEARTBEAT_S = 15.0
 
 
 def owner_alive(run: PersistedRun, now: float | None = None) -> bool:
     """True when the run's owner process still exists and its heartbeat is fresh."""
-    if not run.owner_pid:
+    return process_owns(run.owner_pid, run.heartbeat_at, now)
+
+
+def process_owns(pid: int | None, heartbeat_at: float | None, now: float | None = None) -> bool:
+    """True when process ``pid`` exists and wrote a heartbeat less than
+    ``STALE_HEARTBEAT_S`` ago (this process always counts as alive).
+
+    Only meaningful on the machine that ran the owner: the pid is a local one.
+    """
+    if not pid:
         return False
-    if run.owner_pid == os.getpid():
+    if pid == os.getpid():
         return True
     try:
-        os.kill(run.owner_pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass
-    beat = run.heartbeat_at or 0.0
+        pass  # exists, owned by another user
+    beat = heartbeat_at or 0.0
     return (now or time.time()) - beat < STALE_HEARTBEAT_S
 
 
@@ -65,27 +76,38 @@ async def resume(engine: Engine, run_id: str) -> RunResult:
     Raises:
         NotFoundError: no such run.
         UsageError: the run already ended.
-        ConflictError: another live process is executing it.
+        ConflictError: another live process is executing it, or took it over first.
     """
     store = engine.store
     run = store.load_run(run_id)
     if run.status.terminal:
         raise _ended(run, "resume")
-    if run.status is RunStatus.RUNNING and owner_alive(run) and run.owner_pid != os.getpid():
+    me = os.getpid()
+    if run.status is not RunStatus.AWAITING_REVIEW and run.owner_pid != me and owner_alive(run):
         raise ConflictError(
             f"Run {run_id} is being executed by process {run.owner_pid} (heartbeat "
             f"{time.time() - (run.heartbeat_at or 0):.0f}s ago). Cancel it first with "
             f"`stepwell runs cancel {run_id}`, or wait for it to finish.")
+    if not store.claim_owner(run_id, me, time.time(), seen_pid=run.owner_pid,
+                             seen_heartbeat=run.heartbeat_at):
+        raise ConflictError(
+            f"Run {run_id} was taken over by another process just now; it continues "
+            f"there. Follow it with `stepwell runs get {run_id}`.")
+    from engine.definition import Workflow
+    from engine.graph import compile_workflow
+    from engine.replay import Replay
+
     graph = compile_workflow(Workflow.from_dict(run.definition), engine.registry)
     steps = {s.step_id: s for s in store.load_steps(run_id)}
     decisions = review_decisions(store, run_id)
-    store.set_owner(run_id, os.getpid(), time.time())
-    replay = Replay(steps=steps, decisions=decisions)
+    replay = Replay(steps=steps, decisions=decisions, files=store.files)
     return await engine._execute(graph, run_id, run.inputs, replay=replay)
 
 
 def review_decisions(store: Any, run_id: str) -> dict[str, ReviewDecision]:
     """Decided reviews of a run, keyed by step id."""
+    from engine.replay import ReviewDecision
+
     out: dict[str, ReviewDecision] = {}
     for review in store.reviews(run_id=run_id):
         if review.decision is None:
@@ -109,8 +131,8 @@ def cancel(engine: Engine, run_id: str, reason: str = "cancelled by request") ->
     run = store.load_run(run_id)
     if run.status.terminal:
         raise _ended(run, "cancel")
-    store.request_cancel(run_id)
-    if run.status is RunStatus.RUNNING and owner_alive(run):
+    store.request_cancel(run_id, reason)
+    if run.status is not RunStatus.AWAITING_REVIEW and owner_alive(run):
         return False  # the owner polls the flag and stops within a second
     events = [
         StepEvent(step_id=s.step_id, block_id=s.block_id, block_type="", label="",
@@ -129,13 +151,19 @@ def decide(engine: Engine, review_id: str, *, approved: bool, data: Any = None,
     Raises:
         NotFoundError: no such review.
         ConflictError: the review was already decided differently.
-        UsageError: the run already ended, or data given with a rejection.
+        UsageError: the run already ended, data given with a rejection, or corrected
+            split_by_key partitions that do not fit the document.
     """
     store = engine.store
     review = store.review(review_id)
     run = store.load_run(review.run_id)
     if run.status.terminal and review.decision is None:
         raise _ended(run, "review")
+    proposal = ((review.data or {}).get("review") or {}).get("proposal")
+    if approved and has_data and isinstance(proposal, Mapping):
+        from blocks.partition import corrected_partitions
+
+        corrected_partitions(proposal, data)  # refuse now rather than when resuming
     return store.decide_review(review_id, approved=approved, data=data, has_data=has_data,
                                reason=reason, now=time.time())
 
@@ -150,6 +178,10 @@ async def rerun(engine: Engine, run_id: str, from_step: str,
         UsageError: ``from_step`` is not a top-level step of the run, or the workflow
             changed upstream of it.
     """
+    from engine.definition import Workflow
+    from engine.graph import compile_workflow
+    from engine.replay import Replay
+
     store = engine.store
     old = store.load_run(run_id)
     stored = Workflow.from_dict(old.definition)
@@ -183,25 +215,35 @@ async def rerun(engine: Engine, run_id: str, from_step: str,
     return await engine._execute(graph, new_id, new_inputs, replay=replay)
 
 
-def _top_graph(graph: CompiledGraph) -> nx.DiGraph:
-    g = nx.DiGraph()
-    for node_id, node in graph.nodes.items():
-        if node.parent is None:
-            g.add_node(node_id)
-    for source, handles in graph.outgoing.items():
+def _top_edges(graph: CompiledGraph, *, reverse: bool) -> dict[str, set[str]]:
+    """Top-level block -> the top-level blocks it feeds (or is fed by, ``reverse``)."""
+    out: dict[str, set[str]] = {}
+    for handles in graph.outgoing.values():
         for edges in handles.values():
             for e in edges:
                 if graph.nodes[e.source].parent is None and graph.nodes[e.target].parent is None:
-                    g.add_edge(e.source, e.target)
-    return g
+                    a, b = (e.target, e.source) if reverse else (e.source, e.target)
+                    out.setdefault(a, set()).add(b)
+    return out
+
+
+def _reachable(edges: Mapping[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in edges.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
 
 
 def _ancestors(graph: CompiledGraph, step: str) -> set[str]:
-    return set(nx.ancestors(_top_graph(graph), step))
+    return _reachable(_top_edges(graph, reverse=True), step)
 
 
 def _descendants(graph: CompiledGraph, step: str) -> set[str]:
-    return set(nx.descendants(_top_graph(graph), step))
+    return _reachable(_top_edges(graph, reverse=False), step)
 
 
 def _check_unchanged(stored: Workflow, new: Workflow, upstream: set[str], from_step: str) -> None:

@@ -126,11 +126,13 @@ class LoopController:
                 self._complete_for_each(loop)
 
     def _complete_for_each(self, loop: _ForEach) -> None:
-        result = BlockResult(
-            outputs={"fe-right-out": Payload.json(loop.results)},
-            artifact=None,
-        )
-        self._s.finish(loop.step, result)
+        # The container's own result (a split_by_key partition artifact, its model usage)
+        # was kept on the step when the loop opened; completion adds fe-right-out to it.
+        own = loop.step.result or BlockResult()
+        self._s.finish(loop.step, BlockResult(
+            outputs={**own.outputs, "fe-right-out": Payload.json(loop.results)},
+            artifact=own.artifact, model=own.model, tokens=own.tokens, cost=own.cost,
+            trace_spans=own.trace_spans))
 
     # ------------------------------------------------------------------ while_loop
 

@@ -81,8 +81,9 @@ def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     Raises:
         WorkflowLoadError: the text is not valid YAML (the message names the line).
     """
-    loader = _DuplicateKeyLoader(text)
+    loader: _DuplicateKeyLoader | None = None
     try:
+        loader = _DuplicateKeyLoader(text)  # a control character fails right here
         data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
@@ -93,7 +94,8 @@ def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
             "Fix the YAML syntax there (check indentation and quoting), then load it again.",
         ) from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return data, loader.duplicates
 
 

@@ -9,22 +9,28 @@ result back (:meth:`Replay.settle`) instead of running the block, the way DBOS's
 * **resume** (``rewrite=False``): the records are this run's own rows. Events for steps
   that are already in the database are filtered (:meth:`Replay.filter`): a completed step
   is never written or executed again; a step that was in flight (``queued``/``running``)
-  goes back to ``queued`` (a retry) and runs again.
+  goes back to ``queued`` and runs again. The fresh scheduler counts attempts from 0, so
+  the filter shifts the ``retry_count`` it writes for such a step: a ``running`` step
+  re-queued counts as one more retry (``running -> queued`` is always ``+ 1``), and the
+  persisted count never goes down.
 * **rerun** (``rewrite=True``): the records come from an earlier run and only cover the
   steps upstream of the rerun point; the new run writes them as its own steps.
 
 A step waiting for review is replayed as waiting, then given its decision if one was
-taken since (approve with optional corrected data, or reject).
+taken since (approve with optional corrected data, or reject). A split_by_key container
+waiting for review has no outputs yet: its review record carries the proposed partitions
+(``proposal``, see blocks.partition), and approval starts its iterations over them, or over
+the reviewer's corrected partitions, cut from the source PDF in the run's file store.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from blocks.base import BlockResult, LoopDecision
-from engine.errors import ErrorCategory, ErrorStage
+from blocks.base import BlockResult, ExpandItems, FileStore, LoopDecision
+from engine.errors import ErrorCategory, ErrorStage, UsageError
 from engine.events import StepErrorInfo, StepEvent
 from engine.scheduler import Scheduler, Task
 from engine.values import LEGAL_MOVES, Payload, StepStatus
@@ -50,11 +56,18 @@ class Replay:
     steps: Mapping[str, PersistedStep]
     rewrite: bool = False
     decisions: Mapping[str, ReviewDecision] = field(default_factory=dict)
+    files: FileStore | None = None
     _db: dict[str, StepStatus] = field(default_factory=dict)
+    _retry_offset: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.rewrite:
-            self._db = {sid: rec.status for sid, rec in self.steps.items()}
+        if self.rewrite:
+            return
+        self._db = {sid: rec.status for sid, rec in self.steps.items()}
+        for sid, rec in self.steps.items():
+            offset = rec.retry_count + (1 if rec.status is S.RUNNING else 0)
+            if offset and not rec.status.terminal:
+                self._retry_offset[sid] = offset
 
     def settle(self, sched: Scheduler, task: Task) -> bool:
         """Feed ``task``'s recorded result to ``sched``; False when it must execute."""
@@ -69,12 +82,30 @@ class Replay:
             sched.fail(task.step_id, _error_info(rec))
         else:
             review = (rec.control or {}).get("review") or {}
+            decision = self.decisions.get(task.step_id)
+            proposal = review.get("proposal")
+            if isinstance(proposal, Mapping) and decision is not None and decision.approved:
+                sched.await_review(task.step_id, self._expand(review, proposal, decision))
+                sched.approve(task.step_id)  # the container's iterations start now
+                return True
             sched.await_review(task.step_id, BlockResult(outputs=dict(rec.outputs),
                                                          review=review))
-            decision = self.decisions.get(task.step_id)
             if decision is not None:
                 apply_decision(sched, task.step_id, decision, rec.outputs)
         return True
+
+    def _expand(self, review: dict[str, Any], proposal: Mapping[str, Any],
+                decision: ReviewDecision) -> BlockResult:
+        """The approved container's result: its items (and corrected artifact)."""
+        from blocks.partition import items_after_review
+
+        if self.files is None:
+            raise UsageError("Replay needs the run's file store to expand a reviewed "
+                             "container; pass Replay(files=store.files).")
+        evaluation = {k: v for k, v in review.items() if k != "proposal"}
+        items, artifact = items_after_review(self.files, proposal, corrected=decision.has_data,
+                                             data=decision.data, evaluation=evaluation)
+        return BlockResult(control=ExpandItems(items=items), artifact=artifact, review=review)
 
     def filter(self, events: Iterable[StepEvent]) -> list[StepEvent]:
         """Drop the events a resumed run must not write again (resume mode only)."""
@@ -88,7 +119,9 @@ class Replay:
             elif current.terminal or event.status not in LEGAL_MOVES[current]:
                 continue
             else:
-                kept.append(event)
+                offset = self._retry_offset.get(event.step_id)
+                kept.append(replace(event, retry_count=event.retry_count + offset)
+                            if offset else event)
             self._db[event.step_id] = event.status
         return kept
 

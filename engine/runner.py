@@ -23,8 +23,10 @@ the worker waits for the ``running`` transition to be committed before its next 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
+import threading
 import random
 import time
 import traceback
@@ -51,7 +53,10 @@ from store.base import Store
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
 _YIELD_EVERY_S = 0.02
+log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
+_UNSET = object()
+_CANCELLED_BY_REQUEST = "cancelled by request"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,6 +131,7 @@ class Runner:
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
+        self._timeouts: dict[str, Any] = {}
         self._env = settings.env
 
     async def run(self) -> RunUpdate:
@@ -133,11 +139,22 @@ class Runner:
         sched = self.scheduler
         send, recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._flush(RunUpdate(status=RunStatus.RUNNING))
+        heartbeat = _Heartbeat(self.store, self.settings.run_id, self.settings.heartbeat_s)
+        try:
+            outcome = await self._drive(sched, send, recv)
+        finally:
+            heartbeat.stop()
+        self._flush(outcome)
+        return outcome
+
+    async def _drive(self, sched: Scheduler, send: MemoryObjectSendStream[tuple[Any, ...]],
+                     recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> RunUpdate:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._watch, send)
             sched.start()
-            if self._cancel_requested():
-                sched.cancel("cancelled by request")
+            requested = self._cancel_requested()
+            if requested:
+                sched.cancel(requested)
             yielded = time.monotonic()
             while True:
                 self._release(tg, send)
@@ -157,12 +174,9 @@ class Runner:
                 yielded = time.monotonic()
             tg.cancel_scope.cancel()
         if sched.finished or sched.awaiting:
-            outcome = sched.outcome()
-        else:  # pragma: no cover - a scheduler bug; keep the run inspectable
-            outcome = RunUpdate(status=RunStatus.ERROR,
-                                reason="run stalled: no step can make progress")
-        self._flush(outcome)
-        return outcome
+            return sched.outcome()
+        # pragma: no cover - a scheduler bug; keep the run inspectable
+        return RunUpdate(status=RunStatus.ERROR, reason="run stalled: no step can make progress")
 
     # ------------------------------------------------------------------ driver
 
@@ -254,14 +268,16 @@ class Runner:
             for listener in self.settings.listeners:
                 listener(self.settings.run_id, events, run_update)
 
-    def _cancel_requested(self) -> bool:
+    def _cancel_requested(self) -> str | None:
+        """The reason given with a cancel request for this run, if one was made."""
         check = getattr(self.store, "cancel_requested", None)
-        return bool(check and check(self.settings.run_id))
+        requested = check(self.settings.run_id) if check else None
+        if not requested:
+            return None
+        return requested if isinstance(requested, str) else _CANCELLED_BY_REQUEST
 
     async def _watch(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
-        """Poll for a cancel request from another process; keep the heartbeat fresh."""
-        beat = getattr(self.store, "heartbeat", None)
-        last_beat = 0.0
+        """Poll for a cancel request from another process."""
         while True:
             wakeup = self.settings.cancel_wakeup
             if wakeup is None:
@@ -269,13 +285,10 @@ class Runner:
             else:
                 with anyio.move_on_after(self.settings.cancel_poll_s):
                     await wakeup.wait()
-            if self._cancel_requested():
-                await send.send(("cancel", None, "cancelled by request"))
+            requested = self._cancel_requested()
+            if requested:
+                await send.send(("cancel", None, requested))
                 return
-            now = time.time()
-            if beat is not None and now - last_beat >= self.settings.heartbeat_s:
-                beat(self.settings.run_id, now)
-                last_beat = now
 
     # ------------------------------------------------------------------ workers
 
@@ -327,12 +340,15 @@ class Runner:
 
     def _context(self, task: Task, attempt: int) -> BlockContext:
         node = task.node
+        timeout = self._timeouts.get(node.id, _UNSET)
+        if timeout is _UNSET:
+            timeout = self._timeouts[node.id] = _timeout(node.config)
         return BlockContext(
             run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=self.settings.run_inputs,
             env=self._env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
-            timeout_seconds=_timeout(node.config), services=self.settings.services,
+            timeout_seconds=timeout, services=self.settings.services,
         )
 
     def _attempt_inline(self, task: Task) -> BlockResult | tuple[StepErrorInfo, float | None]:
@@ -354,13 +370,8 @@ class Runner:
                     code="INLINE_BLOCK_SUSPENDED")
             _check_outputs(task, result)
             return result
-        except BlockError as exc:
-            return _error_info(exc, exc.stack_trace or traceback.format_exc()), exc.retry_after
-        except Exception as exc:  # noqa: BLE001 - a handler bug becomes a step error, kept whole
-            wrapped = PermanentError(
-                f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
-                code="UNEXPECTED_ERROR")
-            return _error_info(wrapped, traceback.format_exc()), None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
+            return _failure(task, exc)
         finally:
             _CURRENT.reset(token)
 
@@ -376,20 +387,60 @@ class Runner:
                 result = await node.impl.run(ctx, node.config, task.inputs)
             _check_outputs(task, result)
             return result
-        except BlockError as exc:
-            return _error_info(exc, exc.stack_trace or traceback.format_exc()), exc.retry_after
         except TimeoutError:
             exc2 = TransientError(
                 f"block {node.id!r} did not finish within {ctx.timeout_seconds}s; raise "
                 "config.timeout_seconds if it needs longer.", code="STEP_TIMEOUT")
             return _error_info(exc2, None), None
-        except Exception as exc:  # noqa: BLE001 - a handler bug becomes a step error, kept whole
-            wrapped = PermanentError(
-                f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
-                code="UNEXPECTED_ERROR")
-            return _error_info(wrapped, traceback.format_exc()), None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
+            return _failure(task, exc)
         finally:
             _CURRENT.reset(token)
+
+
+def _failure(task: Task, exc: Exception) -> tuple[StepErrorInfo, float | None]:
+    """A failed attempt as (error, retry-after): stepwell errors as raised, anything else
+    (a handler bug) as a permanent ``UNEXPECTED_ERROR`` with its stack kept whole."""
+    if isinstance(exc, BlockError):
+        return _error_info(exc, exc.stack_trace or traceback.format_exc()), exc.retry_after
+    node = task.node
+    wrapped = PermanentError(
+        f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
+        code="UNEXPECTED_ERROR")
+    return _error_info(wrapped, traceback.format_exc()), None
+
+
+class _Heartbeat:
+    """Keeps ``runs.heartbeat_at`` fresh from a thread of its own.
+
+    A thread, not a task: a synchronous step that holds the event loop for a minute must
+    not make its run look ownerless to ``stepwell runs list`` and ``runs resume``.
+    """
+
+    def __init__(self, store: Store, run_id: str, every_s: float) -> None:
+        self._beat = getattr(store, "heartbeat", None)
+        self._run_id = run_id
+        self._every_s = every_s
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        if self._beat is not None:
+            self._thread = threading.Thread(target=self._loop, name=f"stepwell-heartbeat-{run_id}",
+                                            daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        assert self._beat is not None
+        while not self._stopped.wait(self._every_s):
+            try:
+                self._beat(self._run_id, time.time())
+            except Exception:  # noqa: BLE001 - the next commit reports a broken database
+                log.debug("heartbeat of %s failed", self._run_id, exc_info=True)
+
+    def stop(self) -> None:
+        """Stop beating (the run's final commit follows)."""
+        self._stopped.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def _timeout(config: Any) -> float | None:

@@ -161,12 +161,18 @@ class Scheduler:
         self._awaiting[step_id] = step
 
     def approve(self, step_id: str, outputs: dict[str, Payload] | None = None) -> None:
-        """Approve a waiting step, optionally replacing its outputs with corrected ones."""
+        """Approve a waiting step, optionally replacing its outputs with corrected ones.
+
+        A waiting container (split_by_key under review) opens its loop now.
+        """
         step = self._awaiting.pop(step_id)
         result = step.result or BlockResult()
         if outputs is not None:
             result = BlockResult(outputs=outputs, artifact=result.artifact, model=result.model,
                                  tokens=result.tokens, cost=result.cost)
+        elif isinstance(result.control, ExpandItems | LoopStart):
+            self._loops.open(step, result.control)
+            return
         self.finish(step, result)
 
     def reject(self, step_id: str, reason: str) -> None:

@@ -108,9 +108,13 @@ def decide(conn: sqlite3.Connection, review_id: str, *, approved: bool, data: An
             (review.decision_data or None) == (json.loads(payload) if payload else None))
         if same:
             return review, False
+        how = (f"{decision} with other data" if review.decision == decision
+               else decision)
         raise ConflictError(
-            f"Review {review_id} was already {review.decision}; it cannot now be {decision}. "
-            "Decisions are final: start a rerun if the result must change.")
+            f"Review {review_id} was already {review.decision}; it cannot now be {how}. "
+            "Decisions are final: rerun from the reviewed step "
+            f"(`stepwell runs rerun {review.run_id} --from STEP_ID`) if the result must "
+            "change.")
     conn.execute("UPDATE reviews SET status = ?, decision = ?, decision_data = ?, note = ?, "
                  "decided_at = ? WHERE id = ?",
                  (decision, decision, payload, reason or None, now, review_id))

@@ -482,19 +482,30 @@ class SQLiteStore:
         """Make ``pid`` the run's owner (on resume), with a fresh heartbeat."""
         self._set_run(run_id, "owner_pid = ?, heartbeat_at = ?", (pid, now))
 
-    def request_cancel(self, run_id: str) -> None:
-        """Flag the run for cancellation; its owner polls :meth:`cancel_requested`."""
-        self._set_run(run_id, "cancel_requested = 1", ())
+    def claim_owner(self, run_id: str, pid: int, now: float, *, seen_pid: int | None,
+                    seen_heartbeat: float | None) -> bool:
+        """Make ``pid`` the owner only if owner and heartbeat are still those seen
+        (compare-and-set): of two processes resuming one run, one wins."""
+        sql = ("UPDATE runs SET owner_pid = ?, heartbeat_at = ? WHERE id = ? AND "
+               "owner_pid IS ? AND heartbeat_at IS ?")
+        with self._lock, self._guard(f"claiming run {run_id}"):
+            cur = self._write(_execute, sql, (pid, now, run_id, seen_pid, seen_heartbeat))
+        return bool(cur.rowcount)
 
-    def cancel_requested(self, run_id: str) -> bool:
-        """True once :meth:`request_cancel` was called for the run (by any process)."""
+    def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
+        """Flag the run for cancellation with ``reason``; its owner polls
+        :meth:`cancel_requested` and ends the run with that reason."""
+        self._set_run(run_id, "cancel_requested = 1, reason = ?", (reason,))
+
+    def cancel_requested(self, run_id: str) -> str | None:
+        """The reason of the cancel request made for the run (by any process), or None."""
         with self._lock, self._guard(f"reading run {run_id}"):
             row = self._conn.execute(
-                "SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)
+                "SELECT cancel_requested, reason FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
         if row is None:
             raise NotFoundError("run", run_id)
-        return bool(row[0])
+        return (row[1] or "cancelled by request") if row[0] else None
 
     def _set_run(self, run_id: str, assignments: str, params: tuple[Any, ...]) -> None:
         sql = f"UPDATE runs SET {assignments} WHERE id = ?"

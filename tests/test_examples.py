@@ -84,11 +84,61 @@ def _invoice_pdf(db: Path) -> None:
             "branch_not_selected: route_on_amount.output-json-else")
 
 
+def _fastapi_sse(db: Path) -> None:
+    import sqlite3
+
+    import httpx
+
+    from examples.fastapi_sse.app import create_app
+    from tests.asgi_server import read_sse, serve
+
+    claims = [({"employee": "ada", "category": "meals", "amount": 42.5}, "reimburse"),
+              ({"employee": "bob", "category": "travel", "amount": 950}, "ask_manager")]
+    streams: dict[str, list] = {}
+    with serve(create_app(db)) as url, httpx.Client(base_url=url, timeout=30,
+                                                    trust_env=False) as http:
+        for claim, ran in claims:
+            started = http.post("/runs", json=claim)
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            events = read_sse(http, started.json()["events"])
+            streams[run_id] = events
+            assert [e.id for e in events] == [str(i) for i in range(len(events))]
+            assert [e.data["seq"] for e in events] == list(range(len(events)))
+            assert (events[0].event, events[0].data["status"]) == ("run", "running")
+            last = events[-1]
+            assert (last.event, last.data["status"], last.data["final"]) == (
+                "run", "completed", True)
+            assert [e.data["final"] for e in events].count(True) == 1
+            assert any(e.data["step_id"] == ran and e.data["status"] == "completed"
+                       for e in events)
+            resumed = read_sse(http, started.json()["events"], {"Last-Event-ID": "5"})
+            assert [e.id for e in resumed] == [e.id for e in events[6:]]
+            assert http.get(f"/runs/{run_id}").json()["lifecycle"]["status"] == "completed"
+        assert http.get("/runs/run_nope/events").status_code == 404
+        assert http.post("/runs", json={"employee": "x"}).status_code == 422
+    conn = sqlite3.connect(db)
+    for run_id, events in streams.items():
+        rows = conn.execute("SELECT t.step_id, t.status FROM transitions t JOIN steps s ON "
+                            "s.run_id = t.run_id AND s.step_id = t.step_id WHERE t.run_id = ? "
+                            "ORDER BY s.seq, t.seq", (run_id,)).fetchall()
+        persisted: dict[str, list[str]] = {}
+        for step_id, status in rows:
+            persisted.setdefault(step_id, []).append(status)
+        streamed: dict[str, list[str]] = {}
+        for e in events:
+            if e.event == "step":
+                streamed.setdefault(e.data["step_id"], []).append(e.data["status"])
+        assert streamed == persisted  # every persisted transition, once, in order
+    conn.close()
+
+
 CASES: dict[str, Callable[[Path], None]] = {
     "invoice_routing": _invoice_routing,
     "python_functions": _python_functions,
     "order_pricing": _order_pricing,
     "invoice_pdf": _invoice_pdf,
+    "fastapi_sse": _fastapi_sse,
 }
 
 
@@ -100,3 +150,19 @@ def test_every_example_has_a_case() -> None:
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name: str, tmp_path: Path) -> None:
     CASES[name](tmp_path / f"{name}.db")
+
+
+def test_invoice_pdf_is_what_its_script_builds() -> None:
+    """The committed invoice.pdf and examples/invoice_pdf/make_pdf.py agree."""
+    import importlib.util
+
+    from blocks.pdf import page_texts
+
+    folder = EXAMPLES / "invoice_pdf"
+    spec = importlib.util.spec_from_file_location("make_invoice_pdf", folder / "make_pdf.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (folder / "invoice.pdf").read_bytes()
+    assert page_texts(module.build()) == page_texts(committed)
+    assert len(committed) < 16_000  # small enough to keep in the repository

@@ -58,6 +58,7 @@ from engine.errors import PermanentError, QuotaError, TransientError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
+_RETRIED = "transient: the engine retries it per the retry policy"
 #: USD per million tokens (input, output); approximate list prices.
 PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o-mini": (0.15, 0.60), "gpt-4o": (2.50, 10.00), "gpt-4.1-nano": (0.10, 0.40),
@@ -167,13 +168,13 @@ class OpenAIProvider:
                 response = await client.post(url, json=body, headers=headers)
         except httpx.TimeoutException as exc:
             raise TransientError(
-                f"the model endpoint {url} did not answer within {self.timeout:g}s; it will be "
-                "retried. Raise STEPWELL_OPENAI_TIMEOUT for slow models.",
+                f"the model endpoint {url} did not answer within {self.timeout:g}s ({_RETRIED}). "
+                "Raise STEPWELL_OPENAI_TIMEOUT for slow models.",
                 code="MODEL_TIMEOUT") from exc
         except httpx.TransportError as exc:
             raise TransientError(
-                f"cannot reach the model endpoint {url} ({type(exc).__name__}: {exc}); it "
-                "will be retried. Check STEPWELL_OPENAI_BASE_URL and that the server is up.",
+                f"cannot reach the model endpoint {url} ({type(exc).__name__}: {exc}; "
+                f"{_RETRIED}). Check STEPWELL_OPENAI_BASE_URL and that the server is up.",
                 code="MODEL_UNREACHABLE") from exc
         self._raise_for_status(response, chosen)
         return self._parse(response, chosen)
@@ -186,12 +187,14 @@ class OpenAIProvider:
         if status == 429:
             wait = retry_after_seconds(response.headers.get("retry-after"))
             raise QuotaError(
-                f"the model endpoint is rate limiting (HTTP 429); retrying"
-                f"{f' after {wait:g}s' if wait is not None else ''}.",
+                f"the model endpoint is rate limiting (HTTP 429; quota: retried"
+                f"{f' after {wait:g}s' if wait is not None else ''} per the retry policy). If it "
+                "persists, run fewer steps at once or raise the block's retry.max_attempts.",
                 code="MODEL_RATE_LIMITED", retry_after=wait, context={"response": detail})
         if status >= 500:
-            raise TransientError(f"the model endpoint failed (HTTP {status}); it will be "
-                                 "retried.", code=f"MODEL_HTTP_{status}",
+            raise TransientError(f"the model endpoint failed (HTTP {status}; {_RETRIED}). "
+                                 "If it persists, check the model server's logs.",
+                                 code=f"MODEL_HTTP_{status}",
                                  context={"response": detail})
         fix = {401: "Set STEPWELL_OPENAI_API_KEY (or OPENAI_API_KEY) to a valid key.",
                403: "The key may not use this model; check its permissions.",
@@ -204,6 +207,14 @@ class OpenAIProvider:
     def _parse(self, response: Any, model: str) -> tuple[Any, Usage]:
         try:
             payload = response.json()
+        except ValueError as exc:
+            raise PermanentError(
+                f"the model endpoint {self.base_url} did not return JSON but "
+                f"{response.headers.get('content-type') or 'an untyped body'} (a proxy or a "
+                "web page?). Point STEPWELL_OPENAI_BASE_URL at an OpenAI-compatible API root "
+                "(it usually ends in /v1).",
+                code="MODEL_NOT_JSON", context={"response": response.text[:1000]}) from exc
+        try:
             message = payload["choices"][0]["message"]
             answer = _json_answer(message.get("content") or "")
             if not isinstance(answer, dict):

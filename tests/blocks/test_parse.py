@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,16 @@ async def test_bad_pdfs_fail_at_document_fetch(make_ctx: MakeCtx, files: MemoryF
         await _parse(make_ctx, _file(files, data, "bad.pdf", "application/pdf"))
     assert info.value.stage is ErrorStage.DOCUMENT_FETCH and info.value.code == code
     assert "parse block 'read'" in info.value.message
+
+
+def test_a_corrupt_pdf_leaves_stderr_clean() -> None:
+    """pypdf's repair warnings do not leak onto the terminal of `stepwell run`."""
+    script = ("from blocks.pdf import DocumentProblem, open_pdf\n"
+              "try:\n    open_pdf(b'%PDF-1.7\\n\\x00\\x01 broken')\n"
+              "except DocumentProblem as exc:\n    print(exc.code)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[2], check=True)
+    assert done.stdout.strip() == "PDF_CORRUPT" and done.stderr == ""
 
 
 async def test_unsupported_and_missing_inputs(make_ctx: MakeCtx, files: MemoryFileStore) -> None:

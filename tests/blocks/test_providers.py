@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -449,3 +450,74 @@ def test_engine_does_not_retry_a_bad_request(tmp_path: Path) -> None:
     assert len(server.requests) == 1 and step.retry_count == 0
     assert step.lifecycle.category == "permanent" and step.lifecycle.stage == "execution"
     assert "extract block 'read'" in step.lifecycle.message
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed on exit: nothing listens there
+
+
+def _branches_workflow() -> Workflow:
+    """extract -> reshape downstream, and an independent parse branch."""
+    return (Workflow.builder("model failure")
+            .block("upload", "start_document")
+            .block("read", "extract", config={"json_schema": INVOICE_SCHEMA})
+            .block("pick", "reshape", config={"mappings": {"number": "invoice_number"}})
+            .block("pages", "parse")
+            .edge("upload", "read", source_handle="output-file-0",
+                  target_handle="input-file-document")
+            .edge("read", "pick", source_handle="output-json-0", target_handle="input-json-0")
+            .edge("upload", "pages", source_handle="output-file-0",
+                  target_handle="input-file-0")
+            .build())
+
+
+def _run_with(tmp_path: Path, provider: OpenAIProvider) -> tuple[Any, dict[str, Any]]:
+    document = tmp_path / "invoice.pdf"
+    document.write_bytes(pdfs.invoice_colon())
+    policy = RetryPolicy(max_attempts=2, initial_interval_s=0.01, max_interval_s=0.02, jitter=0)
+    with Engine(tmp_path / "run.db", services={MODEL_PROVIDER_SERVICE: provider},
+                retry=policy) as engine:
+        result = engine.run(_branches_workflow(), {"upload": document})
+        steps = {s.step_id: s for s in engine.client.workflows.steps.list(result.run_id).data}
+    return result, steps
+
+
+def _rest_of_run_per_spec(result: Any, steps: dict[str, Any]) -> None:
+    assert result.status == "error" and result.failing_step_id == "read"
+    assert steps["pick"].lifecycle.status == "skipped"
+    assert steps["pick"].lifecycle.reason == "upstream_error: read"
+    assert steps["pages"].lifecycle.status == "completed"  # the independent branch ran
+
+
+def test_a_model_endpoint_that_is_down_fails_the_step_after_retries(tmp_path: Path) -> None:
+    dead = OpenAIProvider(base_url=f"http://127.0.0.1:{_free_port()}/v1", timeout=2)
+    result, steps = _run_with(tmp_path, dead)
+    read = steps["read"]
+    assert (read.lifecycle.status, read.lifecycle.stage, read.lifecycle.category) == (
+        "error", "execution", "transient")
+    assert read.lifecycle.details.error_code == "MODEL_UNREACHABLE"
+    assert read.retry_count == 1  # two attempts, as the policy allows
+    assert "extract block 'read': cannot reach the model endpoint" in read.lifecycle.message
+    assert "Check STEPWELL_OPENAI_BASE_URL" in read.lifecycle.message
+    _rest_of_run_per_spec(result, steps)
+
+
+@pytest.mark.parametrize(("reply", "fix"), [
+    (chat_reply("Sure! The total is 12."), "supports structured output"),
+    (Reply(200, "<html>proxy error</html>", {"Content-Type": "text/html"}),
+     "Point STEPWELL_OPENAI_BASE_URL at an OpenAI-compatible API root"),
+])
+def test_a_model_that_answers_non_json_fails_at_once(tmp_path: Path, reply: Reply,
+                                                     fix: str) -> None:
+    with LoopbackServer([reply, reply]) as server:
+        result, steps = _run_with(tmp_path, _openai(server))
+        calls = len(server.requests)
+    read = steps["read"]
+    assert (read.lifecycle.status, read.lifecycle.stage, read.lifecycle.category) == (
+        "error", "execution", "permanent")
+    assert read.lifecycle.details.error_code == "MODEL_NOT_JSON"
+    assert calls == 1 and read.retry_count == 0
+    assert "did not return JSON" in read.lifecycle.message and fix in read.lifecycle.message
+    _rest_of_run_per_spec(result, steps)

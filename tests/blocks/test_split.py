@@ -167,14 +167,18 @@ def _write(tmp_path: Path, data: bytes, name: str = "bundle.pdf") -> Path:
     return target
 
 
-def test_split_then_merge_through_the_engine(tmp_path: Path) -> None:
-    wf = (Workflow.builder("split and merge")
+def test_split_merge_then_iterate_pages_through_the_engine(tmp_path: Path) -> None:
+    """6 pages -> split into 3 PDFs -> merge_pdf back to 6 pages -> 6 iterations."""
+    wf = (Workflow.builder("split, merge, iterate")
           .block("upload", "start_document")
           .block("cut", "split", config={"subdocuments": SUBDOCUMENTS + [
               {"name": "receipt", "description": "till receipt"}]})
           .block("join", "merge_pdf", config={"inputs": [{"name": "a"}, {"name": "b"},
                                                          {"name": "c"}]})
           .block("after_receipt", "parse")
+          .block("each", "for_each", config={"map_method": "iterate_pages"})
+          .block("read", "parse", parent="each")
+          .block("done", "end")
           .edge("upload", "cut", source_handle="output-file-0", target_handle="document")
           .edge("cut", "join", source_handle="output-file-invoice", target_handle="input-file-a")
           .edge("cut", "join", source_handle="output-file-statement",
@@ -183,18 +187,28 @@ def test_split_then_merge_through_the_engine(tmp_path: Path) -> None:
                 target_handle="input-file-c")
           .edge("cut", "after_receipt", source_handle="output-file-receipt",
                 target_handle="input-file-0")
+          .edge("join", "each", source_handle="output-file-0", target_handle="fe-left-in")
+          .edge("each", "done", source_handle="fe-right-out", target_handle="input-json-0")
           .build())
     with Engine(tmp_path / "run.db") as engine:
         result = engine.run(wf, {"upload": _write(tmp_path, pdfs.three_documents())})
-        steps = {s.step_id: s for s in engine.client.workflows.steps.list(result.run_id).data}
-        merged = steps["join"].handle_outputs["output-file-0"].document
-        data = engine.store.files.read_bytes(merged.id)
+        steps = {s.step_id: s for s in engine.client.workflows.steps.list(
+            result.run_id, limit=200).data}
+        parts = {h: engine.store.files.read_bytes(p.document.id)
+                 for h, p in steps["cut"].handle_outputs.items()}
+        merged = engine.store.files.read_bytes(
+            steps["join"].handle_outputs["output-file-0"].document.id)
     assert result.ok, result.error
     assert steps["after_receipt"].lifecycle.reason == (
         "subdocument_not_found: cut.output-file-receipt")
-    assert len(steps["cut"].handle_outputs) == 3
-    assert _pages(data) == _pages(pdfs.three_documents())
+    assert {h: len(_pages(data)) for h, data in parts.items()} == {
+        "output-file-invoice": 2, "output-file-statement": 2, "output-file-contract": 2}
+    assert _pages(merged) == _pages(pdfs.three_documents())  # 6 pages, in order
     assert steps["join"].artifact.operation == "merge_pdf"
+    iterations = sorted(s for s in steps if s.startswith("each_iter_") and s.endswith("_read"))
+    assert iterations == [f"each_iter_{i}_read" for i in range(6)]
+    collected = result.outputs["done"]["input-json-0"]["data"]
+    assert [item["pages"] for item in collected] == [[p] for p in _pages(merged)]
 
 
 def test_iterate_pages_runs_one_iteration_per_page(tmp_path: Path) -> None:
@@ -238,9 +252,6 @@ def test_split_by_key_through_the_engine(tmp_path: Path) -> None:
     assert {"each_iter_0_read", "each_iter_2_read"} <= steps
 
 
-@pytest.mark.xfail(reason="engine/iteration.py _complete_for_each replaces the container's "
-                          "BlockResult, dropping its partition artifact and model usage",
-                   strict=False)
 def test_split_by_key_container_keeps_its_partition_artifact(tmp_path: Path) -> None:
     wf = (Workflow.builder("per invoice")
           .block("upload", "start_document")
@@ -252,6 +263,11 @@ def test_split_by_key_container_keeps_its_partition_artifact(tmp_path: Path) -> 
     with Engine(tmp_path / "run.db") as engine:
         result = engine.run(wf, {"upload": _write(tmp_path, pdfs.invoices_by_number())})
         container = engine.client.workflows.steps.get("each", run_id=result.run_id)
+        assert container.artifact is not None
+        record = engine.client.api.get_artifact(container.artifact.id)
     assert result.ok, result.error
-    assert container.artifact is not None and container.artifact.operation == "partition"
+    assert container.artifact.operation == "partition"
     assert container.model == "offline"
+    assert [(p["key"], p["pages"]) for p in record["output"]["partitions"]] == [
+        ("A-100", [1, 2]), ("B-200", [3]), ("C-300", [4, 5])]
+    assert len(container.handle_outputs["fe-right-out"].data) == 3

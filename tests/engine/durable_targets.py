@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from blocks.base import current_context
-from engine.errors import PermanentError, TransientError
+from engine.errors import (
+    BlockError,
+    ErrorCategory,
+    PermanentError,
+    QuotaError,
+    TransientError,
+)
 
 CALLS: dict[str, int] = {}
 
@@ -45,3 +51,21 @@ async def slow(data: Any) -> dict[str, Any]:
 
     await anyio.sleep(float(os.environ.get("STEPWELL_SLOW_S", "30")))
     return {"slept": True}
+
+
+async def flaky_async(data: Any) -> dict[str, Any]:
+    """Async twin of :func:`flaky` (runs in a worker task, not inline)."""
+    CALLS["flaky_async"] = CALLS.get("flaky_async", 0) + 1
+    if CALLS["flaky_async"] <= 2:
+        raise BlockError(f"socket reset (call {CALLS['flaky_async']})",
+                         category=ErrorCategory.TRANSIENT, code="RESET")
+    return {"calls": CALLS["flaky_async"]}
+
+
+def rate_limited(data: Any) -> dict[str, Any]:
+    """Fails once with a quota error asking to wait $STEPWELL_RETRY_AFTER seconds."""
+    CALLS["rate_limited"] = CALLS.get("rate_limited", 0) + 1
+    if CALLS["rate_limited"] == 1:
+        raise QuotaError("429 Too Many Requests", code="HTTP_429",
+                         retry_after=float(os.environ.get("STEPWELL_RETRY_AFTER", "0.3")))
+    return {"calls": CALLS["rate_limited"]}

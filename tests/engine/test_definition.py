@@ -320,3 +320,10 @@ def test_to_dict_falls_back_to_graph_form_when_blocks_cannot_nest() -> None:
                                                            ("b", None)]
     assert again.edges[0].source_handle == "x" and again.edges[0].target_handle == ""
     assert again.digest() == wf.digest()
+
+
+def test_a_control_character_is_a_load_error_not_a_crash() -> None:
+    from engine.loading import parse_yaml
+
+    with pytest.raises(WorkflowLoadError, match="invalid YAML.*special characters"):
+        parse_yaml("spec:\n  blocks: \x07\n", "bad.yaml")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,25 +43,70 @@ def moves(db: Path, run_id: str, step_id: str) -> list[tuple[str, int]]:
     return rows
 
 
-def test_flaky_function_is_retried_then_completes(db: Path) -> None:
+def trail(db: Path, run_id: str, step_id: str) -> list[tuple[str, int, Any]]:
+    """(status, retry_count, detail) of every transition of a step, oldest first."""
+    with Engine(db) as engine:
+        return [(t["status"], t["retry_count"], t["detail"])
+                for t in engine.store.transitions(run_id, step_id)]
+
+
+@pytest.mark.parametrize(("target", "messages", "code"), [
+    ("flaky", ["upstream busy (call 1)", "upstream busy (call 2)"], "BUSY"),
+    ("flaky_async", ["socket reset (call 1)", "socket reset (call 2)"], "RESET"),
+])
+def test_flaky_function_is_retried_then_completes(db: Path, target: str, messages: list[str],
+                                                  code: str) -> None:
     durable_targets.CALLS.clear()
     with Engine(db, retry=FAST) as engine:
-        result = engine.run(one_step("flaky"), {"start": {}})
+        result = engine.run(one_step(target), {"start": {}})
         assert result.ok, result.error
         step = engine.client.workflows.steps.get("work", run_id=result.run_id)
         assert step.retry_count == 2
+        assert step.lifecycle.status == "completed"
         assert step.handle_outputs["output-json-0"].data == {"calls": 3}
+    assert durable_targets.CALLS[target] == 3
     assert moves(db, result.run_id, "work") == [
         ("pending", 0), ("queued", 0), ("running", 0), ("queued", 1), ("running", 1),
         ("queued", 2), ("running", 2), ("completed", 2)]
+    # every failed attempt's error is kept on the transition that retried it
+    errors = [(n, d["error"]) for _, n, d in trail(db, result.run_id, "work") if d]
+    assert [(n, e["message"], e["category"], e["details"]["error_code"])
+            for n, e in errors] == [(1, messages[0], "transient", code),
+                                    (2, messages[1], "transient", code)]
+    assert all(e["details"]["stack_trace"] for _, e in errors)
 
 
 def test_permanent_error_is_not_retried(db: Path) -> None:
     durable_targets.CALLS.clear()
     with Engine(db, retry=FAST) as engine:
         result = engine.run(one_step("broken"), {"start": {}})
+        step = engine.client.workflows.steps.get("work", run_id=result.run_id)
     assert result.status is RunStatus.ERROR and result.failing_step_id == "work"
+    assert "the ledger rejected the entry" in (result.error or "")
     assert durable_targets.CALLS["broken"] == 1
+    assert step.retry_count == 0
+    [*_, (status, retries, detail)] = trail(db, result.run_id, "work")
+    assert moves(db, result.run_id, "work") == [
+        ("pending", 0), ("queued", 0), ("running", 0), ("error", 0)]
+    assert (status, retries, detail["error"]["category"],
+            detail["error"]["details"]["error_code"]) == ("error", 0, "permanent",
+                                                          "LEDGER_REJECTED")
+
+
+def test_quota_error_waits_for_retry_after(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    durable_targets.CALLS.clear()
+    monkeypatch.setenv("STEPWELL_RETRY_AFTER", "0.3")
+    with Engine(db, retry=FAST) as engine:  # FAST alone would wait 0.01 s
+        result = engine.run(one_step("rate_limited"), {"start": {}})
+    assert result.ok, result.error
+    steps = trail(db, result.run_id, "work")
+    [(_, _, detail)] = [t for t in steps if t[2]]
+    assert detail["error"]["category"] == "quota"
+    with sqlite3.connect(db) as conn:
+        at = dict(conn.execute(
+            "SELECT status || retry_count, at FROM transitions WHERE run_id = ? AND "
+            "step_id = 'work'", (result.run_id,)).fetchall())
+    assert at["running1"] - at["queued1"] >= 0.3
 
 
 def test_retry_policy_in_config_overrides_the_default(db: Path) -> None:
@@ -195,3 +242,62 @@ def test_rerun_reuses_upstream_outputs(db: Path, tmp_path: Path, monkeypatch: py
                    .edge("start", "a").edge("a", "b").build())
         with pytest.raises(UsageError, match="changed upstream"):
             engine.rerun(first.run_id, "b", workflow=changed)
+
+
+def test_resume_reruns_the_in_flight_step_as_a_retry(db: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    side = tmp_path / "side.txt"
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(Path.cwd())!r})
+        from engine import Engine, Workflow
+        wf = (Workflow.builder("killed").block("start", "start_json")
+              .block("a", "function", config={{"python": "{T}:record",
+                                              "output_schema": {{"type": "object"}}}})
+              .block("slow", "function", config={{"python": "{T}:slow",
+                                                 "output_schema": {{"type": "object"}}}})
+              .edge("start", "a").edge("a", "slow").build())
+        with Engine({str(db)!r}) as e:
+            e.run(wf, {{"start": {{"x": 1}}}}, run_id="run_killed")
+    """))
+    env = {**os.environ, "STEPWELL_SIDE_FILE": str(side), "STEPWELL_SLOW_S": "60"}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if ("running", 0) in moves(db, "run_killed", "slow"):
+                    break
+            except sqlite3.OperationalError:
+                pass  # the database is still being created
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait()
+    monkeypatch.setenv("STEPWELL_SIDE_FILE", str(side))
+    monkeypatch.setenv("STEPWELL_SLOW_S", "0")
+    with Engine(db) as engine:
+        assert engine.store.load_run("run_killed").status is RunStatus.RUNNING
+        result = engine.resume("run_killed")
+        assert result.ok, result.error
+        slow = engine.client.workflows.steps.get("slow", run_id="run_killed")
+    assert slow.retry_count == 1
+    assert moves(db, "run_killed", "slow") == [
+        ("pending", 0), ("queued", 0), ("running", 0),  # the killed process
+        ("queued", 1), ("running", 1), ("completed", 1)]  # the resume: one more attempt
+    assert moves(db, "run_killed", "a")[-1] == ("completed", 0)
+    assert side.read_text().split() == ["a"]  # completed before the kill: not run again
+
+
+def test_of_two_processes_resuming_a_run_one_wins(db: Path) -> None:
+    with Engine(db) as engine:
+        waiting = engine.run(review_workflow(), {"start": {"amount": 1}})
+        seen = engine.store.load_run(waiting.run_id)
+        # both read the same owner row; the first claim wins, the second sees it changed
+        store = engine.store
+        assert store.claim_owner(seen.run_id, 111, time.time(), seen_pid=seen.owner_pid,
+                                 seen_heartbeat=seen.heartbeat_at)
+        assert not store.claim_owner(seen.run_id, 222, time.time(), seen_pid=seen.owner_pid,
+                                     seen_heartbeat=seen.heartbeat_at)
+        assert store.load_run(seen.run_id).owner_pid == 111

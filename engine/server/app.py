@@ -1,0 +1,94 @@
+"""The FastAPI application: :func:`create_app` wires state, auth, routes and errors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from engine.server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
+from engine.server.errors import BodyLimitMiddleware, install_error_handlers
+from engine.server.state import ServerState, open_state
+
+API_TITLE = "stepwell"
+API_DESCRIPTION = (
+    "Run Retab-style document workflows locally. The endpoints and shapes follow the "
+    "Retab API, so the unmodified `retab` SDK works with `base_url` pointed here. "
+    "Authenticate with `Api-Key: KEY`, `Authorization: Bearer KEY` or `?access_token=KEY`."
+)
+
+
+def create_app(
+    db: str | os.PathLike[str],
+    *,
+    api_keys: Mapping[str, str] | None = None,
+    config: ServerConfig | None = None,
+    engine_options: Mapping[str, Any] | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    allow_file_paths: bool = False,
+) -> FastAPI:
+    """The HTTP API over one stepwell database.
+
+    Args:
+        db: the database file (created when missing).
+        api_keys: key -> organization id (ignored when ``config`` is given).
+        config: the full server configuration.
+        engine_options: keyword arguments for :class:`engine.core.Engine` (``services``,
+            ``retry``, ``max_concurrency``...).
+        max_body_bytes / allow_file_paths: see :class:`ServerConfig` (ignored when
+            ``config`` is given).
+
+    Returns:
+        The app; run it with uvicorn. Runs it starts execute in this process.
+
+    Raises:
+        UsageError: no API key at all, or an in-memory database.
+        StorageError: the database cannot be opened.
+    """
+    from engine.errors import UsageError
+
+    cfg = config or ServerConfig(api_keys=dict(api_keys or {}), max_body_bytes=max_body_bytes,
+                                 allow_file_paths=allow_file_paths)
+    if not cfg.api_keys:
+        raise UsageError("The HTTP API needs at least one API key (api_keys={key: org_id}).")
+    state = open_state(os.fspath(db), cfg, dict(engine_options or {}))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.close()
+
+    app = FastAPI(title=API_TITLE, description=API_DESCRIPTION, version=_version(),
+                  lifespan=lifespan)
+    app.state.stepwell = state
+    install_error_handlers(app)
+    _include_routes(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    return app
+
+
+def app_state(app: FastAPI) -> ServerState:
+    """The :class:`ServerState` of an app made by :func:`create_app`."""
+    state: ServerState = app.state.stepwell
+    return state
+
+
+def _include_routes(app: FastAPI) -> None:
+    from engine.server import routes_read, routes_reviews, routes_write
+
+    # Order matters: the write router ends with ``/v1/workflows/{workflow_id}``.
+    app.include_router(routes_read.router, tags=["runs and steps"])
+    app.include_router(routes_reviews.router, tags=["reviews"])
+    app.include_router(routes_write.router, tags=["workflows"])
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stepwell")
+    except PackageNotFoundError:
+        return "0"

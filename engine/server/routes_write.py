@@ -1,0 +1,316 @@
+"""Workflow registration and run control: ``spec/validate|plan|apply``, ``runs`` create
+and cancel, and reading registered workflows back.
+
+A run created here is persisted (status ``pending``) before the response is sent and
+executes in this process in the background (:class:`engine.server.state.RunSupervisor`).
+Everything a request brings is checked first (workflow, version, every input, every
+document); only then are documents stored and the run row written, so a rejected request
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal
+
+import yaml
+from fastapi import APIRouter, Body, Depends, Query, Request
+
+from engine.core import new_run_id
+from engine.definition import Workflow
+from engine.errors import NotFoundError, UsageError, WorkflowValidationError
+from engine.events import NewRun
+from engine.server.auth import Org
+from engine.server.documents import DecodedDocument, decode_document
+from engine.server.errors import ApiError
+from engine.server.params import reject_unknown_query, with_cursor
+from engine.server.schemas import (
+    ERRORS,
+    ApplyOut,
+    CancelBody,
+    CancelOut,
+    CreateRunBody,
+    DeclarativeWorkflowBody,
+    PageOut,
+    RunOut,
+    SpecOut,
+    ValidateOut,
+    WorkflowOut,
+    ok,
+)
+from engine.server.shapes import run_json, workflow_json
+
+router = APIRouter(prefix="/v1/workflows", dependencies=[Depends(reject_unknown_query)],
+                   responses=ERRORS)
+MAX_YAML_ALIASES = 100
+CANCEL_WAIT_S = 5.0
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.stepwell
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def _check_aliases(text: str) -> None:
+    """Refuse YAML alias bombs before parsing (aliases multiply on serialisation)."""
+    count = 0
+    try:
+        for token in yaml.scan(text):
+            if isinstance(token, yaml.AliasToken):
+                count += 1
+                if count > MAX_YAML_ALIASES:
+                    raise ApiError(422, "INVALID_YAML",
+                                   f"The YAML uses more than {MAX_YAML_ALIASES} aliases (*name). "
+                                   "Write the repeated parts out instead.")
+    except yaml.YAMLError:
+        return  # the loader reports syntax errors with their line
+
+
+def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
+    """Parse and validate a spec. Returns the workflow and its diagnostics by severity.
+
+    Raises:
+        WorkflowLoadError / ApiError: not YAML.  WorkflowValidationError: invalid.
+    """
+    _check_aliases(text)
+    try:
+        wf = Workflow.from_yaml(text, source="yaml_definition")
+    except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
+        raise ApiError(422, "INVALID_YAML", f"invalid YAML: {exc}. Fix the text and send it "
+                       "again.") from None
+    diagnostics = _state(request).engine.validate(wf)
+    if any(d.severity == "error" for d in diagnostics):
+        raise WorkflowValidationError(diagnostics, source="yaml_definition")
+    return wf, {"errors": [], "warnings": [d.to_dict() for d in diagnostics]}
+
+
+def _counts(wf: Workflow) -> dict[str, int]:
+    return {"block_count": len(wf.blocks),
+            "edge_count": sum(1 for e in wf.edges if not e.generated)}
+
+
+def _plan(wf: Workflow, workflow_id: str, action: str, diagnostics: dict[str, Any]
+          ) -> dict[str, Any]:
+    counts = _counts(wf)
+    changes = counts["block_count"] + counts["edge_count"]
+    summary = {"add": changes if action == "create" else 0,
+               "change": 1 if action == "update" else 0, "destroy": 0, "replace": 0,
+               "noop": 1 if action == "noop" else 0}
+    summary["total"] = sum(summary.values())
+    summary["has_changes"] = action != "noop"
+    rendered = {"create": f"Create workflow {wf.name!r}: {counts['block_count']} blocks, "
+                          f"{counts['edge_count']} edges.",
+                "update": f"Update workflow {workflow_id} to a new version.",
+                "noop": "No changes. Workflow spec is up to date."}[action]
+    return {"workflow_id": workflow_id, "action": action, "created": action == "create",
+            **counts, "diagnostics": diagnostics, "format_version": "workflows-plan/v1",
+            "summary": summary, "resource_changes": [], "rendered_plan": rendered,
+            "workflow_version_id": wf.digest()}
+
+
+@router.post("/spec/validate", responses=ok(ValidateOut), summary="Validate a workflow spec")
+def validate_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> Any:
+    """Validate YAML without registering it. An invalid spec is a 422 listing every
+    problem (``details.diagnostics``); warnings alone keep it valid."""
+    wf, diagnostics = _load_spec(request, body.yaml_definition)
+    return {"workflow_id": "", **_counts(wf), "is_valid": True, "diagnostics": diagnostics}
+
+
+def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
+           workflow_id: str | None, write: bool) -> dict[str, Any]:
+    state = _state(request)
+    wf, diagnostics = _load_spec(request, body.yaml_definition)
+    if not write:
+        action, target = "create", ""
+        if workflow_id is not None:
+            current = state.registry.get(workflow_id, org)
+            action = "noop" if current.version_id == wf.digest() else "update"
+            target = current.id
+        return _plan(wf, target, action, diagnostics)
+    outcome = state.registry.apply(
+        name=wf.name, version_id=wf.digest(), definition=wf.to_dict(),
+        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id)
+    return _plan(wf, outcome.workflow.id, outcome.action, diagnostics)
+
+
+@router.post("/spec/apply", responses=ok(ApplyOut), summary="Register a workflow from YAML")
+def apply_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> Any:
+    """Validate the YAML and register it as a new workflow (nothing is written when it is
+    invalid). Runs are then created with the returned ``workflow_id``."""
+    return _apply(request, body, org, None, write=True)
+
+
+@router.post("/spec/plan", responses=ok(ApplyOut), summary="Preview registering a workflow")
+def plan_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> Any:
+    """What ``spec/apply`` would do, without doing it."""
+    return _apply(request, body, org, None, write=False)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def _check_inputs(starts: dict[str, str], documents: dict[str, Any],
+                  json_inputs: dict[str, Any]) -> None:
+    doc_blocks = {b for b, t in starts.items() if t in ("start_document", "start")}
+    json_blocks = set(starts) - doc_blocks
+    problems: list[str] = []
+    for key in sorted(set(documents) - doc_blocks):
+        problems.append(f"documents.{key}: not a start_document block"
+                        + (" (it is a start_json block: use json_inputs)" if key in json_blocks
+                           else ""))
+    for key in sorted(set(json_inputs) - json_blocks):
+        problems.append(f"json_inputs.{key}: not a start_json block"
+                        + (" (it is a start_document block: use documents)"
+                           if key in doc_blocks else ""))
+    for key in sorted(doc_blocks - set(documents)):
+        problems.append(f"documents.{key}: missing (start_document block)")
+    for key in sorted(json_blocks - set(json_inputs)):
+        problems.append(f"json_inputs.{key}: missing (start_json block)")
+    if problems:
+        raise ApiError(422, "INVALID_INPUT",
+                       "The run inputs do not fit the workflow's start blocks: "
+                       + "; ".join(problems) + ". Start blocks: "
+                       + ", ".join(f"{b} ({t})" for b, t in sorted(starts.items())) + ".",
+                       {"problems": problems, "start_blocks": starts})
+
+
+def _check_json_schemas(nodes: dict[str, Any], json_inputs: dict[str, Any]) -> None:
+    """422 when a JSON input breaks its start_json block's ``json_schema``."""
+    import jsonschema
+
+    problems: list[dict[str, str]] = []
+    for block_id, value in sorted(json_inputs.items()):
+        schema = getattr(nodes[block_id].config, "json_schema", None)
+        if not schema:
+            continue
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        for error in sorted(validator.iter_errors(value), key=jsonschema.exceptions.relevance):
+            where = ".".join(str(p) for p in error.absolute_path) or "<root>"
+            problems.append({"block_id": block_id, "path": where, "message": error.message})
+    if problems:
+        first = problems[0]
+        raise ApiError(422, "INVALID_INPUT",
+                       f"json_inputs.{first['block_id']} does not match the block's json_schema "
+                       f"at {first['path']}: {first['message']}"
+                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+                       + ". Fix the input.", {"problems": problems[:20]})
+
+
+@router.post("/runs", responses=ok(RunOut), summary="Start a run")
+def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
+    """Start a run of a registered workflow with documents (data URLs) and JSON inputs.
+    The run executes in the background; poll ``GET /v1/workflows/runs/{id}``."""
+    state = _state(request)
+    try:
+        version = state.registry.version(body.workflow_id, org, body.version)
+    except NotFoundError as exc:
+        raise ApiError(404, "WORKFLOW_NOT_FOUND", str(exc),
+                       {"workflow_id": body.workflow_id, "version": body.version}) from None
+    wf = Workflow.from_dict(version.definition, source=body.workflow_id)
+    graph = state.engine.compile(wf)
+    nodes = {n.id: n for n in graph.start_blocks()}
+    starts = {n.id: n.type for n in nodes.values()}
+    documents, json_inputs = body.documents or {}, body.json_inputs or {}
+    _check_inputs(starts, documents, json_inputs)
+    _check_json_schemas(nodes, json_inputs)
+    decoded: list[DecodedDocument] = [
+        decode_document(block_id, doc.url, doc.filename,
+                        allow_file_paths=state.config.allow_file_paths)
+        for block_id, doc in sorted(documents.items())]
+    files = state.engine.store.files
+    inputs: dict[str, Any] = dict(json_inputs)
+    for doc in decoded:
+        inputs[doc.block_id] = files.put_bytes(doc.data, doc.filename, doc.mime_type).to_dict()
+    run_id = new_run_id()
+    state.engine.store.create_run(NewRun(
+        run_id=run_id, workflow_id=body.workflow_id, workflow_name=wf.name,
+        workflow_digest=wf.digest(), definition=wf.to_dict(), inputs=inputs,
+        metadata=dict(body.metadata or {}), organization_id=org, trigger="api",
+    ), now=time.time())
+    state.supervisor.drive(run_id)
+    return run_json(state.reader(org).get_run(run_id))
+
+
+@router.post("/runs/{run_id}/cancel", responses=ok(CancelOut), summary="Cancel a run")
+def cancel_run(request: Request, run_id: str, org: Org,
+               body: Annotated[CancelBody | None, Body()] = None) -> Any:
+    """Cancel a pending, running or waiting run: running steps are interrupted, waiting
+    ones become ``cancelled``. A run that already ended is a 409."""
+    state = _state(request)
+    api = state.reader(org)
+    run = api.get_run(run_id)  # 404 across organizations
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    while (run.lifecycle.status == "pending" and run_id in state.supervisor.active()
+           and time.monotonic() < deadline):
+        # Its thread is starting it: let the runner own it, then cancel through it.
+        time.sleep(0.02)
+        run = api.get_run(run_id)
+    try:
+        here = state.engine.cancel(run_id, reason="cancelled by request (HTTP API)")
+    except NotFoundError:
+        raise
+    except UsageError as exc:
+        raise ApiError(409, "RUN_ALREADY_ENDED", str(exc), {"run_id": run_id}) from None
+    deadline = time.monotonic() + CANCEL_WAIT_S
+    run = api.get_run(run_id)
+    while not here and run.lifecycle.status != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run = api.get_run(run_id)
+    status = "cancelled" if run.lifecycle.status == "cancelled" else "cancellation_requested"
+    return {"run": run_json(run), "redis_available": False, "cancellation_status": status}
+
+
+# --------------------------------------------------------------------------- workflows
+# Declared last: ``/{workflow_id}`` would otherwise shadow ``/runs``, ``/steps``...
+
+
+@router.get("", responses=ok(PageOut[WorkflowOut]), summary="List registered workflows")
+def list_workflows(
+    request: Request, org: Org,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 10,
+    before: str | None = None, after: str | None = None,
+    order: Literal["asc", "desc"] = "desc",
+    sort_by: Literal["created_at", "updated_at"] = "updated_at",
+    project_id: str | None = None,
+) -> Any:
+    """Workflows registered by the caller's organization (by creation time)."""
+    if after is not None and before is not None:
+        raise ApiError(422, "INVALID_PARAMETER", "Pass either after or before, not both.")
+    registry = _state(request).registry
+    page, more_before, more_after = with_cursor(
+        lambda: registry.list(org, limit=limit, after=after, before=before,
+                              descending=order == "desc"), after or before, "a workflow")
+    return {"data": [workflow_json(w) for w in page], "list_metadata": {
+        "before": page[0].id if page and more_before else None,
+        "after": page[-1].id if page and more_after else None}}
+
+
+@router.post("/{workflow_id}/spec/apply", responses=ok(ApplyOut),
+             summary="Apply a spec to a registered workflow")
+def apply_spec_to(request: Request, workflow_id: str, body: DeclarativeWorkflowBody,
+                  org: Org) -> Any:
+    """Add a version to ``workflow_id`` (``noop`` when the definition is unchanged)."""
+    return _apply(request, body, org, workflow_id, write=True)
+
+
+@router.post("/{workflow_id}/spec/plan", responses=ok(ApplyOut),
+             summary="Preview applying a spec to a registered workflow")
+def plan_spec_for(request: Request, workflow_id: str, body: DeclarativeWorkflowBody,
+                  org: Org) -> Any:
+    """What ``/{workflow_id}/spec/apply`` would do, without doing it."""
+    return _apply(request, body, org, workflow_id, write=False)
+
+
+@router.get("/{workflow_id}/spec", responses=ok(SpecOut), summary="Export a workflow's YAML")
+def get_spec(request: Request, workflow_id: str, org: Org) -> Any:
+    """The YAML the current version was applied from."""
+    wf = _state(request).registry.get(workflow_id, org)
+    return {"workflow_id": wf.id, "yaml_definition": wf.yaml}
+
+
+@router.get("/{workflow_id}", responses=ok(WorkflowOut), summary="Get a registered workflow")
+def get_workflow(request: Request, workflow_id: str, org: Org) -> Any:
+    """A registered workflow (metadata and current version id)."""
+    return workflow_json(_state(request).registry.get(workflow_id, org))

@@ -1,0 +1,178 @@
+"""What the app holds while it serves: the engine, the registries, readers, run threads.
+
+Runs created over HTTP execute in this process, each on its own thread with its own
+event loop (:class:`RunSupervisor`), so a slow block never stalls request handling.
+Every execution goes through :meth:`engine.core.Engine.aresume`: a fresh run is a run
+with no persisted steps yet, and a run whose review was decided is resumed the same
+way. One thread per run at a time; a resume asked for while the run's thread is busy
+is queued and done when it finishes.
+
+Reads use one read-only SQLite connection per worker thread (:class:`Readers`); in WAL
+mode they never wait for the writers of running workflows.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+
+from engine.core import Engine
+from engine.errors import StepwellError, UsageError
+from engine.server.config import ServerConfig
+from store.api import ReadAPI
+from store.files import LocalFileStore
+from store.review_versions import ReviewVersionStore
+from store.sqlite import storage_error
+from store.workflows import WorkflowRegistry
+
+log = logging.getLogger("stepwell.server")
+
+
+class RunSupervisor:
+    """Executes runs in background threads of this process.
+
+    Args:
+        engine: the engine whose store holds the runs.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._threads: dict[str, threading.Thread] = {}
+        self._again: set[str] = set()
+
+    def drive(self, run_id: str) -> str:
+        """Execute (or continue) ``run_id`` in the background.
+
+        Returns:
+            ``resumed`` when a thread started now, ``pending`` when the run's thread is
+            busy and will continue it when it finishes.
+        """
+        with self._lock:
+            current = self._threads.get(run_id)
+            if current is not None and current.is_alive():
+                self._again.add(run_id)
+                return "pending"
+            thread = threading.Thread(target=self._loop, args=(run_id,), daemon=True,
+                                      name=f"stepwell-run-{run_id}")
+            self._threads[run_id] = thread
+            thread.start()
+            return "resumed"
+
+    def active(self) -> list[str]:
+        """Ids of runs executing in this process now."""
+        with self._lock:
+            return [r for r, t in self._threads.items() if t.is_alive()]
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every run thread; True when none is left."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not self.active()
+
+    def _loop(self, run_id: str) -> None:
+        while True:
+            try:
+                anyio.run(self.engine.aresume, run_id)
+            except UsageError as exc:
+                log.info("run %s not continued: %s", run_id, exc)
+            except StepwellError:
+                log.exception("run %s stopped on an error", run_id)
+            except Exception:  # a thread must never die silently
+                log.exception("run %s failed unexpectedly", run_id)
+            with self._lock:
+                if run_id not in self._again:
+                    self._threads.pop(run_id, None)
+                    return
+                self._again.discard(run_id)
+
+
+class Readers:
+    """Read APIs over per-thread read-only connections to one database file.
+
+    Args:
+        db_path: the database file.
+    """
+
+    def __init__(self, db_path: str) -> None:
+        self.db_path = db_path
+        self.files = LocalFileStore.beside(db_path)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+
+    def api(self, organization_id: str | None) -> ReadAPI:
+        """A read API scoped to ``organization_id`` (None: every organization)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._open()
+        return ReadAPI(conn, self.files, organization_id=organization_id, db_path=self.db_path)
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.db_path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            raise storage_error(self.db_path, "opening the database for reading", exc) from exc
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection opened so far."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+@dataclass(kw_only=True)
+class ServerState:
+    """Everything the routes use, on ``app.state.stepwell``."""
+
+    config: ServerConfig
+    engine: Engine
+    registry: WorkflowRegistry
+    versions: ReviewVersionStore
+    supervisor: RunSupervisor
+    readers: Readers
+
+    def reader(self, organization_id: str | None) -> ReadAPI:
+        """A read API scoped to ``organization_id``."""
+        return self.readers.api(organization_id)
+
+    def close(self, wait_s: float = 5.0) -> None:
+        """Wait a little for run threads, then release what can be released.
+
+        Runs still executing keep their store; they can be resumed later with
+        ``stepwell runs resume`` if the process exits under them.
+        """
+        idle = self.supervisor.join(wait_s)
+        self.readers.close()
+        self.registry.close()
+        self.versions.close()
+        if idle:
+            self.engine.close()
+
+
+def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None
+               ) -> ServerState:
+    """Open the engine (creating the database when missing) and the registries."""
+    engine = Engine(db, **(engine_options or {}))
+    if engine.store.in_memory:
+        engine.close()
+        raise UsageError("The HTTP server needs a database file, not ':memory:'. "
+                         "Pass --db PATH.")
+    return ServerState(config=config, engine=engine, registry=WorkflowRegistry(db),
+                       versions=ReviewVersionStore(db), supervisor=RunSupervisor(engine),
+                       readers=Readers(db))

@@ -1,0 +1,454 @@
+"""Test utilities for block logic and workflows (public API).
+
+* :func:`run_block` runs one block with the handle inputs you give and returns its
+  outputs, lifecycle and artifact (:class:`BlockRun`). It goes through the real engine
+  (validation, runner, an in-memory SQLite store), so what you see is what a workflow run
+  would persist; a pure block takes a few milliseconds.
+* Stubs (:class:`Failure`, :class:`Outputs`, :class:`Attempts`, :class:`StubCall`, from
+  :mod:`engine.stubs`): ``Engine(":memory:", stubs={...})`` runs a whole workflow with
+  some blocks or steps answering from the test.
+* :func:`assert_step` checks one step of a run with a readable failure message.
+* :data:`INSTANT_RETRY`: the default retry policy without the waits, for tests.
+* :class:`~blocks.providers.scripted.ScriptedProvider`: model answers per block or step
+  (``provider={"extract": {...}}`` is a shortcut for it).
+
+The pytest plugin (:mod:`engine.pytest_plugin`) adds the fixtures ``stepwell_engine`` and
+``stepwell_client``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from blocks.base import BlockContext, BlockResult, BlockType, StrictConfig
+from blocks.providers.scripted import ScriptedProvider
+from blocks.registry import BlockRegistry, default_registry
+from engine.definition import BlockDef, Workflow
+from engine.errors import InputError, UsageError
+from engine.events import NewRun
+from engine.graph import compile_workflow
+from engine.runner import RetryPolicy, Runner, RunSettings
+from engine.stubs import Attempts, Failure, Outputs, StubCall
+from engine.values import FileRef, Payload
+
+__all__ = [
+    "INSTANT_RETRY", "Attempts", "BlockRun", "Failure", "Outputs", "ScriptedProvider",
+    "StubCall", "arun_block", "assert_step", "run_block",
+]
+
+#: The engine's default retry policy (3 attempts) without waiting between attempts.
+INSTANT_RETRY = RetryPolicy(initial_interval_s=0.0, max_interval_s=0.0, jitter=0.0)
+_NO_RETRY = RetryPolicy(max_attempts=1)
+_GIVEN = "stepwell_given_input"
+_MISSING: Any = object()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockRun:
+    """How one :func:`run_block` call went.
+
+    Attributes:
+        block_id, block_type: the block as run.
+        status: ``completed``, ``error`` or ``awaiting_review``.
+        outputs: data per fired output handle (a :class:`FileRef` for file handles).
+        files: the bytes of every file output, by handle.
+        artifact: the operation record (``{"operation": ..., ...}``) or None.
+        error: ``{message, stage, category, code}`` when the step failed.
+        transitions: the lifecycle it went through (``pending, queued, running, ...``).
+        retry_count, model, tokens, cost: as persisted on the step.
+        review: the review record of a step that waits for a human, else None.
+        step: the persisted step (``store.api.Step``), for anything else.
+    """
+
+    block_id: str
+    block_type: str
+    status: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
+    artifact: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    transitions: list[str] = field(default_factory=list)
+    retry_count: int = 0
+    model: str | None = None
+    tokens: dict[str, Any] | None = None
+    cost: dict[str, Any] | None = None
+    review: dict[str, Any] | None = None
+    step: Any = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the step completed."""
+        return self.status == "completed"
+
+    @property
+    def output(self) -> Any:
+        """The data of the only fired output handle.
+
+        Raises:
+            AssertionError: the step failed, or fired no handle or several.
+        """
+        if len(self.outputs) != 1:
+            detail = f": {self.error['message']}" if self.error else ""
+            raise AssertionError(
+                f"block {self.block_id!r} ended {self.status}{detail} and fired "
+                f"{len(self.outputs)} output handles ({', '.join(sorted(self.outputs)) or 'none'});"
+                " read .outputs[handle].")
+        return next(iter(self.outputs.values()))
+
+
+def run_block(block_type: str | BlockType | BlockDef, config: Mapping[str, Any] | None = None,
+              inputs: Mapping[str, Any] | None = None, **options: Any) -> BlockRun:
+    """Run one block and return what it did (sync wrapper of :func:`arun_block`)."""
+    return anyio.run(lambda: arun_block(block_type, config, inputs, **options))
+
+
+async def arun_block(
+    block_type: str | BlockType | BlockDef,
+    config: Mapping[str, Any] | None = None,
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    provider: Any = None,
+    block_id: str | None = None,
+    registry: BlockRegistry | None = None,
+    input_schemas: Mapping[str, dict[str, Any]] | None = None,
+    run_input: Any = _MISSING,
+    env: Mapping[str, str] | None = None,
+    services: Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
+) -> BlockRun:
+    """Run one block with the given handle inputs, through the engine, in memory.
+
+    Args:
+        block_type: a type name (``"conditional"``), a :class:`BlockType` instance (a
+            custom type, registered or not), or a :class:`BlockDef` from a loaded
+            workflow (``load_workflow(path).block("normalise")``: its config and id).
+        config: the block's ``config`` (as written in a workflow file).
+        inputs: data per input handle; friendly names work (``document`` for
+            ``input-file-document``). File handles take a :class:`~pathlib.Path`,
+            ``bytes`` or a :class:`FileRef`.
+        provider: model provider: an instance, ``"offline"``, or a mapping (a
+            :class:`ScriptedProvider` script keyed by block id).
+        block_id: the step's id (default: the BlockDef's id, else the type name).
+        registry: where type names are looked up (default: the built-ins).
+        input_schemas: JSON schema per input handle, as an upstream block would declare
+            it (function blocks build their ``Input`` model from it).
+        run_input: the run input of a start block (``start_json``/``start_document``).
+        env, services: the block's environment and engine services.
+        retry: retry policy (default: one attempt, so a transient error shows as is).
+
+    Returns:
+        A :class:`BlockRun`; a failing block is ``status="error"``, not an exception.
+
+    Raises:
+        WorkflowValidationError: the config is invalid (every problem listed).
+        InputError: an input names a handle the block does not have (the message lists
+            its handles) or has the wrong kind of value.
+    """
+    impl, type_name, raw_config, block_id = _identify(block_type, config, block_id, registry)
+    registry = (registry or default_registry()).copy()
+    if isinstance(block_type, BlockType) and type_name not in registry:
+        registry.register(block_type)
+    registry.register(_GivenInput())
+    from store.sqlite import SQLiteStore
+
+    with SQLiteStore(":memory:") as store:
+        given = _given_inputs(impl, raw_config, block_id, dict(inputs or {}), store)
+        wf = _workflow(block_id, type_name, raw_config, given, input_schemas or {})
+        graph = compile_workflow(wf, registry)
+        from engine.stubs import check_custom_outputs
+
+        graph = check_custom_outputs(graph)
+        run_inputs = {f"given_{i}": p.to_dict() for i, (_, p) in enumerate(given)}
+        if run_input is not _MISSING:
+            run_inputs[block_id] = _start_input(run_input, store, block_id)
+        store.create_run(NewRun(run_id="run_block", workflow_id="run_block",
+                                workflow_name=wf.name, workflow_digest=wf.digest(),
+                                definition={}, inputs={}), now=time.time())
+        svc = dict(services or {})
+        if provider is not None:
+            from engine.core import _model_provider
+
+            svc["model_provider"] = _model_provider(provider, env)
+        settings = RunSettings(run_id="run_block", run_inputs=run_inputs, retry=retry or _NO_RETRY,
+                               env=dict(env or {}), services=svc)
+        await Runner(graph, store, settings).run()
+        return _block_run(store, block_id, type_name)
+
+
+def _identify(block_type: str | BlockType | BlockDef, config: Mapping[str, Any] | None,
+              block_id: str | None, registry: BlockRegistry | None
+              ) -> tuple[BlockType, str, dict[str, Any], str]:
+    if isinstance(block_type, BlockDef):
+        raw = dict(block_type.config if config is None else config)
+        name, block_id = block_type.type, block_id or block_type.id
+    elif isinstance(block_type, BlockType):
+        name, raw = block_type.type_name, dict(config or {})
+    else:
+        name, raw = str(block_type), dict(config or {})
+    if isinstance(block_type, BlockType):
+        impl = block_type
+    else:
+        impl = (registry or _default_registry()).get(name)
+    if impl.container or not impl.executes:
+        kind = impl.container or "note"
+        raise UsageError(
+            f"run_block runs one executing block; {name!r} is a {kind}. Run a workflow "
+            "with Engine(':memory:') instead, and stub the blocks around it.")
+    return impl, name, raw, block_id or name
+
+
+_REGISTRY: list[BlockRegistry] = []
+
+
+def _default_registry() -> BlockRegistry:
+    if not _REGISTRY:
+        _REGISTRY.append(default_registry())
+    return _REGISTRY[0]
+
+
+def _given_inputs(impl: BlockType, raw: dict[str, Any], block_id: str,
+                  inputs: dict[str, Any], store: Any) -> list[tuple[str, Payload]]:
+    """``(handle, payload)`` per given input; unknown handles raise InputError."""
+    try:
+        config = impl.parse_config(raw)
+    except ValueError:
+        return [(h, Payload.json(v)) for h, v in inputs.items()]  # compile reports it
+    handles = impl.input_handles(config)
+    aliases = {a: h for a, h in impl.input_aliases(config).items() if not a.isdigit()}
+    out: list[tuple[str, Payload]] = []
+    for name, value in inputs.items():
+        handle = name if name in handles else impl.input_aliases(config).get(name)
+        if handle is None:
+            raise InputError(
+                f"block {block_id!r} ({impl.type_name}) has no input handle {name!r}. Its "
+                f"input handles: {', '.join(sorted(handles)) or 'none'}"
+                + (f" (also written {', '.join(sorted(aliases))})" if aliases else "") + ".")
+        out.append((handle, _payload(value, handles[handle], store, block_id, handle)))
+    return out
+
+
+def _payload(value: Any, kind: str, store: Any, block_id: str, handle: str) -> Payload:
+    if isinstance(value, Payload):
+        return value
+    if kind == "json":
+        return Payload.json(value)
+    if isinstance(value, FileRef):
+        return Payload.file(value)
+    if isinstance(value, bytes):
+        return Payload.file(store.files.put_bytes(value, f"{handle}.bin"))
+    if isinstance(value, Path):
+        if not value.is_file():
+            raise InputError(f"input {handle!r} of block {block_id!r}: no file {value}.")
+        return Payload.file(store.files.put_bytes(value.read_bytes(), value.name))
+    raise InputError(
+        f"input {handle!r} of block {block_id!r} is a file handle; give a pathlib.Path, "
+        f"bytes or a FileRef, not a {type(value).__name__}.")
+
+
+def _start_input(value: Any, store: Any, block_id: str) -> Any:
+    if isinstance(value, bytes | Path | FileRef):
+        return _payload(value, "file", store, block_id, "run_input").document.to_dict()  # type: ignore[union-attr]
+    return value
+
+
+def _workflow(block_id: str, type_name: str, raw: dict[str, Any],
+              given: list[tuple[str, Payload]], schemas: Mapping[str, Any]) -> Workflow:
+    builder = Workflow.builder(f"run_block {block_id}").block(block_id, type_name, config=raw)
+    for i, (handle, payload) in enumerate(given):
+        feeder = f"given_{i}"
+        builder.block(feeder, _GIVEN, config={"kind": payload.kind,
+                                              "json_schema": schemas.get(handle)})
+        builder.edge(feeder, block_id, target_handle=handle)
+    return builder.build()
+
+
+class _GivenConfig(StrictConfig):
+    kind: str = "json"
+    json_schema: dict[str, Any] | None = None
+
+
+class _GivenInput(BlockType):
+    """Feeds one payload given to run_block (from the run inputs) into a handle."""
+
+    type_name = _GIVEN
+    config_model = _GivenConfig
+
+    def output_handles(self, config: _GivenConfig) -> dict[str, Any]:
+        return {f"output-{config.kind}-0": config.kind}
+
+    def output_schema(self, config: _GivenConfig, handle: str) -> dict[str, Any] | None:
+        return config.json_schema
+
+    def runs_inline(self, config: Any) -> bool:
+        return True
+
+    async def run(self, ctx: BlockContext, config: _GivenConfig,
+                  inputs: Mapping[str, Payload]) -> BlockResult:
+        payload = Payload.from_dict(ctx.run_inputs[ctx.block_id])
+        return BlockResult(outputs={f"output-{config.kind}-0": payload})
+
+
+def _block_run(store: Any, block_id: str, type_name: str) -> BlockRun:
+    reader = store.reader()
+    step = reader.get_step(block_id, run_id="run_block")
+    outputs: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    for handle, payload in step.handle_outputs.items():
+        if payload.type == "file":
+            ref = FileRef(**payload.document.model_dump())
+            outputs[handle] = ref
+            files[handle] = store.local_files.read_bytes(ref)
+        else:
+            outputs[handle] = payload.data
+    life = step.lifecycle
+    error = None
+    if life.status == "error":
+        error = {"message": life.message, "stage": life.stage, "category": life.category,
+                 "code": life.details.error_code if life.details else None}
+    reviews = store.reviews(run_id="run_block")
+    return BlockRun(
+        block_id=block_id, block_type=type_name, status=life.status, outputs=outputs,
+        files=files, error=error,
+        artifact=_artifact(reader, step),
+        transitions=[t["status"] for t in store.transitions("run_block", block_id)],
+        retry_count=step.retry_count, model=step.model, tokens=step.tokens, cost=step.cost,
+        review=reviews[0].to_dict() if reviews else None, step=step)
+
+
+def _artifact(reader: Any, step: Any) -> dict[str, Any] | None:
+    if step.artifact is None:
+        return None
+    record = dict(reader.get_artifact(step.artifact.id))
+    for key in ("workflow_run_id", "step_id", "created_at"):
+        record.pop(key, None)
+    return record
+
+
+# --------------------------------------------------------------------------- assertions
+
+
+def assert_step(source: Any, step_id: str, *, run_id: str | None = None,
+                status: str | None = None, outputs: Mapping[str, Any] | None = None,
+                output: Any = _MISSING, reason: str | None = None, error: str | None = None,
+                retry_count: int | None = None, artifact: Mapping[str, Any] | None = None
+                ) -> Any:
+    """Check one step; raise an AssertionError that says what differs and what exists.
+
+    Args:
+        source: a ``RunResult``, a ``RunHandle``, or an ``Engine``/``Client`` with
+            ``run_id``.
+        step_id: the step (a block id at top level, ``loop_iter_0_block`` inside loops).
+        status: expected lifecycle status (``completed``, ``skipped``, ``error``, ...).
+        outputs: expected data per fired output handle; exactly these handles must fire.
+        output: expected data of the only fired output handle.
+        reason: expected skip/cancel reason (``branch_not_selected: route.output-json-else``).
+        error: text the error message must contain.
+        retry_count: expected number of retries.
+        artifact: keys the operation record must have, with these values.
+
+    Returns:
+        The step (``store.api.Step``), for further checks.
+    """
+    client, run_id = _source(source, run_id)
+    from engine.errors import NotFoundError
+
+    try:
+        step = client.workflows.steps.get(step_id, run_id=run_id)
+    except NotFoundError:
+        raise AssertionError(_missing_step(client, run_id, step_id)) from None
+    problems: list[str] = []
+    life = step.lifecycle
+    if status is not None and life.status != status:
+        problems.append(f"status: expected {status!r}, got {life.status!r}")
+    if reason is not None and getattr(life, "reason", None) != reason:
+        problems.append(f"reason: expected {reason!r}, got {getattr(life, 'reason', None)!r}")
+    if error is not None and error not in (getattr(life, "message", None) or ""):
+        problems.append(f"error: expected a message containing {error!r}, got "
+                        f"{getattr(life, 'message', None)!r}")
+    if retry_count is not None and step.retry_count != retry_count:
+        problems.append(f"retry_count: expected {retry_count}, got {step.retry_count}")
+    actual = {h: (p.document.model_dump() if p.type == "file" else p.data)
+              for h, p in step.handle_outputs.items()}
+    if outputs is not None:
+        expected = {h: v.to_dict() if isinstance(v, FileRef) else v for h, v in outputs.items()}
+        if expected != actual:
+            problems.append("outputs differ (- expected, + actual):\n" + _diff(expected, actual))
+    if output is not _MISSING:
+        if len(actual) != 1:
+            problems.append(f"output: expected one fired handle, got {sorted(actual) or 'none'}")
+        elif next(iter(actual.values())) != output:
+            problems.append("output differs (- expected, + actual):\n"
+                            + _diff(output, next(iter(actual.values()))))
+    if artifact is not None:
+        problems += _artifact_problems(client, step, artifact)
+    if problems:
+        raise AssertionError(_report(client, run_id, step, problems))
+    return step
+
+
+def _source(source: Any, run_id: str | None) -> tuple[Any, str]:
+    engine = getattr(source, "engine", None)
+    source_run = getattr(source, "run_id", None)
+    if engine is not None and source_run is not None:
+        return engine.client, run_id or source_run
+    client = getattr(source, "client", None) if hasattr(source, "registry") else source
+    if client is None or not hasattr(client, "workflows"):
+        raise UsageError(
+            f"assert_step reads steps from a RunResult, a RunHandle, or an Engine/Client "
+            f"with run_id=...; got {type(source).__name__}.")
+    if run_id is None:
+        raise UsageError("assert_step(engine_or_client, step_id) needs run_id=...")
+    return client, run_id
+
+
+def _artifact_problems(client: Any, step: Any, expected: Mapping[str, Any]) -> list[str]:
+    if step.artifact is None:
+        return [f"artifact: expected {dict(expected)!r}, the step recorded none"]
+    record = client.api.get_artifact(step.artifact.id)
+    return [f"artifact[{key!r}]: expected {value!r}, got {record.get(key, '<missing>')!r}"
+            for key, value in expected.items() if record.get(key, _MISSING) != value]
+
+
+def _diff(expected: Any, actual: Any) -> str:
+    def dump(value: Any) -> list[str]:
+        return json.dumps(value, indent=2, sort_keys=True, default=str).splitlines()
+
+    lines = list(difflib.unified_diff(dump(expected), dump(actual), lineterm="", n=2))[2:]
+    if len(lines) > 40:
+        lines = lines[:40] + [f"... ({len(lines) - 40} more lines)"]
+    return "\n".join("      " + line for line in lines)
+
+
+def _step_summary(client: Any, run_id: str) -> str:
+    page = client.workflows.steps.list(run_id, limit=1000)
+    return ", ".join(f"{s.step_id} ({s.lifecycle.status})" for s in page.data) or "none"
+
+
+def _missing_step(client: Any, run_id: str, step_id: str) -> str:
+    page = client.workflows.steps.list(run_id, limit=1000)
+    ids = [s.step_id for s in page.data]
+    close = difflib.get_close_matches(step_id, ids, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    return (f"run {run_id} has no step {step_id!r}.{hint}\n"
+            f"  its steps: {_step_summary(client, run_id)}")
+
+
+def _report(client: Any, run_id: str, step: Any, problems: list[str]) -> str:
+    life = step.lifecycle
+    lines = [f"step {step.step_id!r} ({step.block_type}) of run {run_id} does not match:"]
+    lines += [f"  {p}" for p in problems]
+    if life.status == "error":
+        code = life.details.error_code if life.details else None
+        lines.append(f"  the step failed: {life.message} ({life.category}, {code})")
+    elif getattr(life, "reason", None):
+        lines.append(f"  the step's reason: {life.reason}")
+    lines.append(f"  steps of the run: {_step_summary(client, run_id)}")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""A FastAPI app that starts stepwell runs over HTTP and streams their steps (SSE)."""

@@ -1,0 +1,130 @@
+"""The runner's inline fast path keeps every guarantee of the worker path."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from blocks.base import BlockContext, BlockResult, BlockType, HandleKind
+from blocks.registry import default_registry
+from engine.core import Engine
+from engine.definition import Workflow
+from engine.values import Payload, RunStatus
+from tests.engine import runner_targets
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def _chain(steps: int, target: str) -> Workflow:
+    b = Workflow.builder("chain").block("start", "start_json")
+    prev = "start"
+    for i in range(steps):
+        b.block(f"f{i}", "function", config={"python": target, "output_schema": SCHEMA})
+        b.edge(prev, f"f{i}")
+        prev = f"f{i}"
+    return b.build()
+
+
+def test_an_inline_step_starts_only_after_its_upstream_completion_is_committed(
+        tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    runner_targets.DB["path"] = str(db)
+    with Engine(db) as engine:
+        result = engine.run(_chain(40, "tests.engine.runner_targets:upstream_committed"),
+                            {"start": {"n": 0}})
+    assert result.ok, result.error
+    assert result.outputs == {}  # no end block: nothing recorded, but every step ran
+    with Engine(db) as engine:
+        steps = engine.client.workflows.steps.list(result.run_id, limit=100).data
+    assert [s.lifecycle.status for s in steps].count("completed") == 41
+
+
+class _Sleepy(BlockType):
+    """Claims to run inline, then awaits a sleep: a contract violation."""
+
+    type_name = "sleepy"
+
+    def input_handles(self, config: Any) -> dict[str, HandleKind]:
+        return {"input-json-0": "json"}
+
+    def output_handles(self, config: Any) -> dict[str, HandleKind]:
+        return {"output-json-0": "json"}
+
+    def runs_inline(self, config: Any) -> bool:
+        return True
+
+    async def run(self, ctx: BlockContext, config: Any,
+                  inputs: Mapping[str, Payload]) -> BlockResult:
+        await anyio.sleep(0.01)
+        return BlockResult(outputs={"output-json-0": inputs["input-json-0"]})
+
+
+def test_an_inline_block_that_suspends_fails_its_step_with_a_clear_error(tmp_path: Path) -> None:
+    registry = default_registry().copy()
+    registry.register(_Sleepy())
+    wf = (Workflow.builder("sleepy").block("start", "start_json").block("nap", "sleepy")
+          .edge("start", "nap").build())
+    with Engine(tmp_path / "run.db", registry=registry) as engine:
+        result = engine.run(wf, {"start": {"n": 1}})
+        step = engine.client.workflows.steps.get("nap", run_id=result.run_id)
+    assert result.status is RunStatus.ERROR and result.failing_step_id == "nap"
+    assert "declared runs_inline() but suspended" in (result.error or "")
+    assert step.lifecycle.status == "error"
+
+
+def test_a_long_inline_chain_still_notices_a_cancel_from_elsewhere(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    wf = _chain(8_000, "bench.workloads:bump")
+    run_id = "run_cancel_me"
+    asked: list[float] = []
+
+    def cancel_once_running() -> None:
+        import sqlite3
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+            try:
+                conn = sqlite3.connect(db)
+                done = conn.execute("SELECT count(*) FROM steps WHERE run_id = ? AND "
+                                    "status = 'completed'", (run_id,)).fetchone()[0]
+                conn.close()
+            except sqlite3.Error:
+                continue
+            if done >= 200:
+                with Engine(db) as other:
+                    other.cancel(run_id, "stop the chain")
+                asked.append(time.monotonic())
+                return
+
+    thread = threading.Thread(target=cancel_once_running)
+    thread.start()
+    with Engine(db) as engine:
+        result = engine.run(wf, {"start": {"n": 0}}, run_id=run_id)
+        ended = time.monotonic()
+        completed = len([s for s in engine.store.load_steps(run_id)
+                         if s.status.value == "completed"])
+    thread.join()
+    assert asked, "the run ended before it could be cancelled"
+    assert result.status is RunStatus.CANCELLED and result.reason == "stop the chain"
+    assert ended - asked[0] < 3  # noticed within the watcher's poll, not at the chain's end
+    assert completed < 8_000
+
+
+def test_the_heartbeat_keeps_beating_while_a_sync_step_holds_the_loop(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    runner_targets.DB["path"] = str(db)
+    wf = (Workflow.builder("busy").block("start", "start_json")
+          .block("busy", "function", config={
+              "python": "tests.engine.runner_targets:block_the_loop",
+              "output_schema": {"type": "object"}})
+          .block("done", "end").edge("start", "busy").edge("busy", "done").build())
+    with Engine(db) as engine:
+        result = engine.run(wf, {"start": {}})
+    assert result.ok, result.error
+    assert result.outputs["done"]["input-json-0"]["data"] == {"beat_during_sleep": True}

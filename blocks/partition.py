@@ -41,7 +41,7 @@ from blocks.documents import (
 from blocks.pdf import DocumentProblem, page_subset, page_texts
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
-from engine.errors import UsageError
+from engine.errors import InputError, UsageError
 from engine.values import FileRef, Payload
 
 if TYPE_CHECKING:
@@ -144,14 +144,14 @@ def corrected_partitions(proposal: Mapping[str, Any], data: Any) -> list[dict[st
         data: ``{"partitions": [{"key": str, "pages": [int, ...]}, ...]}`` or the list.
 
     Raises:
-        UsageError: the data is not that shape, or names a page the document lacks.
+        InputError: the data is not that shape, or names a page the document lacks.
     """
     total = int(proposal.get("page_count") or 0)
     example = ('{"partitions": [{"key": "A-100", "pages": [1, 2]}, '
                '{"key": "B-200", "pages": [3]}]}')
     parts = data.get("partitions") if isinstance(data, Mapping) else data
     if not isinstance(parts, list):
-        raise UsageError(
+        raise InputError(
             "Corrected data for a split_by_key review must be the partitions to iterate "
             f"over, like {example}. Pass that (or approve without data to keep the proposal).")
     out: list[dict[str, Any]] = []
@@ -160,12 +160,12 @@ def corrected_partitions(proposal: Mapping[str, Any], data: Any) -> list[dict[st
         pages = part.get("pages") if isinstance(part, Mapping) else None
         if not isinstance(key, str) or not isinstance(pages, list) or not pages or not all(
                 isinstance(n, int) and not isinstance(n, bool) for n in pages):
-            raise UsageError(
+            raise InputError(
                 f"Corrected partition {i} must be {{\"key\": str, \"pages\": [int, ...]}} "
                 f"with at least one page (got {part!r}). Example: {example}.")
         outside = sorted({n for n in pages if not 1 <= n <= total})
         if outside:
-            raise UsageError(
+            raise InputError(
                 f"Corrected partition {i} ({key!r}) names page(s) {outside}, but the document "
                 f"has {total} page(s). Use 1-based page numbers from 1 to {total}.")
         out.append({"key": key, "pages": list(pages)})

@@ -151,8 +151,9 @@ def decide(engine: Engine, review_id: str, *, approved: bool, data: Any = None,
     Raises:
         NotFoundError: no such review.
         ConflictError: the review was already decided differently.
-        UsageError: the run already ended, data given with a rejection, or corrected
-            split_by_key partitions that do not fit the document.
+        UsageError: the run already ended.
+        InputError: data given with a rejection, or corrected split_by_key partitions
+            that do not fit the document.
     """
     store = engine.store
     review = store.review(review_id)

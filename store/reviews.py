@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConflictError, NotFoundError, UsageError
+from engine.errors import ConflictError, InputError, NotFoundError
 
 
 def review_id_for(run_id: str, step_id: str) -> str:
@@ -96,10 +96,10 @@ def decide(conn: sqlite3.Connection, review_id: str, *, approved: bool, data: An
     Raises:
         NotFoundError: no such review.
         ConflictError: it was already decided differently.
-        UsageError: rejecting with corrected data.
+        InputError: rejecting with corrected data.
     """
     if not approved and has_data:
-        raise UsageError("A rejection carries no data; pass --data only with approve.")
+        raise InputError("A rejection carries no data; pass --data only with approve.")
     review = get_review(conn, review_id)
     decision = "approved" if approved else "rejected"
     payload = json.dumps({"data": data}) if has_data else None

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from engine import durable
 from engine.definition import Workflow
-from engine.errors import ConflictError, NotFoundError, StepwellError, UsageError
+from engine.errors import ConflictError, InputError, NotFoundError, StepwellError, UsageError
 from engine.server.auth import Org
 from engine.server.errors import ApiError
 from engine.server.params import reject_unknown_query, with_cursor
@@ -271,6 +271,8 @@ def _decide(request: Request, org: str, review_id: str, version_id: str, *, appr
                                     has_data=has_data, reason=reason)
     except ConflictError as exc:
         raise ApiError(409, "REVIEW_DECIDED", str(exc)) from None
+    except InputError as exc:  # corrected data that does not fit the block's output
+        raise ApiError(422, "INVALID_DECISION_DATA", str(exc)) from None
     except UsageError as exc:
         raise ApiError(409, "RUN_ALREADY_ENDED", str(exc)) from None
     resume = "skipped"

@@ -13,6 +13,10 @@ Workloads (each in its own process, so peak RSS is per workload):
 Per-step time is (wall time of the run) / (persisted steps), measured in-process; the
 run includes validating and compiling the workflow. Every figure is the median of
 ``--repeat`` runs after one warm-up run.
+
+``--peers`` also runs W1, W2 and W4 on LangGraph (SQLite checkpointer) and DBOS (SQLite
+system database), each in its own process, and prints them next to stepwell's figures;
+their packages come with the ``bench`` extra (``pip install -e '.[bench]'``).
 """
 
 from __future__ import annotations
@@ -39,14 +43,6 @@ READ_TARGETS_MS = {"steps list, first page of 100": 20.0, "steps get by id": 5.0
                    "steps get by id and run": 5.0}
 COLD_START_TARGET_S = 0.400
 DB_BYTES_TARGET = 1024
-#: Reference figures for peers on a 2-core machine, Python 3.11, SQLite, the same trivial
-#: steps, every step persisted (not measured by this command).
-PEERS = [
-    ("LangGraph 1.x + SQLite checkpointer, durability sync", "about 1.9 ms", "about 1.0 s"),
-    ("DBOS 3.x on SQLite", "about 2.0 ms", "about 1.8 s"),
-    ("Hamilton with its SQLite cache", "about 1.4 ms", "-"),
-    ("Prefect 3 (until task states reach its database)", "about 29 ms", "10-18 s"),
-]
 
 
 def _run_workload(name: str, steps: int, durability: str, repeat: int) -> dict[str, float]:
@@ -75,30 +71,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read-steps", type=int, default=100_000,
                         help="size of the run W5 reads (0 to skip W5)")
     parser.add_argument("--no-cold-start", action="store_true", help="skip W4")
-    parser.add_argument("--peers", action="store_true", help="also print the peers' figures")
+    parser.add_argument("--peers", action="store_true",
+                        help="also run the workloads on LangGraph and DBOS (needs the bench "
+                             "extra) and print them side by side")
     args = parser.parse_args(argv)
     console = Console(width=max(Console().width, 120))
     full = args.durability == "full"
+    names = [w.strip() for w in args.workloads.split(",") if w.strip()]
+    for name in names:
+        if name not in DEFAULT_STEPS:
+            raise SystemExit(f"unknown workload {name!r}; choose from "
+                             f"{', '.join(DEFAULT_STEPS)}")
+    steps = {name: args.steps or DEFAULT_STEPS[name] for name in DEFAULT_STEPS}
+    results: dict[str, dict[str, float]] = {}
+    cold: float | None = None
     with tempfile.TemporaryDirectory(prefix="stepwell-bench-") as tmp:
         folder = Path(tmp)
         floor = sqlite_floor(folder / "floor.db", 2000, "FULL" if full else "NORMAL")
         table = Table(title=f"stepwell bench: {args.durability} durability, "
                             f"median of {args.repeat}")
-        for col in ("workload", "steps", "wall s", "us/step", "target us", "met",
+        for col in ("workload", "steps", "wall s", "us/step", "steps/s", "target us", "met",
                     "x floor", "DB bytes/step", "peak RSS MB"):
             table.add_column(col, justify="left" if col == "workload" else "right")
         table.add_row("floor (sqlite3)", "2,000", f"{floor * 2000:.3f}",
-                      f"{floor * 1e6:.1f}", "-", "-", "1.0", "-", "-")
-        for name in [w.strip() for w in args.workloads.split(",") if w.strip()]:
-            if name not in DEFAULT_STEPS:
-                raise SystemExit(f"unknown workload {name!r}; choose from "
-                                 f"{', '.join(DEFAULT_STEPS)}")
-            r = _run_workload(name, args.steps or DEFAULT_STEPS[name], args.durability,
-                              args.repeat)
+                      f"{floor * 1e6:.1f}", f"{1 / floor:,.0f}", "-", "-", "1.0", "-", "-")
+        for name in names:
+            r = results[name] = _run_workload(name, steps[name], args.durability, args.repeat)
             per_us = r["wall"] / r["steps"] * 1e6
             target = TARGETS_US[name][1 if full else 0]
             table.add_row(name, f"{int(r['steps']):,}", f"{r['wall']:.3f}", f"{per_us:.1f}",
-                          str(target), _mark(per_us <= target), f"{per_us / (floor * 1e6):.1f}",
+                          f"{r['steps'] / r['wall']:,.0f}", str(target),
+                          _mark(per_us <= target), f"{per_us / (floor * 1e6):.1f}",
                           f"{r['bytes_per_step']:,.0f}", f"{r['peak_rss_mb']:.0f}")
         console.print(table)
         console.print(f"DB size target: under {DB_BYTES_TARGET} bytes per step; peak RSS "
@@ -124,14 +127,12 @@ def main(argv: list[str] | None = None) -> None:
                           "-" if target_ms is None else _mark(ms <= target_ms))
             console.print(t)
         if args.peers:
-            t = Table(title="Peers (reference figures, not measured by this command)")
-            for col in ("peer", "per persisted step (1,000-step chain)", "cold start"):
-                t.add_column(col)
-            for row in PEERS:
-                t.add_row(*row)
-            t.add_row("floor: Python sqlite3, WAL, synchronous=NORMAL, commit per row",
-                      f"{floor * 1e6:.0f} us (measured above)", "about 40 ms")
-            console.print(t)
+            from bench.peers.report import StepwellFigures, print_peers
+
+            print_peers(console, workloads=names, steps=steps, durability=args.durability,
+                        repeat=args.repeat, cold=not args.no_cold_start, folder=folder,
+                        ours=StepwellFigures(results=results, cold_start_s=cold,
+                                             floor_us=floor * 1e6))
 
 
 if __name__ == "__main__":

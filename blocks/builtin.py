@@ -1,16 +1,17 @@
 """The built-in block set: :func:`register_all` fills a registry with every type.
 
-Families, one module each: control blocks (:mod:`blocks.control`), the function block
-(:mod:`blocks.function`), loop containers and their sentinels (:mod:`blocks.loops`), and
-the document/model blocks (:mod:`blocks.parse`, :mod:`blocks.extract`,
-:mod:`blocks.split`, :mod:`blocks.classifier`, :mod:`blocks.edit`,
+Families, one module each: control blocks (:mod:`blocks.control`), the conditional
+(:mod:`blocks.conditional`), merge_dicts and reshape (:mod:`blocks.dicts`), the
+function block (:mod:`blocks.function`), loop containers and their sentinels
+(:mod:`blocks.loops`), and the document/model blocks (:mod:`blocks.parse`,
+:mod:`blocks.extract`, :mod:`blocks.split`, :mod:`blocks.classifier`, :mod:`blocks.edit`,
 :mod:`blocks.merge_pdf`) plus :mod:`blocks.api_call`, registered in
 :func:`_register_documents`.
 """
 
 from __future__ import annotations
 
-from blocks import control, function, hil, loops
+from blocks import conditional, control, dicts, function, hil, loops
 from blocks.registry import BlockRegistry
 
 
@@ -38,9 +39,9 @@ def _register_control(registry: BlockRegistry) -> None:
     registry.register(control.Note())
     registry.register(control.End())
     registry.register(hil.Hil())
-    registry.register(control.Conditional())
-    registry.register(control.MergeDicts())
-    registry.register(control.Reshape())
+    registry.register(conditional.Conditional())
+    registry.register(dicts.MergeDicts())
+    registry.register(dicts.Reshape())
     registry.register(function.Function(), aliases=("functions",))
 
 

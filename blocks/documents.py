@@ -27,7 +27,8 @@ from typing import Any, TypeVar
 import anyio
 
 from blocks.base import BlockContext, StrictConfig
-from blocks.control import slugify, who
+from blocks.conditional import slugify
+from blocks.control import who
 from blocks.pdf import DocumentProblem, as_pdf, decode_text, is_text_mime, page_texts, sniff_mime
 from blocks.providers import CallContext, ModelProvider, Usage, json_as_text
 from engine.errors import BlockError, Diagnostic, ErrorStage, PermanentError, StepwellError

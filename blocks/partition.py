@@ -28,7 +28,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 from blocks.base import BlockContext, BlockResult, ExpandItems, FileStore
-from blocks.control import slugify
+from blocks.conditional import slugify
 from blocks.documents import (
     add_usage,
     call_model,

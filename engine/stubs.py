@@ -385,7 +385,7 @@ def _payload(ctx: BlockContext, key: str, handle: str, kind: str, value: Any) ->
 
 
 def _require_json(ctx: BlockContext, handle: str, data: Any) -> None:
-    from store.sqlite import _encode  # the store's own encoder: same acceptance rules
+    from store.codec import _encode  # the store's own encoder: same acceptance rules
 
     try:
         _encode(data)

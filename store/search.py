@@ -19,17 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import NotFoundError
-from store.api import (
-    _RUN_COLUMNS,
-    Page,
-    ReadAPI,
-    WorkflowRun,
-    _add_in,
-    _check_page,
-    _keyset,
-    _page,
-    _run_model,
-)
+from store.api import Page, ReadAPI, WorkflowRun
+from store.paging import _add_in, _check_page, _keyset, _page
+from store.rows import _RUN_COLUMNS, _run_model
 
 #: Run statuses as stored, and the names the Retab SDK also sends for them.
 RUN_STATUSES = ("pending", "queued", "running", "awaiting_review", "completed", "error",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_bench_prints_every_table() -> None:
     done = subprocess.run(
@@ -24,3 +26,59 @@ def test_workloads_write_the_steps_they_promise() -> None:
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"steps": 39' in done.stdout
+
+
+_HIDE_PEERS = """
+import sys
+from importlib.abc import MetaPathFinder
+
+class HidePeers(MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("langgraph", "dbos"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, HidePeers())
+from bench.__main__ import main
+main(sys.argv[1:])
+"""
+
+
+def test_peers_without_the_extra_say_how_to_install_it() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _HIDE_PEERS, "--steps", "11", "--repeat", "1",
+         "--workloads", "chain", "--read-steps", "0", "--no-cold-start", "--peers"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "pip install -e '.[bench]'" in out
+    assert "not measured by this command" in out and "LangGraph" in out
+    assert "Peers, measured" not in out
+
+
+def test_peers_run_the_same_workloads() -> None:
+    pytest.importorskip("langgraph.checkpoint.sqlite")
+    pytest.importorskip("dbos")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--steps", "11", "--repeat", "1",
+         "--workloads", "chain,fanout", "--read-steps", "0", "--durability", "full",
+         "--peers"],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Peers, measured: full durability" in out and "x stepwell" in out
+    assert "WAL, synchronous=FULL" in out
+    rows: dict[tuple[str, str], list[str]] = {}
+    name = ""
+    for line in out.splitlines():
+        cells = [c.strip() for c in line.split("│")[1:-1]]
+        if len(cells) == 8 and cells[1] in ("chain", "fanout"):
+            name = cells[0] or name
+            rows[name.split()[0], cells[1]] = cells
+    for peer in ("stepwell", "LangGraph", "DBOS"):
+        for workload in ("chain", "fanout"):
+            cells = rows[peer, workload]
+            assert float(cells[2]) > 0 and float(cells[4]) > 0, cells  # us/step, x stepwell
+            assert int(cells[5].replace(",", "")) > 0, cells  # DB bytes per step
+        assert rows[peer, "chain"][7].endswith(")"), rows[peer, "chain"]  # cold start (xN)
+

@@ -15,16 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from blocks.base import JoinMode
-from blocks.control import (
-    Conditional,
-    End,
-    MergeDicts,
-    Note,
-    Reshape,
-    StartDocument,
-    StartJson,
-    slugify,
-)
+from blocks.conditional import Conditional, slugify
+from blocks.control import End, Note, StartDocument, StartJson
+from blocks.dicts import MergeDicts, Reshape
 from engine.definition import BlockDef
 from engine.errors import ErrorStage, PermanentError, TransientError
 from engine.values import FileRef, Payload

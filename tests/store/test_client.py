@@ -10,7 +10,7 @@ import pytest
 from engine.errors import ConflictError, NotFoundError
 from engine.values import Payload
 from store import Client, SQLiteStore
-from store.sqlite import _INSERT_STEP
+from store.writes import _INSERT_STEP
 from tests.store.helpers import S, T0, ev, lifecycle, new_run
 
 

@@ -11,7 +11,8 @@ from engine.errors import ConflictError, IllegalTransition, NotFoundError, Stora
 from engine.events import InputRecord, RunUpdate, StepEvent
 from engine.values import FileRef, Payload, RunStatus
 from store.base import Store
-from store.sqlite import PAYLOAD_INLINE_LIMIT, SQLiteStore
+from store.codec import PAYLOAD_INLINE_LIMIT
+from store.sqlite import SQLiteStore
 from tests.store.helpers import S, T0, error_info, ev, frame, lifecycle, new_run
 
 

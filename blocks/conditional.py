@@ -1,0 +1,183 @@
+"""The conditional block: routes its input to the first matching branch.
+
+``conditional`` sends its unchanged ``input-json-0`` payload to the handle of the first
+branch whose condition matches (or to ``output-json-else`` when ``has_else``) and fires
+nothing else (the unfired handles carry the reason ``branch_not_selected`` downstream).
+Conditions are parsed and evaluated by :mod:`blocks.conditions`; every evaluation is
+recorded in the step's ``conditional_evaluation`` artifact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic import AliasChoices, Field
+
+from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.conditions import evaluate, parse_condition_group, validate_condition_group
+from blocks.control import require_json, who
+from engine.errors import Diagnostic, PermanentError
+from engine.values import Payload
+
+if TYPE_CHECKING:
+    from engine.definition import BlockDef
+
+
+def slugify(name: str) -> str:
+    """Handle key from a label: lower-case, runs of non ``[a-z0-9]`` become one ``-``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+class Branch(StrictConfig):
+    """One branch: ``{id, name, handle_key?, condition}`` (condition checked in check())."""
+
+    id: str | None = None
+    name: str = ""
+    handle_key: str | None = None
+    condition: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConditionalConfig(StrictConfig):
+    """``conditions`` (alias ``branches``) in priority order, and ``has_else``."""
+
+    conditions: list[Branch] = Field(
+        default_factory=list, validation_alias=AliasChoices("conditions", "branches")
+    )
+    has_else: bool = False
+
+    def resolved(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """``[(id, name, handle_key, raw condition)]`` with defaults filled in."""
+        out = []
+        for i, b in enumerate(self.conditions):
+            ident = b.id or f"condition_{i}"
+            name = b.name or ident
+            out.append((ident, name, b.handle_key or slugify(name), b.condition))
+        return out
+
+
+_HANDLE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class Conditional(BlockType):
+    """Routes ``input-json-0`` unchanged to the first matching branch (or ``else``)."""
+
+    type_name = "conditional"
+    config_model = ConditionalConfig
+    operation = "conditional_evaluation"
+    unfired_reason = "branch_not_selected"
+
+    def input_handles(self, config: ConditionalConfig) -> dict[str, HandleKind]:
+        return {"input-json-0": "json"}
+
+    def output_handles(self, config: ConditionalConfig) -> dict[str, HandleKind]:
+        handles: dict[str, HandleKind] = {
+            f"output-json-{key}": "json" for _, _, key, _ in config.resolved()
+        }
+        if config.has_else:
+            handles["output-json-else"] = "json"
+        return handles
+
+    def check(self, block: BlockDef, config: ConditionalConfig, path: str) -> list[Diagnostic]:
+        field = "branches" if "branches" in block.config else "conditions"
+        problems: list[Diagnostic] = []
+        seen_keys: dict[str, int] = {}
+        seen_ids: set[str] = set()
+        for i, (ident, _name, key, raw) in enumerate(config.resolved()):
+            where = f"{path}.config.{field}[{i}]"
+            problems += validate_condition_group(raw, f"{where}.condition", inputs=["input-json-0"])
+            problems += self._key_problems(key, where, seen_keys, i)
+            if ident in seen_ids:
+                problems.append(
+                    Diagnostic(
+                        code="DUPLICATE_CONDITION_ID",
+                        message=f"condition id {ident!r} is used twice",
+                        path=f"{where}.id",
+                        fix="give every branch its own id",
+                    )
+                )
+            seen_ids.add(ident)
+        if config.has_else and "else" in seen_keys:
+            problems.append(
+                Diagnostic(
+                    code="DUPLICATE_HANDLE_KEY",
+                    message="handle key 'else' clashes with has_else",
+                    path=f"{path}.config.{field}[{seen_keys['else']}].handle_key",
+                    fix="rename the branch or its handle_key",
+                )
+            )
+        return problems
+
+    @staticmethod
+    def _key_problems(key: str, where: str, seen: dict[str, int], i: int) -> list[Diagnostic]:
+        if not key or not _HANDLE_KEY.match(key):
+            return [
+                Diagnostic(
+                    code="INVALID_HANDLE_KEY",
+                    message=f"branch handle key {key!r} is empty or has characters other than "
+                    "letters, digits, '-' and '_'",
+                    path=f"{where}.handle_key",
+                    fix="set handle_key, e.g. `needs-approval`",
+                )
+            ]
+        if key in seen:
+            return [
+                Diagnostic(
+                    code="DUPLICATE_HANDLE_KEY",
+                    message=f"handle key {key!r} is also used by branch {seen[key]}",
+                    path=f"{where}.handle_key",
+                    fix="give the branch a distinct name or an explicit handle_key",
+                )
+            ]
+        seen[key] = i
+        return []
+
+    def runs_inline(self, config: Any) -> bool:
+        """Pure CPU logic: runs in the driver loop."""
+        return True
+
+    async def run(
+        self, ctx: BlockContext, config: ConditionalConfig, inputs: Mapping[str, Payload]
+    ) -> BlockResult:
+        """Evaluate every branch; fire the first match (or else) with the input payload.
+
+        Raises:
+            PermanentError: no input, or a condition that does not parse.
+        """
+        data = require_json(ctx, inputs, "input-json-0")
+        evaluations: list[dict[str, Any]] = []
+        for i, (ident, name, key, raw) in enumerate(config.resolved()):
+            group = self._group(ctx, raw, i)
+            result = evaluate(group, data, inputs={"input-json-0": data})
+            evaluations.append(
+                {
+                    "condition_id": ident,
+                    "branch_name": name,
+                    "output_handle_id": f"output-json-{key}",
+                    **result.to_dict(),
+                }
+            )
+        matched = [e for e in evaluations if e["matched"]]
+        if matched:
+            selected = [matched[0]["output_handle_id"]]
+        else:
+            selected = ["output-json-else"] if config.has_else else []
+        artifact = {
+            "operation": self.operation,
+            "evaluations": evaluations,
+            "selected_handles": selected,
+            "matched_branch_id": matched[0]["condition_id"] if matched else None,
+            "matched_condition_ids": [e["condition_id"] for e in matched],
+        }
+        return BlockResult(outputs={h: inputs["input-json-0"] for h in selected}, artifact=artifact)
+
+    def _group(self, ctx: BlockContext, raw: dict[str, Any], index: int) -> Any:
+        problems = validate_condition_group(raw, f"conditions[{index}].condition")
+        if problems:
+            raise PermanentError(
+                f"{who(ctx)}: {problems[0].render()}",
+                code=problems[0].code,
+                context={"problems": [p.to_dict() for p in problems]},
+            )
+        return parse_condition_group(raw)

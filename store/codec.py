@@ -1,0 +1,138 @@
+"""The store's JSON codec: compact encoding, with large payloads kept as blobs.
+
+Payload storage: a sourced input is stored as ``{"ref": [step_id, handle]}`` (the
+payload lives once, on the producer's outputs); JSON payloads over 256 KiB go to the
+file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.api`);
+:func:`inline_blobs` replaces a blob marker by the JSON it points to.
+
+Values JSON cannot hold raise :class:`~engine.errors.StorageError` naming their owner
+(:func:`_dumps`), so a block returning a non-JSON value fails with a fix, not a trace.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import StorageError
+from engine.values import Payload
+
+if TYPE_CHECKING:
+    from engine.events import InputRecord
+    from store.files import LocalFileStore
+
+#: JSON payloads whose encoding is larger than this are kept in the file store.
+PAYLOAD_INLINE_LIMIT = 256 * 1024
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Payload):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        to_dict = getattr(value, "to_dict", None)
+        return to_dict() if callable(to_dict) else dataclasses.asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, _dt.datetime | _dt.date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"a value of type {type(value).__name__} is not JSON")
+
+
+def _make_encoder() -> Callable[[Any], str]:
+    """A compact JSON encoder. The C encoder is built once here: ``JSONEncoder.encode``
+    rebuilds it on every call, which triples the cost of encoding a small payload."""
+    c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        encoder = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+        return encoder.encode
+    iterencode = c_make_encoder(
+        None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        False, False, True,
+    )
+
+    def encode(value: Any) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_encode = _make_encoder()
+
+
+def _dumps(value: Any, what: str, owner: str) -> str:
+    """Encode ``value``; a value JSON cannot hold is a StorageError naming its owner."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise StorageError(
+            f"cannot store the {what} of {owner!r}: {exc}. Blocks must return "
+            "JSON-compatible data (dict, list, str, int, float, bool, None); files go "
+            "through the file store as FileRefs."
+        ) from exc
+
+
+def _loads(raw: str | None) -> Any:
+    return None if raw is None else json.loads(raw)
+
+
+def _encode_inputs(
+    inputs: Mapping[str, InputRecord], step_id: str, files: LocalFileStore
+) -> str:
+    """Encode a step's inputs; a sourced input becomes ``{"ref": [step_id, handle]}``."""
+    out: dict[str, Any] = {}
+    for handle, rec in inputs.items():
+        if rec.source_step is not None:
+            out[handle] = {"ref": [rec.source_step, rec.source_handle or handle]}
+        else:
+            out[handle] = rec.payload.to_dict()
+    return _encode_map(out, "inputs", step_id, files)
+
+
+def _encode_map(values: dict[str, Any], what: str, owner: str, files: LocalFileStore) -> str:
+    """Encode a handle map; entries over the inline limit become ``{"blob": id}``."""
+    text = _dumps(values, what, owner)
+    if len(text) <= PAYLOAD_INLINE_LIMIT:
+        return text
+    slim = {}
+    for key, value in values.items():
+        encoded = _encode(value)
+        if len(encoded) > PAYLOAD_INLINE_LIMIT:
+            slim[key] = {"blob": files.put_json_blob(encoded.encode())}
+        else:
+            slim[key] = value
+    return _encode(slim)
+
+
+def _encode_value(value: Any, what: str, owner: str, files: LocalFileStore) -> str:
+    """Encode a whole JSON column, moved to a blob when over the inline limit."""
+    text = _dumps(value, what, owner)
+    if len(text) > PAYLOAD_INLINE_LIMIT:
+        return _encode({"blob": files.put_json_blob(text.encode())})
+    return text
+
+
+def _decode_outputs(raw: str | None, files: LocalFileStore) -> dict[str, Payload]:
+    """Stored outputs as Payloads, blobs inlined."""
+    values = _loads(raw) or {}
+    return {h: Payload.from_dict(inline_blobs(v, files)) for h, v in values.items()}
+
+
+def inline_blobs(value: Any, files: LocalFileStore, cache: dict[str, Any] | None = None) -> Any:
+    """Replace a ``{"blob": id}`` marker by the JSON it points to."""
+    if isinstance(value, dict) and len(value) == 1 and "blob" in value:
+        blob_id = value["blob"]
+        if cache is not None and blob_id in cache:
+            return cache[blob_id]
+        decoded = json.loads(files.get_json_blob(blob_id))
+        if cache is not None:
+            cache[blob_id] = decoded
+        return decoded
+    return value

@@ -10,7 +10,7 @@ SQLAlchemy off that path saves about a third of a second of start-up.
 from __future__ import annotations
 
 #: Version of this layout, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
 #: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.api``).
@@ -28,10 +28,11 @@ FROM steps s, json_each('[' || s.trail || ']') j
 
 #: ``CREATE ... IF NOT EXISTS`` for every table and index of :mod:`store.models`.
 DDL: tuple[str, ...] = (
-    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\tworkflow_name VARCHAR NOT NULL, \n\tworkflow_digest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tfailing_step_id VARCHAR, \n\terror TEXT, \n\treason VARCHAR, \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\tworkflow_name VARCHAR NOT NULL, \n\tworkflow_digest VARCHAR NOT NULL, \n\tdefinition_id VARCHAR NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tfailing_step_id VARCHAR, \n\terror TEXT, \n\treason VARCHAR, \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS definitions (\n\tid VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     "CREATE TABLE IF NOT EXISTS steps (\n\tseq INTEGER NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tlabel VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR, \n\tartifact_id VARCHAR, \n\tartifact_operation VARCHAR, \n\tmodel VARCHAR, \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT '' NOT NULL, \n\tPRIMARY KEY (seq)\n)",
     "CREATE INDEX IF NOT EXISTS ix_steps_run_exceptional ON steps (run_id, seq) WHERE status IN ('error', 'skipped', 'cancelled', 'awaiting_review')",
     'CREATE INDEX IF NOT EXISTS ix_steps_run_seq ON steps (run_id, seq)',

@@ -73,7 +73,9 @@ class RunRow(SQLModel, table=True):
     workflow_id: str
     workflow_name: str = ""
     workflow_digest: str = ""
-    definition: Any = _json()
+    #: The definition lives once per content in ``definitions``: the runs row stays small,
+    #: so the heartbeat and status updates that rewrite it stay cheap.
+    definition_id: str = ""
     inputs: Any = _json()
     metadata_: Any = Field(default=None, sa_column=Column("metadata", JSONText))
     organization_id: str = "org_local"
@@ -92,6 +94,16 @@ class RunRow(SQLModel, table=True):
     started_at: float | None = None
     completed_at: float | None = None
     updated_at: float
+
+
+class DefinitionRow(SQLModel, table=True):
+    """A workflow definition as runs used it, stored once per content (sha256 id)."""
+
+    __tablename__ = "definitions"
+
+    id: str = Field(primary_key=True)
+    definition: Any = _json()
+    created_at: float
 
 
 class StepRow(SQLModel, table=True):
@@ -191,4 +203,4 @@ class ReviewRow(SQLModel, table=True):
     decided_at: float | None = None
 
 
-TABLES = (RunRow, StepRow, ArtifactRow, WorkflowRow, ReviewRow)
+TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, ReviewRow)

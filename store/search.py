@@ -145,7 +145,8 @@ _REVIEWS_FROM = (
     "rv.created_at AS created_at, rv.decided_at AS decided_at, "
     "r.organization_id AS organization_id, r.workflow_id AS workflow_id, "
     "r.workflow_digest AS workflow_digest, r.status AS run_status, "
-    "r.completed_at AS run_completed_at, r.definition AS definition, "
+    "r.completed_at AS run_completed_at, "
+    "(SELECT d.definition FROM definitions d WHERE d.id = r.definition_id) AS definition, "
     "(SELECT s.block_type FROM steps s WHERE s.run_id = rv.run_id AND s.step_id = rv.step_id)"
     " AS block_type FROM reviews rv JOIN runs r ON r.id = rv.run_id)"
 )

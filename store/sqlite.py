@@ -27,6 +27,7 @@ Every ``sqlite3`` error is translated at this boundary into
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import tempfile
@@ -48,7 +49,7 @@ from store.connection import _BUSY_CODES, _errcode, check_layout, connect, stora
 from store.files import LocalFileStore
 from store.layout import DDL, SCHEMA_VERSION, TRANSITIONS_VIEW
 from store.reviews import Review, decide, get_review, list_reviews
-from store.writes import _INSERT_RUN, _StaleStatuses, _StepWriter
+from store.writes import _INSERT_DEFINITION, _INSERT_RUN, _StaleStatuses, _StepWriter
 
 if TYPE_CHECKING:
     from store.api import ReadAPI
@@ -192,15 +193,21 @@ class SQLiteStore:
             ConflictError: a run with this id exists.
             StorageError: the database cannot be written.
         """
+        definition = _dumps(run.definition, "definition", run.run_id)
+        definition_id = hashlib.sha256(definition.encode()).hexdigest()[:32]
         params = (
-            run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest,
-            _dumps(run.definition, "definition", run.run_id),
+            run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest, definition_id,
             _dumps(run.inputs, "inputs", run.run_id), _dumps(run.metadata, "metadata", run.run_id),
             run.organization_id, run.trigger, os.getpid(), now, run.parent_run_id, now, now,
         )
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_DEFINITION, (definition_id, definition, now))
+            conn.execute(_INSERT_RUN, params)
+
         with self._lock, self._guard(f"creating run {run.run_id}"):
             try:
-                self._write(_execute, _INSERT_RUN, params)
+                self._write(insert)
             except sqlite3.IntegrityError:
                 raise ConflictError(
                     f"Run {run.run_id!r} already exists in {self.path}. "
@@ -215,8 +222,9 @@ class SQLiteStore:
             NotFoundError: no such run.
         """
         sql = (
-            "SELECT id, workflow_id, status, definition, inputs, workflow_digest, "
-            "organization_id, owner_pid, heartbeat_at, cancel_requested FROM runs WHERE id = ?"
+            "SELECT r.id, r.workflow_id, r.status, d.definition, r.inputs, r.workflow_digest, "
+            "r.organization_id, r.owner_pid, r.heartbeat_at, r.cancel_requested FROM runs r "
+            "LEFT JOIN definitions d ON d.id = r.definition_id WHERE r.id = ?"
         )
         with self._lock, self._guard(f"reading run {run_id}"):
             row = self._conn.execute(sql, (run_id,)).fetchone()

@@ -72,11 +72,14 @@ _UPSERT_ARTIFACT = (
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
 _INSERT_RUN = """
-INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition, inputs,
+INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, inputs,
   metadata, organization_id, "trigger", status, owner_pid, heartbeat_at, cancel_requested,
   parent_run_id, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?)
 """
+_INSERT_DEFINITION = (
+    "INSERT OR IGNORE INTO definitions (id, definition, created_at) VALUES (?, ?, ?)"
+)
 _UPDATE_RUN = """
 UPDATE runs SET status = ?1, updated_at = ?2,
   started_at = CASE WHEN ?1 = 'running' THEN COALESCE(started_at, ?2) ELSE started_at END,

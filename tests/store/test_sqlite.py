@@ -160,3 +160,20 @@ def test_wal_is_checkpointed_in_the_background(tmp_path: Path) -> None:
         wal_pages = os.path.getsize(f"{path}-wal") // 4096
     # without checkpoints 600 commits of ~8 pages would leave ~4800 pages
     assert wal_pages < 4000
+
+
+def test_a_definition_is_stored_once_and_heartbeats_leave_it_alone(tmp_path: Path) -> None:
+    big = {"blocks": [{"id": f"b{i}", "type": "function", "config": {"x": "y" * 200}}
+                      for i in range(200)]}
+    with SQLiteStore(tmp_path / "d.db") as store:
+        store.create_run(new_run("run_a", definition=big), now=T0)
+        store.create_run(new_run("run_b", definition=big), now=T0)
+        store.create_run(new_run("run_c", definition={"blocks": []}), now=T0)
+        conn = store._conn
+        assert conn.execute("SELECT count(*) FROM definitions").fetchone()[0] == 2
+        assert store.load_run("run_b").definition == big
+        assert store.load_run("run_c").definition == {"blocks": []}
+        # the runs row holds no definition: it stays one small row however big the workflow
+        row_bytes = conn.execute("SELECT length(inputs) + length(metadata) + "
+                                 "length(definition_id) FROM runs WHERE id = 'run_a'").fetchone()[0]
+        assert row_bytes < 200

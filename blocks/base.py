@@ -207,6 +207,7 @@ class BlockType:
         authorable: False for engine-generated types (loop sentinels).
         container: ``for_each`` / ``while_loop`` for container types, else None.
         operation: artifact operation name this block records, if any.
+        inline: ``run`` never suspends (pure CPU logic): see :meth:`runs_inline`.
     """
 
     type_name: ClassVar[str] = ""
@@ -218,6 +219,7 @@ class BlockType:
     authorable: ClassVar[bool] = True
     container: ClassVar[str | None] = None
     operation: ClassVar[str | None] = None
+    inline: ClassVar[bool] = False
 
     def parse_config(self, raw: Mapping[str, Any]) -> BaseModel:
         """Validate ``raw`` into ``config_model`` (raises pydantic.ValidationError)."""
@@ -249,15 +251,16 @@ class BlockType:
         return None
 
     def runs_inline(self, config: Any) -> bool:
-        """True when :meth:`run` never suspends for this config (default False).
+        """True when :meth:`run` never suspends for this config (default: ``inline``).
 
         The runner then calls the handler directly in its driver loop, with no task,
         cancel scope or timer around it: the fast path for pure, CPU-only logic.
         Return True only if ``run`` awaits nothing that can suspend (no I/O, no
         sleeps, no threads); a handler that suspends anyway fails its step with
-        ``INLINE_BLOCK_SUSPENDED``.
+        ``INLINE_BLOCK_SUSPENDED``. Types that never suspend set ``inline = True``;
+        override this when it depends on the config.
         """
-        return False
+        return self.inline
 
     async def run(
         self, ctx: BlockContext, config: Any, inputs: Mapping[str, Payload]

@@ -67,6 +67,7 @@ class Conditional(BlockType):
     config_model = ConditionalConfig
     operation = "conditional_evaluation"
     unfired_reason = "branch_not_selected"
+    inline = True
 
     def input_handles(self, config: ConditionalConfig) -> dict[str, HandleKind]:
         return {"input-json-0": "json"}
@@ -132,10 +133,6 @@ class Conditional(BlockType):
             ]
         seen[key] = i
         return []
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: ConditionalConfig, inputs: Mapping[str, Payload]

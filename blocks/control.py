@@ -103,6 +103,7 @@ class StartJson(BlockType):
 
     type_name = "start_json"
     config_model = StartJsonConfig
+    inline = True
 
     def output_handles(self, config: StartJsonConfig) -> dict[str, HandleKind]:
         return {"output-json-0": "json"}
@@ -112,10 +113,6 @@ class StartJson(BlockType):
 
     def check(self, block: BlockDef, config: StartJsonConfig, path: str) -> list[Diagnostic]:
         return schema_diagnostics(config.json_schema, f"{path}.config.json_schema")
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: StartJsonConfig, inputs: Mapping[str, Payload]

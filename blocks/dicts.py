@@ -57,6 +57,7 @@ class MergeDicts(BlockType):
     type_name = "merge_dicts"
     config_model = MergeDictsConfig
     join = JoinMode.ANY_NO_FAIL
+    inline = True
 
     def input_handles(self, config: MergeDictsConfig) -> dict[str, HandleKind]:
         return {_named_handle("json", i.name, n): "json" for n, i in enumerate(config.inputs)}
@@ -77,10 +78,6 @@ class MergeDicts(BlockType):
                     )
                 )
         return problems
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: MergeDictsConfig, inputs: Mapping[str, Payload]
@@ -150,6 +147,7 @@ class Reshape(BlockType):
 
     type_name = "reshape"
     config_model = ReshapeConfig
+    inline = True
 
     def input_handles(self, config: ReshapeConfig) -> dict[str, HandleKind]:
         return {"input-json-0": "json"}
@@ -197,10 +195,6 @@ class Reshape(BlockType):
                     )
             targets.append(parts)
         return problems
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: ReshapeConfig, inputs: Mapping[str, Payload]

@@ -30,6 +30,7 @@ class Hil(BlockType):
     config_model = HilConfig
     join = JoinMode.ANY
     operation = "review_trigger_evaluation"
+    inline = True
 
     def input_handles(self, config: Any) -> dict[str, HandleKind]:
         """JSON or a file."""
@@ -38,10 +39,6 @@ class Hil(BlockType):
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
         """The same kind as what arrived."""
         return {"output-json-0": "json", "output-file-0": "file"}
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: HilConfig, inputs: Mapping[str, Payload]

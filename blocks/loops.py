@@ -317,6 +317,7 @@ class WhileLoop(BlockType):
     config_model = WhileLoopConfig
     container = "while_loop"
     operation = "while_loop_termination"
+    inline = True
 
     def input_handles(self, config: WhileLoopConfig) -> dict[str, HandleKind]:
         return {"loop-left-in": "json", "loop-right-in": "json", "loop-termination": "json"}
@@ -351,10 +352,6 @@ class WhileLoop(BlockType):
             )
         return problems
 
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
-
     async def run(
         self, ctx: BlockContext, config: WhileLoopConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -380,6 +377,8 @@ class _SentinelStart(BlockType):
     """Identity: the engine injects the item/state on ``in_handle``; it goes out on
     ``out_handle`` to the container's children."""
 
+    inline = True
+
     authorable = False
     in_handle = ""
     out_handle = ""
@@ -392,10 +391,6 @@ class _SentinelStart(BlockType):
 
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
         return {self.out_handle: self._kind(config)}
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: Any, inputs: Mapping[str, Payload]
@@ -441,13 +436,10 @@ class ForEachSentinelEnd(BlockType):
     config_model = ForEachConfig
     authorable = False
     join = JoinMode.SETTLED
+    inline = True
 
     def input_handles(self, config: ForEachConfig) -> dict[str, HandleKind]:
         return {"fe-right-in": "json"}
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: ForEachConfig, inputs: Mapping[str, Payload]
@@ -464,13 +456,10 @@ class WhileLoopSentinelEnd(BlockType):
     authorable = False
     join = JoinMode.SETTLED
     operation = "while_loop_termination"
+    inline = True
 
     def input_handles(self, config: WhileLoopConfig) -> dict[str, HandleKind]:
         return {"loop-right-in": "json", "loop-termination": "json"}
-
-    def runs_inline(self, config: Any) -> bool:
-        """Pure CPU logic: runs in the driver loop."""
-        return True
 
     async def run(
         self, ctx: BlockContext, config: WhileLoopConfig, inputs: Mapping[str, Payload]

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import AliasChoices, Field
 
 from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
-from blocks.conditions import evaluate, parse_condition_group, validate_condition_group
-from blocks.control import require_json, who
+from blocks.conditions import evaluate, validate_condition_group
+from blocks.control import parse_group, require_json, who
 from engine.errors import Diagnostic, PermanentError
 from engine.values import Payload
 
@@ -145,7 +145,7 @@ class Conditional(BlockType):
         data = require_json(ctx, inputs, "input-json-0")
         evaluations: list[dict[str, Any]] = []
         for i, (ident, name, key, raw) in enumerate(config.resolved()):
-            group = self._group(ctx, raw, i)
+            group = parse_group(ctx, raw, f"conditions[{i}].condition")
             result = evaluate(group, data, inputs={"input-json-0": data})
             evaluations.append(
                 {
@@ -168,13 +168,3 @@ class Conditional(BlockType):
             "matched_condition_ids": [e["condition_id"] for e in matched],
         }
         return BlockResult(outputs={h: inputs["input-json-0"] for h in selected}, artifact=artifact)
-
-    def _group(self, ctx: BlockContext, raw: dict[str, Any], index: int) -> Any:
-        problems = validate_condition_group(raw, f"conditions[{index}].condition")
-        if problems:
-            raise PermanentError(
-                f"{who(ctx)}: {problems[0].render()}",
-                code=problems[0].code,
-                context={"problems": [p.to_dict() for p in problems]},
-            )
-        return parse_condition_group(raw)

@@ -31,6 +31,7 @@ from blocks.base import (
     JoinMode,
     StrictConfig,
 )
+from blocks.conditions import parse_condition_group, validate_condition_group
 from blocks.schemas import (  # noqa: F401  (re-exported: shared with other blocks)
     ensure_matches_schema,
     schema_diagnostics,
@@ -48,6 +49,22 @@ if TYPE_CHECKING:
 def who(ctx: BlockContext) -> str:
     """``function block 'price_line'``: how messages name the failing block."""
     return f"{ctx.block_type} block {ctx.block_id!r}"
+
+
+def parse_group(ctx: BlockContext, raw: Any, path: str) -> Any:
+    """Parse a condition group of the block's config at ``path`` (for step errors).
+
+    Raises:
+        PermanentError: the group does not validate (its first problem, all in context).
+    """
+    problems = validate_condition_group(raw, path)
+    if problems:
+        raise PermanentError(
+            f"{who(ctx)}: {problems[0].render()}",
+            code=problems[0].code,
+            context={"problems": [p.to_dict() for p in problems]},
+        )
+    return parse_condition_group(raw)
 
 
 def require_json(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str) -> Any:

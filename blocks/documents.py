@@ -162,6 +162,23 @@ async def to_pdf(ctx: BlockContext, doc: Document) -> bytes:
     return await in_thread(ctx, doc, as_pdf, doc.data, doc.mime)
 
 
+async def pdf_pages(ctx: BlockContext, doc: Document, provider: ModelProvider,
+                    model: str | None, instructions: str | None = None
+                    ) -> tuple[bytes, list[str], Usage | None]:
+    """``doc`` as PDF bytes, one text per page of that PDF, and the usage when a model had
+    to read it (images). For blocks that cut the PDF by the pages a model names.
+
+    Raises:
+        PermanentError: unreadable document (``document_fetch``), or an image with a
+            provider that has no vision.
+    """
+    pdf = await to_pdf(ctx, doc)
+    if doc.mime.startswith("image/"):
+        pages, usage = await read_pages(ctx, doc, provider, model, instructions)
+        return pdf, pages, usage
+    return pdf, await in_thread(ctx, doc, page_texts, pdf), None
+
+
 def store_pdf(ctx: BlockContext, data: bytes, filename: str) -> FileRef:
     """Put a PDF in the run's file store."""
     assert ctx.files is not None

@@ -44,11 +44,10 @@ from blocks.conditions import (
     evaluate,
     json_type,
     lookup,
-    parse_condition_group,
     parse_path,
     validate_condition_group,
 )
-from blocks.control import who
+from blocks.control import parse_group, who
 from engine.errors import Diagnostic, ErrorStage, PermanentError
 from engine.values import FileRef, Payload
 
@@ -477,7 +476,7 @@ class WhileLoopSentinelEnd(BlockType):
         root = named.get("loop-termination", named.get("loop-right-in", MISSING))
         evaluations = []
         for ident, field, raw in config.groups():
-            group = _parse_group(ctx, raw, field)
+            group = parse_group(ctx, raw, f"config.{field}")
             result = evaluate(group, root, inputs=named)
             evaluations.append({"condition_id": ident, "branch_name": "exit", **result.to_dict()})
         matched = any(e["matched"] for e in evaluations)
@@ -497,14 +496,3 @@ class WhileLoopSentinelEnd(BlockType):
         return BlockResult(
             control=LoopDecision(matched=matched, evaluations=evaluations), artifact=artifact
         )
-
-
-def _parse_group(ctx: BlockContext, raw: dict[str, Any], field: str) -> Any:
-    problems = validate_condition_group(raw, f"config.{field}")
-    if problems:
-        raise PermanentError(
-            f"{who(ctx)}: {problems[0].render()}",
-            code=problems[0].code,
-            context={"problems": [p.to_dict() for p in problems]},
-        )
-    return parse_condition_group(raw)

@@ -34,11 +34,10 @@ from blocks.documents import (
     call_model,
     in_thread,
     load_document,
-    read_pages,
+    pdf_pages,
     store_pdf,
-    to_pdf,
 )
-from blocks.pdf import DocumentProblem, page_subset, page_texts
+from blocks.pdf import DocumentProblem, page_subset
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
 from engine.errors import InputError, UsageError
@@ -74,12 +73,7 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
     """
     doc = load_document(ctx, {"fe-left-in": payload}, "fe-left-in")
     provider, model = provider_for(ctx, config.model)
-    pdf = await to_pdf(ctx, doc)
-    read_usage = None
-    if doc.mime.startswith("image/"):
-        pages, read_usage = await read_pages(ctx, doc, provider, model, config.instructions)
-    else:
-        pages = await in_thread(ctx, doc, page_texts, pdf)
+    pdf, pages, read_usage = await pdf_pages(ctx, doc, provider, model, config.instructions)
     result = await call_model(ctx, provider.partition(
         pages, str(config.key), model=model, allow_overlap=config.allow_overlap,
         context=CallContext.of(ctx, config.instructions)))

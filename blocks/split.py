@@ -29,12 +29,11 @@ from blocks.documents import (
     call_model,
     in_thread,
     load_document,
-    read_pages,
+    pdf_pages,
     route_diagnostics,
     store_pdf,
-    to_pdf,
 )
-from blocks.pdf import page_subset, page_texts
+from blocks.pdf import page_subset
 from blocks.providers import (
     CallContext,
     Label,
@@ -185,12 +184,7 @@ class Split(BlockType):
         """
         doc = load_document(ctx, inputs, "input-file-0")
         provider, model = provider_for(ctx, config.model)
-        pdf = await to_pdf(ctx, doc)
-        read_usage = None
-        if doc.mime.startswith("image/"):
-            pages, read_usage = await read_pages(ctx, doc, provider, model, config.instructions)
-        else:
-            pages = await in_thread(ctx, doc, page_texts, pdf)
+        pdf, pages, read_usage = await pdf_pages(ctx, doc, provider, model, config.instructions)
         results = await self._ask(ctx, config, provider, model, pages)
         parts = _voted(results, len(pages))
         emitted, extra, unknown = assign(parts, config)

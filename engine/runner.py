@@ -127,12 +127,10 @@ class Runner:
         self.scheduler = Scheduler(graph)
         self._backlog: deque[Task] = deque()
         self._in_flight = 0
-        self._gates: dict[str, anyio.Event] = {}
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
         self._timeouts: dict[str, Any] = {}
-        self._env = settings.env
 
     async def run(self) -> RunUpdate:
         """Run to the end (or to cancellation) and return the run's final lifecycle."""
@@ -175,7 +173,7 @@ class Runner:
             tg.cancel_scope.cancel()
         if sched.finished or sched.awaiting:
             return sched.outcome()
-        # pragma: no cover - a scheduler bug; keep the run inspectable
+        # Unreachable unless the scheduler has a bug: keep the run inspectable.
         return RunUpdate(status=RunStatus.ERROR, reason="run stalled: no step can make progress")
 
     # ------------------------------------------------------------------ driver
@@ -347,7 +345,7 @@ class Runner:
             run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=self.settings.run_inputs,
-            env=self._env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
+            env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
             timeout_seconds=timeout, services=self.settings.services,
         )
 

@@ -129,6 +129,18 @@ class ReadAPI:
         if workflow_id is not None:
             where.append("workflow_id = ?")
             params.append(workflow_id)
+        return self.page_runs(where, params, limit=limit, after=after, before=before)
+
+    def page_runs(self, where: list[str], params: list[Any], *, limit: int,
+                  after: str | None, before: str | None,
+                  descending: bool = True) -> Page[WorkflowRun]:
+        """One page of the runs matching SQL ``where`` terms, keyset-paginated by run id.
+
+        ``where`` must already hold the organization scope (see ``_scope_org``).
+
+        Raises:
+            NotFoundError: the cursor is not a run visible to this organization.
+        """
         with self._read("listing runs") as conn:
             cursor = after or before
             key = None
@@ -137,7 +149,7 @@ class ReadAPI:
                 key = (row["created_at"], row["id"])
             rows, more_before, more_after = _keyset(
                 conn, "runs", _RUN_COLUMNS, where, params, ("created_at", "id"), key,
-                forward=before is None, limit=limit, descending=True)
+                forward=before is None, limit=limit, descending=descending)
             page = [_run_model(r, self.files) for r in rows]
         return _page(page, [r["id"] for r in rows], more_before, more_after)
 

@@ -20,8 +20,7 @@ from typing import Any
 
 from engine.errors import NotFoundError
 from store.api import Page, ReadAPI, WorkflowRun
-from store.paging import _add_in, _check_page, _keyset, _page
-from store.rows import _RUN_COLUMNS, _run_model
+from store.paging import _add_in, _check_page, _keyset
 
 #: Run statuses as stored, and the names the Retab SDK also sends for them.
 RUN_STATUSES = ("pending", "queued", "running", "awaiting_review", "completed", "error",
@@ -119,17 +118,8 @@ def search_runs(api: ReadAPI, filters: RunFilters, *, limit: int = 20,
     """
     _check_page(limit, after, before)
     where, params = _run_where(api, filters)
-    with api._read("listing runs") as conn:
-        cursor = after or before
-        key = None
-        if cursor is not None:
-            row = api._run_row(cursor)
-            key = (row["created_at"], row["id"])
-        rows, more_before, more_after = _keyset(
-            conn, "runs", _RUN_COLUMNS, where, params, ("created_at", "id"), key,
-            forward=before is None, limit=limit, descending=descending)
-        page = [_run_model(r, api.files) for r in rows]
-    return _page(page, [r["id"] for r in rows], more_before, more_after)
+    return api.page_runs(where, params, limit=limit, after=after, before=before,
+                         descending=descending)
 
 
 # --------------------------------------------------------------------------- reviews

@@ -236,24 +236,6 @@ class LegacyStep(_Model):
 # --------------------------------------------------------------------------- runs
 
 
-class PendingRun(_Model):
-    """Created, not started."""
-
-    status: Literal["pending"] = "pending"
-
-
-class QueuedRun(_Model):
-    """Waiting for a process to pick it up."""
-
-    status: Literal["queued"] = "queued"
-
-
-class RunningRun(_Model):
-    """Executing."""
-
-    status: Literal["running"] = "running"
-
-
 class AwaitingReviewRun(_Model):
     """Paused on at least one review."""
 
@@ -261,20 +243,9 @@ class AwaitingReviewRun(_Model):
     waiting_for_block_ids: list[str] = Field(default_factory=list)
 
 
-class CompletedRun(_Model):
-    """Finished successfully."""
-
-    status: Literal["completed"] = "completed"
-
-
-class ErrorRun(_Model):
+class ErrorRun(ErrorLifecycle):
     """Failed; ``failing_step_id`` names the step that failed first."""
 
-    status: Literal["error"] = "error"
-    message: str
-    stage: str | None = None
-    category: str | None = None
-    details: ErrorDetails | None = None
     failing_step_id: str | None = None
 
 
@@ -285,9 +256,11 @@ class CancelledRun(_Model):
     reason: str | None = None
 
 
+# A run goes through the same plain states as a step; only the states that carry data
+# (waiting, error, cancelled) have run-specific shapes.
 RunLifecycle = Annotated[
-    PendingRun | QueuedRun | RunningRun | AwaitingReviewRun | CompletedRun | ErrorRun
-    | CancelledRun,
+    PendingLifecycle | QueuedLifecycle | RunningLifecycle | AwaitingReviewRun
+    | CompletedLifecycle | ErrorRun | CancelledRun,
     Field(discriminator="status"),
 ]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 def build_run(db: Path, steps: int) -> str:
     """Write a run of ``steps`` completed for_each iteration steps through the store."""
-    from engine.events import NewRun, StepEvent
-    from engine.values import LoopFrame, Payload, StepStatus
+    from engine.contracts.events import NewRun, StepEvent
+    from engine.contracts.values import LoopFrame, Payload, StepStatus
     from store.sqlite import SQLiteStore
 
     S = StepStatus

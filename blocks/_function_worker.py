@@ -241,7 +241,7 @@ def _failure(kind: str, exc: BaseException, filename: str) -> dict[str, Any]:
         "message": str(exc),
         "traceback": _user_traceback(exc, filename),
     }
-    errors = sys.modules.get("engine.errors")
+    errors = sys.modules.get("engine.contracts.errors")
     if errors is not None and isinstance(exc, errors.BlockError):
         response.update(
             kind="block_error", category=str(exc.category), code=exc.code, context=exc.context

@@ -38,14 +38,21 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import schema_diagnostics, schema_errors, who
 from blocks.function import Mounts
-from engine.errors import BlockError, Diagnostic, PermanentError, QuotaError, TransientError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import (
+    BlockError,
+    Diagnostic,
+    PermanentError,
+    QuotaError,
+    TransientError,
+)
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _SENSITIVE = frozenset({"authorization", "cookie", "set-cookie", "x-api-key",

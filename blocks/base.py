@@ -12,44 +12,38 @@ A block type is a :class:`BlockType` subclass registered on a
 * :meth:`BlockType.run`, an async function from handle payloads to a :class:`BlockResult`.
 
 Handlers never touch the database: they return values and raise
-:class:`~engine.errors.BlockError` subclasses; the runner persists and retries.
+:class:`~engine.contracts.errors.BlockError` subclasses; the runner persists and retries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.errors import Diagnostic
-from engine.values import FileRef, LoopFrame, Payload
+from engine.contracts.blocks import (
+    CURRENT_CONTEXT,
+    BlockContext,
+    BlockResult,
+    Control,
+    ExpandItems,
+    HandleKind,
+    JoinMode,
+    LoopDecision,
+    LoopStart,
+    current_context,
+)
+from engine.contracts.definition import BlockDef
+from engine.contracts.errors import Diagnostic
+from engine.contracts.files import FileStore
+from engine.contracts.values import Payload
 
-if TYPE_CHECKING:
-    from engine.definition import BlockDef
-
-HandleKind = Literal["json", "file"]
-
-
-class JoinMode(StrEnum):
-    """When a block with several connected inputs runs.
-
-    ``all``: every connected input must arrive; any input that never arrives skips it.
-    ``any``: runs with what arrived; skipped only when nothing can arrive (``end``).
-    ``any_no_fail``: like ``any`` but skipped when an input died of an upstream error
-    (``merge_dicts``).
-    ``settled``: runs once every input is settled, even if none arrived, unless one died
-    of an error (loop sentinel ends).
-    """
-
-    ALL = "all"
-    ANY = "any"
-    ANY_NO_FAIL = "any_no_fail"
-    SETTLED = "settled"
-
+__all__ = [
+    "CURRENT_CONTEXT", "BlockContext", "BlockResult", "BlockType", "Control", "EmptyConfig",
+    "ExpandItems", "FileStore", "HandleKind", "JoinMode", "LoopDecision", "LoopStart",
+    "RetryConfig", "StrictConfig", "current_context",
+]
 
 class RetryConfig(BaseModel):
     """``config.retry`` on any block: overrides the engine's default retry policy."""
@@ -76,121 +70,6 @@ class StrictConfig(BaseModel):
 
 class EmptyConfig(StrictConfig):
     """Config of blocks that take none."""
-
-
-# ----------------------------------------------------------------- control results
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ExpandItems:
-    """Returned by a for_each container handler: one iteration per item, in order."""
-
-    items: list[Payload]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoopStart:
-    """Returned by a while_loop container handler: the state of iteration 0."""
-
-    state: Payload
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LoopDecision:
-    """Returned by a while_loop sentinel end: whether the termination condition matched."""
-
-    matched: bool
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
-
-
-Control = ExpandItems | LoopStart | LoopDecision
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockResult:
-    """What a handler returns.
-
-    Attributes:
-        outputs: payload per *fired* output handle; a routing block fires a subset.
-        artifact: the operation record (must contain ``operation``), or None.
-        model: the model that produced the output, when one did.
-        tokens: token usage ``{prompt_tokens, completion_tokens, total_tokens}``.
-        cost: cost breakdown ``{total, currency}``.
-        control: container bookkeeping for the scheduler (loops only).
-        trace_spans: optional nested spans ``[{name, start, end, attributes}]``.
-        review: when set, a human must decide before the outputs flow on: the step waits
-            in ``awaiting_review`` and this dict (the ``review_trigger_evaluation``
-            record: ``{triggered_by, evaluations}``) is kept with the review.
-    """
-
-    outputs: dict[str, Payload] = field(default_factory=dict)
-    artifact: dict[str, Any] | None = None
-    model: str | None = None
-    tokens: dict[str, int] | None = None
-    cost: dict[str, Any] | None = None
-    control: Control | None = None
-    trace_spans: list[dict[str, Any]] | None = None
-    review: dict[str, Any] | None = None
-
-
-class FileStore(Protocol):
-    """Content-addressed file storage handed to handlers."""
-
-    def put_bytes(self, data: bytes, filename: str, mime_type: str | None = None) -> FileRef:
-        """Store ``data`` (once per content) and return its reference."""
-        ...
-
-    def read_bytes(self, ref: FileRef) -> bytes:
-        """Return the bytes of a stored file."""
-        ...
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BlockContext:
-    """What a handler may know about the step it runs.
-
-    Attributes:
-        run_id, step_id, block_id, block_type, label: identity of the step.
-        scope: loop frames, outermost first.
-        attempt: 0 on the first attempt, +1 per retry.
-        files: the run's file store.
-        run_inputs: the run's inputs keyed by start block id (start blocks read these).
-        env: environment for ``${NAME}`` substitution and secrets.
-        input_schemas: JSON schema of each input handle's upstream output, when known.
-        timeout_seconds: the per-attempt bound the runner enforces, if any.
-        services: optional engine services (model provider, ...), keyed by name.
-    """
-
-    run_id: str
-    step_id: str
-    block_id: str
-    block_type: str
-    label: str
-    scope: tuple[LoopFrame, ...] = ()
-    attempt: int = 0
-    files: FileStore | None = None
-    run_inputs: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
-    input_schemas: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
-    timeout_seconds: float | None = None
-    services: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def iteration(self) -> int | None:
-        """Iteration of the innermost loop, or None at top level."""
-        return self.scope[-1].iteration if self.scope else None
-
-
-_CURRENT: ContextVar[BlockContext | None] = ContextVar("stepwell_block_context", default=None)
-
-
-def current_context() -> BlockContext | None:
-    """The context of the step whose handler is running (None outside a step).
-
-    In-process function blocks (``python: module:func``) can use it to learn their run
-    and step ids, e.g. for logging or idempotency keys.
-    """
-    return _CURRENT.get()
 
 
 class BlockType:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import who
 from blocks.documents import (
     Route,
@@ -39,11 +39,12 @@ from blocks.providers import (
 )
 from blocks.providers.consensus import vote_label
 from blocks.review import evaluate_review, review_diagnostics, review_record
-from engine.errors import Diagnostic, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 class ClassifierConfig(StrictConfig):

@@ -15,14 +15,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.conditions import evaluate, validate_condition_group
 from blocks.control import parse_group, require_json, who
-from engine.errors import Diagnostic, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 def slugify(name: str) -> str:

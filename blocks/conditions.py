@@ -50,7 +50,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.errors import Diagnostic
+from engine.contracts.errors import Diagnostic
 
 # ----------------------------------------------------------------------------- paths
 

@@ -22,26 +22,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from blocks.base import (
-    BlockContext,
-    BlockResult,
-    BlockType,
-    EmptyConfig,
-    HandleKind,
-    JoinMode,
-    StrictConfig,
-)
+from blocks.base import BlockType, EmptyConfig, StrictConfig
 from blocks.conditions import parse_condition_group, validate_condition_group
 from blocks.schemas import (  # noqa: F401  (re-exported: shared with other blocks)
     ensure_matches_schema,
     schema_diagnostics,
     schema_errors,
 )
-from engine.errors import Diagnostic, ErrorStage, PermanentError, TransientError
-from engine.values import FileRef, Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
+from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError, TransientError
+from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 # ----------------------------------------------------------------------------- helpers
 

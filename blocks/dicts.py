@@ -16,14 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from blocks.base import (
-    BlockContext,
-    BlockResult,
-    BlockType,
-    HandleKind,
-    JoinMode,
-    StrictConfig,
-)
+from blocks.base import BlockType, StrictConfig
 from blocks.conditions import MISSING, PathSyntaxError, json_type, lookup, parse_path
 from blocks.control import (
     NamedInput,
@@ -33,11 +26,12 @@ from blocks.control import (
     who,
 )
 from blocks.schemas import ensure_matches_schema, schema_diagnostics
-from engine.errors import Diagnostic, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
+from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 log = logging.getLogger(__name__)
 

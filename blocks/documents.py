@@ -26,13 +26,20 @@ from typing import Any, TypeVar
 
 import anyio
 
-from blocks.base import BlockContext, StrictConfig
+from blocks.base import StrictConfig
 from blocks.conditional import slugify
 from blocks.control import who
 from blocks.pdf import DocumentProblem, as_pdf, decode_text, is_text_mime, page_texts, sniff_mime
 from blocks.providers import CallContext, ModelProvider, Usage, json_as_text
-from engine.errors import BlockError, Diagnostic, ErrorStage, PermanentError, StepwellError
-from engine.values import FileRef, Payload
+from engine.contracts.blocks import BlockContext
+from engine.contracts.errors import (
+    BlockError,
+    Diagnostic,
+    ErrorStage,
+    PermanentError,
+    StepwellError,
+)
+from engine.contracts.values import FileRef, Payload
 
 T = TypeVar("T")
 

@@ -23,17 +23,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import who
 from blocks.documents import Document, call_model, in_thread, load_document, store_pdf, to_pdf
 from blocks.pdf import fill_form, form_fields
 from blocks.providers import CallContext, provider_for, step_usage
 from blocks.providers.offline import form_value
-from engine.errors import Diagnostic, ErrorStage, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 class EditConfig(StrictConfig):

@@ -25,16 +25,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import schema_diagnostics, schema_errors, who
 from blocks.documents import add_usage, call_model, load_document, read_pages, structured_text
 from blocks.providers import CallContext, Usage, json_as_text, provider_for, step_usage
 from blocks.review import evaluate_review, review_diagnostics, review_record
-from engine.errors import Diagnostic, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 class ExtractInput(StrictConfig):

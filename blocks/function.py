@@ -39,9 +39,10 @@ from anyio.abc import ByteReceiveStream, Process
 from pydantic import Field
 
 from blocks import _function_worker as worker
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import ensure_matches_schema, require_json, schema_diagnostics, who
-from engine.errors import (
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import (
     BlockError,
     Diagnostic,
     ErrorCategory,
@@ -49,10 +50,10 @@ from engine.errors import (
     QuotaError,
     TransientError,
 )
-from engine.values import Payload
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
 _PYTHON_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

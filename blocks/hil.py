@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, JoinMode, StrictConfig
-from engine.errors import PermanentError
-from engine.values import Payload
+from blocks.base import BlockType, StrictConfig
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
+from engine.contracts.errors import PermanentError
+from engine.contracts.values import Payload
 
 
 class HilConfig(StrictConfig):

@@ -5,12 +5,12 @@ The engine expands a container through two generated members per iteration (see
 to the children, ``<container>_sentinel_end`` collects what they produced. The handlers
 here only compute values; the scheduler owns iteration, concurrency and collection:
 
-* ``for_each.run`` returns :class:`~blocks.base.ExpandItems` (one payload per item):
+* ``for_each.run`` returns :class:`~engine.contracts.blocks.ExpandItems` (one payload per item):
   array elements, single-page PDFs (``iterate_pages``), or partition PDFs
   (``split_by_key``, through :func:`blocks.partition.partition_by_key` and the model
   provider, with a ``partition`` artifact and an optional review);
-* ``while_loop.run`` returns :class:`~blocks.base.LoopStart` (iteration 0's state);
-* ``while_loop_sentinel_end.run`` returns :class:`~blocks.base.LoopDecision` after testing
+* ``while_loop.run`` returns :class:`~engine.contracts.blocks.LoopStart` (iteration 0's state);
+* ``while_loop_sentinel_end.run`` returns :class:`~engine.contracts.blocks.LoopDecision` after testing
   the termination condition on ``loop-termination`` (or ``loop-right-in`` when that did
   not arrive).
 
@@ -27,17 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 from pydantic import Field, model_validator
 
-from blocks.base import (
-    BlockContext,
-    BlockResult,
-    BlockType,
-    ExpandItems,
-    HandleKind,
-    JoinMode,
-    LoopDecision,
-    LoopStart,
-    StrictConfig,
-)
+from blocks.base import BlockType, StrictConfig
 from blocks.conditions import (
     MISSING,
     PathSyntaxError,
@@ -48,11 +38,20 @@ from blocks.conditions import (
     validate_condition_group,
 )
 from blocks.control import parse_group, who
-from engine.errors import Diagnostic, ErrorStage, PermanentError
-from engine.values import FileRef, Payload
+from engine.contracts.blocks import (
+    BlockContext,
+    BlockResult,
+    ExpandItems,
+    HandleKind,
+    JoinMode,
+    LoopDecision,
+    LoopStart,
+)
+from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
+from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 #: ``ctx.services`` key of a split_by_key partitioner that replaces the built-in one
 #: (:func:`blocks.partition.partition_by_key`, which goes through the model provider):

@@ -18,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, JoinMode, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.control import who
 from blocks.documents import in_thread, load_document, store_pdf, to_pdf
 from blocks.pdf import merge_pdfs, page_count
-from engine.errors import Diagnostic, ErrorStage, PermanentError
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
+from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 class MergeInput(StrictConfig):

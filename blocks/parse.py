@@ -15,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.documents import load_document, read_pages
 from blocks.providers import Usage, provider_for, step_usage
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.values import Payload
 
 OUTPUT_SCHEMA = {
     "type": "object",

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import BlockContext, BlockResult, ExpandItems, FileStore
 from blocks.conditional import slugify
 from blocks.documents import (
     add_usage,
@@ -40,8 +39,10 @@ from blocks.documents import (
 from blocks.pdf import DocumentProblem, page_subset
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
-from engine.errors import InputError, UsageError
-from engine.values import FileRef, Payload
+from engine.contracts.blocks import BlockContext, BlockResult, ExpandItems
+from engine.contracts.errors import InputError, UsageError
+from engine.contracts.files import FileStore
+from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
     from blocks.loops import ForEachConfig

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from blocks import _pdfwrite
-from store.files import detect_mime
+from engine.contracts.files import detect_mime
 
 if TYPE_CHECKING:
     from pypdf import PdfReader

@@ -10,7 +10,7 @@ implementation while the step keeps the type that was written.
 from __future__ import annotations
 
 from blocks.base import BlockType
-from engine.errors import RegistryError
+from engine.contracts.errors import RegistryError
 
 
 class BlockRegistry:

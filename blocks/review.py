@@ -43,7 +43,7 @@ from typing import Any
 from blocks.conditions import evaluate, parse_condition_group, validate_condition_group
 from blocks.control import schema_errors
 from blocks.providers.consensus import min_likelihood
-from engine.errors import Diagnostic
+from engine.contracts.errors import Diagnostic
 
 ALL = frozenset({"extract", "split", "classifier", "split_by_key"})
 SPLITS = frozenset({"split", "split_by_key"})

@@ -20,8 +20,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import BlockContext
-from engine.errors import Diagnostic, ErrorStage, PermanentError
+from engine.contracts.blocks import BlockContext
+from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
 
 if TYPE_CHECKING:  # imported on first use: a workflow without schemas never needs it
     import jsonschema

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.documents import (
     Document,
     Route,
@@ -46,11 +46,12 @@ from blocks.providers import (
 )
 from blocks.providers.consensus import vote_pages
 from blocks.review import evaluate_review, review_diagnostics, review_record
-from engine.errors import Diagnostic
-from engine.values import Payload
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.errors import Diagnostic
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.definition import BlockDef
+    from engine.contracts.definition import BlockDef
 
 
 class Subdocument(Route):

@@ -19,8 +19,8 @@ _EXPORTS = {
     "RetryPolicy": "engine.runner",
     "compile_workflow": "engine.graph",
     "validate_workflow": "engine.graph",
-    "Payload": "engine.values",
-    "FileRef": "engine.values",
+    "Payload": "engine.contracts.values",
+    "FileRef": "engine.contracts.values",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -110,8 +110,8 @@ def validate(workflow: WorkflowArg, as_json: JsonOption = False,
              db: UnusedDbOption = None) -> None:
     """Check a workflow and list every problem with its YAML path and fix (exit 2 if any)."""
     from engine.cli_render import diagnostics_table
+    from engine.contracts.errors import WorkflowLoadError
     from engine.core import Engine
-    from engine.errors import WorkflowLoadError
 
     engine = Engine(resolve_db(db))
     try:

@@ -212,8 +212,8 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
             **decision: Any) -> None:
     """Record the decision, then continue the run unless it cannot or need not be."""
     from engine import durable
-    from engine.errors import ConflictError
-    from engine.values import RunStatus
+    from engine.contracts.errors import ConflictError
+    from engine.contracts.values import RunStatus
 
     engine = _engine(db, durability)
     try:

@@ -7,7 +7,7 @@ be left out. What VALUE means depends on the start block's type:
 * ``start_document`` (legacy ``start``): the path of the file to run on (``@path`` is
   accepted too).
 
-Every problem raises :class:`~engine.errors.InputError` naming the ``--input`` at fault
+Every problem raises :class:`~engine.contracts.errors.InputError` naming the ``--input`` at fault
 and what to pass instead; nothing here touches the database.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import InputError
+from engine.contracts.errors import InputError
 
 _BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
 _DOCUMENT_TYPES = frozenset({"start_document", "start"})

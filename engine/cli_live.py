@@ -79,7 +79,7 @@ class StepPoller:
 
     def poll(self, *, force: bool = False) -> list[dict[str, Any]]:
         """The latest steps (the previous list when the database is not readable yet)."""
-        from engine.errors import StepwellError
+        from engine.contracts.errors import StepwellError
 
         began = time.monotonic()
         try:

@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from engine.errors import Diagnostic
+from engine.contracts.errors import Diagnostic
 
 STATUS_STYLES = {
     "pending": "dim",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from engine.errors import StepwellError, WorkflowValidationError
+from engine.contracts.errors import StepwellError, WorkflowValidationError
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1

@@ -27,13 +27,13 @@ from anyio.abc import TaskGroup
 
 from blocks.registry import BlockRegistry, default_registry
 from engine import durable
+from engine.contracts.errors import Diagnostic, InputError, PermanentError, UsageError
+from engine.contracts.events import NewRun
+from engine.contracts.values import FileRef, RunStatus
 from engine.definition import Workflow, load_workflow
-from engine.errors import Diagnostic, InputError, PermanentError, UsageError
-from engine.events import NewRun
 from engine.graph import CompiledGraph, compile_workflow, validate_workflow
 from engine.replay import Replay
 from engine.runner import RetryPolicy, Runner, RunSettings
-from engine.values import FileRef, RunStatus
 
 if TYPE_CHECKING:
     from engine.handle import RunHandle

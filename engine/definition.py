@@ -7,10 +7,10 @@
 3. The Python builder: :meth:`Workflow.builder`.
 
 Loading is lenient on purpose: it keeps everything it can read and records what it
-could not read as :class:`~engine.errors.Diagnostic` objects in ``load_diagnostics``,
+could not read as :class:`~engine.contracts.errors.Diagnostic` objects in ``load_diagnostics``,
 so that :func:`engine.graph.compile_workflow` can report *every* problem at once.
 Only input that cannot be parsed at all (not YAML, not a mapping) raises
-:class:`~engine.errors.WorkflowLoadError`.
+:class:`~engine.contracts.errors.WorkflowLoadError`.
 """
 
 from __future__ import annotations
@@ -23,48 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.errors import Diagnostic
-
-API_VERSION = "workflows.retab.com/v1alpha2"
-
-
-class BlockDef(BaseModel):
-    """One block as written: declarative id, type, label, config, container parent."""
-
-    model_config = ConfigDict(frozen=True)
-
-    id: str
-    type: str
-    label: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
-    parent_id: str | None = None
-    position: dict[str, float] | None = None
-    width: float | None = None
-    height: float | None = None
-    path: str = Field(default="", description="YAML path used in diagnostics")
-
-    @property
-    def display_label(self) -> str:
-        """The label, or the id when no label was written."""
-        return self.label or self.id
-
-
-class EdgeDef(BaseModel):
-    """One edge, normalised to ``source_block/source_handle -> target_block/target_handle``.
-
-    An empty handle means "the block's only handle of the right kind" and is resolved
-    at compile time.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    source_block: str
-    source_handle: str = ""
-    target_block: str
-    target_handle: str = ""
-    id: str | None = None
-    path: str = ""
-    generated: bool = False
+from engine.contracts.definition import API_VERSION, BlockDef, EdgeDef
+from engine.contracts.errors import Diagnostic
 
 
 class Workflow(BaseModel):

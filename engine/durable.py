@@ -23,10 +23,10 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ConflictError, InputError, UsageError
-from engine.events import NewRun, RunUpdate, StepEvent
-from engine.values import RunStatus, StepStatus
-from store.base import PersistedRun
+from engine.contracts.errors import ConflictError, InputError, UsageError
+from engine.contracts.events import NewRun, RunUpdate, StepEvent
+from engine.contracts.store import PersistedRun
+from engine.contracts.values import RunStatus, StepStatus
 
 if TYPE_CHECKING:  # the rest is imported where used: `runs list` needs only owner_alive
     from engine.core import Engine, RunResult

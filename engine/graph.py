@@ -19,7 +19,7 @@ container), so one iteration of a container is simply a fresh copy of its member
 
 Validation (engine.validation) collects every problem, never stopping at the first, as
 Diagnostics; :func:`compile_workflow` raises them all in one
-:class:`~engine.errors.WorkflowValidationError`.
+:class:`~engine.contracts.errors.WorkflowValidationError`.
 
 Boundary edges
 --------------
@@ -40,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from blocks.base import BlockType, HandleKind, JoinMode
+from blocks.base import BlockType
+from engine.contracts.blocks import HandleKind, JoinMode
+from engine.contracts.errors import Diagnostic, WorkflowValidationError
 from engine.definition import EdgeDef, Workflow
-from engine.errors import Diagnostic, WorkflowValidationError
 from engine.validation import (
     ANY_KIND_INPUTS,
     CONTAINERS,

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio.abc import TaskGroup
 
-from engine.errors import UsageError
-from engine.events import RunUpdate, StepEvent
-from engine.values import RunStatus
+from engine.contracts.errors import UsageError
+from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.values import RunStatus
 
 if TYPE_CHECKING:
     from engine.core import Engine, RunResult

@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import BlockResult, ExpandItems, LoopDecision, LoopStart
-from engine.values import LoopFrame, Payload
+from engine.contracts.blocks import BlockResult, ExpandItems, LoopDecision, LoopStart
+from engine.contracts.values import LoopFrame, Payload
 
 if TYPE_CHECKING:
     from engine.scheduler import Scheduler, _Scope, _Step

@@ -3,9 +3,9 @@
 Theory of operation
 -------------------
 Reading is lenient. Only text that cannot be parsed at all, or whose root is not a
-mapping, raises :class:`~engine.errors.WorkflowLoadError`. Everything else that is wrong
+mapping, raises :class:`~engine.contracts.errors.WorkflowLoadError`. Everything else that is wrong
 *inside* the structure (an edge without a target, a block entry that is not a mapping,
-a block without ``type``) is kept as a :class:`~engine.errors.Diagnostic` in
+a block without ``type``) is kept as a :class:`~engine.contracts.errors.Diagnostic` in
 ``Workflow.load_diagnostics``, and reading carries on, so that validation can report
 every problem at once.
 
@@ -29,8 +29,8 @@ from typing import Any
 
 import yaml
 
+from engine.contracts.errors import Diagnostic, WorkflowLoadError
 from engine.definition import BlockDef, EdgeDef, Workflow
-from engine.errors import Diagnostic, WorkflowLoadError
 
 BLOCK_KEYS = ("type", "label", "config", "children", "position", "width", "height")
 EDGE_KEYS = frozenset({"id", "source", "target", "from", "to", "source_block",

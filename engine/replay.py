@@ -29,12 +29,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from blocks.base import BlockResult, ExpandItems, FileStore, LoopDecision
-from engine.errors import ErrorCategory, ErrorStage, UsageError
-from engine.events import StepErrorInfo, StepEvent
+from engine.contracts.blocks import BlockResult, ExpandItems, LoopDecision
+from engine.contracts.errors import ErrorCategory, ErrorStage, UsageError
+from engine.contracts.events import StepErrorInfo, StepEvent
+from engine.contracts.files import FileStore
+from engine.contracts.store import PersistedStep
+from engine.contracts.values import LEGAL_MOVES, Payload, StepStatus
 from engine.scheduler import Scheduler, Task
-from engine.values import LEGAL_MOVES, Payload, StepStatus
-from store.base import PersistedStep
 
 S = StepStatus
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
 import random
+import threading
 import time
 import traceback
 from collections import deque
@@ -40,15 +40,20 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from blocks.base import _CURRENT, BlockContext, BlockResult
-from engine.errors import BlockError, ErrorCategory, ErrorStage, PermanentError, TransientError
-from engine.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.blocks import CURRENT_CONTEXT, BlockContext, BlockResult
+from engine.contracts.errors import (
+    BlockError,
+    ErrorCategory,
+    ErrorStage,
+    PermanentError,
+    TransientError,
+)
+from engine.contracts.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.store import Store
+from engine.contracts.values import RunStatus
 from engine.graph import CompiledGraph
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
-from engine.values import RunStatus
-from store.base import Store
-
 
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
@@ -353,7 +358,7 @@ class Runner:
         """Drive the handler's coroutine to completion without an event loop turn."""
         node = task.node
         ctx = self._context(task, task.retry_count)
-        token = _CURRENT.set(ctx)
+        token = CURRENT_CONTEXT.set(ctx)
         coro = node.impl.run(ctx, node.config, task.inputs)
         try:
             try:
@@ -371,14 +376,14 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
             return _failure(task, exc)
         finally:
-            _CURRENT.reset(token)
+            CURRENT_CONTEXT.reset(token)
 
     async def _attempt(
         self, task: Task, attempt: int
     ) -> BlockResult | tuple[StepErrorInfo, float | None]:
         node = task.node
         ctx = self._context(task, attempt)
-        token = _CURRENT.set(ctx)
+        token = CURRENT_CONTEXT.set(ctx)
         try:
             timeout = ctx.timeout_seconds
             with anyio.fail_after(timeout + 5 if timeout else None):
@@ -393,7 +398,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
             return _failure(task, exc)
         finally:
-            _CURRENT.reset(token)
+            CURRENT_CONTEXT.reset(token)
 
 
 def _failure(task: Task, exc: Exception) -> tuple[StepErrorInfo, float | None]:

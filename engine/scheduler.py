@@ -18,13 +18,13 @@ Every edge joins two members of one scope (see engine.graph), so routing is loca
 * a skipped or failed step kills all its connected outputs (``upstream_skipped: step``,
   ``upstream_error: step``); a kill remembers whether an error caused it;
 * a step whose connected inputs are all settled is released, or skipped, by its
-  :class:`~blocks.base.JoinMode`.
+  :class:`~engine.contracts.blocks.JoinMode`.
 
 Containers (engine.iteration) are steps too: their handler returns a control value
 (items, or an initial state), the scheduler opens iteration scopes through the
 sentinel members, and completes the container step when its loop ends.
 
-Every lifecycle move goes through :func:`engine.values.check_move`: an illegal move
+Every lifecycle move goes through :func:`engine.contracts.values.check_move`: an illegal move
 raises before anything is emitted.
 """
 
@@ -34,11 +34,19 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from blocks.base import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
-from engine.errors import ErrorCategory, ErrorStage
-from engine.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.values import (
+    LoopFrame,
+    Payload,
+    RunStatus,
+    StepStatus,
+    check_move,
+    scope_prefix,
+    step_id_for,
+)
 from engine.graph import CompiledGraph, Node
-from engine.values import LoopFrame, Payload, RunStatus, StepStatus, check_move, scope_prefix, step_id_for
 
 S = StepStatus
 

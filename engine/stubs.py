@@ -20,7 +20,7 @@ execution; the step stub wins over a block stub). A stub is:
 
 A stubbed step records the artifact ``{"operation": "stub", "stub_key": key}``.
 Unknown keys, containers, loop sentinels and notes cannot be stubbed: :func:`apply_stubs`
-raises a :class:`~engine.errors.UsageError` naming them before anything runs.
+raises a :class:`~engine.contracts.errors.UsageError` naming them before anything runs.
 
 **Output checks** (:func:`check_custom_outputs`): block types an app registers itself are
 wrapped so that JSON output the store could not encode fails that step with a permanent
@@ -39,8 +39,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from blocks.base import BlockContext, BlockResult, BlockType
-from engine.errors import (
+from blocks.base import BlockType
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.errors import (
     BlockError,
     ErrorCategory,
     ErrorStage,
@@ -49,8 +50,8 @@ from engine.errors import (
     TransientError,
     UsageError,
 )
+from engine.contracts.values import FileRef, Payload
 from engine.graph import CompiledGraph
-from engine.values import FileRef, Payload
 
 _ITER = re.compile(r"(\d+)_(.+)")
 
@@ -91,7 +92,7 @@ class Failure:
         return cls(message, ErrorCategory.QUOTA, code, retry_after)
 
     def error(self) -> BlockError:
-        """The :class:`~engine.errors.BlockError` a stubbed attempt raises."""
+        """The :class:`~engine.contracts.errors.BlockError` a stubbed attempt raises."""
         category = ErrorCategory(self.category)
         kind = {ErrorCategory.TRANSIENT: TransientError, ErrorCategory.QUOTA: QuotaError}.get(
             category, PermanentError)

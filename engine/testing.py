@@ -28,16 +28,17 @@ from typing import Any
 
 import anyio
 
-from blocks.base import BlockContext, BlockResult, BlockType, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.providers.scripted import ScriptedProvider
 from blocks.registry import BlockRegistry, default_registry
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.errors import InputError, UsageError
+from engine.contracts.events import NewRun
+from engine.contracts.values import FileRef, Payload
 from engine.definition import BlockDef, Workflow
-from engine.errors import InputError, UsageError
-from engine.events import NewRun
 from engine.graph import compile_workflow
 from engine.runner import RetryPolicy, Runner, RunSettings
 from engine.stubs import Attempts, Failure, Outputs, StubCall
-from engine.values import FileRef, Payload
 
 __all__ = [
     "INSTANT_RETRY", "Attempts", "BlockRun", "Failure", "Outputs", "ScriptedProvider",
@@ -358,7 +359,7 @@ def assert_step(source: Any, step_id: str, *, run_id: str | None = None,
         The step (``store.api.Step``), for further checks.
     """
     client, run_id = _source(source, run_id)
-    from engine.errors import NotFoundError
+    from engine.contracts.errors import NotFoundError
 
     try:
         step = client.workflows.steps.get(step_id, run_id=run_id)

@@ -33,10 +33,11 @@ from typing import Any
 import networkx as nx
 from pydantic import BaseModel, ValidationError
 
-from blocks.base import BlockType, HandleKind
+from blocks.base import BlockType
 from blocks.registry import BlockRegistry
+from engine.contracts.blocks import HandleKind
+from engine.contracts.errors import Diagnostic
 from engine.definition import API_VERSION, BlockDef, EdgeDef, Workflow
-from engine.errors import Diagnostic
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
 START_TYPES = ("start_document", "start_json")

@@ -3,6 +3,8 @@
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from engine.contracts.files import detect_mime
+    from engine.contracts.store import PersistedRun, PersistedStep, Store
     from store.api import (
         LegacyStep,
         ListMetadata,
@@ -15,9 +17,8 @@ if TYPE_CHECKING:
         sdk_run,
         sdk_step,
     )
-    from store.base import PersistedRun, PersistedStep, Store
     from store.client import Client
-    from store.files import LocalFileStore, detect_mime
+    from store.files import LocalFileStore
     from store.sqlite import Durability, SQLiteStore
 
 # Imported on first use: ``import store.base`` (the runner's path) stays light.
@@ -25,9 +26,9 @@ _HOMES = {
     "LegacyStep": "store.api", "ListMetadata": "store.api", "Page": "store.api",
     "ReadAPI": "store.api", "Step": "store.api", "WorkflowRun": "store.api",
     "sdk_block_type": "store.api", "sdk_legacy_step": "store.api", "sdk_run": "store.api",
-    "sdk_step": "store.api", "PersistedRun": "store.base", "PersistedStep": "store.base",
-    "Store": "store.base", "Client": "store.client", "LocalFileStore": "store.files",
-    "detect_mime": "store.files", "Durability": "store.sqlite", "SQLiteStore": "store.sqlite",
+    "sdk_step": "store.api", "PersistedRun": "engine.contracts.store", "PersistedStep": "engine.contracts.store",
+    "Store": "engine.contracts.store", "Client": "store.client", "LocalFileStore": "store.files",
+    "detect_mime": "engine.contracts.files", "Durability": "store.sqlite", "SQLiteStore": "store.sqlite",
 }
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from engine.errors import ConflictError, NotFoundError, StepwellError
+from engine.contracts.errors import ConflictError, NotFoundError, StepwellError
 from store.codec import _loads, inline_blobs
 from store.connection import storage_error
 from store.files import LocalFileStore

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import NotFoundError
+from engine.contracts.errors import NotFoundError
 from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
 from store.files import LocalFileStore
 from store.sqlite import SQLiteStore, storage_error

@@ -5,7 +5,7 @@ payload lives once, on the producer's outputs); JSON payloads over 256 KiB go to
 file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.api`);
 :func:`inline_blobs` replaces a blob marker by the JSON it points to.
 
-Values JSON cannot hold raise :class:`~engine.errors.StorageError` naming their owner
+Values JSON cannot hold raise :class:`~engine.contracts.errors.StorageError` naming their owner
 (:func:`_dumps`), so a block returning a non-JSON value fails with a fix, not a trace.
 """
 
@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import StorageError
-from engine.values import Payload
+from engine.contracts.errors import StorageError
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
-    from engine.events import InputRecord
+    from engine.contracts.events import InputRecord
     from store.files import LocalFileStore
 
 #: JSON payloads whose encoding is larger than this are kept in the file store.

@@ -3,7 +3,7 @@
 :func:`connect` opens one connection in autocommit mode with the store's pragmas (WAL
 unless in memory, ``synchronous``, busy timeout, cache); :func:`check_layout` refuses a
 database written with another storage layout instead of misreading it.
-:func:`storage_error` turns a ``sqlite3`` error into :class:`~engine.errors.StorageError`
+:func:`storage_error` turns a ``sqlite3`` error into :class:`~engine.contracts.errors.StorageError`
 naming the database file and the fix; :class:`store.sqlite.SQLiteStore` and the read API
 (:mod:`store.api`) translate every error through it.
 """
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.errors import StorageError
+from engine.contracts.errors import StorageError
 from store.layout import SCHEMA_VERSION
 
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED

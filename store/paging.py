@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from engine.errors import UsageError
+from engine.contracts.errors import UsageError
 from store.shapes import ListMetadata, Page
 
 T = TypeVar("T")

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, Session, SQLModel, select
 
-from engine.errors import NotFoundError
+from engine.contracts.errors import NotFoundError
 from store.models import JSONText
 from store.workflows import sqlmodel_engine
 

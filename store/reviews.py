@@ -3,7 +3,7 @@
 A review id is derived from the run and step (``rev_`` + 20 hex of sha256), so opening
 the same review twice (a resumed run replays its waiting steps) is harmless. A decision is
 written once: the same decision again is accepted and changes nothing; a different one is
-a :class:`~engine.errors.ConflictError`.
+a :class:`~engine.contracts.errors.ConflictError`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from engine.errors import ConflictError, InputError, NotFoundError
+from engine.contracts.errors import ConflictError, InputError, NotFoundError
 
 
 def review_id_for(run_id: str, step_id: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import NotFoundError
+from engine.contracts.errors import NotFoundError
 from store.api import Page, ReadAPI, WorkflowRun
 from store.paging import _add_in, _check_page, _keyset
 

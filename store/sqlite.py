@@ -5,12 +5,12 @@ Theory of operation
 The schema is declared in :mod:`store.models` and executed from its SQL rendering
 (:mod:`store.layout`), so opening a database never imports the ORM. The hot path is
 plain ``sqlite3``: :meth:`SQLiteStore.apply` plans a batch of
-:class:`~engine.events.StepEvent` in Python, then writes it through one raw ``sqlite3``
+:class:`~engine.contracts.events.StepEvent` in Python, then writes it through one raw ``sqlite3``
 connection in autocommit mode with an explicit ``BEGIN IMMEDIATE`` ... ``COMMIT`` and a
 handful of prepared ``executemany`` statements. Planning, the statements and the write
 live in :mod:`store.writes`; payload encoding (refs, blobs) in :mod:`store.codec`.
 
-An illegal move raises :class:`~engine.errors.IllegalTransition` before anything is
+An illegal move raises :class:`~engine.contracts.errors.IllegalTransition` before anything is
 written. If another process moved a step since the batch was planned, the transaction
 rolls back, the status map is reloaded and the batch is planned again.
 ``SQLITE_BUSY`` rolls back and retries the whole transaction until the busy timeout,
@@ -22,7 +22,7 @@ checkpoints run mostly on a background thread (:mod:`store.checkpoint`) so that 
 commit pays for one.
 
 Every ``sqlite3`` error is translated at this boundary into
-:class:`~engine.errors.StorageError` naming the database file and the fix.
+:class:`~engine.contracts.errors.StorageError` naming the database file and the fix.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from contextlib import contextmanager
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from blocks.base import FileStore
-from engine.errors import ConflictError, NotFoundError, StepwellError, StorageError
-from engine.events import NewRun, RunUpdate, StepEvent
-from engine.values import RunStatus, StepStatus
-from store.base import PersistedRun, PersistedStep
+from engine.contracts.errors import ConflictError, NotFoundError, StepwellError, StorageError
+from engine.contracts.events import NewRun, RunUpdate, StepEvent
+from engine.contracts.files import FileStore
+from engine.contracts.store import PersistedRun, PersistedStep
+from engine.contracts.values import RunStatus, StepStatus
 from store.checkpoint import _Checkpointer
 from store.codec import _decode_outputs, _dumps, _loads, inline_blobs
 from store.connection import _BUSY_CODES, _errcode, check_layout, connect, storage_error

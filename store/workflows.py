@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, create_engine, select
 
-from engine.errors import NotFoundError, StepwellError
+from engine.contracts.errors import NotFoundError, StepwellError
 from store.models import JSONText, WorkflowRow
 
 #: ``version`` selectors that mean "the workflow's current version".

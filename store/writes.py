@@ -1,14 +1,14 @@
 """Planning and writing a batch of step events: the store's hot path.
 
 :meth:`store.sqlite.SQLiteStore.apply` hands a batch of
-:class:`~engine.events.StepEvent` to :class:`_StepWriter` in two phases:
+:class:`~engine.contracts.events.StepEvent` to :class:`_StepWriter` in two phases:
 
 1. **Plan** (no I/O but large-payload blobs). Events are folded per step: a ``pending``
    event creates a row, later events change columns; each event is also appended to
    the row's ``trail`` (the audit trail, read through the ``transitions`` view). Every move is checked against the lifecycle table
-   (:func:`engine.values.check_move`) using an in-memory ``step_id -> status`` map per
+   (:func:`engine.contracts.values.check_move`) using an in-memory ``step_id -> status`` map per
    run, seeded from the database on first use. An illegal move raises
-   :class:`~engine.errors.IllegalTransition` before anything is written.
+   :class:`~engine.contracts.errors.IllegalTransition` before anything is written.
 2. **Write** in one transaction. Updates carry the status the plan started from
    (``WHERE ... AND status = ?``); if another process moved a step meanwhile the row
    counts disagree (:class:`_StaleStatuses`), the transaction rolls back, the map is
@@ -26,9 +26,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import IllegalTransition, NotFoundError, StorageError
-from engine.events import RunUpdate, StepErrorInfo, StepEvent
-from engine.values import RunStatus, StepStatus, check_move
+from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
+from engine.contracts.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.values import RunStatus, StepStatus, check_move
 from store.codec import _dumps, _encode, _encode_inputs, _encode_map, _encode_value
 from store.reviews import open_review
 

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
-from engine.errors import PermanentError
+from engine.contracts.errors import PermanentError
 
 if TYPE_CHECKING:
-    from blocks.base import BlockContext
     from blocks.pdf import FormField
+    from engine.contracts.blocks import BlockContext
 
 #: ``ctx.services`` key (and ``Engine(services=...)`` key) of the model provider.
 MODEL_PROVIDER_SERVICE = "model_provider"
@@ -191,9 +191,9 @@ class ImageText:
 class ModelProvider(Protocol):
     """What the document blocks need from a model. All page numbers are 1-based.
 
-    Errors: raise :class:`~engine.errors.TransientError` (network, 5xx),
-    :class:`~engine.errors.QuotaError` (429, with ``retry_after``) or
-    :class:`~engine.errors.PermanentError` (bad request, bad answer); the engine
+    Errors: raise :class:`~engine.contracts.errors.TransientError` (network, 5xx),
+    :class:`~engine.contracts.errors.QuotaError` (429, with ``retry_after``) or
+    :class:`~engine.contracts.errors.PermanentError` (bad request, bad answer); the engine
     retries the first two.
     """
 

@@ -49,7 +49,7 @@ from blocks.providers import coerce as co
 from blocks.providers.consensus import vote
 from blocks.providers.labels import label_score, words
 from blocks.providers.offline_extract import extract_offline, find_value
-from engine.errors import PermanentError
+from engine.contracts.errors import PermanentError
 
 MODEL = "offline"
 _FILLER = frozenset({"document", "page", "with", "contain", "containing", "any", "other",

@@ -54,7 +54,7 @@ from blocks.providers import (
 )
 from blocks.providers import openai_prompts as prompts
 from blocks.providers.consensus import vote
-from engine.errors import PermanentError, QuotaError, TransientError
+from engine.contracts.errors import PermanentError, QuotaError, TransientError
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"

@@ -48,7 +48,7 @@ from blocks.providers import (
     Usage,
 )
 from blocks.providers.consensus import constant_likelihoods, vote
-from engine.errors import PermanentError
+from engine.contracts.errors import PermanentError
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -48,7 +48,7 @@ def create_app(
         UsageError: no API key at all, or an in-memory database.
         StorageError: the database cannot be opened.
     """
-    from engine.errors import UsageError
+    from engine.contracts.errors import UsageError
 
     cfg = config or ServerConfig(api_keys=dict(api_keys or {}), max_body_bytes=max_body_bytes,
                                  allow_file_paths=allow_file_paths)

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine.errors import UsageError
+from engine.contracts.errors import UsageError
 
 DEFAULT_ORG = "org_local"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import (
+from engine.contracts.errors import (
     ConflictError,
     InputError,
     NotFoundError,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from engine.errors import NotFoundError
+from engine.contracts.errors import NotFoundError
 from engine.server.errors import ApiError
 
 T = TypeVar("T")

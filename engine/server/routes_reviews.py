@@ -17,8 +17,14 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from engine import durable
+from engine.contracts.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StepwellError,
+    UsageError,
+)
 from engine.definition import Workflow
-from engine.errors import ConflictError, InputError, NotFoundError, StepwellError, UsageError
 from engine.server.auth import Org
 from engine.server.errors import ApiError
 from engine.server.params import reject_unknown_query, with_cursor

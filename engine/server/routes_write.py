@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from fastapi import APIRouter, Body, Depends, Query, Request
 
+from engine.contracts.errors import NotFoundError, UsageError, WorkflowValidationError
+from engine.contracts.events import NewRun
 from engine.core import new_run_id
 from engine.definition import Workflow
-from engine.errors import NotFoundError, UsageError, WorkflowValidationError
-from engine.events import NewRun
 from engine.server.auth import Org
 from engine.server.documents import DecodedDocument, decode_document
 from engine.server.errors import ApiError

@@ -21,8 +21,8 @@ from typing import Any
 
 import anyio
 
+from engine.contracts.errors import StepwellError, UsageError
 from engine.core import Engine
-from engine.errors import StepwellError, UsageError
 from engine.server.config import ServerConfig
 from store.api import ReadAPI
 from store.files import LocalFileStore

@@ -31,9 +31,10 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from blocks.base import BlockContext, BlockResult, BlockType, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from engine import Engine, Payload
-from engine.errors import InputError, WorkflowValidationError
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.errors import InputError, WorkflowValidationError
 from engine.handle import RunHandle
 
 WORKFLOW = Path(__file__).with_name("workflow.yaml")
@@ -169,7 +170,7 @@ async def _stop_runs(runs: dict[str, RunHandle]) -> None:
     """Cancel what is still running and let it record that before the engine closes."""
     import anyio
 
-    from engine.errors import StepwellError
+    from engine.contracts.errors import StepwellError
 
     for handle in runs.values():
         if not handle.done:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from blocks.base import BlockContext
-from engine.values import LoopFrame
+from engine.contracts.blocks import BlockContext
+from engine.contracts.values import LoopFrame
 from tests.blocks.harness import MemoryFileStore
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from engine.errors import TransientError
+from engine.contracts.errors import TransientError
 
 
 class Total(BaseModel):

@@ -6,8 +6,9 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from blocks.base import BlockContext, BlockResult, BlockType
-from engine.values import FileRef, Payload
+from blocks.base import BlockType
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.values import FileRef, Payload
 
 
 class MemoryFileStore:

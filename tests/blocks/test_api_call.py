@@ -10,8 +10,8 @@ import pytest
 
 from blocks.api_call import ApiCall, idempotency_key, parse_body, request_body
 from engine import Engine, Workflow
+from engine.contracts.errors import ErrorStage, PermanentError, QuotaError, TransientError
 from engine.definition import BlockDef
-from engine.errors import ErrorStage, PermanentError, QuotaError, TransientError
 from engine.runner import RetryPolicy
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import parse, run_block

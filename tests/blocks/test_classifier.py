@@ -11,9 +11,9 @@ from blocks.classifier import Classifier, margin
 from blocks.providers import MODEL_PROVIDER_SERVICE
 from blocks.providers.scripted import ScriptedProvider
 from engine import Engine, Workflow
+from engine.contracts.errors import PermanentError
+from engine.contracts.values import Payload
 from engine.definition import BlockDef
-from engine.errors import PermanentError
-from engine.values import Payload
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block

@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from blocks.base import JoinMode
 from blocks.conditional import Conditional, slugify
 from blocks.control import End, Note, StartDocument, StartJson
 from blocks.dicts import MergeDicts, Reshape
+from engine.contracts.blocks import JoinMode
+from engine.contracts.errors import ErrorStage, PermanentError, TransientError
+from engine.contracts.values import FileRef, Payload
 from engine.definition import BlockDef
-from engine.errors import ErrorStage, PermanentError, TransientError
-from engine.values import FileRef, Payload
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block
 

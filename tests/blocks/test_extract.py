@@ -12,10 +12,10 @@ from blocks.providers import MODEL_PROVIDER_SERVICE, Usage
 from blocks.providers.scripted import ScriptedProvider
 from blocks.registry import default_registry
 from engine import Engine, Workflow
+from engine.contracts.errors import PermanentError, TransientError
+from engine.contracts.values import Payload
 from engine.definition import BlockDef
-from engine.errors import PermanentError, TransientError
 from engine.graph import validate_workflow
-from engine.values import Payload
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block

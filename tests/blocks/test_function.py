@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from blocks.function import Function
+from engine.contracts.errors import ErrorCategory, PermanentError, TransientError
 from engine.definition import BlockDef
-from engine.errors import ErrorCategory, PermanentError, TransientError
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import parse, run_block
 
@@ -155,7 +155,7 @@ async def test_cancellation_kills_the_worker(make_ctx: MakeCtx, tmp_path: Path) 
 
 async def test_user_code_can_raise_a_transient_error(make_ctx: MakeCtx) -> None:
     code = (
-        "from engine.errors import TransientError\n"
+        "from engine.contracts.errors import TransientError\n"
         "def transform(d):\n"
         "    raise TransientError('rate limited upstream', code='UPSTREAM_BUSY')\n"
     )

@@ -10,7 +10,6 @@ from fpdf import FPDF
 from pydantic import ValidationError
 from pypdf import PdfReader
 
-from blocks.base import BlockContext, ExpandItems, JoinMode, LoopDecision, LoopStart
 from blocks.builtin import register_all
 from blocks.loops import (
     SPLIT_BY_KEY_SERVICE,
@@ -23,9 +22,10 @@ from blocks.loops import (
     WhileLoopSentinelStart,
 )
 from blocks.registry import BlockRegistry
+from engine.contracts.blocks import BlockContext, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.errors import ErrorStage, PermanentError
+from engine.contracts.values import Payload
 from engine.definition import BlockDef
-from engine.errors import ErrorStage, PermanentError
-from engine.values import Payload
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block
 

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from blocks.base import JoinMode
 from blocks.merge_pdf import MergePdf
 from blocks.pdf import split_pages
+from engine.contracts.blocks import JoinMode
+from engine.contracts.errors import ErrorStage, PermanentError
+from engine.contracts.values import Payload
 from engine.definition import BlockDef
-from engine.errors import ErrorStage, PermanentError
-from engine.values import Payload
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block

@@ -13,8 +13,8 @@ from blocks.parse import OUTPUT_SCHEMA, Parse
 from blocks.providers import MODEL_PROVIDER_SERVICE, Usage
 from blocks.providers.scripted import ScriptedProvider
 from engine import Engine, Workflow
-from engine.errors import ErrorStage, PermanentError
-from engine.values import Payload
+from engine.contracts.errors import ErrorStage, PermanentError
+from engine.contracts.values import Payload
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from blocks.base import ExpandItems
 from blocks.loops import ForEach
 from blocks.partition import corrected_partitions, items_after_review
 from blocks.pdf import page_count
 from engine import Engine, Workflow
-from engine.errors import UsageError
-from engine.values import FileRef, Payload, RunStatus
+from engine.contracts.blocks import ExpandItems
+from engine.contracts.errors import UsageError
+from engine.contracts.values import FileRef, Payload, RunStatus
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, run_block

@@ -29,7 +29,7 @@ from blocks.providers.openai import OpenAIProvider, retry_after_seconds
 from blocks.providers.openai_prompts import strict_schema
 from blocks.providers.scripted import ScriptedProvider
 from engine import Engine, Workflow
-from engine.errors import ErrorCategory, PermanentError, QuotaError, TransientError
+from engine.contracts.errors import ErrorCategory, PermanentError, QuotaError, TransientError
 from engine.runner import RetryPolicy
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from blocks.base import BlockContext
 from blocks.schemas import _checks, ensure_matches_schema, is_valid, schema_errors
-from engine.errors import PermanentError
+from engine.contracts.blocks import BlockContext
+from engine.contracts.errors import PermanentError
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False)

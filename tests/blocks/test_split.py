@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from blocks.base import ExpandItems
 from blocks.loops import ForEach
 from blocks.providers import MODEL_PROVIDER_SERVICE
 from blocks.providers.scripted import ScriptedProvider
 from blocks.split import Split
 from engine import Engine, Workflow
+from engine.contracts.blocks import ExpandItems
+from engine.contracts.values import Payload
 from engine.definition import BlockDef
-from engine.values import Payload
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block

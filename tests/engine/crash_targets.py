@@ -19,7 +19,7 @@ from typing import Any
 
 import anyio
 
-from blocks.base import current_context
+from engine.contracts.blocks import current_context
 from engine.definition import Workflow
 
 MODULE = "tests.engine.crash_targets"

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blocks.base import current_context
-from engine.errors import (
+from engine.contracts.blocks import current_context
+from engine.contracts.errors import (
     BlockError,
     ErrorCategory,
     PermanentError,

@@ -8,9 +8,10 @@ from typing import Any
 
 import anyio
 
-from blocks.base import BlockContext, BlockResult, BlockType, StrictConfig
+from blocks.base import BlockType, StrictConfig
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.values import FileRef, Payload
 from engine.definition import Workflow
-from engine.values import FileRef, Payload
 
 MODULE = "tests.engine.embedding_blocks"
 OBJECT = {"type": "object"}

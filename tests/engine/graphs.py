@@ -6,13 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from blocks.base import BlockResult, BlockType, JoinMode
+from blocks.base import BlockType
+from engine.contracts.blocks import BlockResult, JoinMode
+from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.contracts.events import StepErrorInfo, StepEvent
+from engine.contracts.values import Payload
 from engine.definition import Workflow
-from engine.events import StepErrorInfo, StepEvent
-from engine.errors import ErrorCategory, ErrorStage
 from engine.graph import CompiledGraph, Edge, Node
 from engine.scheduler import Scheduler, Task
-from engine.values import Payload
 
 CONTAINER_HANDLES = {
     "for_each": ("fe-left-in", "fe-right-out", "fe-left-out", "fe-right-in"),

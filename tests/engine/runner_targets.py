@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from blocks.base import current_context
+from engine.contracts.blocks import current_context
 
 #: Set by the test: the database file the check below reads with its own connection.
 DB: dict[str, str] = {}

@@ -25,7 +25,7 @@ from engine.cli_live import visible_steps
 from engine.cli_render import fmt_ms, loop_label, step_note, steps_table
 from engine.cli_run import exit_code_for
 from engine.cli_support import db_flag, resolve_db
-from engine.errors import InputError
+from engine.contracts.errors import InputError
 
 # --------------------------------------------------------------------------- fixtures
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine import Engine, Workflow
-from engine.errors import InputError, WorkflowValidationError
-from engine.values import RunStatus
+from engine.contracts.errors import InputError, WorkflowValidationError
+from engine.contracts.values import RunStatus
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 INVOICE = EXAMPLES / "invoice_routing"

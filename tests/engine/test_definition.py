@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.contracts.errors import WorkflowLoadError
 from engine.definition import API_VERSION, BlockDef, EdgeDef, Workflow, load_workflow
-from engine.errors import WorkflowLoadError
 from engine.graph import compile_workflow
 from tests.engine.test_graph import fake_registry
 

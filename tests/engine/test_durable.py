@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from engine import Engine, RetryPolicy, Workflow
-from engine.errors import ConflictError, NotFoundError, UsageError
-from engine.values import RunStatus
+from engine.contracts.errors import ConflictError, NotFoundError, UsageError
+from engine.contracts.values import RunStatus
 from tests.engine import durable_targets
 
 T = "tests.engine.durable_targets"

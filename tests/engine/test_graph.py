@@ -11,10 +11,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, Field
 
-from blocks.base import BlockType, HandleKind, JoinMode, StrictConfig
+from blocks.base import BlockType, StrictConfig
 from blocks.registry import BlockRegistry
+from engine.contracts.blocks import HandleKind, JoinMode
+from engine.contracts.errors import Diagnostic, WorkflowValidationError
 from engine.definition import BlockDef, Workflow
-from engine.errors import Diagnostic, WorkflowValidationError
 from engine.graph import CompiledGraph, Edge, compile_workflow, to_mermaid, validate_workflow
 
 # ------------------------------------------------------------------ fake block types

@@ -11,12 +11,12 @@ import anyio
 import pytest
 
 from engine import Engine, Workflow
-from engine.errors import UsageError, WorkflowValidationError
+from engine.contracts.errors import UsageError, WorkflowValidationError
+from engine.contracts.values import RunStatus
 from engine.graph import compile_workflow
 from engine.handle import RunEvent, RunHandle
 from engine.runner import Runner, RunSettings
 from engine.testing import INSTANT_RETRY, Attempts, Failure, assert_step
-from engine.values import RunStatus
 from tests.engine.embedding_blocks import slow_workflow, vat_workflow
 
 pytestmark = pytest.mark.anyio
@@ -154,7 +154,7 @@ async def test_cancel_wakeup_stops_the_runner_without_waiting_for_a_poll(engine:
     wakeup = anyio.Event()
     settings = RunSettings(run_id=handle.run_id + "_x", run_inputs={"start": {}},
                            cancel_poll_s=60.0, cancel_wakeup=wakeup)
-    from engine.events import NewRun
+    from engine.contracts.events import NewRun
 
     engine.store.create_run(NewRun(run_id=settings.run_id, workflow_id="w", workflow_name="slow",
                                    workflow_digest=wf.digest(), definition=wf.to_dict(),

@@ -10,11 +10,12 @@ from typing import Any
 
 import anyio
 
-from blocks.base import BlockContext, BlockResult, BlockType, HandleKind
+from blocks.base import BlockType
 from blocks.registry import default_registry
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.values import Payload, RunStatus
 from engine.core import Engine
 from engine.definition import Workflow
-from engine.values import Payload, RunStatus
 from tests.engine import runner_targets
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from blocks.base import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
-from engine.errors import IllegalTransition
+from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.errors import IllegalTransition
+from engine.contracts.values import Payload, RunStatus
 from engine.scheduler import Scheduler, Task
-from engine.values import Payload, RunStatus
 from tests.engine.graphs import GraphSpec, drive, echo, error
 
 

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blocks.base import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.values import Payload, RunStatus
 from engine.scheduler import Task
-from engine.values import Payload, RunStatus
 from tests.engine.graphs import GraphSpec, drive, echo, error
 
 OUTS = ("output-json-a", "output-json-b")

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from engine.errors import UsageError
+from engine.contracts.errors import UsageError
 from engine.server import create_app, parse_api_keys, server_config
 from engine.server.config import DEFAULT_ORG, is_loopback
 

@@ -9,7 +9,7 @@ import pytest
 
 from blocks.registry import default_registry
 from engine import Engine, Workflow
-from engine.errors import InputError, RegistryError, UsageError, WorkflowValidationError
+from engine.contracts.errors import InputError, RegistryError, UsageError, WorkflowValidationError
 from engine.testing import (
     INSTANT_RETRY,
     Attempts,

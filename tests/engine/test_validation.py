@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from engine.contracts.errors import Diagnostic
 from engine.definition import Workflow, WorkflowBuilder
-from engine.errors import Diagnostic
 from engine.graph import compile_workflow, validate_workflow
 from tests.engine.test_graph import SCHEMA, fake_registry, fn
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.errors import ErrorCategory, ErrorStage
-from engine.events import InputRecord, NewRun, StepErrorInfo, StepEvent
-from engine.values import LoopFrame, Payload, StepStatus
+from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.contracts.events import InputRecord, NewRun, StepErrorInfo, StepEvent
+from engine.contracts.values import LoopFrame, Payload, StepStatus
 
 S = StepStatus
 T0 = 1_780_000_000.0

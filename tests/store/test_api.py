@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.errors import ConflictError, NotFoundError, UsageError
-from engine.events import InputRecord, RunUpdate
-from engine.values import Payload, RunStatus
+from engine.contracts.errors import ConflictError, NotFoundError, UsageError
+from engine.contracts.events import InputRecord, RunUpdate
+from engine.contracts.values import Payload, RunStatus
 from store.api import sdk_legacy_step, sdk_run, sdk_step
 from store.sqlite import SQLiteStore
-from tests.store.helpers import S, T0, error_info, ev, frame, lifecycle, new_run
+from tests.store.helpers import T0, S, error_info, ev, frame, lifecycle, new_run
 
 
 @pytest.fixture

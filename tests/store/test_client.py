@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
 
 import pytest
 
-from engine.errors import ConflictError, NotFoundError
-from engine.values import Payload
+from engine.contracts.errors import ConflictError, NotFoundError
+from engine.contracts.values import Payload
 from store import Client, SQLiteStore
 from store.writes import _INSERT_STEP
-from tests.store.helpers import S, T0, ev, lifecycle, new_run
+from tests.store.helpers import T0, S, ev, lifecycle, new_run
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import ConflictError, IllegalTransition, NotFoundError, StorageError
-from engine.events import InputRecord, RunUpdate, StepEvent
-from engine.values import FileRef, Payload, RunStatus
-from store.base import Store
+from engine.contracts.errors import ConflictError, IllegalTransition, NotFoundError, StorageError
+from engine.contracts.events import InputRecord, RunUpdate, StepEvent
+from engine.contracts.store import Store
+from engine.contracts.values import FileRef, Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
 from store.sqlite import SQLiteStore
-from tests.store.helpers import S, T0, error_info, ev, frame, lifecycle, new_run
+from tests.store.helpers import T0, S, error_info, ev, frame, lifecycle, new_run
 
 
 def _raw(store: SQLiteStore, sql: str, *params: object) -> list[tuple[object, ...]]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import NotFoundError
+from engine.contracts.errors import NotFoundError
 from store.files import LocalFileStore, detect_mime
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16

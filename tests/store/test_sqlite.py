@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import StorageError
-from engine.values import RunStatus
+from engine.contracts.errors import StorageError
+from engine.contracts.values import RunStatus
 from store.layout import SCHEMA_VERSION
 from store.sqlite import SQLiteStore
-from tests.store.helpers import S, T0, lifecycle, new_run, write_steps_in_process
+from tests.store.helpers import T0, S, lifecycle, new_run, write_steps_in_process
 
 
 def test_wal_mode_and_busy_timeout(file_store: SQLiteStore) -> None:

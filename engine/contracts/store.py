@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from blocks.base import FileStore
-from engine.events import NewRun, RunUpdate, StepEvent
-from engine.values import Payload, RunStatus, StepStatus
+from engine.contracts.events import NewRun, RunUpdate, StepEvent
+from engine.contracts.files import FileStore
+from engine.contracts.values import Payload, RunStatus, StepStatus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

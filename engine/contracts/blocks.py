@@ -78,16 +78,33 @@ class JoinMode(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExpandItems:
-    """Returned by a for_each container handler: one iteration per item, in order."""
+    """Returned by a for_each container handler: one iteration per item, in order.
+
+    The loop's policy travels with the items, so the scheduler never reads block config:
+
+    Attributes:
+        items: one payload per iteration.
+        max_concurrency: iterations in flight at once (1 runs them one after another).
+        on_item_error: ``fail`` stops the loop at the first failed iteration; ``skip``
+            puts null in that item's place and goes on.
+    """
 
     items: list[Payload]
+    max_concurrency: int = 1
+    on_item_error: Literal["fail", "skip"] = "fail"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LoopStart:
-    """Returned by a while_loop container handler: the state of iteration 0."""
+    """Returned by a while_loop container handler: the state of iteration 0.
+
+    Attributes:
+        state: what iteration 0 receives.
+        max_iterations: the loop ends ``max_iterations_reached`` after this many.
+    """
 
     state: Payload
+    max_iterations: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +116,23 @@ class LoopDecision:
 
 
 Control = ExpandItems | LoopStart | LoopDecision
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewDecision:
+    """A human decision on a step waiting for review.
+
+    Attributes:
+        approved: approve (outputs flow on) or reject (dependants are skipped).
+        data: the reviewer's corrected data, when ``has_data``.
+        has_data: the reviewer gave data (``None`` is a valid correction).
+        reason: free text kept with the decision.
+    """
+
+    approved: bool
+    data: Any = None
+    has_data: bool = False
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,8 +29,19 @@ from blocks.schemas import (  # noqa: F401  (re-exported: shared with other bloc
     schema_diagnostics,
     schema_errors,
 )
-from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
-from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError, TransientError
+from engine.contracts.blocks import (
+    BlockContext,
+    BlockResult,
+    BlockRole,
+    HandleKind,
+    JoinMode,
+)
+from engine.contracts.errors import (
+    Diagnostic,
+    ErrorStage,
+    PermanentError,
+    TransientError,
+)
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
@@ -112,6 +123,7 @@ class StartJson(BlockType):
     """Emits the run's JSON input for this block on ``output-json-0``."""
 
     type_name = "start_json"
+    role = BlockRole.START_JSON
     config_model = StartJsonConfig
     inline = True
 
@@ -203,6 +215,7 @@ class StartDocument(BlockType):
     """Emits the run's document for this block on ``output-file-0`` (legacy ``start``)."""
 
     type_name = "start_document"
+    role = BlockRole.START_DOCUMENT
     config_model = EmptyConfig
 
     def output_handles(self, config: EmptyConfig) -> dict[str, HandleKind]:
@@ -307,6 +320,7 @@ class End(BlockType):
     """Records the run's final outputs; optionally POSTs them to ``webhook_url``."""
 
     type_name = "end"
+    role = BlockRole.END
     config_model = EndConfig
     join = JoinMode.ANY
 

@@ -21,6 +21,7 @@ container's parsed config.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,8 +47,10 @@ from engine.contracts.blocks import (
     JoinMode,
     LoopDecision,
     LoopStart,
+    ReviewDecision,
 )
 from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
+from engine.contracts.files import FileStore
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
@@ -85,6 +88,18 @@ class ForEachConfig(StrictConfig):
     def item_kind(self) -> HandleKind:
         """What one item is: JSON for iterate_array, a file otherwise."""
         return "json" if self.map_method == "iterate_array" else "file"
+
+    def expand(self, items: list[Payload]) -> ExpandItems:
+        """The control value that starts one iteration per item, with this loop's policy.
+
+        Args:
+            items: one payload per iteration, in order.
+
+        Returns:
+            ``ExpandItems`` carrying ``max_concurrency`` and ``on_item_error``.
+        """
+        return ExpandItems(items=items, max_concurrency=self.max_concurrency,
+                           on_item_error=self.on_item_error)
 
 
 def _for_each_diagnostics(config: ForEachConfig, path: str) -> list[Diagnostic]:
@@ -155,6 +170,51 @@ class ForEach(BlockType):
         """Inline for ``iterate_array`` (pages and partitions read files or call models)."""
         return config.map_method == "iterate_array" and config.review is None
 
+    def iteration_kind(self, config: ForEachConfig) -> HandleKind:
+        """JSON for ``iterate_array``, a file for pages and partitions."""
+        return config.item_kind
+
+    def validate_decision(
+        self, config: ForEachConfig, proposal: Mapping[str, Any], data: Any
+    ) -> None:
+        """Check a split_by_key reviewer's corrected partitions against the document.
+
+        Raises:
+            InputError: the data is not ``{"partitions": [{"key", "pages"}]}`` (or the
+                list), or names a page the document lacks.
+        """
+        if config.map_method == "split_by_key":
+            from blocks.partition import corrected_partitions
+
+            corrected_partitions(proposal, data)
+
+    def result_after_review(
+        self,
+        config: ForEachConfig,
+        files: FileStore,
+        review: Mapping[str, Any],
+        decision: ReviewDecision,
+    ) -> BlockResult | None:
+        """The iterations an approved split_by_key review starts.
+
+        Returns:
+            The proposed partitions (or the reviewer's, cut from the source PDF, with a
+            corrected ``partition`` artifact) as ``ExpandItems``; None when the decision is
+            a rejection or the review carries no proposal.
+
+        Raises:
+            UsageError: the corrected partitions cannot be cut from the source document.
+        """
+        proposal = review.get("proposal")
+        if not decision.approved or not isinstance(proposal, Mapping):
+            return None
+        from blocks.partition import items_after_review
+
+        evaluation = {k: v for k, v in review.items() if k != "proposal"}
+        items, artifact = items_after_review(files, proposal, corrected=decision.has_data,
+                                             data=decision.data, evaluation=evaluation)
+        return BlockResult(control=config.expand(items), artifact=artifact, review=dict(review))
+
     async def run(
         self, ctx: BlockContext, config: ForEachConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
@@ -181,10 +241,10 @@ class ForEach(BlockType):
             if isinstance(result, BlockResult):
                 assert isinstance(result.control, ExpandItems)
                 self._check_count(ctx, config, len(result.control.items))
-                return result
+                return replace(result, control=config.expand(result.control.items))
             items = result
         self._check_count(ctx, config, len(items))
-        return BlockResult(control=ExpandItems(items=items))
+        return BlockResult(control=config.expand(items))
 
     @staticmethod
     def _check_count(ctx: BlockContext, config: ForEachConfig, count: int) -> None:
@@ -365,7 +425,7 @@ class WhileLoop(BlockType):
                 stage=ErrorStage.INPUT_COLLECTION,
                 code="MISSING_INPUT",
             )
-        return BlockResult(control=LoopStart(state=state))
+        return BlockResult(control=LoopStart(state=state, max_iterations=config.max_iterations))
 
 
 # ----------------------------------------------------------------------------- sentinels

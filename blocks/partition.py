@@ -39,7 +39,7 @@ from blocks.documents import (
 from blocks.pdf import DocumentProblem, page_subset
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
-from engine.contracts.blocks import BlockContext, BlockResult, ExpandItems
+from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.files import FileStore
 from engine.contracts.values import FileRef, Payload
@@ -107,7 +107,7 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
         review = {**review, "proposal": review_proposal(
             key=str(config.key), source=source, page_count=len(pages), partitions=recorded,
             model=usage.model, usage=usage.to_dict())}
-    return BlockResult(control=ExpandItems(items=items), artifact=artifact, review=review,
+    return BlockResult(control=config.expand(items), artifact=artifact, review=review,
                        **step_usage(usage))
 
 

@@ -88,15 +88,28 @@ def require_json(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str) 
     return payload.data
 
 
-def _named_handle(kind: str, name: str | int | None, index: int) -> str:
+def named_handle(kind: str, name: str | int | None, index: int) -> str:
+    """The handle id of a declared input: ``input-<kind>-<name>``, or its index if unnamed.
+
+    Args:
+        kind: ``json`` or ``file``.
+        name: the declared name (None or empty: unnamed).
+        index: its position in ``config.inputs``.
+    """
     return f"input-{kind}-{index if name is None or name == '' else name}"
 
 
-def _duplicate_inputs(inputs: list[NamedInput], path: str) -> list[Diagnostic]:
+def duplicate_inputs(inputs: list[NamedInput], path: str) -> list[Diagnostic]:
+    """``DUPLICATE_INPUT_HANDLE`` for every declared input whose handle id repeats.
+
+    Args:
+        inputs: ``config.inputs`` of an ``end`` or ``merge_dicts`` block.
+        path: YAML path of the block.
+    """
     seen: set[str] = set()
     problems = []
     for n, item in enumerate(inputs):
-        handle = _named_handle(item.type, item.name, n)
+        handle = named_handle(item.type, item.name, n)
         if handle in seen:
             problems.append(
                 Diagnostic(
@@ -325,10 +338,10 @@ class End(BlockType):
     join = JoinMode.ANY
 
     def check(self, block: BlockDef, config: EndConfig, path: str) -> list[Diagnostic]:
-        return _duplicate_inputs(config.inputs, path)
+        return duplicate_inputs(config.inputs, path)
 
     def input_handles(self, config: EndConfig) -> dict[str, HandleKind]:
-        return {_named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}
+        return {named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}
 
     def runs_inline(self, config: EndConfig) -> bool:
         """Inline unless a webhook must be called."""

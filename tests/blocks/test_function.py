@@ -114,7 +114,7 @@ async def test_code_raising_gives_traceback(make_ctx: MakeCtx) -> None:
     assert err.stack_trace is not None
     assert 'File "<function price_line>", line 5, in helper' in err.stack_trace
     assert "raise ValueError('no price for sku')" in err.stack_trace
-    assert "_function_worker" not in err.stack_trace
+    assert "function_worker" not in err.stack_trace
 
 
 async def test_output_schema_mismatch_names_the_path(make_ctx: MakeCtx) -> None:

@@ -1,4 +1,4 @@
-"""Worker process of the ``function`` block: ``python -P -m blocks._function_worker``.
+"""Worker process of the ``function`` block: ``python -P -m blocks.function_worker``.
 
 Protocol: the parent writes one JSON request on stdin and reads one JSON response from
 stdout, then the worker exits. The parent owns the timeout (it kills the process group).

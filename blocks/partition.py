@@ -45,7 +45,7 @@ from engine.contracts.files import FileStore
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
-    from blocks.loops import ForEachConfig
+    from blocks.for_each import ForEachConfig
 
 
 def without_overlap(partitions: list[Partition]) -> list[Partition]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from blocks.loops import ForEach
+from blocks.for_each import ForEach
 from blocks.partition import corrected_partitions, items_after_review
 from blocks.pdf import page_count
 from engine import Engine, Workflow

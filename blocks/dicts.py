@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.conditions import MISSING, PathSyntaxError, json_type, lookup, parse_path
+from blocks.condition_paths import MISSING, PathSyntaxError, json_type, lookup, parse_path
 from blocks.control import (
     NamedInput,
     duplicate_inputs,

@@ -27,7 +27,7 @@ import anyio
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.conditions import MISSING, PathSyntaxError, json_type, lookup, parse_path
+from blocks.condition_paths import MISSING, PathSyntaxError, json_type, lookup, parse_path
 from blocks.control import who
 from engine.contracts.blocks import (
     BlockContext,

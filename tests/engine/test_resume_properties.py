@@ -6,8 +6,10 @@ executed once without interruption. It is executed again through a store that co
 first ``k`` batches handed to ``apply`` and raises on the next one: a process that died
 right after its k-th commit, ``k`` drawn by hypothesis. A fresh Engine on the same
 database resumes the run. The resumed run must end with the uninterrupted run's outcome
-and outputs, every step with the same status, outputs, retry count, skip reason and
-error, and no step ``completed`` in the database at the crash may execute again.
+and outputs, every step with the same status, outputs, skip reason and error, and the
+same retry count unless the step was in flight at the crash (an interrupted attempt
+counts, so its count may only grow). No step ``completed`` in the database at the crash
+may execute again.
 
 Every function of these workflows logs its step id when it starts; its result depends
 only on its input and its block id, so both executions compute the same values.
@@ -26,10 +28,10 @@ import anyio.lowlevel
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from engine import Engine, RunResult
 from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
 from engine.contracts.events import RunUpdate, StepEvent
-from engine.core import Engine, RunResult
 from engine.definition import Workflow, WorkflowBuilder
 from engine.testing import INSTANT_RETRY
 from store.sqlite import SQLiteStore
@@ -37,7 +39,7 @@ from store.sqlite import SQLiteStore
 MODULE = "tests.engine.test_resume_properties"
 OBJECT = {"type": "object"}
 RUN_ID = "run_resume_property"
-#: Step ids of the function steps that started, in order (cleared by each phase).
+#: Step ids of the function steps that started, in order (cleared before each execution).
 STARTED: list[str] = []
 #: Function targets a random workflow draws from (``broken`` is added at the top level).
 FUNCTIONS = ("advance", "advance", "advance_async", "flaky")
@@ -318,6 +320,7 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
     plan: tuple[tuple[Any, ...], ...], value: int, crash: int
 ) -> None:
     note(f"plan: {plan!r}")
+    STARTED.clear()
     workflow = build(plan)
     inputs = {"start": {"v": value, "round": 0}}
     with tempfile.TemporaryDirectory() as tmp:

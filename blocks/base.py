@@ -152,6 +152,21 @@ class BlockType:
         """
         return self.inline
 
+    def attempt_timeout(self, config: Any) -> float | None:
+        """How long one attempt may run before the runner cancels it, or None for no bound.
+
+        The default is the config's ``timeout_seconds`` field when the config model has
+        one (``function``, ``api_call``); override it when the bound comes from elsewhere.
+
+        Args:
+            config: the parsed config.
+
+        Returns:
+            Seconds per attempt, or None.
+        """
+        value = getattr(config, "timeout_seconds", None)
+        return float(value) if value else None
+
     def iteration_kind(self, config: Any) -> HandleKind:
         """What one iteration of a container of this type receives (default ``json``).
 

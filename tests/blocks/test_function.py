@@ -11,6 +11,8 @@ import anyio
 import pytest
 from pydantic import ValidationError
 
+from blocks.api_call import ApiCall
+from blocks.control import End
 from blocks.function import Function
 from engine.contracts.errors import ErrorCategory, PermanentError, TransientError
 from engine.definition import BlockDef
@@ -300,3 +302,11 @@ def test_config_bounds() -> None:
         with pytest.raises(ValidationError):
             parse(Function(), {"code": "", **bad})
     assert parse(Function(), {"code": ""}).timeout_seconds == 60
+
+
+def test_attempt_timeout_comes_from_the_config() -> None:
+    assert Function().attempt_timeout(parse(Function(), code_config("x = 1"))) == 60.0
+    config = parse(Function(), code_config("x = 1", timeout_seconds=5))
+    assert Function().attempt_timeout(config) == 5.0
+    assert ApiCall().attempt_timeout(parse(ApiCall(), {"url": "https://example.com"})) == 180.0
+    assert End().attempt_timeout(parse(End(), {})) is None

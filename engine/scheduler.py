@@ -21,8 +21,9 @@ Every edge joins two members of one scope (see engine.graph), so routing is loca
   :class:`~engine.contracts.blocks.JoinMode`.
 
 Containers (engine.iteration) are steps too: their handler returns a control value
-(items, or an initial state), the scheduler opens iteration scopes through the
-sentinel members, and completes the container step when its loop ends.
+(items, or an initial state, with the loop's policy), the scheduler opens iteration
+scopes through the sentinel members, and completes the container step when its loop
+ends. What reaches a block whose role is ``end`` is a run output.
 
 Every lifecycle move goes through :func:`engine.contracts.values.check_move`: an illegal move
 raises before anything is emitted.
@@ -120,12 +121,8 @@ class Scheduler:
     def retry(self, step_id: str, error: StepErrorInfo) -> Task:
         """A failed attempt will be retried: ``running -> queued``, retry_count + 1.
 
-        Args:
-            step_id: the running step.
-            error: what the failed attempt raised (kept with the transition).
-
         Returns:
-            The task to run again.
+            The task to run again (``error`` is kept with the transition).
         """
         step = self._live[step_id]
         step.retry_count += 1
@@ -147,7 +144,7 @@ class Scheduler:
             step.result = result
             self._loops.open(step, control)
             return
-        if isinstance(control, LoopDecision) or step.node.sentinel_role is SentinelRole.END:
+        if step.node.sentinel_role is SentinelRole.END:  # its loop reads the decision
             step.result = result
         self.finish(step, result)
 
@@ -235,23 +232,15 @@ class Scheduler:
                              outputs=self.end_outputs or None)
         return RunUpdate(status=RunStatus.COMPLETED, outputs=self.end_outputs)
 
-    def status_of(self, step_id: str) -> StepStatus | None:
-        """Current status of a live step (None once its scope has been released)."""
-        step = self._live.get(step_id)
-        return step.status if step else None
-
     # ------------------------------------------------------------------ used by
     # engine.iteration (the loop half of the same state machine)
 
     def open_scope(
         self, scope: Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None
     ) -> None:
-        """Create a step per member of ``scope``; inject ``injected`` into its sentinel start.
+        """Create a step per member of ``scope`` (node ids in topological order).
 
-        Args:
-            scope: the new scope (top level, or one iteration).
-            members: its node ids, in topological order.
-            injected: ``(handle, payload)`` the sentinel start receives, or None.
+        ``injected`` is the ``(handle, payload)`` an iteration's sentinel start receives.
         """
         created: list[StepState] = []
         for node_id in members:
@@ -272,12 +261,7 @@ class Scheduler:
                 self._settle_inputs(step)
 
     def finish(self, step: StepState, result: BlockResult) -> None:
-        """Complete ``step`` with ``result`` and route its outputs.
-
-        Args:
-            step: a running (or approved, or container) step.
-            result: its outputs and records; unfired connected outputs are killed.
-        """
+        """Complete ``step`` with ``result``: deliver fired outputs, kill unfired ones."""
         outputs = result.outputs
         control = None
         if isinstance(result.control, LoopDecision):  # resume must reproduce the decision

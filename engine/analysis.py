@@ -47,7 +47,7 @@ class BlockInfo:
     @property
     def spec(self) -> ContainerHandles | None:
         """The container handles, for a container block."""
-        return CONTAINERS.get(self.impl.container or "") if self.impl else None
+        return CONTAINERS.get(self.container_kind or "")
 
     @property
     def outer_inputs(self) -> dict[str, HandleKind]:
@@ -73,7 +73,7 @@ class BlockInfo:
 
 @dataclass(slots=True, kw_only=True)
 class Analysis:
-    """The result of :func:`analyse`: diagnostics plus what compilation needs."""
+    """The result of :func:`engine.validation.analyse`: diagnostics, and what compiling needs."""
 
     workflow: Workflow
     registry: BlockRegistry

@@ -16,7 +16,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from engine import durable
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -273,8 +272,8 @@ def _decide(request: Request, org: str, review_id: str, version_id: str, *, appr
     has_data = approved and chosen.parent_id is not None
     data = _decision_data(row, chosen) if has_data else None
     try:
-        _, changed = durable.decide(state.engine, review_id, approved=approved, data=data,
-                                    has_data=has_data, reason=reason)
+        _, changed = state.engine.record_decision(review_id, approved=approved, data=data,
+                                                  has_data=has_data, reason=reason)
     except ConflictError as exc:
         raise ApiError(409, "REVIEW_DECIDED", str(exc)) from None
     except InputError as exc:  # corrected data that does not fit the block's output

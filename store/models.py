@@ -152,8 +152,6 @@ class StepRow(SQLModel, table=True):
     trail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
-
-
 class ArtifactRow(SQLModel, table=True):
     """The operation record a step produced (``step.artifact`` points here)."""
 
@@ -181,6 +179,19 @@ class WorkflowRow(SQLModel, table=True):
     created_at: float
 
 
+class WorkflowVersionRow(SQLModel, table=True):
+    """One applied version of a registered workflow (content-addressed by digest)."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (Index("ix_workflow_versions_created", "workflow_id", "created_at"),)
+
+    workflow_id: str = Field(primary_key=True)
+    id: str = Field(primary_key=True)
+    definition: Any = _json()
+    yaml: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float
+
+
 class ReviewRow(SQLModel, table=True):
     """A human review a step waits on, and its decision."""
 
@@ -203,4 +214,20 @@ class ReviewRow(SQLModel, table=True):
     decided_at: float | None = None
 
 
-TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, ReviewRow)
+class ReviewVersionRow(SQLModel, table=True):
+    """A corrected version of a review's snapshot (the proposal itself has no row)."""
+
+    __tablename__ = "review_versions"
+    __table_args__ = (Index("ix_review_versions_review", "review_id", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    review_id: str
+    parent_id: str
+    snapshot: Any = _json()
+    note: str | None = None
+    author_id: str = ""
+    created_at: float
+
+
+TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
+          ReviewRow, ReviewVersionRow)

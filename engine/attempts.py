@@ -124,8 +124,9 @@ def check_outputs(task: Task, result: Any) -> None:
                 f"does not declare. Declared outputs: {sorted(node.outputs) or 'none'}. "
                 "Fix output_handles() or the handler.",
                 stage=ErrorStage.OUTPUT_STORAGE, code="UNKNOWN_OUTPUT_HANDLE")
-        if getattr(payload, "kind", None) != kind:
+        given = getattr(payload, "kind", None)
+        if given != kind:
             raise PermanentError(
-                f"block {node.id!r} ({node.type}) put a {getattr(payload, 'kind', type(payload).__name__)} "
+                f"block {node.id!r} ({node.type}) put a {given or type(payload).__name__} "
                 f"payload on {kind} handle {handle!r}. Use Payload.{kind}(...).",
                 stage=ErrorStage.OUTPUT_STORAGE, code="HANDLE_KIND_MISMATCH")

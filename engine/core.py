@@ -27,6 +27,7 @@ from blocks.registry import BlockRegistry, default_registry
 from engine import durable, launch
 from engine.compiled import CompiledGraph
 from engine.contracts.errors import Diagnostic, UsageError
+from engine.contracts.records import Review
 from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
 from engine.graph import compile_workflow, validate_workflow
@@ -302,8 +303,7 @@ class Engine:
     def cancel(self, run_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel a run from any process; True when it was cancelled right here.
 
-        Synchronous: it only writes flags and rows, so a RunHandle may call it from
-        inside an event loop.
+        Synchronous (it only writes flags and rows): a RunHandle calls it in its loop.
 
         Raises:
             NotFoundError: no such run.  UsageError: it already ended.
@@ -311,7 +311,7 @@ class Engine:
         return durable.cancel_run(self.store, run_id, reason)
 
     def record_decision(self, review_id: str, *, approved: bool, data: Any = None,
-                        has_data: bool = False, reason: str = "") -> tuple[Any, bool]:
+                        has_data: bool = False, reason: str = "") -> tuple[Review, bool]:
         """Check and record a review decision without resuming the run.
 
         Returns:
@@ -338,10 +338,7 @@ class Engine:
     def decide(self, review_id: str, *, approved: bool, data: Any = None,
                has_data: bool = False, reason: str = "", resume: bool = True
                ) -> RunResult | None:
-        """Approve (optionally with corrected data) or reject a review, then resume the
-        run (sync wrapper of :meth:`adecide`).
-
-        Deciding the same way twice is accepted once; the second call changes nothing.
+        """Decide a review, then resume the run (sync wrapper of :meth:`adecide`).
 
         Raises:
             As :meth:`record_decision` and :meth:`aresume`.
@@ -352,7 +349,8 @@ class Engine:
     async def adecide(self, review_id: str, *, approved: bool, data: Any = None,
                       has_data: bool = False, reason: str = "", resume: bool = True
                       ) -> RunResult | None:
-        """Record a review decision, then resume the run unless ``resume=False`` or it ended.
+        """Approve (optionally with corrected data) or reject a review, then resume the run
+        unless ``resume=False`` or it ended. Deciding the same way twice changes nothing.
 
         Returns:
             How the resumed run ended, or None when it was not resumed.
@@ -370,7 +368,7 @@ class Engine:
                                                 has_data=has_data, reason=reason)
         if not resume or self.store.load_run(review.run_id).status.terminal:
             return None
-        return str(review.run_id)
+        return review.run_id
 
     def rerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
               workflow: WorkflowSource | None = None) -> RunResult:

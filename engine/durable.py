@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from engine.contracts.blocks import ReviewDecision
 from engine.contracts.errors import ConflictError, InputError, UsageError
 from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.records import Review
 from engine.contracts.store import PersistedRun, PersistedStep, Store
 from engine.contracts.values import RunStatus, StepStatus
 
@@ -147,7 +148,7 @@ def cancel_run(store: Store, run_id: str, reason: str = "cancelled by request") 
     return True
 
 
-def proposal_of(review: Any) -> Mapping[str, Any] | None:
+def proposal_of(review: Review) -> Mapping[str, Any] | None:
     """The ``proposal`` a container recorded on its review (split_by_key), if any."""
     proposal = ((review.data or {}).get("review") or {}).get("proposal")
     return proposal if isinstance(proposal, Mapping) else None

@@ -48,6 +48,7 @@ from engine.runner import Listener, RunSettings
 if TYPE_CHECKING:
     from engine.core import Engine
 
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PreparedRun:
     """A run ready to execute: its row exists and its graph carries its stand-ins.

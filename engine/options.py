@@ -88,7 +88,8 @@ class RetryPolicy:
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
-        wait = min(self.max_interval_s, self.initial_interval_s * self.backoff ** (retry_number - 1))
+        wait = min(self.max_interval_s,
+                   self.initial_interval_s * self.backoff ** (retry_number - 1))
         if self.jitter:
             wait *= 1 + random.uniform(0, self.jitter)
         if retry_after is not None:

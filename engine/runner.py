@@ -124,7 +124,8 @@ class Runner:
                 self._release(tg, send)
                 if sched.finished:
                     break
-                if sched.has_ready or (self._backlog and self._in_flight < self.settings.max_concurrency):
+                if sched.has_ready or (
+                        self._backlog and self._in_flight < self.settings.max_concurrency):
                     # Inline steps made progress: keep going, but let the watcher and
                     # workers run now and then, and pick up what they sent.
                     if time.monotonic() - yielded > _YIELD_EVERY_S:
@@ -256,7 +257,8 @@ class Runner:
         policy = self._policies.get(task.node.id)
         if policy is None:
             raw = getattr(task.node.config, "retry", None)
-            policy = self._policies[task.node.id] = RetryPolicy.from_config(raw, self.settings.retry)
+            policy = RetryPolicy.from_config(raw, self.settings.retry)
+            self._policies[task.node.id] = policy
         return policy
 
     async def _execute(self, task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],
@@ -280,7 +282,8 @@ class Runner:
                         await send.send(("done", task.step_id, outcome))
                         return
                     error, retry_after = outcome
-                    if error.category is ErrorCategory.PERMANENT or attempt + 1 >= policy.max_attempts:
+                    last = attempt + 1 >= policy.max_attempts
+                    if error.category is ErrorCategory.PERMANENT or last:
                         await send.send(("fail", task.step_id, error))
                         return
                     attempt += 1

@@ -2,7 +2,7 @@
 
 Payload storage: a sourced input is stored as ``{"ref": [step_id, handle]}`` (the
 payload lives once, on the producer's outputs); JSON payloads over 256 KiB go to the
-file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.api`);
+file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.sqlite_query`);
 :func:`inline_blobs` replaces a blob marker by the JSON it points to.
 
 Values JSON cannot hold raise :class:`~engine.contracts.errors.StorageError` naming their owner

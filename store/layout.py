@@ -13,7 +13,7 @@ from __future__ import annotations
 SCHEMA_VERSION = 3
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
-#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.api``).
+#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
 EXCEPTIONAL_STATUSES = ("error", "skipped", "cancelled", "awaiting_review")
 EXCEPTIONAL_STATUSES_SQL = "status IN ('error', 'skipped', 'cancelled', 'awaiting_review')"
 

@@ -1,8 +1,9 @@
 """The SQLite schema, as SQLModel tables.
 
-The schema is declared here and created with ``SQLModel.metadata.create_all``; the hot
-write path (:mod:`store.sqlite`) and the read API (:mod:`store.api`) use plain SQL over
-these tables for speed, so the column names below are the contract between them.
+The schema is declared here and executed from its SQL rendering (:data:`store.layout.DDL`);
+the write path (:mod:`store.sqlite`, :mod:`store.writes`, :mod:`store.reviews`,
+:mod:`store.workflows`) and the read queries (:mod:`store.sqlite_query`) use plain SQL
+over these tables for speed, so the column names below are the contract between them.
 
 Conventions:
 - Timestamps are REAL seconds since the epoch (UTC); the read API renders ISO-8601 ``Z``.

@@ -5,7 +5,8 @@ transient failures that retry once; now and then a step that fails for good) the
 executed once without interruption. It is executed again through a store that commits the
 first ``k`` batches handed to ``apply`` and raises on the next one: a process that died
 right after its k-th commit, ``k`` drawn by hypothesis. A fresh Engine on the same
-database resumes the run. The resumed run must end with the uninterrupted run's outcome
+database resumes the run. Both store implementations are checked: a SQLite file (the
+fresh Engine opens it again) and a MemoryStore (the fresh Engine is given the same one). The resumed run must end with the uninterrupted run's outcome
 and outputs, every step with the same status, outputs, skip reason and error, and the
 same retry count unless the step was in flight at the crash (an interrupted attempt
 counts, so its count may only grow). No step ``completed`` in the database at the crash
@@ -20,11 +21,12 @@ from __future__ import annotations
 import tempfile
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio.lowlevel
+import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -32,8 +34,10 @@ from engine import Engine, RunResult
 from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
 from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.store import Store
 from engine.definition import Workflow, WorkflowBuilder
 from engine.testing import INSTANT_RETRY
+from store.memory import MemoryStore
 from store.sqlite import SQLiteStore
 
 MODULE = "tests.engine.test_resume_properties"
@@ -274,16 +278,24 @@ class CrashAfter:
         return getattr(self.inner, name)
 
 
+def open_store(backend: str, path: Path) -> Store:
+    """A fresh store of ``backend``: a SQLite file at ``path``, or a MemoryStore."""
+    return SQLiteStore(str(path)) if backend == "sqlite" else MemoryStore()
+
+
 @contextmanager
-def engine_on(path: Path, limit: int | None) -> Iterator[tuple[Engine, CrashAfter]]:
-    """An engine on the SQLite file ``path`` whose store commits at most ``limit`` batches."""
-    sqlite = SQLiteStore(str(path))
-    store = CrashAfter(sqlite, limit)
-    try:
-        with Engine(store=store, retry=INSTANT_RETRY) as engine:
-            yield engine, store
-    finally:
-        sqlite.close()
+def engine_on(inner: Store, limit: int | None) -> Iterator[tuple[Engine, CrashAfter]]:
+    """An engine whose store commits at most ``limit`` batches to ``inner``."""
+    store = CrashAfter(inner, limit)
+    with Engine(store=store, retry=INSTANT_RETRY) as engine:
+        yield engine, store
+
+
+def fresh_engine(backend: str, path: Path, inner: Store) -> Engine:
+    """A new Engine on the crashed run's data: the SQLite file, or the same MemoryStore."""
+    if backend == "sqlite":
+        return Engine(path, retry=INSTANT_RETRY)
+    return Engine(store=inner, retry=INSTANT_RETRY)
 
 
 def steps(engine: Engine) -> dict[str, tuple[Any, ...]]:
@@ -314,17 +326,19 @@ def assert_same_steps(final: dict[str, tuple[Any, ...]], expected: dict[str, tup
         assert got == want, f"{step_id} differs from the uninterrupted run"
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans(), value=st.integers(0, 100), crash=st.integers(0, 255))
 def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
-    plan: tuple[tuple[Any, ...], ...], value: int, crash: int
+    backend: str, plan: tuple[tuple[Any, ...], ...], value: int, crash: int
 ) -> None:
     note(f"plan: {plan!r}")
     STARTED.clear()
     workflow = build(plan)
     inputs = {"start": {"v": value, "round": 0}}
-    with tempfile.TemporaryDirectory() as tmp:
-        with engine_on(Path(tmp) / "whole.db", None) as (engine, counter):
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stores:
+        whole = stores.enter_context(closing(open_store(backend, Path(tmp) / "whole.db")))
+        with engine_on(whole, None) as (engine, counter):
             expected = outcome(engine.run(workflow, inputs, run_id=RUN_ID))
             expected_steps = steps(engine)
         # The batch count varies a little between executions (batching follows timing).
@@ -332,8 +346,9 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
         note(f"crash after {limit} of about {counter.batches} batches")
 
         path = Path(tmp) / "crashed.db"
+        crashed = stores.enter_context(closing(open_store(backend, path)))
         result: RunResult | None = None
-        with engine_on(path, limit) as (engine, store):
+        with engine_on(crashed, limit) as (engine, store):
             try:
                 result = engine.run(workflow, inputs, run_id=RUN_ID)
             except* SimulatedCrash:
@@ -342,7 +357,7 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
         if result is None:
             assert store.crashed
             STARTED.clear()
-            with Engine(path, retry=INSTANT_RETRY) as fresh:
+            with fresh_engine(backend, path, crashed) as fresh:
                 result = fresh.resume(RUN_ID)
                 final_steps = steps(fresh)
             done = {step_id for step_id, step in at_crash.items() if step[1] == "completed"}

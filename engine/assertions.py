@@ -3,7 +3,9 @@
 :func:`assert_step` reads one step of a run and compares what was asked: status, outputs,
 reason, error text, retries, artifact. A mismatch raises one AssertionError listing
 every difference (outputs as a unified diff) and the run's steps, so a failing test says
-what happened without a debugger.
+what happened without a debugger. Its own frames are hidden from pytest's tracebacks
+(``__tracebackhide__``), so a failure shows the test's line and the message, not this
+module's source.
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ def assert_step(source: Any, step_id: str, *, run_id: str | None = None,
 
     Returns:
         The step (``store.api.Step``), for further checks.
+
+    Raises:
+        AssertionError: the step is missing or differs; the message lists every
+            difference and the run's steps.
+        UsageError: ``source`` is not something steps can be read from.
     """
+    __tracebackhide__ = True
     client, run_id = _source(source, run_id)
     try:
         step = client.workflows.steps.get(step_id, run_id=run_id)
@@ -77,6 +85,7 @@ def assert_step(source: Any, step_id: str, *, run_id: str | None = None,
 
 
 def _source(source: Any, run_id: str | None) -> tuple[Any, str]:
+    __tracebackhide__ = True
     engine = getattr(source, "engine", None)
     source_run = getattr(source, "run_id", None)
     if engine is not None and source_run is not None:

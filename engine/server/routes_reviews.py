@@ -12,6 +12,7 @@ stepwell ``hil`` review shows as ``extract`` with ``stepwell_block_type: hil``.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -79,7 +80,7 @@ def _snapshot(row: dict[str, Any]) -> dict[str, Any]:
 
 def _versions(request: Request, row: dict[str, Any]) -> list[ReviewVersion]:
     first = proposal(row["id"], _snapshot(row), row["created_at"], row["block_id"])
-    return [first, *_state(request).versions.list(row["id"])]
+    return [first, *_state(request).store.review_versions(row["id"])]
 
 
 def _decided_version(row: dict[str, Any], versions: list[ReviewVersion]) -> str:
@@ -214,8 +215,9 @@ def create_version(request: Request, body: CreateVersionBody, org: Org) -> Any:
         raise ApiError(422, "NOT_CORRECTABLE",
                        f"Review {row['id']} proposes files, not JSON; corrected data applies "
                        "to JSON outputs only. Approve or reject it as it is.")
-    version = state.versions.add(review_id=row["id"], parent_id=body.parent_id,
-                                 snapshot=body.snapshot, note=body.note, author_id=org)
+    version = state.store.add_review_version(
+        review_id=row["id"], parent_id=body.parent_id, snapshot=body.snapshot, note=body.note,
+        author_id=org, now=time.time())
     return version_json(version)
 
 
@@ -236,7 +238,7 @@ def get_version(request: Request, version_id: str, org: Org) -> Any:
 
 def _version_review_ids(request: Request, version_id: str, org: str) -> list[str]:
     try:
-        return [_state(request).versions.get(version_id).review_id]
+        return [_state(request).store.review_version(version_id).review_id]
     except NotFoundError:
         pass  # a proposal: it has no row; look among the organization's reviews
     api = _state(request).reader(org)

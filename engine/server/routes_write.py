@@ -126,13 +126,14 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
     if not write:
         action, target = "create", ""
         if workflow_id is not None:
-            current = state.registry.get(workflow_id, org)
+            current = state.store.get_workflow(workflow_id, org)
             action = "noop" if current.version_id == wf.digest() else "update"
             target = current.id
         return _plan(wf, target, action, diagnostics)
-    outcome = state.registry.apply(
+    outcome = state.store.apply_workflow(
         name=wf.name, version_id=wf.digest(), definition=wf.to_dict(),
-        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id)
+        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id,
+        now=time.time())
     return _plan(wf, outcome.workflow.id, outcome.action, diagnostics)
 
 
@@ -206,7 +207,7 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     The run executes in the background; poll ``GET /v1/workflows/runs/{id}``."""
     state = _state(request)
     try:
-        version = state.registry.version(body.workflow_id, org, body.version)
+        version = state.store.workflow_version(body.workflow_id, org, body.version)
     except NotFoundError as exc:
         raise ApiError(404, "WORKFLOW_NOT_FOUND", str(exc),
                        {"workflow_id": body.workflow_id, "version": body.version}) from None
@@ -276,13 +277,14 @@ def list_workflows(
     """Workflows registered by the caller's organization (by creation time)."""
     if after is not None and before is not None:
         raise ApiError(422, "INVALID_PARAMETER", "Pass either after or before, not both.")
-    registry = _state(request).registry
-    page, more_before, more_after = with_cursor(
-        lambda: registry.list(org, limit=limit, after=after, before=before,
-                              descending=order == "desc"), after or before, "a workflow")
+    store = _state(request).store
+    found = with_cursor(
+        lambda: store.list_workflows(org, limit=limit, after=after, before=before,
+                                     descending=order == "desc"), after or before, "a workflow")
+    page = found.items
     return {"data": [workflow_json(w) for w in page], "list_metadata": {
-        "before": page[0].id if page and more_before else None,
-        "after": page[-1].id if page and more_after else None}}
+        "before": page[0].id if page and found.more_before else None,
+        "after": page[-1].id if page and found.more_after else None}}
 
 
 @router.post("/{workflow_id}/spec/apply", responses=ok(ApplyOut),
@@ -304,11 +306,11 @@ def plan_spec_for(request: Request, workflow_id: str, body: DeclarativeWorkflowB
 @router.get("/{workflow_id}/spec", responses=ok(SpecOut), summary="Export a workflow's YAML")
 def get_spec(request: Request, workflow_id: str, org: Org) -> Any:
     """The YAML the current version was applied from."""
-    wf = _state(request).registry.get(workflow_id, org)
+    wf = _state(request).store.get_workflow(workflow_id, org)
     return {"workflow_id": wf.id, "yaml_definition": wf.yaml}
 
 
 @router.get("/{workflow_id}", responses=ok(WorkflowOut), summary="Get a registered workflow")
 def get_workflow(request: Request, workflow_id: str, org: Org) -> Any:
     """A registered workflow (metadata and current version id)."""
-    return workflow_json(_state(request).registry.get(workflow_id, org))
+    return workflow_json(_state(request).store.get_workflow(workflow_id, org))

@@ -1,4 +1,7 @@
-"""What the app holds while it serves: the engine, the registries, readers, run threads.
+"""What the app holds while it serves: the engine (and its store), readers, run threads.
+
+Everything the routes write (runs, review decisions and versions, registered workflows)
+goes through the engine's store, by the :class:`~engine.contracts.store.Store` protocol.
 
 Runs created over HTTP execute in this process, each on its own thread with its own
 event loop (:class:`RunSupervisor`), so a slow block never stalls request handling. A
@@ -22,15 +25,14 @@ from typing import Any
 import anyio
 
 from engine.contracts.errors import StepwellError, UsageError
+from engine.contracts.store import Store
 from engine.core import Engine
 from engine.launch import PreparedRun
 from engine.server.config import ServerConfig
 from store.api import ReadAPI
 from store.connection import Database, storage_error
 from store.files import LocalFileStore
-from store.review_versions import ReviewVersionStore
 from store.sqlite_reads import SQLiteReads
-from store.workflows import WorkflowRegistry
 
 log = logging.getLogger("stepwell.server")
 
@@ -154,10 +156,13 @@ class ServerState:
 
     config: ServerConfig
     engine: Engine
-    registry: WorkflowRegistry
-    versions: ReviewVersionStore
     supervisor: RunSupervisor
     readers: Readers
+
+    @property
+    def store(self) -> Store:
+        """The engine's store: runs, reviews and their versions, registered workflows."""
+        return self.engine.store
 
     def reader(self, organization_id: str | None) -> ReadAPI:
         """A read API scoped to ``organization_id``."""
@@ -171,20 +176,17 @@ class ServerState:
         """
         idle = self.supervisor.join(wait_s)
         self.readers.close()
-        self.registry.close()
-        self.versions.close()
         if idle:
             self.engine.close()
 
 
 def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None
                ) -> ServerState:
-    """Open the engine (creating the database when missing) and the registries."""
+    """Open the engine (creating the database when missing) and the read connections."""
     engine = Engine(db, **(engine_options or {}))
     if engine.store.in_memory:
         engine.close()
         raise UsageError("The HTTP server needs a database file, not ':memory:'. "
                          "Pass --db PATH.")
-    return ServerState(config=config, engine=engine, registry=WorkflowRegistry(db),
-                       versions=ReviewVersionStore(db), supervisor=RunSupervisor(engine),
+    return ServerState(config=config, engine=engine, supervisor=RunSupervisor(engine),
                        readers=Readers(db))

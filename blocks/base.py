@@ -43,6 +43,7 @@ from engine.contracts.blocks import (
 from engine.contracts.definition import BlockDef
 from engine.contracts.errors import Diagnostic
 from engine.contracts.files import FileStore
+from engine.contracts.policy import SecurityPolicy
 from engine.contracts.values import Payload
 
 __all__ = [
@@ -139,6 +140,23 @@ class BlockType:
     def output_schema(self, config: Any, handle: str) -> dict[str, Any] | None:
         """JSON schema of what ``handle`` will carry, when the config says (default None)."""
         return None
+
+    def policy_diagnostics(self, block: BlockDef, policy: SecurityPolicy,
+                           path: str) -> list[Diagnostic]:
+        """What the host's security policy forbids in this block (default: nothing).
+
+        A server asks it of every block when a workflow is applied, so refusals happen
+        before anything runs; the handler enforces the same rules when it runs.
+
+        Args:
+            block: the block as written (``config`` is the raw mapping).
+            policy: the host's policy.
+            path: the block's YAML path, for the diagnostics.
+
+        Returns:
+            One diagnostic per refusal (code ``CODE_NOT_ALLOWED`` and the like).
+        """
+        return []
 
     def runs_inline(self, config: Any) -> bool:
         """True when :meth:`run` never suspends for this config (default: ``inline``).

@@ -195,7 +195,8 @@ def _limit_pypdf(max_stream: int) -> None:
     for name in ("ZLIB_MAX_OUTPUT_LENGTH", "LZW_MAX_OUTPUT_LENGTH",
                  "RUN_LENGTH_MAX_OUTPUT_LENGTH", "JBIG2_MAX_OUTPUT_LENGTH",
                  "MAX_DECLARED_STREAM_LENGTH", "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH"):
-        setattr(filters, name, min(getattr(filters, name), max_stream))
+        if hasattr(filters, name):
+            setattr(filters, name, min(getattr(filters, name), max_stream))
     filters.JBIG2DEC_BINARY = None  # no external decoder
 
 

@@ -35,6 +35,7 @@ from blocks.function_inprocess import run_in_process, runs_inline
 from blocks.function_process import run_in_worker
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.policy import CodePolicy, SecurityPolicy
 from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
@@ -58,6 +59,16 @@ class Mounts(StrictConfig):
     tables: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class WorkerLimitsConfig(StrictConfig):
+    """Resource limits of the ``code`` worker; a server caps them at its maximums."""
+
+    memory_mb: int | None = Field(None, ge=16)
+    cpu_seconds: int | None = Field(None, ge=1)
+    processes: int | None = Field(None, ge=1)
+    file_size_mb: int | None = Field(None, ge=1)
+    open_files: int | None = Field(None, ge=16)
+
+
 class FunctionConfig(StrictConfig):
     """Config of the function block (see the module docstring)."""
 
@@ -68,6 +79,7 @@ class FunctionConfig(StrictConfig):
     output_schema: dict[str, Any] | None = None
     timeout_seconds: float = Field(60, ge=1, le=300)
     mounts: Mounts | None = None
+    limits: WorkerLimitsConfig | None = None
     run_in_thread: bool = Field(
         False,
         description="python mode: run a sync function in a worker thread (for blocking I/O) "
@@ -181,6 +193,25 @@ class Function(BlockType):
             ]
         return _code_diagnostics(config, path) if config.code is not None else []
 
+    def policy_diagnostics(self, block: BlockDef, policy: SecurityPolicy,
+                           path: str) -> list[Diagnostic]:
+        """``code: none`` refuses every function; ``sandboxed`` refuses ``python:``
+        references off the allowlist (``code`` then runs in a confined worker)."""
+        reference = block.config.get("python")
+        if policy.code is CodePolicy.NONE:
+            return [Diagnostic(
+                code="CODE_NOT_ALLOWED", path=f"{path}.config",
+                message="this server runs no code (started with --code none)",
+                fix="remove the function block, or use a server that runs code")]
+        if isinstance(reference, str) and not policy.allows_python(reference):
+            return [Diagnostic(
+                code="CODE_NOT_ALLOWED", path=f"{path}.config.python",
+                message=f"python: {reference!r} is not on this server's allowlist",
+                fix="write the logic as `code` (it runs in a sandboxed worker), or ask the "
+                "operator to start the server with --allow-python "
+                f"{reference.partition(':')[0]}:*")]
+        return []
+
     def runs_inline(self, config: FunctionConfig) -> bool:
         """Synchronous ``python:`` targets (once imported) run in the driver loop."""
         return runs_inline(config)
@@ -199,10 +230,11 @@ class Function(BlockType):
         self._require_runnable(ctx, config)
         data = require_json(ctx, inputs, "input-json-0")
         started = time.perf_counter()
+        sandbox = None
         if config.python is not None:
             output, stdout = await run_in_process(ctx, config, data), None
         else:
-            output, stdout = await run_in_worker(ctx, config, data)
+            output, stdout, sandbox = await run_in_worker(ctx, config, data)
         duration_ms = int((time.perf_counter() - started) * 1000)
         ensure_matches_schema(ctx, output, config.output_schema, "the function's return value")
         artifact = {
@@ -213,6 +245,8 @@ class Function(BlockType):
             "error": None,
             "stdout": stdout or None,
         }
+        if sandbox is not None:
+            artifact["sandbox"] = sandbox
         return BlockResult(outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
 
     @staticmethod

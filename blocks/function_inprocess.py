@@ -4,7 +4,9 @@
 function runs inline on the engine's event loop (a thread hop costs more than a trivial
 step) unless ``run_in_thread`` asks for a worker thread; an ``async def`` is awaited.
 Only thread and async calls can be bounded by ``timeout_seconds``: nothing interrupts a
-synchronous call. The function may raise a stepwell ``BlockError`` to ask for a retry;
+synchronous call. Under a policy other than ``open`` (a shared server) the reference
+must be on the allowlist, and synchronous functions always go to a worker thread, so
+that a timeout or a cancel abandons them and the run moves on. The function may raise a stepwell ``BlockError`` to ask for a retry;
 other exceptions fail the step as ``FUNCTION_RAISED``.
 """
 
@@ -21,11 +23,14 @@ from blocks import function_worker as worker
 from blocks.control import who
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import BlockError, PermanentError, TransientError
+from engine.contracts.policy import CodePolicy, policy_of
 
 if TYPE_CHECKING:
     from blocks.function import FunctionConfig
 
 _TARGETS: dict[str, Any] = {}
+#: References imported under an open policy: only these may run inline (uninterruptible).
+_INLINE: set[str] = set()
 
 
 def _import_target(ctx: BlockContext, ref: str) -> Any:
@@ -90,7 +95,7 @@ def runs_inline(config: FunctionConfig) -> bool:
     if config.python is None or config.run_in_thread:
         return False
     fn = _TARGETS.get(config.python)
-    return fn is not None and not _is_async(fn)
+    return fn is not None and config.python in _INLINE and not _is_async(fn)
 
 
 def _raised(ctx: BlockContext, exc: Exception) -> PermanentError:
@@ -119,7 +124,16 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
         BlockError: whatever stepwell error the function raised itself.
     """
     assert config.python is not None
+    policy = policy_of(ctx.services)
+    if not policy.allows_python(config.python):
+        raise PermanentError(
+            f"{who(ctx)}: python: {config.python!r} is not on this server's allowlist; "
+            "write the logic as `code` (it runs in a sandboxed worker).",
+            code="CODE_NOT_ALLOWED")
     fn = _import_target(ctx, config.python)
+    open_policy = policy.code is CodePolicy.OPEN
+    if open_policy:
+        _INLINE.add(config.python)
     try:
         input_data = worker.make_input(data, ctx.input_schemas.get("input-json-0"))
     except ValueError as exc:  # pydantic.ValidationError
@@ -128,7 +142,8 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
             "Check the upstream block's output.",
             code="FUNCTION_INPUT_INVALID",
         ) from exc
-    if not config.run_in_thread and not _is_async(fn):
+    threaded = config.run_in_thread or not open_policy
+    if not threaded and not _is_async(fn):
         # Sync functions run inline: a thread hop costs more than a trivial step, and
         # in-process functions are meant for fast, CPU-bound logic. Nothing can
         # interrupt a sync call, so no timer is armed; blocking I/O belongs in
@@ -144,7 +159,7 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
     else:
         with anyio.move_on_after(config.timeout_seconds) as scope:
             try:
-                if config.run_in_thread and not _is_async(fn):
+                if threaded and not _is_async(fn):
                     result = await anyio.to_thread.run_sync(fn, input_data, abandon_on_cancel=True)
                 else:
                     result = fn(input_data)

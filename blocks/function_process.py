@@ -1,9 +1,14 @@
 """``code`` mode of the ``function`` block: one worker process per call.
 
-The module text runs in a fresh interpreter (:mod:`blocks.function_worker`, started as
-``python -P -m blocks.function_worker`` in its own session) that reads one JSON request
-on stdin and answers on stdout. ``timeout_seconds`` bounds the exchange: on expiry the
-worker's process group is killed and the attempt fails as transient ``FUNCTION_TIMEOUT``.
+The module text runs in a fresh interpreter (:mod:`blocks.function_worker`, started by
+:func:`blocks.sandbox.run_worker` in its own session) that reads one JSON request on
+stdin and answers on stdout. ``timeout_seconds`` bounds the exchange: on expiry the
+worker and everything it spawned are killed and the attempt fails as transient
+``FUNCTION_TIMEOUT``. The host's :class:`~engine.contracts.policy.SecurityPolicy` says
+how: on a personal machine the worker inherits the environment and working directory
+(plus the block's ``limits``, if any); on a shared server it is confined (minimal
+environment with only the block's declared secrets, a private directory, the platform's
+isolation layers, the server's default and maximum limits).
 A crash is transient when a signal killed the worker (out of memory?) and permanent
 otherwise; a failure the worker reports becomes the matching ``FUNCTION_*`` error, or the
 stepwell error the code raised itself.
@@ -13,17 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Mapping
-from pathlib import Path
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import anyio
-from anyio.abc import ByteReceiveStream, Process
-
 from blocks.control import who
+from blocks.sandbox import WorkerSpec, run_worker
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import (
     BlockError,
@@ -32,94 +32,63 @@ from engine.contracts.errors import (
     QuotaError,
     TransientError,
 )
+from engine.contracts.policy import CodePolicy, policy_of
 
 if TYPE_CHECKING:
     from blocks.function import FunctionConfig
 
-_PROJECT_ROOT = str(Path(__file__).resolve().parent.parent)
-_STDERR_LIMIT = 8 * 1024
+def declared_secrets(ctx: BlockContext, config: FunctionConfig, *,
+                     process_env: bool) -> dict[str, str]:
+    """The values of the block's ``mounts.secrets``, keyed by their ``env`` names.
 
+    Args:
+        ctx: the step's context; ``ctx.env`` holds the run's secrets.
+        config: the block's config.
+        process_env: also look in this process's environment (a personal machine).
 
-def _worker_env(ctx: BlockContext, config: FunctionConfig) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (_PROJECT_ROOT, env.get("PYTHONPATH")) if p)
+    Raises:
+        PermanentError: a required secret has no value (``MISSING_SECRET``).
+    """
+    found: dict[str, str] = {}
     for secret in config.mounts.secrets if config.mounts else []:
-        value = ctx.env.get(secret.env, os.environ.get(secret.env))
+        value = ctx.env.get(secret.env)
+        if value is None and process_env:
+            value = os.environ.get(secret.env)
         if value is None and secret.required:
             raise PermanentError(
                 f"{who(ctx)}: secret {secret.name!r} needs the environment variable "
-                f"{secret.env!r}, which is not set. Export it before running stepwell, or "
-                "mark the secret `required: false`.",
+                f"{secret.env!r}, which is not set. Export it before running stepwell (a "
+                "shared server: add it to this organization's secrets file), or mark the "
+                "secret `required: false`.",
                 code="MISSING_SECRET",
             )
         if value is not None:
-            env[secret.env] = value
-    return env
+            found[secret.env] = value
+    return found
 
 
-def _kill(proc: Process) -> None:
-    if proc.returncode is not None:
-        return
-    try:
-        if hasattr(os, "killpg"):
-            os.killpg(proc.pid, signal.SIGKILL)  # the worker leads its own group
-        else:
-            proc.kill()
-    except ProcessLookupError:
-        pass
+def worker_spec(ctx: BlockContext, config: FunctionConfig) -> WorkerSpec:
+    """How to start this step's worker under the host's policy.
 
-
-async def _drain(stream: ByteReceiveStream | None, into: bytearray) -> None:
-    if stream is not None:
-        async for chunk in stream:
-            into.extend(chunk)
-
-
-async def _feed(proc: Process, body: bytes) -> None:
-    assert proc.stdin is not None
-    try:
-        await proc.stdin.send(body)
-        await proc.stdin.aclose()
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass  # the worker died early; its exit code and stderr tell why
-
-
-async def _exchange(
-    ctx: BlockContext, config: FunctionConfig, body: bytes
-) -> tuple[bytes, bytes, int | None]:
-    proc = await anyio.open_process(
-        [sys.executable, "-P", "-m", "blocks.function_worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_worker_env(ctx, config),
-        start_new_session=True,
-    )
-    out, err = bytearray(), bytearray()
-    try:
-        with anyio.move_on_after(config.timeout_seconds) as scope:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_feed, proc, body)
-                tg.start_soon(_drain, proc.stdout, out)
-                tg.start_soon(_drain, proc.stderr, err)
-            await proc.wait()
-    finally:
-        with anyio.CancelScope(shield=True):
-            _kill(proc)
-            await proc.aclose()
-    if scope.cancelled_caught:
-        raise TransientError(
-            f"{who(ctx)} did not finish within timeout_seconds={config.timeout_seconds:g}; "
-            "the worker was killed. Speed the code up or raise config.timeout_seconds (max 300).",
-            code="FUNCTION_TIMEOUT",
-            context={"stderr": bytes(err[-_STDERR_LIMIT:]).decode(errors="replace")},
-        )
-    return bytes(out), bytes(err), proc.returncode
+    Raises:
+        PermanentError: the policy runs no code, or a required secret is missing.
+    """
+    policy = policy_of(ctx.services)
+    if policy.code is CodePolicy.NONE:
+        raise PermanentError(f"{who(ctx)}: this server runs no code (--code none).",
+                             code="CODE_NOT_ALLOWED")
+    confine = policy.confine_workers
+    secrets = declared_secrets(ctx, config, process_env=not confine)
+    requested = config.limits.model_dump(exclude_none=True) if config.limits else None
+    return WorkerSpec(module="blocks.function_worker", confine=confine,
+                      limits=policy.worker_limits(requested),
+                      env=secrets if confine else {**os.environ, **secrets},
+                      user=policy.worker_user)
 
 
 async def run_in_worker(
     ctx: BlockContext, config: FunctionConfig, data: Any
-) -> tuple[Any, str]:
+) -> tuple[Any, str, dict[str, Any]]:
     """Run ``config.code`` on ``data`` in a worker process.
 
     Args:
@@ -128,14 +97,17 @@ async def run_in_worker(
         data: the JSON input.
 
     Returns:
-        ``(output, stdout)``: the entrypoint's JSON result and what the code printed.
+        ``(output, stdout, sandbox)``: the entrypoint's JSON result, what the code printed
+        (its tail), and how the worker was confined (``confined``, ``layers``, ``limits``).
 
     Raises:
         PermanentError: the code failed to load, raised, or returned something not JSON;
-            a required secret is not set; the worker exited before answering.
+            a required secret is not set; the worker exited before answering or wrote
+            too much; the policy runs no code; the sandbox cannot be set up.
         TransientError: the call outlived ``timeout_seconds``, or a signal killed it.
         BlockError: whatever stepwell error the user code raised itself.
     """
+    spec = worker_spec(ctx, config)
     request = {
         "block_id": ctx.block_id,
         "code": config.code,
@@ -144,15 +116,31 @@ async def run_in_worker(
         "input_schema": ctx.input_schemas.get("input-json-0"),
         "output_schema": config.output_schema,
     }
-    out, err, returncode = await _exchange(ctx, config, json.dumps(request).encode())
-    stderr = err[-_STDERR_LIMIT:].decode(errors="replace")
+    outcome = await run_worker(spec, json.dumps(request).encode(),
+                               timeout=config.timeout_seconds)
+    if outcome.timed_out:
+        raise TransientError(
+            f"{who(ctx)} did not finish within timeout_seconds={config.timeout_seconds:g}; "
+            "the worker was killed. Speed the code up or raise config.timeout_seconds (max 300).",
+            code="FUNCTION_TIMEOUT", context={"stderr": outcome.stderr})
+    if outcome.unconfined:
+        raise PermanentError(
+            f"{who(ctx)}: the worker sandbox could not be set up here ({outcome.stderr.strip()}"
+            "). Nothing ran. See docs/security.md for what each platform offers.",
+            code="SANDBOX_UNAVAILABLE")
+    if outcome.too_much_output:
+        raise PermanentError(
+            f"{who(ctx)}: the worker wrote more than {spec.stdout_limit // (1024 * 1024)} MB "
+            "of output and was stopped. Return less data.", code="FUNCTION_OUTPUT_TOO_LARGE")
     try:
-        response = json.loads(out)
+        response = json.loads(outcome.stdout)
     except ValueError:
-        raise _crashed(ctx, returncode, stderr) from None
+        raise _crashed(ctx, outcome.returncode, outcome.stderr) from None
     if not response.get("ok"):
-        raise _worker_error(ctx, config, response, stderr)
-    return response.get("output"), response.get("stdout", "")
+        raise _worker_error(ctx, config, response, outcome.stderr)
+    sandbox = {"confined": spec.confine, "layers": response.get("sandbox") or [],
+               "limits": {k: v for k, v in asdict(spec.limits).items() if v is not None}}
+    return response.get("output"), response.get("stdout", ""), sandbox
 
 
 def _crashed(ctx: BlockContext, returncode: int | None, stderr: str) -> BlockError:

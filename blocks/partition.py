@@ -31,8 +31,8 @@ from blocks.conditional import slugify
 from blocks.documents import (
     add_usage,
     call_model,
-    in_thread,
     load_document,
+    pdf_job,
     pdf_pages,
     store_pdf,
 )
@@ -82,7 +82,7 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
     parts = sorted(parts, key=lambda p: min(p.pages, default=0))
     items, recorded = [], []
     for part in parts:
-        data = await in_thread(ctx, doc, page_subset, pdf, part.pages)
+        data = await pdf_job(ctx, doc, page_subset, pdf, part.pages)
         ref = store_pdf(ctx, data, f"{doc.stem}_{slugify(part.key) or 'partition'}.pdf")
         items.append(Payload.file(ref))
         recorded.append({"key": part.key, "pages": part.pages, "confidence": part.confidence,

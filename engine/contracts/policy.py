@@ -148,6 +148,8 @@ class SecurityPolicy:
         confine_workers: function workers get a minimal environment, a fresh temporary
             directory and every isolation layer the platform offers (required ones
             fail closed).
+        declared_secrets_only: ``${NAME}`` placeholders and secret mounts resolve from
+            the run's declared secrets only; an unknown name fails the step.
         worker_user: the user workers switch to when the host runs as root (name or
             uid; None: ``nobody``).
         worker_defaults / worker_maximum: limits when a block sets none / the most it
@@ -159,6 +161,7 @@ class SecurityPolicy:
     code: CodePolicy = CodePolicy.OPEN
     python_allowlist: tuple[str, ...] = ()
     confine_workers: bool = False
+    declared_secrets_only: bool = False
     worker_user: str | None = None
     worker_defaults: WorkerLimits = field(default_factory=WorkerLimits)
     worker_maximum: WorkerLimits = field(default_factory=WorkerLimits)
@@ -176,7 +179,7 @@ class SecurityPolicy:
                worker_user: str | None = None) -> SecurityPolicy:
         """A server several organizations (or the network) reach."""
         return cls(code=code, python_allowlist=python_allowlist, confine_workers=True,
-                   worker_user=worker_user, worker_defaults=SHARED_WORKER_DEFAULTS,
+                   declared_secrets_only=True, worker_user=worker_user, worker_defaults=SHARED_WORKER_DEFAULTS,
                    worker_maximum=SHARED_WORKER_MAXIMUM,
                    egress=EgressPolicy(restricted=True, allowlist=egress_allowlist),
                    documents=DocumentLimits.shared())

@@ -10,8 +10,8 @@ function of :mod:`blocks.pdf` in a worker started by :mod:`blocks.sandbox`, with
 * a page budget and an inflated-bytes budget, checked before the real work: the page
   count, and the decoded size of every page's content, counted once per page (a stream
   shared by many pages counts many times, as reading them costs);
-* pypdf's own per-stream decompression limits (``pypdf.filters``), lowered to the
-  inflated budget;
+* pypdf's own per-stream limits (``pypdf.Configuration``: decompressed output, declared
+  lengths, image buffers), lowered to the inflated budget;
 * the isolation layers of confined workers when the policy confines workers.
 
 Cancelling the caller kills the worker at once, so a cancelled step stops.
@@ -190,14 +190,19 @@ def check_budget(data: bytes, max_pages: int, max_inflated: int) -> None:
 
 
 def _limit_pypdf(max_stream: int) -> None:
-    from pypdf import filters
+    """Lower pypdf's per-stream limits to the budget (this process only)."""
+    import dataclasses
 
-    for name in ("ZLIB_MAX_OUTPUT_LENGTH", "LZW_MAX_OUTPUT_LENGTH",
-                 "RUN_LENGTH_MAX_OUTPUT_LENGTH", "JBIG2_MAX_OUTPUT_LENGTH",
-                 "MAX_DECLARED_STREAM_LENGTH", "MAX_ARRAY_BASED_STREAM_OUTPUT_LENGTH"):
-        if hasattr(filters, name):
-            setattr(filters, name, min(getattr(filters, name), max_stream))
-    filters.JBIG2DEC_BINARY = None  # no external decoder
+    import pypdf
+
+    known = {f.name for f in dataclasses.fields(pypdf.Configuration)}
+    wanted: dict[str, Any] = {name: max_stream for name in (
+        "maximum_declared_stream_length", "array_based_stream_maximum_output_length",
+        "jbig2_maximum_output_length", "lzw_maximum_output_length",
+        "run_length_maximum_output_length", "zlib_maximum_output_length",
+        "brotli_maximum_output_length", "image_maximum_buffer_size")}
+    wanted["jbig2dec_binary"] = None  # no external decoder
+    pypdf.overwrite_configuration(**{k: v for k, v in wanted.items() if k in known})
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:

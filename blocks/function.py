@@ -16,7 +16,9 @@ Two modes:
   the same ``Input`` instance, built from the upstream schema.
 
 In both modes ``input_data`` is the ``Input`` model for a JSON object and the plain JSON
-value otherwise, and the result must satisfy ``output_schema``.
+value otherwise, and the result must satisfy ``output_schema``. What the code prints,
+writes to ``sys.stderr`` and logs with ``logging`` goes to the step's log (``ctx.log``,
+shown by ``stepwell steps logs``), attempt by attempt, failed attempts included.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from blocks.base import BlockType, StrictConfig
 from blocks.control import ensure_matches_schema, require_json, schema_diagnostics, who
 from blocks.function_inprocess import run_in_process, runs_inline
 from blocks.function_process import run_in_worker
+from blocks.log_capture import captured
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
 from engine.contracts.policy import CodePolicy, SecurityPolicy
@@ -232,7 +235,8 @@ class Function(BlockType):
         started = time.perf_counter()
         sandbox = None
         if config.python is not None:
-            output, stdout = await run_in_process(ctx, config, data), None
+            with captured(ctx.log):
+                output, stdout = await run_in_process(ctx, config, data), None
         else:
             output, stdout, sandbox = await run_in_worker(ctx, config, data)
         duration_ms = int((time.perf_counter() - started) * 1000)

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from blocks.control import who
+from blocks.log_capture import add_entries
 from blocks.sandbox import WorkerSpec, run_worker
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import (
@@ -32,6 +33,7 @@ from engine.contracts.errors import (
     QuotaError,
     TransientError,
 )
+from engine.contracts.logs import LogStream
 from engine.contracts.policy import CodePolicy, policy_of
 
 if TYPE_CHECKING:
@@ -118,6 +120,14 @@ async def run_in_worker(
     }
     outcome = await run_worker(spec, json.dumps(request).encode(),
                                timeout=config.timeout_seconds)
+    try:
+        response = json.loads(outcome.stdout)
+    except ValueError:
+        response = None
+    if isinstance(response, dict):
+        add_entries(ctx.log, response.get("logs"))
+    elif ctx.log is not None:  # no answer (killed, crashed): what it wrote to stderr
+        ctx.log.write_text(LogStream.STDERR, outcome.stderr)
     if outcome.timed_out:
         raise TransientError(
             f"{who(ctx)} did not finish within timeout_seconds={config.timeout_seconds:g}; "
@@ -132,10 +142,8 @@ async def run_in_worker(
         raise PermanentError(
             f"{who(ctx)}: the worker wrote more than {spec.stdout_limit // (1024 * 1024)} MB "
             "of output and was stopped. Return less data.", code="FUNCTION_OUTPUT_TOO_LARGE")
-    try:
-        response = json.loads(outcome.stdout)
-    except ValueError:
-        raise _crashed(ctx, outcome.returncode, outcome.stderr) from None
+    if not isinstance(response, dict):
+        raise _crashed(ctx, outcome.returncode, outcome.stderr)
     if not response.get("ok"):
         raise _worker_error(ctx, config, response, outcome.stderr)
     sandbox = {"confined": spec.confine, "layers": response.get("sandbox") or [],

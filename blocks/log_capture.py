@@ -67,12 +67,42 @@ class RoutingStream:
         return getattr(self.original, name)
 
 
+class TeeStream:
+    """A text stream writing to a step's log and to another stream (the function
+    worker, which runs one step per process, keeps its stdout tail and stderr too)."""
+
+    def __init__(self, stream: str, log: StepLog, original: TextIO) -> None:
+        self._stream = stream
+        self._log = log
+        self.original = original
+
+    def write(self, text: str) -> int:
+        """Write ``text`` to both."""
+        self._log.write_text(self._stream, text)
+        return self.original.write(text)
+
+    def flush(self) -> None:
+        """Flush the other stream."""
+        self.original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
 class RoutingHandler(logging.Handler):
-    """A root-logger handler that keeps the records made inside a capture."""
+    """A root-logger handler that keeps the records made inside a capture.
+
+    Args:
+        log: keep every record in this log instead (a process that runs one step).
+    """
+
+    def __init__(self, log: StepLog | None = None) -> None:
+        super().__init__()
+        self._log = log
 
     def emit(self, record: logging.LogRecord) -> None:
         """Append ``record`` (formatted message and traceback) to the step's log."""
-        log = CURRENT_LOG.get()
+        log = self._log or CURRENT_LOG.get()
         if log is None:
             return
         try:
@@ -104,6 +134,30 @@ def install() -> None:
             handler = _HANDLER[0] or RoutingHandler()
             root.addHandler(handler)
             _HANDLER[0] = handler
+
+
+def add_entries(log: StepLog | None, entries: object) -> None:
+    """Append entries another process reported (``LogEntry.to_dict`` form) to ``log``.
+
+    Entries come from a worker that may be confined and untrusted: anything that is not
+    a well-formed entry of a stream a worker may write is dropped, and the log's bounds
+    apply as to any writer.
+    """
+    if log is None or not isinstance(entries, list):
+        return
+    for item in entries:
+        if not isinstance(item, dict) or item.get("stream") not in _WORKER_STREAMS:
+            continue
+        message, level, logger, at = (item.get(k) for k in ("message", "level", "logger", "at"))
+        if not isinstance(message, str):
+            continue
+        log.write(str(item["stream"]), message,
+                  level=level if isinstance(level, str) else None,
+                  logger=logger if isinstance(logger, str) else None,
+                  at=float(at) if isinstance(at, int | float) else None)
+
+
+_WORKER_STREAMS = frozenset({LogStream.STDOUT, LogStream.STDERR, LogStream.LOGGING})
 
 
 @contextmanager

@@ -35,7 +35,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 RUNNABLE = {"bash": "bash", "sh": "bash", "python": "python"}
-FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.DOTALL | re.MULTILINE)
 MARKER = re.compile(r"<!--\s*docs-test:\s*(.*?)\s*-->\s*$")
 PLACEHOLDERS = ("RUN_ID", "REVIEW_ID")
 TIMEOUT_S = 300
@@ -151,7 +151,7 @@ def _execute(snippet: Snippet, code: str, workdir: Path, env: dict[str, str],
         script.write_text(code, encoding="utf-8")
         argv = [sys.executable, script.name]
     done = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+                          timeout=TIMEOUT_S, check=False)
     assert done.returncode == expected, (
         f"{snippet.where} exited {done.returncode} (expected {expected})\n--- code\n{code}"
         f"\n--- stdout\n{done.stdout[-4000:]}\n--- stderr\n{done.stderr[-4000:]}")

@@ -110,7 +110,7 @@ class StepLog:
     function block's capture serialises through its stream buffers).
     """
 
-    __slots__ = ("_entries", "_chars", "_dropped", "_dropped_chars", "_partial")
+    __slots__ = ("_chars", "_dropped", "_dropped_chars", "_entries", "_partial")
 
     def __init__(self) -> None:
         self._entries: list[LogEntry] | None = None

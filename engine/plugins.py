@@ -136,7 +136,9 @@ def _block_types(value: Any, registry: BlockRegistry, origin: str) -> Iterable[B
     if inspect.isroutine(value):
         value(registry)
         return []
-    raise UsageError(f"{origin} is a {type(value).__name__}, which holds no block types. "
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:39] + "…"
+    raise UsageError(f"{origin} holds no block types (it is {type(value).__name__} {shown}). "
                      "Point it at a BlockRegistry, a BlockType, a list of them, or a "
                      "function taking the registry.")
 

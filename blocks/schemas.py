@@ -115,7 +115,7 @@ class SchemaChecks:
 # JSON (a workflow often repeats one schema on many blocks).
 _BY_ID: dict[int, tuple[Mapping[str, Any], SchemaChecks]] = {}
 _BY_KEY: dict[str, SchemaChecks] = {}
-_SCHEMA_PROBLEMS: dict[str, "jsonschema.exceptions.SchemaError | None"] = {}
+_SCHEMA_PROBLEMS: dict[str, jsonschema.exceptions.SchemaError | None] = {}
 
 
 def schema_checks(schema: Mapping[str, Any]) -> SchemaChecks:

@@ -19,7 +19,6 @@ import json
 import os
 import sqlite3
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,7 +33,7 @@ CURRENT_VERSION_ALIASES = frozenset({"production", "draft", "latest", "current"}
 
 def new_workflow_id() -> str:
     """A fresh workflow id: ``wf_`` and 20 hex characters."""
-    return "wf_" + uuid.uuid4().hex[:20]
+    return "wf_" + os.urandom(10).hex()
 
 
 def workflow_not_found(workflow_id: str) -> NotFoundError:

@@ -21,8 +21,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.contracts.bounded import clean_text
 from engine.contracts.definition import API_VERSION, BlockDef, EdgeDef
 from engine.contracts.errors import Diagnostic
 
@@ -40,6 +41,12 @@ class Workflow(BaseModel):
     edges: list[EdgeDef] = Field(default_factory=list)
     source: str = "<workflow>"
     load_diagnostics: list[Diagnostic] = Field(default_factory=list, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        """Names reach terminals and logs: control characters are dropped."""
+        return clean_text(value, limit=200) or "workflow"
 
     def block(self, block_id: str) -> BlockDef | None:
         """The block with this id.

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import Field
 
@@ -68,6 +68,7 @@ Partitioner = Callable[
     [BlockContext, "ForEachConfig", Payload], Awaitable["list[Payload] | BlockResult"]
 ]
 
+ReduceStrategy = Literal["concat_array", "first", "last", "none"]
 REDUCE_STRATEGIES = ("concat_array", "first", "last", "none")
 PAGE_METHODS = frozenset({"split_by_page", "iterate_pages"})
 
@@ -115,8 +116,13 @@ class ForEachConfig(StrictConfig):
             ``ExpandItems`` carrying ``max_concurrency``, ``on_item_error`` and the reduce
             policy.
         """
-        return ExpandItems(items=items, max_concurrency=self.max_concurrency,
-                           on_item_error=self.on_item_error)
+        strategy = self.reduce_strategy if self.reduce_strategy in REDUCE_STRATEGIES else (
+            "concat_array")  # validation refuses others before a run
+        return ExpandItems(
+            items=items, max_concurrency=self.max_concurrency, on_item_error=self.on_item_error,
+            reduce_strategy=cast(ReduceStrategy, strategy),
+            reduce_data_key=self.reduce_concat_data_key,
+            reduce_item_key=self.reduce_concat_item_key, item_keys=keys)
 
 
 def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[Diagnostic]:

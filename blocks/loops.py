@@ -33,6 +33,7 @@ from blocks.control import parse_group, who
 from blocks.for_each import SPLIT_BY_KEY_SERVICE, ForEach, ForEachConfig, Partitioner
 from blocks.loop_context import render, template_diagnostics
 from engine.contracts.blocks import (
+    LOOP_CONTEXT_HANDLE,
     BlockContext,
     BlockResult,
     HandleKind,
@@ -96,9 +97,6 @@ class WhileLoopConfig(StrictConfig):
 
 
 _TERMINATION_INPUTS = ["loop-termination", "loop-right-in"]
-#: What the engine injects into a while_loop iteration's sentinel start besides the
-#: state: ``{"evaluations": [...]}`` of the previous iteration's termination test.
-LOOP_CONTEXT_HANDLE = "loop-context"
 
 
 def _is_group(raw: Any) -> bool:
@@ -176,7 +174,9 @@ class WhileLoop(BlockType):
                 stage=ErrorStage.INPUT_COLLECTION,
                 code="MISSING_INPUT",
             )
-        return BlockResult(control=LoopStart(state=state, max_iterations=config.max_iterations))
+        return BlockResult(control=LoopStart(
+            state=state, max_iterations=config.max_iterations,
+            inject_context=bool(config.loop_context_template)))
 
 
 # ----------------------------------------------------------------------------- sentinels

@@ -250,6 +250,10 @@ async def test_while_loop_starts_with_left_in(make_ctx: MakeCtx) -> None:
         WhileLoop(), make_ctx("while_loop"), {"max_iterations": 2}, {"loop-left-in": state}
     )
     assert result.control == LoopStart(state=state, max_iterations=2)
+    templated = await run_block(WhileLoop(), make_ctx("while_loop"),
+                                {"max_iterations": 2, "loop_context_template": "{{data}}"},
+                                {"loop-left-in": state})
+    assert templated.control == LoopStart(state=state, max_iterations=2, inject_context=True)
 
 
 # ----------------------------------------------------------------------------- sentinels
@@ -486,8 +490,8 @@ async def test_termination_conditions_any_match_ends_the_loop(make_ctx: MakeCtx)
 
 async def test_loop_context_is_rendered_on_the_sentinel_start(make_ctx: MakeCtx) -> None:
     start = WhileLoopSentinelStart()
-    cfg = parse(start, {"max_iterations": 4, "loop_context_template":
-                        "Round {{iteration_number}}: {{data}}\n{{termination_condition_breakdown}}"})
+    template = "Round {{iteration_number}}: {{data}}\n{{termination_condition_breakdown}}"
+    cfg = parse(start, {"max_iterations": 4, "loop_context_template": template})
     previous = {"evaluations": [{"condition_id": "condition_0", "matched": False,
                                  "sub_evaluations": [{"path": "status", "operator": "equals",
                                                       "expected": "done", "actual": "draft",

@@ -26,13 +26,20 @@ from anyio.abc import TaskGroup
 from blocks.registry import BlockRegistry, default_registry
 from engine import durable, launch
 from engine.compiled import CompiledGraph
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.records import Review
 from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
 from engine.graph import compile_workflow, validate_workflow
 from engine.launch import PreparedRun, RunOrigin, RunResult
-from engine.options import ExecutionOptions, RetryPolicy, db_path, model_provider
+from engine.options import (
+    ExecutionOptions,
+    RetryPolicy,
+    RunEnvironment,
+    db_path,
+    model_provider,
+)
 from engine.replay import Replay
 from engine.runner import Listener, Runner
 from engine.storage import StoreSlot
@@ -58,7 +65,9 @@ class Engine:
             (synchronous=FULL, survives power loss).
         max_concurrency: block handlers running at once per run.
         retry: default retry policy for transient and quota errors.
-        env: environment for ``${NAME}`` substitution (defaults to ``os.environ``).
+        env: environment for ``${NAME}`` substitution and secrets (defaults to
+            ``os.environ``), or a function of the organization id returning that
+            organization's environment (a shared server gives each its own secrets).
         services: extra services handed to blocks (``model_provider``, ...).
         organization_id: owner of the runs this engine creates.
         provider: the model provider of every step (sets ``services["model_provider"]``):
@@ -82,7 +91,7 @@ class Engine:
         durability: str = "process",
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
-        env: Mapping[str, str] | None = None,
+        env: RunEnvironment | None = None,
         services: Mapping[str, Any] | None = None,
         organization_id: str = "org_local",
         provider: Any = None,
@@ -100,7 +109,8 @@ class Engine:
         if provider is not None:
             from blocks.providers import MODEL_PROVIDER_SERVICE
 
-            self.services[MODEL_PROVIDER_SERVICE] = model_provider(provider, env)
+            self.services[MODEL_PROVIDER_SERVICE] = model_provider(
+                provider, env if isinstance(env, Mapping) else None)
         self.stubs: dict[str, Any] = dict(stubs or {})
         self.organization_id = organization_id
         self._slot = StoreSlot(self.db, store, durability)
@@ -191,7 +201,8 @@ class Engine:
         run = durable.claim(self.store, run_id)
         graph = launch.stand_ins(self.compile(Workflow.from_dict(run.definition)), self.stubs)
         return PreparedRun(run_id=run_id, graph=graph, inputs=run.inputs,
-                           replay=durable.replay_of(self.store, run_id))
+                           replay=durable.replay_of(self.store, run_id),
+                           organization_id=run.organization_id)
 
     async def execute(self, prepared: PreparedRun, *, listeners: Sequence[Listener] = (),
                       cancel_wakeup: anyio.Event | None = None) -> RunResult:
@@ -321,8 +332,11 @@ class Engine:
         Raises:
             NotFoundError: no such review.  ConflictError: decided differently before.
             UsageError: the run already ended.  InputError: corrected data the block
-            cannot use (its type's ``validate_decision`` says why).
+            cannot use (its type's ``validate_decision`` says why), or that is not
+            bounded JSON.
         """
+        if has_data:
+            check_json(data, what="The corrected review data")
         store = self.store
         review = store.review(review_id)
         run = store.load_run(review.run_id)

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import ErrorCategory, ErrorStage, StepwellError
-from engine.contracts.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.events import RunUpdate, StepErrorInfo
 from engine.contracts.reads import RunFilters
-from engine.contracts.values import RunStatus, StepStatus
-from engine.durable import process_owns
+from engine.contracts.values import RunStatus
+from engine.durable import end_run, process_owns
 
 if TYPE_CHECKING:
     from engine.contracts.reads import RunRecord
@@ -76,13 +76,10 @@ def find_orphans(store: Any, now: float | None = None) -> list[RunRecord]:
 
 def end_orphan(store: Any, run_id: str, reason: str) -> None:
     """End ``run_id`` as ``error`` with ``reason``; its unfinished steps are cancelled."""
-    events = [StepEvent(step_id=s.step_id, block_id=s.block_id, block_type="", label="",
-                        status=StepStatus.CANCELLED, retry_count=s.retry_count, reason=reason)
-              for s in store.load_steps(run_id) if not s.status.terminal]
     error = StepErrorInfo(message=reason, stage=ErrorStage.EXECUTION,
                           category=ErrorCategory.PERMANENT, code="RUN_ORPHANED")
-    store.apply(run_id, events, RunUpdate(status=RunStatus.ERROR, error=error, reason=reason),
-                now=time.time())
+    end_run(store, run_id, RunUpdate(status=RunStatus.ERROR, error=error, reason=reason),
+            reason)
 
 
 def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,

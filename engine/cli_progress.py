@@ -136,14 +136,15 @@ class ProgressLines:
     """Plain progress lines for a stdout that is not a terminal.
 
     Call :meth:`line` as often as convenient; it answers a line at most every
-    ``interval_s`` seconds, and only when something changed since the last one.
+    ``interval_s`` seconds (the first one ``interval_s`` after it was made, so a short
+    run prints none), and only when something changed since the last one.
     """
 
     def __init__(self, interval_s: float = PLAIN_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._interval_s = interval_s
         self._clock = clock
-        self._last_at: float | None = None
+        self._last_at = clock()
         self._last = ""
 
     def line(self, steps: Sequence[Mapping[str, Any]],
@@ -155,7 +156,7 @@ class ProgressLines:
             total_of: item totals of container steps, when known.
         """
         now = self._clock()
-        if self._last_at is not None and now - self._last_at < self._interval_s:
+        if now - self._last_at < self._interval_s:
             return None
         loops = progress_summary(loop_progress(steps, total_of))
         counts: dict[str, int] = {}

@@ -9,7 +9,7 @@ most every few seconds instead (:class:`engine.cli_progress.ProgressLines`).
 
 A loop's total is known once it finished (the length of its list) or, while it runs,
 from the note the runner writes to the container step's log when the loop opens
-(:data:`ITEMS_LOGGER`): :class:`ItemTotals` reads it once per container.
+(:data:`engine.contracts.logs.LOOP_LOGGER`): :class:`ItemTotals` reads it once per container.
 """
 
 from __future__ import annotations
@@ -30,10 +30,8 @@ from engine.cli_progress import (
     loop_progress,
     shown_steps,
 )
+from engine.contracts.logs import LOOP_LOGGER
 
-#: The ``logger`` of the runner's note on a container step's log when its loop opens;
-#: the message starts with the item count (``200 items, 2 at a time``).
-ITEMS_LOGGER = "stepwell.loop"
 _COUNT = re.compile(r"^(\d+) item")
 _TERMINAL = frozenset({"completed", "skipped", "error", "cancelled"})
 
@@ -42,8 +40,8 @@ class ItemTotals:
     """Item totals of a run's for_each steps, looked up once per container.
 
     Args:
-        client: a read client (``client.workflows.steps.logs``), or None to use only the
-            lists of finished loops.
+        client: a read client (``client.workflows.steps.logs``), a function making one
+            when first needed, or None to use only the lists of finished loops.
         run_id: the run.
     """
 
@@ -51,6 +49,7 @@ class ItemTotals:
         self._client = client
         self._run_id = run_id
         self._known: dict[str, int | None] = {}
+        self._made: Any = None
 
     def refresh(self, steps: Sequence[Mapping[str, Any]]) -> None:
         """Learn the totals of the loops among ``steps`` not known yet."""
@@ -68,15 +67,30 @@ class ItemTotals:
         """The item total of container step ``step_id``, when known."""
         return self._known.get(step_id)
 
+    def close(self) -> None:
+        """Close the client this object made (a given client stays open)."""
+        if self._made is not None:
+            self._made.close()
+            self._made = None
+
+    def _reader(self) -> Any:
+        if self._made is not None:
+            return self._made
+        if callable(self._client) and not hasattr(self._client, "workflows"):
+            self._made = self._client()
+            return self._made
+        return self._client
+
     def _noted(self, step_id: str) -> int | None:
         from engine.contracts.errors import StepwellError
 
         try:
-            page = self._client.workflows.steps.logs(step_id, run_id=self._run_id, limit=20)
+            page = self._reader().workflows.steps.logs(step_id, run_id=self._run_id,
+                                                       limit=20)
         except StepwellError:
             return None
         for line in page.data:
-            found = _COUNT.match(line.message) if line.logger == ITEMS_LOGGER else None
+            found = _COUNT.match(line.message) if line.logger == LOOP_LOGGER else None
             if found:
                 return int(found.group(1))
         return None
@@ -132,11 +146,11 @@ class PlainProgress:
     """Progress for a stdout that is not a terminal: a plain line now and then.
 
     Args:
-        run_id: the run (each line starts with it).
+        run_id: the run.
     """
 
     def __init__(self, run_id: str) -> None:
-        self._run_id = run_id
+        self.run_id = run_id
         self._lines = ProgressLines()
 
     def update(self, steps: Sequence[Mapping[str, Any]], totals: ItemTotals | None = None
@@ -144,5 +158,5 @@ class PlainProgress:
         """Print a line about ``steps`` if one is due (to stdout, flushed)."""
         line = self._lines.line(steps, totals.get if totals else lambda _s: None)
         if line:
-            sys.stdout.write(f"{self._run_id}: {line}\n")
+            sys.stdout.write(f"{line}\n")
             sys.stdout.flush()

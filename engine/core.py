@@ -384,35 +384,29 @@ class Engine:
             return None
         return review.run_id
 
-    def rerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
-              workflow: WorkflowSource | None = None) -> RunResult:
-        """A new run reusing upstream outputs (sync wrapper of :meth:`arerun`)."""
-        return anyio.run(lambda: self.arerun(run_id, from_step, inputs, workflow))
+    def rerun(self, run_id: str, from_step: str | None = None,
+              inputs: Mapping[str, Any] | None = None, workflow: WorkflowSource | None = None,
+              *, failed: bool = False) -> RunResult:
+        """A new run reusing earlier results (sync wrapper of :meth:`arerun`)."""
+        return anyio.run(lambda: self.arerun(run_id, from_step, inputs, workflow,
+                                             failed=failed))
 
-    async def arerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
-                     workflow: WorkflowSource | None = None) -> RunResult:
-        """A new run reusing the outputs of everything upstream of ``from_step``.
+    async def arerun(self, run_id: str, from_step: str | None = None,
+                     inputs: Mapping[str, Any] | None = None,
+                     workflow: WorkflowSource | None = None, *, failed: bool = False
+                     ) -> RunResult:
+        """A new run reusing the earlier run's results (what is reused: :mod:`engine.rerun`).
 
         Args:
             run_id: the earlier run.
-            from_step: the top-level step to execute again (with all it feeds).
-            inputs: start block inputs to replace (what depends on them runs again).
-            workflow: an edited workflow (or its compiled graph) to use instead of the
-                stored one.
+            from_step: the step to execute again with all it feeds (top level, or in a loop).
+            inputs, workflow: replaced start inputs, an edited workflow (top-level step).
+            failed: instead of ``from_step``, execute again only what failed.
 
         Raises:
-            NotFoundError: no such run.  UsageError: bad step, or the workflow changed
-            upstream of it.  InputError: a replaced input does not fit.
+            NotFoundError, UsageError, InputError: see :func:`engine.rerun.prepare_rerun`.
         """
-        old = self.store.load_run(run_id)
-        stored = Workflow.from_dict(old.definition)
-        source = stored if workflow is None else workflow
-        graph = source if isinstance(source, CompiledGraph) else self.compile(source)
-        records = durable.reused_steps(self.store, graph, run_id, from_step, set(inputs or {}),
-                                       None if workflow is None else stored)
-        origin = RunOrigin(workflow_id=old.workflow_id, organization_id=old.organization_id,
-                           trigger="restart", parent_run_id=run_id,
-                           metadata={"rerun_of": run_id, "rerun_from": from_step})
-        return await self.execute(self.prepare(graph, {**old.inputs, **(inputs or {})},
-                                               origin=origin,
-                                               replay=Replay(steps=records, rewrite=True)))
+        from engine.rerun import prepare_rerun
+
+        return await self.execute(prepare_rerun(self, run_id, from_step, failed=failed,
+                                                inputs=inputs, workflow=workflow))

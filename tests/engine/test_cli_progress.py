@@ -59,14 +59,16 @@ def test_plain_lines_are_spaced_and_only_on_change() -> None:
     now = [0.0]
     lines = ProgressLines(interval_s=3, clock=lambda: now[0])
     steps = each_run(["completed", "running"])
+    assert lines.line(steps, {"each": 2}.get) is None  # nothing in the first seconds
+    now[0] = 3.0
     first = lines.line(steps, {"each": 2}.get)
     assert first == "each: 1/2 items; steps: 2 running, 1 completed"
-    now[0] = 1.0
-    assert lines.line(each_run(["completed", "completed"]), {"each": 2}.get) is None
     now[0] = 4.0
+    assert lines.line(each_run(["completed", "completed"]), {"each": 2}.get) is None
+    now[0] = 7.0
     assert lines.line(each_run(["completed", "completed"]),
                       {"each": 2}.get).startswith("each: 2/2 items")
-    now[0] = 8.0
+    now[0] = 11.0
     assert lines.line(each_run(["completed", "completed"]), {"each": 2}.get) is None
 
 

@@ -162,7 +162,9 @@ class StepLog:
         *lines, rest = text.split("\n")
         for line in lines:
             self.write(stream, line)
-        if rest:
+        if len(rest) > MAX_MESSAGE_CHARS:  # a line without end: keep the waiting part small
+            self.write(stream, rest)
+        elif rest:
             partial[stream] = rest
 
     @property

@@ -184,8 +184,10 @@ class Runner:
         replay = self.settings.replay
         while sched.has_ready:
             for task in sched.take_ready():
-                if replay is None or not replay.settle(sched, task):
+                if replay is None:
                     self._backlog.append(task)
+                elif not replay.settle(sched, task):
+                    self._backlog.append(replay.attempt(sched, task))
         starting: list[Task] = []
         while self._backlog and self._in_flight < self.settings.max_concurrency:
             task = self._backlog.popleft()

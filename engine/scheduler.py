@@ -130,6 +130,18 @@ class Scheduler:
         self._move(step, S.QUEUED, error=error)
         return self._task(step)
 
+    def continue_attempts(self, step_id: str, retry_count: int) -> Task:
+        """A released step was interrupted in flight by a crash: count on from its
+        persisted ``retry_count``, so attempt numbers and the attempt limit continue
+        instead of starting over.
+
+        Returns:
+            The task to run (``retry_count`` never goes down).
+        """
+        step = self._live[step_id]
+        step.retry_count = max(step.retry_count, retry_count)
+        return self._task(step)
+
     def complete(self, step_id: str, result: BlockResult) -> None:
         """The step's handler returned ``result``; route its outputs.
 

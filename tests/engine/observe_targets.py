@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from typing import Any
 
 from engine.contracts.errors import PermanentError
@@ -54,10 +56,18 @@ def order(count: int) -> dict[str, Any]:
 
 
 def price(item: Any) -> dict[str, Any]:
-    """Price one item; print and log about it; fail for skus in FAILING."""
+    """Price one item; print and log about it; fail for skus in FAILING (or in
+    ``$OBSERVE_FAILING``, comma-separated); note each call in ``$OBSERVE_SIDE_FILE``;
+    sleep ``$OBSERVE_SLOW_S`` seconds first."""
+    side = os.environ.get("OBSERVE_SIDE_FILE")
+    if side:
+        with open(side, "a", encoding="utf-8") as out:
+            out.write(item["sku"] + "\n")
+    time.sleep(float(os.environ.get("OBSERVE_SLOW_S") or 0))
     print(f"pricing {item['sku']}")
     log.info("qty %s", item["qty"])
-    if item["sku"] in FAILING:
+    failing = FAILING | set(filter(None, os.environ.get("OBSERVE_FAILING", "").split(",")))
+    if item["sku"] in failing:
         raise PermanentError(f"no price for {item['sku']}", code="NO_PRICE")
     return {"sku": item["sku"], "amount": item["qty"] * 10}
 
@@ -65,3 +75,31 @@ def price(item: Any) -> dict[str, Any]:
 def total(items: Any) -> dict[str, Any]:
     """Sum the priced items."""
     return {"total": sum(i["amount"] for i in items if i), "count": len(items)}
+
+
+REVIEW_WORKFLOW = """
+apiVersion: workflows.retab.com/v1alpha2
+kind: Workflow
+metadata: {name: Expense review}
+spec:
+  blocks:
+    claim: {type: start_json}
+    gate:
+      type: hil
+      config: {instructions: "Check the receipt matches the amount"}
+    book:
+      type: function
+      config:
+        python: tests.engine.observe_targets:book
+        output_schema: {type: object}
+    done: {type: end}
+  edges:
+    - {source: {block: claim, handle: output-json-0}, target: {block: gate, handle: input-json-0}}
+    - {source: {block: gate, handle: output-json-0}, target: {block: book, handle: input-json-0}}
+    - {source: {block: book, handle: output-json-0}, target: {block: done, handle: input-json-0}}
+"""
+
+
+def book(claim: Any) -> dict[str, Any]:
+    """Book an approved claim."""
+    return {"booked": claim["amount"]}

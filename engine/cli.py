@@ -12,11 +12,13 @@
     stepwell artifacts get ARTIFACT_ID               a step's operation record
     stepwell reviews list | get | approve | reject   human reviews
     stepwell serve [--host H] [--port P]             the HTTP API (docs/http.md)
+    stepwell run WORKFLOW --detach; stepwell worker  queued runs and the workers that run them
+    stepwell db status | upgrade                     the database's schema revision
 
-Every command takes ``--db PATH`` (default ``./stepwell.db``; ``$STEPWELL_DB`` overrides
-the default) and most take ``--json``. Exit codes: 0 completed, 1 the run ended in error
-or was cancelled, 2 bad usage / invalid workflow / bad input / storage error, 3 the run
-waits for a human review.
+Every command takes ``--db PATH`` or ``--db postgresql://...`` (default
+``./stepwell.db``; ``$STEPWELL_DB`` overrides the default) and most take ``--json``.
+Exit codes: 0 completed, 1 the run ended in error or was cancelled, 2 bad usage / invalid
+workflow / bad input / storage error, 3 the run waits for a human review.
 
 The commands live in small modules: :mod:`engine.cli_run` (``run`` and its summary),
 :mod:`engine.cli_live` and :mod:`engine.cli_view` (the live view), :mod:`engine.cli_read`
@@ -38,10 +40,12 @@ import typer
 
 from engine import cli_logs, cli_reviews, cli_steps, cli_watch
 from engine.cli_artifacts import artifacts_app
+from engine.cli_db import db_app
 from engine.cli_durable import reviews_app
 from engine.cli_export import export
 from engine.cli_read import runs_app, steps_app
 from engine.cli_serve import serve
+from engine.cli_worker import EXECUTOR_HELP, enqueue_run, worker
 from engine.cli_support import (
     ALL_HELP,
     BLOCKS_HELP,
@@ -71,6 +75,8 @@ app.add_typer(steps_app, name="steps")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(reviews_app, name="reviews")
 app.command(name="serve")(serve)
+app.command(name="worker")(worker)
+app.add_typer(db_app, name="db")
 app.command(name="export")(export)
 #: Modules whose commands join the groups above when imported.
 COMMAND_MODULES = (cli_logs, cli_reviews, cli_steps, cli_watch)
@@ -97,10 +103,10 @@ def root(
 
 WorkflowArg = Annotated[Path, typer.Argument(
     help="Workflow file (Retab YAML, or JSON).", show_default=False)]
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
 # validate and graph never open the database; they accept --db so scripts can pass it
 # to every command alike.
-UnusedDbOption = Annotated[Path | None, typer.Option("--db", hidden=True)]
+UnusedDbOption = Annotated[str | None, typer.Option("--db", hidden=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 BlocksOption = Annotated[list[str] | None, typer.Option(
     "--blocks", help=BLOCKS_HELP, show_default=False)]
@@ -132,14 +138,23 @@ def run(
     wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
     show_all: Annotated[bool, typer.Option("--all", help=ALL_HELP)] = False,
     blocks: BlocksOption = None,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Queue the run for `stepwell worker` and print its id; execute "
+        "nothing here.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
 ) -> None:
     """Run a workflow; show its steps live; exit 0 completed, 1 failed, 3 awaiting review."""
     from engine.cli_run import RunRequest, execute, output_mode
 
+    if detach:
+        raise typer.Exit(enqueue_run(_workflow_file(workflow), list(inputs or []),
+                                     resolve_db(db), blocks=list(blocks or []),
+                                     as_json=as_json))
     request = RunRequest(
         workflow=_workflow_file(workflow), inputs=list(inputs or []), db=resolve_db(db),
         mode=output_mode(as_json=as_json, quiet=quiet), durability=durability,
         concurrency=concurrency, blocks=list(blocks or []), show_all=show_all, wait=wait,
+        executor=executor,
     )
     raise typer.Exit(execute(request))
 

@@ -37,7 +37,7 @@ runs_app = typer.Typer(help="List, inspect, follow and act on workflow runs.",
 steps_app = typer.Typer(help="List and inspect the persisted steps of a run, and their logs.",
                         no_args_is_help=True)
 
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 RUN_STATUS_CHOICES = ("pending", "queued", "running", "awaiting_review", "completed", "error",
                       "cancelled")

@@ -70,6 +70,7 @@ class RunRequest:
     blocks: Sequence[str] = ()
     show_all: bool = False
     wait: bool = False
+    executor: str = "local"
 
 
 def output_mode(*, as_json: bool, quiet: bool) -> OutputMode:
@@ -101,6 +102,7 @@ def execute(request: RunRequest) -> int:
     from engine.launch import new_run_id
 
     engine = cli_engine(request.db, request.blocks, request.durability, request.concurrency)
+    engine.executor = connect_executor(request.executor)
     try:
         graph = engine.compile(request.workflow)  # the only compilation of this run
         inputs = parse_inputs(request.inputs, graph.start_blocks())
@@ -118,6 +120,22 @@ def execute(request: RunRequest) -> int:
         return report_result(engine, request, result, elapsed_ms)
     finally:
         engine.close()
+        if engine.executor is not None:
+            engine.executor.close()
+
+
+def connect_executor(spec: str) -> Any:
+    """The executor ``--executor`` names, connected (None for ``local``).
+
+    Raises:
+        UsageError: an unknown executor, or a Dask scheduler that cannot be reached.
+    """
+    from engine.executors import parse_executor
+
+    executor = parse_executor(spec)
+    if executor is not None:
+        executor.connect()
+    return executor
 
 
 def cli_engine(db: str, blocks: Sequence[str] = (),

@@ -28,7 +28,8 @@ EXIT_AWAITING_REVIEW = 3
 EXIT_INTERRUPTED = 130
 
 DEFAULT_DB = "stepwell.db"
-DB_HELP = "SQLite database file (default: ./stepwell.db, or $STEPWELL_DB when set)."
+DB_HELP = ("Database: a SQLite file (default: ./stepwell.db, or $STEPWELL_DB when set) or "
+           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE.")
 JSON_HELP = "Print machine-readable JSON instead of tables."
 BLOCKS_HELP = ("Custom block types, repeatable: MODULE:ATTR naming a BlockRegistry, a "
                "BlockType, a list of them, or a function taking the registry (installed "
@@ -74,11 +75,17 @@ def _width(stream: Any) -> int | None:
     return 200 if wide else None
 
 
-def resolve_db(db: Path | None) -> str:
-    """The database path: ``--db``, else ``$STEPWELL_DB``, else ``./stepwell.db``."""
-    if db is not None:
-        return str(db)
-    return os.environ.get("STEPWELL_DB") or DEFAULT_DB
+def resolve_db(db: str | Path | None) -> str:
+    """The database: ``--db``, else ``$STEPWELL_DB``, else ``./stepwell.db``.
+
+    Raises:
+        UsageError: a URL with an unknown scheme (see :mod:`store.urls`).
+    """
+    from store.urls import parse_db
+
+    text = str(db) if db is not None else os.environ.get("STEPWELL_DB") or DEFAULT_DB
+    parse_db(text)
+    return text
 
 
 def existing_db(db: Path | None) -> str:
@@ -87,8 +94,10 @@ def existing_db(db: Path | None) -> str:
     Raises:
         typer.Exit: (code 2) after saying where the missing database was looked for.
     """
+    from store.urls import parse_db
+
     path = resolve_db(db)
-    if path != ":memory:" and not Path(path).is_file():
+    if parse_db(path).is_file and not Path(path.removeprefix("sqlite:///")).is_file():
         fail(
             f"No stepwell database at {path}. Start a run with `stepwell run WORKFLOW"
             f"{db_flag(path)}`, or point --db (or $STEPWELL_DB) at an existing database."
@@ -101,7 +110,9 @@ def db_flag(path: str) -> str:
 
     Used in printed hints so a copied command reads the same database.
     """
-    return "" if path == resolve_db(None) else f" --db {_quote(path)}"
+    from store.urls import redact
+
+    return "" if path == resolve_db(None) else f" --db {_quote(redact(path))}"
 
 
 def print_json(data: Any) -> None:

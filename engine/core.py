@@ -76,6 +76,8 @@ class Engine:
         stubs: ``{block_id_or_step_id: stub}``: those steps answer from the stub instead
             of running (see :mod:`engine.stubs`; for tests). Also settable later as
             ``engine.stubs``.
+        executor: where attempts of work blocks run: None (in this process) or an
+            executor such as :class:`~engine.executors.DaskExecutor`.
 
     Raises:
         UsageError: ``provider`` names no known provider, or both ``db`` and ``store``
@@ -96,6 +98,7 @@ class Engine:
         organization_id: str = "org_local",
         provider: Any = None,
         stubs: Mapping[str, Any] | None = None,
+        executor: Any = None,
     ) -> None:
         if store is not None and db is not None:
             raise UsageError("Engine(db, store=...) got both; pass a database path or a store.")
@@ -113,6 +116,7 @@ class Engine:
                 provider, env if isinstance(env, Mapping) else None)
         self.stubs: dict[str, Any] = dict(stubs or {})
         self.organization_id = organization_id
+        self.executor = executor
         self._slot = StoreSlot(self.db, store, durability)
 
     # ------------------------------------------------------------------ definitions
@@ -220,7 +224,8 @@ class Engine:
             StorageError: the database cannot be written.
         """
         options = ExecutionOptions(max_concurrency=self.max_concurrency, retry=self.retry,
-                                   env=self.env, services=self.services)
+                                   env=self.env, services=self.services,
+                                   executor=self.executor)
         settings = launch.run_settings(prepared, options, listeners=listeners,
                                        cancel_wakeup=cancel_wakeup)
         outcome = await Runner(prepared.graph, self.store, settings).run()

@@ -274,7 +274,8 @@ def run_settings(prepared: PreparedRun, options: ExecutionOptions, *,
         run_id=prepared.run_id, run_inputs=prepared.inputs,
         max_concurrency=options.max_concurrency, retry=options.retry,
         env=dict(env) if env is not None else dict(os.environ), services=options.services,
-        replay=prepared.replay, listeners=tuple(listeners), cancel_wakeup=cancel_wakeup)
+        replay=prepared.replay, listeners=tuple(listeners), cancel_wakeup=cancel_wakeup,
+        executor=options.executor)
 
 
 def result_of(run_id: str, outcome: RunUpdate, engine: Engine | None) -> RunResult:

@@ -25,20 +25,22 @@ def default_db_path() -> str:
 
 
 def db_path(db: str | Path | None) -> str:
-    """The database path; ``sqlite://`` (no path) is the in-memory store, like SQLAlchemy.
+    """The database a ``--db`` value names (see :mod:`store.urls`); ``sqlite://`` (no
+    path) is the in-memory store, like SQLAlchemy.
 
     Args:
-        db: a path, a ``sqlite:///`` URL, or None for :func:`default_db_path`.
+        db: a path, a ``sqlite:///`` or ``postgresql://`` URL, or None for
+            :func:`default_db_path`.
 
     Returns:
-        A file path, or ``:memory:``.
+        A SQLite file path, ``:memory:``, or a ``postgresql://`` URL.
+
+    Raises:
+        UsageError: a URL with an unknown scheme.
     """
-    if db is None:
-        return default_db_path()
-    text = str(db)
-    if text in ("sqlite://", "sqlite:///:memory:"):
-        return ":memory:"
-    return text.removeprefix("sqlite:///")
+    from store.urls import parse_db
+
+    return parse_db(db).target
 
 
 def model_provider(provider: Any, env: Mapping[str, str] | None) -> Any:
@@ -125,9 +127,12 @@ class ExecutionOptions:
         env: environment for ``${NAME}`` substitution and secrets (None: ``os.environ``),
             or a function of the organization id that returns that organization's.
         services: services handed to blocks.
+        executor: where attempts of work blocks run (:mod:`engine.executors`); None
+            runs them in the run's process.
     """
 
     max_concurrency: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     env: RunEnvironment | None = None
     services: Mapping[str, Any] = field(default_factory=dict)
+    executor: Any = None

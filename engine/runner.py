@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -40,7 +40,7 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from engine.attempts import run_attempt, run_attempt_inline, timeout_of
-from engine.compiled import CompiledGraph
+from engine.compiled import CompiledGraph, Node
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import ErrorCategory
 from engine.contracts.events import RunUpdate, StepEvent
@@ -50,6 +50,9 @@ from engine.durable import end_run
 from engine.options import RetryPolicy
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
+
+if TYPE_CHECKING:
+    from engine.executors import AttemptExecutor
 
 __all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
 
@@ -86,6 +89,8 @@ class RunSettings:
     #: Set it after ``store.request_cancel`` to have the cancel watcher look at once
     #: instead of at its next poll (an in-process ``RunHandle.cancel``).
     cancel_wakeup: anyio.Event | None = None
+    #: Where attempts of work blocks run (:mod:`engine.executors`); None: right here.
+    executor: AttemptExecutor | None = None
 
 
 class Runner:
@@ -199,7 +204,8 @@ class Runner:
             node = task.node
             inline = self._inline.get(node.id)
             if not inline:  # re-asked while False: a function target may be imported now
-                inline = self._inline[node.id] = node.impl.runs_inline(node.config)
+                inline = self._inline[node.id] = (node.impl.runs_inline(node.config)
+                                                   and not self._sent(node))
             if inline and task.retry_count == 0:
                 self._run_inline(task, tg, send)
             else:
@@ -308,6 +314,7 @@ class Runner:
         retry: wait, then go through the driver's ``running`` commit like any retry.
         """
         policy = self._policy(task)
+        executor = self.settings.executor if self._sent(task.node) else None
         with anyio.CancelScope() as scope:
             self._scopes[task.step_id] = scope
             try:
@@ -316,7 +323,9 @@ class Runner:
                 else:
                     await self._await_retry(task, send, policy, attempt, retry_after)
                 while True:
-                    outcome = await run_attempt(task, self._context(task, attempt))
+                    ctx = self._context(task, attempt)
+                    outcome = await (executor.attempt(task, ctx) if executor is not None
+                                     else run_attempt(task, ctx))
                     if isinstance(outcome, BlockResult):
                         await send.send(("done", task.step_id, outcome))
                         return
@@ -330,6 +339,11 @@ class Runner:
                     await self._await_retry(task, send, policy, attempt, retry_after)
             finally:
                 self._scopes.pop(task.step_id, None)
+
+    def _sent(self, node: Node) -> bool:
+        """True when the run's executor runs ``node``'s attempts elsewhere."""
+        executor = self.settings.executor
+        return executor is not None and executor.takes(node)
 
     @staticmethod
     async def _await_retry(task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],

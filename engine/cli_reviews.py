@@ -87,6 +87,8 @@ def _short(value: Any, width: int = _WIDTH) -> str:
 
 def reviews_table(reviews: Sequence[dict[str, Any]]) -> Table:
     """Reviews as rows, in the style of the runs and steps tables."""
+    from engine.cli_render import parse_time
+
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for name in ("review_id", "status", "created", "step", "run", "instructions", "data"):
         table.add_column(name, no_wrap=name in ("review_id", "status", "created"),
@@ -96,7 +98,8 @@ def reviews_table(reviews: Sequence[dict[str, Any]]) -> Table:
             data = f"decided: {_short(review['decided'])}"
         else:
             data = f"proposed: {_short(review['proposed'])}"
-        created = (review["created_at"] or "")[:19].replace("T", " ")
+        when = parse_time(review["created_at"])
+        created = when.astimezone().strftime("%Y-%m-%d %H:%M:%S") if when else ""
         status = review["status"]
         table.add_row(escape(review["id"]), review_status_text(status), created,
                       escape(review["step_id"]), escape(review["run_id"]),

@@ -31,6 +31,7 @@ from rich.text import Text
 from engine import cli_render as render
 from engine.cli_detail import fields_table
 from engine.cli_live import list_all_steps, run_live
+from engine.cli_progress import finished_items, loop_progress, shown_steps
 from engine.cli_support import (
     EXIT_AWAITING_REVIEW,
     EXIT_INTERRUPTED,
@@ -236,18 +237,28 @@ def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
     workflow = run.get("workflow_name") or run.get("workflow_id")
     if workflow:
         head.append(f"  ({workflow})", style="dim")
+    shown = shown_steps(steps, show_all=False)  # loop sentinels are bookkeeping
     rows: list[tuple[str, RenderableType]] = [
-        ("steps", render.counts_text(render.step_status(s) for s in steps))]
+        ("steps", render.counts_text(render.step_status(s) for s in shown))]
+    loops = [p.text() for p in loop_progress(steps, _finished_totals(steps))]
+    if loops:
+        rows.append(("loops", escape("; ".join(loops))))
     rows += _failure_rows(result, steps) + _waiting_rows(run)
     if result.reason and status == "cancelled":
         rows.append(("reason", escape(str(result.reason))))
     parts: list[RenderableType] = [head, fields_table(rows)]
-    parts += _skip_lines(steps) + _output_lines(result.outputs)
+    parts += _skip_lines(shown) + _output_lines(result.outputs)
     failed_items = [s for s in steps if s.get("loop_containers")
                     and render.step_status(s) == "error"]
     parts.append(_hints(result.run_id, status, result.failing_step_id, db,
                         failed_items[0]["step_id"] if failed_items else None))
     return Group(*parts)
+
+
+def _finished_totals(steps: list[dict[str, Any]]) -> Any:
+    """Item totals of the loops that finished (a failed loop's total is not known here)."""
+    totals = {s["step_id"]: finished_items(s) for s in steps}
+    return totals.get
 
 
 def _failure_rows(result: Any, steps: list[dict[str, Any]]) -> list[tuple[str, RenderableType]]:

@@ -35,7 +35,7 @@ import anyio
 
 from engine.compiled import CompiledGraph
 from engine.contracts.blocks import BlockRole
-from engine.contracts.bounded import check_json
+from engine.contracts.bounded import check_json, clean_text
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.events import NewRun, RunUpdate
 from engine.contracts.files import FileStore
@@ -219,7 +219,8 @@ def _store_document(files: FileStore, block_id: str, value: Any) -> dict[str, st
     if not path.is_file():
         raise InputError(
             f"Input file for {block_id!r} not found: {path}. Pass an existing file path.")
-    return files.put_bytes(path.read_bytes(), path.name).to_dict()
+    name = clean_text(path.name, limit=255) or f"{block_id}.bin"  # printed and served later
+    return files.put_bytes(path.read_bytes(), name).to_dict()
 
 
 def create_run(store: Store, runnable: CompiledGraph, inputs: Mapping[str, Any], *,

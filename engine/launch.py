@@ -154,8 +154,9 @@ def new_run_id() -> str:
 
 
 def workflow_id_for(workflow: Workflow) -> str:
-    """A stable id for a workflow definition: ``wrk_`` + digest prefix."""
-    return "wrk_" + workflow.digest()[:16]
+    """The id runs of ``workflow`` are filed under (:meth:`Workflow.workflow_id`:
+    ``metadata.id``, else a stable id from the name; the digest tells versions apart)."""
+    return workflow.workflow_id()
 
 
 def stand_ins(graph: CompiledGraph, stubs: Mapping[str, Any]) -> CompiledGraph:

@@ -41,8 +41,7 @@ def measure(workload: str, steps: int, durability: str, repeat: int) -> dict[str
                 wall = time.perf_counter() - start
                 if not result.ok:
                     raise SystemExit(f"{workload} run failed: {result.error}")
-                written = engine.store._conn.execute(
-                    "SELECT count(*) FROM steps WHERE run_id = ?", (result.run_id,)).fetchone()[0]
+                written = len(engine.store.load_steps(result.run_id))
                 if written != count:
                     raise SystemExit(f"{workload}: expected {count} steps, found {written}")
             if index:  # the first run warms imports and caches

@@ -26,7 +26,11 @@ def serve(
     )] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535,
                                       help="TCP port.")] = 8000,
-    db: Annotated[Path | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None,
+    db: Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)] = None,
+    queue: Annotated[bool, typer.Option(
+        "--queue", help="Leave runs to `stepwell worker` processes: runs created here are "
+        "queued, decided reviews queue their run again (replicas over one database).",
+    )] = False,
     max_body_mb: Annotated[float, typer.Option(
         "--max-body-mb", min=0.001, help="Refuse request bodies larger than this (413).")] = 32,
     allow_file_paths: Annotated[bool, typer.Option(
@@ -79,11 +83,12 @@ def serve(
                            egress_allow=tuple(egress_allow or ()), worker_user=worker_user)
     config = dataclasses.replace(config, policy=policy, secrets=load_secrets(secrets))
     database = resolve_db(db)
-    app = create_app(database, config=config)
+    app = create_app(database, config=config, queue=queue)
     console = stderr()
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"stepwell API on http://{shown}:{port} (database {database}); "
-                  f"OpenAPI at /docs", markup=False)
+    console.print(f"stepwell API on http://{shown}:{port} (database {_shown_db(database)}"
+                  f"{'; runs queued for workers' if queue else ''}); OpenAPI at /docs",
+                  markup=False)
     console.print(describe_policy(policy), markup=False)
     if policy.confine_workers:
         console.print(platform_report(worker_user).describe(), markup=False)
@@ -93,3 +98,9 @@ def serve(
         console.print("Use it as `Api-Key: KEY`, `Authorization: Bearer KEY` or "
                       "Retab(api_key=KEY, base_url=...).")
     uvicorn.run(app, host=host, port=port, log_level=log_level.lower())
+
+
+def _shown_db(database: str) -> str:
+    from store.urls import redact
+
+    return redact(database)

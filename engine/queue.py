@@ -11,6 +11,7 @@ the shared database (:class:`~engine.contracts.queue.QueueStore`).
 - :func:`hand_back`: this process owns the run and stops executing it; another worker
   may take it at once (in-flight steps run again there, completed ones never do).
 - :func:`requeue`: a review of a waiting run was decided; a worker continues the run.
+- :class:`QueueDispatch`: the server's stand-in for executing runs (``serve --queue``).
 """
 
 from __future__ import annotations
@@ -79,3 +80,36 @@ def requeue(store: Store, run_id: str) -> bool:
         worker continues it once its other steps settle) or ended.
     """
     return queue_of(store).requeue(run_id)
+
+
+class QueueDispatch:
+    """What a server of a deployment with workers does instead of executing runs: it
+    queues them (same calls as :class:`engine.server.state.RunSupervisor`).
+
+    Args:
+        store: the shared database's store.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.queue = queue_of(store)
+
+    def drive(self, run_id: str, prepared: Any = None) -> str:
+        """Queue a new run (``prepared`` given) or, after a review decision, queue its
+        run again.
+
+        Returns:
+            ``queued`` when a worker will take it; ``pending`` when it is still running
+            (its worker continues it).
+        """
+        if prepared is not None:
+            self.queue.release(run_id, os.getpid())
+            return "queued"
+        return "queued" if self.queue.requeue(run_id) else "pending"
+
+    def active(self) -> list[str]:
+        """Runs executing in this process: none."""
+        return []
+
+    def join(self, timeout: float) -> bool:
+        """Nothing to wait for."""
+        return True

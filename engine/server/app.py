@@ -32,11 +32,13 @@ def create_app(
     engine_options: Mapping[str, Any] | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     allow_file_paths: bool = False,
+    queue: bool = False,
 ) -> FastAPI:
     """The HTTP API over one stepwell database.
 
     Args:
-        db: the database file (created when missing).
+        db: the database: a SQLite file (created when missing) or a ``postgresql://``
+            URL (several servers may share one: they hold no state of their own).
         api_keys: key -> organization id (ignored when ``config`` is given).
         config: the full server configuration.
         engine_options: keyword arguments for :class:`engine.core.Engine` (``services``,
@@ -45,6 +47,8 @@ def create_app(
             (:func:`engine.server.security.run_environment`).
         max_body_bytes / allow_file_paths: see :class:`ServerConfig` (ignored when
             ``config`` is given).
+        queue: leave runs to ``stepwell worker`` processes: runs created here are queued
+            and decided reviews queue their run again (:class:`engine.queue.QueueDispatch`).
 
     Returns:
         The app; run it with uvicorn. Runs it starts execute in this process. At start
@@ -61,7 +65,8 @@ def create_app(
                                  allow_file_paths=allow_file_paths)
     if not cfg.api_keys:
         raise UsageError("The HTTP API needs at least one API key (api_keys={key: org_id}).")
-    state = open_state(os.fspath(db), cfg, _engine_options(cfg, engine_options or {}))
+    state = open_state(os.fspath(db), cfg, _engine_options(cfg, engine_options or {}),
+                       queue=queue)
     install_log_redaction()
 
     @asynccontextmanager

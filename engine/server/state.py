@@ -29,6 +29,7 @@ from engine.contracts.store import Store
 from engine.core import Engine
 from engine.launch import PreparedRun
 from engine.orphans import Recovery, recover_orphans
+from engine.queue import QueueDispatch
 from engine.server.config import ServerConfig
 from engine.server.security import policy_problems
 from store.api import ReadAPI
@@ -111,26 +112,39 @@ class RunSupervisor:
 
 
 class Readers:
-    """Read APIs over per-thread read-only connections to one database file.
+    """Read APIs over per-thread read-only connections to one database.
 
     Args:
-        db_path: the database file.
+        db_path: the database: a SQLite file, or a ``postgresql://`` URL (a read-only
+            store per thread).
     """
 
     def __init__(self, db_path: str) -> None:
+        from store.urls import Backend, parse_db
+
         self.db_path = db_path
-        self.files = LocalFileStore.beside(db_path)
+        self.postgres = parse_db(db_path).backend is Backend.POSTGRESQL
+        self.files = None if self.postgres else LocalFileStore.beside(db_path)
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[Any] = []
 
     def api(self, organization_id: str | None) -> ReadAPI:
         """A read API scoped to ``organization_id`` (None: every organization)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._open()
-        reads = SQLiteReads(Database(conn, self.db_path), self.files)
+        reads = getattr(self._local, "reads", None)
+        if reads is None:
+            reads = self._local.reads = self._reads()
         return ReadAPI(reads, organization_id=organization_id)
+
+    def _reads(self) -> Any:
+        if self.postgres:
+            from store.pg import PostgresStore
+
+            store = PostgresStore(self.db_path, create=False)
+            with self._lock:
+                self._all.append(store)
+            return store
+        return SQLiteReads(Database(self._open(), self.db_path), self.files)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -158,7 +172,7 @@ class ServerState:
 
     config: ServerConfig
     engine: Engine
-    supervisor: RunSupervisor
+    supervisor: RunSupervisor | QueueDispatch
     readers: Readers
 
     @property
@@ -176,6 +190,8 @@ class ServerState:
         from blocks.sandbox import reap_workers
 
         reap_workers()
+        if isinstance(self.supervisor, QueueDispatch):
+            return []  # workers take orphaned runs over when their lease runs out
         policy = self.config.policy
 
         def refusal(workflow: Any) -> str | None:
@@ -203,13 +219,15 @@ class ServerState:
             self.engine.close()
 
 
-def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None
-               ) -> ServerState:
-    """Open the engine (creating the database when missing) and the read connections."""
+def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None,
+               *, queue: bool = False) -> ServerState:
+    """Open the engine (creating the database when missing) and the read connections;
+    with ``queue``, runs are left to workers (:class:`engine.queue.QueueDispatch`)."""
     engine = Engine(db, **(engine_options or {}))
     if engine.store.in_memory:
         engine.close()
         raise UsageError("The HTTP server needs a database file, not ':memory:'. "
                          "Pass --db PATH.")
-    return ServerState(config=config, engine=engine, supervisor=RunSupervisor(engine),
+    supervisor = QueueDispatch(engine.store) if queue else RunSupervisor(engine)
+    return ServerState(config=config, engine=engine, supervisor=supervisor,
                        readers=Readers(db))

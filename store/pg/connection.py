@@ -232,6 +232,38 @@ class PgDatabase:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def write_pipelined(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Like :meth:`write`, but send the whole transaction in one round trip.
+
+        ``BEGIN``, what ``fn(conn, *args)`` executes and ``COMMIT`` go to the server in
+        one pipeline, so ``fn`` must not read results; a statement that must change
+        rows checks it in SQL (a failing check raises, and the transaction rolls back:
+        see :class:`~store.pg.writes.PgStepWriter`). Errors reach the caller after the
+        rollback; serialization failures and deadlocks are retried as in :meth:`write`.
+        """
+        delay = 0.002
+        for attempt in range(20):
+            conn = self.conn
+            raw = conn.raw
+            try:
+                try:
+                    with raw.pipeline():
+                        raw.execute("BEGIN")
+                        fn(conn, *args)
+                        raw.execute("COMMIT")
+                finally:
+                    if not raw.broken and conn.in_transaction:
+                        raw.execute("ROLLBACK")
+            except _RETRYABLE:
+                if attempt == 19:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+                continue
+            if self.on_commit is not None:
+                self.on_commit()
+            return
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         """Run one statement in its own transaction (callers hold the lock)."""
         return self.conn.execute(sql, params)

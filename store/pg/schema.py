@@ -13,7 +13,7 @@ existing one on ``search_path``, ``public`` by default):
 
 from __future__ import annotations
 
-from engine.contracts.errors import StorageError
+from engine.contracts.errors import NotFoundError, StorageError
 from store.pg.connection import PgConnection, PgDatabase
 from store.pg.layout import PG_DDL, PG_TRANSITIONS_VIEW
 from store.schema import HEAD_REVISION, VERSION_TABLE, check_revision, foreign_database
@@ -25,10 +25,16 @@ VERSION_DDL = (f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL,
 _CREATE_LOCK = 7_325_004_218
 
 
-def open_schema(db: PgDatabase) -> None:
+def open_schema(db: PgDatabase, *, create: bool = True) -> None:
     """Check the database's layout, creating it in an empty database.
 
+    Args:
+        db: the connection.
+        create: create the layout in an empty database (False: refuse it; readers
+            never write).
+
     Raises:
+        NotFoundError: the database is empty and ``create`` is False.
         StorageError: no schema to create tables in, another schema revision, or
             another application's tables; nothing was written.
     """
@@ -45,6 +51,9 @@ def open_schema(db: PgDatabase) -> None:
             return
         if tables:
             raise foreign_database(db.path, tables)
+        if not create:
+            raise NotFoundError("database", db.path, "It holds no stepwell runs yet: run a "
+                                "workflow on it first (`stepwell run ... --db URL`).")
         db.write(_create)
 
 

@@ -42,7 +42,7 @@ from store.codec import decode_outputs, dumps, inline_blobs, loads
 from store.pg.connection import PgConnection, PgDatabase
 from store.pg.files import PgFileStore
 from store.pg.schema import open_schema
-from store.pg.writes import PgStepWriter
+from store.pg.writes import PgStepWriter, committed
 from store.reviews import SQLiteReviews
 from store.sqlite_reads import SQLiteReads
 from store.writes import StaleStatuses
@@ -84,6 +84,8 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
         durability: ``process`` (default: ``synchronous_commit = off``, survives any
             crash of a stepwell process) or ``full`` (every commit flushed to disk by the
             server before it returns).
+        create: create the layout in an empty database (False for readers, which
+            refuse an empty database with NotFoundError).
 
     Raises:
         StorageError: the server is unreachable, refuses the credentials, or the
@@ -91,7 +93,7 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
             nothing was written.
     """
 
-    def __init__(self, url: str, *, durability: str = "process") -> None:
+    def __init__(self, url: str, *, durability: str = "process", create: bool = True) -> None:
         if durability not in ("process", "full"):
             raise StorageError(f"unknown durability {durability!r}: use 'process' or 'full'.")
         self.url = url
@@ -100,7 +102,7 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
         #: What messages call this database (password hidden).
         self.path = db.path
         try:
-            open_schema(db)
+            open_schema(db, create=create)
         except BaseException:
             db.close()
             raise
@@ -260,7 +262,7 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
                 known = self._known(run_id, reload=attempt > 0)
                 plan = self._writer.plan(run_id, events, known, now)
                 try:
-                    db.write(self._writer.write, run_id, plan, run_update, now)
+                    committed(db, self._writer, run_id, plan, run_update, now)
                 except StaleStatuses:
                     continue
                 for change in plan.changes.values():

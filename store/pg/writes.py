@@ -4,9 +4,15 @@
 fold of events into rows, the lifecycle checks, large payloads to the file store) and
 writes the plan with statements PostgreSQL accepts: parameters whose type the server
 cannot infer are cast, numbered parameters are spelled out, and the artifact upsert is
-``ON CONFLICT``. Updates still carry the status the plan started from, so a step moved
-by another process makes the row counts disagree (:class:`~store.writes.StaleStatuses`)
-and the batch is planned again.
+``ON CONFLICT``.
+
+The whole transaction goes to the server in one round trip
+(:meth:`~store.pg.connection.PgDatabase.write_pipelined`), so nothing reads a row
+count: each update checks itself in SQL. An update carries the status the plan started
+from and divides by the number of rows it changed; a step moved by another process
+meanwhile makes that a division by zero, which aborts the transaction and becomes
+:class:`~store.writes.StaleStatuses` (the batch is planned again), like a step another
+process created first (a unique violation). The run update checks itself the same way.
 """
 
 from __future__ import annotations
@@ -15,17 +21,16 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
-from engine.contracts.errors import NotFoundError
 from engine.contracts.events import RunUpdate
 from engine.contracts.records import review_id_for
 from engine.contracts.values import RunStatus
 from store.codec import dumps, encode, encode_map
-from store.pg.connection import PgConnection
+from store.pg.connection import PgConnection, PgDatabase
 from store.stepdata import error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
 _UPDATE_STEP = """
-UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
+WITH moved AS (UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   queued_at = COALESCE(queued_at, ?::float8), started_at = COALESCE(started_at, ?::float8),
   completed_at = COALESCE(?::float8, completed_at),
   duration_ms = CASE WHEN ?::float8 IS NULL THEN duration_ms
@@ -37,7 +42,8 @@ UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   model = COALESCE(?, model), tokens = COALESCE(?, tokens), cost = COALESCE(?, cost),
   trace_spans = COALESCE(?, trace_spans), control = COALESCE(?, control),
   trail = trail || ?
-WHERE run_id = ? AND step_id = ? AND status = ?
+WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1)
+SELECT 1 / count(*) FROM moved
 """
 UPSERT_ARTIFACT = (
     "INSERT INTO artifacts (id, run_id, step_id, operation, record, created_at) "
@@ -50,12 +56,13 @@ OPEN_REVIEW = (
     "VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING"
 )
 _UPDATE_RUN = """
-UPDATE runs SET status = ?, updated_at = ?,
+WITH moved AS (UPDATE runs SET status = ?, updated_at = ?,
   started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?::float8)
     ELSE started_at END,
   completed_at = ?::float8, failing_step_id = ?, error = ?, reason = ?, waiting_for = ?,
   outputs = COALESCE(?, outputs)
-WHERE id = ?
+WHERE id = ? RETURNING 1)
+SELECT 1 / count(*) FROM moved
 """
 
 
@@ -66,12 +73,9 @@ class PgStepWriter(StepWriter):
 
     def write(self, conn: Any, run_id: str, plan: Plan, run_update: RunUpdate | None,
               now: float) -> None:
-        """Write ``plan`` (and ``run_update``) on ``conn``, inside the caller's transaction.
-
-        Raises:
-            StaleStatuses: a step was moved (or created) by another process since the
-                plan was made.
-        """
+        """Send ``plan`` (and ``run_update``) on ``conn``, inside the caller's pipelined
+        transaction; a stale step or a missing run fails it when it is committed
+        (see the module docstring)."""
         inserts = []
         updates = []
         for c in plan.changes.values():
@@ -83,12 +87,9 @@ class PgStepWriter(StepWriter):
                 updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:17],
                                 "," + ",".join(c.trail), run_id, c.step_id, c.before.value))
         if inserts:
-            try:
-                conn.executemany(INSERT_STEP, inserts)
-            except pg_errors.UniqueViolation as exc:
-                raise StaleStatuses from exc
-        if updates and conn.executemany(_UPDATE_STEP, updates).rowcount != len(updates):
-            raise StaleStatuses
+            conn.executemany(INSERT_STEP, inserts)
+        if updates:
+            conn.executemany(_UPDATE_STEP, updates)
         if plan.artifacts:
             conn.executemany(UPSERT_ARTIFACT, plan.artifacts)
         for step_id, block_id, data in plan.reviews:
@@ -112,8 +113,7 @@ class PgStepWriter(StepWriter):
             update.failing_step_id, error, update.reason,
             None if waiting is None else encode(waiting), outputs, run_id,
         )
-        if conn.execute(_UPDATE_RUN, params).rowcount == 0:
-            raise NotFoundError("run", run_id)
+        conn.execute(_UPDATE_RUN, params)
 
 
 def _step_identity(conn: PgConnection, run_id: str, step_id: str | None) -> tuple[str, str]:
@@ -122,3 +122,17 @@ def _step_identity(conn: PgConnection, run_id: str, step_id: str | None) -> tupl
     row = conn.execute("SELECT block_id, label FROM steps WHERE run_id = ? AND step_id = ?",
                        (run_id, step_id)).fetchone()
     return (row[0], row[1]) if row else (step_id, step_id)
+
+
+def committed(db: PgDatabase, writer: PgStepWriter, run_id: str, plan: Plan,
+              run_update: RunUpdate | None, now: float) -> None:
+    """Write ``plan`` in one pipelined transaction (callers hold the lock).
+
+    Raises:
+        StaleStatuses: a step was moved or created by another process meanwhile, or the
+            run is gone; nothing was written.
+    """
+    try:
+        db.write_pipelined(writer.write, run_id, plan, run_update, now)
+    except (pg_errors.DivisionByZero, pg_errors.UniqueViolation) as exc:
+        raise StaleStatuses from exc

@@ -10,7 +10,9 @@ stores (``store/``) can depend on it, and on nothing else of the engine:
 - :mod:`~engine.contracts.blocks`: what a handler receives and returns;
 - :mod:`~engine.contracts.files`: the file-store protocol and MIME detection;
 - :mod:`~engine.contracts.definition`: blocks and edges as written;
-- :mod:`~engine.contracts.store`: the store protocols and persisted records.
+- :mod:`~engine.contracts.store`: the store protocols (runs, reviews, workflows, reads);
+- :mod:`~engine.contracts.reads`: what the read protocol returns: records, filters, pages;
+- :mod:`~engine.contracts.records`: reviews, review versions and registered workflows.
 
 Submodules are imported explicitly: importing this package loads nothing.
 """

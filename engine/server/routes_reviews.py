@@ -25,6 +25,7 @@ from engine.contracts.errors import (
     StepwellError,
     UsageError,
 )
+from engine.contracts.records import ReviewVersion, proposal
 from engine.definition import Workflow
 from engine.server.auth import Org
 from engine.server.errors import ApiError
@@ -41,7 +42,6 @@ from engine.server.schemas import (
     ok,
 )
 from engine.server.shapes import SDK_REVIEW_BLOCK_TYPES, actor, iso, version_json
-from store.review_versions import ReviewVersion, proposal
 from store.search import ReviewFilters, review_row, search_reviews
 
 router = APIRouter(prefix="/v1/workflows/reviews", dependencies=[Depends(reject_unknown_query)],

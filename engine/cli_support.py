@@ -189,12 +189,28 @@ def handle_errors(command: F) -> F:
         except StepwellError as exc:
             fail(str(exc))
         except Exception as exc:
+            inner = stepwell_error_in(exc)
+            if inner is not None:  # raised inside a task group: the cause, in one line
+                fail(str(inner))
             message = foreign_error_message(exc)
             if message is None:
                 raise
             fail(message)
 
     return wrapper  # type: ignore[return-value]
+
+
+def stepwell_error_in(exc: BaseException) -> StepwellError | None:
+    """The first stepwell error inside an exception group (a full disk met by a task
+    of the run), or None."""
+    if isinstance(exc, StepwellError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = stepwell_error_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def report_invalid(exc: WorkflowValidationError) -> NoReturn:

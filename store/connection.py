@@ -13,6 +13,7 @@ file and the fix; both translate every error through it.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -44,6 +45,7 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
     """
     if not in_memory:
         _make_parent(path)
+        _create_private(path)
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None,
         check_same_thread=False, cached_statements=256,
@@ -57,6 +59,17 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA wal_autocheckpoint = 1000")  # mostly done by store.checkpoint
     return conn
+
+
+def _create_private(path: str) -> None:
+    """Create a new database file readable by its owner only (SQLite gives its WAL and
+    shared-memory files the same mode)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return
+    except OSError:
+        return  # sqlite3.connect reports what is wrong with the path
 
 
 def _make_parent(path: str) -> None:

@@ -14,8 +14,9 @@ Layout under ``root`` (``<db>.files/`` for a database file)::
 
 Writes go to a temporary file in the same folder and are renamed into place, so a
 reader never sees a half-written object and two processes storing the same content
-race harmlessly. Folders are created on the first write only: reading never creates
-anything.
+race harmlessly. Folders are created on the first write only (the root ``0700``, objects
+``0600``): reading never creates anything. File names lose control characters, and a
+MIME type that is not a plain ``type/subtype`` is detected instead.
 
 MIME detection (:func:`detect_mime`): an explicit ``mime_type`` wins; then strong
 content signatures (PDF, PNG, JPEG, GIF, WebP); then the filename extension; then weak
@@ -30,6 +31,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from engine.contracts.bounded import clean_mime, clean_text
 from engine.contracts.errors import NotFoundError, StorageError
 from engine.contracts.files import detect_mime
 from engine.contracts.values import FileRef
@@ -68,9 +70,10 @@ class LocalFileStore:
         Raises:
             StorageError: the folder cannot be written.
         """
+        filename = clean_text(filename, limit=255)  # names are printed and served
         digest = hashlib.sha256(data).hexdigest()
         file_id = f"file_{digest[:24]}"
-        mime = mime_type or detect_mime(data, filename)
+        mime = clean_mime(mime_type) or detect_mime(data, filename)
         self._write_once(self._object_path(file_id), data)
         meta = {"filename": filename, "mime_type": mime, "size": len(data), "sha256": digest}
         self._write_once(self._meta_path(file_id), json.dumps(meta).encode())
@@ -157,6 +160,7 @@ class LocalFileStore:
         if target.exists():
             return
         try:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private to its owner
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:

@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from engine.contracts.bounded import clean_text, json_problem
 from engine.contracts.reads import (
     DecisionStatus,
     ReviewEntry,
@@ -278,20 +279,46 @@ class Resolver:
 
 
 def run_record(row: dict[str, Any], files: LocalFileStore) -> RunRecord:
-    """A runs row (:data:`RUN_COLUMNS`) as a record, run outputs' blobs inlined."""
+    """A runs row (:data:`RUN_COLUMNS`) as a record, run outputs' blobs inlined.
+
+    A row whose JSON cannot be read back safely (corrupt, or nested too deeply for
+    readers, as older versions could store) keeps its identity and status, with its data
+    left out and ``metadata.stepwell_unreadable`` saying why: one bad row never breaks a
+    listing.
+    """
+    try:
+        data = _run_data(row, files)
+    except (ValueError, TypeError, RecursionError) as exc:
+        data = _unreadable(f"{type(exc).__name__}: {exc}")
+    else:
+        problem = next(filter(None, (json_problem(v) for v in data.values())), None)
+        if problem is not None:
+            data = _unreadable(problem)
+    return RunRecord(
+        id=row["id"], workflow_id=row["workflow_id"],
+        workflow_name=clean_text(str(row["workflow_name"]), limit=200),
+        workflow_digest=row["workflow_digest"], organization_id=row["organization_id"],
+        trigger=row["trigger"], status=row["status"], failing_step_id=row["failing_step_id"],
+        reason=row["reason"], parent_run_id=row["parent_run_id"], owner_pid=row["owner_pid"],
+        heartbeat_at=row["heartbeat_at"], created_at=row["created_at"],
+        started_at=row["started_at"], completed_at=row["completed_at"], **data,
+    )
+
+
+def _run_data(row: dict[str, Any], files: LocalFileStore) -> dict[str, Any]:
     outputs = loads(row["outputs"])
     if outputs is not None:
         outputs = {key: inline_blobs(value, files) for key, value in outputs.items()}
-    return RunRecord(
-        id=row["id"], workflow_id=row["workflow_id"], workflow_name=row["workflow_name"],
-        workflow_digest=row["workflow_digest"], inputs=loads(row["inputs"]) or {},
-        metadata=loads(row["metadata"]) or {}, organization_id=row["organization_id"],
-        trigger=row["trigger"], status=row["status"], failing_step_id=row["failing_step_id"],
-        error=loads(row["error"]), reason=row["reason"], waiting_for=loads(row["waiting_for"]),
-        outputs=outputs, parent_run_id=row["parent_run_id"], owner_pid=row["owner_pid"],
-        heartbeat_at=row["heartbeat_at"], created_at=row["created_at"],
-        started_at=row["started_at"], completed_at=row["completed_at"],
-    )
+    return {"inputs": loads(row["inputs"]) or {}, "metadata": loads(row["metadata"]) or {},
+            "error": loads(row["error"]), "waiting_for": loads(row["waiting_for"]),
+            "outputs": outputs}
+
+
+def _unreadable(problem: str) -> dict[str, Any]:
+    note = (f"this run's stored data cannot be read back ({problem[:200]}); it is left "
+            "out of this listing")
+    return {"inputs": {}, "metadata": {"stepwell_unreadable": note}, "error": None,
+            "waiting_for": None, "outputs": None}
 
 
 def review_entry(row: dict[str, Any]) -> ReviewEntry:

@@ -16,7 +16,13 @@ from typing import Any
 
 import anyio
 
-from engine.contracts.blocks import CURRENT_CONTEXT, BlockContext, BlockResult
+from engine.contracts.blocks import (
+    CURRENT_CONTEXT,
+    BlockContext,
+    BlockResult,
+    ExpandItems,
+    LoopStart,
+)
 from engine.contracts.errors import (
     BlockError,
     ErrorStage,
@@ -24,6 +30,7 @@ from engine.contracts.errors import (
     TransientError,
 )
 from engine.contracts.events import StepErrorInfo
+from engine.contracts.logs import LOOP_LOGGER, AttemptLog, LogStream
 from engine.scheduler import Task
 
 #: What an attempt ends with: the result, or the error and the wait it asks for.
@@ -130,3 +137,28 @@ def check_outputs(task: Task, result: Any) -> None:
                 f"block {node.id!r} ({node.type}) put a {given or type(payload).__name__} "
                 f"payload on {kind} handle {handle!r}. Use Payload.{kind}(...).",
                 stage=ErrorStage.OUTPUT_STORAGE, code="HANDLE_KIND_MISMATCH")
+
+
+def attempt_log(task: Task, ctx: BlockContext, outcome: Outcome) -> AttemptLog | None:
+    """What the attempt wrote to ``ctx.log``, ready for the store (None when nothing);
+    a container whose loop opened adds a note of its size (:data:`LOOP_LOGGER`)."""
+    log = ctx.log
+    if log is None:
+        return None
+    control = outcome.control if isinstance(outcome, BlockResult) else None
+    if isinstance(control, ExpandItems | LoopStart):
+        log.write(LogStream.STEPWELL, loop_note(control), logger=LOOP_LOGGER)
+    if log.empty:
+        return None
+    return AttemptLog(step_id=task.step_id, attempt=ctx.attempt, entries=log.entries())
+
+
+def loop_note(control: ExpandItems | LoopStart) -> str:
+    """What a container's log says when its loop opens (the item count first)."""
+    if isinstance(control, LoopStart):
+        return f"loop opened: at most {control.max_iterations} iterations"
+    items = len(control.items)
+    on_error = ("a failed item fails the loop" if control.on_item_error == "fail"
+                else "a failed item becomes null")
+    return (f"{items} item{'' if items == 1 else 's'}, {control.max_concurrency} at a time; "
+            f"{on_error}")

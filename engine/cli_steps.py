@@ -144,8 +144,5 @@ def steps_get(
 
 def count_log_lines(client: Any, step: dict[str, Any]) -> int:
     """How many log lines the step's attempts wrote (0 when none)."""
-    logs = getattr(client.workflows.steps, "logs", None)
-    if logs is None:
-        return 0
-    page = logs(step["step_id"], run_id=step["run_id"], limit=1000)
+    page = client.workflows.steps.logs(step["step_id"], run_id=step["run_id"], limit=1000)
     return len(page.data) + (1 if page.list_metadata.after else 0)

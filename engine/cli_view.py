@@ -84,11 +84,9 @@ class ItemTotals:
     def _noted(self, step_id: str) -> int | None:
         from engine.contracts.errors import StepwellError
 
-        logs = getattr(self._reader().workflows.steps, "logs", None)
-        if logs is None:
-            return None
         try:
-            page = logs(step_id, run_id=self._run_id, limit=20)
+            page = self._reader().workflows.steps.logs(step_id, run_id=self._run_id,
+                                                       limit=20)
         except StepwellError:
             return None
         for line in page.data:

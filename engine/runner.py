@@ -20,6 +20,12 @@ async workers keep running. A retry of an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
 the worker waits for the ``running`` transition to be committed before its next attempt.
 An attempt itself (context, timeout, output checks, failures) is :mod:`engine.attempts`.
+
+Each attempt's context carries a :class:`~engine.contracts.logs.StepLog`. What the
+handler wrote there (function output, ``api_call`` summaries; a loop's size when it
+opens) is committed with :meth:`~engine.contracts.store.RunStore.append_logs` right
+before the batch holding the attempt's outcome, so a step's log is readable once the
+step has ended. An attempt that wrote nothing costs one small object.
 """
 
 from __future__ import annotations
@@ -39,11 +45,12 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from engine.attempts import run_attempt, run_attempt_inline, timeout_of
+from engine.attempts import attempt_log, run_attempt, run_attempt_inline, timeout_of
 from engine.compiled import CompiledGraph, Node
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import ErrorCategory
 from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
 from engine.durable import end_run
@@ -107,6 +114,7 @@ class Runner:
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
         self._timeouts: dict[str, Any] = {}
+        self._logs: list[AttemptLog] = []
         #: Set by the driver when it took a cancel request in hand.
         self._cancel_seen = threading.Event()
         #: Set by the heartbeat thread when it had to cancel the run itself.
@@ -214,7 +222,9 @@ class Runner:
     def _run_inline(self, task: Task, tg: TaskGroup,
                     send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
         """First attempt of an inline block, right here in the driver (no task)."""
-        outcome = run_attempt_inline(task, self._context(task, task.retry_count))
+        ctx = self._context(task, task.retry_count)
+        outcome = run_attempt_inline(task, ctx)
+        self._keep_log(task, ctx, outcome)
         if isinstance(outcome, BlockResult):
             self._handle(("done", task.step_id, outcome))
             return
@@ -267,10 +277,19 @@ class Runner:
             for scope in self._scopes.values():
                 scope.cancel()
 
+    def _keep_log(self, task: Task, ctx: BlockContext, outcome: Any) -> None:
+        """Queue what the attempt wrote for the next commit (nothing, for most steps)."""
+        written = attempt_log(task, ctx, outcome)
+        if written is not None:
+            self._logs.append(written)
+
     def _flush(self, run_update: RunUpdate | None = None) -> None:
         events = self.scheduler.drain()
         if self._abandoned.is_set():
             return  # the run was cancelled under a step that held the driver
+        if self._logs:  # before the events: a step's log is there once it has ended
+            self.store.append_logs(self.settings.run_id, self._logs, now=time.time())
+            self._logs = []
         if self.settings.replay is not None:
             events = self.settings.replay.filter(events)
         if events or run_update is not None:
@@ -326,6 +345,7 @@ class Runner:
                     ctx = self._context(task, attempt)
                     outcome = await (executor.attempt(task, ctx) if executor is not None
                                      else run_attempt(task, ctx))
+                    self._keep_log(task, ctx, outcome)
                     if isinstance(outcome, BlockResult):
                         await send.send(("done", task.step_id, outcome))
                         return
@@ -364,7 +384,7 @@ class Runner:
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=self.settings.run_inputs,
             env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
-            timeout_seconds=timeout, services=self.settings.services,
+            timeout_seconds=timeout, services=self.settings.services, log=StepLog(),
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
+from engine.contracts.errors import UsageError
 from engine.contracts.reads import (
     RecordPage,
     ReviewEntry,
@@ -23,6 +24,7 @@ from engine.contracts.reads import (
 )
 from engine.contracts.store import ReadStore
 from store.convert import legacy_model, run_model, step_model, ts
+from store.log_shapes import StepLogLine, log_page
 from store.shapes import (
     ArtifactRef,
     LegacyStep,
@@ -60,6 +62,19 @@ def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
     if value is None:
         return None
     return [value] if isinstance(value, str) else list(value)
+
+
+def _seq(cursor: int | str) -> int:
+    """A log cursor as the seq it names.
+
+    Raises:
+        UsageError: it is not a whole number.
+    """
+    try:
+        return int(cursor)
+    except ValueError:
+        raise UsageError(f"after={cursor!r} is not a log cursor; pass the seq of the last "
+                         "line seen (list_metadata.after).") from None
 
 
 def _page(records: RecordPage[R], data: list[T], ids: list[str]) -> Page[T]:
@@ -181,6 +196,26 @@ class ReadAPI:
             if not page.more_after:
                 return entries
             after = page.items[-1].id
+
+    def list_step_logs(self, step_id: str, *, run_id: str, attempt: int | None = None,
+                       after: int | str | None = None, limit: int = 500) -> Page[StepLogLine]:
+        """A step's log lines in the order written (:mod:`store.log_shapes`).
+
+        Args:
+            step_id: the step.
+            run_id: its run.
+            attempt: only this attempt (0 is the first).
+            after: the ``seq`` of the last line seen (``list_metadata.after``).
+            limit: lines per page, 1..1000.
+
+        Raises:
+            NotFoundError: no such run (visible to this organization) or step.
+            UsageError: a cursor that is not a seq, or a limit out of range.
+        """
+        cursor = None if after is None else _seq(after)
+        return log_page(self.reads.page_logs(run_id, step_id,
+                                             organization_id=self.organization_id,
+                                             attempt=attempt, after=cursor, limit=limit))
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any]:
         """The operation record behind a step's ``artifact`` ref (with id, run, step).

@@ -25,6 +25,7 @@ from engine.contracts.store import ReadStore
 from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
 from store.connection import Database, storage_error
 from store.files import LocalFileStore
+from store.log_shapes import StepLogLine
 from store.sqlite_reads import SQLiteReads
 
 DEFAULT_DB = "stepwell.db"
@@ -109,6 +110,18 @@ class StepsResource:
             ConflictError: several runs share ``step_id`` and ``run_id`` was not given.
         """
         return self._api.get_step(step_id, run_id=run_id)
+
+    def logs(self, step_id: str, *, run_id: str, attempt: int | None = None,
+             after: int | str | None = None, limit: int = 500) -> Page[StepLogLine]:
+        """What the step's attempts wrote (stdout, stderr, logging, HTTP summaries), in
+        order; ``after`` is ``list_metadata.after`` of the previous page.
+
+        Raises:
+            NotFoundError: unknown run or step.
+            UsageError: a bad cursor or limit.
+        """
+        return self._api.list_step_logs(step_id, run_id=run_id, attempt=attempt,
+                                        after=after, limit=limit)
 
 
 class WorkflowsResource:

@@ -47,6 +47,7 @@ DDL: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
     'CREATE TABLE IF NOT EXISTS review_versions (\n\tid VARCHAR NOT NULL, \n\treview_id VARCHAR NOT NULL, \n\tparent_id VARCHAR NOT NULL, \n\tsnapshot TEXT, \n\tnote VARCHAR, \n\tauthor_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_review_versions_review ON review_versions (review_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS step_logs (\n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tseq INTEGER NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tstream VARCHAR NOT NULL, \n\tlevel VARCHAR, \n\tlogger VARCHAR, \n\tmessage TEXT NOT NULL, \n\tat FLOAT NOT NULL, \n\ttruncated BOOLEAN NOT NULL, \n\tPRIMARY KEY (run_id, step_id, seq)\n)',
 )
 
 #: The tables :data:`DDL` creates (a database missing one gets them on open).

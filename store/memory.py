@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Self
 from engine.contracts.errors import ConflictError, NotFoundError
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
-from engine.contracts.reads import RecordPage
+from engine.contracts.logs import AttemptLog, LogRecord
+from engine.contracts.reads import RecordPage, step_not_found
 from engine.contracts.records import (
     ApplyOutcome,
     RegisteredWorkflow,
@@ -46,6 +47,7 @@ from store.memory_files import MemoryFileStore
 from store.memory_reads import MemoryReads
 from store.memory_rows import RunRow, Tables, WorkflowRow, as_json, stage, staged_run
 from store.reviews import check_decision, settle, version_not_found
+from store.step_logs import MemoryLogs, check_log_page
 from store.workflows import (
     description,
     new_workflow_id,
@@ -71,6 +73,7 @@ class MemoryStore(MemoryReads):
     def __init__(self, files: FileStore | None = None) -> None:
         self.tables = Tables(lock=threading.RLock())
         self.files: FileStore = files or MemoryFileStore()
+        self.step_logs = MemoryLogs()
 
     @property
     def in_memory(self) -> bool:
@@ -191,6 +194,32 @@ class MemoryStore(MemoryReads):
             run = self._run(run_id, None)
             for name, value in values.items():
                 setattr(run, name, value)
+
+    def append_logs(self, run_id: str, logs: Sequence[AttemptLog], *, now: float) -> None:
+        """Store what attempts wrote, after each step's earlier entries.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        with self.tables.lock:
+            self._run(run_id, None)
+            self.step_logs.append(run_id, logs)
+
+    def page_logs(self, run_id: str, step_id: str, *, organization_id: str | None = None,
+                  attempt: int | None = None, after: int | None = None, limit: int = 500
+                  ) -> RecordPage[LogRecord]:
+        """One page of a step's log entries in order.
+
+        Raises:
+            NotFoundError: the run is not visible, or it has no such step.
+            UsageError: a limit out of range, or a negative cursor.
+        """
+        check_log_page(limit, after)
+        with self.tables.lock:
+            self._run(run_id, organization_id)
+            if step_id not in self.tables.steps.get(run_id, {}):
+                raise step_not_found(step_id)
+        return self.step_logs.page(run_id, step_id, attempt=attempt, after=after, limit=limit)
 
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail of a run (or one step), by time, step creation, move order."""

@@ -230,5 +230,21 @@ class ReviewVersionRow(SQLModel, table=True):
     created_at: float
 
 
+class StepLogRow(SQLModel, table=True):
+    """One log entry of a step's attempt (:mod:`store.step_logs`), in the order written."""
+
+    __tablename__ = "step_logs"
+    run_id: str = Field(primary_key=True)
+    step_id: str = Field(primary_key=True)
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    attempt: int
+    stream: str
+    level: str | None = None
+    logger: str | None = None
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    at: float
+    truncated: bool = False
+
+
 TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
-          ReviewRow, ReviewVersionRow)
+          ReviewRow, ReviewVersionRow, StepLogRow)

@@ -51,6 +51,7 @@ from store.connection import is_memory_path, open_database
 from store.files import LocalFileStore
 from store.reviews import SQLiteReviews
 from store.sqlite_reads import SQLiteReads
+from store.step_logs import SQLLogWrites
 from store.workflows import SQLiteWorkflows
 from store.writes import INSERT_DEFINITION, INSERT_RUN, StaleStatuses, StepWriter
 
@@ -65,7 +66,7 @@ class Durability(StrEnum):
     FULL = "full"
 
 
-class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
+class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
     """The SQLite implementation of :class:`engine.contracts.store.Store`.
 
     Args:

@@ -13,6 +13,7 @@ import sqlite3
 from typing import Any
 
 from engine.contracts.errors import NotFoundError
+from engine.contracts.logs import LogRecord
 from engine.contracts.reads import (
     ArtifactRecord,
     RecordPage,
@@ -48,6 +49,7 @@ from store.sqlite_query import (
     scope_org,
     step_where,
 )
+from store.step_logs import check_log_page, page_sqlite
 
 
 class SQLiteReads:
@@ -188,6 +190,21 @@ class SQLiteReads:
         record = inline_blobs(loads(row[4]), self.local_files) or {}
         return ArtifactRecord(id=row[0], run_id=row[1], step_id=row[2], operation=row[3],
                               record=record, created_at=row[5])
+
+    def page_logs(self, run_id: str, step_id: str, *, organization_id: str | None = None,
+                  attempt: int | None = None, after: int | None = None, limit: int = 500
+                  ) -> RecordPage[LogRecord]:
+        """One page of a step's log entries in order (:mod:`store.step_logs`).
+
+        Raises:
+            NotFoundError: the run is not visible, or it has no such step.
+            UsageError: a limit out of range, or a negative cursor.
+        """
+        check_log_page(limit, after)
+        with self.db.read(f"reading the log of step {step_id}") as conn:
+            self._run_row(conn, run_id, organization_id)
+            return page_sqlite(conn, run_id, step_id, attempt=attempt, after=after,
+                               limit=limit)
 
     # ------------------------------------------------------------------ review queue
 

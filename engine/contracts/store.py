@@ -35,6 +35,7 @@ from engine.contracts.files import FileStore
 from engine.contracts.values import Payload, RunStatus, StepStatus
 
 if TYPE_CHECKING:  # only named in annotations: importing the protocols stays light
+    from engine.contracts.logs import AttemptLog, LogRecord
     from engine.contracts.reads import (
         ArtifactRecord,
         RecordPage,
@@ -184,6 +185,18 @@ class RunStore(Protocol):
 
         Ordered by time; within one time by step creation order, then move order.
         Empty for an unknown run.
+        """
+        ...
+
+
+    def append_logs(self, run_id: str, logs: Sequence[AttemptLog], *, now: float) -> None:
+        """Store what attempts of the run's steps wrote (committed, in one transaction):
+        each step's entries follow its earlier ones, numbered on (``seq`` from 1, across
+        attempts). The runner calls it before the batch holding the attempts' outcomes.
+
+        Raises:
+            NotFoundError: the run does not exist.
+            StorageError: the storage failed; nothing was written.
         """
         ...
 
@@ -377,6 +390,19 @@ class ReadStore(Protocol):
 
         Raises:
             NotFoundError: the cursor is not a visible review.
+        """
+        ...
+
+    def page_logs(self, run_id: str, step_id: str, *, organization_id: str | None = None,
+                  attempt: int | None = None, after: int | None = None, limit: int = 500
+                  ) -> RecordPage[LogRecord]:
+        """One page of a step's log entries in the order written (``seq``), after
+        ``seq`` ``after``, of every attempt or of ``attempt``; empty for a step that
+        wrote nothing.
+
+        Raises:
+            NotFoundError: the run is not visible, or it has no such step.
+            UsageError: ``limit`` outside 1..1000, or a negative ``after``.
         """
         ...
 

@@ -101,10 +101,11 @@ def app_state(app: FastAPI) -> ServerState:
 
 
 def _include_routes(app: FastAPI) -> None:
-    from engine.server import routes_read, routes_reviews, routes_write
+    from engine.server import routes_logs, routes_read, routes_reviews, routes_write
 
     # Order matters: the write router ends with ``/v1/workflows/{workflow_id}``.
     app.include_router(routes_read.router, tags=["runs and steps"])
+    app.include_router(routes_logs.router, tags=["runs and steps"])
     app.include_router(routes_reviews.router, tags=["reviews"])
     app.include_router(routes_write.router, tags=["workflows"])
 

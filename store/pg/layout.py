@@ -43,6 +43,7 @@ PG_DDL: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
     'CREATE TABLE IF NOT EXISTS review_versions (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\treview_id VARCHAR COLLATE "C" NOT NULL, \n\tparent_id VARCHAR COLLATE "C" NOT NULL, \n\tsnapshot TEXT, \n\tnote VARCHAR COLLATE "C", \n\tauthor_id VARCHAR COLLATE "C" NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_review_versions_review ON review_versions (review_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS step_logs (\n\trun_id VARCHAR COLLATE "C" NOT NULL, \n\tstep_id VARCHAR COLLATE "C" NOT NULL, \n\tseq INTEGER NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tstream VARCHAR COLLATE "C" NOT NULL, \n\tlevel VARCHAR COLLATE "C", \n\tlogger VARCHAR COLLATE "C", \n\tmessage TEXT NOT NULL, \n\tat FLOAT NOT NULL, \n\ttruncated BOOLEAN NOT NULL, \n\tPRIMARY KEY (run_id, step_id, seq)\n)',
     'CREATE TABLE IF NOT EXISTS files (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tfilename VARCHAR COLLATE "C" NOT NULL, \n\tmime_type VARCHAR COLLATE "C" NOT NULL, \n\tsize BIGINT NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE TABLE IF NOT EXISTS blobs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
 )

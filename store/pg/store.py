@@ -45,8 +45,9 @@ from store.pg.schema import open_schema
 from store.pg.writes import PgStepWriter, committed
 from store.reviews import SQLiteReviews
 from store.sqlite_reads import SQLiteReads
-from store.writes import StaleStatuses
+from store.step_logs import SQLLogWrites
 from store.workflows import SQLiteWorkflows
+from store.writes import StaleStatuses
 
 if TYPE_CHECKING:
     from store.api import ReadAPI
@@ -75,7 +76,7 @@ RETURNING id
 """
 
 
-class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
+class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
     """The PostgreSQL implementation of :class:`engine.contracts.store.Store` and
     :class:`engine.contracts.queue.QueueStore`.
 

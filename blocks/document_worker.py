@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 #: The blocks.pdf functions a worker may run.
 FUNCTIONS = frozenset({"page_texts", "page_count", "page_subset", "split_pages",
-                       "merge_pdfs", "as_pdf", "form_fields", "fill_form"})
+                       "page_chunks", "merge_pdfs", "as_pdf", "form_fields", "fill_form"})
 MB = 1024 * 1024
 
 

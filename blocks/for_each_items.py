@@ -17,13 +17,12 @@ from collections.abc import Mapping
 from pathlib import PurePath
 from typing import Any
 
-import anyio
-
 from blocks.condition_forms import flat_path
 from blocks.condition_paths import MISSING, json_type, lookup
 from blocks.control import who
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import ErrorStage, PermanentError
+from engine.contracts.policy import policy_of
 from engine.contracts.values import FileRef, Payload
 
 
@@ -107,7 +106,7 @@ async def page_items(ctx: BlockContext, payload: Payload, per_item: int, method:
         return [payload], ["1"]
     assert ctx.files is not None
     data = ctx.files.read_bytes(ref)
-    pages = await anyio.to_thread.run_sync(page_chunks, data, per_item)
+    pages = await page_chunks(ctx, data, per_item)
     if isinstance(pages, str):
         raise PermanentError(
             f"{who(ctx)}: {method} cannot read {ref.filename!r} as a PDF ({pages}). Feed it "
@@ -141,24 +140,21 @@ def file_of(ctx: BlockContext, payload: Payload, method: str) -> FileRef:
     return payload.document
 
 
-def page_chunks(data: bytes, per_item: int = 1) -> list[tuple[str, bytes]] | str:
-    """``[(page range, PDF)]`` with ``per_item`` pages each (``"3"`` or ``"3-4"``), or
-    what is wrong with the file and how to fix it (empty, not a PDF, corrupt, encrypted:
-    see :func:`blocks.pdf.open_pdf`)."""
-    from blocks.pdf import DocumentProblem, page_count, page_subset, split_pages
+async def page_chunks(ctx: BlockContext, data: bytes, per_item: int = 1
+                      ) -> list[tuple[str, bytes]] | str:
+    """``[(page range, PDF)]`` with ``per_item`` pages each (``"3"`` or ``"3-4"``), cut in
+    the budgeted PDF worker (:mod:`blocks.document_worker`), or what is wrong with the
+    file and how to fix it (empty, not a PDF, corrupt, encrypted, over a budget)."""
+    from blocks.document_worker import run_pdf_job
+    from blocks.pdf import DocumentProblem
 
+    policy = policy_of(ctx.services)
     try:
-        if per_item == 1:
-            return [(str(n), page) for n, page in enumerate(split_pages(data), start=1)]
-        total = page_count(data)
-        chunks = []
-        for first in range(1, total + 1, per_item):
-            last = min(first + per_item - 1, total)
-            label = str(first) if first == last else f"{first}-{last}"
-            chunks.append((label, page_subset(data, list(range(first, last + 1)))))
-        return chunks
+        chunks = await run_pdf_job("page_chunks", data, per_item, limits=policy.documents,
+                                   confine=policy.confine_workers, user=policy.worker_user)
     except DocumentProblem as problem:
         return f"{problem.problem}; {problem.fix[0].lower()}{problem.fix[1:]}"
+    return [(str(label), bytes(chunk)) for label, chunk in chunks]
 
 
 def partition_keys(artifact: Mapping[str, Any] | None) -> list[Any] | None:

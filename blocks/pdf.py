@@ -9,7 +9,8 @@ thread and turn :class:`DocumentProblem` into a step error that names the block.
 * :func:`page_texts`: one text per page. pypdf's ``layout`` mode keeps columns apart
   (two or more spaces between cells), which the offline extractor relies on; plain mode
   is the fallback when layout extraction fails.
-* :func:`page_subset`, :func:`split_pages`, :func:`merge_pdfs`: page surgery.
+* :func:`page_subset`, :func:`split_pages`, :func:`page_chunks`, :func:`merge_pdfs`:
+  page surgery.
 * :func:`as_pdf`: a PDF stays as it is; a PNG or JPEG becomes a one-page PDF (written by
   :mod:`blocks.pdfwrite`, no imaging library needed); text becomes a plain PDF.
 * :func:`form_fields`, :func:`fill_form`: AcroForm fields (text, checkbox, choice).
@@ -218,6 +219,23 @@ def page_subset(data: bytes, pages: list[int]) -> bytes:
 def split_pages(data: bytes) -> list[bytes]:
     """One single-page PDF per page of ``data``."""
     return [page_subset(data, [n]) for n in range(1, page_count(data) + 1)]
+
+
+def page_chunks(data: bytes, per_item: int = 1) -> list[tuple[str, bytes]]:
+    """``[(page range, PDF)]`` with ``per_item`` pages each (``"3"`` or ``"3-4"``).
+
+    Raises:
+        DocumentProblem: as :func:`open_pdf`.
+    """
+    if per_item == 1:
+        return [(str(n), page) for n, page in enumerate(split_pages(data), start=1)]
+    total = page_count(data)
+    chunks = []
+    for first in range(1, total + 1, per_item):
+        last = min(first + per_item - 1, total)
+        label = str(first) if first == last else f"{first}-{last}"
+        chunks.append((label, page_subset(data, list(range(first, last + 1)))))
+    return chunks
 
 
 def merge_pdfs(documents: list[bytes]) -> bytes:

@@ -177,7 +177,8 @@ def annotate_runs(client: Any, runs: Sequence[dict[str, Any]]) -> None:
     for run in runs:
         record = client.api.run_record(run["id"])
         status, pid, beat = record.status, record.owner_pid, record.heartbeat_at
-        alive = process_owns(pid, beat) if status in OWNED_STATUSES else None
+        alive = (process_owns(pid, beat, host=record.owner_host)
+                 if status in OWNED_STATUSES else None)
         run["owner"] = {"pid": pid, "heartbeat_at": iso_time(beat), "alive": alive}
         if status == "awaiting_review":
             page = client.api.reads.page_review_entries(

@@ -22,6 +22,7 @@ They take a store, never an Engine; the Engine's durable methods (``aresume``,
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -45,17 +46,23 @@ STALE_HEARTBEAT_S = 15.0
 
 def owner_alive(run: PersistedRun, now: float | None = None) -> bool:
     """True when the run's owner process still exists and its heartbeat is fresh."""
-    return process_owns(run.owner_pid, run.heartbeat_at, now)
+    return process_owns(run.owner_pid, run.heartbeat_at, now, host=run.owner_host)
 
 
-def process_owns(pid: int | None, heartbeat_at: float | None, now: float | None = None) -> bool:
+def process_owns(pid: int | None, heartbeat_at: float | None, now: float | None = None,
+                 *, host: str | None = None) -> bool:
     """True when process ``pid`` exists and wrote a heartbeat less than
     ``STALE_HEARTBEAT_S`` ago (this process always counts as alive).
 
-    Only meaningful on the machine that ran the owner: the pid is a local one.
+    A pid of another machine (``host`` is not this one) cannot be looked up here: there
+    the heartbeat alone counts (a lease).
     """
     if not pid:
         return False
+    beat = heartbeat_at or 0.0
+    fresh = (now or time.time()) - beat < STALE_HEARTBEAT_S
+    if host is not None and host != this_host():
+        return fresh
     if pid == os.getpid():
         return True
     try:
@@ -64,8 +71,12 @@ def process_owns(pid: int | None, heartbeat_at: float | None, now: float | None 
         return False
     except PermissionError:
         pass  # exists, owned by another user
-    beat = heartbeat_at or 0.0
-    return (now or time.time()) - beat < STALE_HEARTBEAT_S
+    return fresh
+
+
+def this_host() -> str:
+    """This machine's name, as stores record an owner's host."""
+    return socket.gethostname()
 
 
 def ended(run: PersistedRun, verb: str) -> UsageError:

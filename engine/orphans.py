@@ -47,8 +47,8 @@ class Recovery:
 
 def is_orphan(run: RunRecord, now: float | None = None) -> bool:
     """True for an active run whose owner process is gone or silent."""
-    return run.status in ACTIVE_STATUSES and not process_owns(run.owner_pid,
-                                                              run.heartbeat_at, now)
+    return run.status in ACTIVE_STATUSES and not process_owns(
+        run.owner_pid, run.heartbeat_at, now, host=run.owner_host)
 
 
 def orphan_note(run: RunRecord, now: float | None = None) -> str | None:

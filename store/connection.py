@@ -2,8 +2,10 @@
 
 :func:`connect` opens one connection in autocommit mode with the store's pragmas (WAL
 unless in memory, ``synchronous``, busy timeout, cache); :func:`check_layout` refuses a
-database written with another storage layout instead of misreading it, and
-:func:`create_schema` creates what is missing of :data:`store.layout.DDL`.
+database written with another storage layout (an older or newer stepwell's, or another
+application's) instead of misreading it, and :func:`create_schema` creates the layout
+(:data:`store.layout.DDL`) in an empty database, stamped with its revision
+(:mod:`store.schema`).
 :class:`Database` is one open connection with its lock: every write of the SQLite store
 goes through :meth:`Database.write` (one ``BEGIN IMMEDIATE`` transaction, retried on
 ``SQLITE_BUSY``), every read through :meth:`Database.read`. :func:`storage_error` turns a
@@ -24,6 +26,14 @@ from typing import Any
 
 from engine.contracts.errors import StepwellError, StorageError
 from store.layout import DDL, SCHEMA_VERSION, TABLE_NAMES, TRANSITIONS_VIEW
+from store.schema import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    foreign_database,
+    layout_revision,
+    newer_schema,
+    older_schema,
+)
 
 #: ``SQLITE_BUSY`` and ``SQLITE_LOCKED``: another connection holds the lock.
 BUSY_CODES = frozenset({5, 6})
@@ -83,25 +93,35 @@ def _make_parent(path: str) -> None:
         ) from exc
 
 
-def check_layout(conn: sqlite3.Connection, path: str) -> None:
+def check_layout(conn: sqlite3.Connection, path: str) -> bool:
     """Refuse a database written with another layout instead of misreading it.
 
+    Returns:
+        True when the database is empty (the layout is to be created).
+
     Raises:
-        StorageError: ``path`` holds another storage layout.
+        StorageError: ``path`` holds an older layout (upgrade it), a newer one (upgrade
+            stepwell), one stepwell cannot upgrade, or another application's tables.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    kinds = dict(conn.execute(
-        "SELECT name, type FROM sqlite_master WHERE name IN ('steps', 'transitions')"))
-    old = version not in (0, SCHEMA_VERSION) or kinds.get("transitions") == "table"
-    if not old and "steps" in kinds:
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(steps)")}
-        old = "trail" not in columns
-    if old:
+    if version == SCHEMA_VERSION:
+        return False
+    if version > SCHEMA_VERSION:
+        raise newer_schema(path, f"{version:04d}")
+    kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name NOT LIKE "
+                              "'sqlite_%'"))
+    revision = layout_revision(version)
+    if revision is not None and "steps" in kinds:
+        raise older_schema(path, revision)
+    if version or "transitions" in kinds or "steps" in kinds:
         raise StorageError(
             f"{path} was written by a stepwell with another storage layout "
             f"(version {version or 1}, this one reads {SCHEMA_VERSION}). Open it with "
             "the stepwell that wrote it, or point --db / STEPWELL_DB at a new file."
         )
+    if kinds:
+        raise foreign_database(path, kinds)
+    return True
 
 
 def retry_busy(fn: Any, busy_timeout: float) -> Any:
@@ -236,27 +256,35 @@ def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> sqlite3.Cursor:
     return conn.execute(sql, params)
 
 
+#: Alembic's version table, under stepwell's name (:data:`store.schema.VERSION_TABLE`).
+VERSION_DDL = (f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR(32) NOT NULL, "
+               f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))")
+
+
 def create_schema(db: Database) -> None:
-    """Create what is missing of :data:`store.layout.DDL`, in one transaction.
+    """Create the layout in an empty database, in one transaction.
 
     Raises:
         StorageError: the database holds another storage layout.
         sqlite3.Error: it cannot be written (the caller translates it).
     """
     conn = db.conn
-    check_layout(conn, db.path)
-    marks = ", ".join("?" * len(TABLE_NAMES))
-    present = conn.execute(
-        f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
-        TABLE_NAMES).fetchone()[0]
-    current = conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    if current and present == len(TABLE_NAMES):
-        return
+    if not check_layout(conn, db.path):
+        marks = ", ".join("?" * len(TABLE_NAMES))
+        present = conn.execute(
+            f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+            TABLE_NAMES).fetchone()[0]
+        if present == len(TABLE_NAMES):
+            return
 
     def create(c: sqlite3.Connection) -> None:
-        for statement in (*DDL, TRANSITIONS_VIEW):
+        empty = check_layout(c, db.path)  # again: another process may have created it
+        for statement in (*DDL, TRANSITIONS_VIEW, VERSION_DDL):  # all IF NOT EXISTS
             c.execute(statement)
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if empty:
+            c.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)",
+                      (HEAD_REVISION,))
+            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     db.write(create)
 

@@ -9,13 +9,16 @@ SQLAlchemy off that path saves about a third of a second of start-up.
 
 from __future__ import annotations
 
-#: Version of this layout, kept in ``PRAGMA user_version``.
-SCHEMA_VERSION = 3
+#: Version of this layout, kept in ``PRAGMA user_version`` (:data:`store.schema.HEAD_LAYOUT`).
+SCHEMA_VERSION = 4
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
 #: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
 EXCEPTIONAL_STATUSES = ("error", "skipped", "cancelled", "awaiting_review")
 EXCEPTIONAL_STATUSES_SQL = "status IN ('error', 'skipped', 'cancelled', 'awaiting_review')"
+#: Statuses of the runs a worker may claim, indexed by ``ix_runs_active`` (a query uses
+#: that partial index when it repeats :data:`ACTIVE_STATUSES_SQL` verbatim).
+ACTIVE_STATUSES_SQL = "status IN ('pending', 'queued', 'running')"
 
 #: The audit trail as rows, for readers (``store.transitions``, SQL users).
 TRANSITIONS_VIEW = """
@@ -28,7 +31,8 @@ FROM steps s, json_each('[' || s.trail || ']') j
 
 #: ``CREATE ... IF NOT EXISTS`` for every table and index of :mod:`store.models`.
 DDL: tuple[str, ...] = (
-    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\tworkflow_name VARCHAR NOT NULL, \n\tworkflow_digest VARCHAR NOT NULL, \n\tdefinition_id VARCHAR NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tfailing_step_id VARCHAR, \n\terror TEXT, \n\treason VARCHAR, \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\tworkflow_name VARCHAR NOT NULL, \n\tworkflow_digest VARCHAR NOT NULL, \n\tdefinition_id VARCHAR NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tfailing_step_id VARCHAR, \n\terror TEXT, \n\treason VARCHAR, \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\towner_host VARCHAR, \n\tPRIMARY KEY (id)\n)',
+    "CREATE INDEX IF NOT EXISTS ix_runs_active ON runs (created_at) WHERE status IN ('pending', 'queued', 'running')",
     'CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',

@@ -1,6 +1,7 @@
-"""The SQLite schema, as SQLModel tables.
+"""The stepwell schema, as SQLModel tables.
 
-The schema is declared here and executed from its SQL rendering (:data:`store.layout.DDL`);
+The schema is declared here and executed from its SQL rendering (:data:`store.layout.DDL`
+for SQLite, :data:`store.pg.layout.PG_DDL` for PostgreSQL);
 the write path (:mod:`store.sqlite`, :mod:`store.writes`, :mod:`store.reviews`,
 :mod:`store.workflows`) and the read queries (:mod:`store.sqlite_query`) use plain SQL
 over these tables for speed, so the column names below are the contract between them.
@@ -23,8 +24,14 @@ Conventions:
   expands them to rows ``(run_id, step_id, seq, status, at, retry_count, detail)``,
   ``seq`` numbering each step's transitions 0, 1, 2, ...; ``at`` orders them across steps.
 - ``artifacts`` is keyed by artifact id only: records are read by id.
-- ``PRAGMA user_version`` holds :data:`store.layout.SCHEMA_VERSION`; a database written with another
-  layout is refused with a message rather than misread.
+- ``runs.owner_pid`` is a process of the machine ``runs.owner_host`` names; a run owned
+  on another machine is alive while its heartbeat is fresh (a lease). ``ix_runs_active``
+  indexes the runs a worker may claim.
+- The revision of the layout is recorded (:mod:`store.schema`); SQLite also keeps its
+  number in ``PRAGMA user_version`` (:data:`store.layout.SCHEMA_VERSION`). A database
+  written with another layout is refused with a message rather than misread.
+- ``files`` and ``blobs`` exist in PostgreSQL only (:data:`PG_TABLES`): there the file
+  store lives in the database; SQLite keeps it in a folder beside the database file.
 """
 
 from __future__ import annotations
@@ -32,12 +39,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, text
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from store.layout import EXCEPTIONAL_STATUSES_SQL
+from store.layout import ACTIVE_STATUSES_SQL, EXCEPTIONAL_STATUSES_SQL
 
 
 class JSONText(TypeDecorator[Any]):
@@ -68,6 +75,9 @@ class RunRow(SQLModel, table=True):
         Index("ix_runs_org_created", "organization_id", "created_at"),
         Index("ix_runs_created", "created_at"),
         Index("ix_runs_workflow", "workflow_id", "created_at"),
+        # The runs a worker may claim: few, whatever the history's size.
+        Index("ix_runs_active", "created_at", sqlite_where=text(ACTIVE_STATUSES_SQL),
+              postgresql_where=text(ACTIVE_STATUSES_SQL)),
     )
 
     id: str = Field(primary_key=True)
@@ -95,6 +105,7 @@ class RunRow(SQLModel, table=True):
     started_at: float | None = None
     completed_at: float | None = None
     updated_at: float
+    owner_host: str | None = None
 
 
 class DefinitionRow(SQLModel, table=True):
@@ -121,10 +132,13 @@ class StepRow(SQLModel, table=True):
         # ... except the statuses people look for in a big run: only rows that end up
         # there are indexed, so completed steps cost this index nothing.
         Index("ix_steps_run_exceptional", "run_id", "seq",
-              sqlite_where=text(EXCEPTIONAL_STATUSES_SQL)),
+              sqlite_where=text(EXCEPTIONAL_STATUSES_SQL),
+              postgresql_where=text(EXCEPTIONAL_STATUSES_SQL)),
     )
 
-    seq: int | None = Field(default=None, primary_key=True)
+    #: SQLite's rowid (``INTEGER PRIMARY KEY``); a ``BIGSERIAL`` in PostgreSQL.
+    seq: int | None = Field(default=None, sa_column=Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True))
     run_id: str
     step_id: str
     block_id: str
@@ -246,5 +260,28 @@ class StepLogRow(SQLModel, table=True):
     truncated: bool = False
 
 
+class FileRow(SQLModel, table=True):
+    """A stored file (PostgreSQL only; SQLite keeps files in a folder)."""
+
+    __tablename__ = "files"
+    id: str = Field(primary_key=True)
+    filename: str
+    mime_type: str
+    size: int = Field(sa_column=Column(BigInteger(), nullable=False))
+    data: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    created_at: float
+
+
+class BlobRow(SQLModel, table=True):
+    """A large JSON payload kept out of its row (PostgreSQL only)."""
+
+    __tablename__ = "blobs"
+    id: str = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary(), nullable=False))
+    created_at: float
+
+
 TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
           ReviewRow, ReviewVersionRow, StepLogRow)
+#: The PostgreSQL layout: the same tables, and the file store.
+PG_TABLES = (*TABLES, FileRow, BlobRow)

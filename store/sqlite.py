@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sqlite3
 import tempfile
 from collections.abc import Sequence
@@ -50,6 +51,7 @@ from store.codec import decode_outputs, dumps, inline_blobs, loads
 from store.connection import is_memory_path, open_database
 from store.files import LocalFileStore
 from store.reviews import SQLiteReviews
+from store.sqlite_queue import SQLiteQueue
 from store.sqlite_reads import SQLiteReads
 from store.step_logs import SQLLogWrites
 from store.workflows import SQLiteWorkflows
@@ -66,8 +68,9 @@ class Durability(StrEnum):
     FULL = "full"
 
 
-class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
-    """The SQLite implementation of :class:`engine.contracts.store.Store`.
+class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites, SQLiteQueue):
+    """The SQLite implementation of :class:`engine.contracts.store.Store` and
+    :class:`engine.contracts.queue.QueueStore` (:mod:`store.sqlite_queue`).
 
     Args:
         path: database file (created with its folder if missing) or ``':memory:'``.
@@ -91,6 +94,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
         self.path = os.fspath(path)
         self.durability = Durability(durability)
         self.busy_timeout = busy_timeout
+        #: The machine whose pids own runs here (``runs.owner_host``).
+        self.host = socket.gethostname()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
         local_files = files or self._default_files()
@@ -131,7 +136,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
         params = (
             run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest, definition_id,
             dumps(run.inputs, "inputs", run.run_id), dumps(run.metadata, "metadata", run.run_id),
-            run.organization_id, run.trigger, os.getpid(), now, run.parent_run_id, now, now,
+            run.organization_id, run.trigger, os.getpid(), self.host, now, run.parent_run_id,
+            now, now,
         )
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -157,7 +163,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
         """
         sql = (
             "SELECT r.id, r.workflow_id, r.status, d.definition, r.inputs, r.workflow_digest, "
-            "r.organization_id, r.owner_pid, r.heartbeat_at, r.cancel_requested FROM runs r "
+            "r.organization_id, r.owner_pid, r.heartbeat_at, r.cancel_requested, r.owner_host "
+            "FROM runs r "
             "LEFT JOIN definitions d ON d.id = r.definition_id WHERE r.id = ?"
         )
         with self.db.read(f"reading run {run_id}") as conn:
@@ -168,7 +175,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
             run_id=row[0], workflow_id=row[1], status=RunStatus(row[2]),
             definition=loads(row[3]) or {}, inputs=loads(row[4]) or {},
             workflow_digest=row[5], organization_id=row[6], owner_pid=row[7],
-            heartbeat_at=row[8], cancel_requested=bool(row[9]),
+            heartbeat_at=row[8], cancel_requested=bool(row[9]), owner_host=row[10],
         )
 
     def heartbeat(self, run_id: str, now: float) -> None:
@@ -176,18 +183,19 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
         self._set_run(run_id, "heartbeat_at = ?", (now,))
 
     def set_owner(self, run_id: str, pid: int, now: float) -> None:
-        """Make ``pid`` the run's owner (on resume), with a fresh heartbeat."""
-        self._set_run(run_id, "owner_pid = ?, heartbeat_at = ?", (pid, now))
+        """Make ``pid`` (of this host) the run's owner (on resume), with a fresh heartbeat."""
+        self._set_run(run_id, "owner_pid = ?, owner_host = ?, heartbeat_at = ?",
+                      (pid, self.host, now))
 
     def claim_owner(self, run_id: str, pid: int, now: float, *, seen_pid: int | None,
                     seen_heartbeat: float | None) -> bool:
         """Make ``pid`` the owner only if owner and heartbeat are still those seen
         (compare-and-set): of two processes resuming one run, one wins."""
-        sql = ("UPDATE runs SET owner_pid = ?, heartbeat_at = ? WHERE id = ? AND "
-               "owner_pid IS ? AND heartbeat_at IS ?")
+        sql = ("UPDATE runs SET owner_pid = ?, owner_host = ?, heartbeat_at = ? WHERE id = ? "
+               "AND owner_pid IS ? AND heartbeat_at IS ?")
         db = self.db
         with db.lock, db.guard(f"claiming run {run_id}"):
-            cur = db.execute(sql, (pid, now, run_id, seen_pid, seen_heartbeat))
+            cur = db.execute(sql, (pid, self.host, now, run_id, seen_pid, seen_heartbeat))
         return bool(cur.rowcount)
 
     def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:

@@ -39,8 +39,8 @@ STEP_SELECT = f"SELECT {', '.join(STEP_COLUMNS)} FROM steps"
 RUN_COLUMNS = (
     "id", "workflow_id", "workflow_name", "workflow_digest", "inputs", "metadata",
     "organization_id", "trigger", "status", "failing_step_id", "error", "reason",
-    "waiting_for", "outputs", "parent_run_id", "owner_pid", "heartbeat_at", "created_at",
-    "started_at", "completed_at",
+    "waiting_for", "outputs", "parent_run_id", "owner_pid", "owner_host", "heartbeat_at",
+    "created_at", "started_at", "completed_at",
 )
 RUN_SELECT = "SELECT " + ", ".join(
     '"trigger"' if c == "trigger" else c for c in RUN_COLUMNS) + " FROM runs"
@@ -60,7 +60,7 @@ REVIEWS_FROM = (
     "r.completed_at AS run_completed_at, "
     "(SELECT d.definition FROM definitions d WHERE d.id = r.definition_id) AS definition, "
     "(SELECT s.block_type FROM steps s WHERE s.run_id = rv.run_id AND s.step_id = rv.step_id)"
-    " AS block_type FROM reviews rv JOIN runs r ON r.id = rv.run_id)"
+    " AS block_type FROM reviews rv JOIN runs r ON r.id = rv.run_id) AS review_queue"
 )
 _DECISION_SQL = {
     DecisionStatus.PENDING:
@@ -300,7 +300,8 @@ def run_record(row: dict[str, Any], files: LocalFileStore) -> RunRecord:
         workflow_digest=row["workflow_digest"], organization_id=row["organization_id"],
         trigger=row["trigger"], status=row["status"], failing_step_id=row["failing_step_id"],
         reason=row["reason"], parent_run_id=row["parent_run_id"], owner_pid=row["owner_pid"],
-        heartbeat_at=row["heartbeat_at"], created_at=row["created_at"],
+        owner_host=row["owner_host"], heartbeat_at=row["heartbeat_at"],
+        created_at=row["created_at"],
         started_at=row["started_at"], completed_at=row["completed_at"], **data,
     )
 

@@ -74,9 +74,9 @@ _UPSERT_ARTIFACT = (
 )
 INSERT_RUN = """
 INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, inputs,
-  metadata, organization_id, "trigger", status, owner_pid, heartbeat_at, cancel_requested,
-  parent_run_id, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?)
+  metadata, organization_id, "trigger", status, owner_pid, owner_host, heartbeat_at,
+  cancel_requested, parent_run_id, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, ?, ?, ?)
 """
 INSERT_DEFINITION = (
     "INSERT OR IGNORE INTO definitions (id, definition, created_at) VALUES (?, ?, ?)"

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from engine.contracts.store import Store
 
 URL_ENV = "STEPWELL_TEST_POSTGRES_URL"
 REQUIRE_ENV = "STEPWELL_REQUIRE_POSTGRES"
@@ -42,6 +46,24 @@ def drop(schema: str) -> None:
     from store.pg.scratch import drop_schema
 
     drop_schema(server_url(), schema)
+
+
+_CREATED: list[str] = []
+
+
+def open_postgres() -> Store:
+    """A PostgreSQL store on a fresh schema, dropped by :func:`drop_created`."""
+    from store.pg import PostgresStore
+
+    schema, url = fresh_schema()
+    _CREATED.append(schema)
+    return PostgresStore(url)
+
+
+def drop_created() -> None:
+    """Drop every schema :func:`open_postgres` made."""
+    while _CREATED:
+        drop(_CREATED.pop())
 
 
 @pytest.fixture

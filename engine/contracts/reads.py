@@ -52,6 +52,8 @@ class RunRecord:
     created_at: float
     started_at: float | None
     completed_at: float | None
+    #: The machine ``owner_pid`` is a process of (None: this one).
+    owner_host: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

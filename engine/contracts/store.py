@@ -83,6 +83,8 @@ class PersistedRun:
     owner_pid: int | None = None
     heartbeat_at: float | None = None
     cancel_requested: bool = False
+    #: The machine ``owner_pid`` is a process of (None: unknown, this one).
+    owner_host: str | None = None
 
 
 @runtime_checkable

@@ -4,8 +4,15 @@
 one psycopg connection (autocommit, each write an explicit transaction) with its lock
 and error boundary, offering the same ``read`` / ``write`` / ``guard`` / ``execute``
 calls, so the store's shared query code (reviews, the workflow registry, the read
-queries) runs on it unchanged. That code writes SQL with ``?`` placeholders;
-:class:`PgConnection` rewrites them to psycopg's ``%s`` once per statement text.
+queries) runs on it unchanged.
+
+That code is written for SQLite; :class:`PgConnection` runs it on PostgreSQL. Once per
+statement text (:func:`pg_sql`), ``?`` placeholders become psycopg's ``%s``,
+``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``, ``INSERT OR REPLACE`` an
+upsert on the table's primary key and ``LIKE`` (case-blind in SQLite) ``ILIKE``; ``json_extract`` is a function of the PostgreSQL
+layout (:data:`~store.pg.layout.PG_FUNCTIONS`); a ``LIMIT ?`` of -1 (SQLite's "no
+limit") is sent as NULL (PostgreSQL's); and integrity errors are raised as
+``sqlite3.IntegrityError``, so the shared code's conflict handling works unchanged.
 
 Writes retry on serialization failures and deadlocks (``40001``, ``40P01``); a broken
 connection (the server restarted) is replaced on the next call. Every psycopg error is
@@ -21,6 +28,8 @@ returns once flushed to disk.
 
 from __future__ import annotations
 
+import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,20 +41,49 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from engine.contracts.errors import StepwellError, StorageError
+from store.pg.layout import PG_DDL
 from store.urls import redact
 
 #: Seconds a connection attempt may take unless the URL says ``connect_timeout``.
 CONNECT_TIMEOUT_S = 10
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _SQL_CACHE: dict[str, str] = {}
+_INSERT_OR = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+) \(([^)]*)\)", re.I)
+#: Table -> its primary key columns (the conflict target of ``INSERT OR REPLACE``).
+PRIMARY_KEYS: dict[str, str] = {
+    statement.split()[5]: match.group(1)
+    for statement in PG_DDL
+    if (match := re.search(r"PRIMARY KEY \(([^)]*)\)", statement))
+}
 
 
 def pg_sql(sql: str) -> str:
-    """``sql`` with ``?`` placeholders as psycopg's ``%s`` (``%`` escaped), cached."""
+    """``sql`` (SQLite's dialect, ``?`` placeholders) as PostgreSQL runs it through
+    psycopg; cached per text (see the module docstring)."""
     found = _SQL_CACHE.get(sql)
     if found is None:
-        found = _SQL_CACHE[sql] = sql.replace("%", "%%").replace("?", "%s")
+        found = _SQL_CACHE[sql] = _translate(sql)
     return found
+
+
+def _translate(sql: str) -> str:
+    text = sql.replace("%", "%%")
+    match = _INSERT_OR.match(text)
+    if match is not None:
+        kind, table, columns = match.groups()
+        head = f"INSERT INTO {table} ({columns})"
+        text, tail = head + text[match.end():], ""
+        if kind.upper() == "IGNORE":
+            tail = " ON CONFLICT DO NOTHING"
+        else:
+            key = PRIMARY_KEYS[table]
+            keys = {k.strip() for k in key.split(",")}
+            sets = ", ".join(f"{c} = excluded.{c}" for c in (c.strip() for c in columns.split(","))
+                             if c not in keys)
+            tail = f" ON CONFLICT ({key}) DO UPDATE SET {sets}"
+        at = text.upper().find(" RETURNING ")
+        text = text.rstrip() + tail if at < 0 else text[:at] + tail + text[at:]
+    return text.replace(" LIKE ", " ILIKE ").replace("?", "%s")
 
 
 class PgConnection:
@@ -62,15 +100,35 @@ class PgConnection:
         self.raw = raw
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
-        """Run one statement; ``?`` marks a parameter."""
-        if not params:
-            return self.raw.execute(sql)
-        return self.raw.execute(pg_sql(sql), params)
+        """Run one statement (SQLite's dialect; ``?`` marks a parameter).
+
+        Raises:
+            sqlite3.IntegrityError: a constraint refused the change.
+        """
+        try:
+            if not params:
+                return self.raw.execute(pg_sql(sql).replace("%%", "%"))
+            if params[-1] == -1 and sql.rstrip().endswith("LIMIT ?"):
+                params = (*params[:-1], None)
+            return self.raw.execute(pg_sql(sql), params)
+        except pg_errors.IntegrityError as exc:
+            if self.raw.pipeline is not None:
+                raise
+            raise sqlite3.IntegrityError(str(exc)) from exc
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
-        """Run one statement per row of parameters; ``rowcount`` is their total."""
+        """Run one statement per row of parameters; ``rowcount`` is their total.
+
+        Raises:
+            sqlite3.IntegrityError: a constraint refused a row.
+        """
         cursor = self.raw.cursor()
-        cursor.executemany(pg_sql(sql), rows)
+        try:
+            cursor.executemany(pg_sql(sql), rows)
+        except pg_errors.IntegrityError as exc:
+            if self.raw.pipeline is not None:
+                raise
+            raise sqlite3.IntegrityError(str(exc)) from exc
         return cursor
 
     @property

@@ -21,13 +21,25 @@ FROM steps s CROSS JOIN LATERAL json_array_elements(('[' || s.trail || ']')::jso
   WITH ORDINALITY AS j(value, ord)
 """
 
+#: SQLite's ``json_extract(doc, path)`` for the paths the store's queries use
+#: (``$."key"``, ``$.a.b``), so the same SQL runs on both backends.
+PG_FUNCTIONS = """
+CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN path LIKE '$."%"' THEN doc::json ->> replace(substr(path, 4, length(path) - 4), '""', '"')
+    WHEN path LIKE '$.%' THEN doc::json #>> string_to_array(substr(path, 3), '.')
+  END
+$$
+"""
+
 #: ``CREATE ... IF NOT EXISTS`` for every table and index, rendered for PostgreSQL.
 PG_DDL: tuple[str, ...] = (
-    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_id VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_name VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_digest VARCHAR COLLATE "C" NOT NULL, \n\tdefinition_id VARCHAR COLLATE "C" NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR COLLATE "C" NOT NULL, \n\ttrigger VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tfailing_step_id VARCHAR COLLATE "C", \n\terror TEXT, \n\treason VARCHAR COLLATE "C", \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\towner_host VARCHAR COLLATE "C", \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR COLLATE "C", \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_id VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_name VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_digest VARCHAR COLLATE "C" NOT NULL, \n\tdefinition_id VARCHAR COLLATE "C" NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR COLLATE "C" NOT NULL, \n\ttrigger VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tfailing_step_id VARCHAR COLLATE "C", \n\terror TEXT, \n\treason VARCHAR COLLATE "C", \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR COLLATE "C", \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\towner_host VARCHAR COLLATE "C", \n\tPRIMARY KEY (id)\n)',
+    "CREATE INDEX IF NOT EXISTS ix_runs_active ON runs (created_at) WHERE status IN ('pending', 'queued', 'running')",
     'CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',
-    "CREATE INDEX IF NOT EXISTS ix_runs_active ON runs (created_at) WHERE status IN ('pending', 'queued', 'running')",
     'CREATE TABLE IF NOT EXISTS definitions (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdefinition TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE TABLE IF NOT EXISTS steps (\n\tseq BIGSERIAL NOT NULL, \n\trun_id VARCHAR COLLATE "C" NOT NULL, \n\tstep_id VARCHAR COLLATE "C" NOT NULL, \n\tblock_id VARCHAR COLLATE "C" NOT NULL, \n\tblock_type VARCHAR COLLATE "C" NOT NULL, \n\tlabel VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR COLLATE "C", \n\tartifact_id VARCHAR COLLATE "C", \n\tartifact_operation VARCHAR COLLATE "C", \n\tmodel VARCHAR COLLATE "C", \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT \'\' NOT NULL, \n\tPRIMARY KEY (seq)\n)',
     "CREATE INDEX IF NOT EXISTS ix_steps_run_exceptional ON steps (run_id, seq) WHERE status IN ('error', 'skipped', 'cancelled', 'awaiting_review')",
@@ -57,9 +69,8 @@ def render_pg_ddl() -> tuple[str, ...]:
     """The DDL SQLAlchemy renders from :mod:`store.models` for PostgreSQL (imports the ORM).
 
     Returns:
-        One statement per table and index, with byte-wise collation on text columns.
+        One statement per table and index, text columns compared byte-wise.
     """
-    from sqlalchemy import BigInteger, Column
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -70,12 +81,9 @@ def render_pg_ddl() -> tuple[str, ...]:
     for model in PG_TABLES:
         table = model.__table__  # type: ignore[attr-defined]
         text = str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()
-        text = text.replace(" VARCHAR", ' VARCHAR COLLATE "C"').replace(
-            "seq SERIAL NOT NULL", "seq BIGSERIAL NOT NULL")
-        out.append(text)
+        out.append(text.replace(" VARCHAR", ' VARCHAR COLLATE "C"'))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
-    del BigInteger, Column
     return tuple(out)
 
 

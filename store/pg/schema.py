@@ -4,7 +4,8 @@
 existing one on ``search_path``, ``public`` by default):
 
 - the version table (:data:`store.schema.VERSION_TABLE`): its revision must be the head
-  one (:func:`store.schema.check_revision`);
+  one (:func:`store.schema.check_revision`); tables the layout has and the database
+  lacks (added without a new revision) are created;
 - no table at all: the current layout is created (:data:`~store.pg.layout.PG_DDL`) and
   stamped with the head revision, in one transaction under an advisory lock, so that
   several workers starting at once create it once;
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from engine.contracts.errors import NotFoundError, StorageError
 from store.pg.connection import PgConnection, PgDatabase
-from store.pg.layout import PG_DDL, PG_TRANSITIONS_VIEW
+from store.pg.layout import PG_DDL, PG_FUNCTIONS, PG_TABLE_NAMES, PG_TRANSITIONS_VIEW
 from store.schema import HEAD_REVISION, VERSION_TABLE, check_revision, foreign_database
 
 #: Alembic's version table, under stepwell's name.
@@ -48,6 +49,8 @@ def open_schema(db: PgDatabase, *, create: bool = True) -> None:
         tables = table_names(conn)
         if VERSION_TABLE in tables:
             check_revision(stored_revision(conn), db.path)
+            if create and not set(PG_TABLE_NAMES) <= tables:
+                db.write(_create_missing)
             return
         if tables:
             raise foreign_database(db.path, tables)
@@ -73,6 +76,12 @@ def _create(conn: PgConnection) -> None:
     conn.execute(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
     if VERSION_TABLE in table_names(conn):  # another process created it meanwhile
         return
-    for statement in (*PG_DDL, PG_TRANSITIONS_VIEW, VERSION_DDL):
+    for statement in (*PG_DDL, PG_TRANSITIONS_VIEW, PG_FUNCTIONS, VERSION_DDL):
         conn.execute(statement)
     conn.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)", (HEAD_REVISION,))
+
+
+def _create_missing(conn: PgConnection) -> None:
+    conn.execute(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
+    for statement in PG_DDL:  # every statement is IF NOT EXISTS
+        conn.execute(statement)

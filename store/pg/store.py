@@ -167,7 +167,7 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
             run_id=row[0], workflow_id=row[1], status=RunStatus(row[2]),
             definition=loads(row[3]) or {}, inputs=loads(row[4]) or {},
             workflow_digest=row[5], organization_id=row[6], owner_pid=row[7],
-            heartbeat_at=row[8], cancel_requested=bool(row[9]),
+            heartbeat_at=row[8], cancel_requested=bool(row[9]), owner_host=row[10],
         )
 
     def heartbeat(self, run_id: str, now: float) -> None:

@@ -1,7 +1,9 @@
 """Fixtures for the store tests: every store implementation, each on its own database.
 
 A new implementation joins the contract suite by adding one entry to :data:`OPENERS`:
-a function that opens a fresh, empty store in the test's temporary folder.
+a function that opens a fresh, empty store in the test's temporary folder. The
+PostgreSQL store gets a fresh schema of the test server instead (:mod:`tests.postgres`;
+its tests skip without one).
 """
 
 from __future__ import annotations
@@ -14,15 +16,24 @@ import pytest
 from engine.contracts.store import Store
 from store.memory import MemoryStore
 from store.sqlite import SQLiteStore
+from tests.postgres import drop_created, open_postgres
 
 #: Store kind -> how to open a fresh one in a temporary folder (the ``n``-th of the test).
 OPENERS: dict[str, Callable[[Path, int], Store]] = {
     "sqlite-file": lambda tmp, n: SQLiteStore(tmp / f"stepwell-{n}.db"),
     "sqlite-memory": lambda tmp, n: SQLiteStore(":memory:"),
     "memory": lambda tmp, n: MemoryStore(),
+    "postgresql": lambda tmp, n: open_postgres(),
 }
 
 StoreFactory = Callable[[], Store]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    """Drop the PostgreSQL schemas the tests made, once they are all done."""
+    yield
+    drop_created()
 
 
 @pytest.fixture(params=sorted(OPENERS))

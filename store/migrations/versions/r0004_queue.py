@@ -4,7 +4,7 @@
 another host, so there only the heartbeat lease counts); ``ix_runs_active`` indexes the
 runs a worker may claim (pending, queued, running). On PostgreSQL the file store moves
 into the database (``files``, ``blobs``), so workers on any machine read the same
-documents.
+documents, and ``json_extract`` gets the definition the store's queries need.
 
 Revision ID: 0004
 Revises: 0003
@@ -29,6 +29,16 @@ POSTGRES_FILES = (
     'NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
 )
 
+POSTGRES_JSON_EXTRACT = """
+CREATE OR REPLACE FUNCTION json_extract(doc text, path text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN path LIKE '$."%"' THEN doc::json ->> replace(substr(path, 4, length(path) - 4), '""', '"')
+    WHEN path LIKE '$.%' THEN doc::json #>> string_to_array(substr(path, 3), '.')
+  END
+$$
+"""
+
 
 def upgrade() -> None:
     """Add the owner's host, the active-runs index and (PostgreSQL) the file tables."""
@@ -39,7 +49,7 @@ def upgrade() -> None:
     if sqlite:
         op.execute("PRAGMA user_version = 4")
         return
-    for statement in POSTGRES_FILES:
+    for statement in (*POSTGRES_FILES, POSTGRES_JSON_EXTRACT):
         op.execute(statement)
 
 
@@ -51,5 +61,6 @@ def downgrade() -> None:
     if sqlite:
         op.execute("PRAGMA user_version = 3")
         return
+    op.execute("DROP FUNCTION IF EXISTS json_extract(text, text)")
     op.execute("DROP TABLE IF EXISTS blobs")
     op.execute("DROP TABLE IF EXISTS files")

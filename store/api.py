@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from engine.contracts.errors import ConflictError, NotFoundError, StepwellError
@@ -103,6 +103,12 @@ class ReadAPI:
                 raise
             except sqlite3.Error as exc:
                 raise storage_error(self.db_path, action, exc) from exc
+
+    def reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection, held under the API's lock, SQLite errors raised as
+        :class:`StorageError` naming ``action``: for read modules beside this one
+        (:mod:`store.outline`)."""
+        return self._read(action)
 
     # ------------------------------------------------------------------ runs
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from engine.server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from engine.server.errors import BodyLimitMiddleware, install_error_handlers
 from engine.server.state import ServerState, open_state
+from engine.server.ui import install_ui
 
 API_TITLE = "stepwell"
 API_DESCRIPTION = (
@@ -59,6 +60,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.stepwell_ui.feed.close()
         state.close()
 
     app = FastAPI(title=API_TITLE, description=API_DESCRIPTION, version=_version(),
@@ -66,6 +68,7 @@ def create_app(
     app.state.stepwell = state
     install_error_handlers(app)
     _include_routes(app)
+    install_ui(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     return app
 

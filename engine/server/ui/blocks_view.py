@@ -1,0 +1,179 @@
+"""Per-block state of a run, and the workflow graph the run page draws.
+
+Each block of the workflow gets a :class:`BlockSummary` folded from the run's outline
+(:func:`store.outline.step_outline`): how many of its steps are in each status, the
+status that stands for them all (:data:`STATUS_RANK`: an error outranks a run in
+progress, which outranks waiting...), the first skip or error message, and for loop
+containers their item progress (:class:`ItemProgress`).
+
+:func:`graph_json` is what the browser lays out (left to right, with the vendored
+dagre) and draws: blocks, containers as boxes holding a start and an end node, edges
+as compiled (generated boundary edges included, dotted). Edges into a container join its
+start node and edges out of it leave its end node, as the engine runs them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.definition import Workflow
+from store.outline import OutlineStep
+
+#: Which status a block shows when its steps differ: the first one present wins.
+STATUS_RANK = ("error", "running", "awaiting_review", "queued", "pending", "cancelled",
+               "completed", "skipped")
+CONTAINER_TYPES = frozenset({"for_each", "while_loop"})
+HIDDEN_TYPES = frozenset({"note"})
+
+
+@dataclass(slots=True, kw_only=True)
+class ItemProgress:
+    """Items of one loop container block, over every step of it (nested loops included).
+
+    Attributes:
+        total: how many items there are, when known (None while a loop still runs and
+            its size is not known from its input).
+        started / done / failed: iterations opened, completed, ended by an error.
+    """
+
+    total: int | None = None
+    started: int = 0
+    done: int = 0
+    failed: int = 0
+
+    @property
+    def open(self) -> int:
+        """Iterations started and not settled."""
+        return max(0, self.started - self.done - self.failed)
+
+    def text(self) -> str:
+        """``37/200 items, 2 failed``."""
+        of = f"/{self.total}" if self.total is not None else f" of {self.started}+"
+        if self.total is None and not self.open:
+            of = f"/{self.started}"
+        failed = f", {self.failed} failed" if self.failed else ""
+        return f"{self.done}{of} items{failed}"
+
+
+@dataclass(slots=True, kw_only=True)
+class BlockSummary:
+    """One block of the workflow as this run executed it."""
+
+    block_id: str
+    label: str
+    type: str
+    parent: str | None
+    counts: Counter[str] = field(default_factory=Counter)
+    reason: str | None = None
+    error: str | None = None
+    step_ids: list[str] = field(default_factory=list)
+    items: ItemProgress | None = None
+
+    @property
+    def status(self) -> str:
+        """The status that stands for all the block's steps (``not_run`` without any)."""
+        for status in STATUS_RANK:
+            if self.counts.get(status):
+                return status
+        return "not_run"
+
+    @property
+    def is_container(self) -> bool:
+        """True for for_each and while_loop blocks."""
+        return self.type in CONTAINER_TYPES
+
+    def counts_text(self) -> str:
+        """``3 completed, 1 skipped`` (most frequent first)."""
+        return ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in self.counts.most_common())
+
+
+def summarize(workflow: Workflow, steps: Iterable[OutlineStep]) -> dict[str, BlockSummary]:
+    """Block id -> its summary, in workflow order (notes left out)."""
+    blocks = {b.id: BlockSummary(block_id=b.id, label=b.display_label, type=b.type,
+                                 parent=b.parent_id)
+              for b in workflow.blocks if b.type not in HIDDEN_TYPES}
+    for block in blocks.values():
+        if block.is_container:
+            block.items = ItemProgress()
+    for step in steps:
+        role = step.sentinel
+        if role is not None:
+            _count_item(blocks, step, role)
+            continue
+        block = blocks.get(step.block_id)
+        if block is None:  # a step of a block the stored definition lacks
+            block = blocks[step.block_id] = BlockSummary(
+                block_id=step.block_id, label=step.label or step.block_id,
+                type=step.block_type, parent=None)
+        block.counts[step.status] += 1
+        block.step_ids.append(step.step_id)
+        if step.status in ("skipped", "cancelled") and block.reason is None:
+            block.reason = step.reason
+        if step.status == "error" and block.error is None:
+            block.error = step.error
+    return blocks
+
+
+def _count_item(blocks: dict[str, BlockSummary], step: OutlineStep, role: str) -> None:
+    container = blocks.get(step.scope[-1][0]) if step.scope else None
+    if container is None or container.items is None:
+        return
+    items = container.items
+    if role == "start":
+        items.started += 1
+    elif step.status == "completed":
+        items.done += 1
+    elif step.status in ("skipped", "error"):
+        items.failed += 1
+
+
+def graph_json(workflow: Workflow, blocks: dict[str, BlockSummary], run_id: str
+               ) -> dict[str, Any]:
+    """Nodes and edges for the browser to lay out and draw.
+
+    Args:
+        workflow: the definition the run used (compiled, so generated edges are in it).
+        blocks: the summaries from :func:`summarize`.
+        run_id: for the links of the nodes.
+    """
+    nodes: list[dict[str, Any]] = []
+    for block in blocks.values():
+        href = f"/runs/{run_id}?block={block.block_id}#steps"
+        summary = block.items.text() if block.items is not None else block.counts_text()
+        nodes.append({"id": block.block_id, "label": block.label, "type": block.type,
+                      "parent": block.parent if block.parent in blocks else None,
+                      "container": block.is_container, "status": block.status,
+                      "summary": summary or "not run", "href": href,
+                      "failed_items": block.items.failed if block.items else 0})
+    edges = []
+    seen: set[tuple[str, str, str]] = set()
+    for edge in workflow.edges:
+        source, target = edge.source_block, edge.target_block
+        if source not in blocks or target not in blocks:
+            continue
+        src_end = "end" if blocks[source].is_container and blocks[target].parent != source \
+            else "start" if blocks[source].is_container else ""
+        tgt_end = "start" if blocks[target].is_container and blocks[source].parent != target \
+            else "end" if blocks[target].is_container else ""
+        label = _handle_label(edge.source_handle)
+        key = (f"{source}:{src_end}", f"{target}:{tgt_end}", label)
+        if key in seen:
+            continue
+        seen.add(key)
+        edges.append({"source": source, "source_end": src_end, "target": target,
+                      "target_end": tgt_end, "generated": edge.generated, "label": label,
+                      "title": f"{source}.{edge.source_handle or '?'} → "
+                               f"{target}.{edge.target_handle or '?'}"})
+    return {"nodes": nodes, "edges": edges}
+
+
+def _handle_label(handle: str) -> str:
+    """Routing handles keep their branch name on the edge; plain data handles none."""
+    for prefix in ("output-json-", "output-file-"):
+        if handle.startswith(prefix):
+            rest = handle.removeprefix(prefix)
+            return "" if rest.isdigit() else rest
+    return ""

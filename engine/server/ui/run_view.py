@@ -1,0 +1,278 @@
+"""The run page's model: status, actions, block summaries, graph, timeline, iterations.
+
+Everything is folded from one outline read (:func:`store.outline.step_outline`), so a
+run with 10,000 loop items costs one query and one pass, not 10,000 step models. The
+timeline shows the top-level steps as bars; a loop container's iterations are a
+separate, paged view (:func:`iterations_page`) that the page loads when it is opened.
+
+Timeline geometry is in thousandths of the run's span (``x``/``w`` in 0..1000), drawn as
+SVG rectangles, so no inline style is needed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from blocks.conditions import lookup
+from engine.contracts.errors import StepwellError
+from engine.durable import process_owns
+from engine.server.ui.blocks_view import BlockSummary, ItemProgress, graph_json, summarize
+from store.api import WorkflowRun
+from store.outline import OutlineStep, RunPresence, step_outline, step_transitions
+
+ITERATIONS_PER_PAGE = 50
+LIVE_RUN_STATUSES = frozenset({"pending", "queued", "running"})
+TERMINAL = frozenset({"completed", "error", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Segment:
+    """A stretch of a timeline bar: ``kind`` is queued, running, review or a status."""
+
+    x: float
+    w: float
+    kind: str
+    title: str
+
+
+@dataclass(slots=True, kw_only=True)
+class TimelineRow:
+    """One bar: a top-level step, or one loop iteration."""
+
+    key: str
+    label: str
+    status: str
+    href: str | None
+    segments: list[Segment] = field(default_factory=list)
+    retries: list[float] = field(default_factory=list)
+    duration_ms: float | None = None
+    note: str = ""
+    container_step: str | None = None
+    items: ItemProgress | None = None
+    steps: list[OutlineStep] = field(default_factory=list)
+
+
+@dataclass(slots=True, kw_only=True)
+class Span:
+    """The time axis of a timeline: ``start``..``end`` epoch seconds."""
+
+    start: float
+    end: float
+
+    def x(self, at: float) -> float:
+        """Position of ``at`` in 0..1000."""
+        width = max(self.end - self.start, 1e-6)
+        return round(max(0.0, min(1000.0, (at - self.start) / width * 1000)), 2)
+
+
+def run_clock(run: WorkflowRun, presence: RunPresence | None, now: float | None = None
+              ) -> tuple[float | None, bool]:
+    """``(duration in ms, owner lost)``: a live run's duration runs on; one whose owner
+    process died stops at its last heartbeat."""
+    now = now or time.time()
+    status = run.lifecycle.status
+    timing = run.timing
+    lost = False
+    if status in LIVE_RUN_STATUSES and presence is not None and timing.started_at is not None:
+        lost = not process_owns(presence.owner_pid, presence.heartbeat_at, now)
+    if timing.duration_ms is not None or timing.started_at is None:
+        return timing.duration_ms, lost
+    end = now
+    if lost and presence is not None and presence.heartbeat_at:
+        end = presence.heartbeat_at
+    elif status == "awaiting_review" and presence is not None and presence.waiting_since:
+        end = presence.waiting_since
+    return max(0.0, (end - timing.started_at.timestamp()) * 1000), lost
+
+
+def _step_bar(step: OutlineStep, span: Span, trail: list[dict[str, Any]], now: float
+              ) -> tuple[list[Segment], list[float]]:
+    """Queued, running and review segments of one step, and its retry marks."""
+    segments: list[Segment] = []
+    retries: list[float] = []
+    end = step.completed_at or (now if step.status in ("running", "queued") else None)
+    if step.started_at is not None and step.created_at < step.started_at:
+        segments.append(Segment(x=span.x(step.created_at),
+                                w=span.x(step.started_at) - span.x(step.created_at),
+                                kind="queued", title="created, waiting to start"))
+    if step.started_at is not None and end is not None:
+        segments.append(Segment(x=span.x(step.started_at),
+                                w=max(span.x(end) - span.x(step.started_at), 0.6),
+                                kind=step.status, title=step.status))
+    for i, move in enumerate(trail):
+        if move["status"] == "awaiting_review":
+            until = trail[i + 1]["at"] if i + 1 < len(trail) else now
+            segments.append(Segment(x=span.x(move["at"]),
+                                    w=max(span.x(until) - span.x(move["at"]), 0.6),
+                                    kind="review", title="waiting for a review"))
+        if move["status"] == "queued" and move.get("retry_count"):
+            retries.append(span.x(move["at"]))
+    return segments, retries
+
+
+def _span(run: WorkflowRun, steps: list[OutlineStep], now: float) -> Span:
+    start = run.timing.started_at.timestamp() if run.timing.started_at else None
+    start = start or min((s.created_at for s in steps), default=now)
+    ends = [s.completed_at for s in steps if s.completed_at] + [start + 0.001]
+    end = run.timing.completed_at.timestamp() if run.timing.completed_at else None
+    if end is None:
+        end = max(ends) if run.lifecycle.status not in LIVE_RUN_STATUSES else now
+    return Span(start=start, end=max(end, max(ends)))
+
+
+@dataclass(slots=True, kw_only=True)
+class RunModel:
+    """What the run page shows."""
+
+    steps: list[OutlineStep]
+    blocks: dict[str, BlockSummary]
+    graph: dict[str, Any]
+    timeline: list[TimelineRow]
+    span: Span
+    top_step_ids: list[str]
+
+
+def _item_total(api: Any, run_id: str, block: BlockSummary, workflow: Any) -> int | None:
+    """The item count of a running top-level for_each over an array, from its input."""
+    definition = workflow.block(block.block_id)
+    config = definition.config if definition is not None else {}
+    if block.type != "for_each" or block.parent is not None or \
+            config.get("map_method", "iterate_array") != "iterate_array":
+        return None
+    try:
+        step = api.get_step(block.block_id, run_id=run_id)
+        payload = step.handle_inputs.get("fe-left-in")
+        found = lookup(getattr(payload, "data", None), config.get("map_source_path") or "")
+    except (StepwellError, ValueError):  # ValueError: a path the loop itself refuses
+        return None
+    return len(found) if isinstance(found, list) else None
+
+
+def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None = None
+                    ) -> RunModel:
+    """Fold the run's outline into its page model.
+
+    Args:
+        api: a read API scoped to the viewer's organization.
+        run: the run.
+        workflow: the definition it used (compiled when possible).
+        now: the clock (for live bars).
+    """
+    now = now or time.time()
+    steps = step_outline(api, run.id)
+    blocks = summarize(workflow, steps)
+    for block in blocks.values():
+        if block.items is None:
+            continue
+        if block.items.open or block.status in LIVE_RUN_STATUSES:
+            block.items.total = _item_total(api, run.id, block, workflow)
+        elif block.status in TERMINAL | {"skipped"}:
+            block.items.total = block.items.started
+    span = _span(run, steps, now)
+    top = [s for s in steps if not s.scope and s.sentinel is None]
+    trails = step_transitions(api, run.id, [s.step_id for s in top])
+    rows = []
+    for step in top:
+        segments, retries = _step_bar(step, span, trails.get(step.step_id, []), now)
+        block = blocks.get(step.block_id)
+        row = TimelineRow(key=step.step_id, label=step.label or step.block_id,
+                          status=step.status, href=f"/runs/{run.id}/steps/{step.step_id}",
+                          segments=segments, retries=retries,
+                          duration_ms=_ms(step.started_at, step.completed_at),
+                          note=step.reason or step.error or "")
+        if block is not None and block.is_container:
+            row.container_step = step.step_id
+            row.items = block.items
+        rows.append(row)
+    return RunModel(steps=steps, blocks=blocks, graph=graph_json(workflow, blocks, run.id),
+                    timeline=rows, span=span, top_step_ids=[s.step_id for s in top])
+
+
+def _ms(start: float | None, end: float | None) -> float | None:
+    return None if start is None or end is None else (end - start) * 1000
+
+
+# --------------------------------------------------------------------------- iterations
+
+
+@dataclass(slots=True, kw_only=True)
+class IterationsPage:
+    """One page of a container step's iterations."""
+
+    container: OutlineStep
+    rows: list[TimelineRow]
+    total: int
+    failed: int
+    page: int
+    pages: int
+    show: str
+    span: Span
+
+
+def iterations_page(run: WorkflowRun, steps: list[OutlineStep], container_step_id: str,
+                    *, page: int = 0, show: str = "all", now: float | None = None
+                    ) -> IterationsPage | None:
+    """The iterations of one container step, ``ITERATIONS_PER_PAGE`` at a time.
+
+    Args:
+        run: the run.
+        steps: its outline.
+        container_step_id: the step id of a for_each or while_loop step.
+        page: 0-based page number.
+        show: ``all``, ``failed`` (iterations with an error) or ``open`` (not settled).
+
+    Returns:
+        None when the step is not a loop container of this run.
+    """
+    now = now or time.time()
+    container = next((s for s in steps if s.step_id == container_step_id), None)
+    if container is None or container.block_type not in ("for_each", "while_loop"):
+        return None
+    depth = len(container.scope)
+    groups: dict[int, list[OutlineStep]] = {}
+    for step in steps:
+        scope = step.scope
+        if (len(scope) == depth + 1 and scope[-1][0] == container.block_id
+                and scope[:depth] == container.scope):
+            groups.setdefault(scope[-1][1], []).append(step)
+    rows_all = [_iteration_row(run.id, index, members) for index, members in
+                sorted(groups.items())]
+    failed = sum(1 for r in rows_all if r.status == "error")
+    if show == "failed":
+        rows_all = [r for r in rows_all if r.status == "error"]
+    elif show == "open":
+        rows_all = [r for r in rows_all if r.status not in TERMINAL | {"skipped"}]
+    pages = max(1, -(-len(rows_all) // ITERATIONS_PER_PAGE))
+    page = max(0, min(page, pages - 1))
+    chosen = rows_all[page * ITERATIONS_PER_PAGE:(page + 1) * ITERATIONS_PER_PAGE]
+    starts = [s.created_at for r in chosen for s in r.steps] or [container.created_at]
+    ends = [s.completed_at or now for r in chosen for s in r.steps] or [now]
+    span = Span(start=min(starts), end=max(max(ends), min(starts) + 0.001))
+    for row in chosen:
+        begin = min(s.started_at or s.created_at for s in row.steps)
+        finish = max((s.completed_at or now) for s in row.steps)
+        row.segments = [Segment(x=span.x(begin), w=max(span.x(finish) - span.x(begin), 0.6),
+                                kind=row.status, title=row.status)]
+        row.duration_ms = (finish - begin) * 1000
+    return IterationsPage(container=container, rows=chosen, total=len(groups), failed=failed,
+                          page=page, pages=pages, show=show, span=span)
+
+
+def _iteration_row(run_id: str, index: int, members: list[OutlineStep]) -> TimelineRow:
+    visible = [s for s in members if s.sentinel is None]
+    statuses = {s.status for s in members}
+    end = next((s for s in members if s.sentinel == "end"), None)
+    if "error" in statuses:
+        status = "error"
+    elif statuses & {"running", "queued", "pending", "awaiting_review"}:
+        status = next(s for s in ("running", "awaiting_review", "queued", "pending")
+                      if s in statuses)
+    elif end is not None and end.status != "completed":
+        status = "error" if end.status == "skipped" else end.status
+    else:
+        status = "completed" if "completed" in statuses else "skipped"
+    errors = [s.error for s in members if s.error]
+    return TimelineRow(key=str(index), label=f"item {index}", status=status, href=None,
+                       steps=visible or members, note=errors[0] if errors else "")

@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INVOICE_PDF = ROOT / "examples" / "invoice_pdf" / "invoice.pdf"
 MODULE = "tests.ui.workflows"
 ITEMS = 30
-XSS = '<img src=x onerror="document.title=\'pwned\'">'
+XSS = '<img src=x onerror="window.__xss=1">'
+SCRIPT_XSS = "<script>window.__xss=2</script>"
 _XSS_YAML = json.dumps(XSS)  # a JSON string is a YAML double-quoted scalar
 
 
@@ -116,7 +117,7 @@ metadata:
   name: {_XSS_YAML}
 spec:
   blocks:
-    start: {{type: start_json, label: {json.dumps('<script>document.title="pwned"</script>')}}}
+    start: {{type: start_json, label: {json.dumps(SCRIPT_XSS)}}}
     shout:
       type: function
       label: {_XSS_YAML}

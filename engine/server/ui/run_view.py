@@ -75,7 +75,7 @@ def run_clock(run: WorkflowRun, presence: RunPresence | None, now: float | None 
     status = run.lifecycle.status
     timing = run.timing
     lost = False
-    if status in LIVE_RUN_STATUSES and presence is not None and timing.started_at is not None:
+    if status in LIVE_RUN_STATUSES and presence is not None:
         lost = not process_owns(presence.owner_pid, presence.heartbeat_at, now)
     if timing.duration_ms is not None or timing.started_at is None:
         return timing.duration_ms, lost

@@ -118,7 +118,8 @@ def extraction_fields(artifact: dict[str, Any]) -> list[tuple[str, Any, float | 
     if not isinstance(output, dict):
         return []
     likelihoods = (artifact.get("consensus") or {}).get("likelihoods")
-    likelihoods = likelihoods if isinstance(likelihoods, dict) else {}
+    if not isinstance(likelihoods, dict):  # a classification has one number here
+        return []
     rows = []
     for name, value in output.items():
         score = likelihoods.get(name)

@@ -4,7 +4,11 @@ The web UI draws a run of 10,000 loop items from these, not from :class:`store.a
 (whose inputs and outputs are resolved and validated per row): an outline row is the
 identity, status, loop scope and timing of a step, read in one query.
 
-* :func:`step_outline`: every step of a run in creation order.
+* :func:`step_outline`: every step of a run in creation order (small runs);
+  :func:`steps_by_id`: some of them.
+* :func:`block_tallies`: steps per block and status, in one grouped query.
+* :func:`iteration_tallies` / :func:`iteration_steps`: a loop container step's
+  iterations, counted in one query, and the steps of a few of them.
 * :func:`run_counts`: steps per status and loop items done / failed, for many runs.
 * :func:`run_presence`: owner process, heartbeat and "waiting since" of many runs.
 * :func:`step_transitions`: the lifecycle trail of some steps of a run.
@@ -26,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.errors import NotFoundError
 from store.api import ReadAPI
 
 SENTINEL_START = "_sentinel_start"
@@ -104,22 +109,154 @@ def _error_message(raw: str | None) -> str | None:
     return data.get("message") if isinstance(data, dict) else None
 
 
-def step_outline(api: ReadAPI, run_id: str) -> list[OutlineStep]:
-    """Every step of ``run_id`` in creation order, without payloads.
+_OUTLINE_SELECT = (
+    "SELECT seq, step_id, block_id, block_type, label, status, scope, retry_count, reason, "
+    "CASE WHEN status = 'error' THEN error END, created_at, started_at, completed_at "
+    "FROM steps")
 
-    Raises:
-        NotFoundError: no such run visible to the API's organization.
-    """
-    api.get_run(run_id)
-    sql = ("SELECT seq, step_id, block_id, block_type, label, status, scope, retry_count, "
-           "reason, CASE WHEN status = 'error' THEN error END, created_at, started_at, "
-           "completed_at FROM steps WHERE run_id = ? ORDER BY seq")
-    with api.reading(f"outlining run {run_id}") as conn:
-        rows = conn.execute(sql, (run_id,)).fetchall()
+
+def _outline_rows(rows: list[tuple[Any, ...]]) -> list[OutlineStep]:
     return [OutlineStep(seq=r[0], step_id=r[1], block_id=r[2], block_type=r[3], label=r[4],
                         status=r[5], scope=_scope(r[6]), retry_count=r[7], reason=r[8],
                         error=_error_message(r[9]), created_at=r[10], started_at=r[11],
                         completed_at=r[12]) for r in rows]
+
+
+def check_run(api: ReadAPI, run_id: str) -> None:
+    """Raise NotFoundError unless ``run_id`` is visible to the API's organization (without
+    decoding the run's inputs and outputs, as ``get_run`` does)."""
+    run_status(api, run_id)
+
+
+def run_status(api: ReadAPI, run_id: str) -> str:
+    """The stored status of a run visible to the API's organization.
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    sql = "SELECT status FROM runs WHERE id = ?"
+    params: list[Any] = [run_id]
+    if api.organization_id is not None:
+        sql += " AND organization_id = ?"
+        params.append(api.organization_id)
+    with api.reading(f"reading run {run_id}") as conn:
+        found = conn.execute(sql, params).fetchone()
+    if found is None:
+        raise NotFoundError("run", run_id)
+    return str(found[0])
+
+
+def step_outline(api: ReadAPI, run_id: str) -> list[OutlineStep]:
+    """Every step of ``run_id`` in creation order, without payloads (small runs; big
+    ones are read with :func:`block_tallies` and :func:`iteration_tallies`).
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    check_run(api, run_id)
+    with api.reading(f"outlining run {run_id}") as conn:
+        rows = conn.execute(f"{_OUTLINE_SELECT} WHERE run_id = ? ORDER BY seq",
+                            (run_id,)).fetchall()
+    return _outline_rows(rows)
+
+
+def steps_by_id(api: ReadAPI, run_id: str, step_ids: Sequence[str]) -> list[OutlineStep]:
+    """The outline rows of some steps of a run, in creation order (unknown ids left out).
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    check_run(api, run_id)
+    rows: list[tuple[Any, ...]] = []
+    ids = list(step_ids)
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i:i + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        with api.reading(f"reading steps of run {run_id}") as conn:
+            rows += conn.execute(f"{_OUTLINE_SELECT} WHERE step_id IN ({marks}) AND run_id = ?",
+                                 (*chunk, run_id)).fetchall()
+    return _outline_rows(sorted(rows, key=lambda r: r[0]))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockTally:
+    """How many steps of one block (or loop sentinel) ended in one status.
+
+    Attributes:
+        reason: one skip or cancel reason among them.  error: one error message.
+    """
+
+    block_id: str
+    block_type: str
+    label: str
+    status: str
+    count: int
+    reason: str | None
+    error: str | None
+
+
+def block_tallies(api: ReadAPI, run_id: str) -> list[BlockTally]:
+    """Steps per block and status, in one grouped query (sentinels included: a loop
+    container's items are the steps of its sentinels).
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    check_run(api, run_id)
+    sql = ("SELECT block_id, min(block_type), min(label), status, count(*), min(reason), "
+           "min(CASE WHEN status = 'error' THEN json_extract(error, '$.message') END) "
+           "FROM steps WHERE run_id = ? GROUP BY block_id, status")
+    with api.reading(f"counting steps of run {run_id}") as conn:
+        rows = conn.execute(sql, (run_id,)).fetchall()
+    return [BlockTally(block_id=r[0], block_type=r[1], label=r[2] or "", status=r[3],
+                       count=r[4], reason=r[5], error=r[6]) for r in rows]
+
+
+def _iteration_range(container_step_id: str) -> tuple[str, str]:
+    """Step ids of a container step's iterations sort between these two strings: each is
+    ``<container step id>_iter_<n>_<rest>`` (:func:`engine.contracts.values.step_id_for`)."""
+    prefix = f"{container_step_id}_iter_"
+    return prefix, prefix[:-1] + chr(ord("_") + 1)
+
+
+def iteration_tallies(api: ReadAPI, run_id: str, container_step_id: str
+                      ) -> dict[int, dict[str, int]]:
+    """Iteration -> ``{status: steps}`` over every step inside each iteration of a loop
+    container step (nested loops included), in one grouped query.
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    check_run(api, run_id)
+    low, high = _iteration_range(container_step_id)
+    # ``+run_id``: search the step id range of ``ux_steps_step_run``, not the whole run.
+    sql = ("SELECT CAST(substr(step_id, ?) AS INTEGER) AS it, status, count(*) FROM steps "
+           "WHERE step_id >= ? AND step_id < ? AND +run_id = ? GROUP BY it, status")
+    out: dict[int, dict[str, int]] = {}
+    with api.reading(f"counting iterations of {container_step_id}") as conn:
+        for it, status, count in conn.execute(sql, (len(low) + 1, low, high, run_id)):
+            out.setdefault(int(it), {})[status] = count
+    return out
+
+
+def iteration_steps(api: ReadAPI, run_id: str, container_step_id: str,
+                    iterations: Sequence[int]) -> dict[int, list[OutlineStep]]:
+    """The steps directly inside some iterations of a loop container step (sentinels
+    included, nested loops' inner steps not), in creation order.
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    check_run(api, run_id)
+    out: dict[int, list[OutlineStep]] = {}
+    for it in iterations:
+        prefix = f"{container_step_id}_iter_{it}_"
+        sql = (f"{_OUTLINE_SELECT} WHERE step_id >= ? AND step_id < ? AND +run_id = ? "
+               "AND substr(step_id, ?) = block_id ORDER BY seq")
+        params = (prefix, prefix[:-1] + chr(ord("_") + 1), run_id, len(prefix) + 1)
+        with api.reading(f"reading iteration {it} of {container_step_id}") as conn:
+            out[it] = _outline_rows(conn.execute(sql, params).fetchall())
+    return out
 
 
 def _visible(api: ReadAPI, run_ids: Sequence[str]) -> tuple[str, list[Any]]:
@@ -181,7 +318,7 @@ def step_transitions(api: ReadAPI, run_id: str, step_ids: Sequence[str]
     Raises:
         NotFoundError: no such run visible to the API's organization.
     """
-    api.get_run(run_id)
+    check_run(api, run_id)
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in step_ids}
     ids = list(step_ids)
     for i in range(0, len(ids), _CHUNK):

@@ -1,7 +1,7 @@
 """Per-block state of a run, and the workflow graph the run page draws.
 
-Each block of the workflow gets a :class:`BlockSummary` folded from the run's outline
-(:func:`store.outline.step_outline`): how many of its steps are in each status, the
+Each block of the workflow gets a :class:`BlockSummary` folded from the run's step
+counts (:func:`store.outline.block_tallies`): how many of its steps are in each status, the
 status that stands for them all (:data:`STATUS_RANK`: an error outranks a run in
 progress, which outranks waiting...), the first skip or error message, and for loop
 containers their item progress (:class:`ItemProgress`).
@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.blocks import SentinelRole, sentinel_id
 from engine.definition import Workflow
-from store.outline import OutlineStep
+from store.outline import SENTINEL_END, SENTINEL_START, BlockTally
 
 #: Which status a block shows when its steps differ: the first one present wins.
 STATUS_RANK = ("error", "running", "awaiting_review", "queued", "pending", "cancelled",
@@ -69,7 +70,6 @@ class BlockSummary:
     counts: Counter[str] = field(default_factory=Counter)
     reason: str | None = None
     error: str | None = None
-    step_ids: list[str] = field(default_factory=list)
     items: ItemProgress | None = None
 
     @property
@@ -90,44 +90,49 @@ class BlockSummary:
         return ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in self.counts.most_common())
 
 
-def summarize(workflow: Workflow, steps: Iterable[OutlineStep]) -> dict[str, BlockSummary]:
-    """Block id -> its summary, in workflow order (notes left out)."""
+def summarize(workflow: Workflow, tallies: Iterable[BlockTally]) -> dict[str, BlockSummary]:
+    """Block id -> its summary, in workflow order (notes left out).
+
+    Args:
+        workflow: the definition the run used.
+        tallies: the run's steps per block and status (:func:`store.outline.block_tallies`).
+    """
     blocks = {b.id: BlockSummary(block_id=b.id, label=b.display_label, type=b.type,
                                  parent=b.parent_id)
               for b in workflow.blocks if b.type not in HIDDEN_TYPES}
     for block in blocks.values():
         if block.is_container:
             block.items = ItemProgress()
-    for step in steps:
-        role = step.sentinel
-        if role is not None:
-            _count_item(blocks, step, role)
+    for tally in tallies:
+        if tally.block_type.endswith((SENTINEL_START, SENTINEL_END)):
+            _count_items(blocks, tally)
             continue
-        block = blocks.get(step.block_id)
+        block = blocks.get(tally.block_id)
         if block is None:  # a step of a block the stored definition lacks
-            block = blocks[step.block_id] = BlockSummary(
-                block_id=step.block_id, label=step.label or step.block_id,
-                type=step.block_type, parent=None)
-        block.counts[step.status] += 1
-        block.step_ids.append(step.step_id)
-        if step.status in ("skipped", "cancelled") and block.reason is None:
-            block.reason = step.reason
-        if step.status == "error" and block.error is None:
-            block.error = step.error
+            block = blocks[tally.block_id] = BlockSummary(
+                block_id=tally.block_id, label=tally.label or tally.block_id,
+                type=tally.block_type, parent=None)
+        block.counts[tally.status] += tally.count
+        if tally.status in ("skipped", "cancelled") and block.reason is None:
+            block.reason = tally.reason
+        if tally.status == "error" and block.error is None:
+            block.error = tally.error
     return blocks
 
 
-def _count_item(blocks: dict[str, BlockSummary], step: OutlineStep, role: str) -> None:
-    container = blocks.get(step.scope[-1][0]) if step.scope else None
+def _count_items(blocks: dict[str, BlockSummary], tally: BlockTally) -> None:
+    start = tally.block_type.endswith(SENTINEL_START)
+    suffix = sentinel_id("", SentinelRole.START if start else SentinelRole.END)
+    container = blocks.get(tally.block_id.removesuffix(suffix))
     if container is None or container.items is None:
         return
     items = container.items
-    if role == "start":
-        items.started += 1
-    elif step.status == "completed":
-        items.done += 1
-    elif step.status in ("skipped", "error"):
-        items.failed += 1
+    if start:
+        items.started += tally.count
+    elif tally.status == "completed":
+        items.done += tally.count
+    elif tally.status in ("skipped", "error"):
+        items.failed += tally.count
 
 
 def graph_json(workflow: Workflow, blocks: dict[str, BlockSummary], run_id: str

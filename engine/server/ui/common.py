@@ -65,14 +65,14 @@ class UiState:
     _graphs: OrderedDict[str, Workflow] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def workflow(self, server: Any, digest: str, definition: dict[str, Any]) -> Workflow:
-        """The run's workflow, compiled when the server's registry knows its block types
-        (so generated edges are drawn); cached by digest."""
+    def workflow(self, server: Any, digest: str, run_id: str) -> Workflow:
+        """The workflow a run used, compiled when the server's registry knows its block
+        types (so generated edges are drawn); cached by digest."""
         with self._lock:
             cached = self._graphs.get(digest)
         if cached is not None:
             return cached
-        workflow = Workflow.from_dict(definition)
+        workflow = Workflow.from_dict(server.engine.store.load_run(run_id).definition)
         try:
             workflow = server.engine.compile(workflow).workflow
         except StepwellError:

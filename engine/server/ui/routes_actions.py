@@ -38,7 +38,7 @@ from engine.server.ui.review_view import (
 from engine.server.ui.routes_pages import review_response
 from engine.server.ui.run_view import LIVE_RUN_STATUSES
 from engine.server.ui.session import read_form, safe_next, set_session
-from store.outline import run_presence, step_outline
+from store.outline import run_presence, steps_by_id
 from store.search import RunFilters, search_runs
 
 router = APIRouter(include_in_schema=False)
@@ -194,8 +194,8 @@ async def rerun(request: Request, run_id: str) -> Response:
 
     def act() -> str | None:
         api = server.reader(viewer.organization_id)
-        tops = {s.step_id for s in step_outline(api, run_id) if not s.scope}
-        if from_step not in tops:
+        found = steps_by_id(api, run_id, [from_step])
+        if not found or found[0].scope:  # only top-level steps can be rerun from
             return None
         started = time.time() - 1
         threading.Thread(target=_rerun_in_background, args=(server.engine, run_id, from_step),

@@ -31,7 +31,7 @@ from engine.server.ui.step_view import (
     classifier_scores,
     extraction_fields,
 )
-from store.outline import run_presence, step_outline
+from store.outline import run_presence, run_status
 
 router = APIRouter(include_in_schema=False)
 BLOCK_STEPS_PAGE = 50
@@ -67,8 +67,7 @@ def run_page(request: Request, run_id: str, block: str | None = None,
         run = api.get_run(run_id)
     except NotFoundError:
         return not_found(request, viewer, f"run {run_id}")
-    definition = server.engine.store.load_run(run_id).definition
-    workflow = ui_state(request).workflow(server, run.workflow_version_id, definition)
+    workflow = ui_state(request).workflow(server, run.workflow_version_id, run_id)
     model = build_run_model(api, run, workflow)
     presence = run_presence(api, [run_id]).get(run_id)
     duration, lost = run_clock(run, presence)
@@ -78,9 +77,7 @@ def run_page(request: Request, run_id: str, block: str | None = None,
         "owner_lost": lost, "presence": presence, "notice": notice_of(request),
         "can_cancel": status not in TERMINAL, "can_resume": lost and status in
         LIVE_RUN_STATUSES, "live": status not in TERMINAL,
-        "rerun_choices": [(s, model.blocks[b].label if b in model.blocks else s)
-                          for s, b in ((s.step_id, s.block_id) for s in model.steps
-                                       if not s.scope and s.sentinel is None)],
+        "rerun_choices": [(s.step_id, s.label or s.step_id) for s in model.top],
         "block": model.blocks.get(block) if block else None, "block_steps": None,
     }
     if context["block"] is not None:
@@ -103,16 +100,15 @@ def iterations(request: Request, run_id: str, step: str,
         return viewer
     api = server_state(request).reader(viewer.organization_id)
     try:
-        run = api.get_run(run_id)
-        steps = step_outline(api, run_id)
+        status = run_status(api, run_id)
+        model = iterations_page(api, run_id, step, page=page_no,
+                                show=show if show in ("all", "failed", "open") else "all")
     except NotFoundError:
-        return not_found(request, viewer, f"run {run_id}")
-    model = iterations_page(run, steps, step, page=page_no,
-                            show=show if show in ("all", "failed", "open") else "all")
+        model = None
     if model is None:
         return not_found(request, viewer, f"loop step {step} of run {run_id}")
     return page(ui_state(request).env, request, viewer, "iterations.html",
-                {"run": run, "it": model, "live": run.lifecycle.status not in TERMINAL})
+                {"run_id": run_id, "it": model, "live": status not in TERMINAL})
 
 
 @router.get("/runs/{run_id}/steps/{step_id}")

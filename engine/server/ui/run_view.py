@@ -1,7 +1,8 @@
 """The run page's model: status, actions, block summaries, graph, timeline, iterations.
 
-Everything is folded from one outline read (:func:`store.outline.step_outline`), so a
-run with 10,000 loop items costs one query and one pass, not 10,000 step models. The
+Everything is folded from grouped counts (:func:`store.outline.block_tallies`) and the
+top-level steps, so a run with 10,000 loop items costs a few queries, not 10,000 step
+models. The
 timeline shows the top-level steps as bars; a loop container's iterations are a
 separate, paged view (:func:`iterations_page`) that the page loads when it is opened.
 
@@ -20,7 +21,15 @@ from engine.contracts.errors import StepwellError
 from engine.durable import process_owns
 from engine.server.ui.blocks_view import BlockSummary, ItemProgress, graph_json, summarize
 from store.api import WorkflowRun
-from store.outline import OutlineStep, RunPresence, step_outline, step_transitions
+from store.outline import (
+    OutlineStep,
+    RunPresence,
+    block_tallies,
+    iteration_steps,
+    iteration_tallies,
+    step_transitions,
+    steps_by_id,
+)
 
 ITERATIONS_PER_PAGE = 50
 LIVE_RUN_STATUSES = frozenset({"pending", "queued", "running"})
@@ -126,33 +135,19 @@ def _span(run: WorkflowRun, steps: list[OutlineStep], now: float) -> Span:
 class RunModel:
     """What the run page shows."""
 
-    steps: list[OutlineStep]
+    top: list[OutlineStep]
     blocks: dict[str, BlockSummary]
     graph: dict[str, Any]
     timeline: list[TimelineRow]
     span: Span
-    top_step_ids: list[str]
-
-
-def _item_total(api: Any, run_id: str, block: BlockSummary, workflow: Any) -> int | None:
-    """The item count of a running top-level for_each over an array, from its input."""
-    definition = workflow.block(block.block_id)
-    config = definition.config if definition is not None else {}
-    if block.type != "for_each" or block.parent is not None or \
-            config.get("map_method", "iterate_array") != "iterate_array":
-        return None
-    try:
-        step = api.get_step(block.block_id, run_id=run_id)
-        payload = step.handle_inputs.get("fe-left-in")
-        found = lookup(getattr(payload, "data", None), config.get("map_source_path") or "")
-    except (StepwellError, ValueError):  # ValueError: a path the loop itself refuses
-        return None
-    return len(found) if isinstance(found, list) else None
 
 
 def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None = None
                     ) -> RunModel:
-    """Fold the run's outline into its page model.
+    """Fold the run's step counts and top-level steps into its page model.
+
+    Reads one grouped count of every step, the top-level steps (their ids are their
+    block ids) and their transitions; never every step of a big loop.
 
     Args:
         api: a read API scoped to the viewer's organization.
@@ -161,8 +156,7 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
         now: the clock (for live bars).
     """
     now = now or time.time()
-    steps = step_outline(api, run.id)
-    blocks = summarize(workflow, steps)
+    blocks = summarize(workflow, block_tallies(api, run.id))
     for block in blocks.values():
         if block.items is None:
             continue
@@ -170,8 +164,9 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
             block.items.total = _item_total(api, run.id, block, workflow)
         elif block.status in TERMINAL | {"skipped"}:
             block.items.total = block.items.started
-    span = _span(run, steps, now)
-    top = [s for s in steps if not s.scope and s.sentinel is None]
+    top_ids = [b.block_id for b in blocks.values() if b.parent is None]
+    top = steps_by_id(api, run.id, top_ids)
+    span = _span(run, top, now)
     trails = step_transitions(api, run.id, [s.step_id for s in top])
     rows = []
     for step in top:
@@ -186,8 +181,8 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
             row.container_step = step.step_id
             row.items = block.items
         rows.append(row)
-    return RunModel(steps=steps, blocks=blocks, graph=graph_json(workflow, blocks, run.id),
-                    timeline=rows, span=span, top_step_ids=[s.step_id for s in top])
+    return RunModel(top=top, blocks=blocks, graph=graph_json(workflow, blocks, run.id),
+                    timeline=rows, span=span)
 
 
 def _ms(start: float | None, end: float | None) -> float | None:
@@ -211,68 +206,68 @@ class IterationsPage:
     span: Span
 
 
-def iterations_page(run: WorkflowRun, steps: list[OutlineStep], container_step_id: str,
-                    *, page: int = 0, show: str = "all", now: float | None = None
-                    ) -> IterationsPage | None:
+def _iteration_status(statuses: dict[str, int]) -> str:
+    """One iteration's status from the statuses of every step inside it."""
+    for status in ("error", "running", "awaiting_review", "queued", "pending"):
+        if statuses.get(status):
+            return status
+    return "completed" if statuses.get("completed") else next(iter(statuses), "pending")
+
+
+def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int = 0,
+                    show: str = "all", now: float | None = None) -> IterationsPage | None:
     """The iterations of one container step, ``ITERATIONS_PER_PAGE`` at a time.
 
+    Every iteration's status comes from one grouped count; only the page's iterations
+    are read step by step.
+
     Args:
-        run: the run.
-        steps: its outline.
+        api: a read API scoped to the viewer's organization.
+        run_id: the run.
         container_step_id: the step id of a for_each or while_loop step.
         page: 0-based page number.
         show: ``all``, ``failed`` (iterations with an error) or ``open`` (not settled).
 
     Returns:
         None when the step is not a loop container of this run.
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
     """
     now = now or time.time()
-    container = next((s for s in steps if s.step_id == container_step_id), None)
-    if container is None or container.block_type not in ("for_each", "while_loop"):
+    found = steps_by_id(api, run_id, [container_step_id])
+    if not found or found[0].block_type not in ("for_each", "while_loop"):
         return None
-    depth = len(container.scope)
-    groups: dict[int, list[OutlineStep]] = {}
-    for step in steps:
-        scope = step.scope
-        if (len(scope) == depth + 1 and scope[-1][0] == container.block_id
-                and scope[:depth] == container.scope):
-            groups.setdefault(scope[-1][1], []).append(step)
-    rows_all = [_iteration_row(run.id, index, members) for index, members in
-                sorted(groups.items())]
-    failed = sum(1 for r in rows_all if r.status == "error")
-    if show == "failed":
-        rows_all = [r for r in rows_all if r.status == "error"]
-    elif show == "open":
-        rows_all = [r for r in rows_all if r.status not in TERMINAL | {"skipped"}]
-    pages = max(1, -(-len(rows_all) // ITERATIONS_PER_PAGE))
+    container = found[0]
+    tallies = iteration_tallies(api, run_id, container_step_id)
+    statuses = {it: _iteration_status(counts) for it, counts in sorted(tallies.items())}
+    failed = sum(1 for s in statuses.values() if s == "error")
+    chosen_all = [it for it, s in statuses.items() if show == "all"
+                  or (show == "failed" and s == "error")
+                  or (show == "open" and s not in TERMINAL | {"skipped"})]
+    pages = max(1, -(-len(chosen_all) // ITERATIONS_PER_PAGE))
     page = max(0, min(page, pages - 1))
-    chosen = rows_all[page * ITERATIONS_PER_PAGE:(page + 1) * ITERATIONS_PER_PAGE]
-    starts = [s.created_at for r in chosen for s in r.steps] or [container.created_at]
-    ends = [s.completed_at or now for r in chosen for s in r.steps] or [now]
-    span = Span(start=min(starts), end=max(max(ends), min(starts) + 0.001))
-    for row in chosen:
+    chosen = chosen_all[page * ITERATIONS_PER_PAGE:(page + 1) * ITERATIONS_PER_PAGE]
+    members = iteration_steps(api, run_id, container_step_id, chosen)
+    rows = [_iteration_row(it, statuses[it], members.get(it, [])) for it in chosen]
+    every = [s for r in rows for s in r.steps]
+    start = min((s.created_at for s in every), default=container.created_at)
+    end = max((s.completed_at or now for s in every), default=now)
+    span = Span(start=start, end=max(end, start + 0.001))
+    for row in rows:
+        if not row.steps:
+            continue
         begin = min(s.started_at or s.created_at for s in row.steps)
         finish = max((s.completed_at or now) for s in row.steps)
         row.segments = [Segment(x=span.x(begin), w=max(span.x(finish) - span.x(begin), 0.6),
                                 kind=row.status, title=row.status)]
         row.duration_ms = (finish - begin) * 1000
-    return IterationsPage(container=container, rows=chosen, total=len(groups), failed=failed,
+    return IterationsPage(container=container, rows=rows, total=len(statuses), failed=failed,
                           page=page, pages=pages, show=show, span=span)
 
 
-def _iteration_row(run_id: str, index: int, members: list[OutlineStep]) -> TimelineRow:
+def _iteration_row(index: int, status: str, members: list[OutlineStep]) -> TimelineRow:
     visible = [s for s in members if s.sentinel is None]
-    statuses = {s.status for s in members}
-    end = next((s for s in members if s.sentinel == "end"), None)
-    if "error" in statuses:
-        status = "error"
-    elif statuses & {"running", "queued", "pending", "awaiting_review"}:
-        status = next(s for s in ("running", "awaiting_review", "queued", "pending")
-                      if s in statuses)
-    elif end is not None and end.status != "completed":
-        status = "error" if end.status == "skipped" else end.status
-    else:
-        status = "completed" if "completed" in statuses else "skipped"
     errors = [s.error for s in members if s.error]
     return TimelineRow(key=str(index), label=f"item {index}", status=status, href=None,
                        steps=visible or members, note=errors[0] if errors else "")

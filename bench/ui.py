@@ -114,14 +114,17 @@ def measure(runs: int = 10_000, items: int = 10_000, repeat: int = 7) -> list[di
             (runs_db, f"runs list, {runs:,} runs, first page", "/"),
             (runs_db, "runs list, filtered by status", "/?status=completed"),
             (runs_db, "runs list, text search", "/?q=Invoice"),
-            (runs_db, "runs list, a page deep in the list", "/?after=run_bench000000000005000"),
+            (runs_db, "runs list, a page deep in the list",
+             f"/?after=run_bench{runs // 2:015d}"),
             (runs_db, "run page, 30-item for_each", f"/runs/{ids['items']}"),
             (runs_db, "review page (PDF pages, form)", "/reviews"),
             (items_db, f"run page, {items:,}-item for_each", f"/runs/{big}"),
             (items_db, "  same, live-update fragment", f"/runs/{big}"),
-            (items_db, "  its iterations, page 100", f"/runs/{big}/iterations?step=each&page=100"),
+            (items_db, "  its iterations, a middle page",
+             f"/runs/{big}/iterations?step=each&page={items // 100}"),
             (items_db, "  its block `bump` selected", f"/runs/{big}?block=bump"),
-            (items_db, "step page of item 5,000", f"/runs/{big}/steps/each_iter_5000_bump"),
+            (items_db, f"step page of item {items // 2:,}",
+             f"/runs/{big}/steps/each_iter_{items // 2}_bump"),
         ]
         for db in (runs_db, items_db):
             app = create_app(db, config=config)

@@ -1,34 +1,45 @@
 """The ``api_call`` block: one HTTP request per attempt, every attempt recorded.
 
 ``input-json-0 -> output-json-0``. ``url`` and header values may hold ``${NAME}``,
-replaced from the run environment (and ``mounts.secrets`` names); an unknown name is
-left as written. For POST, PUT and PATCH the body is the input JSON after
-``field_mappings`` (rename ``source -> target``; a mapping beats a passthrough key of
-the same name; sources in sorted order) and the ``request_schema`` filter (top-level
-keys in its ``properties`` only), sent as ``application/json``; other verbs send no
-body. An ``Idempotency-Key`` header (``sha256(run_id, step_id, attempt)[:32]``) lets
-the server drop duplicates when an in-flight step runs again after a crash.
+replaced from the run environment (and ``mounts.secrets`` names); on a personal machine
+an unknown name is left as written, on a shared server (the policy's
+``declared_secrets_only``) the run environment holds only the organization's declared
+secrets and an unknown name fails the step (``UNDECLARED_SECRET``) before anything is
+sent. For POST, PUT and PATCH the body is the input JSON after ``field_mappings``
+(rename ``source -> target``; a mapping beats a passthrough key of the same name;
+sources in sorted order) and the ``request_schema`` filter (top-level keys in its
+``properties`` only), sent as ``application/json``; other verbs send no body. An
+``Idempotency-Key`` header (``sha256(run_id, step_id, attempt)[:32]``) lets the server
+drop duplicates when an in-flight step runs again after a crash.
+
+Sending goes through :func:`blocks.egress.send` under the policy's egress rules:
+redirects are followed hop by hop (a hop to another origin drops the block's headers),
+the body is read up to ``max_response_bytes`` (10 MB; ``RESPONSE_TOO_LARGE`` past it),
+and on a shared server only public addresses (plus an allowlist) are reached
+(``EGRESS_REFUSED``, before any connection).
 
 Outcome: status 200-399 -> the output is the parsed JSON body (an empty body is
 ``null``, a non-JSON body its text), validated against ``output_schema``. 429 ->
-quota error with the ``Retry-After`` delay; 408 and 5xx, connection failures and
-timeouts -> transient (retried by the engine); other statuses -> permanent.
+quota error with the ``Retry-After`` delay (the retry policy caps the wait at its
+``max_interval_s``); 408 and 5xx, connection failures and timeouts -> transient
+(retried by the engine); other statuses -> permanent.
 
 Artifact ``api_call_invocation``: ``{attempts: [...], error}`` with every attempt so far
 (the runner retries by calling :meth:`ApiCall.run` again; the block keeps each step's
 attempts in memory until it succeeds or fails for good, so after ``runs resume`` in a new
 process the list starts again; a failed step's attempts are in its error context).
-Secrets never reach the
-database: ``Authorization``, ``Cookie``, ``Set-Cookie``, ``X-Api-Key``,
-``Proxy-Authorization`` and every header whose value came from ``${...}`` are
-``[REDACTED]``; the recorded URL is the template (placeholders unexpanded); substituted
-values are scrubbed from recorded bodies and error messages.
+Secrets never reach the database: ``Authorization``, ``Cookie``, ``Set-Cookie``,
+``X-Api-Key``, ``Proxy-Authorization`` and every header whose value came from ``${...}``
+are ``[REDACTED]``; the recorded URL is the template (placeholders unexpanded);
+substituted values are scrubbed from the output, recorded bodies, headers, redirects
+and error messages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from collections import OrderedDict
@@ -40,6 +51,7 @@ from pydantic import Field, field_validator
 
 from blocks.base import BlockType, StrictConfig
 from blocks.control import schema_diagnostics, schema_errors, who
+from blocks.egress import EgressRefused, ResponseTooLarge, send
 from blocks.function import Mounts
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import (
@@ -49,6 +61,7 @@ from engine.contracts.errors import (
     QuotaError,
     TransientError,
 )
+from engine.contracts.policy import EgressPolicy, policy_of
 from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
@@ -92,13 +105,20 @@ class ApiCallConfig(StrictConfig):
 
 
 class _Request:
-    """The request of one attempt: the real values and their redacted record."""
+    """The request of one attempt: the real values and their redacted record.
 
-    def __init__(self, ctx: BlockContext, config: ApiCallConfig) -> None:
+    With ``declared_only`` (a shared server), a ``${NAME}`` that is not among the run's
+    declared secrets fails the attempt instead of being sent as written.
+    """
+
+    def __init__(self, ctx: BlockContext, config: ApiCallConfig, *,
+                 declared_only: bool = False) -> None:
         env = dict(ctx.env)
         for secret in config.mounts.secrets if config.mounts else []:
             if secret.env in env:
                 env.setdefault(secret.name, env[secret.env])
+        self.ctx = ctx
+        self.declared_only = declared_only
         self.secrets: set[str] = set()
         self.url, _ = self._fill(config.url, env)
         self.headers: dict[str, str] = {}
@@ -115,6 +135,12 @@ class _Request:
         def sub(m: re.Match[str]) -> str:
             nonlocal used
             if m[1] not in env:
+                if self.declared_only:
+                    raise PermanentError(
+                        f"{who(self.ctx)}: ${{{m[1]}}} is not a secret of this organization, "
+                        "so nothing was sent. Add it to the organization's secrets file on "
+                        "the server (placeholders never read the server's environment).",
+                        code="UNDECLARED_SECRET")
                 return m[0]
             used = True
             if len(env[m[1]]) >= 4:
@@ -128,6 +154,18 @@ class _Request:
         for secret in sorted(self.secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
+
+    def scrub_value(self, value: Any) -> Any:
+        """A JSON value with every substituted value scrubbed from its strings and keys."""
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, list):
+            return [self.scrub_value(v) for v in value]
+        if isinstance(value, dict):
+            return {self.scrub(str(k)): self.scrub_value(v) for k, v in value.items()}
+        return value
 
 
 def request_body(ctx: BlockContext, config: ApiCallConfig, data: Any) -> Any:
@@ -222,9 +260,10 @@ class ApiCall(BlockType):
             PermanentError: other statuses, a missing secret, an output that breaks
                 ``output_schema``.
         """
+        policy = policy_of(ctx.services)
         self._check_secrets(ctx, config)
         history = self._attempts(ctx)
-        request = _Request(ctx, config)
+        request = _Request(ctx, config, declared_only=policy.declared_secrets_only)
         body = None
         if "input-json-0" in inputs and config.method in _BODY_METHODS:
             body = request_body(ctx, config, inputs["input-json-0"].data)
@@ -233,18 +272,19 @@ class ApiCall(BlockType):
                    "request_body": body, "started_at": _now()}
         history.append(attempt)
         try:
-            output = await self._send(ctx, config, request, body, attempt)
+            output = await self._send(ctx, config, request, body, attempt, policy.egress)
         except BlockError as exc:
             exc.message = request.scrub(exc.message)
             if isinstance(exc.context.get("response"), str):
                 exc.context["response"] = request.scrub(exc.context["response"])
             attempt["error"] = exc.message
-            exc.context = {**exc.context, "attempts": list(history)}
+            exc.context = {**exc.context, "attempts": request.scrub_value(list(history))}
             if not exc.retryable:
                 self._history.pop((ctx.run_id, ctx.step_id), None)
             raise
         self._history.pop((ctx.run_id, ctx.step_id), None)
-        artifact = {"operation": self.operation, "attempts": history, "error": None}
+        artifact = {"operation": self.operation, "attempts": request.scrub_value(history),
+                    "error": None}
         return BlockResult(outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
 
     @staticmethod
@@ -257,7 +297,7 @@ class ApiCall(BlockType):
                     "mark the secret `required: false`.", code="MISSING_SECRET")
 
     async def _send(self, ctx: BlockContext, config: ApiCallConfig, request: _Request,
-                    body: Any, attempt: dict[str, Any]) -> Any:
+                    body: Any, attempt: dict[str, Any], egress: EgressPolicy) -> Any:
         import httpx
 
         headers = {"Idempotency-Key": idempotency_key(ctx.run_id, ctx.step_id, ctx.attempt),
@@ -269,10 +309,17 @@ class ApiCall(BlockType):
             content = json.dumps(body).encode()
         started = time.perf_counter()
         try:
-            async with httpx.AsyncClient(timeout=config.timeout_seconds,
-                                         follow_redirects=True) as client:
-                response = await client.request(config.method, request.url, content=content,
-                                                headers=headers)
+            reply = await send(config.method, request.url, headers=headers, content=content,
+                               timeout=config.timeout_seconds, policy=egress)
+        except EgressRefused as exc:
+            raise PermanentError(f"{who(ctx)}: {config.method} {config.url} was not sent: "
+                                 f"{request.scrub(exc.reason)}. A shared server only reaches "
+                                 "public addresses and the ones its operator allowlists "
+                                 "(--egress-allow).", code="EGRESS_REFUSED") from None
+        except ResponseTooLarge as exc:
+            raise PermanentError(f"{who(ctx)}: the response of {config.url} is larger than "
+                                 f"{exc.limit:,} bytes; it was not kept. Ask the API for less "
+                                 "(paging, filters).", code="RESPONSE_TOO_LARGE") from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise PermanentError(f"{who(ctx)}: invalid url {config.url!r} ({exc}). Fix "
                                  "config.url.", code="INVALID_URL") from exc
@@ -288,12 +335,14 @@ class ApiCall(BlockType):
         finally:
             attempt["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
             attempt["completed_at"] = _now()
-        text = response.text
-        attempt.update(response_status=response.status_code,
-                       response_headers=_record_headers(response.headers, request.scrub),
+        text = reply.text
+        attempt.update(response_status=reply.status_code,
+                       response_headers=_record_headers(reply.headers, request.scrub),
                        response_body=request.scrub(text[:_BODY_LIMIT]))
-        self._raise_for_status(ctx, config, response.status_code, response.headers, text)
-        output = parse_body(text)
+        if reply.redirects:
+            attempt["redirects"] = request.scrub_value(reply.redirects)
+        self._raise_for_status(ctx, config, reply.status_code, reply.headers, text)
+        output = request.scrub_value(parse_body(text))
         errors = schema_errors(output, config.output_schema) if config.output_schema else []
         if errors:
             raise PermanentError(
@@ -313,6 +362,7 @@ class ApiCall(BlockType):
             from blocks.providers.openai import retry_after_seconds
 
             wait = retry_after_seconds(headers.get("retry-after"))
+            wait = wait if wait is not None and math.isfinite(wait) else None
             raise QuotaError(f"{where} (rate limited; quota: retried"
                              f"{f' after {wait:g}s' if wait is not None else ''} per the "
                              "retry policy). If it persists, raise config.retry.max_attempts "

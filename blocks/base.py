@@ -9,7 +9,11 @@ A block type is a :class:`BlockType` subclass registered on a
   :meth:`BlockType.output_handles`), each of kind ``json`` or ``file``;
 * how it joins its inputs (:class:`JoinMode`) and what reason an unfired output handle
   gives downstream (``unfired_reason``);
-* :meth:`BlockType.run`, an async function from handle payloads to a :class:`BlockResult`.
+* its :class:`BlockRole` (start, end or task), which the engine reads instead of the type's
+  name;
+* :meth:`BlockType.run`, an async function from handle payloads to a :class:`BlockResult`;
+* for types whose step can wait for a review, what a decision means
+  (:meth:`BlockType.validate_decision`, :meth:`BlockType.result_after_review`).
 
 Handlers never touch the database: they return values and raise
 :class:`~engine.contracts.errors.BlockError` subclasses; the runner persists and retries.
@@ -26,24 +30,28 @@ from engine.contracts.blocks import (
     CURRENT_CONTEXT,
     BlockContext,
     BlockResult,
+    BlockRole,
     Control,
     ExpandItems,
     HandleKind,
     JoinMode,
     LoopDecision,
     LoopStart,
+    ReviewDecision,
     current_context,
 )
 from engine.contracts.definition import BlockDef
 from engine.contracts.errors import Diagnostic
 from engine.contracts.files import FileStore
+from engine.contracts.policy import SecurityPolicy
 from engine.contracts.values import Payload
 
 __all__ = [
-    "CURRENT_CONTEXT", "BlockContext", "BlockResult", "BlockType", "Control", "EmptyConfig",
-    "ExpandItems", "FileStore", "HandleKind", "JoinMode", "LoopDecision", "LoopStart",
-    "RetryConfig", "StrictConfig", "current_context",
+    "CURRENT_CONTEXT", "BlockContext", "BlockResult", "BlockRole", "BlockType", "Control",
+    "EmptyConfig", "ExpandItems", "FileStore", "HandleKind", "JoinMode", "LoopDecision",
+    "LoopStart", "RetryConfig", "ReviewDecision", "StrictConfig", "current_context",
 ]
+
 
 class RetryConfig(BaseModel):
     """``config.retry`` on any block: overrides the engine's default retry policy."""
@@ -77,6 +85,9 @@ class BlockType:
 
     Class attributes:
         type_name: the ``type`` written in workflow files.
+        role: what the type is to the engine (see :class:`BlockRole`): a start type
+            (``START_JSON``: the run input for it is a JSON value; ``START_DOCUMENT``: a
+            document), ``END`` (what reaches it is a run output), or ``TASK`` (the default).
         config_model: pydantic model of ``config`` (extra keys forbidden).
         join: see :class:`JoinMode`.
         unfired_reason: reason prefix given downstream when an output handle does not fire
@@ -90,6 +101,7 @@ class BlockType:
     """
 
     type_name: ClassVar[str] = ""
+    role: ClassVar[BlockRole] = BlockRole.TASK
     config_model: ClassVar[type[BaseModel]] = EmptyConfig
     join: ClassVar[JoinMode] = JoinMode.ALL
     unfired_reason: ClassVar[str] = "branch_not_selected"
@@ -129,6 +141,23 @@ class BlockType:
         """JSON schema of what ``handle`` will carry, when the config says (default None)."""
         return None
 
+    def policy_diagnostics(self, block: BlockDef, policy: SecurityPolicy,
+                           path: str) -> list[Diagnostic]:
+        """What the host's security policy forbids in this block (default: nothing).
+
+        A server asks it of every block when a workflow is applied, so refusals happen
+        before anything runs; the handler enforces the same rules when it runs.
+
+        Args:
+            block: the block as written (``config`` is the raw mapping).
+            policy: the host's policy.
+            path: the block's YAML path, for the diagnostics.
+
+        Returns:
+            One diagnostic per refusal (code ``CODE_NOT_ALLOWED`` and the like).
+        """
+        return []
+
     def runs_inline(self, config: Any) -> bool:
         """True when :meth:`run` never suspends for this config (default: ``inline``).
 
@@ -140,6 +169,71 @@ class BlockType:
         override this when it depends on the config.
         """
         return self.inline
+
+    def attempt_timeout(self, config: Any) -> float | None:
+        """How long one attempt may run before the runner cancels it, or None for no bound.
+
+        The default is the config's ``timeout_seconds`` field when the config model has
+        one (``function``, ``api_call``); override it when the bound comes from elsewhere.
+
+        Args:
+            config: the parsed config.
+
+        Returns:
+            Seconds per attempt, or None.
+        """
+        value = getattr(config, "timeout_seconds", None)
+        return float(value) if value else None
+
+    def iteration_kind(self, config: Any) -> HandleKind:
+        """What one iteration of a container of this type receives (default ``json``).
+
+        Args:
+            config: the parsed config.
+
+        Returns:
+            The kind of the container's left-out handle and of its sentinel start.
+        """
+        return "json"
+
+    def validate_decision(self, config: Any, proposal: Mapping[str, Any], data: Any) -> None:
+        """Check a reviewer's corrected data before the decision is recorded (default: accept).
+
+        Args:
+            config: the parsed config of the step waiting for review.
+            proposal: the ``proposal`` of the step's review record.
+            data: the reviewer's corrected data.
+
+        Raises:
+            InputError: the data cannot be used; the message says what shape it needs.
+        """
+
+    def result_after_review(
+        self,
+        config: Any,
+        files: FileStore,
+        review: Mapping[str, Any],
+        decision: ReviewDecision,
+    ) -> BlockResult | None:
+        """The result a container approved while waiting for review resumes with.
+
+        A container whose handler returned a review has no iterations yet; its review
+        record carries what is needed to start them, possibly corrected by the reviewer.
+
+        Args:
+            config: the parsed config of the step.
+            files: the run's file store.
+            review: the step's review record (``proposal`` and the trigger evaluation).
+            decision: the human decision.
+
+        Returns:
+            The step's result (with its control value), or None when the recorded
+            outputs stand (the default).
+
+        Raises:
+            UsageError: the result cannot be rebuilt (e.g. a source file is gone).
+        """
+        return None
 
     async def run(
         self, ctx: BlockContext, config: Any, inputs: Mapping[str, Payload]

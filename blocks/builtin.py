@@ -2,16 +2,16 @@
 
 Families, one module each: control blocks (:mod:`blocks.control`), the conditional
 (:mod:`blocks.conditional`), merge_dicts and reshape (:mod:`blocks.dicts`), the
-function block (:mod:`blocks.function`), loop containers and their sentinels
-(:mod:`blocks.loops`), and the document/model blocks (:mod:`blocks.parse`,
-:mod:`blocks.extract`, :mod:`blocks.split`, :mod:`blocks.classifier`, :mod:`blocks.edit`,
-:mod:`blocks.merge_pdf`) plus :mod:`blocks.api_call`, registered in
-:func:`_register_documents`.
+function block (:mod:`blocks.function`), the loop containers (:mod:`blocks.for_each`,
+:mod:`blocks.loops`, which also holds their sentinels), and the document/model blocks
+(:mod:`blocks.parse`, :mod:`blocks.extract`, :mod:`blocks.split`,
+:mod:`blocks.classifier`, :mod:`blocks.edit`, :mod:`blocks.merge_pdf`) plus
+:mod:`blocks.api_call`, registered in :func:`_register_documents`.
 """
 
 from __future__ import annotations
 
-from blocks import conditional, control, dicts, function, hil, loops
+from blocks import conditional, control, dicts, for_each, function, hil, loops
 from blocks.registry import BlockRegistry
 
 
@@ -46,7 +46,7 @@ def _register_control(registry: BlockRegistry) -> None:
 
 
 def _register_loops(registry: BlockRegistry) -> None:
-    registry.register(loops.ForEach())
+    registry.register(for_each.ForEach())
     registry.register(loops.WhileLoop())
     registry.register(loops.ForEachSentinelStart())
     registry.register(loops.ForEachSentinelEnd())

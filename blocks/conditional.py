@@ -17,9 +17,9 @@ from pydantic import AliasChoices, Field
 
 from blocks.base import BlockType, StrictConfig
 from blocks.conditions import evaluate, validate_condition_group
-from blocks.control import parse_group, require_json, who
+from blocks.control import parse_group, require_json
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
-from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.errors import Diagnostic
 from engine.contracts.values import Payload
 
 if TYPE_CHECKING:

@@ -1,41 +1,25 @@
-"""The condition language: JSON paths, operators and condition groups (pure, sans-IO).
+"""The condition language: condition groups, their validation and their evaluation.
 
-Shared by ``conditional`` branches, ``while_loop`` termination, ``reshape`` mappings,
-``for_each`` ``map_source_path`` and review ``json_condition`` predicates.
+Shared by ``conditional`` branches, ``while_loop`` termination and review
+``json_condition`` predicates. Paths are :mod:`blocks.condition_paths`, operators
+:mod:`blocks.condition_operators`; both are re-exported here.
 
-Paths
------
-``a.b``, ``a.0.b``, ``a[0].b`` and ``a.*.b`` (also ``a[*].b``). The empty path is the
-root itself. A segment reads a key of an object, or, when it is a non-negative integer,
-an element of an array. ``*`` fans out over the elements of an array; anything that is
-not where the path says resolves to :data:`MISSING`.
-
-Conditions
-----------
 A group is ``{logical_operator: and|or, sub_conditions: [...]}``; each sub-condition is
 either a nested group or ``{path_ref: {input, path}, operator, value}``. Rules:
 
-* Operators accept both spellings (``equals`` / ``is_equal_to``); the record keeps the
-  canonical one (the first spelling). Unknown operators fail validation.
-* A missing value matches only ``exists`` (false) and ``not_exists`` (true). ``null`` is a
-  present value, except that ``exists`` treats it as absent (extraction outputs use
-  ``null`` for "not found").
-* Equality is JSON equality: ``1 == 1.0`` but ``true != 1``, and no string/number
-  coercion.
-* Ordering operators compare numbers only; anything else does not match and the record
-  says why. Evaluation never raises on odd data.
+* A condition is validated when parsed: an unknown operator, a malformed path or a value
+  the operator cannot use is a problem with its path in the document.
 * A wildcard path is evaluated per element and every element must match (implicit AND);
   each element's result is recorded with its hierarchical ``indices``. A wildcard over an
   empty array yields no values and counts as missing.
 * Every sub-condition is evaluated (no short-circuit) so the record explains the outcome.
+  Evaluation never raises on odd data.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -50,323 +34,34 @@ from pydantic import (
     model_validator,
 )
 
+from blocks.condition_operators import (
+    OPERATOR_SPELLINGS,
+    Outcome,
+    apply_operator,
+    canonical_operator,
+    json_equal,
+    value_problem,
+)
+from blocks.condition_paths import (
+    MISSING,
+    WILDCARD,
+    PathSyntaxError,
+    Segment,
+    json_type,
+    lookup,
+    parse_path,
+    resolve,
+)
 from engine.contracts.errors import Diagnostic
 
-# ----------------------------------------------------------------------------- paths
+__all__ = [
+    "MISSING", "OPERATOR_SPELLINGS", "WILDCARD", "Condition", "ConditionGroup", "Evaluation",
+    "Outcome", "PathRef", "PathSyntaxError", "Segment", "apply_operator", "canonical_operator",
+    "evaluate", "json_equal", "json_type", "lookup", "parse_condition_group", "parse_path",
+    "resolve", "select_root", "validate_condition_group",
+]
 
-
-class _Wildcard(Enum):
-    WILDCARD = "*"
-
-
-class _Missing(Enum):
-    MISSING = "missing"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-#: The fan-out path segment (``*``).
-WILDCARD = _Wildcard.WILDCARD
-#: What a path resolves to when nothing is there.
-MISSING = _Missing.MISSING
-
-Segment = str | _Wildcard
-_TOKEN = re.compile(r"\[(\d+|\*)\]|([^.\[\]]+)|(\.)")
-
-
-class PathSyntaxError(ValueError):
-    """A path that does not follow the ``a.b[0].*.c`` grammar."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        self.path = path
-        self.problem = problem
-        super().__init__(
-            f"invalid path {path!r}: {problem}. Write dotted keys such as `items.0.price`, "
-            "`items[0].price` or `items.*.price` (empty = the whole value)"
-        )
-
-
-def parse_path(path: str) -> tuple[Segment, ...]:
-    """Split a path into segments.
-
-    Args:
-        path: ``a.b``, ``a.0.b``, ``a[0].b``, ``a.*.b``; ``""`` is the root.
-
-    Returns:
-        The segments; array indices stay strings, ``*`` becomes :data:`WILDCARD`.
-
-    Raises:
-        PathSyntaxError: empty segments, unbalanced brackets or non-numeric indices.
-    """
-    if path == "":
-        return ()
-    segments: list[Segment] = []
-    pos, need_segment = 0, True
-    while pos < len(path):
-        m = _TOKEN.match(path, pos)
-        if m is None:
-            raise PathSyntaxError(path, f"unexpected {path[pos]!r} at position {pos}")
-        bracket, key, dot = m.groups()
-        if dot is not None:
-            if need_segment:
-                raise PathSyntaxError(path, f"empty segment before position {pos}")
-            need_segment = True
-        elif bracket is not None:
-            if not segments:
-                raise PathSyntaxError(path, "a bracket index needs a key before it")
-            segments.append(WILDCARD if bracket == "*" else bracket)
-            need_segment = False
-        else:
-            if not need_segment:
-                raise PathSyntaxError(path, f"missing '.' before {key!r}")
-            segments.append(WILDCARD if key == "*" else key)
-            need_segment = False
-        pos = m.end()
-    if need_segment:
-        raise PathSyntaxError(path, "it ends with '.'")
-    return tuple(segments)
-
-
-def _step(value: Any, segment: str) -> Any:
-    if isinstance(value, Mapping):
-        return value.get(segment, MISSING)
-    if isinstance(value, list) and segment.isdigit():
-        index = int(segment)
-        return value[index] if index < len(value) else MISSING
-    return MISSING
-
-
-def resolve(root: Any, path: str | Sequence[Segment]) -> list[tuple[tuple[int, ...], Any]]:
-    """Every value a path reaches, with the array indices its wildcards took.
-
-    Args:
-        root: the JSON value to read.
-        path: a path string or already-parsed segments.
-
-    Returns:
-        ``[(indices, value)]``: one entry without wildcards (value may be MISSING); one per
-        element and nested element with them; ``[]`` when a wildcard meets an empty array.
-
-    Raises:
-        PathSyntaxError: ``path`` is a malformed string.
-    """
-    segments = parse_path(path) if isinstance(path, str) else tuple(path)
-    found: list[tuple[tuple[int, ...], Any]] = [((), root)]
-    for segment in segments:
-        nxt: list[tuple[tuple[int, ...], Any]] = []
-        for indices, value in found:
-            if segment is WILDCARD:
-                if isinstance(value, list):
-                    nxt.extend(((*indices, i), item) for i, item in enumerate(value))
-                else:
-                    nxt.append((indices, MISSING))
-            else:
-                nxt.append((indices, _step(value, segment)))
-        found = nxt
-    return found
-
-
-def lookup(root: Any, path: str | Sequence[Segment]) -> Any:
-    """The single value at ``path``: MISSING when absent; a list for wildcard paths.
-
-    Wildcard paths give the list of per-element values (absent elements as ``None``),
-    or MISSING when no element was reached.
-
-    Raises:
-        PathSyntaxError: ``path`` is a malformed string.
-    """
-    segments = parse_path(path) if isinstance(path, str) else tuple(path)
-    found = resolve(root, segments)
-    if WILDCARD not in segments:
-        return found[0][1]
-    if not found or all(v is MISSING for _, v in found):
-        return MISSING
-    return [None if v is MISSING else v for _, v in found]
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a value (``missing`` for MISSING), for messages."""
-    if value is MISSING:
-        return "missing"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
-
-
-# ----------------------------------------------------------------------------- operators
-
-#: canonical name -> every accepted spelling.
-OPERATOR_SPELLINGS: dict[str, tuple[str, ...]] = {
-    "equals": ("equals", "is_equal_to"),
-    "not_equals": ("not_equals", "is_not_equal_to"),
-    "greater_than": ("greater_than", "is_greater_than"),
-    "greater_than_or_equal": ("greater_than_or_equal", "is_greater_than_or_equal_to"),
-    "less_than": ("less_than", "is_less_than"),
-    "less_than_or_equal": ("less_than_or_equal", "is_less_than_or_equal_to"),
-    "contains": ("contains",),
-    "not_contains": ("not_contains",),
-    "starts_with": ("starts_with",),
-    "ends_with": ("ends_with",),
-    "matches_regex": ("matches_regex",),
-    "exists": ("exists",),
-    "not_exists": ("not_exists",),
-    "is_empty": ("is_empty",),
-    "is_not_empty": ("is_not_empty",),
-    "is_true": ("is_true",),
-    "is_false": ("is_false",),
-    "in": ("in",),
-    "not_in": ("not_in",),
-}
-_CANONICAL = {s: name for name, spellings in OPERATOR_SPELLINGS.items() for s in spellings}
-_UNARY = frozenset({"exists", "not_exists", "is_empty", "is_not_empty", "is_true", "is_false"})
-_NUMERIC = frozenset({"greater_than", "greater_than_or_equal", "less_than", "less_than_or_equal"})
-_STRING_VALUE = frozenset({"starts_with", "ends_with", "matches_regex"})
-
-# An operator returns (matched, reason); reason explains a non-match caused by types.
-Outcome = tuple[bool, str | None]
-
-
-def canonical_operator(name: str) -> str:
-    """The canonical spelling of an operator.
-
-    Raises:
-        ValueError: the operator is unknown; the message lists the valid ones.
-    """
-    try:
-        return _CANONICAL[name]
-    except KeyError:
-        valid = ", ".join(sorted(_CANONICAL))
-        raise ValueError(f"unknown operator {name!r}; valid operators: {valid}") from None
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """JSON equality: numbers by value, booleans only equal booleans, deep for containers."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a is b
-    if _is_number(a) and _is_number(b):
-        return bool(a == b)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        return a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-    return type(a) is type(b) and bool(a == b)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _compare(op: str, actual: Any, expected: Any) -> Outcome:
-    if not _is_number(actual):
-        return False, f"{op} needs a number, found {json_type(actual)}"
-    if not _is_number(expected):
-        return False, f"{op} needs a number as value, got {json_type(expected)}"
-    checks: dict[str, Callable[[Any, Any], bool]] = {
-        "greater_than": lambda x, y: x > y,
-        "greater_than_or_equal": lambda x, y: x >= y,
-        "less_than": lambda x, y: x < y,
-        "less_than_or_equal": lambda x, y: x <= y,
-    }
-    return checks[op](actual, expected), None
-
-
-def _contains(actual: Any, expected: Any) -> Outcome:
-    if isinstance(actual, str):
-        if not isinstance(expected, str):
-            return False, f"a string contains only strings, value is {json_type(expected)}"
-        return expected in actual, None
-    if isinstance(actual, list):
-        return any(json_equal(item, expected) for item in actual), None
-    if isinstance(actual, Mapping):
-        return isinstance(expected, str) and expected in actual, None
-    return False, f"contains needs a string, array or object, found {json_type(actual)}"
-
-
-def _member(actual: Any, expected: Any) -> Outcome:
-    if isinstance(expected, list):
-        return any(json_equal(actual, item) for item in expected), None
-    if isinstance(expected, str):
-        if isinstance(actual, str):
-            return actual in expected, None
-        return False, f"in with a string value needs a string, found {json_type(actual)}"
-    return False, f"in needs an array as value, got {json_type(expected)}"
-
-
-def _string_op(op: str, actual: Any, expected: Any) -> Outcome:
-    if not isinstance(actual, str):
-        return False, f"{op} needs a string, found {json_type(actual)}"
-    if not isinstance(expected, str):
-        return False, f"{op} needs a string as value, got {json_type(expected)}"
-    if op == "starts_with":
-        return actual.startswith(expected), None
-    if op == "ends_with":
-        return actual.endswith(expected), None
-    try:
-        return re.search(expected, actual) is not None, None
-    except re.error as exc:
-        return False, f"invalid regular expression {expected!r}: {exc}"
-
-
-def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, str | list | Mapping) and len(value) == 0)
-
-
-def _negate(outcome: Outcome) -> Outcome:
-    matched, reason = outcome
-    return (False, reason) if reason else (not matched, None)
-
-
-def apply_operator(operator: str, actual: Any, expected: Any = None) -> Outcome:
-    """Apply one operator to a resolved value.
-
-    Args:
-        operator: any accepted spelling.
-        actual: the value found (may be MISSING).
-        expected: the condition's ``value``.
-
-    Returns:
-        ``(matched, reason)``; ``reason`` says why a type mismatch did not match.
-
-    Raises:
-        ValueError: unknown operator.
-    """
-    op = canonical_operator(operator)
-    if op in ("exists", "not_exists"):
-        present = actual is not MISSING and actual is not None
-        return present == (op == "exists"), None
-    if actual is MISSING:
-        return False, "path not found"
-    if op in _NUMERIC:
-        return _compare(op, actual, expected)
-    if op in _STRING_VALUE:
-        return _string_op(op, actual, expected)
-    simple: dict[str, Callable[[], Outcome]] = {
-        "equals": lambda: (json_equal(actual, expected), None),
-        "not_equals": lambda: (not json_equal(actual, expected), None),
-        "contains": lambda: _contains(actual, expected),
-        "not_contains": lambda: _negate(_contains(actual, expected)),
-        "in": lambda: _member(actual, expected),
-        "not_in": lambda: _negate(_member(actual, expected)),
-        "is_empty": lambda: (_is_empty(actual), None),
-        "is_not_empty": lambda: (not _is_empty(actual), None),
-        "is_true": lambda: (actual is True, None),
-        "is_false": lambda: (actual is False, None),
-    }
-    return simple[op]()
-
-
-# ----------------------------------------------------------------------------- models
+# ----------------------------------------------------------------------------- groups
 
 _GROUP_TAG, _CONDITION_TAG = "group", "condition"
 
@@ -416,27 +111,10 @@ class Condition(BaseModel):
     @classmethod
     def _value_fits(cls, value: Any, info: ValidationInfo) -> Any:
         operator = info.data.get("operator")  # absent when the operator was invalid
-        problem = _value_problem(operator, value) if operator else None
+        problem = value_problem(operator, value) if operator else None
         if problem:
             raise ValueError(problem)
         return value
-
-
-def _value_problem(op: str, value: Any) -> str | None:
-    if op in _NUMERIC and not _is_number(value):
-        return f"operator {op!r} needs a number as value, got {json_type(value)}"
-    if op in _STRING_VALUE and not isinstance(value, str):
-        return f"operator {op!r} needs a string as value, got {json_type(value)}"
-    if op == "matches_regex":
-        try:
-            re.compile(value)
-        except re.error as exc:
-            return f"value {value!r} is not a valid regular expression: {exc}"
-    if op in ("in", "not_in") and not isinstance(value, list | str):
-        return f"operator {op!r} needs an array as value, got {json_type(value)}"
-    if op in ("contains", "not_contains") and value is None:
-        return f"operator {op!r} needs a value"
-    return None
 
 
 def _sub_tag(raw: Any) -> str:
@@ -478,8 +156,6 @@ def parse_condition_group(raw: Any) -> ConditionGroup:
         pydantic.ValidationError: the group is malformed; :func:`validate_condition_group`
             turns the same problems into diagnostics.
     """
-    if isinstance(raw, ConditionGroup):
-        return raw
     return ConditionGroup.model_validate(raw)
 
 

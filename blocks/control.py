@@ -29,8 +29,19 @@ from blocks.schemas import (  # noqa: F401  (re-exported: shared with other bloc
     schema_diagnostics,
     schema_errors,
 )
-from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
-from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError, TransientError
+from engine.contracts.blocks import (
+    BlockContext,
+    BlockResult,
+    BlockRole,
+    HandleKind,
+    JoinMode,
+)
+from engine.contracts.errors import (
+    Diagnostic,
+    ErrorStage,
+    PermanentError,
+    TransientError,
+)
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
@@ -77,15 +88,28 @@ def require_json(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str) 
     return payload.data
 
 
-def _named_handle(kind: str, name: str | int | None, index: int) -> str:
+def named_handle(kind: str, name: str | int | None, index: int) -> str:
+    """The handle id of a declared input: ``input-<kind>-<name>``, or its index if unnamed.
+
+    Args:
+        kind: ``json`` or ``file``.
+        name: the declared name (None or empty: unnamed).
+        index: its position in ``config.inputs``.
+    """
     return f"input-{kind}-{index if name is None or name == '' else name}"
 
 
-def _duplicate_inputs(inputs: list[NamedInput], path: str) -> list[Diagnostic]:
+def duplicate_inputs(inputs: list[NamedInput], path: str) -> list[Diagnostic]:
+    """``DUPLICATE_INPUT_HANDLE`` for every declared input whose handle id repeats.
+
+    Args:
+        inputs: ``config.inputs`` of an ``end`` or ``merge_dicts`` block.
+        path: YAML path of the block.
+    """
     seen: set[str] = set()
     problems = []
     for n, item in enumerate(inputs):
-        handle = _named_handle(item.type, item.name, n)
+        handle = named_handle(item.type, item.name, n)
         if handle in seen:
             problems.append(
                 Diagnostic(
@@ -112,6 +136,7 @@ class StartJson(BlockType):
     """Emits the run's JSON input for this block on ``output-json-0``."""
 
     type_name = "start_json"
+    role = BlockRole.START_JSON
     config_model = StartJsonConfig
     inline = True
 
@@ -203,6 +228,7 @@ class StartDocument(BlockType):
     """Emits the run's document for this block on ``output-file-0`` (legacy ``start``)."""
 
     type_name = "start_document"
+    role = BlockRole.START_DOCUMENT
     config_model = EmptyConfig
 
     def output_handles(self, config: EmptyConfig) -> dict[str, HandleKind]:
@@ -307,14 +333,15 @@ class End(BlockType):
     """Records the run's final outputs; optionally POSTs them to ``webhook_url``."""
 
     type_name = "end"
+    role = BlockRole.END
     config_model = EndConfig
     join = JoinMode.ANY
 
     def check(self, block: BlockDef, config: EndConfig, path: str) -> list[Diagnostic]:
-        return _duplicate_inputs(config.inputs, path)
+        return duplicate_inputs(config.inputs, path)
 
     def input_handles(self, config: EndConfig) -> dict[str, HandleKind]:
-        return {_named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}
+        return {named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}
 
     def runs_inline(self, config: EndConfig) -> bool:
         """Inline unless a webhook must be called."""

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.conditions import MISSING, PathSyntaxError, json_type, lookup, parse_path
+from blocks.condition_paths import MISSING, PathSyntaxError, json_type, lookup, parse_path
 from blocks.control import (
     NamedInput,
-    _duplicate_inputs,
-    _named_handle,
+    duplicate_inputs,
+    named_handle,
     require_json,
     who,
 )
@@ -54,13 +54,13 @@ class MergeDicts(BlockType):
     inline = True
 
     def input_handles(self, config: MergeDictsConfig) -> dict[str, HandleKind]:
-        return {_named_handle("json", i.name, n): "json" for n, i in enumerate(config.inputs)}
+        return {named_handle("json", i.name, n): "json" for n, i in enumerate(config.inputs)}
 
     def output_handles(self, config: MergeDictsConfig) -> dict[str, HandleKind]:
         return {"output-json-0": "json"}
 
     def check(self, block: BlockDef, config: MergeDictsConfig, path: str) -> list[Diagnostic]:
-        problems = _duplicate_inputs(config.inputs, path)
+        problems = duplicate_inputs(config.inputs, path)
         for n, item in enumerate(config.inputs):
             if item.type != "json":
                 problems.append(

@@ -8,6 +8,8 @@ merge_pdf, and the split_by_key for_each).
   JSON decoded (a form feed starts a new page); PNG/JPEG through the provider's vision
   (``describe_image``), or a permanent error when the provider has none.
 * :func:`to_pdf`: the document as a PDF (images and text are wrapped).
+* :func:`pdf_job`: any :mod:`blocks.pdf` work, in a budgeted subprocess that a cancel
+  kills (hostile PDFs cost the worker, never the engine).
 * :func:`call_model`: awaits a provider call and prefixes its errors with the block.
 * :class:`Route` and :func:`route_diagnostics`: categories and subdocuments, whose
   ``handle_key`` (default: the slugified name) names an ``output-file-<key>`` handle.
@@ -24,12 +26,18 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, TypeVar
 
-import anyio
-
 from blocks.base import StrictConfig
 from blocks.conditional import slugify
 from blocks.control import who
-from blocks.pdf import DocumentProblem, as_pdf, decode_text, is_text_mime, page_texts, sniff_mime
+from blocks.document_worker import run_pdf_job
+from blocks.pdf import (
+    DocumentProblem,
+    as_pdf,
+    decode_text,
+    is_text_mime,
+    page_texts,
+    sniff_mime,
+)
 from blocks.providers import CallContext, ModelProvider, Usage, json_as_text
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import (
@@ -39,6 +47,7 @@ from engine.contracts.errors import (
     PermanentError,
     StepwellError,
 )
+from engine.contracts.policy import policy_of
 from engine.contracts.values import FileRef, Payload
 
 T = TypeVar("T")
@@ -94,12 +103,20 @@ def load_document(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str)
     return Document(ref=ref, data=data, mime=sniff_mime(data, ref.filename, ref.mime_type))
 
 
-async def in_thread(ctx: BlockContext, doc: Document, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a worker thread; a :class:`DocumentProblem` becomes a step error."""
+async def pdf_job(ctx: BlockContext, doc: Document, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` (a :mod:`blocks.pdf` function) in a budgeted, killable subprocess.
+
+    The budgets (time, CPU, memory, pages, inflated bytes) and the isolation come from
+    the host's policy (:mod:`blocks.document_worker`); cancelling the step kills the
+    subprocess. A :class:`DocumentProblem` (a budget included) becomes a step error.
+    """
+    policy = policy_of(ctx.services)
     try:
-        return await anyio.to_thread.run_sync(fn, *args)
+        result: T = await run_pdf_job(fn.__name__, *args, limits=policy.documents,
+                                      confine=policy.confine_workers, user=policy.worker_user)
     except DocumentProblem as problem:
         raise fetch_error(ctx, doc.ref.filename, problem) from problem
+    return result
 
 
 async def call_model(ctx: BlockContext, call: Awaitable[T]) -> T:
@@ -124,7 +141,7 @@ async def read_pages(ctx: BlockContext, doc: Document, provider: ModelProvider,
             provider that has no vision, or an unsupported type.
     """
     if doc.mime == "application/pdf":
-        return await in_thread(ctx, doc, page_texts, doc.data), None
+        return await pdf_job(ctx, doc, page_texts, doc.data), None
     if is_text_mime(doc.mime):
         return decode_text(doc.data).split("\f"), None
     if doc.mime.startswith("image/"):
@@ -165,8 +182,14 @@ def structured_text(doc: Document, pages: list[str]) -> list[str]:
 
 
 async def to_pdf(ctx: BlockContext, doc: Document) -> bytes:
-    """``doc`` as PDF bytes (see :func:`blocks.pdf.as_pdf`)."""
-    return await in_thread(ctx, doc, as_pdf, doc.data, doc.mime)
+    """``doc`` as PDF bytes (see :func:`blocks.pdf.as_pdf`).
+
+    A PDF is returned as it is: the job that reads it next checks it (and fails the same
+    way), which saves a subprocess per document.
+    """
+    if doc.mime == "application/pdf":
+        return doc.data
+    return await pdf_job(ctx, doc, as_pdf, doc.data, doc.mime)
 
 
 async def pdf_pages(ctx: BlockContext, doc: Document, provider: ModelProvider,
@@ -183,7 +206,7 @@ async def pdf_pages(ctx: BlockContext, doc: Document, provider: ModelProvider,
     if doc.mime.startswith("image/"):
         pages, usage = await read_pages(ctx, doc, provider, model, instructions)
         return pdf, pages, usage
-    return pdf, await in_thread(ctx, doc, page_texts, pdf), None
+    return pdf, await pdf_job(ctx, doc, page_texts, pdf), None
 
 
 def store_pdf(ctx: BlockContext, data: bytes, filename: str) -> FileRef:

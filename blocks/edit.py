@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from blocks.base import BlockType, StrictConfig
 from blocks.control import who
-from blocks.documents import Document, call_model, in_thread, load_document, store_pdf, to_pdf
+from blocks.documents import (
+    Document,
+    call_model,
+    load_document,
+    pdf_job,
+    store_pdf,
+    to_pdf,
+)
 from blocks.pdf import fill_form, form_fields
 from blocks.providers import CallContext, provider_for, step_usage
 from blocks.providers.offline import form_value
@@ -110,7 +117,7 @@ class Edit(BlockType):
         doc = self._template(ctx, config) if config.use_template else \
             load_document(ctx, inputs, "input-file-0")
         pdf = await to_pdf(ctx, doc)
-        fields = await in_thread(ctx, doc, form_fields, pdf)
+        fields = await pdf_job(ctx, doc, form_fields, pdf)
         if not fields:
             raise PermanentError(
                 f"{who(ctx)}: {doc.ref.filename!r} has no fillable form fields (AcroForm). "
@@ -122,7 +129,7 @@ class Edit(BlockType):
         by_name = {f.name: f for f in fields}
         values = {name: text for name, raw in mapping.values.items() if name in by_name
                   and (text := form_value(by_name[name], raw)) is not None}
-        filled = await in_thread(ctx, doc, fill_form, pdf, values)
+        filled = await pdf_job(ctx, doc, fill_form, pdf, values)
         ref = store_pdf(ctx, filled, f"{doc.stem}_filled.pdf")
         form_data = [{"key": f.name, "type": f.kind, "description": f.description,
                       "value": values.get(f.name, f.value)} for f in fields]

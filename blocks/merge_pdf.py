@@ -20,7 +20,7 @@ from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
 from blocks.control import who
-from blocks.documents import in_thread, load_document, store_pdf, to_pdf
+from blocks.documents import load_document, pdf_job, store_pdf, to_pdf
 from blocks.pdf import merge_pdfs, page_count
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
 from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
@@ -101,11 +101,11 @@ class MergePdf(BlockType):
         for handle in present:
             doc = load_document(ctx, inputs, handle)
             pdf = await to_pdf(ctx, doc)
-            pages = await in_thread(ctx, doc, page_count, pdf)
+            pages = await pdf_job(ctx, doc, page_count, pdf)
             parts.append(pdf)
             record.append({"handle": handle, "file": doc.ref.to_dict(), "pages": pages})
             stem = stem or doc.stem
-        merged = await in_thread(ctx, doc, merge_pdfs, parts)
+        merged = await pdf_job(ctx, doc, merge_pdfs, parts)
         ref = store_pdf(ctx, merged, f"{stem}_merged.pdf")
         artifact = {"operation": self.operation, "inputs": record,
                     "page_count": sum(r["pages"] for r in record), "output": ref.to_dict()}

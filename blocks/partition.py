@@ -31,21 +31,21 @@ from blocks.conditional import slugify
 from blocks.documents import (
     add_usage,
     call_model,
-    in_thread,
     load_document,
+    pdf_job,
     pdf_pages,
     store_pdf,
 )
 from blocks.pdf import DocumentProblem, page_subset
 from blocks.providers import CallContext, Partition, provider_for, step_usage
 from blocks.review import evaluate_review, review_record
-from engine.contracts.blocks import BlockContext, BlockResult, ExpandItems
+from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.files import FileStore
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
-    from blocks.loops import ForEachConfig
+    from blocks.for_each import ForEachConfig
 
 
 def without_overlap(partitions: list[Partition]) -> list[Partition]:
@@ -82,7 +82,7 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
     parts = sorted(parts, key=lambda p: min(p.pages, default=0))
     items, recorded = [], []
     for part in parts:
-        data = await in_thread(ctx, doc, page_subset, pdf, part.pages)
+        data = await pdf_job(ctx, doc, page_subset, pdf, part.pages)
         ref = store_pdf(ctx, data, f"{doc.stem}_{slugify(part.key) or 'partition'}.pdf")
         items.append(Payload.file(ref))
         recorded.append({"key": part.key, "pages": part.pages, "confidence": part.confidence,
@@ -107,7 +107,7 @@ async def partition_by_key(ctx: BlockContext, config: ForEachConfig,
         review = {**review, "proposal": review_proposal(
             key=str(config.key), source=source, page_count=len(pages), partitions=recorded,
             model=usage.model, usage=usage.to_dict())}
-    return BlockResult(control=ExpandItems(items=items), artifact=artifact, review=review,
+    return BlockResult(control=config.expand(items), artifact=artifact, review=review,
                        **step_usage(usage))
 
 

@@ -11,7 +11,7 @@ thread and turn :class:`DocumentProblem` into a step error that names the block.
   is the fallback when layout extraction fails.
 * :func:`page_subset`, :func:`split_pages`, :func:`merge_pdfs`: page surgery.
 * :func:`as_pdf`: a PDF stays as it is; a PNG or JPEG becomes a one-page PDF (written by
-  :mod:`blocks._pdfwrite`, no imaging library needed); text becomes a plain PDF.
+  :mod:`blocks.pdfwrite`, no imaging library needed); text becomes a plain PDF.
 * :func:`form_fields`, :func:`fill_form`: AcroForm fields (text, checkbox, choice).
 
 pypdf is imported inside the functions so importing this module stays cheap.
@@ -24,7 +24,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from blocks import _pdfwrite
+from blocks import pdfwrite
 from engine.contracts.files import detect_mime
 
 if TYPE_CHECKING:
@@ -247,9 +247,9 @@ def as_pdf(data: bytes, mime: str) -> bytes:
             "DOCUMENT_EMPTY",
         )
     if mime in IMAGE_MIMES:
-        return _pdfwrite.image_pdf(data, mime)
+        return pdfwrite.image_pdf(data, mime)
     if is_text_mime(mime):
-        return _pdfwrite.text_pdf(decode_text(data))
+        return pdfwrite.text_pdf(decode_text(data))
     raise DocumentProblem(
         f"cannot turn a {mime} file into a PDF",
         "Convert it to PDF first (office formats: `libreoffice --convert-to pdf`).",

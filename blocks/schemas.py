@@ -77,10 +77,15 @@ def _portable(schema: Any) -> bool:
     return True
 
 
-class _Checks:
-    """The cached validators of one schema."""
+class SchemaChecks:
+    """The cached validators of one schema.
 
-    __slots__ = ("full", "fast")
+    Attributes:
+        full: the jsonschema validator (always there; it explains failures).
+        fast: a fastjsonschema check for portable schemas, else None.
+    """
+
+    __slots__ = ("fast", "full")
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
         import jsonschema
@@ -96,6 +101,7 @@ class _Checks:
                 self.fast = None
 
     def is_valid(self, instance: Any) -> bool:
+        """True when ``instance`` satisfies the schema (the fast check first, if any)."""
         if self.fast is not None:
             try:
                 self.fast(instance)
@@ -107,12 +113,20 @@ class _Checks:
 
 # By identity first (the same config dict on every step of a block), then by canonical
 # JSON (a workflow often repeats one schema on many blocks).
-_BY_ID: dict[int, tuple[Mapping[str, Any], _Checks]] = {}
-_BY_KEY: dict[str, _Checks] = {}
+_BY_ID: dict[int, tuple[Mapping[str, Any], SchemaChecks]] = {}
+_BY_KEY: dict[str, SchemaChecks] = {}
 _SCHEMA_PROBLEMS: dict[str, "jsonschema.exceptions.SchemaError | None"] = {}
 
 
-def _checks(schema: Mapping[str, Any]) -> _Checks:
+def schema_checks(schema: Mapping[str, Any]) -> SchemaChecks:
+    """The validators of ``schema``, compiled once and cached.
+
+    Args:
+        schema: a JSON schema (looked up by identity, then by canonical JSON).
+
+    Returns:
+        Its :class:`SchemaChecks`.
+    """
     hit = _BY_ID.get(id(schema))
     if hit is not None and hit[0] is schema:
         return hit[1]
@@ -121,7 +135,7 @@ def _checks(schema: Mapping[str, Any]) -> _Checks:
     if checks is None:
         if len(_BY_KEY) > _CACHE_LIMIT:
             _BY_KEY.clear()
-        checks = _BY_KEY[key] = _Checks(schema)
+        checks = _BY_KEY[key] = SchemaChecks(schema)
     if len(_BY_ID) > _CACHE_LIMIT:
         _BY_ID.clear()
     _BY_ID[id(schema)] = (schema, checks)  # keeps ``schema`` alive: ids stay unique
@@ -130,7 +144,7 @@ def _checks(schema: Mapping[str, Any]) -> _Checks:
 
 def is_valid(instance: Any, schema: Mapping[str, Any]) -> bool:
     """True when ``instance`` satisfies ``schema`` (the fast check, then jsonschema)."""
-    return _checks(schema).is_valid(instance)
+    return schema_checks(schema).is_valid(instance)
 
 
 def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -140,7 +154,7 @@ def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[dict[str, st
     """
     import jsonschema
 
-    validator = _checks(schema).full
+    validator = schema_checks(schema).full
     errors = sorted(validator.iter_errors(instance), key=jsonschema.exceptions.relevance)
     return [{"path": _dotted(e.absolute_path), "message": e.message} for e in errors]
 
@@ -189,7 +203,7 @@ def ensure_matches_schema(
     Raises:
         PermanentError: ``code``, naming the first failing path; all paths in context.
     """
-    if not schema or _checks(schema).is_valid(instance):
+    if not schema or schema_checks(schema).is_valid(instance):
         return
     errors = schema_errors(instance, schema)
     if errors:

@@ -27,8 +27,8 @@ from blocks.documents import (
     Route,
     add_usage,
     call_model,
-    in_thread,
     load_document,
+    pdf_job,
     pdf_pages,
     route_diagnostics,
     store_pdf,
@@ -166,7 +166,7 @@ class Split(BlockType):
             part = emitted.get(sub.name)
             if part is None:
                 continue
-            data = await in_thread(ctx, doc, page_subset, pdf, part.pages)
+            data = await pdf_job(ctx, doc, page_subset, pdf, part.pages)
             ref = store_pdf(ctx, data, f"{doc.stem}_{sub.key}.pdf")
             outputs[f"output-file-{sub.key}"] = Payload.file(ref)
             produced.append({**_part(part), "handle": f"output-file-{sub.key}",

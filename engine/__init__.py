@@ -16,14 +16,17 @@ _EXPORTS = {
     "RunHandle": "engine.handle",
     "Workflow": "engine.definition",
     "load_workflow": "engine.definition",
-    "RetryPolicy": "engine.runner",
+    "RetryPolicy": "engine.options",
     "compile_workflow": "engine.graph",
     "validate_workflow": "engine.graph",
     "Payload": "engine.contracts.values",
     "FileRef": "engine.contracts.values",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Engine", "FileRef", "Payload", "RetryPolicy", "RunHandle", "RunResult",
+    "Workflow", "compile_workflow", "load_workflow", "validate_workflow",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""The ``stepwell`` command line (SPEC 7).
+"""The ``stepwell`` command line.
 
 ::
 

@@ -136,14 +136,15 @@ def runs_rerun(
     engine = _engine(db, durability)
     try:
         parsed: dict[str, Any] = {}
-        if inputs:
+        source: Any = workflow
+        if inputs:  # compiled once here, for the start blocks, and rerun as compiled
             from engine.definition import Workflow
 
-            source = engine.load(workflow) if workflow else Workflow.from_dict(
-                engine.store.load_run(run_id).definition)
-            parsed = parse_inputs(inputs, engine.compile(source).start_blocks())
+            stored = Workflow.from_dict(engine.store.load_run(run_id).definition)
+            source = engine.compile(engine.load(workflow) if workflow else stored)
+            parsed = parse_inputs(inputs, source.start_blocks())
         _continue(engine, db, None, as_json,
-                  lambda: engine.rerun(run_id, from_step, parsed or None, workflow))
+                  lambda: engine.rerun(run_id, from_step, parsed or None, source))
     finally:
         engine.close()
 
@@ -217,7 +218,7 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
 
     engine = _engine(db, durability)
     try:
-        review, changed = durable.decide(engine, review_id, **decision)
+        review, changed = engine.record_decision(review_id, **decision)
         run = engine.store.load_run(review.run_id)
         note = "" if changed else f"{review_id} was already {review.decision}. "
         if run.status.terminal:

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from engine.contracts.blocks import BlockRole
 from engine.contracts.errors import InputError
 
 _BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
-_DOCUMENT_TYPES = frozenset({"start_document", "start"})
 _SHOWN_VALUE = 40  # characters of a bad value quoted back in messages
 
 
@@ -35,6 +35,9 @@ class StartBlock(Protocol):
 
     @property
     def type(self) -> str: ...
+
+    @property
+    def role(self) -> BlockRole: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +71,7 @@ def parse_inputs(raw: Sequence[str], starts: Iterable[StartBlock]) -> dict[str, 
             raise InputError(
                 f"--input {item.block_id}=... is given twice. Pass one value per start block."
             )
-        inputs[item.block_id] = convert_value(item, by_id[item.block_id].type)
+        inputs[item.block_id] = convert_value(item, by_id[item.block_id].role)
     missing = [node for node in by_id.values() if node.id not in inputs]
     if missing:
         raise InputError(
@@ -80,7 +83,7 @@ def parse_inputs(raw: Sequence[str], starts: Iterable[StartBlock]) -> dict[str, 
 
 
 def _example(node: StartBlock) -> str:
-    value = "PATH" if node.type in _DOCUMENT_TYPES else "'{...}'"
+    value = "PATH" if node.role is BlockRole.START_DOCUMENT else "'{...}'"
     return f"{node.id!r} ({node.type}: --input {node.id}={value})"
 
 
@@ -111,13 +114,13 @@ def split_input(text: str, by_id: dict[str, StartBlock]) -> RawInput:
     )
 
 
-def convert_value(item: RawInput, block_type: str) -> Any:
+def convert_value(item: RawInput, role: BlockRole) -> Any:
     """The engine value for one input: parsed JSON, or a document path string.
 
     Raises:
         InputError: bad JSON, or a file that does not exist.
     """
-    if block_type in _DOCUMENT_TYPES:
+    if role is BlockRole.START_DOCUMENT:
         return _document_path(item)
     if item.value.startswith("@"):
         return _json_from_file(item, Path(item.value[1:]).expanduser())
@@ -131,7 +134,7 @@ def convert_value(item: RawInput, block_type: str) -> Any:
 
 
 def _document_path(item: RawInput) -> str:
-    text = item.value[1:] if item.value.startswith("@") else item.value
+    text = item.value.removeprefix("@")
     path = Path(text).expanduser()
     if not text or not path.exists():
         raise InputError(

@@ -2,20 +2,23 @@
 
 Theory of operation
 -------------------
-``Engine.run`` is synchronous, so the engine runs in a worker thread while the main
-thread polls the database through a read client of its own and redraws the table about
-8 times a second. The run id is chosen before the run starts, so the poller knows what
-to read before the run row exists. Polling backs off when reads get slow: a run with
-thousands of steps is not slowed down by its own progress display.
+The prepared run executes in a worker thread, on an event loop of its own, behind a
+:class:`~engine.handle.RunHandle`. The thread forwards the handle's event stream
+(``handle.events()``: every committed transition, in order) to the main thread over a
+queue; the main thread folds the events into one row per step (:class:`LiveSteps`) and
+redraws the table about 8 times a second. Nothing is read back from the database while
+the run goes on, so a run with thousands of steps is not slowed down by its own
+progress display; the summary after the run reads the database.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
+import anyio
 from rich.console import RenderableType
 from rich.markup import escape
 from rich.text import Text
@@ -28,79 +31,106 @@ REFRESH_PER_SECOND = 8
 _TERMINAL_STEP = frozenset({"completed", "skipped", "error", "cancelled"})
 
 
-def run_live(engine: Any, workflow: Any, inputs: dict[str, Any], run_id: str,
-              db: str) -> Any:
-    """Run the engine in a worker thread and redraw the step table until it ends."""
+def run_live(engine: Any, prepared: Any) -> Any:
+    """Execute ``prepared`` in a worker thread and redraw its step table until it stops.
+
+    Args:
+        engine: the :class:`~engine.core.Engine` that prepared the run.
+        prepared: the :class:`~engine.launch.PreparedRun`.
+
+    Returns:
+        The run's :class:`~engine.launch.RunResult`.
+
+    Raises:
+        StepwellError: what stopped the execution (a StorageError, say).
+    """
     from rich.live import Live
 
+    feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
     outcome: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            outcome["result"] = engine.run(workflow, inputs, run_id=run_id)
-        except BaseException as exc:  # re-raised in the main thread below
+            outcome["result"] = anyio.run(_follow, engine, prepared, feed)
+        except Exception as exc:  # noqa: BLE001 - re-raised in the main thread below
             outcome["error"] = exc
 
+    run_id, name = prepared.run_id, prepared.graph.workflow.name
     worker = threading.Thread(target=work, name=f"stepwell-{run_id}", daemon=True)
-    poller = StepPoller(db, run_id)
+    board = LiveSteps()
     console = stdout()
     started = time.monotonic()
     worker.start()
     with Live(console=console, refresh_per_second=REFRESH_PER_SECOND,
               transient=False) as live:
-        while worker.is_alive():
-            steps = poller.poll()
-            live.update(live_view(run_id, workflow.name, steps, time.monotonic() - started,
+        while True:
+            worker.join(timeout=1 / REFRESH_PER_SECOND)
+            board.drain(feed)
+            live.update(live_view(run_id, name, board.steps(), time.monotonic() - started,
                                   max_rows=max(console.height - 8, 5)))
-            worker.join(timeout=poller.interval)
-        live.update(live_view(run_id, workflow.name, poller.poll(force=True),
-                              time.monotonic() - started, max_rows=max(console.height - 8, 5)))
-    poller.close()
+            if not worker.is_alive():
+                break
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
 
 
-class StepPoller:
-    """Reads a run's steps from the database for the live view.
+async def _follow(engine: Any, prepared: Any, feed: queue.SimpleQueue[Any]) -> Any:
+    """Execute ``prepared`` behind a RunHandle and put each of its events on ``feed``."""
+    from engine.handle import RunHandle
 
-    The read client is opened lazily (the database may not exist until the engine
-    creates it) and errors while the run row is not yet written are ignored.
-    ``interval`` grows to four times the last read's duration so slow reads of very
-    large runs never take more than a fifth of the time.
+    handle = RunHandle(engine, prepared.run_id)
+    async with anyio.create_task_group() as tg:
+        handle.launch(lambda: prepared, tg)
+        async for event in handle.events():
+            feed.put(event)
+    return await handle.result()
+
+
+class LiveSteps:
+    """One row per step, in creation order, folded from a run's events.
+
+    Rows have the keys the step table reads (``step_id``, ``block_type``,
+    ``loop_containers``, ``retry_count``, ``lifecycle``, ``started_at``,
+    ``completed_at``, ``duration_ms``).
     """
 
-    def __init__(self, db: str, run_id: str) -> None:
-        self.db = db
-        self.run_id = run_id
-        self.interval = 1 / REFRESH_PER_SECOND
-        self._client: Any = None
-        self._steps: list[dict[str, Any]] = []
+    def __init__(self) -> None:
+        self._rows: dict[str, dict[str, Any]] = {}
 
-    def poll(self, *, force: bool = False) -> list[dict[str, Any]]:
-        """The latest steps (the previous list when the database is not readable yet)."""
-        from engine.contracts.errors import StepwellError
+    def drain(self, feed: queue.SimpleQueue[Any]) -> None:
+        """Fold every event waiting on ``feed``."""
+        while True:
+            try:
+                self.add(feed.get_nowait())
+            except queue.Empty:
+                return
 
-        began = time.monotonic()
-        try:
-            if self._client is None:
-                if not force and not Path(self.db).exists():
-                    return self._steps
-                from store.client import Client
+    def add(self, event: Any) -> None:
+        """Fold one :class:`~engine.handle.RunEvent` (run events change no row)."""
+        if event.kind != "step" or event.step_id is None:
+            return
+        row = self._rows.setdefault(event.step_id, {
+            "step_id": event.step_id, "block_type": event.block_type or "",
+            "loop_containers": event.loop_containers, "retry_count": 0,
+            "started_at": None, "completed_at": None, "duration_ms": None})
+        row["retry_count"] = event.retry_count
+        lifecycle: dict[str, Any] = {"status": event.status}
+        if event.error:
+            lifecycle["message"] = event.error.get("message")
+        if event.reason:
+            lifecycle["reason"] = event.reason
+        row["lifecycle"] = lifecycle
+        if event.status == "running" and row["started_at"] is None:
+            row["started_at"] = event.at
+        elif event.status in _TERMINAL_STEP:
+            row["completed_at"] = event.at
+            if row["started_at"] is not None:
+                row["duration_ms"] = (event.at - row["started_at"]) * 1000
 
-                self._client = Client(self.db)
-            self._steps = list_all_steps(self._client, self.run_id)
-        except StepwellError:
-            pass  # run row not written yet, or a transient lock: keep the last view
-        took = time.monotonic() - began
-        self.interval = max(1 / REFRESH_PER_SECOND, 4 * took)
-        return self._steps
-
-    def close(self) -> None:
-        """Close the read client, if it was opened."""
-        if self._client is not None and hasattr(self._client, "close"):
-            self._client.close()
-        self._client = None
+    def steps(self) -> list[dict[str, Any]]:
+        """The rows, in creation order."""
+        return list(self._rows.values())
 
 
 def list_all_steps(client: Any, run_id: str) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 Both groups go through the read client (``store.client.Client``), so what they print is
 what the Python API and the HTTP server return. ``--json`` prints the client's models
-unchanged (the Retab shapes of SPEC 6).
+unchanged (the Retab shapes).
 """
 
 from __future__ import annotations
@@ -122,14 +122,10 @@ def run_owners(client: Any, run_ids: list[str]) -> dict[str, dict[str, Any]]:
 
     from engine.durable import process_owns
 
-    if not run_ids:
-        return {}
-    marks = ", ".join("?" * len(run_ids))
-    rows = client.api.conn.execute(
-        f"SELECT id, status, owner_pid, heartbeat_at FROM runs WHERE id IN ({marks})",
-        run_ids).fetchall()
     out: dict[str, dict[str, Any]] = {}
-    for run_id, run_status, pid, beat in rows:
+    for run_id in run_ids:
+        record = client.api.run_record(run_id)
+        run_status, pid, beat = record.status, record.owner_pid, record.heartbeat_at
         at = (dt.datetime.fromtimestamp(beat, dt.UTC).isoformat().replace("+00:00", "Z")
               if beat else None)
         alive = process_owns(pid, beat) if run_status in OWNED_STATUSES else None

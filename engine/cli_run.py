@@ -1,8 +1,8 @@
 """``stepwell run``: validate, parse inputs, run, summarise.
 
-With a live view (stdout is a terminal, no ``--json`` or ``--quiet``) the run goes
-through :func:`engine.cli_live.run_live`; otherwise the engine simply runs in the main
-thread.
+The workflow is compiled once; the engine prepares and executes that graph. With a live
+view (stdout is a terminal, no ``--json`` or ``--quiet``) the prepared run goes through
+:func:`engine.cli_live.run_live`; otherwise the engine simply runs in the main thread.
 
 Everything the summary shows is read back from the database after the run, so it is
 exactly what ``stepwell runs get`` / ``stepwell steps list`` will show later.
@@ -73,7 +73,7 @@ def output_mode(*, as_json: bool, quiet: bool) -> OutputMode:
 
 
 def exit_code_for(status: str) -> int:
-    """0 completed, 1 error/cancelled, 3 awaiting review (SPEC 7)."""
+    """0 completed, 1 error/cancelled, 3 awaiting review."""
     if status == "completed":
         return EXIT_OK
     if status == "awaiting_review":
@@ -89,14 +89,15 @@ def execute(request: RunRequest) -> int:
             anything is persisted (the caller turns them into exit code 2).
     """
     from engine.cli_inputs import parse_inputs
-    from engine.core import Engine, new_run_id
+    from engine.core import Engine
+    from engine.launch import new_run_id
 
     kwargs: dict[str, Any] = {"durability": request.durability.value}
     if request.concurrency is not None:
         kwargs["max_concurrency"] = request.concurrency
     engine = Engine(request.db, **kwargs)
     try:
-        graph = engine.compile(request.workflow)
+        graph = engine.compile(request.workflow)  # the only compilation of this run
         inputs = parse_inputs(request.inputs, graph.start_blocks())
         _ = engine.store  # open (create) the database now, so storage errors come first
         run_id = new_run_id()
@@ -105,9 +106,9 @@ def execute(request: RunRequest) -> int:
         started = time.monotonic()
         try:
             if request.mode is OutputMode.LIVE:
-                result = run_live(engine, graph.workflow, inputs, run_id, request.db)
+                result = run_live(engine, engine.prepare(graph, inputs, run_id=run_id))
             else:
-                result = engine.run(graph.workflow, inputs, run_id=run_id)
+                result = engine.run(graph, inputs, run_id=run_id)
         except KeyboardInterrupt:
             return _interrupted(run_id, request.db)
         elapsed_ms = (time.monotonic() - started) * 1000

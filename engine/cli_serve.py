@@ -1,4 +1,4 @@
-"""``stepwell serve``: the HTTP API (SPEC 6) on a local port.
+"""``stepwell serve``: the HTTP API on a local port.
 
 FastAPI and uvicorn are imported inside the command, so the rest of the CLI never loads
 them. Keys come from ``STEPWELL_API_KEYS`` (``key`` or ``key:org_id``, comma-separated);

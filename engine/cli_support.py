@@ -1,7 +1,7 @@
 """Plumbing shared by every CLI command: consoles, the database path, JSON output and
 the one place where errors become a red message and an exit code.
 
-Exit codes (SPEC 7): 0 completed, 1 the run ended in error or was cancelled, 2 bad
+Exit codes: 0 completed, 1 the run ended in error or was cancelled, 2 bad
 usage / invalid workflow / bad input / storage failure, 3 waiting for review.
 Only cheap modules are imported here so ``stepwell --help`` stays fast.
 """
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 class Durability(StrEnum):
-    """``stepwell run --durability`` choices (SPEC 5)."""
+    """``stepwell run --durability`` choices."""
 
     process = "process"
     full = "full"

@@ -1,10 +1,12 @@
 """The Engine: the public entry point for running workflows from Python.
 
-``Engine(db)`` owns a store (SQLite file, WAL) and a block registry. ``engine.run(...)``
-is the synchronous convenience over ``await engine.arun(...)``; ``await engine.start(...)``
-returns a :class:`~engine.handle.RunHandle` at once (await, stream, cancel) for apps.
-Everything a run does is in the database; :attr:`Engine.client` reads it back in Retab's
-shapes.
+``Engine(db)`` runs on a SQLite file (WAL), ``Engine(store=...)`` on any
+:class:`~engine.contracts.store.Store`. ``engine.run(...)`` is the synchronous wrapper of
+``await engine.arun(...)``; ``await engine.start(...)`` returns a
+:class:`~engine.handle.RunHandle` at once (await, stream, cancel). Every execution is
+prepared once (:meth:`Engine.prepare`, :meth:`Engine.prepare_resume`: see
+:mod:`engine.launch`) and run by :meth:`Engine.execute`. Durable operations (resume,
+cancel, review decisions, rerun) work from the database, from any process.
 
 Sharing: one Engine may run many runs at once, from one event loop (``start``) or from
 several threads (``run``); its store serialises writes on one connection. Engines on
@@ -13,99 +15,35 @@ different databases are independent. Several processes may share one database fi
 
 from __future__ import annotations
 
-import os
-import threading
-import uuid
-from collections.abc import Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 from anyio.abc import TaskGroup
 
 from blocks.registry import BlockRegistry, default_registry
-from engine import durable
-from engine.contracts.errors import Diagnostic, InputError, PermanentError, UsageError
-from engine.contracts.events import NewRun
-from engine.contracts.values import FileRef, RunStatus
+from engine import durable, launch
+from engine.compiled import CompiledGraph
+from engine.contracts.errors import Diagnostic, UsageError
+from engine.contracts.records import Review
+from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
-from engine.graph import CompiledGraph, compile_workflow, validate_workflow
+from engine.graph import compile_workflow, validate_workflow
+from engine.launch import PreparedRun, RunOrigin, RunResult
+from engine.options import ExecutionOptions, RetryPolicy, db_path, model_provider
 from engine.replay import Replay
-from engine.runner import RetryPolicy, Runner, RunSettings
+from engine.runner import Listener, Runner
+from engine.storage import StoreSlot
 
 if TYPE_CHECKING:
     from engine.handle import RunHandle
 
-DEFAULT_DB = "stepwell.db"
-#: The handle whose run the current task executes (set by ``start``/``start_resume``).
-_HANDLE: ContextVar[RunHandle | None] = ContextVar("stepwell_run_handle", default=None)
+__all__ = ["Engine", "RunResult"]
 
-
-def default_db_path() -> str:
-    """``$STEPWELL_DB`` if set, else ``./stepwell.db``."""
-    return os.environ.get("STEPWELL_DB") or DEFAULT_DB
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunResult:
-    """How a run ended.
-
-    Attributes:
-        run_id: the run's id (read its steps with ``engine.client``).
-        status: ``completed``, ``error``, ``cancelled`` or ``awaiting_review``.
-        outputs: what reached the end blocks, keyed by end step id then handle.
-        failing_step_id: the first step that failed, for ``error`` runs.
-        error: that step's error message.
-        reason: why a cancelled run stopped.
-        waiting_for: block ids an ``awaiting_review`` run waits on.
-        engine: the engine that ran it (reads its steps: :meth:`step`, :meth:`steps`).
-    """
-
-    run_id: str
-    status: RunStatus
-    outputs: dict[str, Any] = field(default_factory=dict)
-    failing_step_id: str | None = None
-    error: str | None = None
-    reason: str | None = None
-    waiting_for: list[str] = field(default_factory=list)
-    engine: Engine | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        """True when the run completed."""
-        return self.status is RunStatus.COMPLETED
-
-    def steps(self) -> list[Any]:
-        """Every step of the run (``store.api.Step``), in creation order.
-
-        Raises:
-            UsageError: the result was built without an engine.
-        """
-        client = self._client()
-        out: list[Any] = []
-        after = None
-        while True:
-            page = client.workflows.steps.list(self.run_id, limit=1000, after=after)
-            out.extend(page.data)
-            after = page.list_metadata.after
-            if after is None:
-                return out
-
-    def step(self, step_id: str) -> Any:
-        """One step of the run (``store.api.Step``).
-
-        Raises:
-            NotFoundError: the run has no such step.
-        """
-        return self._client().workflows.steps.get(step_id, run_id=self.run_id)
-
-    def _client(self) -> Any:
-        if self.engine is None:
-            raise UsageError(f"RunResult {self.run_id} has no engine to read steps from; "
-                             "read them with Client(db).workflows.steps.list(run_id).")
-        return self.engine.client
+#: What a run can be started from: a definition, a workflow file, or a compiled graph.
+WorkflowSource = Workflow | str | Path | CompiledGraph
 
 
 class Engine:
@@ -113,6 +51,8 @@ class Engine:
 
     Args:
         db: SQLite database path (``:memory:`` for an in-memory store).
+        store: run against this store instead of opening ``db`` (any implementation of
+            :class:`~engine.contracts.store.Store`); the caller keeps it and closes it.
         registry: block types; defaults to every built-in type.
         durability: ``process`` (default, survives process crashes) or ``full``
             (synchronous=FULL, survives power loss).
@@ -129,13 +69,15 @@ class Engine:
             ``engine.stubs``.
 
     Raises:
-        UsageError: ``provider`` names no known provider.
+        UsageError: ``provider`` names no known provider, or both ``db`` and ``store``
+            were given.
     """
 
     def __init__(
         self,
         db: str | Path | None = None,
         *,
+        store: Store | None = None,
         registry: BlockRegistry | None = None,
         durability: str = "process",
         max_concurrency: int = 8,
@@ -146,7 +88,9 @@ class Engine:
         provider: Any = None,
         stubs: Mapping[str, Any] | None = None,
     ) -> None:
-        self.db = _db_path(db)
+        if store is not None and db is not None:
+            raise UsageError("Engine(db, store=...) got both; pass a database path or a store.")
+        self.db: str | None = None if store is not None else db_path(db)
         self.registry = registry or default_registry()
         self.durability = durability
         self.max_concurrency = max_concurrency
@@ -156,12 +100,10 @@ class Engine:
         if provider is not None:
             from blocks.providers import MODEL_PROVIDER_SERVICE
 
-            self.services[MODEL_PROVIDER_SERVICE] = _model_provider(provider, env)
+            self.services[MODEL_PROVIDER_SERVICE] = model_provider(provider, env)
         self.stubs: dict[str, Any] = dict(stubs or {})
         self.organization_id = organization_id
-        self._store: Any = None
-        self._store_lock = threading.Lock()
-        self._memory_closed = False
+        self._slot = StoreSlot(self.db, store, durability)
 
     # ------------------------------------------------------------------ definitions
 
@@ -180,92 +122,125 @@ class Engine:
     # ------------------------------------------------------------------ storage
 
     @property
-    def store(self) -> Any:
-        """The SQLite store (opened on first use, and again after :meth:`close`).
+    def store(self) -> Store:
+        """The store: the one given, else the SQLite store (opened on first use, and
+        again after :meth:`close`).
 
         Raises:
             UsageError: an in-memory database was closed: its runs are gone.
         """
-        if self._store is None:
-            with self._store_lock:
-                if self._store is None:
-                    if self._memory_closed:
-                        raise UsageError(
-                            "This engine's in-memory database was closed, and its runs with "
-                            "it. Read results before closing (inside `with Engine(':memory:')"
-                            "`), or use a database file.")
-                    from store.sqlite import SQLiteStore
-
-                    self._store = SQLiteStore(self.db, durability=self.durability)
-        return self._store
+        return self._slot.get()
 
     @property
     def client(self) -> Any:
-        """A read client over this engine's database (``client.workflows.steps.list``)."""
+        """A read client over this engine's store (``client.workflows.steps.list``)."""
         from store.client import Client
 
         return Client(self.db, store=self.store)
 
     def close(self) -> None:
-        """Close the database connections."""
-        if self._store is not None:
-            self._memory_closed = self._store.in_memory
-            self._store.close()
-            self._store = None
+        """Close the database connections this engine opened (a given store stays open)."""
+        self._slot.close()
 
-    def __enter__(self) -> Engine:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ running
+    # ------------------------------------------------------------------ launch path
 
-    def run(
-        self,
-        workflow: Workflow | str | Path,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> RunResult:
-        """Run ``workflow`` to the end and return how it ended (sync wrapper of arun)."""
-        return anyio.run(lambda: self.arun(workflow, inputs, run_id=run_id, metadata=metadata))
-
-    async def arun(
-        self,
-        workflow: Workflow | str | Path,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-    ) -> RunResult:
-        """Validate, persist and run ``workflow``.
+    def prepare(self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None = None, *,
+                run_id: str | None = None, origin: RunOrigin | None = None,
+                replay: Replay | None = None) -> PreparedRun:
+        """Compile (unless given a compiled graph), apply stubs, store the inputs and
+        write the run row: a new run ready for :meth:`execute`.
 
         Args:
-            workflow: a Workflow or a path to a YAML/JSON workflow file.
+            workflow: a Workflow, a path to a YAML/JSON workflow file, or a graph from
+                :meth:`compile` (not compiled again).
             inputs: run inputs keyed by start block id: a JSON value for start_json,
                 a file path, bytes or FileRef for start_document.
             run_id: choose the run id (default: a fresh ``run_...``).
+            origin: workflow id, owner, trigger and tags of the run row.
+            replay: recorded results the run reuses (a rerun).
+
+        Returns:
+            The :class:`~engine.launch.PreparedRun`.
+
+        Raises:
+            WorkflowValidationError: the workflow is invalid.  InputError: an input does
+            not fit the start blocks.  UsageError: a stub key names no block or step.
+            In all three cases nothing was persisted.
+        """
+        graph = workflow if isinstance(workflow, CompiledGraph) else self.compile(workflow)
+        runnable = launch.stand_ins(graph, self.stubs)
+        run_inputs = launch.store_inputs(graph, inputs or {}, self.store.files)
+        return launch.create_run(self.store, runnable, run_inputs,
+                                 run_id=run_id or launch.new_run_id(),
+                                 origin=origin or RunOrigin(),
+                                 organization_id=self.organization_id, replay=replay)
+
+    def prepare_resume(self, run_id: str) -> PreparedRun:
+        """Claim ``run_id`` for this process and rebuild it from its persisted steps.
+
+        Raises:
+            NotFoundError: no such run.  UsageError: it already ended.
+            ConflictError: another live process is executing it.
+        """
+        run = durable.claim(self.store, run_id)
+        graph = launch.stand_ins(self.compile(Workflow.from_dict(run.definition)), self.stubs)
+        return PreparedRun(run_id=run_id, graph=graph, inputs=run.inputs,
+                           replay=durable.replay_of(self.store, run_id))
+
+    async def execute(self, prepared: PreparedRun, *, listeners: Sequence[Listener] = (),
+                      cancel_wakeup: anyio.Event | None = None) -> RunResult:
+        """Run a prepared run until it ends, fails, is cancelled or waits for a review.
+
+        Args:
+            prepared: from :meth:`prepare` or :meth:`prepare_resume`.
+            listeners: called as ``listener(run_id, events, run_update)`` after each commit.
+            cancel_wakeup: set it after ``store.request_cancel`` to stop at once.
+
+        Returns:
+            How the run ended (a failing step is ``status=error``, not an exception).
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        options = ExecutionOptions(max_concurrency=self.max_concurrency, retry=self.retry,
+                                   env=self.env, services=self.services)
+        settings = launch.run_settings(prepared, options, listeners=listeners,
+                                       cancel_wakeup=cancel_wakeup)
+        outcome = await Runner(prepared.graph, self.store, settings).run()
+        return launch.result_of(prepared.run_id, outcome, self)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None = None, *,
+            run_id: str | None = None, metadata: Mapping[str, str] | None = None
+            ) -> RunResult:
+        """Run ``workflow`` to the end and return how it ended (sync wrapper of arun)."""
+        return anyio.run(lambda: self.arun(workflow, inputs, run_id=run_id, metadata=metadata))
+
+    async def arun(self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None = None, *,
+                   run_id: str | None = None, metadata: Mapping[str, str] | None = None
+                   ) -> RunResult:
+        """Validate, persist and run ``workflow``.
+
+        Args:
+            workflow, inputs, run_id: as for :meth:`prepare`.
             metadata: string tags stored on the run.
 
         Raises:
-            WorkflowValidationError: the workflow is invalid (nothing was persisted).
-            InputError: an input does not fit the start blocks (nothing was persisted).
-            UsageError: a stub key names no block or step (nothing was persisted).
+            WorkflowValidationError, InputError, UsageError: as :meth:`prepare`.
         """
-        graph, run_id, run_inputs = self._create(workflow, inputs, run_id, metadata)
-        return await self._execute(graph, run_id, run_inputs)
+        origin = RunOrigin(metadata=dict(metadata or {}))
+        return await self.execute(self.prepare(workflow, inputs, run_id=run_id, origin=origin))
 
-    async def start(
-        self,
-        workflow: Workflow | str | Path,
-        inputs: Mapping[str, Any] | None = None,
-        *,
-        run_id: str | None = None,
-        metadata: Mapping[str, str] | None = None,
-        task_group: TaskGroup | None = None,
-    ) -> RunHandle:
+    async def start(self, workflow: WorkflowSource, inputs: Mapping[str, Any] | None = None, *,
+                    run_id: str | None = None, metadata: Mapping[str, str] | None = None,
+                    task_group: TaskGroup | None = None) -> RunHandle:
         """Validate and persist a run, start it in the background and return its handle.
 
         Args:
@@ -283,76 +258,11 @@ class Engine:
         """
         from engine.handle import RunHandle
 
-        graph, run_id, run_inputs = self._create(workflow, inputs, run_id, metadata)
-        handle = RunHandle(self, run_id)
-        handle.launch(self._with_handle(
-            handle, lambda: self._execute(graph, run_id, run_inputs)), task_group)
+        prepared = self.prepare(workflow, inputs, run_id=run_id,
+                                origin=RunOrigin(metadata=dict(metadata or {})))
+        handle = RunHandle(self, prepared.run_id)
+        handle.launch(lambda: prepared, task_group)
         return handle
-
-    async def start_resume(self, run_id: str, *, task_group: TaskGroup | None = None
-                           ) -> RunHandle:
-        """Like :meth:`aresume`, in the background: returns the run's new handle.
-
-        Its events are the transitions this execution makes (not the earlier ones).
-
-        Raises:
-            NotFoundError: no such run.  UsageError: it already ended. A
-            ConflictError (another live process runs it) comes from ``result()``.
-        """
-        from engine.handle import RunHandle
-
-        run = self.store.load_run(run_id)
-        if run.status.terminal:
-            raise durable._ended(run, "resume")
-        handle = RunHandle(self, run_id)
-        handle.launch(self._with_handle(handle, lambda: durable.resume(self, run_id)),
-                      task_group)
-        return handle
-
-    @staticmethod
-    def _with_handle(handle: RunHandle, execute: Any) -> Any:
-        async def run() -> RunResult:
-            _HANDLE.set(handle)
-            return await execute()
-
-        return run
-
-    def _create(self, workflow: Workflow | str | Path, inputs: Mapping[str, Any] | None,
-                run_id: str | None, metadata: Mapping[str, str] | None
-                ) -> tuple[CompiledGraph, str, dict[str, Any]]:
-        """Compile, check inputs and stubs, and persist a new run (nothing on error)."""
-        wf = self.load(workflow)
-        graph = self._prepare(compile_workflow(wf, self.registry))
-        run_inputs = self._prepare_inputs(graph, dict(inputs or {}))
-        run_id = run_id or new_run_id()
-        self.store.create_run(NewRun(
-            run_id=run_id, workflow_id=workflow_id_for(wf), workflow_name=wf.name,
-            workflow_digest=wf.digest(), definition=wf.to_dict(), inputs=run_inputs,
-            metadata=dict(metadata or {}), organization_id=self.organization_id,
-        ), now=_now())
-        return graph, run_id, run_inputs
-
-    def _prepare(self, graph: CompiledGraph) -> CompiledGraph:
-        """Wrap app-registered block types (output checks) and stubbed blocks."""
-        from engine.stubs import apply_stubs, check_custom_outputs
-
-        return apply_stubs(check_custom_outputs(graph), self.stubs)
-
-    async def _execute(self, graph: CompiledGraph, run_id: str,
-                       run_inputs: Mapping[str, Any], replay: Replay | None = None) -> RunResult:
-        handle = _HANDLE.get()
-        settings = RunSettings(
-            run_id=run_id, run_inputs=run_inputs, max_concurrency=self.max_concurrency,
-            retry=self.retry, env=dict(self.env) if self.env is not None else dict(os.environ),
-            services=self.services, replay=replay,
-            listeners=(handle.on_commit,) if handle is not None else (),
-            cancel_wakeup=handle.cancel_wakeup if handle is not None else None)
-        outcome = await Runner(self._prepare(graph), self.store, settings).run()
-        return RunResult(run_id=run_id, status=outcome.status, outputs=outcome.outputs or {},
-                         failing_step_id=outcome.failing_step_id,
-                         error=outcome.error.message if outcome.error else None,
-                         reason=outcome.reason,
-                         waiting_for=outcome.waiting_for_block_ids or [], engine=self)
 
     # ------------------------------------------------------------------ durable runs
 
@@ -369,117 +279,126 @@ class Engine:
             NotFoundError: no such run.  UsageError: it already ended.
             ConflictError: another live process is executing it.
         """
-        return await durable.resume(self, run_id)
+        return await self.execute(self.prepare_resume(run_id))
+
+    async def start_resume(self, run_id: str, *, task_group: TaskGroup | None = None
+                           ) -> RunHandle:
+        """Like :meth:`aresume`, in the background: returns the run's new handle.
+
+        Its events are the transitions this execution makes (not the earlier ones).
+
+        Raises:
+            NotFoundError: no such run.  UsageError: it already ended. A
+            ConflictError (another live process runs it) comes from ``result()``.
+        """
+        from engine.handle import RunHandle
+
+        run = self.store.load_run(run_id)
+        if run.status.terminal:
+            raise durable.ended(run, "resume")
+        handle = RunHandle(self, run_id)
+        handle.launch(lambda: self.prepare_resume(run_id), task_group)
+        return handle
 
     def cancel(self, run_id: str, reason: str = "cancelled by request") -> bool:
         """Cancel a run from any process; True when it was cancelled right here.
 
+        Synchronous (it only writes flags and rows): a RunHandle calls it in its loop.
+
         Raises:
             NotFoundError: no such run.  UsageError: it already ended.
         """
-        return durable.cancel(self, run_id, reason)
+        return durable.cancel_run(self.store, run_id, reason)
+
+    def record_decision(self, review_id: str, *, approved: bool, data: Any = None,
+                        has_data: bool = False, reason: str = "") -> tuple[Review, bool]:
+        """Check and record a review decision without resuming the run.
+
+        Returns:
+            ``(review, changed)``: the review record, and False when the same decision
+            had been recorded before.
+
+        Raises:
+            NotFoundError: no such review.  ConflictError: decided differently before.
+            UsageError: the run already ended.  InputError: corrected data the block
+            cannot use (its type's ``validate_decision`` says why).
+        """
+        store = self.store
+        review = store.review(review_id)
+        run = store.load_run(review.run_id)
+        if run.status.terminal and review.decision is None:
+            raise durable.ended(run, "review")
+        proposal = durable.proposal_of(review)
+        if approved and has_data and proposal is not None:
+            node = self.compile(Workflow.from_dict(run.definition)).nodes[review.block_id]
+            node.impl.validate_decision(node.config, proposal, data)  # refuse now, not later
+        return store.decide_review(review_id, approved=approved, data=data, has_data=has_data,
+                                   reason=reason, now=time.time())
 
     def decide(self, review_id: str, *, approved: bool, data: Any = None,
                has_data: bool = False, reason: str = "", resume: bool = True
                ) -> RunResult | None:
-        """Approve (optionally with corrected data) or reject a review, then resume the run.
-
-        Deciding the same way twice is accepted once; the second call changes nothing.
+        """Decide a review, then resume the run (sync wrapper of :meth:`adecide`).
 
         Raises:
-            NotFoundError: no such review.  ConflictError: decided differently before.
+            As :meth:`record_decision` and :meth:`aresume`.
         """
-        review, _changed = durable.decide(self, review_id, approved=approved, data=data,
-                                          has_data=has_data, reason=reason)
-        run = self.store.load_run(review.run_id)
-        if not resume or run.status.terminal:
+        run_id = self._decided(review_id, approved, data, has_data, reason, resume)
+        return None if run_id is None else self.resume(run_id)
+
+    async def adecide(self, review_id: str, *, approved: bool, data: Any = None,
+                      has_data: bool = False, reason: str = "", resume: bool = True
+                      ) -> RunResult | None:
+        """Approve (optionally with corrected data) or reject a review, then resume the run
+        unless ``resume=False`` or it ended. Deciding the same way twice changes nothing.
+
+        Returns:
+            How the resumed run ended, or None when it was not resumed.
+
+        Raises:
+            As :meth:`record_decision` and :meth:`aresume`.
+        """
+        run_id = self._decided(review_id, approved, data, has_data, reason, resume)
+        return None if run_id is None else await self.aresume(run_id)
+
+    def _decided(self, review_id: str, approved: bool, data: Any, has_data: bool,
+                 reason: str, resume: bool) -> str | None:
+        """Record the decision; the run to resume after it, if any."""
+        review, _changed = self.record_decision(review_id, approved=approved, data=data,
+                                                has_data=has_data, reason=reason)
+        if not resume or self.store.load_run(review.run_id).status.terminal:
             return None
-        return self.resume(review.run_id)
+        return review.run_id
 
     def rerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
-              workflow: Workflow | str | Path | None = None) -> RunResult:
+              workflow: WorkflowSource | None = None) -> RunResult:
+        """A new run reusing upstream outputs (sync wrapper of :meth:`arerun`)."""
+        return anyio.run(lambda: self.arerun(run_id, from_step, inputs, workflow))
+
+    async def arerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
+                     workflow: WorkflowSource | None = None) -> RunResult:
         """A new run reusing the outputs of everything upstream of ``from_step``.
+
+        Args:
+            run_id: the earlier run.
+            from_step: the top-level step to execute again (with all it feeds).
+            inputs: start block inputs to replace (what depends on them runs again).
+            workflow: an edited workflow (or its compiled graph) to use instead of the
+                stored one.
 
         Raises:
             NotFoundError: no such run.  UsageError: bad step, or the workflow changed
-            upstream of it.
+            upstream of it.  InputError: a replaced input does not fit.
         """
-        wf = self.load(workflow) if workflow is not None else None
-        return anyio.run(lambda: durable.rerun(self, run_id, from_step, inputs, wf))
-
-    def _prepare_inputs(self, graph: CompiledGraph, inputs: dict[str, Any]) -> dict[str, Any]:
-        starts = {n.id: n for n in graph.start_blocks()}
-        unknown = sorted(set(inputs) - set(starts))
-        if unknown:
-            raise InputError(
-                f"Input given for {', '.join(map(repr, unknown))}, which "
-                f"{'is not a start block' if len(unknown) == 1 else 'are not start blocks'}. "
-                f"Start blocks: {', '.join(sorted(starts)) or 'none'}.")
-        prepared: dict[str, Any] = {}
-        for block_id, node in starts.items():
-            if block_id not in inputs:
-                raise InputError(
-                    f"Start block {block_id!r} ({node.type}) has no input. Pass it with "
-                    f"`--input {block_id}=...` (CLI) or inputs={{{block_id!r}: ...}} (Python).")
-            value = inputs[block_id]
-            prepared[block_id] = (self._store_document(block_id, value)
-                                  if node.type in ("start_document", "start") else value)
-        return prepared
-
-    def _store_document(self, block_id: str, value: Any) -> dict[str, str]:
-        files = self.store.files
-        if isinstance(value, FileRef):
-            return value.to_dict()
-        if isinstance(value, Mapping) and {"id", "filename", "mime_type"} <= set(value):
-            return {k: str(value[k]) for k in ("id", "filename", "mime_type")}
-        if isinstance(value, bytes):
-            return files.put_bytes(value, f"{block_id}.bin").to_dict()
-        path = Path(str(value)).expanduser()
-        if not path.is_file():
-            raise InputError(
-                f"Input file for {block_id!r} not found: {path}. Pass an existing file path.")
-        return files.put_bytes(path.read_bytes(), path.name).to_dict()
-
-
-def _db_path(db: str | Path | None) -> str:
-    """The database path; ``sqlite://`` (no path) is the in-memory store, like SQLAlchemy."""
-    if db is None:
-        return default_db_path()
-    text = str(db)
-    if text in ("sqlite://", "sqlite:///:memory:"):
-        return ":memory:"
-    if text.startswith("sqlite:///"):
-        return text[len("sqlite:///"):]
-    return text
-
-
-def _model_provider(provider: Any, env: Mapping[str, str] | None) -> Any:
-    """A provider instance from an instance, a name, or a ScriptedProvider script."""
-    from blocks.providers import resolve_provider
-
-    if isinstance(provider, str):
-        try:
-            return resolve_provider(provider, env if env is not None else os.environ)
-        except PermanentError as exc:
-            raise UsageError(exc.message) from None
-    if isinstance(provider, Mapping):
-        from blocks.providers.scripted import ScriptedProvider
-
-        return ScriptedProvider(provider)
-    return provider
-
-
-def new_run_id() -> str:
-    """A fresh run id: ``run_`` and 20 hex characters."""
-    return "run_" + uuid.uuid4().hex[:20]
-
-
-def workflow_id_for(workflow: Workflow) -> str:
-    """A stable id for a workflow definition: ``wrk_`` + digest prefix."""
-    return "wrk_" + workflow.digest()[:16]
-
-
-def _now() -> float:
-    import time
-
-    return time.time()
+        old = self.store.load_run(run_id)
+        stored = Workflow.from_dict(old.definition)
+        source = stored if workflow is None else workflow
+        graph = source if isinstance(source, CompiledGraph) else self.compile(source)
+        records = durable.reused_steps(self.store, graph, run_id, from_step, set(inputs or {}),
+                                       None if workflow is None else stored)
+        origin = RunOrigin(workflow_id=old.workflow_id, organization_id=old.organization_id,
+                           trigger="restart", parent_run_id=run_id,
+                           metadata={"rerun_of": run_id, "rerun_from": from_step})
+        return await self.execute(self.prepare(graph, {**old.inputs, **(inputs or {})},
+                                               origin=origin,
+                                               replay=Replay(steps=records, rewrite=True)))

@@ -42,7 +42,14 @@ class Workflow(BaseModel):
     load_diagnostics: list[Diagnostic] = Field(default_factory=list, exclude=True)
 
     def block(self, block_id: str) -> BlockDef | None:
-        """The block with this id, or None."""
+        """The block with this id.
+
+        Args:
+            block_id: a block id (children included).
+
+        Returns:
+            The first block with that id, or None.
+        """
         for b in self.blocks:
             if b.id == block_id:
                 return b
@@ -70,7 +77,14 @@ class Workflow(BaseModel):
 
     @staticmethod
     def builder(name: str = "workflow") -> WorkflowBuilder:
-        """Start a Python-built workflow (for tests and embedding)."""
+        """Start a Python-built workflow (for tests and embedding).
+
+        Args:
+            name: the workflow's name.
+
+        Returns:
+            An empty builder.
+        """
         return WorkflowBuilder(name)
 
     # -------------------------------------------------------------- loaders
@@ -90,11 +104,11 @@ class Workflow(BaseModel):
             WorkflowLoadError: the text is not YAML (the message names the line), or its
                 root is not a mapping.
         """
-        from engine import loading
+        from engine.declarative import read_declarative
+        from engine.loading import parse_yaml, require_mapping
 
-        data, duplicates = loading.parse_yaml(text, source)
-        return loading.read_declarative(loading.require_mapping(data, source), source,
-                                        duplicates)
+        data, duplicates = parse_yaml(text, source)
+        return read_declarative(require_mapping(data, source), source, duplicates)
 
     @classmethod
     def from_json(cls, text_or_dict: str | Mapping[str, Any],
@@ -111,14 +125,14 @@ class Workflow(BaseModel):
         Raises:
             WorkflowLoadError: the text is not JSON, or its root is not a mapping.
         """
-        from engine import loading
+        from engine.declarative import read_declarative
+        from engine.loading import parse_json, require_mapping
 
         duplicates: list[tuple[str, int | None]] = []
         data: Any = text_or_dict
         if isinstance(text_or_dict, str):
-            data, duplicates = loading.parse_json(text_or_dict, source)
-        return loading.read_declarative(loading.require_mapping(data, source), source,
-                                        duplicates)
+            data, duplicates = parse_json(text_or_dict, source)
+        return read_declarative(require_mapping(data, source), source, duplicates)
 
     @classmethod
     def from_graph(cls, graph: Mapping[str, Any], source: str = "<graph>") -> Workflow:
@@ -134,20 +148,28 @@ class Workflow(BaseModel):
         Raises:
             WorkflowLoadError: ``graph`` is not a mapping.
         """
-        from engine import loading
+        from engine.graph_json import read_graph
+        from engine.loading import require_mapping
 
-        return loading.read_graph(loading.require_mapping(graph, source), source)
+        return read_graph(require_mapping(graph, source), source)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "<dict>") -> Workflow:
         """Read either form from parsed data, chosen by content (see :func:`load_workflow`).
 
+        Args:
+            data: the parsed declarative document or graph JSON.
+            source: a file name or label used in messages.
+
+        Returns:
+            The workflow; problems inside the structure are in ``load_diagnostics``.
+
         Raises:
             WorkflowLoadError: ``data`` is not a mapping, or is neither form.
         """
-        from engine import loading
+        from engine.loading import read_any
 
-        return loading.read_any(data, source)
+        return read_any(data, source)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON form that :meth:`from_dict` (and :func:`load_workflow`) reads back.
@@ -203,7 +225,18 @@ class WorkflowBuilder:
         label: str = "",
         parent: str | None = None,
     ) -> WorkflowBuilder:
-        """Add a block; ``parent`` names the for_each/while_loop that contains it."""
+        """Add a block.
+
+        Args:
+            block_id: its id.
+            block_type: its type, as a workflow file writes it.
+            config: its config (checked when the workflow is compiled).
+            label: its display label.
+            parent: the for_each / while_loop that contains it, if any.
+
+        Returns:
+            The builder, to chain calls.
+        """
         path = f"blocks[{len(self._blocks)}]({block_id})"
         self._blocks.append(
             BlockDef(id=block_id, type=block_type, label=label, config=config or {},
@@ -219,7 +252,16 @@ class WorkflowBuilder:
         source_handle: str = "",
         target_handle: str = "",
     ) -> WorkflowBuilder:
-        """Connect two blocks; omitted handles default to the block's only handle."""
+        """Connect two blocks.
+
+        Args:
+            source, target: the block ids.
+            source_handle, target_handle: the handles; an omitted one is resolved when
+                the workflow is compiled (the block's only fitting handle).
+
+        Returns:
+            The builder, to chain calls.
+        """
         path = f"edges[{len(self._edges)}]"
         self._edges.append(
             EdgeDef(source_block=source, source_handle=source_handle, target_block=target,
@@ -228,7 +270,11 @@ class WorkflowBuilder:
         return self
 
     def build(self) -> Workflow:
-        """The workflow (validate it with :func:`engine.graph.compile_workflow`)."""
+        """The workflow built so far.
+
+        Returns:
+            A Workflow; validate it with :func:`engine.graph.compile_workflow`.
+        """
         return Workflow(name=self._name, blocks=list(self._blocks), edges=list(self._edges),
                         source="<builder>")
 

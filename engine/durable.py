@@ -1,19 +1,22 @@
-"""Durable-run operations: resume, cancel, review decisions and rerun.
+"""Durable-run helpers: what resume, cancel, review decisions and rerun read and write.
 
 All of them work from what is in the database, so they can be called from any process:
 the one that started the run may be gone (killed, or exited while waiting for a review).
+They take a store, never an Engine; the Engine's durable methods (``aresume``,
+``cancel``, ``adecide``, ``arerun``) compose them with the launch path
+(:mod:`engine.launch`).
 
 * **resume**: refuse a run a live process still executes, claim the run atomically (of
-  two processes resuming it at once, one wins), rebuild its scheduler from its persisted
-  steps (engine.replay) and continue. Completed steps are never executed again;
-  in-flight steps run again.
+  two processes resuming it at once, one wins: :func:`claim`), rebuild its scheduler from
+  its persisted steps (:func:`replay_of`) and continue. Completed steps are never
+  executed again; in-flight steps run again.
 * **cancel**: flag the run; its live owner notices within a second and interrupts its
   steps. When no live process owns the run (it died, or it is waiting for a review), the
-  caller cancels the unfinished steps itself.
-* **decide**: record an approve/reject decision, then resume the run so the decision
-  takes effect.
+  caller cancels the unfinished steps itself (:func:`cancel_run`).
+* **decide**: check and record an approve/reject decision, then resume the run so the
+  decision takes effect.
 * **rerun**: a new run that reuses the recorded outputs of everything upstream of a
-  chosen step and executes the rest.
+  chosen step (:func:`reused_steps`) and executes the rest.
 """
 
 from __future__ import annotations
@@ -23,16 +26,17 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from engine.contracts.blocks import ReviewDecision
 from engine.contracts.errors import ConflictError, InputError, UsageError
-from engine.contracts.events import NewRun, RunUpdate, StepEvent
-from engine.contracts.store import PersistedRun
+from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.records import Review
+from engine.contracts.store import PersistedRun, PersistedStep, Store
 from engine.contracts.values import RunStatus, StepStatus
 
-if TYPE_CHECKING:  # the rest is imported where used: `runs list` needs only owner_alive
-    from engine.core import Engine, RunResult
+if TYPE_CHECKING:  # imported where used: `runs list` needs only owner_alive
+    from engine.compiled import CompiledGraph
     from engine.definition import Workflow
-    from engine.graph import CompiledGraph
-    from engine.replay import ReviewDecision
+    from engine.replay import Replay
 
 #: A running run's owner writes a heartbeat every 2 s; one older than this means the
 #: owner is stuck or gone (its pid may since belong to another process).
@@ -64,24 +68,27 @@ def process_owns(pid: int | None, heartbeat_at: float | None, now: float | None 
     return (now or time.time()) - beat < STALE_HEARTBEAT_S
 
 
-def _ended(run: PersistedRun, verb: str) -> UsageError:
+def ended(run: PersistedRun, verb: str) -> UsageError:
+    """The error for acting (``verb``: resume, cancel, review) on a run that ended."""
     return UsageError(
         f"Run {run.run_id} already ended {run.status.value}; there is nothing to {verb}. "
         f"Use `stepwell runs rerun {run.run_id} --from STEP_ID` to run it again.")
 
 
-async def resume(engine: Engine, run_id: str) -> RunResult:
-    """Continue ``run_id`` from its persisted steps (see the module docstring).
+def claim(store: Store, run_id: str) -> PersistedRun:
+    """Make this process the owner of ``run_id`` so that it may continue it.
+
+    Returns:
+        The run row as read before the claim.
 
     Raises:
         NotFoundError: no such run.
         UsageError: the run already ended.
         ConflictError: another live process is executing it, or took it over first.
     """
-    store = engine.store
     run = store.load_run(run_id)
     if run.status.terminal:
-        raise _ended(run, "resume")
+        raise ended(run, "resume")
     me = os.getpid()
     if run.status is not RunStatus.AWAITING_REVIEW and run.owner_pid != me and owner_alive(run):
         raise ConflictError(
@@ -93,21 +100,19 @@ async def resume(engine: Engine, run_id: str) -> RunResult:
         raise ConflictError(
             f"Run {run_id} was taken over by another process just now; it continues "
             f"there. Follow it with `stepwell runs get {run_id}`.")
-    from engine.definition import Workflow
-    from engine.graph import compile_workflow
+    return run
+
+
+def replay_of(store: Store, run_id: str) -> Replay:
+    """What a resumed run reuses: its persisted steps and the reviews decided since."""
     from engine.replay import Replay
 
-    graph = compile_workflow(Workflow.from_dict(run.definition), engine.registry)
     steps = {s.step_id: s for s in store.load_steps(run_id)}
-    decisions = review_decisions(store, run_id)
-    replay = Replay(steps=steps, decisions=decisions, files=store.files)
-    return await engine._execute(graph, run_id, run.inputs, replay=replay)
+    return Replay(steps=steps, decisions=review_decisions(store, run_id), files=store.files)
 
 
-def review_decisions(store: Any, run_id: str) -> dict[str, ReviewDecision]:
+def review_decisions(store: Store, run_id: str) -> dict[str, ReviewDecision]:
     """Decided reviews of a run, keyed by step id."""
-    from engine.replay import ReviewDecision
-
     out: dict[str, ReviewDecision] = {}
     for review in store.reviews(run_id=run_id):
         if review.decision is None:
@@ -120,17 +125,16 @@ def review_decisions(store: Any, run_id: str) -> dict[str, ReviewDecision]:
     return out
 
 
-def cancel(engine: Engine, run_id: str, reason: str = "cancelled by request") -> bool:
-    """Cancel ``run_id``. Returns True when this process cancelled it directly.
+def cancel_run(store: Store, run_id: str, reason: str = "cancelled by request") -> bool:
+    """Cancel ``run_id``. Returns True when this call cancelled it directly.
 
     Raises:
         NotFoundError: no such run.
         UsageError: the run already ended.
     """
-    store = engine.store
     run = store.load_run(run_id)
     if run.status.terminal:
-        raise _ended(run, "cancel")
+        raise ended(run, "cancel")
     store.request_cancel(run_id, reason)
     if run.status is not RunStatus.AWAITING_REVIEW and owner_alive(run):
         return False  # the owner polls the flag and stops within a second
@@ -144,76 +148,48 @@ def cancel(engine: Engine, run_id: str, reason: str = "cancelled by request") ->
     return True
 
 
-def decide(engine: Engine, review_id: str, *, approved: bool, data: Any = None,
-           has_data: bool = False, reason: str = "") -> tuple[Any, bool]:
-    """Record a review decision. Returns ``(review, changed)``; resume the run after it.
-
-    Raises:
-        NotFoundError: no such review.
-        ConflictError: the review was already decided differently.
-        UsageError: the run already ended.
-        InputError: data given with a rejection, or corrected split_by_key partitions
-            that do not fit the document.
-    """
-    store = engine.store
-    review = store.review(review_id)
-    run = store.load_run(review.run_id)
-    if run.status.terminal and review.decision is None:
-        raise _ended(run, "review")
+def proposal_of(review: Review) -> Mapping[str, Any] | None:
+    """The ``proposal`` a container recorded on its review (split_by_key), if any."""
     proposal = ((review.data or {}).get("review") or {}).get("proposal")
-    if approved and has_data and isinstance(proposal, Mapping):
-        from blocks.partition import corrected_partitions
-
-        corrected_partitions(proposal, data)  # refuse now rather than when resuming
-    return store.decide_review(review_id, approved=approved, data=data, has_data=has_data,
-                               reason=reason, now=time.time())
+    return proposal if isinstance(proposal, Mapping) else None
 
 
-async def rerun(engine: Engine, run_id: str, from_step: str,
-                inputs: Mapping[str, Any] | None = None,
-                workflow: Workflow | None = None) -> RunResult:
-    """A new run reusing the outputs of every step upstream of ``from_step``.
+def reused_steps(store: Store, graph: CompiledGraph, run_id: str, from_step: str,
+                 changed_inputs: set[str], stored: Workflow | None = None
+                 ) -> dict[str, PersistedStep]:
+    """The completed steps of ``run_id`` a rerun from ``from_step`` reuses.
+
+    Args:
+        store: where the run is.
+        graph: the workflow the rerun executes.
+        run_id: the earlier run.
+        from_step: the top-level step the rerun starts from.
+        changed_inputs: start blocks whose input the rerun replaces (their dependents
+            run again).
+        stored: the earlier run's workflow when ``graph`` is an edited one: refused if
+            it changed upstream of ``from_step``.
+
+    Returns:
+        The records to replay, by step id.
 
     Raises:
-        NotFoundError: no such run.
-        UsageError: ``from_step`` is not a top-level step of the run, or the workflow
-            changed upstream of it.
+        UsageError: ``from_step`` is not a top-level step, or the workflow changed
+            upstream of it.
+        InputError: a replaced input names no start block.
     """
-    from engine.definition import Workflow
-    from engine.graph import compile_workflow
-    from engine.replay import Replay
-
-    store = engine.store
-    old = store.load_run(run_id)
-    stored = Workflow.from_dict(old.definition)
-    graph = compile_workflow(workflow or stored, engine.registry)
     if from_step not in graph.nodes or graph.nodes[from_step].parent is not None:
         raise UsageError(
             f"--from {from_step!r} is not a top-level step of run {run_id}. Pick one of: "
             f"{', '.join(sorted(n for n, v in graph.nodes.items() if v.parent is None))}.")
-    upstream = _ancestors(graph, from_step)
-    if workflow is not None:
-        _check_unchanged(stored, workflow, upstream, from_step)
-    changed = set(inputs or {})
-    unknown = changed - {n.id for n in graph.start_blocks()}
+    upstream = ancestors(graph, from_step)
+    if stored is not None:
+        check_unchanged(stored, graph.workflow, upstream, from_step)
+    unknown = changed_inputs - {n.id for n in graph.start_blocks()}
     if unknown:
         raise InputError(f"--input for {sorted(unknown)}, which are not start blocks.")
-    new_inputs = engine._prepare_inputs(graph, {**old.inputs, **(inputs or {})})
-    stale = set().union(*(_descendants(graph, s) | {s} for s in changed)) if changed else set()
-    records = {s.step_id: s for s in store.load_steps(run_id)
-               if s.step_id in upstream - stale and s.status is StepStatus.COMPLETED}
-    from engine.core import new_run_id
-
-    new_id = new_run_id()
-    wf = workflow or stored
-    store.create_run(NewRun(
-        run_id=new_id, workflow_id=old.workflow_id, workflow_name=wf.name,
-        workflow_digest=wf.digest(), definition=wf.to_dict(), inputs=new_inputs,
-        metadata={"rerun_of": run_id, "rerun_from": from_step},
-        organization_id=old.organization_id, trigger="restart", parent_run_id=run_id,
-    ), now=time.time())
-    replay = Replay(steps=records, rewrite=True)
-    return await engine._execute(graph, new_id, new_inputs, replay=replay)
+    stale = set().union(*(descendants(graph, s) | {s} for s in changed_inputs))
+    return {s.step_id: s for s in store.load_steps(run_id)
+            if s.step_id in upstream - stale and s.status is StepStatus.COMPLETED}
 
 
 def _top_edges(graph: CompiledGraph, *, reverse: bool) -> dict[str, set[str]]:
@@ -239,15 +215,22 @@ def _reachable(edges: Mapping[str, set[str]], start: str) -> set[str]:
     return seen
 
 
-def _ancestors(graph: CompiledGraph, step: str) -> set[str]:
+def ancestors(graph: CompiledGraph, step: str) -> set[str]:
+    """The top-level blocks ``step`` depends on, directly or not."""
     return _reachable(_top_edges(graph, reverse=True), step)
 
 
-def _descendants(graph: CompiledGraph, step: str) -> set[str]:
+def descendants(graph: CompiledGraph, step: str) -> set[str]:
+    """The top-level blocks that depend on ``step``, directly or not."""
     return _reachable(_top_edges(graph, reverse=False), step)
 
 
-def _check_unchanged(stored: Workflow, new: Workflow, upstream: set[str], from_step: str) -> None:
+def check_unchanged(stored: Workflow, new: Workflow, upstream: set[str], from_step: str) -> None:
+    """Refuse an edited workflow whose blocks upstream of ``from_step`` changed.
+
+    Raises:
+        UsageError: a block in ``upstream`` differs (type or config) or is gone.
+    """
     def fingerprint(wf: Workflow, block_id: str) -> Any:
         block = wf.block(block_id)
         return None if block is None else (block.type, block.config)

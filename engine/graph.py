@@ -35,88 +35,28 @@ asked to write the edge (``AMBIGUOUS_BOUNDARY_EDGE``). Generated edges are marke
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from blocks.base import BlockType
-from engine.contracts.blocks import HandleKind, JoinMode
+from engine.analysis import Analysis, BlockInfo
+from engine.compiled import CompiledGraph, Edge, Node
+from engine.containers import ANY_KIND_INPUTS, sentinel_type
+from engine.contracts.blocks import HandleKind, SentinelRole, sentinel_id
+from engine.contracts.definition import EdgeDef
 from engine.contracts.errors import Diagnostic, WorkflowValidationError
-from engine.definition import EdgeDef, Workflow
-from engine.validation import (
-    ANY_KIND_INPUTS,
-    CONTAINERS,
-    Analysis,
-    BlockInfo,
-    analyse,
-    check_cycles,
-    sentinel_id,
-)
+from engine.edge_rules import check_cycles
+from engine.mermaid import to_mermaid
+from engine.validation import analyse
 
 if TYPE_CHECKING:
     from blocks.registry import BlockRegistry
+    from engine.definition import Workflow
 
-TOP = None  # the scope key of top-level members
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Node:
-    """A block (or generated sentinel) as the scheduler sees it."""
-
-    id: str
-    type: str
-    label: str
-    parent: str | None
-    config: Any
-    impl: BlockType
-    inputs: dict[str, HandleKind]
-    outputs: dict[str, HandleKind]
-    join: JoinMode
-    unfired_reason: str
-    container: str | None = None  # 'for_each' | 'while_loop' for container nodes
-    sentinel_of: str | None = None  # container id, for sentinel nodes
-    sentinel_role: str | None = None  # 'start' | 'end'
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Edge:
-    """A resolved edge between two members of the same scope."""
-
-    source: str
-    source_handle: str
-    target: str
-    target_handle: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CompiledGraph:
-    """The validated, rewritten graph.
-
-    Attributes:
-        workflow: the source definition.
-        nodes: every executable node by id, sentinels included, notes excluded.
-        incoming: ``node -> {input handle -> Edge}`` (connected inputs only).
-        outgoing: ``node -> {output handle -> [Edge, ...]}`` (connected outputs only).
-        members: ``scope -> node ids in deterministic topological order``; scope is
-            None for the top level, else a container id. Sentinels are members of their
-            container.
-        input_schemas: ``node -> {input handle -> upstream JSON schema or None}``.
-    """
-
-    workflow: Workflow
-    nodes: dict[str, Node]
-    incoming: dict[str, dict[str, Edge]]
-    outgoing: dict[str, dict[str, list[Edge]]]
-    members: dict[str | None, tuple[str, ...]]
-    input_schemas: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
-
-    def start_blocks(self) -> list[Node]:
-        """Top-level nodes of type start_document / start_json (or alias ``start``)."""
-        return [
-            n for n in self.nodes.values()
-            if n.parent is None and n.type in ("start_document", "start_json", "start")
-        ]
+#: Node, Edge and CompiledGraph live in engine.compiled (light enough for the scheduler);
+#: to_mermaid lives in engine.mermaid. They are re-exported here for one release.
+__all__ = ["CompiledGraph", "Edge", "Node", "compile_workflow", "to_mermaid",
+           "validate_workflow"]
 
 
 # ------------------------------------------------------------------ public API
@@ -258,7 +198,7 @@ def _build(a: Analysis) -> CompiledGraph:
         nodes[info.id] = _node(info)
         keys[info.id] = (0, info.index)
         if info.spec is not None:
-            for role, rank in (("start", -1), ("end", 1)):
+            for role, rank in ((SentinelRole.START, -1), (SentinelRole.END, 1)):
                 sentinel = _sentinel(a, info, role)
                 nodes[sentinel.id] = sentinel
                 keys[sentinel.id] = (rank, info.index)
@@ -287,25 +227,25 @@ def _node(info: BlockInfo) -> Node:
     return Node(id=info.id, type=info.block.type, label=info.block.display_label,
                 parent=info.block.parent_id, config=info.config, impl=impl,
                 inputs=dict(info.outer_inputs), outputs=dict(info.outer_outputs),
-                join=impl.join,
-                unfired_reason=impl.unfired_reason, container=impl.container)
+                join=impl.join, unfired_reason=impl.unfired_reason, role=impl.role,
+                container=impl.container)
 
 
-def _sentinel(a: Analysis, info: BlockInfo, role: str) -> Node:
-    spec, kind = info.spec, info.impl.container if info.impl else None
-    assert spec is not None
-    impl = a.registry.get(f"{kind}_sentinel_{role}")
+def _sentinel(a: Analysis, info: BlockInfo, role: SentinelRole) -> Node:
+    spec, kind = info.spec, info.container_kind
+    assert spec is not None and kind is not None
+    impl = a.registry.get(sentinel_type(kind, role))
     sid = sentinel_id(info.id, role)
-    if role == "start":
+    if role is SentinelRole.START:
         inputs: dict[str, HandleKind] = {}
         outputs: dict[str, HandleKind] = {spec.left_out: info.outputs[spec.left_out]}
     else:
         inputs = {h: info.inputs[h] for h in spec.feedback}
         outputs = {}
-    return Node(id=sid, type=f"{kind}_sentinel_{role}", label=sid, parent=info.id,
+    return Node(id=sid, type=sentinel_type(kind, role), label=sid, parent=info.id,
                 config=info.config, impl=impl, inputs=inputs, outputs=outputs,
-                join=impl.join, unfired_reason=impl.unfired_reason, sentinel_of=info.id,
-                sentinel_role=role)
+                join=impl.join, unfired_reason=impl.unfired_reason, role=impl.role,
+                sentinel_of=info.id, sentinel_role=role)
 
 
 def _members(nodes: dict[str, Node], edges: list[Edge],
@@ -336,111 +276,3 @@ def _input_schemas(nodes: dict[str, Node], incoming: dict[str, dict[str, Edge]]
                                   if upstream is not None and edge is not None else None)
         schemas[node.id] = per_handle
     return schemas
-
-
-# ------------------------------------------------------------------ Mermaid
-
-
-def to_mermaid(target: Workflow | CompiledGraph) -> str:
-    """Render a workflow (or a compiled graph, generated edges included) as Mermaid.
-
-    ``flowchart LR``; containers are subgraphs holding a start and an end circle (their
-    sentinels); edge labels name the handles; generated edges are dotted; notes are
-    left out.
-
-    Args:
-        target: a loaded Workflow (edges as written) or a CompiledGraph.
-
-    Returns:
-        The Mermaid source text.
-    """
-    kinds: dict[str, str | None]
-    if isinstance(target, CompiledGraph):
-        workflow = target.workflow
-        kinds = {n.id: n.container for n in target.nodes.values() if n.container}
-        hidden = {b.id for b in workflow.blocks if b.id not in target.nodes}
-    else:
-        workflow = target
-        kinds = {b.id: b.type for b in workflow.blocks if b.type in CONTAINERS}
-        hidden = {b.id for b in workflow.blocks if b.type == "note"}
-    ids = _mermaid_ids([b.id for b in workflow.blocks]
-                       + [sentinel_id(c, r) for c in kinds for r in ("start", "end")])
-    lines = ["flowchart LR"]
-    _mermaid_blocks(workflow, kinds, hidden, ids, lines)
-    generated = {_rewritten(e, kinds) for e in workflow.edges if e.generated}
-    for source, source_handle, dest, target_handle in _mermaid_edges(target, kinds, hidden):
-        label = " → ".join(h for h in (source_handle, target_handle) if h)
-        text = f'|"{_mermaid_text(label)}"|' if label else ""
-        key = (source, source_handle, dest, target_handle)
-        arrow = "-.->" if key in generated else "-->"
-        lines.append(f"  {ids[source]} {arrow}{text} {ids[dest]}")
-    return "\n".join(lines) + "\n"
-
-
-Quad = tuple[str, str, str, str]
-
-
-def _mermaid_edges(target: Workflow | CompiledGraph, kinds: dict[str, str | None],
-                   hidden: set[str]) -> list[Quad]:
-    """Edges as (source, handle, target, handle) after the sentinel rewrite."""
-    if isinstance(target, CompiledGraph):  # resolved handles, generated edges included
-        return [(e.source, e.source_handle, e.target, e.target_handle)
-                for per_handle in target.outgoing.values()
-                for edges in per_handle.values() for e in edges]
-    known = {b.id for b in target.blocks} - hidden
-    return [_rewritten(e, kinds) for e in target.edges
-            if {e.source_block, e.target_block} <= known]
-
-
-def _rewritten(edge: EdgeDef, kinds: dict[str, str | None]) -> Quad:
-    source, target = edge.source_block, edge.target_block
-    src_spec = CONTAINERS.get(kinds.get(source) or "")
-    tgt_spec = CONTAINERS.get(kinds.get(target) or "")
-    if src_spec and edge.source_handle == src_spec.left_out:
-        source = sentinel_id(source, "start")
-    if tgt_spec and edge.target_handle in tgt_spec.feedback:
-        target = sentinel_id(target, "end")
-    return source, edge.source_handle, target, edge.target_handle
-
-
-def _mermaid_ids(names: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    used: set[str] = set()
-    for name in names:
-        base = "b_" + "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)
-        candidate, n = base, 1
-        while candidate in used:
-            n += 1
-            candidate = f"{base}_{n}"
-        used.add(candidate)
-        out.setdefault(name, candidate)
-    return out
-
-
-def _mermaid_text(text: str) -> str:
-    return text.replace('"', "#quot;")
-
-
-def _mermaid_blocks(workflow: Workflow, kinds: dict[str, str | None], hidden: set[str],
-                    ids: dict[str, str], lines: list[str]) -> None:
-    children: dict[str | None, list[Any]] = {}
-    for block in workflow.blocks:
-        parent = block.parent_id if block.parent_id in kinds else None
-        children.setdefault(parent, []).append(block)
-
-    def emit(parent: str | None, indent: str) -> None:
-        for block in children.get(parent, []):
-            if block.id in hidden or block.id == parent:
-                continue
-            label = _mermaid_text(f"{block.display_label}<br/>{block.type}")
-            if block.id not in kinds:
-                lines.append(f'{indent}{ids[block.id]}["{label}"]')
-                continue
-            lines.append(f'{indent}subgraph {ids[block.id]}["{label}"]')
-            lines.append(f"{indent}  direction LR")
-            lines.append(f'{indent}  {ids[sentinel_id(block.id, "start")]}(("start"))')
-            emit(block.id, indent + "  ")
-            lines.append(f'{indent}  {ids[sentinel_id(block.id, "end")]}(("end"))')
-            lines.append(f"{indent}end")
-
-    emit(None, "  ")

@@ -11,8 +11,9 @@ run and returns at once; the run goes on in a task. The handle then offers:
 * ``handle.cancel()``: stop the run (running steps are interrupted, waiting ones become
   ``cancelled``), the same as ``stepwell runs cancel`` from another process.
 
-Events come from the runner's commit hook (``RunSettings.listeners``), called in the
-runner's task right after each commit, so an event never announces something that is
+Events come from the runner's commit hook (the handle executes its run through
+:meth:`engine.core.Engine.execute` with itself as listener), called in the runner's task
+right after each commit, so an event never announces something that is
 not in the database. Every event is kept for the handle's life, so a subscriber that
 arrives late (an SSE client connecting after the run started) still gets them all from
 number 0; several subscribers may read at once.
@@ -25,7 +26,7 @@ task group instead.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +38,8 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import RunStatus
 
 if TYPE_CHECKING:
-    from engine.core import Engine, RunResult
+    from engine.core import Engine
+    from engine.launch import PreparedRun, RunResult
 
 #: Run statuses after which this execution makes no more events.
 _FINAL = frozenset({RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED,
@@ -177,11 +179,6 @@ class RunHandle:
 
     # ------------------------------------------------------------------ engine side
 
-    @property
-    def cancel_wakeup(self) -> anyio.Event:
-        """Set by :meth:`cancel`; the runner's cancel watcher waits on it."""
-        return self._cancel_wakeup
-
     def on_commit(self, run_id: str, events: list[StepEvent], update: RunUpdate | None) -> None:
         """The runner's commit hook: turn what was just committed into RunEvents."""
         now = time.time()
@@ -192,15 +189,20 @@ class RunHandle:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
 
-    def launch(self, execute: Callable[[], Awaitable[RunResult]],
-               task_group: TaskGroup | None) -> None:
-        """Run ``execute`` in ``task_group``, or as a task of the running asyncio loop.
+    def launch(self, prepare: Callable[[], PreparedRun], task_group: TaskGroup | None) -> None:
+        """Execute the run ``prepare()`` returns in ``task_group``, or as a task of the
+        running asyncio loop, with this handle listening to its commits.
+
+        Args:
+            prepare: builds the prepared run (in the task: its errors come from
+                :meth:`result`).
+            task_group: where the run executes; None for a task of the asyncio loop.
 
         Raises:
             UsageError: no task group was given and the event loop is not asyncio.
         """
         if task_group is not None:
-            task_group.start_soon(self._run, execute)
+            task_group.start_soon(self._run, prepare)
             return
         import sniffio
 
@@ -212,11 +214,12 @@ class RunHandle:
         import asyncio
 
         self._task = asyncio.get_running_loop().create_task(
-            self._run(execute), name=f"stepwell run {self.run_id}")
+            self._run(prepare), name=f"stepwell run {self.run_id}")
 
-    async def _run(self, execute: Callable[[], Awaitable[RunResult]]) -> None:
+    async def _run(self, prepare: Callable[[], PreparedRun]) -> None:
         try:
-            self._result = await execute()
+            self._result = await self.engine.execute(
+                prepare(), listeners=(self.on_commit,), cancel_wakeup=self._cancel_wakeup)
         except Exception as exc:  # noqa: BLE001 - kept and re-raised by result()/events()
             self._exception = exc
         finally:

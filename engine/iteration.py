@@ -1,20 +1,22 @@
 """Loop containers inside the sans-IO scheduler.
 
-A container step runs its handler like any block; the handler returns a control value:
+A container step runs its handler like any block; the handler returns a control value
+that carries the loop's policy too, so the engine never reads block config:
 
-* ``ExpandItems(items)`` (for_each): iteration ``i`` is a new scope whose sentinel start
-  receives ``items[i]``. At most ``max_concurrency`` iterations are open at a time, so
-  memory stays flat however many items there are; closed scopes are dropped. When the
-  last iteration closes, the container step completes with ``fe-right-out`` = the list
-  of each iteration's ``fe-right-in`` payload, in item order (``null`` where nothing
-  arrived). A failed iteration stops new ones from opening; once the open ones settle
-  the container fails (``on_item_error: fail``), or the item becomes ``null``
-  (``on_item_error: skip``, and the error no longer fails the run).
-* ``LoopStart(state)`` (while_loop, do-while): iteration 0 receives ``state``. When an
-  iteration closes, its sentinel end's ``LoopDecision`` says whether the termination
-  condition matched. Match ends the loop (``condition_matched``); reaching
-  ``max_iterations`` ends it too (``max_iterations_reached``, a normal completion);
-  otherwise the iteration's ``loop-right-in`` payload is the next state.
+* ``ExpandItems(items, max_concurrency, on_item_error)`` (for_each): iteration ``i``
+  is a new scope whose sentinel start receives ``items[i]``. At most
+  ``max_concurrency`` iterations are open at a time, so memory stays flat however many
+  items there are; closed scopes are dropped. When the last iteration closes, the
+  container step completes with ``fe-right-out`` = the list of each iteration's
+  ``fe-right-in`` payload, in item order (``null`` where nothing arrived). A failed
+  iteration stops new ones from opening; once the open ones settle the container fails
+  (``on_item_error: fail``), or the item becomes ``null`` (``on_item_error: skip``, and
+  the error no longer fails the run).
+* ``LoopStart(state, max_iterations)`` (while_loop, do-while): iteration 0 receives
+  ``state``. When an iteration closes, its sentinel end's ``LoopDecision`` says whether
+  the termination condition matched. Match ends the loop (``condition_matched``);
+  reaching ``max_iterations`` ends it too (``max_iterations_reached``, a normal
+  completion); otherwise the iteration's ``loop-right-in`` payload is the next state.
 
 An iteration is closed when *every* step in its scope is terminal, not only the
 sentinel end, so side branches inside the body finish first.
@@ -25,22 +27,44 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.contracts.blocks import BlockResult, ExpandItems, LoopDecision, LoopStart
+from engine.contracts.blocks import (
+    BlockResult,
+    ExpandItems,
+    LoopDecision,
+    LoopStart,
+    SentinelRole,
+    sentinel_id,
+)
+from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.contracts.events import StepErrorInfo
 from engine.contracts.values import LoopFrame, Payload
+from engine.scope import Scope, StepState
 
 if TYPE_CHECKING:
-    from engine.scheduler import Scheduler, _Scope, _Step
-
-FOR_EACH_HANDLES = ("fe-left-in", "fe-right-in", "fe-right-out")
-WHILE_HANDLES = ("loop-left-in", "loop-right-in", "loop-right-out")
+    from engine.scheduler import Scheduler
 
 
 @dataclass(slots=True, kw_only=True)
-class _ForEach:
-    step: _Step
+class ForEachLoop:
+    """A for_each container's loop in progress.
+
+    Attributes:
+        step: the container step.
+        items: the items not yet handed to an iteration (released ones are cleared).
+        max_concurrency: iterations open at once.
+        on_item_error: ``fail`` or ``skip`` (see the module docstring).
+        end_id: the node id of the container's sentinel end.
+        results: each iteration's collected payload, in item order.
+        next: the index of the next item to open.
+        active: iterations open now.
+        failure: ``(index, failing step id)`` of the first failed iteration.
+    """
+
+    step: StepState
     items: list[Payload]
     max_concurrency: int
     on_item_error: str
+    end_id: str
     results: list[Any] = field(default_factory=list)
     next: int = 0
     active: int = 0
@@ -48,10 +72,22 @@ class _ForEach:
 
 
 @dataclass(slots=True, kw_only=True)
-class _While:
-    step: _Step
+class WhileLoop:
+    """A while_loop container's loop in progress.
+
+    Attributes:
+        step: the container step.
+        state: the payload the next iteration receives.
+        max_iterations: the bound; reaching it completes the loop normally.
+        end_id: the node id of the container's sentinel end.
+        iteration: the index of the iteration running now.
+        evaluations: the last termination-condition evaluations.
+    """
+
+    step: StepState
     state: Payload
     max_iterations: int
+    end_id: str
     iteration: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -62,36 +98,47 @@ class LoopController:
     def __init__(self, scheduler: Scheduler) -> None:
         self._s = scheduler
 
-    def open(self, step: _Step, control: ExpandItems | LoopStart) -> None:
-        """Start the loop of container ``step`` from its handler's control value."""
-        cfg = step.node.config
+    def open(self, step: StepState, control: ExpandItems | LoopStart) -> None:
+        """Start the loop of container ``step`` from its handler's control value.
+
+        Args:
+            step: the container step (running, or approved after a review).
+            control: the items and policy of a for_each, or the initial state and bound
+                of a while_loop.
+        """
+        end_id = sentinel_id(step.node.id, SentinelRole.END)
         if isinstance(control, ExpandItems):
-            loop = _ForEach(step=step, items=list(control.items),
-                            max_concurrency=max(1, int(getattr(cfg, "max_concurrency", 4))),
-                            on_item_error=str(getattr(cfg, "on_item_error", "fail")))
-            loop.results = [None] * len(loop.items)
-            if not loop.items:
+            items = list(control.items)
+            loop = ForEachLoop(step=step, items=items, results=[None] * len(items),
+                               max_concurrency=max(1, control.max_concurrency),
+                               on_item_error=control.on_item_error, end_id=end_id)
+            if not items:
                 self._complete_for_each(loop)
                 return
             self._fill(loop)
         else:
-            bound = max(1, int(getattr(cfg, "max_iterations", 10) or 10))
-            loop_w = _While(step=step, state=control.state, max_iterations=bound)
+            loop_w = WhileLoop(step=step, state=control.state, end_id=end_id,
+                               max_iterations=max(1, control.max_iterations))
             self._spawn(loop_w, 0, control.state, "loop-left-in", parallel=False)
 
-    def iteration_done(self, scope: _Scope) -> None:
-        """Every step of iteration ``scope`` is terminal: record it and move the loop on."""
+    def iteration_done(self, scope: Scope) -> None:
+        """Every step of iteration ``scope`` is terminal: record it and move the loop on.
+
+        Args:
+            scope: the closed iteration scope (its ``loop`` is set).
+        """
         loop = scope.loop
+        assert loop is not None
         if loop.step.status.terminal or self._s.cancelled:
             return
-        if isinstance(loop, _ForEach):
+        if isinstance(loop, ForEachLoop):
             self._for_each_done(loop, scope)
         else:
             self._while_done(loop, scope)
 
     # ------------------------------------------------------------------ for_each
 
-    def _fill(self, loop: _ForEach) -> None:
+    def _fill(self, loop: ForEachLoop) -> None:
         while loop.active < loop.max_concurrency and loop.next < len(loop.items):
             index = loop.next
             loop.next += 1
@@ -100,7 +147,7 @@ class LoopController:
             loop.items[index] = _RELEASED  # the iteration holds it now; keep memory flat
             self._spawn(loop, index, item, "fe-left-in", parallel=loop.max_concurrency > 1)
 
-    def _for_each_done(self, loop: _ForEach, scope: _Scope) -> None:
+    def _for_each_done(self, loop: ForEachLoop, scope: Scope) -> None:
         loop.active -= 1
         node_id = loop.step.node.id
         if scope.error_step is not None:
@@ -110,7 +157,7 @@ class LoopController:
             elif loop.failure is None:
                 loop.failure = (scope.index, scope.error_step)
         else:
-            end = scope.steps[f"{node_id}_sentinel_end"]
+            end = scope.steps[loop.end_id]
             record = end.arrived.get("fe-right-in")
             loop.results[scope.index] = _jsonable(record.payload) if record else None
         if loop.failure is None:
@@ -118,14 +165,14 @@ class LoopController:
         if loop.active == 0 and (loop.failure is not None or loop.next >= len(loop.items)):
             if loop.failure is not None:
                 index, failing = loop.failure
-                self._s.fail_step(loop.step, self._s.container_error(
+                self._s.fail_step(loop.step, container_error(
                     f"for_each {node_id!r}: iteration {index} failed at step {failing!r}. "
                     "Fix that step, or set on_item_error: skip to put null for failed items.",
                     "ITERATION_FAILED"))
             else:
                 self._complete_for_each(loop)
 
-    def _complete_for_each(self, loop: _ForEach) -> None:
+    def _complete_for_each(self, loop: ForEachLoop) -> None:
         # The container's own result (a split_by_key partition artifact, its model usage)
         # was kept on the step when the loop opened; completion adds fe-right-out to it.
         own = loop.step.result or BlockResult()
@@ -136,15 +183,15 @@ class LoopController:
 
     # ------------------------------------------------------------------ while_loop
 
-    def _while_done(self, loop: _While, scope: _Scope) -> None:
+    def _while_done(self, loop: WhileLoop, scope: Scope) -> None:
         node_id = loop.step.node.id
         if scope.error_step is not None:
-            self._s.fail_step(loop.step, self._s.container_error(
+            self._s.fail_step(loop.step, container_error(
                 f"while_loop {node_id!r}: iteration {loop.iteration} failed at step "
                 f"{scope.error_step!r}. Fix that step; the loop stops on the first error.",
                 "ITERATION_FAILED"))
             return
-        end = scope.steps[f"{node_id}_sentinel_end"]
+        end = scope.steps[loop.end_id]
         decision = end.result.control if end.result is not None else None
         state = end.arrived.get("loop-right-in")
         if state is not None:
@@ -157,7 +204,7 @@ class LoopController:
         if loop.iteration + 1 >= loop.max_iterations:
             self._complete_while(loop, "max_iterations_reached")
         elif state is None:
-            self._s.fail_step(loop.step, self._s.container_error(
+            self._s.fail_step(loop.step, container_error(
                 f"while_loop {node_id!r}: iteration {loop.iteration} produced no "
                 "loop-right-in payload, so there is no state for the next iteration. "
                 "Wire the body's last block to loop-right-in on every path.",
@@ -166,7 +213,7 @@ class LoopController:
             loop.iteration += 1
             self._spawn(loop, loop.iteration, loop.state, "loop-left-in", parallel=False)
 
-    def _complete_while(self, loop: _While, reason: str) -> None:
+    def _complete_while(self, loop: WhileLoop, reason: str) -> None:
         artifact = {
             "operation": "while_loop_termination",
             "termination_reason": reason,
@@ -179,17 +226,30 @@ class LoopController:
 
     # ------------------------------------------------------------------ shared
 
-    def _spawn(self, loop: Any, index: int, item: Payload, handle: str, *, parallel: bool) -> None:
-        from engine.scheduler import _Scope
-
+    def _spawn(self, loop: ForEachLoop | WhileLoop, index: int, item: Payload, handle: str,
+               *, parallel: bool) -> None:
         step = loop.step
         frame = LoopFrame(container_id=step.node.id, iteration=index, is_parallel=parallel,
                           parallel_item_index=index if parallel else None)
-        scope = _Scope(step.scope.frames + (frame,), loop=loop, index=index)
+        scope = Scope(step.scope.frames + (frame,), loop=loop, index=index)
         self._s.open_scope(scope, self._s.graph.members.get(step.node.id, ()), (handle, item))
 
 
 _RELEASED = Payload.json(None)
+
+
+def container_error(message: str, code: str) -> StepErrorInfo:
+    """The error a container step ends with when one of its iterations failed.
+
+    Args:
+        message: what failed and what to do about it.
+        code: the error code (``ITERATION_FAILED``, ``LOOP_STATE_MISSING``).
+
+    Returns:
+        A permanent execution error.
+    """
+    return StepErrorInfo(message=message, stage=ErrorStage.EXECUTION,
+                         category=ErrorCategory.PERMANENT, code=code)
 
 
 def _jsonable(payload: Payload) -> Any:

@@ -17,10 +17,10 @@ result back (:meth:`Replay.settle`) instead of running the block, the way DBOS's
   steps upstream of the rerun point; the new run writes them as its own steps.
 
 A step waiting for review is replayed as waiting, then given its decision if one was
-taken since (approve with optional corrected data, or reject). A split_by_key container
-waiting for review has no outputs yet: its review record carries the proposed partitions
-(``proposal``, see blocks.partition), and approval starts its iterations over them, or over
-the reviewer's corrected partitions, cut from the source PDF in the run's file store.
+taken since (approve with optional corrected data, or reject). A container waiting for
+review has no outputs yet; on approval its block type rebuilds the result to resume with
+(``BlockType.result_after_review``: a split_by_key for_each cuts the approved partitions
+from the source PDF in the run's file store) and its iterations start.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine.contracts.blocks import BlockResult, ExpandItems, LoopDecision
+from engine.contracts.blocks import BlockResult, LoopDecision, ReviewDecision
 from engine.contracts.errors import ErrorCategory, ErrorStage, UsageError
 from engine.contracts.events import StepErrorInfo, StepEvent
 from engine.contracts.files import FileStore
@@ -38,16 +38,6 @@ from engine.contracts.values import LEGAL_MOVES, Payload, StepStatus
 from engine.scheduler import Scheduler, Task
 
 S = StepStatus
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReviewDecision:
-    """A human decision on a step waiting for review."""
-
-    approved: bool
-    data: Any = None
-    has_data: bool = False
-    reason: str = ""
 
 
 @dataclass(slots=True, kw_only=True)
@@ -71,7 +61,19 @@ class Replay:
                 self._retry_offset[sid] = offset
 
     def settle(self, sched: Scheduler, task: Task) -> bool:
-        """Feed ``task``'s recorded result to ``sched``; False when it must execute."""
+        """Feed ``task``'s recorded result to ``sched``.
+
+        Args:
+            sched: the scheduler that released ``task``.
+            task: a released step.
+
+        Returns:
+            False when nothing final is recorded for the step, so it must execute.
+
+        Raises:
+            UsageError: an approved review must be resumed but the replay has no file
+                store, or the block type cannot rebuild the approved result.
+        """
         rec = self.steps.get(task.step_id)
         if rec is None or rec.status not in (S.COMPLETED, S.ERROR, S.AWAITING_REVIEW):
             return False
@@ -82,34 +84,36 @@ class Replay:
         elif rec.status is S.ERROR:
             sched.fail(task.step_id, _error_info(rec))
         else:
-            review = (rec.control or {}).get("review") or {}
-            decision = self.decisions.get(task.step_id)
-            proposal = review.get("proposal")
-            if isinstance(proposal, Mapping) and decision is not None and decision.approved:
-                sched.await_review(task.step_id, self._expand(review, proposal, decision))
-                sched.approve(task.step_id)  # the container's iterations start now
-                return True
-            sched.await_review(task.step_id, BlockResult(outputs=dict(rec.outputs),
-                                                         review=review))
-            if decision is not None:
-                apply_decision(sched, task.step_id, decision, rec.outputs)
+            self._settle_review(sched, task, rec)
         return True
 
-    def _expand(self, review: dict[str, Any], proposal: Mapping[str, Any],
-                decision: ReviewDecision) -> BlockResult:
-        """The approved container's result: its items (and corrected artifact)."""
-        from blocks.partition import items_after_review
-
-        if self.files is None:
-            raise UsageError("Replay needs the run's file store to expand a reviewed "
-                             "container; pass Replay(files=store.files).")
-        evaluation = {k: v for k, v in review.items() if k != "proposal"}
-        items, artifact = items_after_review(self.files, proposal, corrected=decision.has_data,
-                                             data=decision.data, evaluation=evaluation)
-        return BlockResult(control=ExpandItems(items=items), artifact=artifact, review=review)
+    def _settle_review(self, sched: Scheduler, task: Task, rec: PersistedStep) -> None:
+        """Replay a step recorded as waiting for review, with its decision if one exists."""
+        review = (rec.control or {}).get("review") or {}
+        decision = self.decisions.get(task.step_id)
+        if decision is not None and decision.approved:
+            if self.files is None:
+                raise UsageError("Replay needs the run's file store to resume an approved "
+                                 "review; pass Replay(files=store.files).")
+            node = task.node
+            resumed = node.impl.result_after_review(node.config, self.files, review, decision)
+            if resumed is not None:  # a container: its iterations start now
+                sched.await_review(task.step_id, resumed)
+                sched.approve(task.step_id)
+                return
+        sched.await_review(task.step_id, BlockResult(outputs=dict(rec.outputs), review=review))
+        if decision is not None:
+            apply_decision(sched, task.step_id, decision, rec.outputs)
 
     def filter(self, events: Iterable[StepEvent]) -> list[StepEvent]:
-        """Drop the events a resumed run must not write again (resume mode only)."""
+        """Drop the events a resumed run must not write again (resume mode only).
+
+        Args:
+            events: what the scheduler emitted, in order.
+
+        Returns:
+            The events to persist, with retry counts shifted past the recorded ones.
+        """
         if self.rewrite:
             return list(events)
         kept: list[StepEvent] = []
@@ -129,7 +133,14 @@ class Replay:
 
 def apply_decision(sched: Scheduler, step_id: str, decision: ReviewDecision,
                    proposed: Mapping[str, Payload]) -> None:
-    """Approve (with corrected data on the step's output) or reject a waiting step."""
+    """Approve (with corrected data on the step's output) or reject a waiting step.
+
+    Args:
+        sched: the scheduler holding the waiting step.
+        step_id: the step waiting for review.
+        decision: the human decision.
+        proposed: the step's proposed outputs; corrected data replaces its JSON ones.
+    """
     if not decision.approved:
         sched.reject(step_id, decision.reason)
         return

@@ -19,6 +19,7 @@ timer. It yields to the event loop every few milliseconds so the cancel watcher 
 async workers keep running. A retry of an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
 the worker waits for the ``running`` transition to be committed before its next attempt.
+An attempt itself (context, timeout, output checks, failures) is :mod:`engine.attempts`.
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,20 +39,18 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from engine.contracts.blocks import CURRENT_CONTEXT, BlockContext, BlockResult
-from engine.contracts.errors import (
-    BlockError,
-    ErrorCategory,
-    ErrorStage,
-    PermanentError,
-    TransientError,
-)
-from engine.contracts.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.attempts import run_attempt, run_attempt_inline, timeout_of
+from engine.compiled import CompiledGraph
+from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.errors import ErrorCategory
+from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
-from engine.graph import CompiledGraph
+from engine.options import RetryPolicy
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
+
+__all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
 
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
@@ -61,44 +58,8 @@ _YIELD_EVERY_S = 0.02
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
 _UNSET = object()
-_CANCELLED_BY_REQUEST = "cancelled by request"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RetryPolicy:
-    """How a block's transient and quota errors are retried.
-
-    Attributes:
-        max_attempts: attempts in all, the first included (1 = never retry).
-        initial_interval_s: wait before the first retry.
-        backoff: multiplier applied to the wait after each retry.
-        max_interval_s: the wait never exceeds this.
-        jitter: fraction of random spread added to each wait (0 = none).
-    """
-
-    max_attempts: int = 3
-    initial_interval_s: float = 0.5
-    backoff: float = 2.0
-    max_interval_s: float = 30.0
-    jitter: float = 0.1
-
-    def delay(self, retry_number: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based)."""
-        wait = min(self.max_interval_s, self.initial_interval_s * self.backoff ** (retry_number - 1))
-        if self.jitter:
-            wait *= 1 + random.uniform(0, self.jitter)
-        if retry_after is not None:
-            wait = max(wait, retry_after)
-        return wait
-
-    @classmethod
-    def from_config(cls, raw: Any, default: RetryPolicy) -> RetryPolicy:
-        """A block's ``config.retry`` (mapping or model) over the engine default."""
-        if raw is None:
-            return default
-        values = raw if isinstance(raw, Mapping) else raw.model_dump(exclude_none=True)
-        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__ and v is not None}
-        return cls(**{**{f: getattr(default, f) for f in cls.__dataclass_fields__}, **known})
+#: A commit hook: ``listener(run_id, events, run_update)`` after each committed batch.
+Listener = Callable[[str, list[StepEvent], RunUpdate | None], None]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -116,7 +77,7 @@ class RunSettings:
     replay: Replay | None = None
     #: Called as ``listener(run_id, events, run_update)`` after each commit, in the
     #: runner's task, so what a listener sees is already durable. Keep them cheap.
-    listeners: Sequence[Callable[[str, list[StepEvent], RunUpdate | None], None]] = ()
+    listeners: Sequence[Listener] = ()
     #: Set it after ``store.request_cancel`` to have the cancel watcher look at once
     #: instead of at its next poll (an in-process ``RunHandle.cancel``).
     cancel_wakeup: anyio.Event | None = None
@@ -163,7 +124,8 @@ class Runner:
                 self._release(tg, send)
                 if sched.finished:
                     break
-                if sched.has_ready or (self._backlog and self._in_flight < self.settings.max_concurrency):
+                if sched.has_ready or (
+                        self._backlog and self._in_flight < self.settings.max_concurrency):
                     # Inline steps made progress: keep going, but let the watcher and
                     # workers run now and then, and pick up what they sent.
                     if time.monotonic() - yielded > _YIELD_EVERY_S:
@@ -210,7 +172,7 @@ class Runner:
     def _run_inline(self, task: Task, tg: TaskGroup,
                     send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
         """First attempt of an inline block, right here in the driver (no task)."""
-        outcome = self._attempt_inline(task)
+        outcome = run_attempt_inline(task, self._context(task, task.retry_count))
         if isinstance(outcome, BlockResult):
             self._handle(("done", task.step_id, outcome))
             return
@@ -273,11 +235,7 @@ class Runner:
 
     def _cancel_requested(self) -> str | None:
         """The reason given with a cancel request for this run, if one was made."""
-        check = getattr(self.store, "cancel_requested", None)
-        requested = check(self.settings.run_id) if check else None
-        if not requested:
-            return None
-        return requested if isinstance(requested, str) else _CANCELLED_BY_REQUEST
+        return self.store.cancel_requested(self.settings.run_id)
 
     async def _watch(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
         """Poll for a cancel request from another process."""
@@ -299,7 +257,8 @@ class Runner:
         policy = self._policies.get(task.node.id)
         if policy is None:
             raw = getattr(task.node.config, "retry", None)
-            policy = self._policies[task.node.id] = RetryPolicy.from_config(raw, self.settings.retry)
+            policy = RetryPolicy.from_config(raw, self.settings.retry)
+            self._policies[task.node.id] = policy
         return policy
 
     async def _execute(self, task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],
@@ -318,12 +277,13 @@ class Runner:
                 else:
                     await self._await_retry(task, send, policy, attempt, retry_after)
                 while True:
-                    outcome = await self._attempt(task, attempt)
+                    outcome = await run_attempt(task, self._context(task, attempt))
                     if isinstance(outcome, BlockResult):
                         await send.send(("done", task.step_id, outcome))
                         return
                     error, retry_after = outcome
-                    if error.category is ErrorCategory.PERMANENT or attempt + 1 >= policy.max_attempts:
+                    last = attempt + 1 >= policy.max_attempts
+                    if error.category is ErrorCategory.PERMANENT or last:
                         await send.send(("fail", task.step_id, error))
                         return
                     attempt += 1
@@ -345,7 +305,7 @@ class Runner:
         node = task.node
         timeout = self._timeouts.get(node.id, _UNSET)
         if timeout is _UNSET:
-            timeout = self._timeouts[node.id] = _timeout(node.config)
+            timeout = self._timeouts[node.id] = timeout_of(node.config)
         return BlockContext(
             run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
@@ -353,64 +313,6 @@ class Runner:
             env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
             timeout_seconds=timeout, services=self.settings.services,
         )
-
-    def _attempt_inline(self, task: Task) -> BlockResult | tuple[StepErrorInfo, float | None]:
-        """Drive the handler's coroutine to completion without an event loop turn."""
-        node = task.node
-        ctx = self._context(task, task.retry_count)
-        token = CURRENT_CONTEXT.set(ctx)
-        coro = node.impl.run(ctx, node.config, task.inputs)
-        try:
-            try:
-                coro.send(None)
-            except StopIteration as stop:
-                result = stop.value
-            else:
-                coro.close()
-                raise PermanentError(
-                    f"block {node.id!r} ({node.type}) declared runs_inline() but suspended. "
-                    "Return False from runs_inline() for configs that await I/O.",
-                    code="INLINE_BLOCK_SUSPENDED")
-            _check_outputs(task, result)
-            return result
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
-            return _failure(task, exc)
-        finally:
-            CURRENT_CONTEXT.reset(token)
-
-    async def _attempt(
-        self, task: Task, attempt: int
-    ) -> BlockResult | tuple[StepErrorInfo, float | None]:
-        node = task.node
-        ctx = self._context(task, attempt)
-        token = CURRENT_CONTEXT.set(ctx)
-        try:
-            timeout = ctx.timeout_seconds
-            with anyio.fail_after(timeout + 5 if timeout else None):
-                result = await node.impl.run(ctx, node.config, task.inputs)
-            _check_outputs(task, result)
-            return result
-        except TimeoutError:
-            exc2 = TransientError(
-                f"block {node.id!r} did not finish within {ctx.timeout_seconds}s; raise "
-                "config.timeout_seconds if it needs longer.", code="STEP_TIMEOUT")
-            return _error_info(exc2, None), None
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a step error
-            return _failure(task, exc)
-        finally:
-            CURRENT_CONTEXT.reset(token)
-
-
-def _failure(task: Task, exc: Exception) -> tuple[StepErrorInfo, float | None]:
-    """A failed attempt as (error, retry-after): stepwell errors as raised, anything else
-    (a handler bug) as a permanent ``UNEXPECTED_ERROR`` with its stack kept whole."""
-    if isinstance(exc, BlockError):
-        return _error_info(exc, exc.stack_trace or traceback.format_exc()), exc.retry_after
-    node = task.node
-    wrapped = PermanentError(
-        f"block {node.id!r} ({node.type}) failed: {type(exc).__name__}: {exc}",
-        code="UNEXPECTED_ERROR")
-    return _error_info(wrapped, traceback.format_exc()), None
 
 
 class _Heartbeat:
@@ -421,58 +323,22 @@ class _Heartbeat:
     """
 
     def __init__(self, store: Store, run_id: str, every_s: float) -> None:
-        self._beat = getattr(store, "heartbeat", None)
+        self._store = store
         self._run_id = run_id
         self._every_s = every_s
         self._stopped = threading.Event()
-        self._thread: threading.Thread | None = None
-        if self._beat is not None:
-            self._thread = threading.Thread(target=self._loop, name=f"stepwell-heartbeat-{run_id}",
-                                            daemon=True)
-            self._thread.start()
+        self._thread = threading.Thread(target=self._loop, name=f"stepwell-heartbeat-{run_id}",
+                                        daemon=True)
+        self._thread.start()
 
     def _loop(self) -> None:
-        assert self._beat is not None
         while not self._stopped.wait(self._every_s):
             try:
-                self._beat(self._run_id, time.time())
-            except Exception:  # noqa: BLE001 - the next commit reports a broken database
+                self._store.heartbeat(self._run_id, time.time())
+            except Exception:  # the next commit reports a broken database
                 log.debug("heartbeat of %s failed", self._run_id, exc_info=True)
 
     def stop(self) -> None:
         """Stop beating (the run's final commit follows)."""
         self._stopped.set()
-        if self._thread is not None:
-            self._thread.join()
-
-
-def _timeout(config: Any) -> float | None:
-    value = getattr(config, "timeout_seconds", None)
-    return float(value) if value else None
-
-
-def _error_info(exc: BlockError, stack: str | None) -> StepErrorInfo:
-    return StepErrorInfo(message=exc.message, stage=exc.stage, category=exc.category,
-                         code=exc.code, stack_trace=stack, context=exc.context)
-
-
-def _check_outputs(task: Task, result: Any) -> None:
-    node = task.node
-    if not isinstance(result, BlockResult):
-        raise PermanentError(
-            f"block {node.id!r} ({node.type}) returned {type(result).__name__}, not a "
-            "BlockResult. Return BlockResult(outputs={handle: Payload.json(...)}).",
-            stage=ErrorStage.OUTPUT_STORAGE, code="BAD_BLOCK_RESULT")
-    for handle, payload in result.outputs.items():
-        kind = node.outputs.get(handle)
-        if kind is None:
-            raise PermanentError(
-                f"block {node.id!r} ({node.type}) produced output handle {handle!r}, which it "
-                f"does not declare. Declared outputs: {sorted(node.outputs) or 'none'}. "
-                "Fix output_handles() or the handler.",
-                stage=ErrorStage.OUTPUT_STORAGE, code="UNKNOWN_OUTPUT_HANDLE")
-        if getattr(payload, "kind", None) != kind:
-            raise PermanentError(
-                f"block {node.id!r} ({node.type}) put a {getattr(payload, 'kind', type(payload).__name__)} "
-                f"payload on {kind} handle {handle!r}. Use Payload.{kind}(...).",
-                stage=ErrorStage.OUTPUT_STORAGE, code="HANDLE_KIND_MISMATCH")
+        self._thread.join()

@@ -21,8 +21,9 @@ Every edge joins two members of one scope (see engine.graph), so routing is loca
   :class:`~engine.contracts.blocks.JoinMode`.
 
 Containers (engine.iteration) are steps too: their handler returns a control value
-(items, or an initial state), the scheduler opens iteration scopes through the
-sentinel members, and completes the container step when its loop ends.
+(items, or an initial state, with the loop's policy), the scheduler opens iteration
+scopes through the sentinel members, and completes the container step when its loop
+ends. What reaches a block whose role is ``end`` is a run output.
 
 Every lifecycle move goes through :func:`engine.contracts.values.check_move`: an illegal move
 raises before anything is emitted.
@@ -34,8 +35,16 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
-from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.compiled import CompiledGraph, Node
+from engine.contracts.blocks import (
+    BlockResult,
+    BlockRole,
+    ExpandItems,
+    JoinMode,
+    LoopDecision,
+    LoopStart,
+    SentinelRole,
+)
 from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
 from engine.contracts.values import (
     LoopFrame,
@@ -46,7 +55,8 @@ from engine.contracts.values import (
     scope_prefix,
     step_id_for,
 )
-from engine.graph import CompiledGraph, Node
+from engine.iteration import LoopController
+from engine.scope import DeadInput, Scope, StepState
 
 S = StepStatus
 
@@ -62,57 +72,20 @@ class Task:
     retry_count: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _Dead:
-    reason: str
-    by_error: bool
-
-
-class _Step:
-    __slots__ = ("step_id", "node", "scope", "status", "retry_count", "arrived", "dead",
-                 "waiting", "cause", "result")
-
-    def __init__(self, step_id: str, node: Node, scope: _Scope, waiting: int) -> None:
-        self.step_id = step_id
-        self.node = node
-        self.scope = scope
-        self.status = S.PENDING
-        self.retry_count = 0
-        self.arrived: dict[str, InputRecord] = {}
-        self.dead: dict[str, _Dead] = {}
-        self.waiting = waiting
-        self.cause: _Dead | None = None
-        self.result: BlockResult | None = None
-
-
-class _Scope:
-    __slots__ = ("frames", "steps", "open", "loop", "index", "error_step")
-
-    def __init__(self, frames: tuple[LoopFrame, ...], loop: Any = None, index: int = 0) -> None:
-        self.frames = frames
-        self.steps: dict[str, _Step] = {}
-        self.open = 0
-        self.loop = loop
-        self.index = index
-        self.error_step: str | None = None
-
-
 class Scheduler:
     """Runs one workflow run as a state machine. See the module docstring."""
 
     def __init__(self, graph: CompiledGraph) -> None:
         self.graph = graph
         self._outbox: list[StepEvent] = []
-        self._ready: deque[_Step] = deque()
-        self._live: dict[str, _Step] = {}
-        self._top = _Scope(())
+        self._ready: deque[StepState] = deque()
+        self._live: dict[str, StepState] = {}
+        self._top = Scope(())
         self._errors: list[tuple[str, StepErrorInfo]] = []
         self._cancelled: str | None = None
-        self._awaiting: dict[str, _Step] = {}
+        self._awaiting: dict[str, StepState] = {}
         self._started = False
         self.end_outputs: dict[str, dict[str, Any]] = {}
-        from engine.iteration import LoopController
-
         self._loops = LoopController(self)
 
     # ------------------------------------------------------------------ public API
@@ -125,7 +98,11 @@ class Scheduler:
         self.open_scope(self._top, self.graph.members.get(None, ()), injected=None)
 
     def take_ready(self) -> list[Task]:
-        """Move every released step to ``queued`` and return them as tasks."""
+        """Move every released step to ``queued``.
+
+        Returns:
+            The released steps as tasks, in release order.
+        """
         tasks: list[Task] = []
         while self._ready:
             step = self._ready.popleft()
@@ -134,25 +111,40 @@ class Scheduler:
         return tasks
 
     def mark_running(self, step_id: str) -> None:
-        """The runner started executing ``step_id`` (``queued -> running``)."""
+        """The runner started executing ``step_id`` (``queued -> running``).
+
+        Raises:
+            IllegalTransition: the step is not queued.
+        """
         self._move(self._live[step_id], S.RUNNING)
 
     def retry(self, step_id: str, error: StepErrorInfo) -> Task:
-        """A failed attempt will be retried: ``running -> queued``, retry_count + 1."""
+        """A failed attempt will be retried: ``running -> queued``, retry_count + 1.
+
+        Returns:
+            The task to run again (``error`` is kept with the transition).
+        """
         step = self._live[step_id]
         step.retry_count += 1
         self._move(step, S.QUEUED, error=error)
         return self._task(step)
 
     def complete(self, step_id: str, result: BlockResult) -> None:
-        """The step's handler returned ``result``; route its outputs."""
+        """The step's handler returned ``result``; route its outputs.
+
+        A container's control value (items, or an initial state) opens its loop instead:
+        the container completes when the loop ends.
+
+        Raises:
+            IllegalTransition: the step is not running.
+        """
         step = self._live[step_id]
         control = result.control
         if isinstance(control, ExpandItems | LoopStart):
             step.result = result
             self._loops.open(step, control)
             return
-        if isinstance(control, LoopDecision) or step.node.sentinel_role == "end":
+        if step.node.sentinel_role is SentinelRole.END:  # its loop reads the decision
             step.result = result
         self.finish(step, result)
 
@@ -188,7 +180,7 @@ class Scheduler:
         step = self._awaiting.pop(step_id)
         self._move(step, S.CANCELLED, reason=f"review rejected: {reason}" if reason
                    else "review rejected")
-        self._kill_outputs(step, _Dead(f"review_rejected: {step.step_id}", False))
+        self._kill_outputs(step, DeadInput(f"review_rejected: {step.step_id}", False))
         self._settle_terminal(step)
 
     @property
@@ -240,38 +232,36 @@ class Scheduler:
                              outputs=self.end_outputs or None)
         return RunUpdate(status=RunStatus.COMPLETED, outputs=self.end_outputs)
 
-    def status_of(self, step_id: str) -> StepStatus | None:
-        """Current status of a live step (None once its scope has been released)."""
-        step = self._live.get(step_id)
-        return step.status if step else None
-
-    # ------------------------------------------------------------------ internals used by
-    # engine.iteration (same package, part of the state machine)
+    # ------------------------------------------------------------------ used by
+    # engine.iteration (the loop half of the same state machine)
 
     def open_scope(
-        self, scope: _Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None
+        self, scope: Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None
     ) -> None:
-        """Create a step per member of ``scope``; inject ``injected`` into its sentinel start."""
-        created: list[_Step] = []
+        """Create a step per member of ``scope`` (node ids in topological order).
+
+        ``injected`` is the ``(handle, payload)`` an iteration's sentinel start receives.
+        """
+        created: list[StepState] = []
         for node_id in members:
             node = self.graph.nodes[node_id]
             waiting = len(self.graph.incoming.get(node_id, ()))
-            step = _Step(step_id_for(node_id, scope.frames), node, scope, waiting)
+            step = StepState(step_id_for(node_id, scope.frames), node, scope, waiting)
             scope.steps[node_id] = step
             scope.open += 1
             self._live[step.step_id] = step
             self._emit(step, S.PENDING, scope=scope.frames)
             created.append(step)
         for step in created:
-            if step.node.sentinel_role == "start" and injected is not None:
+            if step.node.sentinel_role is SentinelRole.START and injected is not None:
                 handle, payload = injected
                 step.arrived[handle] = InputRecord(payload=payload)
                 self._ready.append(step)
             elif step.waiting == 0 and step.status is S.PENDING:
                 self._settle_inputs(step)
 
-    def finish(self, step: _Step, result: BlockResult) -> None:
-        """Complete ``step`` with ``result`` and route its outputs."""
+    def finish(self, step: StepState, result: BlockResult) -> None:
+        """Complete ``step`` with ``result``: deliver fired outputs, kill unfired ones."""
         outputs = result.outputs
         control = None
         if isinstance(result.control, LoopDecision):  # resume must reproduce the decision
@@ -280,7 +270,7 @@ class Scheduler:
         self._move(step, S.COMPLETED, outputs=outputs, artifact=result.artifact,
                    model=result.model, tokens=result.tokens, cost=result.cost,
                    trace_spans=result.trace_spans, control=control)
-        if step.node.type == "end":
+        if step.node.role is BlockRole.END:
             self.end_outputs[step.step_id] = {
                 h: rec.payload.to_dict() for h, rec in step.arrived.items()
             }
@@ -294,23 +284,23 @@ class Scheduler:
                         payload=payload, source_step=step.step_id, source_handle=handle)
                     self._input_settled(target)
                 else:
-                    dead = _Dead(f"{node.unfired_reason}: {node.id}.{handle}", False)
+                    dead = DeadInput(f"{node.unfired_reason}: {node.id}.{handle}", False)
                     self._kill(target, edge.target_handle, dead)
         self._settle_terminal(step)
 
-    def fail_step(self, step: _Step, error: StepErrorInfo) -> None:
-        """Move ``step`` to ``error`` and skip what depends on it."""
+    def fail_step(self, step: StepState, error: StepErrorInfo) -> None:
+        """Move ``step`` to ``error`` and skip what depends on it.
+
+        Args:
+            step: the failing step.
+            error: the error it ends with (the run's first error fails the run).
+        """
         self._move(step, S.ERROR, error=error)
         self._errors.append((step.step_id, error))
         if step.scope.error_step is None:
             step.scope.error_step = step.step_id
-        self._kill_outputs(step, _Dead(f"upstream_error: {step.step_id}", True))
+        self._kill_outputs(step, DeadInput(f"upstream_error: {step.step_id}", True))
         self._settle_terminal(step)
-
-    def container_error(self, message: str, code: str) -> StepErrorInfo:
-        """The error a container step ends with when one of its iterations failed."""
-        return StepErrorInfo(message=message, stage=ErrorStage.EXECUTION,
-                             category=ErrorCategory.PERMANENT, code=code)
 
     def absorb_errors(self, frames: tuple[LoopFrame, ...]) -> None:
         """Forget errors inside ``frames`` (a for_each with ``on_item_error: skip``)."""
@@ -324,26 +314,26 @@ class Scheduler:
 
     # ------------------------------------------------------------------ routing
 
-    def _task(self, step: _Step) -> Task:
+    def _task(self, step: StepState) -> Task:
         return Task(step_id=step.step_id, node=step.node, scope=step.scope.frames,
                     inputs={h: r.payload for h, r in step.arrived.items()},
                     retry_count=step.retry_count)
 
-    def _input_settled(self, step: _Step) -> None:
+    def _input_settled(self, step: StepState) -> None:
         step.waiting -= 1
         if step.waiting == 0 and step.status is S.PENDING:
             self._settle_inputs(step)
 
-    def _kill(self, step: _Step, handle: str, dead: _Dead) -> None:
+    def _kill(self, step: StepState, handle: str, dead: DeadInput) -> None:
         step.dead[handle] = dead
         self._input_settled(step)
 
-    def _kill_outputs(self, step: _Step, dead: _Dead) -> None:
+    def _kill_outputs(self, step: StepState, dead: DeadInput) -> None:
         for edges in self.graph.outgoing.get(step.node.id, {}).values():
             for edge in edges:
                 self._kill(step.scope.steps[edge.target], edge.target_handle, dead)
 
-    def _settle_inputs(self, step: _Step) -> None:
+    def _settle_inputs(self, step: StepState) -> None:
         """All connected inputs are settled: release or skip by join mode."""
         if self._cancelled is not None:
             return
@@ -363,7 +353,7 @@ class Scheduler:
         else:
             self._skip(step, skip)
 
-    def _first_dead(self, step: _Step, *, by_error: bool = False) -> _Dead | None:
+    def _first_dead(self, step: StepState, *, by_error: bool = False) -> DeadInput | None:
         """The dead input of lowest handle order (deterministic whatever the arrival order)."""
         if not step.dead:
             return None
@@ -374,14 +364,13 @@ class Scheduler:
                 return dead
         return None
 
-    def _skip(self, step: _Step, cause: _Dead) -> None:
-        step.cause = cause
+    def _skip(self, step: StepState, cause: DeadInput) -> None:
         self._move(step, S.SKIPPED, reason=cause.reason)
         tainted = cause.by_error or any(d.by_error for d in step.dead.values())
-        self._kill_outputs(step, _Dead(f"upstream_skipped: {step.step_id}", tainted))
+        self._kill_outputs(step, DeadInput(f"upstream_skipped: {step.step_id}", tainted))
         self._settle_terminal(step)
 
-    def _settle_terminal(self, step: _Step) -> None:
+    def _settle_terminal(self, step: StepState) -> None:
         scope = step.scope
         scope.open -= 1
         if scope.open == 0 and scope.loop is not None:
@@ -389,7 +378,7 @@ class Scheduler:
                 self._live.pop(sid, None)
             self._loops.iteration_done(scope)
 
-    def _move(self, step: _Step, status: StepStatus, **fields: Any) -> None:
+    def _move(self, step: StepState, status: StepStatus, **fields: Any) -> None:
         check_move(step.step_id, step.status, status)
         step.status = status
         node = step.node
@@ -397,7 +386,7 @@ class Scheduler:
             step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
             status=status, retry_count=step.retry_count, **fields))
 
-    def _emit(self, step: _Step, status: StepStatus, **fields: Any) -> None:
+    def _emit(self, step: StepState, status: StepStatus, **fields: Any) -> None:
         node = step.node
         self._outbox.append(StepEvent(
             step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,

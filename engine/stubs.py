@@ -1,6 +1,6 @@
 """Stand-ins for blocks of a compiled graph: test stubs and output checks.
 
-Both work by rewriting :class:`~engine.graph.Node` entries of a compiled graph so that
+Both work by rewriting :class:`~engine.compiled.Node` entries of a compiled graph so that
 ``node.impl`` is a wrapper around the real :class:`~blocks.base.BlockType`. Nothing else
 changes: the scheduler routes, the runner retries and the store persists a wrapped block
 exactly as it would the real one.
@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from blocks.base import BlockType
+from engine.compiled import CompiledGraph
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import (
     BlockError,
@@ -51,7 +52,6 @@ from engine.contracts.errors import (
     UsageError,
 )
 from engine.contracts.values import FileRef, Payload
-from engine.graph import CompiledGraph
 
 _ITER = re.compile(r"(\d+)_(.+)")
 
@@ -386,10 +386,10 @@ def _payload(ctx: BlockContext, key: str, handle: str, kind: str, value: Any) ->
 
 
 def _require_json(ctx: BlockContext, handle: str, data: Any) -> None:
-    from store.codec import _encode  # the store's own encoder: same acceptance rules
+    from store.codec import encode  # the store's own encoder: same acceptance rules
 
     try:
-        _encode(data)
+        encode(data)
     except (TypeError, ValueError, RecursionError) as exc:
         raise PermanentError(
             f"block {ctx.block_id!r} ({ctx.block_type}) put data on JSON handle {handle!r} "
@@ -399,5 +399,4 @@ def _require_json(ctx: BlockContext, handle: str, data: Any) -> None:
             code="OUTPUT_NOT_JSON", stage=ErrorStage.OUTPUT_STORAGE) from exc
 
 
-__all__ = ["Attempts", "Failure", "Outputs", "StubCall", "apply_stubs",
-           "check_custom_outputs"]
+__all__ = ["Attempts", "Failure", "Outputs", "StubCall", "apply_stubs", "check_custom_outputs"]

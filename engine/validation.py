@@ -1,4 +1,4 @@
-"""Validation of a loaded workflow: every rule of SPEC section 1, all problems at once.
+"""Validation of a loaded workflow: every problem at once.
 
 Theory of operation
 -------------------
@@ -10,16 +10,19 @@ Theory of operation
    ``review`` only on reviewable types, config parsed by the type's pydantic model, the
    type's own ``check()``; handles are derived from the parsed config;
 3. structure: parents exist and are containers, no start block inside a container, at
-   most one start block of each kind, no user id equal to a generated sentinel id;
-4. edges: endpoints exist and are not notes, handles resolve (target aliases, empty
-   handle = the only fitting one), kinds match, one edge per input handle, and the edge
-   stays in one scope (see :data:`CONTAINERS` for the handles that cross a boundary);
-5. container boundary edges the author did not write are generated;
-6. cycles: after the sentinel rewrite every legal loop goes through a while_loop, so any
-   cycle left is an error.
+   most one start block of each start role, no user id equal to a generated sentinel id;
+4. edges (engine.edge_rules): endpoints exist and are not notes, handles resolve (target
+   aliases, empty handle = the only fitting one), kinds match, one edge per input handle,
+   and the edge stays in one scope (see engine.containers for the handles that cross a
+   boundary);
+5. container boundary edges the author did not write are generated (engine.graph);
+6. cycles (engine.edge_rules): after the sentinel rewrite every legal loop goes through a
+   while_loop, so any cycle left is an error.
 
-A phase skips what an earlier phase already reported (an edge to a block whose config
-is invalid is not checked again), so one mistake gives one diagnostic.
+What a block is to these rules (a start block, a container of which kind, a note) comes
+from its block type's attributes (``role``, ``container``, ``executes``), never from the
+type's name. A phase skips what an earlier phase already reported (an edge to a block
+whose config is invalid is not checked again), so one mistake gives one diagnostic.
 """
 
 from __future__ import annotations
@@ -27,132 +30,23 @@ from __future__ import annotations
 import difflib
 import re
 import typing
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 from pydantic import BaseModel, ValidationError
 
-from blocks.base import BlockType
-from blocks.registry import BlockRegistry
-from engine.contracts.blocks import HandleKind
-from engine.contracts.errors import Diagnostic
-from engine.definition import API_VERSION, BlockDef, EdgeDef, Workflow
+from engine.analysis import Analysis, BlockInfo
+from engine.containers import CONTAINERS, sentinel_type
+from engine.contracts.blocks import BlockRole, SentinelRole, sentinel_id
+from engine.contracts.definition import API_VERSION
+from engine.edge_rules import check_edges
+
+if TYPE_CHECKING:
+    from blocks.registry import BlockRegistry
+    from engine.definition import Workflow
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
-START_TYPES = ("start_document", "start_json")
-FILE_MAP_METHODS = frozenset({"iterate_pages", "split_by_key"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ContainerHandles:
-    """The handles of one container kind.
-
-    ``left_in`` (outside -> container) and ``right_out`` (container -> outside) are the
-    external handles; ``left_out`` feeds the children and ``feedback`` receives from them.
-    """
-
-    left_in: str
-    right_out: str
-    left_out: str
-    right_in: str
-    feedback: tuple[str, ...]
-
-
-CONTAINERS: dict[str, ContainerHandles] = {
-    "for_each": ContainerHandles(left_in="fe-left-in", right_out="fe-right-out",
-                                 left_out="fe-left-out", right_in="fe-right-in",
-                                 feedback=("fe-right-in",)),
-    "while_loop": ContainerHandles(left_in="loop-left-in", right_out="loop-right-out",
-                                   left_out="loop-left-out", right_in="loop-right-in",
-                                   feedback=("loop-right-in", "loop-termination")),
-}
-#: Inputs that accept either kind: a for_each collects files as their document refs.
-ANY_KIND_INPUTS = frozenset({"fe-right-in"})
-
-
-def sentinel_id(container_id: str, role: str) -> str:
-    """``<container>_sentinel_start`` / ``<container>_sentinel_end``."""
-    return f"{container_id}_sentinel_{role}"
-
-
-@dataclass(slots=True, kw_only=True)
-class BlockInfo:
-    """What validation learned about one block."""
-
-    block: BlockDef
-    index: int
-    impl: BlockType | None = None
-    config: Any = None
-    ok: bool = False  # type known and config parsed: handles are known
-    inputs: dict[str, HandleKind] = field(default_factory=dict)
-    outputs: dict[str, HandleKind] = field(default_factory=dict)
-    aliases: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        """The block id."""
-        return self.block.id
-
-    @property
-    def spec(self) -> ContainerHandles | None:
-        """The container handles, for a container block."""
-        return CONTAINERS.get(self.impl.container or "") if self.impl else None
-
-    @property
-    def outer_inputs(self) -> dict[str, HandleKind]:
-        """Inputs seen from the block's own scope (a container's inner ones excluded)."""
-        spec = self.spec
-        if spec is None:
-            return self.inputs
-        return {spec.left_in: self.inputs[spec.left_in]}
-
-    @property
-    def outer_outputs(self) -> dict[str, HandleKind]:
-        """Outputs seen from the block's own scope (a container's inner ones excluded)."""
-        spec = self.spec
-        if spec is None:
-            return self.outputs
-        return {spec.right_out: self.outputs[spec.right_out]}
-
-    @property
-    def executes(self) -> bool:
-        """False for notes (and other blocks that never run)."""
-        return self.impl is None or self.impl.executes
-
-
-@dataclass(slots=True, kw_only=True)
-class Analysis:
-    """The result of :func:`analyse`: diagnostics plus what compilation needs."""
-
-    workflow: Workflow
-    registry: BlockRegistry
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    blocks: dict[str, BlockInfo] = field(default_factory=dict)
-    edges: list[EdgeDef] = field(default_factory=list)  # resolved; generated ones last
-    troubled: set[str] = field(default_factory=set)  # blocks with a reported edge problem
-
-    def report(self, code: str, path: str, message: str, fix: str, *,
-               severity: str = "error", **details: Any) -> None:
-        """Record one diagnostic."""
-        self.diagnostics.append(Diagnostic(code=code, message=message, path=path, fix=fix,
-                                           severity=severity, details=details))
-
-    @property
-    def has_errors(self) -> bool:
-        """True when at least one diagnostic is an error."""
-        return any(d.severity == "error" for d in self.diagnostics)
-
-    def rewrite(self, edge: EdgeDef) -> tuple[str, str]:
-        """Source and target node ids of ``edge`` after the sentinel rewrite."""
-        source, target = edge.source_block, edge.target_block
-        src_spec = self.blocks[source].spec
-        tgt_spec = self.blocks[target].spec
-        if src_spec and edge.source_handle == src_spec.left_out:
-            source = sentinel_id(source, "start")
-        if tgt_spec and edge.target_handle in tgt_spec.feedback:
-            target = sentinel_id(target, "end")
-        return source, target
+#: The start roles, in the order their counts are checked.
+START_ROLES = (BlockRole.START_DOCUMENT, BlockRole.START_JSON)
 
 
 def analyse(workflow: Workflow, registry: BlockRegistry) -> Analysis:
@@ -173,7 +67,7 @@ def analyse(workflow: Workflow, registry: BlockRegistry) -> Analysis:
     _check_header(analysis)
     _check_blocks(analysis)
     _check_structure(analysis)
-    _check_edges(analysis)
+    check_edges(analysis)
     return analysis
 
 
@@ -264,19 +158,13 @@ def _parse_config(a: Analysis, info: BlockInfo) -> None:
     info.aliases = dict(impl.input_aliases(config))
     spec = info.spec
     if spec is not None:
-        left_out = _left_out_kind(impl.container or "", config)
+        left_out = impl.iteration_kind(config)  # a for_each over pages hands out files
         info.inputs.setdefault(spec.left_in, left_out)
         for handle in spec.feedback:
             info.inputs.setdefault(handle, "json")
         info.outputs.setdefault(spec.right_out, "json")
         info.outputs[spec.left_out] = left_out
     info.ok = True
-
-
-def _left_out_kind(kind: str, config: Any) -> HandleKind:
-    method = getattr(config, "map_method", None)
-    method = getattr(method, "value", method)
-    return "file" if kind == "for_each" and method in FILE_MAP_METHODS else "json"
 
 
 def _config_errors(a: Analysis, info: BlockInfo, exc: ValidationError) -> None:
@@ -351,7 +239,7 @@ def _check_parent(a: Analysis, info: BlockInfo) -> None:
     block = info.block
     if block.parent_id is None:
         return
-    if a.registry.canonical(block.type) in START_TYPES:
+    if info.impl is not None and info.impl.role.is_start:
         a.report("START_BLOCK_IN_CONTAINER", block.path,
                  f"Start block {block.id!r} is inside container {block.parent_id!r}.",
                  "Move it to the top level; feed the container through its left-in handle.")
@@ -379,25 +267,25 @@ def _check_parent(a: Analysis, info: BlockInfo) -> None:
 
 
 def _check_sentinels(a: Analysis, info: BlockInfo) -> None:
-    kind = info.impl.container if info.impl else None
-    for role in ("start", "end"):
+    kind = info.container_kind or ""
+    for role in SentinelRole:
         sid = sentinel_id(info.id, role)
         if sid in a.blocks:
             a.troubled.add(info.id)  # generating its boundary edges would add noise
             a.report("RESERVED_BLOCK_ID", a.blocks[sid].block.path,
-                     f"Block id {sid!r} is reserved for the {role} sentinel of container "
-                     f"{info.id!r}.", "Rename the block.", block_id=sid)
-        if f"{kind}_sentinel_{role}" not in a.registry:
+                     f"Block id {sid!r} is reserved for the {role.value} sentinel of "
+                     f"container {info.id!r}.", "Rename the block.", block_id=sid)
+        if sentinel_type(kind, role) not in a.registry:
             a.report("MISSING_SENTINEL_TYPE", info.block.path,
-                     f"The registry has no {kind}_sentinel_{role} type, needed to run "
+                     f"The registry has no {sentinel_type(kind, role)} type, needed to run "
                      f"container {info.id!r}.",
                      "Use blocks.registry.default_registry(), or register the sentinels.")
 
 
 def _check_start_counts(a: Analysis) -> None:
-    for start_type in START_TYPES:
-        found = [i for i in a.blocks.values()
-                 if i.impl is not None and a.registry.canonical(i.block.type) == start_type]
+    for role in START_ROLES:
+        found = [i for i in a.blocks.values() if i.impl is not None and i.impl.role is role]
+        start_type = role.value
         if len(found) > 1:
             ids = [i.id for i in found]
             a.report("MULTIPLE_START_BLOCKS", found[1].block.path,
@@ -405,197 +293,3 @@ def _check_start_counts(a: Analysis) -> None:
                      "at most one is allowed.",
                      f"Keep one {start_type} block and connect everything that needs its "
                      "input to it.", block_ids=ids)
-
-
-# ------------------------------------------------------------------ edges
-
-
-def _check_edges(a: Analysis) -> None:
-    fed: dict[tuple[str, str], EdgeDef] = {}
-    for edge in a.workflow.edges:
-        if edge.generated:
-            continue  # a compiled copy: boundary edges are generated again
-        resolved = _check_edge(a, edge)
-        if resolved is None:
-            a.troubled.update((edge.source_block, edge.target_block))
-            continue
-        key = (resolved.target_block, resolved.target_handle)
-        first = fed.get(key)
-        if first is not None:
-            a.report("DUPLICATE_INPUT_EDGE", edge.path,
-                     f"Input handle {key[0]}.{key[1]} already has an edge ({first.path}); "
-                     "each input handle accepts only one connection.",
-                     "Remove one of the edges, or combine the values with a merge_dicts "
-                     "block first.", block=key[0], handle=key[1], first_path=first.path)
-            a.troubled.add(key[0])
-            continue
-        fed[key] = resolved
-        a.edges.append(resolved)
-
-
-def _check_edge(a: Analysis, edge: EdgeDef) -> EdgeDef | None:
-    src = _endpoint(a, edge, "source")
-    tgt = _endpoint(a, edge, "target")
-    # a written handle is checked even when the other end has its own problem
-    sh = _explicit_source(a, edge, src) if src and edge.source_handle else ""
-    th = _explicit_target(a, edge, tgt) if tgt and edge.target_handle else ""
-    if src is None or tgt is None or sh is None or th is None:
-        return None
-    if not sh:
-        sh = _default_handle(a, edge, src, tgt, "source", tgt.inputs.get(th))
-    if not th and sh:
-        th = _default_handle(a, edge, tgt, src, "target", src.outputs.get(sh))
-    if not sh or not th:
-        return None
-    kinds_ok = _check_kinds(a, edge, src, sh, tgt, th)
-    if not _check_scope(a, edge, src, sh, tgt, th) or not kinds_ok:
-        return None
-    return edge.model_copy(update={"source_handle": sh, "target_handle": th})
-
-
-def _endpoint(a: Analysis, edge: EdgeDef, role: str) -> BlockInfo | None:
-    block_id = edge.source_block if role == "source" else edge.target_block
-    info = a.blocks.get(block_id)
-    path = f"{edge.path}.{role}.block"
-    if info is None:
-        close = difflib.get_close_matches(block_id, list(a.blocks), n=1)
-        hint = f"Did you mean {close[0]!r}? " if close else ""
-        a.report("UNKNOWN_BLOCK_REFERENCE", path,
-                 f"Edge references a missing block: {role} {block_id!r} does not exist.",
-                 f"{hint}Use a block id from spec.blocks.", block=block_id)
-        return None
-    if not info.executes:
-        a.report("NOTE_CONNECTED", path,
-                 f"Block {block_id!r} is a {info.block.type}; it has no handles and cannot "
-                 "be connected.", "Remove the edge; notes are annotations only.",
-                 block=block_id)
-        return None
-    return info if info.ok else None  # its own problem is already reported
-
-
-def _explicit_source(a: Analysis, edge: EdgeDef, src: BlockInfo) -> str | None:
-    handle = edge.source_handle
-    if handle in src.outputs:
-        return handle
-    available = sorted(src.outputs)
-    near = [h for h in available
-            if h.lower() == handle.lower() or h.split("-", 2)[-1] == handle]
-    path = f"{edge.path}.source.handle"
-    if near:
-        a.report("INVALID_EDGE_HANDLE", path,
-                 f"Source handle {handle!r} must be an exact runtime handle id.",
-                 f"Write {near[0]!r}.", handle=handle, available_handles=available)
-    else:
-        a.report("UNKNOWN_OUTPUT_HANDLE", path,
-                 f"Block {src.id!r} has no output handle {handle!r}.",
-                 f"Use one of: {', '.join(available) or '(it has no outputs)'}.",
-                 handle=handle, available_handles=available)
-    return None
-
-
-def _explicit_target(a: Analysis, edge: EdgeDef, tgt: BlockInfo) -> str | None:
-    handle = edge.target_handle
-    if handle in tgt.inputs:
-        return handle
-    alias = tgt.aliases.get(handle)
-    if alias in tgt.inputs:
-        return alias
-    available = sorted(tgt.inputs)
-    a.report("UNKNOWN_INPUT_HANDLE", f"{edge.path}.target.handle",
-             f"Block {tgt.id!r} has no input handle {handle!r}.",
-             f"Use one of: {', '.join(available) or '(it has no inputs)'}.",
-             handle=handle, available_handles=available, aliases=dict(tgt.aliases))
-    return None
-
-
-def _default_handle(a: Analysis, edge: EdgeDef, info: BlockInfo, peer: BlockInfo, role: str,
-                    peer_kind: HandleKind | None) -> str:
-    """The only fitting handle of ``info`` for an edge that names none, or '' (reported)."""
-    handles = info.outputs if role == "source" else info.inputs
-    spec = info.spec
-    if spec is not None:
-        inside = peer.block.parent_id == info.id
-        if role == "source":
-            options = [spec.left_out if inside else spec.right_out]
-        else:
-            options = list(spec.feedback) if inside else [spec.left_in]
-    else:
-        options = list(handles)
-    if len(options) > 1 and peer_kind is not None:
-        options = [h for h in options if handles[h] == peer_kind] or options
-    if len(options) == 1:
-        return options[0]
-    side = "output" if role == "source" else "input"
-    code = "MISSING_EDGE_HANDLE" if options else f"UNKNOWN_{side.upper()}_HANDLE"
-    problem = (f"several {side} handles ({', '.join(options)})" if options
-               else f"no {side} handles")
-    a.report(code, f"{edge.path}.{role}.handle",
-             f"The edge names no {role} handle and block {info.id!r} has {problem}.",
-             f"Add `handle: <one of {', '.join(options)}>` to the {role} endpoint."
-             if options else "Remove the edge.", available_handles=options)
-    return ""
-
-
-def _check_kinds(a: Analysis, edge: EdgeDef, src: BlockInfo, sh: str, tgt: BlockInfo,
-                 th: str) -> bool:
-    out_kind, in_kind = src.outputs[sh], tgt.inputs[th]
-    if out_kind == in_kind or (tgt.spec is not None and th in ANY_KIND_INPUTS):
-        return True
-    a.report("HANDLE_KIND_MISMATCH", edge.path,
-             f"Edge connects a {out_kind} output ({src.id}.{sh}) to a {in_kind} input "
-             f"({tgt.id}.{th}); files connect to files and JSON to JSON.",
-             f"Connect {src.id}.{sh} to a {out_kind} input"
-             + (" (a parse block turns a file into JSON)." if out_kind == "file" else "."),
-             source_kind=out_kind, target_kind=in_kind)
-    return False
-
-
-def endpoint_scope(info: BlockInfo, handle: str, role: str) -> str | None:
-    """The scope an edge endpoint lives in: a container's inner handles are inside it."""
-    spec = info.spec
-    if spec is not None and (
-            (role == "source" and handle == spec.left_out)
-            or (role == "target" and handle in spec.feedback)):
-        return info.id
-    return info.block.parent_id
-
-
-def _check_scope(a: Analysis, edge: EdgeDef, src: BlockInfo, sh: str, tgt: BlockInfo,
-                 th: str) -> bool:
-    outer, inner = endpoint_scope(src, sh, "source"), endpoint_scope(tgt, th, "target")
-    if outer == inner:
-        return True
-
-    def where(scope: str | None) -> str:
-        return "at the top level" if scope is None else f"inside {scope!r}"
-
-    a.report("CONTAINER_BOUNDARY", edge.path,
-             f"Edge {src.id}.{sh} -> {tgt.id}.{th} crosses a container boundary: its source "
-             f"is {where(outer)} and its target {where(inner)}.",
-             "Enter a container only through its fe-left-in/loop-left-in handle and leave "
-             "it through fe-right-out/loop-right-out. Inside, children connect to siblings, "
-             "receive from fe-left-out/loop-left-out and send to fe-right-in/loop-right-in/"
-             "loop-termination.", source_scope=outer, target_scope=inner)
-    return False
-
-
-# ------------------------------------------------------------------ cycles
-
-
-def check_cycles(a: Analysis) -> None:
-    """Report every cycle left after the sentinel rewrite (phase 6), with its path."""
-    graph: nx.DiGraph = nx.DiGraph()
-    for edge in a.edges:
-        source, target = a.rewrite(edge)
-        graph.add_edge(source, target, path=edge.path)
-    order = {block_id: info.index for block_id, info in a.blocks.items()}
-    components = [c for c in nx.strongly_connected_components(graph)
-                  if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))]
-    for component in sorted(components, key=lambda c: min(order.get(n, 0) for n in c)):
-        start = min(component, key=lambda n: order.get(n, 0))
-        cycle = nx.find_cycle(graph.subgraph(component), source=start)
-        nodes = [u for u, _ in cycle] + [cycle[0][0]]
-        a.report("CYCLE", graph.edges[cycle[0]]["path"],
-                 f"Cycle outside a loop container: {' -> '.join(nodes)}.",
-                 "Remove one of these edges. To repeat blocks, put them in a while_loop and "
-                 "feed the next round through loop-right-in.", cycle=nodes)

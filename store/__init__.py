@@ -1,10 +1,22 @@
-"""stepwell storage: SQLite (WAL) store, file store and the read API."""
+"""stepwell storage: the SQLite (WAL) store, the in-memory store, files and the read API.
+
+Both stores implement every protocol of :mod:`engine.contracts.store`; ``MemoryStore``
+is the public test utility (nothing outlives it).
+"""
 
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.contracts.files import detect_mime
-    from engine.contracts.store import PersistedRun, PersistedStep, Store
+    from engine.contracts.reads import ReadStore
+    from engine.contracts.store import (
+        PersistedRun,
+        PersistedStep,
+        ReviewStore,
+        RunStore,
+        Store,
+        WorkflowStore,
+    )
     from store.api import (
         LegacyStep,
         ListMetadata,
@@ -19,16 +31,23 @@ if TYPE_CHECKING:
     )
     from store.client import Client
     from store.files import LocalFileStore
+    from store.memory import MemoryStore
+    from store.memory_files import MemoryFileStore
     from store.sqlite import Durability, SQLiteStore
 
-# Imported on first use: ``import store.base`` (the runner's path) stays light.
+# Imported on first use: ``import store`` stays light for the runner's path.
 _HOMES = {
     "LegacyStep": "store.api", "ListMetadata": "store.api", "Page": "store.api",
     "ReadAPI": "store.api", "Step": "store.api", "WorkflowRun": "store.api",
     "sdk_block_type": "store.api", "sdk_legacy_step": "store.api", "sdk_run": "store.api",
-    "sdk_step": "store.api", "PersistedRun": "engine.contracts.store", "PersistedStep": "engine.contracts.store",
-    "Store": "engine.contracts.store", "Client": "store.client", "LocalFileStore": "store.files",
-    "detect_mime": "engine.contracts.files", "Durability": "store.sqlite", "SQLiteStore": "store.sqlite",
+    "sdk_step": "store.api", "PersistedRun": "engine.contracts.store",
+    "PersistedStep": "engine.contracts.store", "Store": "engine.contracts.store",
+    "RunStore": "engine.contracts.store", "ReviewStore": "engine.contracts.store",
+    "WorkflowStore": "engine.contracts.store", "ReadStore": "engine.contracts.reads",
+    "Client": "store.client", "LocalFileStore": "store.files",
+    "detect_mime": "engine.contracts.files", "Durability": "store.sqlite",
+    "SQLiteStore": "store.sqlite", "MemoryStore": "store.memory",
+    "MemoryFileStore": "store.memory_files",
 }
 
 
@@ -47,14 +66,20 @@ __all__ = [
     "LegacyStep",
     "ListMetadata",
     "LocalFileStore",
+    "MemoryFileStore",
+    "MemoryStore",
     "Page",
     "PersistedRun",
     "PersistedStep",
     "ReadAPI",
+    "ReadStore",
+    "ReviewStore",
+    "RunStore",
     "SQLiteStore",
     "Step",
     "Store",
     "WorkflowRun",
+    "WorkflowStore",
     "detect_mime",
     "sdk_block_type",
     "sdk_legacy_step",

@@ -1,37 +1,28 @@
-"""The read API: steps and runs of a stepwell database, as the Retab API shows them.
+"""The read API: steps and runs of a stepwell store, as the Retab API shows them.
 
 :class:`ReadAPI` answers the queries: one run or step, filtered lists, the legacy step
-list and artifacts, scoped to one organization when given. The read models and their
-mapping onto the Retab SDK's strict enums live in :mod:`store.shapes` (re-exported
-here); rows become models in :mod:`store.rows`, which resolves payload refs and blobs
-in one batched query per page; lists are keyset-paginated (:mod:`store.paging`).
+list and artifacts, scoped to one organization when given. It asks any
+:class:`~engine.contracts.reads.ReadStore` (the SQLite store, a read-only SQLite
+connection, the in-memory store) for records and turns them into the read models of
+:mod:`store.shapes` (re-exported here) with :mod:`store.convert`. Lists are
+keyset-paginated; cursors are the ids in ``list_metadata``.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from engine.contracts.errors import ConflictError, NotFoundError, StepwellError
-from store.codec import _loads, inline_blobs
-from store.connection import storage_error
-from store.files import LocalFileStore
-from store.layout import EXCEPTIONAL_STATUSES, EXCEPTIONAL_STATUSES_SQL
-from store.paging import _add_in, _check_page, _keyset, _page
-from store.rows import (
-    _RUN_COLUMNS,
-    _RUN_SELECT,
-    _STEP_COLUMNS,
-    _STEP_SELECT,
-    _legacy_model,
-    _Resolver,
-    _run_model,
-    _step_model,
-    ts,
+from engine.contracts.reads import (
+    ReadStore,
+    RecordPage,
+    ReviewEntry,
+    ReviewFilters,
+    RunFilters,
+    RunRecord,
+    StepFilters,
 )
+from store.convert import legacy_model, run_model, step_model, ts
 from store.shapes import (
     ArtifactRef,
     LegacyStep,
@@ -59,6 +50,9 @@ __all__ = [
     "sdk_step",
 ]
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 _STATUS_ALIASES = {"waiting_for_human": "awaiting_review"}
 
 
@@ -68,54 +62,35 @@ def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _page(records: RecordPage[R], data: list[T], ids: list[str]) -> Page[T]:
+    meta = ListMetadata(
+        before=ids[0] if ids and records.more_before else None,
+        after=ids[-1] if ids and records.more_after else None,
+    )
+    return Page[Any](data=data, list_metadata=meta)
+
+
 class ReadAPI:
-    """Queries over a stepwell database, scoped to one organization when given.
+    """Queries over a store, scoped to one organization when given.
 
     Args:
-        conn: an open ``sqlite3`` connection to the database.
-        files: the file store holding large payload blobs.
+        reads: the store to read (any :class:`~engine.contracts.reads.ReadStore`).
         organization_id: when set, runs of other organizations are invisible (not found).
-        lock: serializes use of ``conn`` with other users of it (the store's lock).
-        db_path: the database path, for error messages.
     """
 
-    def __init__(
-        self,
-        conn: sqlite3.Connection,
-        files: LocalFileStore,
-        *,
-        organization_id: str | None = None,
-        lock: Any = None,
-        db_path: str = "",
-    ) -> None:
-        self.conn = conn
-        self.files = files
+    def __init__(self, reads: ReadStore, *, organization_id: str | None = None) -> None:
+        self.reads = reads
         self.organization_id = organization_id
-        self._lock = lock if lock is not None else threading.RLock()
-        self.db_path = db_path
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            try:
-                yield self.conn
-            except StepwellError:
-                raise
-            except sqlite3.Error as exc:
-                raise storage_error(self.db_path, action, exc) from exc
-
-    def reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
-        """The connection, held under the API's lock, SQLite errors raised as
-        :class:`StorageError` naming ``action``: for read modules beside this one
-        (:mod:`store.outline`)."""
-        return self._read(action)
 
     # ------------------------------------------------------------------ runs
 
     def get_run(self, run_id: str) -> WorkflowRun:
         """One run. Raises NotFoundError (also for another organization's run)."""
-        with self._read(f"reading run {run_id}"):
-            return _run_model(self._run_row(run_id), self.files)
+        return run_model(self.run_record(run_id))
+
+    def run_record(self, run_id: str) -> RunRecord:
+        """One run as stored (with its owner process and heartbeat). Raises NotFoundError."""
+        return self.reads.read_run(run_id, organization_id=self.organization_id)
 
     def list_runs(
         self,
@@ -127,50 +102,23 @@ class ReadAPI:
         before: str | None = None,
     ) -> Page[WorkflowRun]:
         """Runs, newest first, keyset-paginated by run id cursors."""
-        _check_page(limit, after, before)
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        self._scope_org(where, params)
-        _add_in(where, params, "status", _as_list(status))
-        if workflow_id is not None:
-            where.append("workflow_id = ?")
-            params.append(workflow_id)
-        return self.page_runs(where, params, limit=limit, after=after, before=before)
+        filters = RunFilters(statuses=_as_list(status), workflow_id=workflow_id)
+        return self.page_runs(filters, limit=limit, after=after, before=before)
 
-    def page_runs(self, where: list[str], params: list[Any], *, limit: int,
-                  after: str | None, before: str | None,
-                  descending: bool = True) -> Page[WorkflowRun]:
-        """One page of the runs matching SQL ``where`` terms, keyset-paginated by run id.
-
-        ``where`` must already hold the organization scope (see ``_scope_org``).
+    def page_runs(self, filters: RunFilters, *, limit: int, after: str | None,
+                  before: str | None, descending: bool = True) -> Page[WorkflowRun]:
+        """One page of the runs matching ``filters`` (stored statuses), keyset-paginated by
+        run id.
 
         Raises:
             NotFoundError: the cursor is not a run visible to this organization.
+            UsageError: both cursors, or a limit out of range.
         """
-        with self._read("listing runs") as conn:
-            cursor = after or before
-            key = None
-            if cursor is not None:
-                row = self._run_row(cursor)
-                key = (row["created_at"], row["id"])
-            rows, more_before, more_after = _keyset(
-                conn, "runs", _RUN_COLUMNS, where, params, ("created_at", "id"), key,
-                forward=before is None, limit=limit, descending=descending)
-            page = [_run_model(r, self.files) for r in rows]
-        return _page(page, [r["id"] for r in rows], more_before, more_after)
-
-    def _run_row(self, run_id: str) -> dict[str, Any]:
-        where, params = ["id = ?"], [run_id]
-        self._scope_org(where, params)
-        row = self.conn.execute(f"{_RUN_SELECT} WHERE {' AND '.join(where)}", params).fetchone()
-        if row is None:
-            raise NotFoundError("run", run_id)
-        return dict(zip(_RUN_COLUMNS, row, strict=True))
-
-    def _scope_org(self, where: list[str], params: list[Any], prefix: str = "") -> None:
-        if self.organization_id is not None:
-            where.append(f"{prefix}organization_id = ?")
-            params.append(self.organization_id)
+        records = self.reads.page_runs(filters, organization_id=self.organization_id,
+                                       limit=limit, after=after, before=before,
+                                       descending=descending)
+        data = [run_model(r) for r in records.items]
+        return _page(records, data, [r.id for r in records.items])
 
     # ------------------------------------------------------------------ steps
 
@@ -181,38 +129,8 @@ class ReadAPI:
             NotFoundError: no such step (visible to this organization).
             ConflictError: several runs have this step id and ``run_id`` was not given.
         """
-        with self._read(f"reading step {step_id}") as conn:
-            row = self._step_row(conn, step_id, run_id)
-            resolver = _Resolver(conn, self.files)
-            resolver.prepare([row])
-            return _step_model(row, resolver)
-
-    def _step_row(self, conn: sqlite3.Connection, step_id: str, run_id: str | None
-                  ) -> dict[str, Any]:
-        if run_id is not None:
-            self._run_row(run_id)
-            found = conn.execute(f"{_STEP_SELECT} WHERE run_id = ? AND step_id = ?",
-                                 (run_id, step_id)).fetchall()
-        else:
-            where, params = ["s.step_id = ?"], [step_id]
-            join = ""
-            if self.organization_id is not None:
-                join = " JOIN runs r ON r.id = s.run_id"
-                self._scope_org(where, params, "r.")
-            cols = ", ".join(f"s.{c}" for c in _STEP_COLUMNS)
-            found = conn.execute(
-                f"SELECT {cols} FROM steps s{join} WHERE {' AND '.join(where)} LIMIT 21", params
-            ).fetchall()
-        if not found:
-            hint = "List the run's steps with `stepwell steps list RUN_ID`."
-            raise NotFoundError("step", step_id, hint)
-        if len(found) > 1:
-            runs = ", ".join(sorted(r[0] for r in found))
-            raise ConflictError(
-                f"Step {step_id!r} exists in several runs ({runs}). "
-                "Pass run_id= (or --run) to say which one."
-            )
-        return dict(zip(_STEP_COLUMNS, found[0], strict=True))
+        return step_model(self.reads.read_step(step_id, run_id=run_id,
+                                               organization_id=self.organization_id))
 
     def list_steps(
         self,
@@ -232,69 +150,46 @@ class ReadAPI:
             NotFoundError: unknown run, or a cursor that is not a step of this run.
             UsageError: both ``after`` and ``before``, or a limit outside 1..1000.
         """
-        _check_page(limit, after, before)
-        where, params = ["run_id = ?"], [run_id]
-        if block_id is not None:
-            where.append("block_id = ?")
-            params.append(block_id)
-        if step_id is not None:
-            where.append("step_id = ?")
-            params.append(step_id)
-        _add_in(where, params, "block_type", _as_list(block_type))
         statuses = _as_list(status)
         wanted = None if statuses is None else [_STATUS_ALIASES.get(s, s) for s in statuses]
-        _add_in(where, params, "status", wanted)
-        if wanted and set(wanted) <= set(EXCEPTIONAL_STATUSES):
-            where.append(EXCEPTIONAL_STATUSES_SQL)  # lets SQLite pick the partial index
-        with self._read(f"listing steps of run {run_id}") as conn:
-            self._run_row(run_id)
-            cursor = after or before
-            key = None if cursor is None else (self._cursor_seq(conn, run_id, cursor),)
-            rows, more_before, more_after = _keyset(
-                conn, "steps", _STEP_COLUMNS, where, params, ("seq",), key,
-                forward=before is None, limit=limit, descending=False)
-            resolver = _Resolver(conn, self.files)
-            resolver.prepare(rows)
-            data = [_step_model(r, resolver) for r in rows]
-        return _page(data, [r["step_id"] for r in rows], more_before, more_after)
-
-    def _cursor_seq(self, conn: sqlite3.Connection, run_id: str, cursor: str) -> int:
-        row = conn.execute("SELECT seq FROM steps WHERE run_id = ? AND step_id = ?",
-                           (run_id, cursor)).fetchone()
-        if row is None:
-            raise NotFoundError("step", cursor, "Cursors are the step ids returned in "
-                                "list_metadata for the same run.")
-        return int(row[0])
+        filters = StepFilters(block_id=block_id, step_id=step_id,
+                              block_types=_as_list(block_type), statuses=wanted)
+        records = self.reads.page_steps(run_id, filters, organization_id=self.organization_id,
+                                        limit=limit, after=after, before=before)
+        data = [step_model(r) for r in records.items]
+        return _page(records, data, [r.step_id for r in records.items])
 
     def list_legacy_steps(self, run_id: str) -> list[LegacyStep]:
-        """Every step of a run in the legacy flat shape, in creation order."""
-        with self._read(f"listing steps of run {run_id}") as conn:
-            org = self._run_row(run_id)["organization_id"]
-            rows = [dict(zip(_STEP_COLUMNS, r, strict=True)) for r in conn.execute(
-                f"{_STEP_SELECT} WHERE run_id = ? ORDER BY seq", (run_id,))]
-            reviews = self._reviews(conn, run_id)
-            resolver = _Resolver(conn, self.files)
-            resolver.prepare(rows)
-            return [_legacy_model(r, resolver, org, reviews.get(r["step_id"])) for r in rows]
+        """Every step of a run in the legacy flat shape, in creation order.
 
-    def _reviews(self, conn: sqlite3.Connection, run_id: str
-                 ) -> dict[str, tuple[str | None, float | None]]:
-        rows = conn.execute(
-            "SELECT step_id, decision, decided_at FROM reviews WHERE run_id = ? "
-            "ORDER BY created_at", (run_id,))
-        return {step_id: (decision, decided_at) for step_id, decision, decided_at in rows}
+        Raises:
+            NotFoundError: unknown run.
+        """
+        org = self.run_record(run_id).organization_id
+        steps = self.reads.run_steps(run_id, organization_id=self.organization_id)
+        reviews = {e.step_id: (e.decision, e.decided_at) for e in self._run_reviews(run_id)}
+        return [legacy_model(s, org, reviews.get(s.step_id)) for s in steps]
+
+    def _run_reviews(self, run_id: str) -> list[ReviewEntry]:
+        entries: list[ReviewEntry] = []
+        after = None
+        while True:
+            page = self.reads.page_review_entries(
+                ReviewFilters(run_id=run_id, decision_status="all"),
+                organization_id=self.organization_id, limit=1000, after=after)
+            entries.extend(page.items)
+            if not page.more_after:
+                return entries
+            after = page.items[-1].id
 
     def get_artifact(self, artifact_id: str) -> dict[str, Any]:
-        """The operation record behind a step's ``artifact`` ref (with id, run, step)."""
-        with self._read(f"reading artifact {artifact_id}") as conn:
-            row = conn.execute(
-                "SELECT id, run_id, step_id, operation, record, created_at FROM artifacts "
-                "WHERE id = ?", (artifact_id,)).fetchone()
-            if row is not None:
-                self._run_row(row[1])
-        if row is None:
-            raise NotFoundError("artifact", artifact_id, "Artifact ids come from step.artifact.id.")
-        record = inline_blobs(_loads(row[4]), self.files) or {}
-        created = ts(row[5])
-        return {**record, "id": row[0], "workflow_run_id": row[1], "step_id": row[2],
-                "operation": row[3], "created_at": created.isoformat() if created else None}
+        """The operation record behind a step's ``artifact`` ref (with id, run, step).
+
+        Raises:
+            NotFoundError: no such artifact visible to this organization.
+        """
+        found = self.reads.read_artifact(artifact_id, organization_id=self.organization_id)
+        created = ts(found.created_at)
+        return {**found.record, "id": found.id, "workflow_run_id": found.run_id,
+                "step_id": found.step_id, "operation": found.operation,
+                "created_at": created.isoformat() if created else None}

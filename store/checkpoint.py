@@ -1,7 +1,7 @@
 """WAL checkpoints on a background thread, so that no commit pays for one.
 
 The store (:class:`store.sqlite.SQLiteStore`) counts its commits here; see
-:class:`_Checkpointer` for why and how.
+:class:`Checkpointer` for why and how.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlite3
 import threading
 
 
-class _Checkpointer:
+class Checkpointer:
     """Does most of the WAL checkpointing off the commit path.
 
     SQLite's automatic checkpoint runs inside whichever commit pushes the WAL past 1000

@@ -7,7 +7,9 @@
     legacy = client.workflows.runs.steps.list(run.id)
 
 The client opens its own read-only connection (``PRAGMA query_only``); in WAL mode
-readers never block, and are never blocked by, the processes running workflows.
+readers never block, and are never blocked by, the processes running workflows. It can
+also read an open store instead (``Client(store=...)``: any
+:class:`~engine.contracts.reads.ReadStore`, the in-memory store included).
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 from engine.contracts.errors import NotFoundError
+from engine.contracts.reads import ReadStore
 from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
+from store.connection import Database, storage_error
 from store.files import LocalFileStore
-from store.sqlite import SQLiteStore, storage_error
+from store.sqlite_reads import SQLiteReads
 
 DEFAULT_DB = "stepwell.db"
 
@@ -121,7 +125,7 @@ class Client:
     Args:
         db_path: the database; defaults to ``$STEPWELL_DB`` or ``./stepwell.db``.
         organization_id: when set, only that organization's runs are visible.
-        store: read through an open store's connection instead (needed for ``:memory:``).
+        store: read an open store instead (needed for ``:memory:`` and the memory store).
 
     Raises:
         NotFoundError: the database file does not exist.
@@ -133,16 +137,14 @@ class Client:
         db_path: str | os.PathLike[str] | None = None,
         organization_id: str | None = None,
         *,
-        store: SQLiteStore | None = None,
+        store: ReadStore | None = None,
     ) -> None:
         self._conn: sqlite3.Connection | None = None
-        if store is not None:
-            api = store.reader(organization_id)
-        else:
+        if store is None:
             path = os.fspath(db_path or os.environ.get("STEPWELL_DB") or DEFAULT_DB)
             self._conn = _open_readonly(path)
-            api = ReadAPI(self._conn, LocalFileStore.beside(path),
-                          organization_id=organization_id, db_path=path)
+            store = SQLiteReads(Database(self._conn, path), LocalFileStore.beside(path))
+        api = ReadAPI(store, organization_id=organization_id)
         self.api = api
         self.workflows = WorkflowsResource(api)
 
@@ -152,10 +154,10 @@ class Client:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 

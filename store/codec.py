@@ -2,11 +2,11 @@
 
 Payload storage: a sourced input is stored as ``{"ref": [step_id, handle]}`` (the
 payload lives once, on the producer's outputs); JSON payloads over 256 KiB go to the
-file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.api`);
+file store as ``{"blob": id}``. Both are resolved on read (:mod:`store.sqlite_query`);
 :func:`inline_blobs` replaces a blob marker by the JSON it points to.
 
 Values JSON cannot hold raise :class:`~engine.contracts.errors.StorageError` naming their owner
-(:func:`_dumps`), so a block returning a non-JSON value fails with a fix, not a trace.
+(:func:`dumps`), so a block returning a non-JSON value fails with a fix, not a trace.
 """
 
 from __future__ import annotations
@@ -64,13 +64,14 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_encode = _make_encoder()
+#: Compact JSON text of a value (Payloads, dataclasses, models, dates... as JSON).
+encode = _make_encoder()
 
 
-def _dumps(value: Any, what: str, owner: str) -> str:
+def dumps(value: Any, what: str, owner: str) -> str:
     """Encode ``value``; a value JSON cannot hold is a StorageError naming its owner."""
     try:
-        return _encode(value)
+        return encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise StorageError(
             f"cannot store the {what} of {owner!r}: {exc}. Blocks must return "
@@ -79,11 +80,12 @@ def _dumps(value: Any, what: str, owner: str) -> str:
         ) from exc
 
 
-def _loads(raw: str | None) -> Any:
+def loads(raw: str | None) -> Any:
+    """Decode a JSON column; SQL NULL is None."""
     return None if raw is None else json.loads(raw)
 
 
-def _encode_inputs(
+def encode_inputs(
     inputs: Mapping[str, InputRecord], step_id: str, files: LocalFileStore
 ) -> str:
     """Encode a step's inputs; a sourced input becomes ``{"ref": [step_id, handle]}``."""
@@ -93,35 +95,35 @@ def _encode_inputs(
             out[handle] = {"ref": [rec.source_step, rec.source_handle or handle]}
         else:
             out[handle] = rec.payload.to_dict()
-    return _encode_map(out, "inputs", step_id, files)
+    return encode_map(out, "inputs", step_id, files)
 
 
-def _encode_map(values: dict[str, Any], what: str, owner: str, files: LocalFileStore) -> str:
+def encode_map(values: dict[str, Any], what: str, owner: str, files: LocalFileStore) -> str:
     """Encode a handle map; entries over the inline limit become ``{"blob": id}``."""
-    text = _dumps(values, what, owner)
+    text = dumps(values, what, owner)
     if len(text) <= PAYLOAD_INLINE_LIMIT:
         return text
     slim = {}
     for key, value in values.items():
-        encoded = _encode(value)
+        encoded = encode(value)
         if len(encoded) > PAYLOAD_INLINE_LIMIT:
             slim[key] = {"blob": files.put_json_blob(encoded.encode())}
         else:
             slim[key] = value
-    return _encode(slim)
+    return encode(slim)
 
 
-def _encode_value(value: Any, what: str, owner: str, files: LocalFileStore) -> str:
+def encode_value(value: Any, what: str, owner: str, files: LocalFileStore) -> str:
     """Encode a whole JSON column, moved to a blob when over the inline limit."""
-    text = _dumps(value, what, owner)
+    text = dumps(value, what, owner)
     if len(text) > PAYLOAD_INLINE_LIMIT:
-        return _encode({"blob": files.put_json_blob(text.encode())})
+        return encode({"blob": files.put_json_blob(text.encode())})
     return text
 
 
-def _decode_outputs(raw: str | None, files: LocalFileStore) -> dict[str, Payload]:
+def decode_outputs(raw: str | None, files: LocalFileStore) -> dict[str, Payload]:
     """Stored outputs as Payloads, blobs inlined."""
-    values = _loads(raw) or {}
+    values = loads(raw) or {}
     return {h: Payload.from_dict(inline_blobs(v, files)) for h, v in values.items()}
 
 

@@ -1,24 +1,31 @@
-"""Opening a stepwell SQLite database, and naming what went wrong with it.
+"""Opening a stepwell SQLite database, writing to it, and naming what went wrong with it.
 
 :func:`connect` opens one connection in autocommit mode with the store's pragmas (WAL
 unless in memory, ``synchronous``, busy timeout, cache); :func:`check_layout` refuses a
-database written with another storage layout instead of misreading it.
-:func:`storage_error` turns a ``sqlite3`` error into :class:`~engine.contracts.errors.StorageError`
-naming the database file and the fix; :class:`store.sqlite.SQLiteStore` and the read API
-(:mod:`store.api`) translate every error through it.
+database written with another storage layout instead of misreading it, and
+:func:`create_schema` creates what is missing of :data:`store.layout.DDL`.
+:class:`Database` is one open connection with its lock: every write of the SQLite store
+goes through :meth:`Database.write` (one ``BEGIN IMMEDIATE`` transaction, retried on
+``SQLITE_BUSY``), every read through :meth:`Database.read`. :func:`storage_error` turns a
+``sqlite3`` error into :class:`~engine.contracts.errors.StorageError` naming the database
+file and the fix; both translate every error through it.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.contracts.errors import StorageError
-from store.layout import SCHEMA_VERSION
+from engine.contracts.errors import StepwellError, StorageError
+from store.layout import DDL, SCHEMA_VERSION, TABLE_NAMES, TRANSITIONS_VIEW
 
-_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+#: ``SQLITE_BUSY`` and ``SQLITE_LOCKED``: another connection holds the lock.
+BUSY_CODES = frozenset({5, 6})
 
 
 def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
@@ -92,19 +99,20 @@ def retry_busy(fn: Any, busy_timeout: float) -> Any:
         try:
             return fn()
         except sqlite3.OperationalError as exc:
-            if _errcode(exc) not in _BUSY_CODES or time.monotonic() >= deadline:
+            if errcode(exc) not in BUSY_CODES or time.monotonic() >= deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.05)
 
 
-def _errcode(exc: sqlite3.Error) -> int:
+def errcode(exc: sqlite3.Error) -> int:
+    """The primary SQLite result code of ``exc`` (0 when it has none)."""
     return int(getattr(exc, "sqlite_errorcode", 0)) & 0xFF
 
 
 def storage_error(path: str, action: str, exc: BaseException) -> StorageError:
     """A StorageError for ``exc`` that names the database file and what to do next."""
-    code = _errcode(exc) if isinstance(exc, sqlite3.Error) else 0
+    code = errcode(exc) if isinstance(exc, sqlite3.Error) else 0
     text = str(exc)
     lowered = text.lower()
     if code in (3, 8, 14, 23) or "readonly" in lowered or "unable to open" in lowered:
@@ -118,8 +126,149 @@ def storage_error(path: str, action: str, exc: BaseException) -> StorageError:
     if code in (11, 26):
         return StorageError(f"{path} is not a stepwell database or is damaged ({text}): "
                             "restore it from a backup or choose another --db path.")
-    if code in _BUSY_CODES:
+    if code in BUSY_CODES:
         return StorageError(f"{path} stayed locked by another process while {action}: "
                             "retry, or raise the busy timeout.")
     return StorageError(f"database error on {path} while {action}: {text}. "
                         "Check the file, or choose another --db path.")
+
+
+class Database:
+    """One open connection to a stepwell database, with its lock and error boundary.
+
+    Args:
+        conn: a connection from :func:`connect` (or a read-only one).
+        path: the database file, named in error messages.
+        busy_timeout: seconds a write retries on ``SQLITE_BUSY``.
+        lock: serializes every use of ``conn``; a fresh ``RLock`` when None.
+    """
+
+    __slots__ = ("busy_timeout", "conn", "lock", "on_commit", "path")
+
+    def __init__(self, conn: sqlite3.Connection, path: str, *, busy_timeout: float = 30.0,
+                 lock: Any = None) -> None:
+        self.conn = conn
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.lock = lock if lock is not None else threading.RLock()
+        #: Called after every commit (the WAL checkpointer counts them).
+        self.on_commit: Callable[[], None] | None = None
+
+    @contextmanager
+    def guard(self, action: str) -> Iterator[None]:
+        """Translate ``sqlite3`` errors raised inside into StorageError naming the file.
+
+        Raises:
+            StorageError: what went wrong while ``action``, and what to do.
+        """
+        try:
+            yield
+        except StepwellError:
+            raise
+        except sqlite3.Error as exc:
+            raise storage_error(self.path, action, exc) from exc
+
+    @contextmanager
+    def read(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock and :meth:`guard`."""
+        with self.lock, self.guard(action):
+            yield self.conn
+
+    def write(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(conn, *args)`` in one IMMEDIATE transaction and commit.
+
+        The busy timeout makes ``BEGIN IMMEDIATE`` wait for another process's write
+        lock; a ``SQLITE_BUSY`` that still gets through (lock upgrades, WAL recovery)
+        rolls back and retries the whole transaction until the busy timeout. Any other
+        error rolls back and propagates. Written without context managers or closures:
+        this is the hot path of every step transition. Callers hold :attr:`lock`.
+
+        Returns:
+            What ``fn`` returned.
+        """
+        conn = self.conn
+        deadline = 0.0
+        delay = 0.001
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn, *args)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                break
+            except sqlite3.OperationalError as exc:
+                if errcode(exc) not in BUSY_CODES:
+                    raise
+                now = time.monotonic()
+                deadline = deadline or now + self.busy_timeout
+                if now >= deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        if self.on_commit is not None:
+            self.on_commit()
+        return result
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        """Run one statement in its own committed transaction (callers hold the lock)."""
+        cursor: sqlite3.Cursor = self.write(_execute, sql, params)
+        return cursor
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Any) -> sqlite3.Cursor:
+    return conn.execute(sql, params)
+
+
+def create_schema(db: Database) -> None:
+    """Create what is missing of :data:`store.layout.DDL`, in one transaction.
+
+    Raises:
+        StorageError: the database holds another storage layout.
+        sqlite3.Error: it cannot be written (the caller translates it).
+    """
+    conn = db.conn
+    check_layout(conn, db.path)
+    marks = ", ".join("?" * len(TABLE_NAMES))
+    present = conn.execute(
+        f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ({marks})",
+        TABLE_NAMES).fetchone()[0]
+    current = conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    if current and present == len(TABLE_NAMES):
+        return
+
+    def create(c: sqlite3.Connection) -> None:
+        for statement in (*DDL, TRANSITIONS_VIEW):
+            c.execute(statement)
+        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    db.write(create)
+
+
+def is_memory_path(path: str) -> bool:
+    """True for an in-memory database path (``':memory:'``, ``file::memory:...``)."""
+    return path == ":memory:" or path.startswith("file::memory:")
+
+
+def open_database(path: str, *, busy_timeout: float = 30.0, synchronous: str = "NORMAL"
+                  ) -> Database:
+    """Open ``path`` with the store's pragmas and create what is missing of the schema.
+
+    Raises:
+        StorageError: the file cannot be opened or written, or holds another layout.
+    """
+    try:
+        conn = connect(path, busy_timeout, synchronous, in_memory=is_memory_path(path))
+    except sqlite3.Error as exc:
+        raise storage_error(path, "opening the database", exc) from exc
+    db = Database(conn, path, busy_timeout=busy_timeout)
+    try:
+        with db.guard("opening the database"):
+            create_schema(db)
+    except BaseException:
+        conn.close()
+        raise
+    return db

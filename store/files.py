@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import mimetypes
 import os
 import tempfile
 from pathlib import Path
@@ -90,7 +89,8 @@ class LocalFileStore:
         except FileNotFoundError:
             raise NotFoundError("file", str(source), "Check the path and try again.") from None
         except OSError as exc:
-            raise StorageError(f"cannot read {source}: {exc.strerror}. Check its permissions.") from exc
+            raise StorageError(
+                f"cannot read {source}: {exc.strerror}. Check its permissions.") from exc
         return self.put_bytes(data, source.name, mime_type)
 
     def read_bytes(self, ref: FileRef | str) -> bytes:
@@ -149,7 +149,8 @@ class LocalFileStore:
                 kind, ident, f"It is not in the file store {self.root}; was the folder moved?"
             ) from None
         except OSError as exc:
-            raise StorageError(f"cannot read {path}: {exc.strerror}. Check its permissions.") from exc
+            raise StorageError(
+                f"cannot read {path}: {exc.strerror}. Check its permissions.") from exc
 
     def _write_once(self, target: Path, data: bytes) -> None:
         """Atomically create ``target`` with ``data`` unless it already exists."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 SCHEMA_VERSION = 3
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
-#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.api``).
+#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
 EXCEPTIONAL_STATUSES = ("error", "skipped", "cancelled", "awaiting_review")
 EXCEPTIONAL_STATUSES_SQL = "status IN ('error', 'skipped', 'cancelled', 'awaiting_review')"
 
@@ -40,10 +40,18 @@ DDL: tuple[str, ...] = (
     'CREATE TABLE IF NOT EXISTS artifacts (\n\tid VARCHAR NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\toperation VARCHAR NOT NULL, \n\trecord TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE TABLE IF NOT EXISTS workflows (\n\tid VARCHAR NOT NULL, \n\tname VARCHAR NOT NULL, \n\tdigest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\torganization_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_workflows_org ON workflows (organization_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS workflow_versions (\n\tworkflow_id VARCHAR NOT NULL, \n\tid VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (workflow_id, id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_workflow_versions_created ON workflow_versions (workflow_id, created_at)',
     'CREATE TABLE IF NOT EXISTS reviews (\n\tid VARCHAR NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tdata TEXT, \n\tdecision VARCHAR, \n\tdecision_data TEXT, \n\tnote VARCHAR, \n\tcreated_at FLOAT NOT NULL, \n\tdecided_at FLOAT, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_reviews_run_step ON reviews (run_id, step_id)',
     'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
+    'CREATE TABLE IF NOT EXISTS review_versions (\n\tid VARCHAR NOT NULL, \n\treview_id VARCHAR NOT NULL, \n\tparent_id VARCHAR NOT NULL, \n\tsnapshot TEXT, \n\tnote VARCHAR, \n\tauthor_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_review_versions_review ON review_versions (review_id, created_at)',
 )
+
+#: The tables :data:`DDL` creates (a database missing one gets them on open).
+TABLE_NAMES: tuple[str, ...] = tuple(
+    statement.split()[5] for statement in DDL if statement.startswith("CREATE TABLE"))
 
 
 def render_ddl() -> tuple[str, ...]:

@@ -1,8 +1,9 @@
 """The SQLite schema, as SQLModel tables.
 
-The schema is declared here and created with ``SQLModel.metadata.create_all``; the hot
-write path (:mod:`store.sqlite`) and the read API (:mod:`store.api`) use plain SQL over
-these tables for speed, so the column names below are the contract between them.
+The schema is declared here and executed from its SQL rendering (:data:`store.layout.DDL`);
+the write path (:mod:`store.sqlite`, :mod:`store.writes`, :mod:`store.reviews`,
+:mod:`store.workflows`) and the read queries (:mod:`store.sqlite_query`) use plain SQL
+over these tables for speed, so the column names below are the contract between them.
 
 Conventions:
 - Timestamps are REAL seconds since the epoch (UTC); the read API renders ISO-8601 ``Z``.
@@ -152,8 +153,6 @@ class StepRow(SQLModel, table=True):
     trail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
 
 
-
-
 class ArtifactRow(SQLModel, table=True):
     """The operation record a step produced (``step.artifact`` points here)."""
 
@@ -181,6 +180,19 @@ class WorkflowRow(SQLModel, table=True):
     created_at: float
 
 
+class WorkflowVersionRow(SQLModel, table=True):
+    """One applied version of a registered workflow (content-addressed by digest)."""
+
+    __tablename__ = "workflow_versions"
+    __table_args__ = (Index("ix_workflow_versions_created", "workflow_id", "created_at"),)
+
+    workflow_id: str = Field(primary_key=True)
+    id: str = Field(primary_key=True)
+    definition: Any = _json()
+    yaml: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: float
+
+
 class ReviewRow(SQLModel, table=True):
     """A human review a step waits on, and its decision."""
 
@@ -203,4 +215,20 @@ class ReviewRow(SQLModel, table=True):
     decided_at: float | None = None
 
 
-TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, ReviewRow)
+class ReviewVersionRow(SQLModel, table=True):
+    """A corrected version of a review's snapshot (the proposal itself has no row)."""
+
+    __tablename__ = "review_versions"
+    __table_args__ = (Index("ix_review_versions_review", "review_id", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    review_id: str
+    parent_id: str
+    snapshot: Any = _json()
+    note: str | None = None
+    author_id: str = ""
+    created_at: float
+
+
+TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
+          ReviewRow, ReviewVersionRow)

@@ -14,8 +14,10 @@ identity, status, loop scope and timing of a step, read in one query.
 * :func:`step_transitions`: the lifecycle trail of some steps of a run.
 * :func:`workflow_choices`: the workflows that have runs, for a filter.
 
-Every function is scoped like the :class:`~store.api.ReadAPI` it is given: another
-organization's run is not found, and its ids are left out of counts.
+Every function takes :class:`OutlineReads` (:func:`outline_reads` makes it from a
+:class:`~store.api.ReadAPI` over SQLite) and is scoped like it: another organization's
+run is not found, and its ids are left out of counts. The SQL is SQLite's and uses the
+layout of :mod:`store.models` directly (the ``transitions`` view included).
 
 Loop items are counted on the sentinels of loop containers (types
 ``<kind>_sentinel_start`` / ``<kind>_sentinel_end``): one start per item; an item is
@@ -26,16 +28,50 @@ skipped only when something of its item died of an error).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.contracts.errors import NotFoundError
+from engine.contracts.errors import NotFoundError, UsageError
 from store.api import ReadAPI
+from store.connection import Database
+from store.sqlite_reads import SQLiteReads
 
 SENTINEL_START = "_sentinel_start"
 SENTINEL_END = "_sentinel_end"
 _CHUNK = 500
+
+
+class OutlineReads:
+    """The connection and organization scope the outline queries run with.
+
+    Args:
+        db: a connection to a stepwell SQLite database.
+        organization_id: when set, other organizations' runs do not exist.
+    """
+
+    def __init__(self, db: Database, organization_id: str | None = None) -> None:
+        self.db = db
+        self.organization_id = organization_id
+
+    def reading(self, action: str) -> AbstractContextManager[sqlite3.Connection]:
+        """The connection under its lock, SQLite errors raised as StorageError."""
+        return self.db.read(action)
+
+
+def outline_reads(api: ReadAPI) -> OutlineReads:
+    """The outline queries over the same connection and scope as a read API.
+
+    Raises:
+        UsageError: the read API does not read a SQLite database.
+    """
+    reads = api.reads
+    if not isinstance(reads, SQLiteReads):
+        raise UsageError("Run outlines are read from SQLite databases; this read API "
+                         f"reads a {type(reads).__name__}.")
+    return OutlineReads(reads.db, api.organization_id)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,13 +158,13 @@ def _outline_rows(rows: list[tuple[Any, ...]]) -> list[OutlineStep]:
                         completed_at=r[12]) for r in rows]
 
 
-def check_run(api: ReadAPI, run_id: str) -> None:
+def check_run(api: OutlineReads, run_id: str) -> None:
     """Raise NotFoundError unless ``run_id`` is visible to the API's organization (without
     decoding the run's inputs and outputs, as ``get_run`` does)."""
     run_status(api, run_id)
 
 
-def run_status(api: ReadAPI, run_id: str) -> str:
+def run_status(api: OutlineReads, run_id: str) -> str:
     """The stored status of a run visible to the API's organization.
 
     Raises:
@@ -146,7 +182,7 @@ def run_status(api: ReadAPI, run_id: str) -> str:
     return str(found[0])
 
 
-def step_outline(api: ReadAPI, run_id: str) -> list[OutlineStep]:
+def step_outline(api: OutlineReads, run_id: str) -> list[OutlineStep]:
     """Every step of ``run_id`` in creation order, without payloads (small runs; big
     ones are read with :func:`block_tallies` and :func:`iteration_tallies`).
 
@@ -160,7 +196,7 @@ def step_outline(api: ReadAPI, run_id: str) -> list[OutlineStep]:
     return _outline_rows(rows)
 
 
-def steps_by_id(api: ReadAPI, run_id: str, step_ids: Sequence[str]) -> list[OutlineStep]:
+def steps_by_id(api: OutlineReads, run_id: str, step_ids: Sequence[str]) -> list[OutlineStep]:
     """The outline rows of some steps of a run, in creation order (unknown ids left out).
 
     Raises:
@@ -195,7 +231,7 @@ class BlockTally:
     error: str | None
 
 
-def block_tallies(api: ReadAPI, run_id: str) -> list[BlockTally]:
+def block_tallies(api: OutlineReads, run_id: str) -> list[BlockTally]:
     """Steps per block and status, in one grouped query (sentinels included: a loop
     container's items are the steps of its sentinels).
 
@@ -219,7 +255,7 @@ def _iteration_range(container_step_id: str) -> tuple[str, str]:
     return prefix, prefix[:-1] + chr(ord("_") + 1)
 
 
-def iteration_tallies(api: ReadAPI, run_id: str, container_step_id: str
+def iteration_tallies(api: OutlineReads, run_id: str, container_step_id: str
                       ) -> dict[int, dict[str, int]]:
     """Iteration -> ``{status: steps}`` over every step inside each iteration of a loop
     container step (nested loops included), in one grouped query.
@@ -239,7 +275,7 @@ def iteration_tallies(api: ReadAPI, run_id: str, container_step_id: str
     return out
 
 
-def iteration_steps(api: ReadAPI, run_id: str, container_step_id: str,
+def iteration_steps(api: OutlineReads, run_id: str, container_step_id: str,
                     iterations: Sequence[int]) -> dict[int, list[OutlineStep]]:
     """The steps directly inside some iterations of a loop container step (sentinels
     included, nested loops' inner steps not), in creation order.
@@ -259,7 +295,7 @@ def iteration_steps(api: ReadAPI, run_id: str, container_step_id: str,
     return out
 
 
-def _visible(api: ReadAPI, run_ids: Sequence[str]) -> tuple[str, list[Any]]:
+def _visible(api: OutlineReads, run_ids: Sequence[str]) -> tuple[str, list[Any]]:
     """SQL restricting ``run_id`` to the given runs of the API's organization."""
     marks = ",".join("?" * len(run_ids))
     if api.organization_id is None:
@@ -268,7 +304,7 @@ def _visible(api: ReadAPI, run_ids: Sequence[str]) -> tuple[str, list[Any]]:
             [*run_ids, api.organization_id])
 
 
-def run_counts(api: ReadAPI, run_ids: Sequence[str]) -> dict[str, RunCounts]:
+def run_counts(api: OutlineReads, run_ids: Sequence[str]) -> dict[str, RunCounts]:
     """Steps per status and loop items of each run (runs with no steps are absent)."""
     out: dict[str, RunCounts] = {}
     for i in range(0, len(run_ids), _CHUNK):
@@ -292,7 +328,7 @@ def run_counts(api: ReadAPI, run_ids: Sequence[str]) -> dict[str, RunCounts]:
     return out
 
 
-def run_presence(api: ReadAPI, run_ids: Sequence[str]) -> dict[str, RunPresence]:
+def run_presence(api: OutlineReads, run_ids: Sequence[str]) -> dict[str, RunPresence]:
     """Owner, heartbeat and oldest open review of each visible run."""
     out: dict[str, RunPresence] = {}
     for i in range(0, len(run_ids), _CHUNK):
@@ -311,7 +347,7 @@ def run_presence(api: ReadAPI, run_ids: Sequence[str]) -> dict[str, RunPresence]
     return out
 
 
-def step_transitions(api: ReadAPI, run_id: str, step_ids: Sequence[str]
+def step_transitions(api: OutlineReads, run_id: str, step_ids: Sequence[str]
                      ) -> dict[str, list[dict[str, Any]]]:
     """step id -> its transitions ``{status, at, retry_count, detail}``, oldest first.
 
@@ -334,7 +370,7 @@ def step_transitions(api: ReadAPI, run_id: str, step_ids: Sequence[str]
     return out
 
 
-def workflow_choices(api: ReadAPI) -> list[tuple[str, str, int]]:
+def workflow_choices(api: OutlineReads) -> list[tuple[str, str, int]]:
     """``(workflow_id, latest name, run count)`` of the workflows with runs, by name."""
     sql = ("SELECT workflow_id, max(workflow_name), count(*) FROM runs"
            + (" WHERE organization_id = ?" if api.organization_id is not None else "")

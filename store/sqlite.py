@@ -23,6 +23,11 @@ commit pays for one.
 
 Every ``sqlite3`` error is translated at this boundary into
 :class:`~engine.contracts.errors.StorageError` naming the database file and the fix.
+
+:class:`SQLiteStore` implements every protocol of :mod:`engine.contracts.store`: runs
+and steps here, reviews in :mod:`store.reviews`, the workflow registry in
+:mod:`store.workflows` and the read queries in :mod:`store.sqlite_reads`, all on one
+connection (:class:`~store.connection.Database`) under one lock.
 """
 
 from __future__ import annotations
@@ -31,25 +36,23 @@ import hashlib
 import os
 import sqlite3
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
-from engine.contracts.errors import ConflictError, NotFoundError, StepwellError, StorageError
+from engine.contracts.errors import ConflictError, NotFoundError, StorageError
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
 from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import RunStatus, StepStatus
-from store.checkpoint import _Checkpointer
-from store.codec import _decode_outputs, _dumps, _loads, inline_blobs
-from store.connection import _BUSY_CODES, _errcode, check_layout, connect, storage_error
+from store.checkpoint import Checkpointer
+from store.codec import decode_outputs, dumps, inline_blobs, loads
+from store.connection import is_memory_path, open_database
 from store.files import LocalFileStore
-from store.layout import DDL, SCHEMA_VERSION, TRANSITIONS_VIEW
-from store.reviews import Review, decide, get_review, list_reviews
-from store.writes import _INSERT_DEFINITION, _INSERT_RUN, _StaleStatuses, _StepWriter
+from store.reviews import SQLiteReviews
+from store.sqlite_reads import SQLiteReads
+from store.workflows import SQLiteWorkflows
+from store.writes import INSERT_DEFINITION, INSERT_RUN, StaleStatuses, StepWriter
 
 if TYPE_CHECKING:
     from store.api import ReadAPI
@@ -62,8 +65,8 @@ class Durability(StrEnum):
     FULL = "full"
 
 
-class SQLiteStore:
-    """The SQLite implementation of :class:`store.base.Store`.
+class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows):
+    """The SQLite implementation of :class:`engine.contracts.store.Store`.
 
     Args:
         path: database file (created with its folder if missing) or ``':memory:'``.
@@ -87,102 +90,31 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self.durability = Durability(durability)
         self.busy_timeout = busy_timeout
-        self._lock = threading.RLock()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        #: Files and large-payload blobs (``<path>.files/``), precisely typed.
-        self.local_files: LocalFileStore = files or self._default_files()
-        #: The same store, as the :class:`store.base.Store` protocol declares it.
-        self.files: FileStore = self.local_files
-        self._writer = _StepWriter(self.local_files)
-        self._checkpointer: _Checkpointer | None = None
-        with self._guard("opening the database"):
-            self._conn = self._connect()
-            try:
-                self._create_schema()
-            except BaseException:
-                self._conn.close()
-                raise
-        self._checkpointer = None if self.in_memory else _Checkpointer(self.path)
-
-    # ------------------------------------------------------------------ setup
+        local_files = files or self._default_files()
+        #: The same file store, as the :class:`~engine.contracts.store.RunStore` protocol
+        #: declares it (``local_files`` is it, precisely typed).
+        self.files: FileStore = local_files
+        self._writer = StepWriter(local_files)
+        sync = "FULL" if self.durability is Durability.FULL else "NORMAL"
+        db = open_database(self.path, busy_timeout=busy_timeout, synchronous=sync)
+        super().__init__(db, local_files)
+        self._checkpointer: Checkpointer | None = None
+        if not self.in_memory:
+            self._checkpointer = Checkpointer(self.path)
+            db.on_commit = self._checkpointer.committed
 
     @property
     def in_memory(self) -> bool:
         """True for a ``':memory:'`` database."""
-        return self.path == ":memory:" or self.path.startswith("file::memory:")
+        return is_memory_path(self.path)
 
     def _default_files(self) -> LocalFileStore:
         if self.in_memory:
             self._tmpdir = tempfile.TemporaryDirectory(prefix="stepwell-files-")
             return LocalFileStore(self._tmpdir.name)
         return LocalFileStore.beside(self.path)
-
-    def _connect(self) -> sqlite3.Connection:
-        sync = "FULL" if self.durability is Durability.FULL else "NORMAL"
-        return connect(self.path, self.busy_timeout, sync, in_memory=self.in_memory)
-
-    def _create_schema(self) -> None:
-        """Create what is missing of :data:`store.layout.DDL` in one transaction."""
-        conn = self._conn
-        check_layout(conn, self.path)
-        if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
-            return
-
-        def create(c: sqlite3.Connection) -> None:
-            for statement in (*DDL, TRANSITIONS_VIEW):
-                c.execute(statement)
-            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-        self._write(create)
-
-    # ------------------------------------------------------------------ error boundary
-
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        """Translate database errors into StorageError naming the file and the fix."""
-        try:
-            yield
-        except StepwellError:
-            raise
-        except sqlite3.Error as exc:
-            raise storage_error(self.path, action, exc) from exc
-
-    def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn(conn, *args)`` in one IMMEDIATE transaction and commit.
-
-        The busy timeout makes ``BEGIN IMMEDIATE`` wait for another process's write
-        lock; a ``SQLITE_BUSY`` that still gets through (lock upgrades, WAL recovery)
-        rolls back and retries the whole transaction until the busy timeout. Any other
-        error rolls back and propagates. Written without context managers or closures:
-        this is the hot path of every step transition.
-        """
-        conn = self._conn
-        deadline = 0.0
-        delay = 0.001
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = fn(conn, *args)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                break
-            except sqlite3.OperationalError as exc:
-                if _errcode(exc) not in _BUSY_CODES:
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + self.busy_timeout
-                if now >= deadline:
-                    raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        if self._checkpointer is not None:
-            self._checkpointer.committed()
-        return result
 
     # ------------------------------------------------------------------ runs
 
@@ -193,21 +125,22 @@ class SQLiteStore:
             ConflictError: a run with this id exists.
             StorageError: the database cannot be written.
         """
-        definition = _dumps(run.definition, "definition", run.run_id)
+        definition = dumps(run.definition, "definition", run.run_id)
         definition_id = hashlib.sha256(definition.encode()).hexdigest()[:32]
         params = (
             run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest, definition_id,
-            _dumps(run.inputs, "inputs", run.run_id), _dumps(run.metadata, "metadata", run.run_id),
+            dumps(run.inputs, "inputs", run.run_id), dumps(run.metadata, "metadata", run.run_id),
             run.organization_id, run.trigger, os.getpid(), now, run.parent_run_id, now, now,
         )
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(_INSERT_DEFINITION, (definition_id, definition, now))
-            conn.execute(_INSERT_RUN, params)
+            conn.execute(INSERT_DEFINITION, (definition_id, definition, now))
+            conn.execute(INSERT_RUN, params)
 
-        with self._lock, self._guard(f"creating run {run.run_id}"):
+        db = self.db
+        with db.lock, db.guard(f"creating run {run.run_id}"):
             try:
-                self._write(insert)
+                db.write(insert)
             except sqlite3.IntegrityError:
                 raise ConflictError(
                     f"Run {run.run_id!r} already exists in {self.path}. "
@@ -226,19 +159,19 @@ class SQLiteStore:
             "r.organization_id, r.owner_pid, r.heartbeat_at, r.cancel_requested FROM runs r "
             "LEFT JOIN definitions d ON d.id = r.definition_id WHERE r.id = ?"
         )
-        with self._lock, self._guard(f"reading run {run_id}"):
-            row = self._conn.execute(sql, (run_id,)).fetchone()
+        with self.db.read(f"reading run {run_id}") as conn:
+            row = conn.execute(sql, (run_id,)).fetchone()
         if row is None:
             raise NotFoundError("run", run_id)
         return PersistedRun(
             run_id=row[0], workflow_id=row[1], status=RunStatus(row[2]),
-            definition=_loads(row[3]) or {}, inputs=_loads(row[4]) or {},
+            definition=loads(row[3]) or {}, inputs=loads(row[4]) or {},
             workflow_digest=row[5], organization_id=row[6], owner_pid=row[7],
             heartbeat_at=row[8], cancel_requested=bool(row[9]),
         )
 
     def heartbeat(self, run_id: str, now: float) -> None:
-        """Record that the owning process is alive."""
+        """Record that the owning process is alive. Raises NotFoundError."""
         self._set_run(run_id, "heartbeat_at = ?", (now,))
 
     def set_owner(self, run_id: str, pid: int, now: float) -> None:
@@ -251,8 +184,9 @@ class SQLiteStore:
         (compare-and-set): of two processes resuming one run, one wins."""
         sql = ("UPDATE runs SET owner_pid = ?, heartbeat_at = ? WHERE id = ? AND "
                "owner_pid IS ? AND heartbeat_at IS ?")
-        with self._lock, self._guard(f"claiming run {run_id}"):
-            cur = self._write(_execute, sql, (pid, now, run_id, seen_pid, seen_heartbeat))
+        db = self.db
+        with db.lock, db.guard(f"claiming run {run_id}"):
+            cur = db.execute(sql, (pid, now, run_id, seen_pid, seen_heartbeat))
         return bool(cur.rowcount)
 
     def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
@@ -262,8 +196,8 @@ class SQLiteStore:
 
     def cancel_requested(self, run_id: str) -> str | None:
         """The reason of the cancel request made for the run (by any process), or None."""
-        with self._lock, self._guard(f"reading run {run_id}"):
-            row = self._conn.execute(
+        with self.db.read(f"reading run {run_id}") as conn:
+            row = conn.execute(
                 "SELECT cancel_requested, reason FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
         if row is None:
@@ -272,8 +206,9 @@ class SQLiteStore:
 
     def _set_run(self, run_id: str, assignments: str, params: tuple[Any, ...]) -> None:
         sql = f"UPDATE runs SET {assignments} WHERE id = ?"
-        with self._lock, self._guard(f"updating run {run_id}"):
-            cur = self._write(_execute, sql, (*params, run_id))
+        db = self.db
+        with db.lock, db.guard(f"updating run {run_id}"):
+            cur = db.execute(sql, (*params, run_id))
         if cur.rowcount == 0:
             raise NotFoundError("run", run_id)
 
@@ -300,13 +235,14 @@ class SQLiteStore:
             NotFoundError: the run does not exist.
             StorageError: the database failed; nothing was written.
         """
-        with self._lock, self._guard(f"saving steps of run {run_id}"):
+        db = self.db
+        with db.lock, db.guard(f"saving steps of run {run_id}"):
             for attempt in range(3):
                 known = self._known(run_id, reload=attempt > 0)
                 plan = self._writer.plan(run_id, events, known, now)
                 try:
-                    self._write(self._writer.write, run_id, plan, run_update, now)
-                except _StaleStatuses:
+                    db.write(self._writer.write, run_id, plan, run_update, now)
+                except StaleStatuses:
                     continue
                 for change in plan.changes.values():
                     known[change.step_id] = change.status
@@ -328,18 +264,19 @@ class SQLiteStore:
             "SELECT step_id, block_id, status, retry_count, outputs, control, reason, error "
             "FROM steps WHERE run_id = ? ORDER BY seq"
         )
-        with self._lock, self._guard(f"reading steps of run {run_id}"):
-            rows = self._conn.execute(sql, (run_id,)).fetchall()
-        steps = [
-            PersistedStep(
-                step_id=r[0], block_id=r[1], status=StepStatus(r[2]), retry_count=r[3],
-                outputs=_decode_outputs(r[4], self.local_files),
-                control=inline_blobs(_loads(r[5]), self.local_files), reason=r[6],
-                error=_loads(r[7]) if r[2] == "error" else None,
-            )
-            for r in rows
-        ]
-        self._statuses[run_id] = {s.step_id: s.status for s in steps}
+        files = self.local_files
+        with self.db.read(f"reading steps of run {run_id}") as conn:
+            rows = conn.execute(sql, (run_id,)).fetchall()
+            steps = [
+                PersistedStep(
+                    step_id=r[0], block_id=r[1], status=StepStatus(r[2]), retry_count=r[3],
+                    outputs=decode_outputs(r[4], files),
+                    control=inline_blobs(loads(r[5]), files), reason=r[6],
+                    error=loads(r[7]) if r[2] == "error" else None,
+                )
+                for r in rows
+            ]
+            self._statuses[run_id] = {s.step_id: s.status for s in steps}
         return steps
 
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
@@ -356,61 +293,31 @@ class SQLiteStore:
         if step_id is not None:
             sql, params = sql + " AND t.step_id = ?", (run_id, step_id)
         order = " ORDER BY t.at, s.seq, t.seq"
-        with self._lock, self._guard(f"reading transitions of run {run_id}"):
-            rows = self._conn.execute(sql + order, params).fetchall()
+        with self.db.read(f"reading transitions of run {run_id}") as conn:
+            rows = conn.execute(sql + order, params).fetchall()
         keys = ("step_id", "status", "at", "retry_count", "detail")
-        return [dict(zip(keys, (*r[:4], _loads(r[4])), strict=True)) for r in rows]
+        return [dict(zip(keys, (*r[:4], loads(r[4])), strict=True)) for r in rows]
 
-    # ------------------------------------------------------------------ reviews
-
-    def reviews(
-        self, *, run_id: str | None = None, status: str | None = None, limit: int = 100
-    ) -> list[Review]:
-        """Reviews, newest first, optionally of one run and one status (``pending``,
-        ``approved``, ``rejected``). One is opened when a step enters ``awaiting_review``."""
-        with self._lock, self._guard("listing reviews"):
-            return list_reviews(self._conn, run_id=run_id, status=status, limit=limit)
-
-    def review(self, review_id: str) -> Review:
-        """One review. Raises NotFoundError."""
-        with self._lock, self._guard(f"reading review {review_id}"):
-            return get_review(self._conn, review_id)
-
-    def decide_review(
-        self, review_id: str, *, approved: bool, data: Any = None, has_data: bool = False,
-        reason: str = "", now: float,
-    ) -> tuple[Review, bool]:
-        """Record a decision (committed). Returns the review and whether it changed.
-
-        Raises:
-            NotFoundError: no such review.
-            ConflictError: it was already decided differently.
-            UsageError: a rejection with corrected data.
-        """
-        with self._lock, self._guard(f"deciding review {review_id}"):
-            result: tuple[Review, bool] = self._write(
-                _decide, review_id, approved, data, has_data, reason, now)
-            return result
+    # ------------------------------------------------------------------ lifetime
 
     def reader(self, organization_id: str | None = None) -> ReadAPI:
-        """A :class:`store.api.ReadAPI` over this store's connection (same lock)."""
+        """A :class:`store.api.ReadAPI` over this store."""
         from store.api import ReadAPI
 
-        return ReadAPI(self._conn, self.local_files, organization_id=organization_id,
-                       lock=self._lock, db_path=self.path)
+        return ReadAPI(self, organization_id=organization_id)
 
     def close(self) -> None:
         """Close the connection (and remove the temporary file store of ``:memory:``)."""
-        with self._lock:
+        with self.db.lock:
             if self._checkpointer is not None:
                 self._checkpointer.stop()
                 self._checkpointer = None
-            self._conn.close()
+            self.db.conn.close()
             if self._tmpdir is not None:
                 self._tmpdir.cleanup()
                 self._tmpdir = None
 
-    def __enter__(self) -> SQLiteStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -422,20 +329,10 @@ class SQLiteStore:
         known = self._statuses.get(run_id)
         if known is not None and not reload:
             return known
-        conn = self._conn
+        conn = self.db.conn
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise NotFoundError("run", run_id, "Create it with Store.create_run first.")
         rows = conn.execute("SELECT step_id, status FROM steps WHERE run_id = ?", (run_id,))
         known = {sid: StepStatus(status) for sid, status in rows}
         self._statuses[run_id] = known
         return known
-
-
-def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> sqlite3.Cursor:
-    return conn.execute(sql, params)
-
-
-def _decide(conn: sqlite3.Connection, review_id: str, approved: bool, data: Any,
-            has_data: bool, reason: str, now: float) -> tuple[Review, bool]:
-    return decide(conn, review_id, approved=approved, data=data, has_data=has_data,
-                          reason=reason, now=now)

@@ -6,92 +6,30 @@ version is content-addressed: its id is the definition's digest
 ``workflow_version_id``. Applying a spec to an existing workflow adds a version when
 the definition changed and is a no-op otherwise; older versions stay runnable by id.
 
-Tables live in the run database: ``workflows`` (:class:`store.models.WorkflowRow`, one
-row per workflow, holding its current version) and ``workflow_versions``
-(:class:`WorkflowVersionRow`, every version ever applied). Writes go through SQLModel
-sessions whose transactions start with ``BEGIN IMMEDIATE``, so several processes can
-apply workflows to one database file; they never touch the run hot path.
+In SQLite the registry lives in the run database: ``workflows`` (one row per workflow,
+holding its current version) and ``workflow_versions`` (every version ever applied).
+:class:`SQLiteWorkflows` is the :class:`~engine.contracts.store.WorkflowStore` half of
+:class:`store.sqlite.SQLiteStore`; the rules both stores share (version selectors,
+paging, messages) are the functions below.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, event
-from sqlalchemy.engine import Engine as SAEngine
-from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
-
-from engine.contracts.errors import NotFoundError, StepwellError
-from store.models import JSONText, WorkflowRow
+from engine.contracts.errors import NotFoundError
+from engine.contracts.reads import RecordPage
+from engine.contracts.records import ApplyOutcome, RegisteredWorkflow, WorkflowVersion
+from store.connection import Database, open_database
 
 #: ``version`` selectors that mean "the workflow's current version".
 CURRENT_VERSION_ALIASES = frozenset({"production", "draft", "latest", "current"})
-
-
-class WorkflowVersionRow(SQLModel, table=True):
-    """One applied version of a registered workflow (content-addressed by digest)."""
-
-    __tablename__ = "workflow_versions"
-    __table_args__ = (Index("ix_workflow_versions_created", "workflow_id", "created_at"),)
-
-    workflow_id: str = Field(primary_key=True)
-    id: str = Field(primary_key=True)
-    definition: Any = Field(default=None, sa_column=Column(JSONText))
-    yaml: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RegisteredWorkflow:
-    """A workflow of the registry, with its current version.
-
-    Attributes:
-        id: the workflow id (``wf_...``).
-        name: ``metadata.name`` of the current version.
-        description: ``metadata.description`` of the current version.
-        version_id: the current version's digest.
-        definition: the current definition (:meth:`Workflow.to_dict` form).
-        yaml: the YAML text it was applied from.
-        organization_id: the owner.
-        created_at / updated_at: epoch seconds of the first and the latest apply.
-    """
-
-    id: str
-    name: str
-    description: str
-    version_id: str
-    definition: dict[str, Any]
-    yaml: str
-    organization_id: str
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowVersion:
-    """One version of a registered workflow."""
-
-    workflow_id: str
-    id: str
-    definition: dict[str, Any]
-    yaml: str
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApplyOutcome:
-    """What :meth:`WorkflowRegistry.apply` did: ``create``, ``update`` or ``noop``."""
-
-    workflow: RegisteredWorkflow
-    action: str
 
 
 def new_workflow_id() -> str:
@@ -99,196 +37,207 @@ def new_workflow_id() -> str:
     return "wf_" + uuid.uuid4().hex[:20]
 
 
-class WorkflowRegistry:
-    """Registered workflows in a stepwell database file.
-
-    Args:
-        db_path: the database file (the one runs are stored in).
-        busy_timeout: seconds to wait for another process's write lock.
-
-    Raises:
-        StorageError: the file cannot be opened or its tables created.
-    """
-
-    def __init__(self, db_path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        self.db_path = os.fspath(db_path)
-        self._engine = sqlmodel_engine(self.db_path, busy_timeout)
-        with self._guard("creating the workflow tables"):
-            for table in (WorkflowRow.__table__, WorkflowVersionRow.__table__):  # type: ignore[attr-defined]
-                table.create(self._engine, checkfirst=True)
-
-    def close(self) -> None:
-        """Release the registry's connections."""
-        self._engine.dispose()
-
-    @contextmanager
-    def _guard(self, action: str) -> Iterator[None]:
-        from store.sqlite import storage_error
-
-        try:
-            yield
-        except StepwellError:
-            raise
-        except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None)
-            base = orig if isinstance(orig, sqlite3.Error) else exc
-            raise storage_error(self.db_path, action, base) from exc
-
-    # ------------------------------------------------------------------ writes
-
-    def apply(self, *, name: str, version_id: str,
-              definition: dict[str, Any], yaml: str, organization_id: str,
-              workflow_id: str | None = None) -> ApplyOutcome:
-        """Register a new workflow, or add a version to ``workflow_id``.
-
-        Args:
-            name: the definition's ``metadata.name``.
-            version_id: the definition's digest.
-            definition: the validated definition (``Workflow.to_dict()``).
-            yaml: the text it came from (served back by ``GET .../spec``).
-            organization_id: the caller's organization.
-            workflow_id: update this workflow instead of creating one.
-
-        Raises:
-            NotFoundError: ``workflow_id`` is not a workflow of this organization.
-        """
-        now = time.time()
-        with self._guard("registering a workflow"), Session(self._engine) as session:
-            row = None
-            if workflow_id is not None:
-                row = _owned(session, workflow_id, organization_id)
-            action = "create"
-            if row is None:
-                row = WorkflowRow(id=new_workflow_id(), organization_id=organization_id,
-                                  created_at=now)
-            elif row.digest == version_id:
-                action = "noop"
-            else:
-                action = "update"
-            if action != "noop":
-                row.name, row.digest, row.definition, row.yaml = name, version_id, definition, yaml
-                session.add(row)
-                if session.get(WorkflowVersionRow, (row.id, version_id)) is None:
-                    session.add(WorkflowVersionRow(workflow_id=row.id, id=version_id,
-                                                   definition=definition, yaml=yaml,
-                                                   created_at=now))
-                session.commit()
-                session.refresh(row)
-            return ApplyOutcome(workflow=self._registered(session, row), action=action)
-
-    # ------------------------------------------------------------------ reads
-
-    def get(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
-        """One workflow of ``organization_id``.
-
-        Raises:
-            NotFoundError: no such workflow in this organization.
-        """
-        with self._guard(f"reading workflow {workflow_id}"), Session(self._engine) as session:
-            row = _owned(session, workflow_id, organization_id)
-            return self._registered(session, row)
-
-    def version(self, workflow_id: str, organization_id: str,
-                selector: str | None = None) -> WorkflowVersion:
-        """The version to run: the current one for ``production``/``draft``/``latest``
-        (or None), else the version whose id (digest, optionally ``ver_``-prefixed) is
-        ``selector``.
-
-        Raises:
-            NotFoundError: no such workflow, or no such version of it.
-        """
-        with self._guard(f"reading workflow {workflow_id}"), Session(self._engine) as session:
-            row = _owned(session, workflow_id, organization_id)
-            wanted = row.digest if selector in (None, "", *CURRENT_VERSION_ALIASES) \
-                else str(selector).removeprefix("ver_")
-            version = session.get(WorkflowVersionRow, (row.id, wanted))
-            if version is None:
-                raise NotFoundError(
-                    "workflow version", str(selector),
-                    f"Pass version='production' for the current version of {workflow_id}, "
-                    "or a workflow_version_id one of its runs reports.")
-            return WorkflowVersion(workflow_id=row.id, id=version.id,
-                                   definition=dict(version.definition or {}),
-                                   yaml=version.yaml or "", created_at=version.created_at)
-
-    def list(self, organization_id: str, *, limit: int = 10, after: str | None = None,
-             before: str | None = None, descending: bool = True
-             ) -> tuple[list[RegisteredWorkflow], bool, bool]:
-        """Workflows of an organization ordered by creation time, one page of them.
-
-        Args:
-            organization_id: whose workflows.
-            limit: page size.
-            after / before: a workflow id from a previous page (cursor).
-            descending: newest first (the default) or oldest first.
-
-        Returns:
-            ``(page, more_before, more_after)``.
-
-        Raises:
-            NotFoundError: the cursor is not a workflow of this organization.
-        """
-        with self._guard("listing workflows"), Session(self._engine) as session:
-            rows = list(session.exec(
-                select(WorkflowRow).where(WorkflowRow.organization_id == organization_id)))
-            rows.sort(key=lambda r: (r.created_at, r.id), reverse=descending)
-            ids = [r.id for r in rows]
-            start, stop = 0, len(rows)
-            cursor = after or before
-            if cursor is not None:
-                if cursor not in ids:
-                    raise NotFoundError("workflow", cursor,
-                                        "Cursors are workflow ids from list_metadata.")
-                at = ids.index(cursor)
-                start, stop = (at + 1, len(rows)) if after else (max(0, at - limit), at)
-            if after or cursor is None:
-                stop = min(stop, start + limit)
-            page = [self._registered(session, r) for r in rows[start:stop]]
-            return page, start > 0, stop < len(rows)
-
-    def _registered(self, session: Session, row: WorkflowRow) -> RegisteredWorkflow:
-        latest = session.exec(
-            select(WorkflowVersionRow.created_at)
-            .where(WorkflowVersionRow.workflow_id == row.id)
-            .order_by(WorkflowVersionRow.created_at.desc())  # type: ignore[attr-defined]
-        ).first()
-        definition = dict(row.definition or {})
-        return RegisteredWorkflow(
-            id=row.id, name=row.name, description=_description(definition),
-            version_id=row.digest, definition=definition, yaml=row.yaml or "",
-            organization_id=row.organization_id, created_at=row.created_at,
-            updated_at=latest if latest is not None else row.created_at)
+def workflow_not_found(workflow_id: str) -> NotFoundError:
+    """The error for a workflow that is not one of the caller's organization."""
+    return NotFoundError("workflow", workflow_id,
+                         "Register it first with POST /v1/workflows/spec/apply "
+                         "(client.workflows.apply(yaml)) and use the workflow_id it returns.")
 
 
-def _owned(session: Session, workflow_id: str, organization_id: str) -> WorkflowRow:
-    row = session.get(WorkflowRow, workflow_id)
-    if row is None or row.organization_id != organization_id:
-        raise NotFoundError("workflow", workflow_id,
-                            "Register it first with POST /v1/workflows/spec/apply "
-                            "(client.workflows.apply(yaml)) and use the workflow_id it returns.")
-    return row
+def wanted_version(selector: str | None, current: str) -> str:
+    """The version id a selector names: ``current`` for an alias (or None), else the
+    selector without its optional ``ver_`` prefix."""
+    if selector in (None, "", *CURRENT_VERSION_ALIASES):
+        return current
+    return str(selector).removeprefix("ver_")
 
 
-def _description(definition: dict[str, Any]) -> str:
+def version_not_found(selector: str | None, workflow_id: str) -> NotFoundError:
+    """The error for a version selector that names no version of the workflow."""
+    return NotFoundError(
+        "workflow version", str(selector),
+        f"Pass version='production' for the current version of {workflow_id}, "
+        "or a workflow_version_id one of its runs reports.")
+
+
+def description(definition: dict[str, Any]) -> str:
+    """``metadata.description`` of a definition (or its top-level ``description``)."""
     metadata = definition.get("metadata")
     if isinstance(metadata, dict) and isinstance(metadata.get("description"), str):
         return str(metadata["description"])
     return str(definition.get("description") or "")
 
 
-def sqlmodel_engine(path: str, busy_timeout: float) -> SAEngine:
-    """A SQLAlchemy engine on ``path`` whose transactions begin IMMEDIATE (writers queue on
-    the busy timeout instead of failing on a lock upgrade)."""
-    engine = create_engine(f"sqlite:///{path}",
-                           connect_args={"timeout": busy_timeout, "check_same_thread": False})
+def page_bounds(ids: Sequence[str], *, limit: int, after: str | None,
+                before: str | None) -> tuple[int, int]:
+    """``(start, stop)`` of the page of ``ids`` (already in list order) the cursors ask for.
 
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    Raises:
+        NotFoundError: the cursor is not one of ``ids``.
+    """
+    start, stop = 0, len(ids)
+    cursor = after or before
+    if cursor is not None:
+        if cursor not in ids:
+            raise NotFoundError("workflow", cursor, "Cursors are workflow ids from list_metadata.")
+        at = ids.index(cursor)
+        start, stop = (at + 1, len(ids)) if after else (max(0, at - limit), at)
+    if after or cursor is None:
+        stop = min(stop, start + limit)
+    return start, stop
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+_COLUMNS = "id, name, digest, definition, yaml, organization_id, created_at"
+
+
+def _owned(conn: sqlite3.Connection, workflow_id: str, organization_id: str
+           ) -> tuple[Any, ...]:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM workflows WHERE id = ?", (workflow_id,)
+                       ).fetchone()
+    if row is None or row[5] != organization_id:
+        raise workflow_not_found(workflow_id)
+    return tuple(row)
+
+
+def _registered(conn: sqlite3.Connection, row: tuple[Any, ...]) -> RegisteredWorkflow:
+    latest = conn.execute("SELECT max(created_at) FROM workflow_versions WHERE workflow_id = ?",
+                          (row[0],)).fetchone()[0]
+    definition = dict(json.loads(row[3]) if row[3] else {})
+    return RegisteredWorkflow(
+        id=row[0], name=row[1], description=description(definition), version_id=row[2],
+        definition=definition, yaml=row[4] or "", organization_id=row[5],
+        created_at=row[6], updated_at=latest if latest is not None else row[6])
+
+
+def _apply(conn: sqlite3.Connection, name: str, version_id: str, definition: str, yaml: str,
+           organization_id: str, workflow_id: str | None, now: float) -> ApplyOutcome:
+    row = None if workflow_id is None else _owned(conn, workflow_id, organization_id)
+    if row is None:
+        action, wid = "create", new_workflow_id()
+        conn.execute(f"INSERT INTO workflows ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (wid, name, version_id, definition, yaml, organization_id, now))
+    elif row[2] == version_id:
+        action, wid = "noop", row[0]
+    else:
+        action, wid = "update", row[0]
+        conn.execute("UPDATE workflows SET name = ?, digest = ?, definition = ?, yaml = ? "
+                     "WHERE id = ?", (name, version_id, definition, yaml, wid))
+    if action != "noop":
+        conn.execute("INSERT OR IGNORE INTO workflow_versions (workflow_id, id, definition, "
+                     "yaml, created_at) VALUES (?, ?, ?, ?, ?)",
+                     (wid, version_id, definition, yaml, now))
+    return ApplyOutcome(workflow=_registered(conn, _owned(conn, wid, organization_id)),
+                        action=action)
+
+
+class SQLiteWorkflows:
+    """The workflow registry over a :class:`~store.connection.Database`.
+
+    Implements :class:`~engine.contracts.store.WorkflowStore`; mixed into
+    :class:`store.sqlite.SQLiteStore`.
+    """
+
+    db: Database
+
+    def apply_workflow(self, *, name: str, version_id: str, definition: dict[str, Any],
+                       yaml: str, organization_id: str, workflow_id: str | None = None,
+                       now: float) -> ApplyOutcome:
+        """Register a new workflow, or add a version to ``workflow_id`` (committed).
+
+        Raises:
+            NotFoundError: ``workflow_id`` is not a workflow of this organization.
+        """
+        text = json.dumps(definition, separators=(",", ":"))
+        db = self.db
+        with db.lock, db.guard("registering a workflow"):
+            outcome: ApplyOutcome = db.write(_apply, name, version_id, text, yaml,
+                                             organization_id, workflow_id, now)
+            return outcome
+
+    def get_workflow(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
+        """One workflow of ``organization_id``. Raises NotFoundError."""
+        with self.db.read(f"reading workflow {workflow_id}") as conn:
+            return _registered(conn, _owned(conn, workflow_id, organization_id))
+
+    def workflow_version(self, workflow_id: str, organization_id: str,
+                         selector: str | None = None) -> WorkflowVersion:
+        """The version a selector names (see
+        :meth:`~engine.contracts.store.WorkflowStore.workflow_version`).
+
+        Raises:
+            NotFoundError: no such workflow, or no such version of it.
+        """
+        with self.db.read(f"reading workflow {workflow_id}") as conn:
+            row = _owned(conn, workflow_id, organization_id)
+            found = conn.execute(
+                "SELECT id, definition, yaml, created_at FROM workflow_versions "
+                "WHERE workflow_id = ? AND id = ?",
+                (row[0], wanted_version(selector, row[2]))).fetchone()
+        if found is None:
+            raise version_not_found(selector, workflow_id)
+        return WorkflowVersion(workflow_id=row[0], id=found[0],
+                               definition=dict(json.loads(found[1]) if found[1] else {}),
+                               yaml=found[2] or "", created_at=found[3])
+
+    def list_workflows(self, organization_id: str, *, limit: int = 10,
+                       after: str | None = None, before: str | None = None,
+                       descending: bool = True) -> RecordPage[RegisteredWorkflow]:
+        """One page of an organization's workflows by creation time.
+
+        Raises:
+            NotFoundError: the cursor is not a workflow of this organization.
+        """
+        order = "DESC" if descending else "ASC"
+        with self.db.read("listing workflows") as conn:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM workflows WHERE organization_id = ? "
+                                f"ORDER BY created_at {order}, id {order}",
+                                (organization_id,)).fetchall()
+            start, stop = page_bounds([r[0] for r in rows], limit=limit, after=after,
+                                      before=before)
+            page = [_registered(conn, tuple(r)) for r in rows[start:stop]]
+        return RecordPage(items=page, more_before=start > 0, more_after=stop < len(rows))
+
+
+class WorkflowRegistry(SQLiteWorkflows):
+    """Registered workflows of one database file, for callers that hold no store.
+
+    Args:
+        db_path: the database file (the one runs are stored in).
+        busy_timeout: seconds to wait for another process's write lock.
+
+    Raises:
+        StorageError: the file cannot be opened.
+    """
+
+    def __init__(self, db_path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        self.db_path = os.fspath(db_path)
+        self.db = open_database(self.db_path, busy_timeout=busy_timeout)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.db.lock:
+            self.db.conn.close()
+
+    def apply(self, *, name: str, version_id: str, definition: dict[str, Any], yaml: str,
+              organization_id: str, workflow_id: str | None = None) -> ApplyOutcome:
+        """:meth:`apply_workflow` now."""
+        return self.apply_workflow(name=name, version_id=version_id, definition=definition,
+                                   yaml=yaml, organization_id=organization_id,
+                                   workflow_id=workflow_id, now=time.time())
+
+    def get(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
+        """:meth:`get_workflow`."""
+        return self.get_workflow(workflow_id, organization_id)
+
+    def version(self, workflow_id: str, organization_id: str,
+                selector: str | None = None) -> WorkflowVersion:
+        """:meth:`workflow_version`."""
+        return self.workflow_version(workflow_id, organization_id, selector)
+
+    def list(self, organization_id: str, *, limit: int = 10, after: str | None = None,
+             before: str | None = None, descending: bool = True
+             ) -> tuple[list[RegisteredWorkflow], bool, bool]:
+        """:meth:`list_workflows` as ``(page, more_before, more_after)``."""
+        page = self.list_workflows(organization_id, limit=limit, after=after, before=before,
+                                   descending=descending)
+        return page.items, page.more_before, page.more_after

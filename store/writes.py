@@ -1,17 +1,18 @@
 """Planning and writing a batch of step events: the store's hot path.
 
 :meth:`store.sqlite.SQLiteStore.apply` hands a batch of
-:class:`~engine.contracts.events.StepEvent` to :class:`_StepWriter` in two phases:
+:class:`~engine.contracts.events.StepEvent` to :class:`StepWriter` in two phases:
 
 1. **Plan** (no I/O but large-payload blobs). Events are folded per step: a ``pending``
    event creates a row, later events change columns; each event is also appended to
-   the row's ``trail`` (the audit trail, read through the ``transitions`` view). Every move is checked against the lifecycle table
-   (:func:`engine.contracts.values.check_move`) using an in-memory ``step_id -> status`` map per
-   run, seeded from the database on first use. An illegal move raises
+   the row's ``trail`` (the audit trail, read through the ``transitions`` view). Every
+   move is checked against the lifecycle table
+   (:func:`engine.contracts.values.check_move`) using an in-memory ``step_id -> status``
+   map per run, seeded from the database on first use. An illegal move raises
    :class:`~engine.contracts.errors.IllegalTransition` before anything is written.
 2. **Write** in one transaction. Updates carry the status the plan started from
    (``WHERE ... AND status = ?``); if another process moved a step meanwhile the row
-   counts disagree (:class:`_StaleStatuses`), the transaction rolls back, the map is
+   counts disagree (:class:`StaleStatuses`), the transaction rolls back, the map is
    reloaded and the batch is planned again.
 
 A step entering ``awaiting_review`` opens its review row (:mod:`store.reviews`) in the
@@ -20,17 +21,17 @@ same transaction.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
-from engine.contracts.events import RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.errors import IllegalTransition, NotFoundError
+from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import RunStatus, StepStatus, check_move
-from store.codec import _dumps, _encode, _encode_inputs, _encode_map, _encode_value
+from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
+from store.stepdata import artifact_key, error_json, review_data
 
 if TYPE_CHECKING:
     from store.files import LocalFileStore
@@ -48,7 +49,7 @@ _STEP_COLUMNS = (
     "cost, trace_spans, control, created_at, queued_at, started_at, completed_at, "
     "updated_at, duration_ms, trail"
 )
-_INSERT_STEP = (
+INSERT_STEP = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 )
 # Mutable columns: given values win (COALESCE(?, col)); first queue/start times are kept.
@@ -71,13 +72,13 @@ _UPSERT_ARTIFACT = (
     "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_INSERT_RUN = """
+INSERT_RUN = """
 INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, inputs,
   metadata, organization_id, "trigger", status, owner_pid, heartbeat_at, cancel_requested,
   parent_run_id, created_at, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, 0, ?, ?, ?)
 """
-_INSERT_DEFINITION = (
+INSERT_DEFINITION = (
     "INSERT OR IGNORE INTO definitions (id, definition, created_at) VALUES (?, ?, ?)"
 )
 _UPDATE_RUN = """
@@ -90,7 +91,7 @@ WHERE id = ?9
 
 
 @dataclass(slots=True)
-class _StepChange:
+class StepChange:
     """What one batch does to one step.
 
     ``before`` is the status the batch started from, None for a step created in it.
@@ -108,17 +109,17 @@ class _StepChange:
 
 
 @dataclass(slots=True)
-class _Plan:
-    changes: dict[str, _StepChange] = field(default_factory=dict)
+class Plan:
+    changes: dict[str, StepChange] = field(default_factory=dict)
     artifacts: list[tuple[Any, ...]] = field(default_factory=list)
     reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
-class _StaleStatuses(Exception):
+class StaleStatuses(Exception):
     """The in-memory status map disagreed with the database; reload and plan again."""
 
 
-class _StepWriter:
+class StepWriter:
     """Plans batches of step events and writes the plans (large payloads go to ``files``)."""
 
     __slots__ = ("files",)
@@ -129,9 +130,9 @@ class _StepWriter:
     def plan(
         self, run_id: str, events: Sequence[StepEvent], known: Mapping[str, StepStatus],
         now: float,
-    ) -> _Plan:
+    ) -> Plan:
         """Fold ``events`` into one plan, checking every move against ``known``."""
-        plan = _Plan()
+        plan = Plan()
         changes = plan.changes
         for ev in events:
             sid = ev.step_id
@@ -146,17 +147,17 @@ class _StepWriter:
                     raise IllegalTransition(sid, "not created", ev.status.value)
                 check_move(sid, current, ev.status)
                 if change is None:
-                    change = changes[sid] = _StepChange(sid, current, ev.status, [None] * 17)
+                    change = changes[sid] = StepChange(sid, current, ev.status, [None] * 17)
             change.status = ev.status
             detail = self._fold(run_id, change, ev, now, plan)
             if ev.status is _S.AWAITING_REVIEW:
-                plan.reviews.append((sid, ev.block_id, _review_data(ev)))
+                plan.reviews.append((sid, ev.block_id, review_data(ev)))
             change.trail.append(
                 f'["{_TEXT[ev.status]}",{now!r},{ev.retry_count},{detail or "null"}]')
         return plan
 
     def _fold(
-        self, run_id: str, change: _StepChange, ev: StepEvent, now: float, plan: _Plan
+        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan
     ) -> str | None:
         """Fold one event into the step's change; return the transition's detail JSON."""
         if change.before is None:
@@ -173,7 +174,7 @@ class _StepWriter:
         return self._fold_fields(run_id, change, ev, now, plan, cols, 6)
 
     def _fold_row(
-        self, run_id: str, change: _StepChange, ev: StepEvent, now: float, plan: _Plan
+        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan
     ) -> str | None:
         """Same as :meth:`_fold` for a step created in this batch (full INSERT row)."""
         row = change.cols
@@ -186,11 +187,11 @@ class _StepWriter:
         elif status in _TERMINAL:
             row[22] = now
             start = row[21]
-            row[24] = None if start is None else int(round((now - start) * 1000))
+            row[24] = None if start is None else round((now - start) * 1000)
         return self._fold_fields(run_id, change, ev, now, plan, row, 8)
 
     def _fold_fields(
-        self, run_id: str, change: _StepChange, ev: StepEvent, now: float, plan: _Plan,
+        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan,
         cols: list[Any], base: int,
     ) -> str | None:
         """Set the optional columns, laid out identically from ``base`` in both rows:
@@ -198,12 +199,12 @@ class _StepWriter:
         cost, trace_spans, control."""
         error: str | None = None
         if ev.inputs is not None:
-            cols[base] = _encode_inputs(ev.inputs, ev.step_id, self.files)
+            cols[base] = encode_inputs(ev.inputs, ev.step_id, self.files)
         if ev.outputs is not None:
             outputs = {h: p.to_dict() for h, p in ev.outputs.items()}
-            cols[base + 1] = _encode_map(outputs, "outputs", ev.step_id, self.files)
+            cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, self.files)
         if ev.error is not None:
-            error = _dumps(_error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
+            error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
             cols[base + 2] = error
         if ev.reason is not None:
             cols[base + 3] = ev.reason
@@ -213,39 +214,31 @@ class _StepWriter:
         if ev.model is not None:
             cols[base + 6] = ev.model
         if ev.tokens is not None:
-            cols[base + 7] = _encode_value(ev.tokens, "tokens", ev.step_id, self.files)
+            cols[base + 7] = encode_value(ev.tokens, "tokens", ev.step_id, self.files)
         if ev.cost is not None:
-            cols[base + 8] = _encode_value(ev.cost, "cost", ev.step_id, self.files)
+            cols[base + 8] = encode_value(ev.cost, "cost", ev.step_id, self.files)
         if ev.trace_spans is not None:
-            cols[base + 9] = _encode_value(ev.trace_spans, "trace_spans", ev.step_id, self.files)
+            cols[base + 9] = encode_value(ev.trace_spans, "trace_spans", ev.step_id, self.files)
         if ev.control is not None:
-            cols[base + 10] = _encode_value(ev.control, "control", ev.step_id, self.files)
+            cols[base + 10] = encode_value(ev.control, "control", ev.step_id, self.files)
         return _detail(error, ev.reason)
 
     def _plan_artifact(
-        self, run_id: str, ev: StepEvent, now: float, plan: _Plan
+        self, run_id: str, ev: StepEvent, now: float, plan: Plan
     ) -> tuple[str, str]:
-        assert ev.artifact is not None
-        operation = ev.artifact.get("operation")
-        if not isinstance(operation, str) or not operation:
-            raise StorageError(
-                f"the artifact of step {ev.step_id!r} has no 'operation': block handlers "
-                "must return artifact={'operation': <name>, ...}."
-            )
-        key = f"{run_id}\x00{ev.step_id}\x00{ev.retry_count}".encode()
-        art_id = "art_" + hashlib.sha256(key).hexdigest()[:12]
-        record = _encode_value(ev.artifact, "artifact", ev.step_id, self.files)
+        art_id, operation = artifact_key(run_id, ev)
+        record = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
         plan.artifacts.append((art_id, run_id, ev.step_id, operation, record, now))
         return art_id, operation
 
     def write(
-        self, conn: sqlite3.Connection, run_id: str, plan: _Plan,
+        self, conn: sqlite3.Connection, run_id: str, plan: Plan,
         run_update: RunUpdate | None, now: float,
     ) -> None:
         """Write ``plan`` (and ``run_update``) on ``conn``, inside the caller's transaction.
 
         Raises:
-            _StaleStatuses: a step was moved by another process since it was planned.
+            StaleStatuses: a step was moved by another process since it was planned.
         """
         inserts = []
         updates = []
@@ -258,11 +251,11 @@ class _StepWriter:
                                 "," + ",".join(c.trail)))
         if inserts:
             try:
-                conn.executemany(_INSERT_STEP, inserts)
+                conn.executemany(INSERT_STEP, inserts)
             except sqlite3.IntegrityError as exc:
-                raise _StaleStatuses from exc
+                raise StaleStatuses from exc
         if updates and conn.executemany(_UPDATE_STEP, updates).rowcount != len(updates):
-            raise _StaleStatuses
+            raise StaleStatuses
         if plan.artifacts:
             conn.executemany(_UPSERT_ARTIFACT, plan.artifacts)
         for step_id, block_id, data in plan.reviews:
@@ -277,13 +270,13 @@ class _StepWriter:
         error = None
         if update.error is not None:
             block_id, label = _step_identity(conn, run_id, update.failing_step_id)
-            error = _dumps(_error_json(update.error, block_id, label), "error", run_id)
+            error = dumps(error_json(update.error, block_id, label), "error", run_id)
         waiting = update.waiting_for_block_ids if status is RunStatus.AWAITING_REVIEW else None
         outputs = (None if update.outputs is None
-                   else _encode_map(update.outputs, "outputs", run_id, self.files))
+                   else encode_map(update.outputs, "outputs", run_id, self.files))
         params = (
             status.value, now, now if status.terminal else None, update.failing_step_id,
-            error, update.reason, None if waiting is None else _encode(waiting), outputs, run_id,
+            error, update.reason, None if waiting is None else encode(waiting), outputs, run_id,
         )
         if conn.execute(_UPDATE_RUN, params).rowcount == 0:
             raise NotFoundError("run", run_id)
@@ -292,39 +285,24 @@ class _StepWriter:
 # --------------------------------------------------------------------------- helpers
 
 
-def _new_row(run_id: str, ev: StepEvent, now: float) -> _StepChange:
+def _new_row(run_id: str, ev: StepEvent, now: float) -> StepChange:
     """The INSERT parameters of a step created now (``seq``, the rowid, is assigned)."""
-    scope = _encode([f.to_dict() for f in ev.scope]) if ev.scope else "[]"
+    scope = encode([f.to_dict() for f in ev.scope]) if ev.scope else "[]"
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
         now, None, None, None, now, None, "",
     ]
-    return _StepChange(ev.step_id, None, _S.PENDING, row)
-
-
-def _review_data(ev: StepEvent) -> dict[str, Any]:
-    """What a reviewer decides on: the proposed outputs and why review was asked."""
-    outputs = {h: p.to_dict() for h, p in (ev.outputs or {}).items()}
-    return {"outputs": outputs, "review": (ev.control or {}).get("review")}
+    return StepChange(ev.step_id, None, _S.PENDING, row)
 
 
 def _detail(error: str | None, reason: str | None) -> str | None:
     """The transition's ``detail``: the error and/or reason given with it."""
     if error is None:
-        return None if reason is None else _encode({"reason": reason})
+        return None if reason is None else encode({"reason": reason})
     if reason is None:
         return '{"error":' + error + "}"
-    return '{"error":' + error + ',"reason":' + _encode(reason) + "}"
-
-
-def _error_json(info: StepErrorInfo, block_id: str, label: str) -> dict[str, Any]:
-    return {
-        "message": info.message,
-        "stage": str(info.stage),
-        "category": str(info.category),
-        "details": info.details(block_id, label),
-    }
+    return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
 
 def _step_identity(conn: sqlite3.Connection, run_id: str, step_id: str | None) -> tuple[str, str]:

@@ -57,13 +57,15 @@ def test_normalise_defaults_the_currency_and_rejects_lines_without_prices() -> N
 @pytest.mark.parametrize(("amount", "handle"), [
     (5000.01, "output-json-needs-approval"), (5000, "output-json-else"), (0, "output-json-else")])
 def test_route_on_amount_boundary(amount: float, handle: str) -> None:
-    run = run_block(ROUTING.block("route_on_amount"), inputs={"input-json-0": {"amount_due": amount}})
+    run = run_block(ROUTING.block("route_on_amount"),
+                    inputs={"input-json-0": {"amount_due": amount}})
     assert run.outputs == {handle: {"amount_due": amount}}
 
 
 @pytest.mark.parametrize(("amount", "approver"), [(50000.01, "cfo"), (6000, "finance-lead")])
 def test_request_approval_picks_the_approver(amount: float, approver: str) -> None:
-    run = run_block(ROUTING.block("request_approval"), inputs={"input-json-0": {"amount_due": amount}})
+    run = run_block(ROUTING.block("request_approval"),
+                    inputs={"input-json-0": {"amount_due": amount}})
     assert run.output == {"action": "approval_requested", "approver": approver}
 
 

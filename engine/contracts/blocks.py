@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from engine.contracts.files import FileStore
+from engine.contracts.logs import StepLog
 from engine.contracts.values import LoopFrame, Payload
 
 HandleKind = Literal["json", "file"]
@@ -176,6 +177,8 @@ class BlockContext:
         input_schemas: JSON schema of each input handle's upstream output, when known.
         timeout_seconds: the per-attempt bound the runner enforces, if any.
         services: optional engine services (model provider, ...), keyed by name.
+        log: the attempt's log (:class:`~engine.contracts.logs.StepLog`): what the
+            handler writes there is stored with the step (``stepwell steps logs``).
     """
 
     run_id: str
@@ -191,6 +194,7 @@ class BlockContext:
     input_schemas: Mapping[str, dict[str, Any] | None] = field(default_factory=dict)
     timeout_seconds: float | None = None
     services: Mapping[str, Any] = field(default_factory=dict)
+    log: StepLog | None = None
 
     @property
     def iteration(self) -> int | None:

@@ -1,19 +1,45 @@
-"""The storage protocol the runner writes through.
+"""The storage protocols: everything the engine, the server and the read API ask of a store.
 
 The scheduler never sees a store. The runner hands each batch of scheduler events to
-:meth:`Store.apply`, which writes them in one transaction. Implementations must commit
-before returning: the engine relies on a step's completion being durable before any
-step that depends on it starts.
+:meth:`RunStore.apply`, which writes it in one transaction; durable operations (resume,
+cancel, review decisions, rerun) and the HTTP server use the rest. A store is split by
+who needs what:
+
+- :class:`RunStore`: runs and their steps, ownership and cancel flags (the runner);
+- :class:`ReviewStore`: human reviews, their decisions and corrected versions;
+- :class:`WorkflowStore`: the registry of workflows applied over HTTP;
+- :class:`~engine.contracts.reads.ReadStore`: typed queries for the read API;
+- :class:`Store`: all of them, what ``Engine(store=...)`` takes.
+
+Rules every implementation keeps (``tests/store/test_contract.py`` checks them):
+
+- A write method returns only once its change is committed: a step's completion is
+  durable before any step that depends on it starts, and is seen by every reader.
+- A batch is all or nothing: when :meth:`RunStore.apply` raises, nothing of it is kept.
+- Step moves follow :data:`engine.contracts.values.LEGAL_MOVES`
+  (:func:`~engine.contracts.values.check_move`); an illegal one raises
+  ``IllegalTransition`` before anything is written.
+- Unknown ids raise ``NotFoundError``; writes that contradict what is recorded raise
+  ``ConflictError``; failures of the storage itself raise ``StorageError``. Values JSON
+  cannot hold raise ``StorageError`` naming their owner.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
+from engine.contracts.reads import ReadStore, RecordPage
+from engine.contracts.records import (
+    ApplyOutcome,
+    RegisteredWorkflow,
+    Review,
+    ReviewVersion,
+    WorkflowVersion,
+)
 from engine.contracts.values import Payload, RunStatus, StepStatus
 
 
@@ -47,34 +73,218 @@ class PersistedRun:
     cancel_requested: bool = False
 
 
-class Store(Protocol):
-    """What the runner needs from storage."""
+@runtime_checkable
+class RunStore(Protocol):
+    """Runs and their steps: what the runner and the durable operations write and read."""
 
+    #: Files and payloads handed to blocks (content-addressed).
     files: FileStore
 
     def create_run(self, run: NewRun, *, now: float) -> None:
-        """Insert the run row (status ``pending``)."""
+        """Insert the run (status ``pending``), owned by this process, heartbeat ``now``.
+
+        Raises:
+            ConflictError: a run with this id exists (message says "already exists").
+        """
         ...
 
-    def apply(
-        self,
-        run_id: str,
-        events: Sequence[StepEvent],
-        run_update: RunUpdate | None = None,
-        *,
-        now: float,
-    ) -> None:
-        """Persist a batch of step events (and a run change) in one committed transaction."""
+    def apply(self, run_id: str, events: Sequence[StepEvent],
+              run_update: RunUpdate | None = None, *, now: float) -> None:
+        """Persist a batch of step events, then the run change, in one committed
+        transaction, every row stamped ``now``.
+
+        A ``pending`` event creates a step; every later event is one lifecycle move
+        and appends to the step's audit trail (:meth:`transitions`). Fields an event
+        leaves None keep their stored value. A step entering ``awaiting_review`` opens
+        its review (:meth:`ReviewStore.reviews`). A terminal step stamps its completion
+        time and duration. A ``completed`` step with an artifact records it under a
+        deterministic id (same run, step and attempt: same id).
+
+        Raises:
+            IllegalTransition: a move the lifecycle table forbids, a step created twice
+                or moved before it was created; nothing was written.
+            NotFoundError: the run does not exist.
+            StorageError: a value JSON cannot hold, an artifact without ``operation``,
+                or the storage failed; nothing was written.
+        """
         ...
 
     def load_run(self, run_id: str) -> PersistedRun:
-        """The run row. Raises NotFoundError."""
+        """The run as the runner needs it to resume or rerun.
+
+        Raises:
+            NotFoundError: no such run.
+        """
         ...
 
     def load_steps(self, run_id: str) -> list[PersistedStep]:
-        """Every persisted step of a run, in creation order."""
+        """Every step of a run in creation order (empty for an unknown run).
+
+        ``error`` is set only for a step in ``error`` (not for retried attempts).
+        """
+        ...
+
+    def heartbeat(self, run_id: str, now: float) -> None:
+        """Record (committed) that the owning process is alive at ``now``.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
+    def set_owner(self, run_id: str, pid: int, now: float) -> None:
+        """Make ``pid`` the run's owner with a fresh heartbeat (committed).
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
+    def claim_owner(self, run_id: str, pid: int, now: float, *, seen_pid: int | None,
+                    seen_heartbeat: float | None) -> bool:
+        """Compare-and-set: make ``pid`` the owner only if owner and heartbeat are still
+        exactly those seen. Of two processes claiming one run, one wins.
+
+        Returns:
+            True when this call took the run; False otherwise (also for an unknown run).
+        """
+        ...
+
+    def request_cancel(self, run_id: str, reason: str = "cancelled by request") -> None:
+        """Flag the run for cancellation with ``reason`` (committed); its owner polls
+        :meth:`cancel_requested` and ends the run.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
+    def cancel_requested(self, run_id: str) -> str | None:
+        """The reason of the cancel request made for the run (by any process), or None.
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
+    def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
+        """The audit trail of a run (or one step): ``{step_id, status, at, retry_count,
+        detail}``, ``detail`` holding the error and/or reason given with the move.
+
+        Ordered by time; within one time by step creation order, then move order.
+        Empty for an unknown run.
+        """
+        ...
+
+
+@runtime_checkable
+class ReviewStore(Protocol):
+    """Human reviews: opened by :meth:`RunStore.apply`, decided by people."""
+
+    def reviews(self, *, run_id: str | None = None, status: str | None = None,
+                limit: int | None = 100) -> list[Review]:
+        """Reviews newest first (``created_at`` descending, then id), optionally of one
+        run and one status (``pending``, ``approved``, ``rejected``); ``limit`` None
+        means all."""
+        ...
+
+    def review(self, review_id: str) -> Review:
+        """One review.
+
+        Raises:
+            NotFoundError: no such review.
+        """
+        ...
+
+    def decide_review(self, review_id: str, *, approved: bool, data: Any = None,
+                      has_data: bool = False, reason: str = "", now: float
+                      ) -> tuple[Review, bool]:
+        """Record a decision (committed). The same decision again changes nothing.
+
+        Returns:
+            The review, and whether this call changed it.
+
+        Raises:
+            InputError: a rejection with data (checked first).
+            NotFoundError: no such review.
+            ConflictError: it was already decided differently.
+        """
+        ...
+
+    def add_review_version(self, *, review_id: str, parent_id: str,
+                           snapshot: dict[str, Any], note: str | None, author_id: str,
+                           now: float) -> ReviewVersion:
+        """Store a corrected version (committed); idempotent: the same content returns
+        the version stored first (its id is :func:`~engine.contracts.records.version_id_for`)."""
+        ...
+
+    def review_versions(self, review_id: str) -> list[ReviewVersion]:
+        """The corrected versions of a review, oldest first (the proposal is not stored)."""
+        ...
+
+    def review_version(self, version_id: str) -> ReviewVersion:
+        """One corrected version.
+
+        Raises:
+            NotFoundError: no such version.
+        """
+        ...
+
+
+@runtime_checkable
+class WorkflowStore(Protocol):
+    """The registry of workflows applied over HTTP, one organization at a time."""
+
+    def apply_workflow(self, *, name: str, version_id: str, definition: dict[str, Any],
+                       yaml: str, organization_id: str, workflow_id: str | None = None,
+                       now: float) -> ApplyOutcome:
+        """Register a new workflow (``create``), or add a version to ``workflow_id``
+        (``update``; ``noop`` when ``version_id`` is already its current one). Committed.
+
+        Raises:
+            NotFoundError: ``workflow_id`` is not a workflow of ``organization_id``.
+        """
+        ...
+
+    def get_workflow(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
+        """One workflow of ``organization_id``.
+
+        Raises:
+            NotFoundError: no such workflow in this organization.
+        """
+        ...
+
+    def workflow_version(self, workflow_id: str, organization_id: str,
+                         selector: str | None = None) -> WorkflowVersion:
+        """The version to run: the current one for None, ``production``, ``draft``,
+        ``latest`` or ``current``; else the version whose id (optionally ``ver_``-prefixed)
+        is ``selector``.
+
+        Raises:
+            NotFoundError: no such workflow, or no such version of it.
+        """
+        ...
+
+    def list_workflows(self, organization_id: str, *, limit: int = 10,
+                       after: str | None = None, before: str | None = None,
+                       descending: bool = True) -> RecordPage[RegisteredWorkflow]:
+        """One page of an organization's workflows ordered by ``(created_at, id)``.
+
+        Raises:
+            NotFoundError: the cursor is not a workflow of this organization.
+        """
+        ...
+
+
+@runtime_checkable
+class Store(RunStore, ReviewStore, WorkflowStore, ReadStore, Protocol):
+    """Everything stepwell stores: what ``Engine(store=...)`` and the server take."""
+
+    @property
+    def in_memory(self) -> bool:
+        """True when nothing outlives :meth:`close` (an in-memory database)."""
         ...
 
     def close(self) -> None:
-        """Release connections."""
+        """Release connections and temporary files; the store is unusable afterwards."""
         ...

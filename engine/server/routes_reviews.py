@@ -12,11 +12,11 @@ stepwell ``hil`` review shows as ``extract`` with ``stepwell_block_type: hil``.
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from engine import durable
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -80,7 +80,7 @@ def _snapshot(row: dict[str, Any]) -> dict[str, Any]:
 
 def _versions(request: Request, row: dict[str, Any]) -> list[ReviewVersion]:
     first = proposal(row["id"], _snapshot(row), row["created_at"], row["block_id"])
-    return [first, *_state(request).versions.list(row["id"])]
+    return [first, *_state(request).store.review_versions(row["id"])]
 
 
 def _decided_version(row: dict[str, Any], versions: list[ReviewVersion]) -> str:
@@ -215,8 +215,9 @@ def create_version(request: Request, body: CreateVersionBody, org: Org) -> Any:
         raise ApiError(422, "NOT_CORRECTABLE",
                        f"Review {row['id']} proposes files, not JSON; corrected data applies "
                        "to JSON outputs only. Approve or reject it as it is.")
-    version = state.versions.add(review_id=row["id"], parent_id=body.parent_id,
-                                 snapshot=body.snapshot, note=body.note, author_id=org)
+    version = state.store.add_review_version(
+        review_id=row["id"], parent_id=body.parent_id, snapshot=body.snapshot, note=body.note,
+        author_id=org, now=time.time())
     return version_json(version)
 
 
@@ -237,7 +238,7 @@ def get_version(request: Request, version_id: str, org: Org) -> Any:
 
 def _version_review_ids(request: Request, version_id: str, org: str) -> list[str]:
     try:
-        return [_state(request).versions.get(version_id).review_id]
+        return [_state(request).store.review_version(version_id).review_id]
     except NotFoundError:
         pass  # a proposal: it has no row; look among the organization's reviews
     api = _state(request).reader(org)
@@ -273,8 +274,8 @@ def _decide(request: Request, org: str, review_id: str, version_id: str, *, appr
     has_data = approved and chosen.parent_id is not None
     data = _decision_data(row, chosen) if has_data else None
     try:
-        _, changed = durable.decide(state.engine, review_id, approved=approved, data=data,
-                                    has_data=has_data, reason=reason)
+        _, changed = state.engine.record_decision(review_id, approved=approved, data=data,
+                                                  has_data=has_data, reason=reason)
     except ConflictError as exc:
         raise ApiError(409, "REVIEW_DECIDED", str(exc)) from None
     except InputError as exc:  # corrected data that does not fit the block's output

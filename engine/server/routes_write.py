@@ -1,11 +1,11 @@
 """Workflow registration and run control: ``spec/validate|plan|apply``, ``runs`` create
 and cancel, and reading registered workflows back.
 
-A run created here is persisted (status ``pending``) before the response is sent and
-executes in this process in the background (:class:`engine.server.state.RunSupervisor`).
-Everything a request brings is checked first (workflow, version, every input, every
-document); only then are documents stored and the run row written, so a rejected request
-leaves nothing behind.
+A run created here is prepared (:meth:`engine.core.Engine.prepare`: persisted with status
+``pending``) before the response is sent and executes in this process in the background
+(:class:`engine.server.state.RunSupervisor`). Everything a request brings is checked first
+(workflow, version, every input, every document); only then are documents stored and the
+run row written, so a rejected request leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal
 import yaml
 from fastapi import APIRouter, Body, Depends, Query, Request
 
+from engine.compiled import Node
+from engine.contracts.blocks import BlockRole
 from engine.contracts.errors import NotFoundError, UsageError, WorkflowValidationError
-from engine.contracts.events import NewRun
-from engine.core import new_run_id
 from engine.definition import Workflow
+from engine.launch import RunOrigin
 from engine.server.auth import Org
 from engine.server.documents import DecodedDocument, decode_document
 from engine.server.errors import ApiError
@@ -125,13 +126,14 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
     if not write:
         action, target = "create", ""
         if workflow_id is not None:
-            current = state.registry.get(workflow_id, org)
+            current = state.store.get_workflow(workflow_id, org)
             action = "noop" if current.version_id == wf.digest() else "update"
             target = current.id
         return _plan(wf, target, action, diagnostics)
-    outcome = state.registry.apply(
+    outcome = state.store.apply_workflow(
         name=wf.name, version_id=wf.digest(), definition=wf.to_dict(),
-        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id)
+        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id,
+        now=time.time())
     return _plan(wf, outcome.workflow.id, outcome.action, diagnostics)
 
 
@@ -151,9 +153,10 @@ def plan_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> Any:
 # --------------------------------------------------------------------------- runs
 
 
-def _check_inputs(starts: dict[str, str], documents: dict[str, Any],
+def _check_inputs(nodes: dict[str, Node], documents: dict[str, Any],
                   json_inputs: dict[str, Any]) -> None:
-    doc_blocks = {b for b, t in starts.items() if t in ("start_document", "start")}
+    starts = {n.id: n.type for n in nodes.values()}
+    doc_blocks = {b for b, n in nodes.items() if n.role is BlockRole.START_DOCUMENT}
     json_blocks = set(starts) - doc_blocks
     problems: list[str] = []
     for key in sorted(set(documents) - doc_blocks):
@@ -176,7 +179,7 @@ def _check_inputs(starts: dict[str, str], documents: dict[str, Any],
                        {"problems": problems, "start_blocks": starts})
 
 
-def _check_json_schemas(nodes: dict[str, Any], json_inputs: dict[str, Any]) -> None:
+def _check_json_schemas(nodes: dict[str, Node], json_inputs: dict[str, Any]) -> None:
     """422 when a JSON input breaks its start_json block's ``json_schema``."""
     import jsonschema
 
@@ -204,16 +207,15 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     The run executes in the background; poll ``GET /v1/workflows/runs/{id}``."""
     state = _state(request)
     try:
-        version = state.registry.version(body.workflow_id, org, body.version)
+        version = state.store.workflow_version(body.workflow_id, org, body.version)
     except NotFoundError as exc:
         raise ApiError(404, "WORKFLOW_NOT_FOUND", str(exc),
                        {"workflow_id": body.workflow_id, "version": body.version}) from None
     wf = Workflow.from_dict(version.definition, source=body.workflow_id)
     graph = state.engine.compile(wf)
     nodes = {n.id: n for n in graph.start_blocks()}
-    starts = {n.id: n.type for n in nodes.values()}
     documents, json_inputs = body.documents or {}, body.json_inputs or {}
-    _check_inputs(starts, documents, json_inputs)
+    _check_inputs(nodes, documents, json_inputs)
     _check_json_schemas(nodes, json_inputs)
     decoded: list[DecodedDocument] = [
         decode_document(block_id, doc.url, doc.filename,
@@ -223,14 +225,11 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     inputs: dict[str, Any] = dict(json_inputs)
     for doc in decoded:
         inputs[doc.block_id] = files.put_bytes(doc.data, doc.filename, doc.mime_type).to_dict()
-    run_id = new_run_id()
-    state.engine.store.create_run(NewRun(
-        run_id=run_id, workflow_id=body.workflow_id, workflow_name=wf.name,
-        workflow_digest=wf.digest(), definition=wf.to_dict(), inputs=inputs,
-        metadata=dict(body.metadata or {}), organization_id=org, trigger="api",
-    ), now=time.time())
-    state.supervisor.drive(run_id)
-    return run_json(state.reader(org).get_run(run_id))
+    origin = RunOrigin(workflow_id=body.workflow_id, organization_id=org, trigger="api",
+                       metadata=dict(body.metadata or {}))
+    prepared = state.engine.prepare(graph, inputs, origin=origin)
+    state.supervisor.drive(prepared.run_id, prepared)
+    return run_json(state.reader(org).get_run(prepared.run_id))
 
 
 @router.post("/runs/{run_id}/cancel", responses=ok(CancelOut), summary="Cancel a run")
@@ -278,13 +277,14 @@ def list_workflows(
     """Workflows registered by the caller's organization (by creation time)."""
     if after is not None and before is not None:
         raise ApiError(422, "INVALID_PARAMETER", "Pass either after or before, not both.")
-    registry = _state(request).registry
-    page, more_before, more_after = with_cursor(
-        lambda: registry.list(org, limit=limit, after=after, before=before,
-                              descending=order == "desc"), after or before, "a workflow")
+    store = _state(request).store
+    found = with_cursor(
+        lambda: store.list_workflows(org, limit=limit, after=after, before=before,
+                                     descending=order == "desc"), after or before, "a workflow")
+    page = found.items
     return {"data": [workflow_json(w) for w in page], "list_metadata": {
-        "before": page[0].id if page and more_before else None,
-        "after": page[-1].id if page and more_after else None}}
+        "before": page[0].id if page and found.more_before else None,
+        "after": page[-1].id if page and found.more_after else None}}
 
 
 @router.post("/{workflow_id}/spec/apply", responses=ok(ApplyOut),
@@ -306,11 +306,11 @@ def plan_spec_for(request: Request, workflow_id: str, body: DeclarativeWorkflowB
 @router.get("/{workflow_id}/spec", responses=ok(SpecOut), summary="Export a workflow's YAML")
 def get_spec(request: Request, workflow_id: str, org: Org) -> Any:
     """The YAML the current version was applied from."""
-    wf = _state(request).registry.get(workflow_id, org)
+    wf = _state(request).store.get_workflow(workflow_id, org)
     return {"workflow_id": wf.id, "yaml_definition": wf.yaml}
 
 
 @router.get("/{workflow_id}", responses=ok(WorkflowOut), summary="Get a registered workflow")
 def get_workflow(request: Request, workflow_id: str, org: Org) -> Any:
     """A registered workflow (metadata and current version id)."""
-    return workflow_json(_state(request).registry.get(workflow_id, org))
+    return workflow_json(_state(request).store.get_workflow(workflow_id, org))

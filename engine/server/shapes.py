@@ -17,9 +17,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.contracts.records import RegisteredWorkflow, ReviewVersion
 from store.api import LegacyStep, Step, WorkflowRun, sdk_legacy_step, sdk_run, sdk_step
-from store.review_versions import ReviewVersion
-from store.workflows import RegisteredWorkflow
 
 SDK_STEP_TYPES = frozenset({
     "start_document", "start_json", "note", "parse", "edit", "extract", "split",

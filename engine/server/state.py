@@ -1,11 +1,14 @@
-"""What the app holds while it serves: the engine, the registries, readers, run threads.
+"""What the app holds while it serves: the engine (and its store), readers, run threads.
+
+Everything the routes write (runs, review decisions and versions, registered workflows)
+goes through the engine's store, by the :class:`~engine.contracts.store.Store` protocol.
 
 Runs created over HTTP execute in this process, each on its own thread with its own
-event loop (:class:`RunSupervisor`), so a slow block never stalls request handling.
-Every execution goes through :meth:`engine.core.Engine.aresume`: a fresh run is a run
-with no persisted steps yet, and a run whose review was decided is resumed the same
-way. One thread per run at a time; a resume asked for while the run's thread is busy
-is queued and done when it finishes.
+event loop (:class:`RunSupervisor`), so a slow block never stalls request handling. A
+new run arrives prepared (:meth:`engine.core.Engine.prepare`) and is executed as it is;
+a run whose review was decided is continued with :meth:`engine.core.Engine.aresume`.
+One thread per run at a time; a resume asked for while the run's thread is busy is
+queued and done when it finishes.
 
 Reads use one read-only SQLite connection per worker thread (:class:`Readers`); in WAL
 mode they never wait for the writers of running workflows.
@@ -22,13 +25,14 @@ from typing import Any
 import anyio
 
 from engine.contracts.errors import StepwellError, UsageError
+from engine.contracts.store import Store
 from engine.core import Engine
+from engine.launch import PreparedRun
 from engine.server.config import ServerConfig
 from store.api import ReadAPI
+from store.connection import Database, storage_error
 from store.files import LocalFileStore
-from store.review_versions import ReviewVersionStore
-from store.sqlite import storage_error
-from store.workflows import WorkflowRegistry
+from store.sqlite_reads import SQLiteReads
 
 log = logging.getLogger("stepwell.server")
 
@@ -46,8 +50,13 @@ class RunSupervisor:
         self._threads: dict[str, threading.Thread] = {}
         self._again: set[str] = set()
 
-    def drive(self, run_id: str) -> str:
-        """Execute (or continue) ``run_id`` in the background.
+    def drive(self, run_id: str, prepared: PreparedRun | None = None) -> str:
+        """Execute ``prepared``, or continue ``run_id``, in the background.
+
+        Args:
+            run_id: the run.
+            prepared: the run as :meth:`engine.core.Engine.prepare` returned it, for a
+                new run; None to resume it from the database.
 
         Returns:
             ``resumed`` when a thread started now, ``pending`` when the run's thread is
@@ -58,7 +67,7 @@ class RunSupervisor:
             if current is not None and current.is_alive():
                 self._again.add(run_id)
                 return "pending"
-            thread = threading.Thread(target=self._loop, args=(run_id,), daemon=True,
+            thread = threading.Thread(target=self._loop, args=(run_id, prepared), daemon=True,
                                       name=f"stepwell-run-{run_id}")
             self._threads[run_id] = thread
             thread.start()
@@ -78,10 +87,14 @@ class RunSupervisor:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not self.active()
 
-    def _loop(self, run_id: str) -> None:
+    def _loop(self, run_id: str, prepared: PreparedRun | None) -> None:
         while True:
             try:
-                anyio.run(self.engine.aresume, run_id)
+                fresh, prepared = prepared, None  # a queued repeat resumes from the database
+                if fresh is not None:
+                    anyio.run(self.engine.execute, fresh)
+                else:
+                    anyio.run(self.engine.aresume, run_id)
             except UsageError as exc:
                 log.info("run %s not continued: %s", run_id, exc)
             except StepwellError:
@@ -114,7 +127,8 @@ class Readers:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._open()
-        return ReadAPI(conn, self.files, organization_id=organization_id, db_path=self.db_path)
+        reads = SQLiteReads(Database(conn, self.db_path), self.files)
+        return ReadAPI(reads, organization_id=organization_id)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -142,10 +156,13 @@ class ServerState:
 
     config: ServerConfig
     engine: Engine
-    registry: WorkflowRegistry
-    versions: ReviewVersionStore
     supervisor: RunSupervisor
     readers: Readers
+
+    @property
+    def store(self) -> Store:
+        """The engine's store: runs, reviews and their versions, registered workflows."""
+        return self.engine.store
 
     def reader(self, organization_id: str | None) -> ReadAPI:
         """A read API scoped to ``organization_id``."""
@@ -159,20 +176,17 @@ class ServerState:
         """
         idle = self.supervisor.join(wait_s)
         self.readers.close()
-        self.registry.close()
-        self.versions.close()
         if idle:
             self.engine.close()
 
 
 def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None
                ) -> ServerState:
-    """Open the engine (creating the database when missing) and the registries."""
+    """Open the engine (creating the database when missing) and the read connections."""
     engine = Engine(db, **(engine_options or {}))
     if engine.store.in_memory:
         engine.close()
         raise UsageError("The HTTP server needs a database file, not ':memory:'. "
                          "Pass --db PATH.")
-    return ServerState(config=config, engine=engine, registry=WorkflowRegistry(db),
-                       versions=ReviewVersionStore(db), supervisor=RunSupervisor(engine),
+    return ServerState(config=config, engine=engine, supervisor=RunSupervisor(engine),
                        readers=Readers(db))

@@ -11,6 +11,8 @@ import anyio
 import pytest
 from pydantic import ValidationError
 
+from blocks.api_call import ApiCall
+from blocks.control import End
 from blocks.function import Function
 from engine.contracts.errors import ErrorCategory, PermanentError, TransientError
 from engine.definition import BlockDef
@@ -114,7 +116,7 @@ async def test_code_raising_gives_traceback(make_ctx: MakeCtx) -> None:
     assert err.stack_trace is not None
     assert 'File "<function price_line>", line 5, in helper' in err.stack_trace
     assert "raise ValueError('no price for sku')" in err.stack_trace
-    assert "_function_worker" not in err.stack_trace
+    assert "function_worker" not in err.stack_trace
 
 
 async def test_output_schema_mismatch_names_the_path(make_ctx: MakeCtx) -> None:
@@ -300,3 +302,11 @@ def test_config_bounds() -> None:
         with pytest.raises(ValidationError):
             parse(Function(), {"code": "", **bad})
     assert parse(Function(), {"code": ""}).timeout_seconds == 60
+
+
+def test_attempt_timeout_comes_from_the_config() -> None:
+    assert Function().attempt_timeout(parse(Function(), code_config("x = 1"))) == 60.0
+    config = parse(Function(), code_config("x = 1", timeout_seconds=5))
+    assert Function().attempt_timeout(config) == 5.0
+    assert ApiCall().attempt_timeout(parse(ApiCall(), {"url": "https://example.com"})) == 180.0
+    assert End().attempt_timeout(parse(End(), {})) is None

@@ -22,7 +22,14 @@ from blocks.loops import (
     WhileLoopSentinelStart,
 )
 from blocks.registry import BlockRegistry
-from engine.contracts.blocks import BlockContext, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.blocks import (
+    BlockContext,
+    BlockRole,
+    ExpandItems,
+    JoinMode,
+    LoopDecision,
+    LoopStart,
+)
 from engine.contracts.errors import ErrorStage, PermanentError
 from engine.contracts.values import Payload
 from engine.definition import BlockDef
@@ -60,6 +67,25 @@ def test_for_each_handles_follow_the_map_method() -> None:
     assert impl.output_handles(arr) == {"fe-right-out": "json", "fe-left-out": "json"}
     assert impl.input_handles(pages)["fe-left-in"] == "file"
     assert impl.output_handles(pages)["fe-left-out"] == "file"
+
+
+@pytest.mark.anyio
+async def test_for_each_items_carry_the_loop_policy(make_ctx: MakeCtx) -> None:
+    config = {"max_concurrency": 2, "on_item_error": "skip"}
+    result = await run_block(ForEach(), make_ctx("for_each"), config,
+                             {"fe-left-in": Payload.json([1, 2])})
+    assert result.control == ExpandItems(items=[Payload.json(1), Payload.json(2)],
+                                         max_concurrency=2, on_item_error="skip")
+    default = await run_block(ForEach(), make_ctx("for_each"), {},
+                              {"fe-left-in": Payload.json([])})
+    assert default.control == ExpandItems(items=[], max_concurrency=4, on_item_error="fail")
+
+
+def test_iteration_kind_follows_the_map_method() -> None:
+    impl = ForEach()
+    assert impl.iteration_kind(parse(impl, {})) == "json"
+    assert impl.iteration_kind(parse(impl, {"map_method": "split_by_key", "key": "k"})) == "file"
+    assert WhileLoop().iteration_kind(parse(WhileLoop(), {"max_iterations": 1})) == "json"
 
 
 def test_for_each_defaults_and_bounds() -> None:
@@ -222,7 +248,7 @@ async def test_while_loop_starts_with_left_in(make_ctx: MakeCtx) -> None:
     result = await run_block(
         WhileLoop(), make_ctx("while_loop"), {"max_iterations": 2}, {"loop-left-in": state}
     )
-    assert result.control == LoopStart(state=state)
+    assert result.control == LoopStart(state=state, max_iterations=2)
 
 
 # ----------------------------------------------------------------------------- sentinels
@@ -352,3 +378,13 @@ def test_register_all() -> None:
         registry.get("while_loop_sentinel_end").config_model
         is registry.get("while_loop").config_model
     )
+
+
+def test_roles_of_the_built_in_types() -> None:
+    registry = register_all(BlockRegistry())
+    roles = {name: registry.get(name).role for name in registry.names()}
+    assert roles["start_json"] is BlockRole.START_JSON
+    assert roles["start_document"] is roles["start"] is BlockRole.START_DOCUMENT
+    assert roles["end"] is BlockRole.END
+    others = set(roles) - {"start_json", "start_document", "start", "end"}
+    assert {roles[name] for name in others} == {BlockRole.TASK}

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from blocks.loops import ForEach
+from blocks.for_each import ForEach
 from blocks.partition import corrected_partitions, items_after_review
 from blocks.pdf import page_count
 from engine import Engine, Workflow
-from engine.contracts.blocks import ExpandItems
-from engine.contracts.errors import UsageError
+from engine.contracts.blocks import ExpandItems, ReviewDecision
+from engine.contracts.errors import InputError, UsageError
 from engine.contracts.values import FileRef, Payload, RunStatus
 from tests.blocks import pdfs
 from tests.blocks.conftest import MakeCtx
-from tests.blocks.harness import MemoryFileStore, run_block
+from tests.blocks.harness import MemoryFileStore, parse, run_block
 
 REVIEW = {"predicate": {"kind": "split_count_neq", "expected": 2}}
 PROPOSED = [("A-100", [1, 2]), ("B-200", [3]), ("C-300", [4, 5])]
@@ -88,6 +88,28 @@ def test_items_after_review(files: MemoryFileStore) -> None:
     assert artifact is not None and artifact["corrected_by_review"]
     assert artifact["unassigned_pages"] == []
     assert artifact["proposed_output"]["partitions"] == proposal["partitions"]
+
+
+def test_for_each_review_hooks(files: MemoryFileStore) -> None:
+    impl = ForEach()
+    config = parse(impl, {"map_method": "split_by_key", "key": "invoice number",
+                          "max_concurrency": 2, "on_item_error": "skip", "review": REVIEW})
+    proposal = _proposal(files)
+    review = {"triggered_by": "split_count_neq", "evaluations": [], "proposal": proposal}
+    impl.validate_decision(config, proposal, CORRECTED)
+    with pytest.raises(InputError, match=r"page\(s\) \[7\]"):
+        impl.validate_decision(config, proposal, [{"key": "A-100", "pages": [1, 7]}])
+    assert impl.result_after_review(config, files, review, ReviewDecision(approved=False)) is None
+    kept = impl.result_after_review(config, files, review, ReviewDecision(approved=True))
+    assert kept is not None and kept.artifact is None and kept.review == review
+    assert kept.control == ExpandItems(items=[Payload.file(FileRef(**proposal["partitions"][0][
+        "file"]))], max_concurrency=2, on_item_error="skip")
+    fixed = impl.result_after_review(config, files, review, ReviewDecision(
+        approved=True, data=CORRECTED, has_data=True))
+    assert fixed is not None and isinstance(fixed.control, ExpandItems)
+    assert len(fixed.control.items) == 2 and fixed.control.on_item_error == "skip"
+    assert fixed.artifact is not None and fixed.artifact["review"] == {
+        "triggered_by": "split_count_neq", "evaluations": []}
 
 
 # ----------------------------------------------------------------------------- engine

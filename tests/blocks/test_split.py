@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
-from blocks.loops import ForEach
+from blocks.for_each import ForEach
 from blocks.providers import MODEL_PROVIDER_SERVICE
 from blocks.providers.scripted import ScriptedProvider
 from blocks.split import Split

@@ -7,12 +7,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blocks.base import BlockType
-from engine.contracts.blocks import BlockResult, JoinMode
+from engine.compiled import CompiledGraph, Edge, Node
+from engine.contracts.blocks import (
+    BlockResult,
+    BlockRole,
+    ExpandItems,
+    JoinMode,
+    LoopStart,
+    SentinelRole,
+    sentinel_id,
+)
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import StepErrorInfo, StepEvent
 from engine.contracts.values import Payload
 from engine.definition import Workflow
-from engine.graph import CompiledGraph, Edge, Node
 from engine.scheduler import Scheduler, Task
 
 CONTAINER_HANDLES = {
@@ -45,11 +53,12 @@ class GraphSpec:
     def block(self, node_id: str, *, inputs: tuple[str, ...] = ("input-json-0",),
               outputs: tuple[str, ...] = ("output-json-0",), join: JoinMode = JoinMode.ALL,
               parent: str | None = None, type_: str = "function",
+              role: BlockRole = BlockRole.TASK,
               unfired: str = "branch_not_selected") -> GraphSpec:
         self.nodes[node_id] = Node(
             id=node_id, type=type_, label=node_id, parent=parent, config=Cfg(), impl=_Impl(),
             inputs={h: "json" for h in inputs}, outputs={h: "json" for h in outputs},
-            join=join, unfired_reason=unfired)
+            join=join, unfired_reason=unfired, role=role)
         self.order.append(node_id)
         return self
 
@@ -61,11 +70,11 @@ class GraphSpec:
             impl=_Impl(), inputs={left_in: "json"}, outputs={right_out: "json"},
             join=JoinMode.ALL, unfired_reason="branch_not_selected", container=kind)
         self.order.append(node_id)
-        for role, ins, outs, join in (("start", (), (left_out,), JoinMode.ALL),
-                                      ("end", (right_in,), (), JoinMode.SETTLED)):
-            sid = f"{node_id}_sentinel_{role}"
+        for role, ins, outs, join in ((SentinelRole.START, (), (left_out,), JoinMode.ALL),
+                                      (SentinelRole.END, (right_in,), (), JoinMode.SETTLED)):
+            sid = sentinel_id(node_id, role)
             self.nodes[sid] = Node(
-                id=sid, type=f"{kind}_sentinel_{role}", label=sid, parent=node_id,
+                id=sid, type=f"{kind}_sentinel_{role.value}", label=sid, parent=node_id,
                 config=Cfg(**cfg), impl=_Impl(), inputs={h: "json" for h in ins},
                 outputs={h: "json" for h in outs}, join=join,
                 unfired_reason="branch_not_selected", sentinel_of=node_id, sentinel_role=role)
@@ -102,9 +111,21 @@ def error(message: str = "boom") -> StepErrorInfo:
 def echo(task: Task) -> BlockResult:
     """Default behaviour: every declared output carries the first input (or the step id)."""
     value: Any = next(iter(task.inputs.values())).data if task.inputs else task.step_id
-    if task.node.sentinel_role == "start":
-        return BlockResult(outputs={h: Payload.json(value) for h in task.node.outputs})
     return BlockResult(outputs={h: Payload.json(value) for h in task.node.outputs})
+
+
+def expand(task: Task, items: list[Any]) -> BlockResult:
+    """What a for_each handler returns: the items, with the loop policy of its config."""
+    cfg = task.node.config
+    return BlockResult(control=ExpandItems(
+        items=[Payload.json(i) for i in items], max_concurrency=cfg.max_concurrency,
+        on_item_error=cfg.on_item_error))
+
+
+def loop_start(task: Task, state: Any) -> BlockResult:
+    """What a while_loop handler returns: the first state, with the bound of its config."""
+    return BlockResult(control=LoopStart(state=Payload.json(state),
+                                         max_iterations=task.node.config.max_iterations))
 
 
 @dataclass

@@ -25,6 +25,7 @@ from engine.cli_live import visible_steps
 from engine.cli_render import fmt_ms, loop_label, step_note, steps_table
 from engine.cli_run import exit_code_for
 from engine.cli_support import db_flag, resolve_db
+from engine.contracts.blocks import BlockRole
 from engine.contracts.errors import InputError
 
 # --------------------------------------------------------------------------- fixtures
@@ -139,8 +140,8 @@ def run_json(workflow: Path, db: Path, *inputs: str) -> tuple[int, dict[str, Any
 
 # --------------------------------------------------------------------------- --input parsing
 
-START_JSON = SimpleNamespace(id="order_in", type="start_json")
-START_DOC = SimpleNamespace(id="invoice", type="start_document")
+START_JSON = SimpleNamespace(id="order_in", type="start_json", role=BlockRole.START_JSON)
+START_DOC = SimpleNamespace(id="invoice", type="start_document", role=BlockRole.START_DOCUMENT)
 
 
 def test_single_start_block_needs_no_block_prefix() -> None:
@@ -222,6 +223,52 @@ def test_live_view_keeps_unfinished_and_failed_steps_when_trimming() -> None:
     steps[5]["lifecycle"] = {"status": "running"}
     shown = [s["step_id"] for s in visible_steps(steps, 5)]
     assert shown == ["s2", "s5", "s17", "s18", "s19"]
+
+
+def test_live_view_is_fed_by_the_run_events_not_by_reading_the_database(
+        workflow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import Engine, cli_live
+    from store.client import Client
+
+    boards: list[cli_live.LiveSteps] = []
+
+    class Recording(cli_live.LiveSteps):
+        def __init__(self) -> None:
+            super().__init__()
+            boards.append(self)
+
+    def no_polling(*_: object, **__: object) -> None:
+        raise AssertionError("the live view read the database")
+
+    monkeypatch.setattr(cli_live, "LiveSteps", Recording)
+    monkeypatch.setattr(Client, "__init__", no_polling)
+    with Engine(tmp_path / "live.db") as engine:
+        prepared = engine.prepare(engine.compile(workflow), {"order_in": {"x": 2}})
+        result = cli_live.run_live(engine, prepared)
+    assert result.ok
+    [board] = boards
+    rows = {row["step_id"]: row for row in board.steps()}
+    assert list(rows) == ["order_in", "double", "done"]
+    assert {row["lifecycle"]["status"] for row in rows.values()} == {"completed"}
+    assert rows["double"]["block_type"] == "function"
+    assert rows["double"]["duration_ms"] is not None
+
+
+def test_run_compiles_the_workflow_once(workflow: Path, db: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import core
+
+    calls: list[str] = []
+    real = core.compile_workflow
+
+    def counting(wf: Any, registry: Any) -> Any:
+        calls.append(wf.name)
+        return real(wf, registry)
+
+    monkeypatch.setattr(core, "compile_workflow", counting)
+    code, run = run_json(workflow, db, '{"x": 2}')
+    assert code == 0 and run["lifecycle"]["status"] == "completed"
+    assert calls == ["doubler"]
 
 
 # --------------------------------------------------------------------------- no engine needed

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from blocks.base import BlockType, StrictConfig
 from blocks.registry import BlockRegistry
-from engine.contracts.blocks import HandleKind, JoinMode
+from engine.contracts.blocks import BlockRole, HandleKind, JoinMode
 from engine.contracts.errors import Diagnostic, WorkflowValidationError
 from engine.definition import BlockDef, Workflow
 from engine.graph import CompiledGraph, Edge, compile_workflow, to_mermaid, validate_workflow
@@ -27,6 +27,7 @@ class StartJsonConfig(StrictConfig):
 
 class StartJson(BlockType):
     type_name = "start_json"
+    role = BlockRole.START_JSON
     config_model = StartJsonConfig
 
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
@@ -38,6 +39,7 @@ class StartJson(BlockType):
 
 class StartDocument(BlockType):
     type_name = "start_document"
+    role = BlockRole.START_DOCUMENT
 
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
         return {"output-file-0": "file"}
@@ -175,6 +177,9 @@ class ForEach(BlockType):
 
     def output_handles(self, config: Any) -> dict[str, HandleKind]:
         return {"fe-right-out": "json", "fe-left-out": "json"}
+
+    def iteration_kind(self, config: Any) -> HandleKind:
+        return "json" if config.map_method == "iterate_array" else "file"
 
     def output_schema(self, config: Any, handle: str) -> dict[str, Any] | None:
         return {"type": "array"} if handle == "fe-right-out" else None

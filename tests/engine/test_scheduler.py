@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.blocks import (
+    BlockResult,
+    BlockRole,
+    JoinMode,
+    LoopDecision,
+    SentinelRole,
+)
 from engine.contracts.errors import IllegalTransition
 from engine.contracts.values import Payload, RunStatus
 from engine.scheduler import Scheduler, Task
-from tests.engine.graphs import GraphSpec, drive, echo, error
+from tests.engine.graphs import GraphSpec, drive, echo, error, expand, loop_start
 
 
 def chain(n: int) -> GraphSpec:
@@ -42,7 +48,8 @@ def branching() -> GraphSpec:
             .block("big").block("small")
             .block("after_big")
             .block("merge", inputs=("input-json-a", "input-json-b"), join=JoinMode.ANY_NO_FAIL)
-            .block("end", inputs=("input-json-0",), outputs=(), join=JoinMode.ANY, type_="end")
+            .block("end", inputs=("input-json-0",), outputs=(), join=JoinMode.ANY, type_="end",
+                   role=BlockRole.END)
             .edge("start", "cond")
             .edge("cond", "big", "output-json-big").edge("cond", "small", "output-json-else")
             .edge("big", "after_big")
@@ -75,7 +82,7 @@ def test_error_skips_dependents_and_independent_branch_completes() -> None:
             .edge("start", "bad").edge("bad", "after")
             .edge("start", "other").edge("other", "other2"))
 
-    def behave(task: Task):  # noqa: ANN202
+    def behave(task: Task):
         return error("kaput") if task.node.id == "bad" else echo(task)
 
     sched, trace = drive(spec.build(), behave)
@@ -91,7 +98,7 @@ def test_merge_skips_when_an_input_died_of_an_error_but_end_runs() -> None:
     spec = (GraphSpec().block("start", inputs=()).block("a").block("b")
             .block("merge", inputs=("input-json-a", "input-json-b"), join=JoinMode.ANY_NO_FAIL)
             .block("end", inputs=("input-json-a", "input-json-b"), outputs=(),
-                   join=JoinMode.ANY, type_="end")
+                   join=JoinMode.ANY, type_="end", role=BlockRole.END)
             .edge("start", "a").edge("start", "b")
             .edge("a", "merge", th="input-json-a").edge("b", "merge", th="input-json-b")
             .edge("a", "end", th="input-json-a").edge("b", "end", th="input-json-b"))
@@ -104,7 +111,7 @@ def test_join_all_dead_is_skipped() -> None:
     spec = (GraphSpec().block("start", inputs=())
             .block("cond", outputs=("output-json-x", "output-json-y"))
             .block("end", inputs=("input-json-a", "input-json-b"), outputs=(),
-                   join=JoinMode.ANY, type_="end")
+                   join=JoinMode.ANY, type_="end", role=BlockRole.END)
             .edge("start", "cond")
             .edge("cond", "end", "output-json-x", "input-json-a")
             .edge("cond", "end", "output-json-y", "input-json-b"))
@@ -162,10 +169,10 @@ def for_each_graph(**cfg: int | str) -> GraphSpec:
             .edge("each", "sum", "fe-right-out"))
 
 
-def items_behaviour(items: list[int], fail_on: int | None = None):  # noqa: ANN201
-    def behave(task: Task):  # noqa: ANN202
+def items_behaviour(items: list[int], fail_on: int | None = None):
+    def behave(task: Task):
         if task.node.container:
-            return BlockResult(control=ExpandItems(items=[Payload.json(i) for i in items]))
+            return expand(task, items)
         if task.node.id == "work":
             value = task.inputs["input-json-0"].data
             if value == fail_on:
@@ -248,13 +255,14 @@ def while_graph(max_iterations: int) -> GraphSpec:
             .edge("loop", "report", "loop-right-out"))
 
 
-def counting(stop_at: int):  # noqa: ANN201
-    def behave(task: Task):  # noqa: ANN202
+def counting(stop_at: int):
+    def behave(task: Task):
         if task.node.container:
-            return BlockResult(control=LoopStart(state=Payload.json(0)))
+            return loop_start(task, 0)
         if task.node.id == "inc":
-            return BlockResult(outputs={"output-json-0": Payload.json(task.inputs["input-json-0"].data + 1)})
-        if task.node.sentinel_role == "end":
+            value = task.inputs["input-json-0"].data + 1
+            return BlockResult(outputs={"output-json-0": Payload.json(value)})
+        if task.node.sentinel_role is SentinelRole.END:
             value = task.inputs["loop-right-in"].data
             return BlockResult(control=LoopDecision(matched=value >= stop_at))
         if task.node.id == "start":
@@ -291,11 +299,11 @@ def test_nested_for_each_ids_repeat_the_prefix() -> None:
             .edge("inner_sentinel_start", "leaf", "fe-left-out")
             .edge("leaf", "inner_sentinel_end", th="fe-right-in"))
 
-    def behave(task: Task):  # noqa: ANN202
+    def behave(task: Task):
         if task.node.container:
             value = task.inputs["fe-left-in"].data
             items = value if isinstance(value, list) else [[1, 2], [3]]
-            return BlockResult(control=ExpandItems(items=[Payload.json(i) for i in items]))
+            return expand(task, items)
         return echo(task)
 
     _, trace = drive(spec.build(), behave)

@@ -7,10 +7,15 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.contracts.blocks import BlockResult, ExpandItems, JoinMode, LoopDecision, LoopStart
+from engine.contracts.blocks import (
+    BlockResult,
+    JoinMode,
+    LoopDecision,
+    SentinelRole,
+)
 from engine.contracts.values import Payload, RunStatus
 from engine.scheduler import Task
-from tests.engine.graphs import GraphSpec, drive, echo, error
+from tests.engine.graphs import GraphSpec, drive, echo, error, expand, loop_start
 
 OUTS = ("output-json-a", "output-json-b")
 TERMINAL = {"completed", "skipped", "error", "cancelled"}
@@ -35,8 +40,8 @@ def dags(draw: st.DrawFn) -> tuple[GraphSpec, dict[str, Any]]:
     return spec, behaviour
 
 
-def behave_from(table: dict[str, Any]):  # noqa: ANN201
-    def behave(task: Task):  # noqa: ANN202
+def behave_from(table: dict[str, Any]):
+    def behave(task: Task):
         kind, fired = table[task.node.id]
         if kind == "fail":
             return error(f"{task.node.id} failed")
@@ -134,14 +139,15 @@ def count_steps(value: Any, depth: int) -> int:
 def test_for_each_step_count_unique_ids_and_item_order(case: tuple[int, Any], rnd: Any) -> None:
     depth, data = case
 
-    def behave(task: Task):  # noqa: ANN202
+    def behave(task: Task):
         if task.node.container:
             items = task.inputs["fe-left-in"].data
-            return BlockResult(control=ExpandItems(items=[Payload.json(i) for i in items]))
+            return expand(task, items)
         if task.node.id == "start":
             return BlockResult(outputs={"output-json-0": Payload.json(data)})
         if task.node.id == "leaf":
-            return BlockResult(outputs={"output-json-0": Payload.json(task.inputs["input-json-0"].data * 2)})
+            value = task.inputs["input-json-0"].data * 2
+            return BlockResult(outputs={"output-json-0": Payload.json(value)})
         return echo(task)
 
     sched, trace = drive(nested_for_each(depth).build(), behave,
@@ -167,14 +173,16 @@ def test_while_loop_never_exceeds_max_iterations(bound: int, stop_at: int) -> No
             .edge("loop_sentinel_start", "inc", "loop-left-out")
             .edge("inc", "loop_sentinel_end", th="loop-right-in"))
 
-    def behave(task: Task):  # noqa: ANN202
+    def behave(task: Task):
         if task.node.container:
-            return BlockResult(control=LoopStart(state=Payload.json(0)))
+            return loop_start(task, 0)
         if task.node.id == "inc":
-            return BlockResult(outputs={"output-json-0": Payload.json(task.inputs["input-json-0"].data + 1)})
-        if task.node.sentinel_role == "end":
-            return BlockResult(control=LoopDecision(matched=task.inputs["loop-right-in"].data >= stop_at))
-        if task.node.sentinel_role == "start":
+            value = task.inputs["input-json-0"].data + 1
+            return BlockResult(outputs={"output-json-0": Payload.json(value)})
+        if task.node.sentinel_role is SentinelRole.END:
+            matched = task.inputs["loop-right-in"].data >= stop_at
+            return BlockResult(control=LoopDecision(matched=matched))
+        if task.node.sentinel_role is SentinelRole.START:
             return echo(task)
         return BlockResult(outputs={"output-json-0": Payload.json(0)})
 

@@ -6,14 +6,14 @@ import pytest
 
 from engine.contracts.errors import ConflictError, NotFoundError, UsageError
 from engine.contracts.events import InputRecord, RunUpdate
+from engine.contracts.store import Store
 from engine.contracts.values import Payload, RunStatus
-from store.api import sdk_legacy_step, sdk_run, sdk_step
-from store.sqlite import SQLiteStore
+from store.api import ReadAPI, sdk_legacy_step, sdk_run, sdk_step
 from tests.store.helpers import T0, S, error_info, ev, frame, lifecycle, new_run
 
 
 @pytest.fixture
-def run_store(store: SQLiteStore) -> SQLiteStore:
+def run_store(store: Store) -> Store:
     """A run with a document start, an extract, a split, a skipped and a failed step."""
     store.create_run(new_run(inputs={"start": {"type": "file", "document": {
         "id": "file_" + "1" * 24, "filename": "in.pdf", "mime_type": "application/pdf"}},
@@ -44,8 +44,8 @@ def run_store(store: SQLiteStore) -> SQLiteStore:
 # ------------------------------------------------------------------ modern step shape
 
 
-def test_step_shape_matches_the_seed(run_store: SQLiteStore) -> None:
-    step = run_store.reader().get_step("extract").model_dump(mode="json")
+def test_step_shape_matches_the_seed(run_store: Store) -> None:
+    step = ReadAPI(run_store).get_step("extract").model_dump(mode="json")
     assert step["step_id"] == "extract" and step["run_id"] == "run_1"
     assert (step["block_id"], step["block_type"], step["block_label"]) == (
         "extract", "extract", "Extract")
@@ -60,19 +60,20 @@ def test_step_shape_matches_the_seed(run_store: SQLiteStore) -> None:
     assert {"cost", "tokens", "trace_spans", "duration_ms", "updated_at"} <= set(step)
 
 
-def test_lifecycle_variants(run_store: SQLiteStore) -> None:
-    reader = run_store.reader()
+def test_lifecycle_variants(run_store: Store) -> None:
+    reader = ReadAPI(run_store)
     assert reader.get_step("cond").lifecycle.model_dump() == {
         "status": "skipped", "reason": "upstream_skipped: x"}
     error = reader.get_step("fn").lifecycle.model_dump()
     assert error["status"] == "error" and error["message"] == "boom"
     assert (error["stage"], error["category"]) == ("execution", "permanent")
-    assert error["details"]["block_id"] == "fn" and error["details"]["error_code"] == "FUNCTION_RAISED"
+    assert error["details"]["block_id"] == "fn"
+    assert error["details"]["error_code"] == "FUNCTION_RAISED"
     assert reader.get_step("review").lifecycle.status == "awaiting_review"
 
 
-def test_sdk_mapping_of_block_types(run_store: SQLiteStore) -> None:
-    reader = run_store.reader()
+def test_sdk_mapping_of_block_types(run_store: Store) -> None:
+    reader = ReadAPI(run_store)
     assert reader.get_step("fn").block_type == "functions"          # true type by default
     sdk = sdk_step(reader.get_step("fn"))
     assert (sdk["block_type"], sdk["stepwell_block_type"]) == ("function", "functions")
@@ -84,8 +85,8 @@ def test_sdk_mapping_of_block_types(run_store: SQLiteStore) -> None:
 # ------------------------------------------------------------------ legacy shape
 
 
-def test_legacy_shape_matches_the_seed(run_store: SQLiteStore) -> None:
-    steps = {s.step_id: s for s in run_store.reader().list_legacy_steps("run_1")}
+def test_legacy_shape_matches_the_seed(run_store: Store) -> None:
+    steps = {s.step_id: s for s in ReadAPI(run_store).list_legacy_steps("run_1")}
     assert list(steps) == ["start", "extract", "split", "cond", "fn", "review"]
     extract = steps["extract"].model_dump(mode="json")
     assert (extract["node_id"], extract["node_type"], extract["node_label"]) == (
@@ -109,11 +110,11 @@ def test_legacy_shape_matches_the_seed(run_store: SQLiteStore) -> None:
     assert sdk_legacy_step(steps["start"])["node_type"] == "start"
 
 
-def test_legacy_loop_fields(store: SQLiteStore) -> None:
+def test_legacy_loop_fields(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", [ev("loop_iter_3_leaf", S.PENDING, block_id="leaf",
                              scope=(frame("outer", 1), frame("loop", 3)))], now=T0)
-    [step] = store.reader().list_legacy_steps("run_1")
+    [step] = ReadAPI(store).list_legacy_steps("run_1")
     assert (step.loop_id, step.iteration) == ("loop", 3)
     assert step.iteration_context is not None
     assert [c.container_id for c in step.iteration_context.containers] == ["outer", "loop"]
@@ -122,8 +123,8 @@ def test_legacy_loop_fields(store: SQLiteStore) -> None:
 # ------------------------------------------------------------------ runs
 
 
-def test_run_shape(run_store: SQLiteStore) -> None:
-    run = run_store.reader().get_run("run_1").model_dump(mode="json")
+def test_run_shape(run_store: Store) -> None:
+    run = ReadAPI(run_store).get_run("run_1").model_dump(mode="json")
     assert (run["id"], run["workflow_id"], run["workflow_version_id"]) == (
         "run_1", "wf_1", "sha_1")
     assert run["trigger"]["type"] == "manual"
@@ -134,7 +135,7 @@ def test_run_shape(run_store: SQLiteStore) -> None:
     assert run["organization_id"] == "org_local" and run["metadata"] == {}
 
 
-def test_run_error_and_cancel_lifecycles(store: SQLiteStore) -> None:
+def test_run_error_and_cancel_lifecycles(store: Store) -> None:
     store.create_run(new_run("r_err"), now=T0)
     store.apply("r_err", lifecycle("a")[:3] + [ev("a", S.ERROR, error=error_info())],
                 RunUpdate(status=RunStatus.ERROR, failing_step_id="a", error=error_info()),
@@ -143,7 +144,7 @@ def test_run_error_and_cancel_lifecycles(store: SQLiteStore) -> None:
     store.apply("r_can", [], RunUpdate(status=RunStatus.CANCELLED, reason="user asked"), now=T0)
     store.create_run(new_run("r_q"), now=T0)
     store.apply("r_q", [], RunUpdate(status=RunStatus.QUEUED), now=T0)
-    reader = store.reader()
+    reader = ReadAPI(store)
     err = reader.get_run("r_err").lifecycle.model_dump()
     assert err["failing_step_id"] == "a" and err["message"] == "boom"
     assert err["details"]["block_id"] == "a"
@@ -154,11 +155,11 @@ def test_run_error_and_cancel_lifecycles(store: SQLiteStore) -> None:
     assert reader.get_run("r_err").timing.completed_at is not None
 
 
-def test_list_runs_paginates_newest_first(store: SQLiteStore) -> None:
+def test_list_runs_paginates_newest_first(store: Store) -> None:
     for i in range(7):
         store.create_run(new_run(f"run_{i}", workflow_id="wf_a" if i % 2 else "wf_b"),
                          now=T0 + i)
-    reader = store.reader()
+    reader = ReadAPI(store)
     first = reader.list_runs(limit=3)
     assert [r.id for r in first.data] == ["run_6", "run_5", "run_4"]
     assert first.list_metadata.before is None and first.list_metadata.after == "run_4"
@@ -175,12 +176,12 @@ def test_list_runs_paginates_newest_first(store: SQLiteStore) -> None:
     assert len(reader.list_runs(status=["pending", "running"]).data) == 7
 
 
-def test_organization_scoping(store: SQLiteStore) -> None:
+def test_organization_scoping(store: Store) -> None:
     store.create_run(new_run("mine", organization_id="org_a"), now=T0)
     store.create_run(new_run("theirs", organization_id="org_b"), now=T0)
     store.apply("mine", [ev("a", S.PENDING)], now=T0)
     store.apply("theirs", [ev("a", S.PENDING)], now=T0)
-    scoped = store.reader("org_a")
+    scoped = ReadAPI(store, organization_id="org_a")
     assert [r.id for r in scoped.list_runs().data] == ["mine"]
     with pytest.raises(NotFoundError):
         scoped.get_run("theirs")
@@ -190,13 +191,13 @@ def test_organization_scoping(store: SQLiteStore) -> None:
         scoped.get_step("a", run_id="theirs")
     assert scoped.get_step("a").run_id == "mine"      # no conflict: the other run is hidden
     with pytest.raises(ConflictError):
-        store.reader().get_step("a")
+        ReadAPI(store).get_step("a")
 
 
 # ------------------------------------------------------------------ steps list
 
 
-def _many_steps(store: SQLiteStore, n: int) -> None:
+def _many_steps(store: Store, n: int) -> None:
     store.create_run(new_run(), now=T0)
     events = []
     for i in range(n):
@@ -209,9 +210,9 @@ def _many_steps(store: SQLiteStore, n: int) -> None:
     store.apply("run_1", events, now=T0)
 
 
-def test_pagination_across_pages(store: SQLiteStore) -> None:
+def test_pagination_across_pages(store: Store) -> None:
     _many_steps(store, 25)
-    reader = store.reader()
+    reader = ReadAPI(store)
     seen, after, pages = [], None, 0
     while True:
         page = reader.list_steps("run_1", limit=10, after=after)
@@ -230,9 +231,9 @@ def test_pagination_across_pages(store: SQLiteStore) -> None:
     assert exact.list_metadata.model_dump() == {"before": None, "after": None}
 
 
-def test_step_filters(store: SQLiteStore) -> None:
+def test_step_filters(store: Store) -> None:
     _many_steps(store, 30)
-    reader = store.reader()
+    reader = ReadAPI(store)
     odd = reader.list_steps("run_1", block_id="odd", limit=100).data
     assert len(odd) == 15 and {s.block_id for s in odd} == {"odd"}
     skipped = reader.list_steps("run_1", status="skipped").data
@@ -248,14 +249,14 @@ def test_step_filters(store: SQLiteStore) -> None:
     assert [s.step_id for s in nxt.data] == ["s008", "s010", "s012", "s014"]
 
 
-def test_waiting_for_human_is_an_alias(run_store: SQLiteStore) -> None:
-    page = run_store.reader().list_steps("run_1", status="waiting_for_human")
+def test_waiting_for_human_is_an_alias(run_store: Store) -> None:
+    page = ReadAPI(run_store).list_steps("run_1", status="waiting_for_human")
     assert [s.step_id for s in page.data] == ["review"]
 
 
-def test_bad_list_arguments(store: SQLiteStore) -> None:
+def test_bad_list_arguments(store: Store) -> None:
     _many_steps(store, 3)
-    reader = store.reader()
+    reader = ReadAPI(store)
     with pytest.raises(UsageError):
         reader.list_steps("run_1", after="s000", before="s002")
     with pytest.raises(UsageError):
@@ -269,11 +270,11 @@ def test_bad_list_arguments(store: SQLiteStore) -> None:
 # ------------------------------------------------------------------ get step
 
 
-def test_get_step_conflict_and_not_found(store: SQLiteStore) -> None:
+def test_get_step_conflict_and_not_found(store: Store) -> None:
     for run_id in ("run_a", "run_b"):
         store.create_run(new_run(run_id), now=T0)
         store.apply(run_id, lifecycle("extract"), now=T0)
-    reader = store.reader()
+    reader = ReadAPI(store)
     with pytest.raises(ConflictError) as err:
         reader.get_step("extract")
     assert "run_a" in str(err.value) and "run_b" in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,16 @@ import pytest
 from engine.contracts.errors import ConflictError, NotFoundError
 from engine.contracts.values import Payload
 from store import Client, SQLiteStore
-from store.writes import _INSERT_STEP
+from store.sqlite_reads import SQLiteReads
+from store.writes import INSERT_STEP
 from tests.store.helpers import T0, S, ev, lifecycle, new_run
+
+
+def _conn_of(client: Client) -> sqlite3.Connection:
+    """The read-only connection a client opened on a database file."""
+    reads = client.api.reads
+    assert isinstance(reads, SQLiteReads)
+    return reads.db.conn
 
 
 @pytest.fixture
@@ -48,7 +57,7 @@ def test_client_mirrors_the_sdk(db: Path) -> None:
 def test_client_is_read_only(db: Path) -> None:
     with Client(db) as client:
         with pytest.raises(Exception, match="readonly"):
-            client.api.conn.execute("DELETE FROM runs")
+            _conn_of(client).execute("DELETE FROM runs")
 
 
 def test_client_organization_scope(db: Path) -> None:
@@ -98,9 +107,9 @@ def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
              None, None, None, None, None, None, None, T0, T0, T0, T0 + 1, T0 + 1, 1000, ""]
             for i in range(N_STEPS)
         )
-        conn = store._conn
+        conn = store.db.conn
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(_INSERT_STEP, rows)
+        conn.executemany(INSERT_STEP, rows)
         conn.execute("COMMIT")
         store.apply("small", lifecycle("lonely"), now=T0)
     return path
@@ -127,7 +136,7 @@ def test_reads_on_a_100k_step_run(big_db: Path) -> None:
 def test_step_queries_use_indexes(big_db: Path, kwargs: dict[str, object]) -> None:
     """No list query scans the steps table: every one searches an index."""
     with Client(big_db) as client:
-        conn = client.api.conn
+        conn = _conn_of(client)
         plans: list[str] = []
         conn.set_trace_callback(plans.append)
         client.workflows.steps.list("big", limit=10, **kwargs)  # type: ignore[arg-type]

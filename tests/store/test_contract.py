@@ -1,34 +1,40 @@
-"""The store contract suite: every Store implementation must pass it."""
+"""The store contract suite: runs, steps, transitions and payloads, through the protocols only.
+
+Runs against every implementation (``store`` fixture, :data:`tests.store.conftest.OPENERS`);
+nothing here knows how a store keeps its data. SQLite specifics (columns, WAL, several
+processes on one file) are in ``test_sqlite.py``.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import threading
 
 import pytest
 
-from engine.contracts.errors import ConflictError, IllegalTransition, NotFoundError, StorageError
+from engine.contracts.errors import (
+    ConflictError,
+    IllegalTransition,
+    NotFoundError,
+    StorageError,
+)
 from engine.contracts.events import InputRecord, RunUpdate, StepEvent
+from engine.contracts.reads import StepRecord
 from engine.contracts.store import Store
 from engine.contracts.values import FileRef, Payload, RunStatus
+from store.api import ReadAPI
 from store.codec import PAYLOAD_INLINE_LIMIT
-from store.sqlite import SQLiteStore
+from tests.store.conftest import StoreFactory
 from tests.store.helpers import T0, S, error_info, ev, frame, lifecycle, new_run
 
 
-def _raw(store: SQLiteStore, sql: str, *params: object) -> list[tuple[object, ...]]:
-    return store._conn.execute(sql, params).fetchall()
-
-
-def test_store_satisfies_the_protocol(store: SQLiteStore) -> None:
-    proto: Store = store  # conformance is checked by mypy
-    assert proto.files is store.local_files
+def _step(store: Store, step_id: str, run_id: str = "run_1") -> StepRecord:
+    return store.read_step(step_id, run_id=run_id)
 
 
 # ------------------------------------------------------------------ runs
 
 
-def test_create_and_load_run(store: SQLiteStore) -> None:
+def test_create_and_load_run(store: Store) -> None:
     store.create_run(new_run(metadata={"k": "v"}, organization_id="org_a"), now=T0)
     run = store.load_run("run_1")
     assert run.status is RunStatus.PENDING
@@ -38,24 +44,33 @@ def test_create_and_load_run(store: SQLiteStore) -> None:
     assert run.organization_id == "org_a"
     assert run.owner_pid is not None
     assert run.cancel_requested is False
+    assert store.read_run("run_1").metadata == {"k": "v"}
 
 
-def test_duplicate_run_is_a_conflict(store: SQLiteStore) -> None:
+def test_duplicate_run_is_a_conflict(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     with pytest.raises(ConflictError, match="already exists"):
         store.create_run(new_run(), now=T0)
 
 
-def test_unknown_run(store: SQLiteStore) -> None:
+def test_unknown_run(store: Store) -> None:
     with pytest.raises(NotFoundError):
         store.load_run("nope")
     with pytest.raises(NotFoundError):
         store.apply("nope", [ev("a", S.PENDING)], now=T0)
     with pytest.raises(NotFoundError):
         store.heartbeat("nope", T0)
+    with pytest.raises(NotFoundError):
+        store.set_owner("nope", 1, T0)
+    with pytest.raises(NotFoundError):
+        store.request_cancel("nope")
+    with pytest.raises(NotFoundError):
+        store.cancel_requested("nope")
+    assert store.load_steps("nope") == [] and store.transitions("nope") == []
+    assert store.claim_owner("nope", 1, T0, seen_pid=None, seen_heartbeat=None) is False
 
 
-def test_owner_heartbeat_and_cancel(store: SQLiteStore) -> None:
+def test_owner_heartbeat_and_cancel(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.set_owner("run_1", 4242, T0 + 1)
     store.heartbeat("run_1", T0 + 2)
@@ -64,32 +79,51 @@ def test_owner_heartbeat_and_cancel(store: SQLiteStore) -> None:
     assert store.cancel_requested("run_1")
     run = store.load_run("run_1")
     assert (run.owner_pid, run.heartbeat_at, run.cancel_requested) == (4242, T0 + 2, True)
+    store.request_cancel("run_1", "user asked")
+    assert store.cancel_requested("run_1") == "user asked"
 
 
-def test_run_update_lifecycle(store: SQLiteStore) -> None:
+def test_claim_owner_is_compare_and_set(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    seen = store.load_run("run_1")
+    assert store.claim_owner("run_1", 7, T0 + 1, seen_pid=seen.owner_pid,
+                             seen_heartbeat=seen.heartbeat_at)
+    # a second process that saw the same owner loses
+    assert not store.claim_owner("run_1", 8, T0 + 2, seen_pid=seen.owner_pid,
+                                 seen_heartbeat=seen.heartbeat_at)
+    run = store.load_run("run_1")
+    assert (run.owner_pid, run.heartbeat_at) == (7, T0 + 1)
+
+
+def test_run_update_lifecycle(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", [], RunUpdate(status=RunStatus.RUNNING), now=T0 + 1)
     store.apply("run_1", [ev("hil", S.PENDING)], RunUpdate(
         status=RunStatus.AWAITING_REVIEW, waiting_for_block_ids=["hil"]), now=T0 + 2)
-    row = _raw(store, "SELECT status, started_at, waiting_for FROM runs")[0]
-    assert row == ("awaiting_review", T0 + 1, '["hil"]')
+    run = store.read_run("run_1")
+    assert (run.status, run.started_at, run.waiting_for) == ("awaiting_review", T0 + 1, ["hil"])
     store.apply("run_1", [], RunUpdate(status=RunStatus.RUNNING), now=T0 + 3)
     store.apply("run_1", [ev("hil", S.CANCELLED, reason="cancelled_by_user")], RunUpdate(
         status=RunStatus.ERROR, failing_step_id="hil", error=error_info("bad"),
         outputs={"end": {"x": 1}}), now=T0 + 4)
-    status, started, completed, failing, error, waiting, outputs = _raw(
-        store, "SELECT status, started_at, completed_at, failing_step_id, error, "
-        "waiting_for, outputs FROM runs")[0]
-    assert (status, started, completed, failing, waiting) == ("error", T0 + 1, T0 + 4, "hil", None)
-    assert json.loads(str(error))["details"]["block_id"] == "hil"
-    assert json.loads(str(outputs)) == {"end": {"x": 1}}
+    run = store.read_run("run_1")
+    assert (run.status, run.started_at, run.completed_at, run.failing_step_id,
+            run.waiting_for) == ("error", T0 + 1, T0 + 4, "hil", None)
+    assert run.error is not None and run.error["details"]["block_id"] == "hil"
+    assert run.outputs == {"end": {"x": 1}}
     assert store.load_run("run_1").status is RunStatus.ERROR
+
+
+def test_a_new_run_is_owned_and_alive(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    run = store.load_run("run_1")
+    assert run.heartbeat_at == T0 and run.owner_pid is not None
 
 
 # ------------------------------------------------------------------ steps
 
 
-def test_full_lifecycle_is_persisted(store: SQLiteStore) -> None:
+def test_full_lifecycle_is_persisted(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     out = {"output-json-0": Payload.json({"total": 3})}
     store.apply("run_1", lifecycle("a")[:3], now=T0)
@@ -99,14 +133,16 @@ def test_full_lifecycle_is_persisted(store: SQLiteStore) -> None:
     [step] = store.load_steps("run_1")
     assert step.status is S.COMPLETED
     assert step.outputs == out
-    row = _raw(store, "SELECT created_at, queued_at, started_at, completed_at, duration_ms, "
-               "model, tokens FROM steps")[0]
-    assert row == (T0, T0, T0, T0 + 2, 2000, "gpt", '{"total_tokens":5}')
+    record = _step(store, "a")
+    assert (record.created_at, record.started_at, record.completed_at, record.duration_ms,
+            record.model, record.tokens) == (T0, T0, T0 + 2, 2000, "gpt", {"total_tokens": 5})
+    assert record.cost == {"total": 0.1, "currency": "USD"}
+    assert record.trace_spans == [{"name": "call"}]
     assert [t["status"] for t in store.transitions("run_1")] == [
         "pending", "queued", "running", "completed"]
 
 
-def test_steps_load_in_creation_order_with_control_and_reason(store: SQLiteStore) -> None:
+def test_steps_load_in_creation_order_with_control_and_reason(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", [ev("z", S.PENDING), ev("a", S.PENDING), ev("m", S.PENDING)], now=T0)
     store.apply("run_1", [ev("a", S.SKIPPED, reason="branch_not_selected: c.output-json-1")],
@@ -119,12 +155,14 @@ def test_steps_load_in_creation_order_with_control_and_reason(store: SQLiteStore
     assert steps[0].control == {"kind": "loop_decision", "matched": True}
     assert steps[1].reason == "branch_not_selected: c.output-json-1"
     assert steps[2].status is S.PENDING
+    assert [s.step_id for s in store.run_steps("run_1")] == ["z", "a", "m"]
 
 
-def test_retry_records_the_failed_attempt(store: SQLiteStore) -> None:
+def test_retry_records_the_failed_attempt(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a")[:3], now=T0)
-    store.apply("run_1", [ev("a", S.QUEUED, retry_count=1, error=error_info("timeout"))], now=T0 + 1)
+    store.apply("run_1", [ev("a", S.QUEUED, retry_count=1, error=error_info("timeout"))],
+                now=T0 + 1)
     store.apply("run_1", [ev("a", S.RUNNING, retry_count=1)], now=T0 + 2)
     store.apply("run_1", [ev("a", S.COMPLETED, retry_count=1)], now=T0 + 3)
     [step] = store.load_steps("run_1")
@@ -134,220 +172,34 @@ def test_retry_records_the_failed_attempt(store: SQLiteStore) -> None:
         ("pending", 0), ("queued", 0), ("running", 0), ("queued", 1), ("running", 1),
         ("completed", 1)]
     assert trail[3]["detail"]["error"]["message"] == "timeout"
-    assert [r[0] for r in _raw(store, "SELECT seq FROM transitions ORDER BY seq")] == list(range(6))
     assert trail[3]["detail"]["error"]["details"]["error_code"] == "FUNCTION_RAISED"
-    # first queue/start times are kept; duration spans every attempt
-    assert _raw(store, "SELECT queued_at, started_at, duration_ms FROM steps")[0] == (
-        T0, T0, 3000)
+    assert [t["at"] for t in trail] == [T0, T0, T0, T0 + 1, T0 + 2, T0 + 3]
+    # the first start time is kept; the duration spans every attempt
+    record = _step(store, "a")
+    assert (record.started_at, record.duration_ms) == (T0, 3000)
 
 
-def test_error_and_reason_are_stored(store: SQLiteStore) -> None:
+def test_transitions_order_across_steps(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", [ev("b", S.PENDING), ev("a", S.PENDING), ev("b", S.QUEUED)], now=T0)
+    store.apply("run_1", [ev("a", S.QUEUED)], now=T0 - 1)   # an earlier time sorts first
+    assert [(t["step_id"], t["status"]) for t in store.transitions("run_1")] == [
+        ("a", "queued"), ("b", "pending"), ("b", "queued"), ("a", "pending")]
+    assert set(store.transitions("run_1")[0]) == {"step_id", "status", "at", "retry_count",
+                                                  "detail"}
+
+
+def test_error_and_reason_are_stored(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.ERROR, error=error_info())], now=T0)
-    error = json.loads(str(_raw(store, "SELECT error FROM steps")[0][0]))
-    assert error == {
+    assert _step(store, "a").error == {
         "message": "boom", "stage": "execution", "category": "permanent",
         "details": {"stack_trace": None, "block_id": "a", "block_name": "A",
                     "error_code": "FUNCTION_RAISED", "context": {"line": 3}},
     }
 
 
-# ------------------------------------------------------------------ transitions
-
-
-@pytest.mark.parametrize("events", [
-    [ev("a", S.PENDING), ev("a", S.RUNNING)],                      # skips queued
-    [ev("a", S.PENDING), ev("a", S.PENDING)],                      # created twice
-    [ev("b", S.QUEUED)],                                           # never created
-    [ev("a", S.PENDING), ev("a", S.QUEUED), ev("a", S.RUNNING),
-     ev("a", S.COMPLETED), ev("a", S.RUNNING)],                    # leaves a terminal state
-])
-def test_illegal_transitions_write_nothing(store: SQLiteStore, events: list[StepEvent]) -> None:
-    store.create_run(new_run(), now=T0)
-    store.apply("run_1", [ev("x", S.PENDING)], now=T0)
-    with pytest.raises(IllegalTransition):
-        store.apply("run_1", [ev("x", S.QUEUED), *events], RunUpdate(status=RunStatus.RUNNING),
-                    now=T0 + 1)
-    assert _raw(store, "SELECT step_id, status FROM steps") == [("x", "pending")]
-    assert len(store.transitions("run_1")) == 1
-    assert store.load_run("run_1").status is RunStatus.PENDING
-    # the store is still usable and its view of the steps unchanged
-    store.apply("run_1", [ev("x", S.QUEUED)], now=T0 + 2)
-    assert store.load_steps("run_1")[0].status is S.QUEUED
-
-
-def test_illegal_move_of_a_persisted_step(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    store.apply("run_1", lifecycle("a"), now=T0)
-    with pytest.raises(IllegalTransition, match="state='completed'"):
-        store.apply("run_1", [ev("a", S.QUEUED)], now=T0 + 1)
-
-
-def test_status_map_is_reseeded_from_the_database(tmp_path: Path) -> None:
-    """A second store (another process) on the same file sees the persisted statuses."""
-    path = tmp_path / "shared.db"
-    with SQLiteStore(path) as first:
-        first.create_run(new_run(), now=T0)
-        first.apply("run_1", lifecycle("a")[:2], now=T0)
-    with SQLiteStore(path) as second:
-        with pytest.raises(IllegalTransition):
-            second.apply("run_1", [ev("a", S.COMPLETED)], now=T0 + 1)
-        second.apply("run_1", [ev("a", S.RUNNING)], now=T0 + 1)
-        assert second.load_steps("run_1")[0].status is S.RUNNING
-
-
-def test_stale_status_map_is_reloaded(tmp_path: Path) -> None:
-    """If another process moved a step, the store reloads and re-checks the move."""
-    path = tmp_path / "shared.db"
-    with SQLiteStore(path) as one, SQLiteStore(path) as two:
-        one.create_run(new_run(), now=T0)
-        one.apply("run_1", lifecycle("a")[:3], now=T0)
-        two.apply("run_1", [ev("a", S.AWAITING_REVIEW)], now=T0 + 1)   # two moves it
-        one.apply("run_1", [ev("a", S.COMPLETED)], now=T0 + 2)          # legal from both
-        with pytest.raises(IllegalTransition):
-            two.apply("run_1", [ev("a", S.CANCELLED)], now=T0 + 3)      # stale: completed
-        assert [t["status"] for t in one.transitions("run_1")][-2:] == [
-            "awaiting_review", "completed"]
-
-
-# ------------------------------------------------------------------ payloads
-
-
-def test_sourced_inputs_are_stored_as_references(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    data = {"invoice": "INV-1", "lines": list(range(50))}
-    store.apply("run_1", lifecycle("a", outputs={"output-json-0": Payload.json(data)}), now=T0)
-    sourced = {"input-json-0": InputRecord(payload=Payload.json(data), source_step="a",
-                                           source_handle="output-json-0"),
-               "input-json-1": InputRecord(payload=Payload.json({"injected": True}))}
-    store.apply("run_1", lifecycle("b", inputs=sourced), now=T0 + 1)
-    raw = json.loads(str(_raw(store, "SELECT inputs FROM steps WHERE step_id = 'b'")[0][0]))
-    assert raw == {"input-json-0": {"ref": ["a", "output-json-0"]},
-                   "input-json-1": {"type": "json", "data": {"injected": True}}}
-    step = store.reader().get_step("b", run_id="run_1")
-    assert step.handle_inputs["input-json-0"].model_dump() == {"type": "json", "data": data}
-    assert step.handle_inputs["input-json-1"].model_dump() == {
-        "type": "json", "data": {"injected": True}}
-
-
-def test_large_payloads_go_to_blobs_and_come_back(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    big = {"text": "x" * (PAYLOAD_INLINE_LIMIT + 10)}
-    small = {"n": 1}
-    outputs = {"output-json-0": Payload.json(big), "output-json-1": Payload.json(small)}
-    store.apply("run_1", lifecycle("a", outputs=outputs), now=T0)
-    store.apply("run_1", lifecycle("b", inputs={
-        "input-json-0": InputRecord(payload=Payload.json(big), source_step="a",
-                                    source_handle="output-json-0"),
-        "input-json-1": InputRecord(payload=Payload.json(big))}), now=T0)
-    raw_out, raw_in = _raw(store, "SELECT outputs, inputs FROM steps ORDER BY seq")[0][0], \
-        _raw(store, "SELECT inputs FROM steps ORDER BY seq")[1][0]
-    stored = json.loads(str(raw_out))
-    assert set(stored["output-json-0"]) == {"blob"}
-    assert stored["output-json-1"] == {"type": "json", "data": small}
-    assert len(str(raw_out)) < 1000 and len(str(raw_in)) < 1000
-    assert store.load_steps("run_1")[0].outputs == outputs
-    reader = store.reader()
-    wire = {"type": "json", "data": big}
-    assert reader.get_step("a").handle_outputs["output-json-0"].model_dump() == wire
-    b = reader.get_step("b")
-    assert b.handle_inputs["input-json-0"].model_dump() == wire
-    assert b.handle_inputs["input-json-1"].model_dump() == wire
-
-
-def test_file_payloads(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    ref = store.files.put_bytes(b"%PDF-1.4 hello", "invoice.pdf")
-    assert ref.mime_type == "application/pdf"
-    store.apply("run_1", lifecycle("start", outputs={"output-file-0": Payload.file(ref)},
-                                   block_type="start_document"), now=T0)
-    [step] = store.load_steps("run_1")
-    assert step.outputs["output-file-0"].document == ref
-    assert store.files.read_bytes(step.outputs["output-file-0"].document or ref) == b"%PDF-1.4 hello"
-
-
-def test_artifacts_are_recorded_with_deterministic_ids(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    artifact = {"operation": "function_invocation", "output": {"x": 1}}
-    store.apply("run_1", lifecycle("a")[:3], now=T0)
-    store.apply("run_1", [ev("a", S.COMPLETED, artifact=artifact)], now=T0 + 1)
-    art_id, operation = _raw(store, "SELECT artifact_id, artifact_operation FROM steps")[0]
-    assert operation == "function_invocation"
-    assert str(art_id).startswith("art_") and len(str(art_id)) == 16
-    record = store.reader().get_artifact(str(art_id))
-    assert record["output"] == {"x": 1} and record["step_id"] == "a"
-    # same run, step and attempt -> same id (a resumed attempt overwrites its record)
-    other = SQLiteStore(":memory:")
-    other.create_run(new_run(), now=T0)
-    other.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)], now=T0)
-    assert _raw(other, "SELECT artifact_id FROM steps")[0][0] == art_id
-    other.close()
-
-
-def test_artifact_without_operation_is_rejected(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    store.apply("run_1", lifecycle("a")[:3], now=T0)
-    with pytest.raises(StorageError, match="operation"):
-        store.apply("run_1", [ev("a", S.COMPLETED, artifact={"x": 1})], now=T0)
-    assert store.load_steps("run_1")[0].status is S.RUNNING
-
-
-def test_non_json_output_is_a_storage_error(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    store.apply("run_1", lifecycle("a")[:3], now=T0)
-    with pytest.raises(StorageError, match="JSON-compatible"):
-        store.apply("run_1", [ev("a", S.COMPLETED, cost={"x": object()})], now=T0)
-
-
-def test_loop_scope_is_stored(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    scope = (frame("outer", 0), frame("inner", 2))
-    store.apply("run_1", [ev("outer_iter_0_inner_iter_2_leaf", S.PENDING, block_id="leaf",
-                             scope=scope)], now=T0)
-    loops = store.reader().get_step("outer_iter_0_inner_iter_2_leaf").loop_containers
-    assert [(c.container_id, c.iteration) for c in loops] == [("outer", 0), ("inner", 2)]
-
-
-def test_file_ref_payload_round_trip(store: SQLiteStore) -> None:
-    ref = FileRef(id="file_" + "0" * 24, filename="a.txt", mime_type="text/plain")
-    store.create_run(new_run(), now=T0)
-    store.apply("run_1", lifecycle("a", outputs={"output-file-0": Payload.file(ref)}), now=T0)
-    assert store.load_steps("run_1")[0].outputs["output-file-0"] == Payload.file(ref)
-
-
-def test_large_run_outputs_come_back_inline(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    big = {"output-json-0": {"type": "json", "data": "y" * (PAYLOAD_INLINE_LIMIT + 1)}}
-    store.apply("run_1", [], RunUpdate(status=RunStatus.COMPLETED, outputs={"end": big}),
-                now=T0)
-    assert len(str(_raw(store, "SELECT outputs FROM runs")[0][0])) < 1000
-    assert store.reader().get_run("run_1").outputs == {"end": big}
-
-
-def test_awaiting_review_opens_a_review(store: SQLiteStore) -> None:
-    store.create_run(new_run(), now=T0)
-    proposed = {"output-json-0": Payload.json({"amount": 100})}
-    store.apply("run_1", lifecycle("gate")[:3] + [ev(
-        "gate", S.AWAITING_REVIEW, outputs=proposed, control={"review": {"why": "amount"}})],
-        now=T0)
-    [review] = store.reviews(run_id="run_1")
-    assert (review.step_id, review.block_id, review.status) == ("gate", "gate", "pending")
-    assert review.data == {"outputs": {"output-json-0": {"type": "json", "data": {"amount": 100}}},
-                           "review": {"why": "amount"}}
-    decided, changed = store.decide_review(review.id, approved=True, data={"amount": 90},
-                                           has_data=True, now=T0 + 5)
-    assert changed and decided.decision == "approved" and decided.decided_at == T0 + 5
-    assert store.review(review.id).decision_data == {"data": {"amount": 90}}
-    assert store.reviews(status="approved")[0].id == review.id
-    store.apply("run_1", [ev("gate", S.COMPLETED)], now=T0 + 6)
-    [legacy] = store.reader().list_legacy_steps("run_1")
-    assert legacy.requires_human_review and legacy.human_review_approved is True
-    assert legacy.human_reviewed_at is not None
-    with pytest.raises(NotFoundError):
-        store.review("rev_missing")
-
-
-def test_load_steps_carries_the_error_of_failed_steps(store: SQLiteStore) -> None:
+def test_load_steps_carries_the_error_of_failed_steps(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.QUEUED, retry_count=1,
                                                   error=error_info("flaky"))], now=T0)
@@ -361,7 +213,180 @@ def test_load_steps_carries_the_error_of_failed_steps(store: SQLiteStore) -> Non
     assert b.error is None          # retried, not failed
 
 
-def test_a_new_run_is_owned_and_alive(store: SQLiteStore) -> None:
+# ------------------------------------------------------------------ transitions
+
+
+@pytest.mark.parametrize("events", [
+    [ev("a", S.PENDING), ev("a", S.RUNNING)],                      # skips queued
+    [ev("a", S.PENDING), ev("a", S.PENDING)],                      # created twice
+    [ev("b", S.QUEUED)],                                           # never created
+    [ev("a", S.PENDING), ev("a", S.QUEUED), ev("a", S.RUNNING),
+     ev("a", S.COMPLETED), ev("a", S.RUNNING)],                    # leaves a terminal state
+])
+def test_illegal_transitions_write_nothing(store: Store, events: list[StepEvent]) -> None:
     store.create_run(new_run(), now=T0)
-    run = store.load_run("run_1")
-    assert run.heartbeat_at == T0 and run.owner_pid is not None
+    store.apply("run_1", [ev("x", S.PENDING)], now=T0)
+    with pytest.raises(IllegalTransition):
+        store.apply("run_1", [ev("x", S.QUEUED), *events], RunUpdate(status=RunStatus.RUNNING),
+                    now=T0 + 1)
+    assert [(s.step_id, s.status) for s in store.load_steps("run_1")] == [("x", S.PENDING)]
+    assert len(store.transitions("run_1")) == 1
+    assert store.load_run("run_1").status is RunStatus.PENDING
+    # the store is still usable and its view of the steps unchanged
+    store.apply("run_1", [ev("x", S.QUEUED)], now=T0 + 2)
+    assert store.load_steps("run_1")[0].status is S.QUEUED
+
+
+def test_illegal_move_of_a_persisted_step(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a"), now=T0)
+    with pytest.raises(IllegalTransition, match="state='completed'"):
+        store.apply("run_1", [ev("a", S.QUEUED)], now=T0 + 1)
+
+
+def test_concurrent_writers_on_one_store(store: Store) -> None:
+    """Threads applying batches to their own runs through one store lose nothing."""
+    for n in range(4):
+        store.create_run(new_run(f"run_{n}"), now=T0)
+
+    def write(run_id: str) -> None:
+        for i in range(25):
+            store.apply(run_id, lifecycle(f"s{i}", {"o": Payload.json(i)}), now=T0 + i)
+
+    threads = [threading.Thread(target=write, args=(f"run_{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n in range(4):
+        steps = store.load_steps(f"run_{n}")
+        assert [s.step_id for s in steps] == [f"s{i}" for i in range(25)]
+        assert {s.status for s in steps} == {S.COMPLETED}
+        assert len(store.transitions(f"run_{n}")) == 100
+
+
+# ------------------------------------------------------------------ payloads
+
+
+def test_sourced_inputs_resolve_to_the_producer_output(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    data = {"invoice": "INV-1", "lines": list(range(50))}
+    store.apply("run_1", lifecycle("a", outputs={"output-json-0": Payload.json(data)}), now=T0)
+    sourced = {"input-json-0": InputRecord(payload=Payload.json(data), source_step="a",
+                                           source_handle="output-json-0"),
+               "input-json-1": InputRecord(payload=Payload.json({"injected": True}))}
+    store.apply("run_1", lifecycle("b", inputs=sourced), now=T0 + 1)
+    assert _step(store, "b").inputs == {
+        "input-json-0": {"type": "json", "data": data},
+        "input-json-1": {"type": "json", "data": {"injected": True}}}
+    step = ReadAPI(store).get_step("b", run_id="run_1")
+    assert step.handle_inputs["input-json-0"].model_dump() == {"type": "json", "data": data}
+
+
+def test_large_payloads_come_back(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    big = {"text": "x" * (PAYLOAD_INLINE_LIMIT + 10)}
+    small = {"n": 1}
+    outputs = {"output-json-0": Payload.json(big), "output-json-1": Payload.json(small)}
+    store.apply("run_1", lifecycle("a", outputs=outputs, control={"big": big}), now=T0)
+    store.apply("run_1", lifecycle("b", inputs={
+        "input-json-0": InputRecord(payload=Payload.json(big), source_step="a",
+                                    source_handle="output-json-0"),
+        "input-json-1": InputRecord(payload=Payload.json(big))}), now=T0)
+    a = store.load_steps("run_1")[0]
+    assert a.outputs == outputs and a.control == {"big": big}
+    wire = {"type": "json", "data": big}
+    reader = ReadAPI(store)
+    assert reader.get_step("a").handle_outputs["output-json-0"].model_dump() == wire
+    b = reader.get_step("b")
+    assert b.handle_inputs["input-json-0"].model_dump() == wire
+    assert b.handle_inputs["input-json-1"].model_dump() == wire
+
+
+def test_file_payloads(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    ref = store.files.put_bytes(b"%PDF-1.4 hello", "invoice.pdf")
+    assert ref.mime_type == "application/pdf" and ref.id.startswith("file_")
+    assert store.files.put_bytes(b"%PDF-1.4 hello", "again.pdf").id == ref.id
+    store.apply("run_1", lifecycle("start", outputs={"output-file-0": Payload.file(ref)},
+                                   block_type="start_document"), now=T0)
+    [step] = store.load_steps("run_1")
+    assert step.outputs["output-file-0"].document == ref
+    document = step.outputs["output-file-0"].document or ref
+    assert store.files.read_bytes(document) == b"%PDF-1.4 hello"
+
+
+def test_artifacts_are_recorded_with_deterministic_ids(store_factory: StoreFactory) -> None:
+    store = store_factory()
+    store.create_run(new_run(), now=T0)
+    artifact = {"operation": "function_invocation", "output": {"x": 1}}
+    store.apply("run_1", lifecycle("a")[:3], now=T0)
+    store.apply("run_1", [ev("a", S.COMPLETED, artifact=artifact)], now=T0 + 1)
+    record = _step(store, "a")
+    art_id = str(record.artifact_id)
+    assert record.artifact_operation == "function_invocation"
+    assert art_id.startswith("art_") and len(art_id) == 16
+    found = ReadAPI(store).get_artifact(art_id)
+    assert found["output"] == {"x": 1} and found["step_id"] == "a"
+    assert store.read_artifact(art_id).record == artifact
+    with pytest.raises(NotFoundError, match="Artifact ids"):
+        store.read_artifact("art_missing")
+    # same run, step and attempt -> same id (a resumed attempt overwrites its record)
+    other = store_factory()
+    other.create_run(new_run(), now=T0)
+    other.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)], now=T0)
+    assert _step(other, "a").artifact_id == art_id
+
+
+def test_artifact_without_operation_is_rejected(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a")[:3], now=T0)
+    with pytest.raises(StorageError, match="operation"):
+        store.apply("run_1", [ev("a", S.COMPLETED, artifact={"x": 1})], now=T0)
+    assert store.load_steps("run_1")[0].status is S.RUNNING
+
+
+def test_non_json_output_is_a_storage_error(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a")[:3], now=T0)
+    with pytest.raises(StorageError, match="JSON-compatible"):
+        store.apply("run_1", [ev("a", S.COMPLETED, cost={"x": object()})], now=T0)
+    assert store.load_steps("run_1")[0].status is S.RUNNING
+    with pytest.raises(StorageError, match="JSON-compatible"):
+        store.create_run(new_run("run_2", inputs={"start": object()}), now=T0)
+
+
+def test_loop_scope_is_stored(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    scope = (frame("outer", 0), frame("inner", 2))
+    store.apply("run_1", [ev("outer_iter_0_inner_iter_2_leaf", S.PENDING, block_id="leaf",
+                             scope=scope)], now=T0)
+    loops = ReadAPI(store).get_step("outer_iter_0_inner_iter_2_leaf").loop_containers
+    assert [(c.container_id, c.iteration) for c in loops] == [("outer", 0), ("inner", 2)]
+
+
+def test_file_ref_payload_round_trip(store: Store) -> None:
+    ref = FileRef(id="file_" + "0" * 24, filename="a.txt", mime_type="text/plain")
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a", outputs={"output-file-0": Payload.file(ref)}), now=T0)
+    assert store.load_steps("run_1")[0].outputs["output-file-0"] == Payload.file(ref)
+
+
+def test_large_run_outputs_come_back_inline(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    big = {"output-json-0": {"type": "json", "data": "y" * (PAYLOAD_INLINE_LIMIT + 1)}}
+    store.apply("run_1", [], RunUpdate(status=RunStatus.COMPLETED, outputs={"end": big}),
+                now=T0)
+    assert ReadAPI(store).get_run("run_1").outputs == {"end": big}
+
+
+def test_records_are_copies(store: Store) -> None:
+    """Changing what a store returned changes nothing stored."""
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a", {"o": Payload.json({"n": [1]})}, control={"c": [1]}),
+                now=T0)
+    store.load_steps("run_1")[0].outputs["o"].data["n"].append(2)
+    store.read_step("a").outputs["o"]["data"]["n"].append(3)
+    store.load_run("run_1").inputs["start"]["a"] = 2
+    assert store.load_steps("run_1")[0].outputs["o"].data == {"n": [1]}
+    assert store.load_run("run_1").inputs == {"start": {"a": 1}}

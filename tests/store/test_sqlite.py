@@ -1,7 +1,9 @@
-"""SQLite specifics: WAL, durability modes, several processes, error messages."""
+"""SQLite specifics: WAL, durability modes, columns as stored, several processes on one
+file, error messages. What every store does is in the contract suite (``test_contract*``)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
@@ -12,15 +14,29 @@ from pathlib import Path
 
 import pytest
 
-from engine.contracts.errors import StorageError
-from engine.contracts.values import RunStatus
+from engine.contracts.errors import IllegalTransition, StorageError
+from engine.contracts.events import InputRecord, RunUpdate
+from engine.contracts.values import Payload, RunStatus
+from store.codec import PAYLOAD_INLINE_LIMIT
 from store.layout import SCHEMA_VERSION
 from store.sqlite import SQLiteStore
-from tests.store.helpers import T0, S, lifecycle, new_run, write_steps_in_process
+from tests.store.helpers import (
+    T0,
+    S,
+    error_info,
+    ev,
+    lifecycle,
+    new_run,
+    write_steps_in_process,
+)
+
+
+def _raw(store: SQLiteStore, sql: str, *params: object) -> list[tuple[object, ...]]:
+    return store.db.conn.execute(sql, params).fetchall()
 
 
 def test_wal_mode_and_busy_timeout(file_store: SQLiteStore) -> None:
-    conn = file_store._conn
+    conn = file_store.db.conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1   # NORMAL
@@ -32,19 +48,19 @@ def test_wal_mode_and_busy_timeout(file_store: SQLiteStore) -> None:
 
 def test_full_durability(tmp_path: Path) -> None:
     with SQLiteStore(tmp_path / "full.db", durability="full") as store:
-        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
+        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
     with pytest.raises(ValueError):
         SQLiteStore(tmp_path / "x.db", durability="sometimes")
 
 
 def test_schema_tables_and_indexes(file_store: SQLiteStore) -> None:
-    names = {r[0] for r in file_store._conn.execute("SELECT name FROM sqlite_master")}
+    names = {r[0] for r in file_store.db.conn.execute("SELECT name FROM sqlite_master")}
     assert {"runs", "steps", "transitions", "artifacts", "workflows", "reviews"} <= names
     assert {"ux_steps_step_run", "ix_steps_run_seq", "ix_runs_org_created"} <= names
-    kind = file_store._conn.execute(
+    kind = file_store.db.conn.execute(
         "SELECT type FROM sqlite_master WHERE name = 'transitions'").fetchone()[0]
     assert kind == "view"  # over steps.trail: a transition costs no row of its own
-    assert file_store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert file_store.db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_a_database_with_another_layout_is_refused(tmp_path: Path) -> None:
@@ -169,7 +185,7 @@ def test_a_definition_is_stored_once_and_heartbeats_leave_it_alone(tmp_path: Pat
         store.create_run(new_run("run_a", definition=big), now=T0)
         store.create_run(new_run("run_b", definition=big), now=T0)
         store.create_run(new_run("run_c", definition={"blocks": []}), now=T0)
-        conn = store._conn
+        conn = store.db.conn
         assert conn.execute("SELECT count(*) FROM definitions").fetchone()[0] == 2
         assert store.load_run("run_b").definition == big
         assert store.load_run("run_c").definition == {"blocks": []}
@@ -177,3 +193,173 @@ def test_a_definition_is_stored_once_and_heartbeats_leave_it_alone(tmp_path: Pat
         row_bytes = conn.execute("SELECT length(inputs) + length(metadata) + "
                                  "length(definition_id) FROM runs WHERE id = 'run_a'").fetchone()[0]
         assert row_bytes < 200
+
+
+# ------------------------------------------------------------------ columns as stored
+
+
+def test_run_update_columns(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", [], RunUpdate(status=RunStatus.RUNNING), now=T0 + 1)
+    file_store.apply("run_1", [ev("hil", S.PENDING)], RunUpdate(
+        status=RunStatus.AWAITING_REVIEW, waiting_for_block_ids=["hil"]), now=T0 + 2)
+    row = _raw(file_store, "SELECT status, started_at, waiting_for FROM runs")[0]
+    assert row == ("awaiting_review", T0 + 1, '["hil"]')
+    file_store.apply("run_1", [], RunUpdate(status=RunStatus.RUNNING), now=T0 + 3)
+    file_store.apply("run_1", [ev("hil", S.CANCELLED, reason="cancelled_by_user")], RunUpdate(
+        status=RunStatus.ERROR, failing_step_id="hil", error=error_info("bad"),
+        outputs={"end": {"x": 1}}), now=T0 + 4)
+    status, started, completed, failing, error, waiting, outputs = _raw(
+        file_store, "SELECT status, started_at, completed_at, failing_step_id, error, "
+        "waiting_for, outputs FROM runs")[0]
+    assert (status, started, completed, failing, waiting) == ("error", T0 + 1, T0 + 4, "hil", None)
+    assert json.loads(str(error))["details"]["block_id"] == "hil"
+    assert json.loads(str(outputs)) == {"end": {"x": 1}}
+    assert file_store.load_run("run_1").status is RunStatus.ERROR
+
+
+def test_full_lifecycle_columns(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    out = {"output-json-0": Payload.json({"total": 3})}
+    file_store.apply("run_1", lifecycle("a")[:3], now=T0)
+    file_store.apply("run_1", [ev("a", S.COMPLETED, outputs=out, model="gpt",
+                                  tokens={"total_tokens": 5},
+                                  cost={"total": 0.1, "currency": "USD"},
+                                  trace_spans=[{"name": "call"}])], now=T0 + 2)
+    [step] = file_store.load_steps("run_1")
+    assert step.status is S.COMPLETED
+    assert step.outputs == out
+    row = _raw(file_store, "SELECT created_at, queued_at, started_at, completed_at, duration_ms, "
+               "model, tokens FROM steps")[0]
+    assert row == (T0, T0, T0, T0 + 2, 2000, "gpt", '{"total_tokens":5}')
+    assert [t["status"] for t in file_store.transitions("run_1")] == [
+        "pending", "queued", "running", "completed"]
+
+
+def test_retry_columns_and_transition_numbers(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", lifecycle("a")[:3], now=T0)
+    file_store.apply("run_1", [ev("a", S.QUEUED, retry_count=1, error=error_info("timeout"))],
+                     now=T0 + 1)
+    file_store.apply("run_1", [ev("a", S.RUNNING, retry_count=1)], now=T0 + 2)
+    file_store.apply("run_1", [ev("a", S.COMPLETED, retry_count=1)], now=T0 + 3)
+    [step] = file_store.load_steps("run_1")
+    assert step.retry_count == 1
+    trail = file_store.transitions("run_1", "a")
+    assert [(t["status"], t["retry_count"]) for t in trail] == [
+        ("pending", 0), ("queued", 0), ("running", 0), ("queued", 1), ("running", 1),
+        ("completed", 1)]
+    assert trail[3]["detail"]["error"]["message"] == "timeout"
+    seqs = [r[0] for r in _raw(file_store, "SELECT seq FROM transitions ORDER BY seq")]
+    assert seqs == list(range(6))
+    assert trail[3]["detail"]["error"]["details"]["error_code"] == "FUNCTION_RAISED"
+    # first queue/start times are kept; duration spans every attempt
+    assert _raw(file_store, "SELECT queued_at, started_at, duration_ms FROM steps")[0] == (
+        T0, T0, 3000)
+
+
+def test_error_column(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.ERROR, error=error_info())], now=T0)
+    error = json.loads(str(_raw(file_store, "SELECT error FROM steps")[0][0]))
+    assert error == {
+        "message": "boom", "stage": "execution", "category": "permanent",
+        "details": {"stack_trace": None, "block_id": "a", "block_name": "A",
+                    "error_code": "FUNCTION_RAISED", "context": {"line": 3}},
+    }
+
+
+def test_status_map_is_reseeded_from_the_database(tmp_path: Path) -> None:
+    """A second store (another process) on the same file sees the persisted statuses."""
+    path = tmp_path / "shared.db"
+    with SQLiteStore(path) as first:
+        first.create_run(new_run(), now=T0)
+        first.apply("run_1", lifecycle("a")[:2], now=T0)
+    with SQLiteStore(path) as second:
+        with pytest.raises(IllegalTransition):
+            second.apply("run_1", [ev("a", S.COMPLETED)], now=T0 + 1)
+        second.apply("run_1", [ev("a", S.RUNNING)], now=T0 + 1)
+        assert second.load_steps("run_1")[0].status is S.RUNNING
+
+
+def test_stale_status_map_is_reloaded(tmp_path: Path) -> None:
+    """If another process moved a step, the store reloads and re-checks the move."""
+    path = tmp_path / "shared.db"
+    with SQLiteStore(path) as one, SQLiteStore(path) as two:
+        one.create_run(new_run(), now=T0)
+        one.apply("run_1", lifecycle("a")[:3], now=T0)
+        two.apply("run_1", [ev("a", S.AWAITING_REVIEW)], now=T0 + 1)   # two moves it
+        one.apply("run_1", [ev("a", S.COMPLETED)], now=T0 + 2)          # legal from both
+        with pytest.raises(IllegalTransition):
+            two.apply("run_1", [ev("a", S.CANCELLED)], now=T0 + 3)      # stale: completed
+        assert [t["status"] for t in one.transitions("run_1")][-2:] == [
+            "awaiting_review", "completed"]
+
+
+def test_sourced_inputs_are_stored_as_references(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    data = {"invoice": "INV-1", "lines": list(range(50))}
+    file_store.apply("run_1", lifecycle("a", outputs={"output-json-0": Payload.json(data)}), now=T0)
+    sourced = {"input-json-0": InputRecord(payload=Payload.json(data), source_step="a",
+                                           source_handle="output-json-0"),
+               "input-json-1": InputRecord(payload=Payload.json({"injected": True}))}
+    file_store.apply("run_1", lifecycle("b", inputs=sourced), now=T0 + 1)
+    raw = json.loads(str(_raw(file_store, "SELECT inputs FROM steps WHERE step_id = 'b'")[0][0]))
+    assert raw == {"input-json-0": {"ref": ["a", "output-json-0"]},
+                   "input-json-1": {"type": "json", "data": {"injected": True}}}
+    step = file_store.reader().get_step("b", run_id="run_1")
+    assert step.handle_inputs["input-json-0"].model_dump() == {"type": "json", "data": data}
+    assert step.handle_inputs["input-json-1"].model_dump() == {
+        "type": "json", "data": {"injected": True}}
+
+
+def test_large_payloads_go_to_blobs_and_come_back(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    big = {"text": "x" * (PAYLOAD_INLINE_LIMIT + 10)}
+    small = {"n": 1}
+    outputs = {"output-json-0": Payload.json(big), "output-json-1": Payload.json(small)}
+    file_store.apply("run_1", lifecycle("a", outputs=outputs), now=T0)
+    file_store.apply("run_1", lifecycle("b", inputs={
+        "input-json-0": InputRecord(payload=Payload.json(big), source_step="a",
+                                    source_handle="output-json-0"),
+        "input-json-1": InputRecord(payload=Payload.json(big))}), now=T0)
+    raw_out, raw_in = _raw(file_store, "SELECT outputs, inputs FROM steps ORDER BY seq")[0][0], \
+        _raw(file_store, "SELECT inputs FROM steps ORDER BY seq")[1][0]
+    stored = json.loads(str(raw_out))
+    assert set(stored["output-json-0"]) == {"blob"}
+    assert stored["output-json-1"] == {"type": "json", "data": small}
+    assert len(str(raw_out)) < 1000 and len(str(raw_in)) < 1000
+    assert file_store.load_steps("run_1")[0].outputs == outputs
+    reader = file_store.reader()
+    wire = {"type": "json", "data": big}
+    assert reader.get_step("a").handle_outputs["output-json-0"].model_dump() == wire
+    b = reader.get_step("b")
+    assert b.handle_inputs["input-json-0"].model_dump() == wire
+    assert b.handle_inputs["input-json-1"].model_dump() == wire
+
+
+def test_artifact_columns(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    artifact = {"operation": "function_invocation", "output": {"x": 1}}
+    file_store.apply("run_1", lifecycle("a")[:3], now=T0)
+    file_store.apply("run_1", [ev("a", S.COMPLETED, artifact=artifact)], now=T0 + 1)
+    art_id, operation = _raw(file_store, "SELECT artifact_id, artifact_operation FROM steps")[0]
+    assert operation == "function_invocation"
+    assert str(art_id).startswith("art_") and len(str(art_id)) == 16
+    record = file_store.reader().get_artifact(str(art_id))
+    assert record["output"] == {"x": 1} and record["step_id"] == "a"
+    # same run, step and attempt -> same id (a resumed attempt overwrites its record)
+    other = SQLiteStore(":memory:")
+    other.create_run(new_run(), now=T0)
+    other.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)], now=T0)
+    assert _raw(other, "SELECT artifact_id FROM steps")[0][0] == art_id
+    other.close()
+
+
+def test_large_run_outputs_go_to_a_blob(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    big = {"output-json-0": {"type": "json", "data": "y" * (PAYLOAD_INLINE_LIMIT + 1)}}
+    file_store.apply("run_1", [], RunUpdate(status=RunStatus.COMPLETED, outputs={"end": big}),
+                now=T0)
+    assert len(str(_raw(file_store, "SELECT outputs FROM runs")[0][0])) < 1000
+    assert file_store.reader().get_run("run_1").outputs == {"end": big}

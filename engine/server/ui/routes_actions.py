@@ -38,7 +38,7 @@ from engine.server.ui.review_view import (
 from engine.server.ui.routes_pages import review_response
 from engine.server.ui.run_view import LIVE_RUN_STATUSES
 from engine.server.ui.session import read_form, safe_next, set_session
-from store.outline import run_presence, steps_by_id
+from store.outline import outline_reads, run_presence, steps_by_id
 from store.search import RunFilters, search_runs
 
 router = APIRouter(include_in_schema=False)
@@ -161,7 +161,7 @@ async def resume(request: Request, run_id: str) -> Response:
         run = api.get_run(run_id)
         if run.lifecycle.status not in LIVE_RUN_STATUSES:
             return "already_ended" if run.lifecycle.status != "awaiting_review" else "resumed"
-        seen = run_presence(api, [run_id]).get(run_id)
+        seen = run_presence(outline_reads(api), [run_id]).get(run_id)
         if seen is not None and process_owns(seen.owner_pid, seen.heartbeat_at):
             return "owner_alive"
         return "resumed" if server.supervisor.drive(run_id) == "resumed" else "resume_pending"
@@ -194,7 +194,7 @@ async def rerun(request: Request, run_id: str) -> Response:
 
     def act() -> str | None:
         api = server.reader(viewer.organization_id)
-        found = steps_by_id(api, run_id, [from_step])
+        found = steps_by_id(outline_reads(api), run_id, [from_step])
         if not found or found[0].scope:  # only top-level steps can be rerun from
             return None
         started = time.time() - 1

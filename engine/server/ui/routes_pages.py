@@ -31,7 +31,7 @@ from engine.server.ui.step_view import (
     classifier_scores,
     extraction_fields,
 )
-from store.outline import run_presence, run_status
+from store.outline import outline_reads, run_presence, run_status
 
 router = APIRouter(include_in_schema=False)
 BLOCK_STEPS_PAGE = 50
@@ -69,7 +69,7 @@ def run_page(request: Request, run_id: str, block: str | None = None,
         return not_found(request, viewer, f"run {run_id}")
     workflow = ui_state(request).workflow(server, run.workflow_version_id, run_id)
     model = build_run_model(api, run, workflow)
-    presence = run_presence(api, [run_id]).get(run_id)
+    presence = run_presence(outline_reads(api), [run_id]).get(run_id)
     duration, lost = run_clock(run, presence)
     status = run.lifecycle.status
     context: dict[str, Any] = {
@@ -100,7 +100,7 @@ def iterations(request: Request, run_id: str, step: str,
         return viewer
     api = server_state(request).reader(viewer.organization_id)
     try:
-        status = run_status(api, run_id)
+        status = run_status(outline_reads(api), run_id)
         model = iterations_page(api, run_id, step, page=page_no,
                                 show=show if show in ("all", "failed", "open") else "all")
     except NotFoundError:

@@ -27,6 +27,7 @@ from store.outline import (
     block_tallies,
     iteration_steps,
     iteration_tallies,
+    outline_reads,
     step_transitions,
     steps_by_id,
 )
@@ -156,7 +157,7 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
         now: the clock (for live bars).
     """
     now = now or time.time()
-    blocks = summarize(workflow, block_tallies(api, run.id))
+    blocks = summarize(workflow, block_tallies(outline_reads(api), run.id))
     for block in blocks.values():
         if block.items is None:
             continue
@@ -165,9 +166,9 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
         elif block.status in TERMINAL | {"skipped"}:
             block.items.total = block.items.started
     top_ids = [b.block_id for b in blocks.values() if b.parent is None]
-    top = steps_by_id(api, run.id, top_ids)
+    top = steps_by_id(outline_reads(api), run.id, top_ids)
     span = _span(run, top, now)
-    trails = step_transitions(api, run.id, [s.step_id for s in top])
+    trails = step_transitions(outline_reads(api), run.id, [s.step_id for s in top])
     rows = []
     for step in top:
         segments, retries = _step_bar(step, span, trails.get(step.step_id, []), now)
@@ -235,11 +236,11 @@ def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int 
         NotFoundError: no such run visible to the API's organization.
     """
     now = now or time.time()
-    found = steps_by_id(api, run_id, [container_step_id])
+    found = steps_by_id(outline_reads(api), run_id, [container_step_id])
     if not found or found[0].block_type not in ("for_each", "while_loop"):
         return None
     container = found[0]
-    tallies = iteration_tallies(api, run_id, container_step_id)
+    tallies = iteration_tallies(outline_reads(api), run_id, container_step_id)
     statuses = {it: _iteration_status(counts) for it, counts in sorted(tallies.items())}
     failed = sum(1 for s in statuses.values() if s == "error")
     chosen_all = [it for it, s in statuses.items() if show == "all"
@@ -248,7 +249,7 @@ def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int 
     pages = max(1, -(-len(chosen_all) // ITERATIONS_PER_PAGE))
     page = max(0, min(page, pages - 1))
     chosen = chosen_all[page * ITERATIONS_PER_PAGE:(page + 1) * ITERATIONS_PER_PAGE]
-    members = iteration_steps(api, run_id, container_step_id, chosen)
+    members = iteration_steps(outline_reads(api), run_id, container_step_id, chosen)
     rows = [_iteration_row(it, statuses[it], members.get(it, [])) for it in chosen]
     every = [s for r in rows for s in r.steps]
     start = min((s.created_at for s in every), default=container.created_at)

@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.server.ui.run_view import run_clock
 from store.api import WorkflowRun
-from store.outline import RunCounts, run_counts, run_presence, workflow_choices
+from store.outline import RunCounts, outline_reads, run_counts, run_presence, workflow_choices
 from store.search import RUN_STATUSES, RunFilters, search_runs
 
 PAGE_SIZE = 50
@@ -118,8 +118,8 @@ def runs_page(api: Any, query: RunsQuery) -> RunsPage:
     page = search_runs(api, query.filters(), limit=PAGE_SIZE, after=query.after,
                        before=query.before)
     ids = [r.id for r in page.data]
-    counts = run_counts(api, ids)
-    presence = run_presence(api, ids)
+    counts = run_counts(outline_reads(api), ids)
+    presence = run_presence(outline_reads(api), ids)
     now = time.time()
     rows = []
     for run in page.data:
@@ -132,4 +132,4 @@ def runs_page(api: Any, query: RunsQuery) -> RunsPage:
                            waiting_since=waiting))
     meta = page.list_metadata
     return RunsPage(rows=rows, query=query, next_cursor=meta.after, prev_cursor=meta.before,
-                    workflows=workflow_choices(api))
+                    workflows=workflow_choices(outline_reads(api)))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.contracts.values import LoopFrame, step_id_for
-from store.outline import step_transitions
+from store.outline import outline_reads, step_transitions
 
 DOCUMENT_MIME_PREFIXES = ("application/pdf", "image/")
 
@@ -77,7 +77,7 @@ def build_step_model(api: Any, run_id: str, step_id: str) -> StepModel:
     """
     step = api.get_step(step_id, run_id=run_id)
     record = step.model_dump(mode="json")
-    trail = step_transitions(api, run_id, [step_id]).get(step_id, [])
+    trail = step_transitions(outline_reads(api), run_id, [step_id]).get(step_id, [])
     artifact = api.get_artifact(step.artifact.id) if step.artifact is not None else None
     frames = [LoopFrame(container_id=c.container_id, iteration=c.iteration)
               for c in step.loop_containers]

@@ -1,16 +1,21 @@
-"""Worker process of the ``function`` block: ``python -P -m blocks._function_worker``.
+"""Worker process of the ``function`` block: ``python -P -m blocks.function_worker``.
 
 Protocol: the parent writes one JSON request on stdin and reads one JSON response from
 stdout, then the worker exits. The parent owns the timeout (it kills the process group).
 
 Request: ``{block_id, code, entrypoint, input, input_schema, output_schema}``.
-Response: ``{ok: true, output, stdout}`` or ``{ok: false, kind, error_type, message,
-traceback, stdout}`` where ``kind`` is ``load | entrypoint | input | raised | output |
+Response: ``{ok: true, output, stdout, logs, sandbox}`` or ``{ok: false, kind, error_type,
+message, traceback, stdout, logs}`` where ``kind`` is ``load | entrypoint | input | raised | output |
 block_error`` (``block_error`` also carries ``category, code, context``: user code raised a
 stepwell ``BlockError`` such as ``TransientError``).
 
-User code runs with ``sys.stdout`` captured (returned as ``stdout``) and file descriptor 1
-pointed at stderr, so nothing it prints can corrupt the protocol. ``from models import
+The worker first applies the sandbox plan it was started with (:mod:`blocks.confine`;
+none on a personal machine) and reports the layers applied as ``sandbox``. User code
+runs with ``sys.stdout`` captured (its last 64 KiB are returned as ``stdout``) and file
+descriptor 1 pointed at stderr, so nothing it prints can corrupt the protocol. What it
+prints, writes to ``sys.stderr`` and logs (``logging`` at ``INFO`` and above) also comes
+back line by line as ``logs`` (:class:`~engine.contracts.logs.LogEntry` dicts, bounded),
+for the step's log. ``from models import
 Input, Output`` works through a lazy in-memory module: pydantic is imported, and the models
 are generated, only when the code (or a JSON-object input) needs them. This module is
 also imported by the parent for in-process (``python:``) functions, so it keeps its
@@ -211,7 +216,7 @@ def models_module(input_schema: Any, output_schema: Any) -> types.ModuleType:
         "Output": lambda: build_model("Output", output_schema),
     }
 
-    def __getattr__(name: str) -> type:  # noqa: N807 - PEP 562 module hook
+    def __getattr__(name: str) -> type:
         if name not in builders:
             raise AttributeError(f"module 'models' has no {name!r}; it provides Input, Output")
         value = builders[name]()
@@ -312,19 +317,56 @@ def handle(request: Mapping[str, Any]) -> dict[str, Any]:
         return _failure(stage, exc, filename)
 
 
+class TailWriter(io.StringIO):
+    """A text stream that keeps only its last ``limit`` characters (printing is bounded)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.parts: list[str] = []
+        self.size = 0
+
+    def write(self, text: str) -> int:
+        """Keep ``text``, dropping the oldest output beyond twice the limit."""
+        self.parts.append(text)
+        self.size += len(text)
+        if self.size > 2 * self.limit:
+            kept = "".join(self.parts)[-self.limit:]
+            self.parts, self.size = [kept], len(kept)
+        return len(text)
+
+    def getvalue(self) -> str:
+        """The last ``limit`` characters written."""
+        return "".join(self.parts)[-self.limit:]
+
+
 def main() -> None:
-    """Read the request, run it with stdout captured, write the response."""
+    """Confine (when started with a sandbox plan), read the request, run it with stdout
+    captured, write the response."""
+    import logging
+
+    from blocks.confine import apply_from_argv
+    from blocks.log_capture import RoutingHandler, TeeStream
+    from engine.contracts.logs import LogStream, StepLog
+
+    layers = apply_from_argv(sys.argv)
     protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # stray writes to fd 1 land in stderr, never in the protocol
     sys.path.append(os.getcwd())  # user helpers importable, after stdlib and stepwell
     request = json.load(sys.stdin)
-    captured = io.StringIO()
-    sys.stdout = captured
+    log, captured = StepLog(), TailWriter(STDOUT_LIMIT)
+    sys.stdout = TeeStream(LogStream.STDOUT, log, captured)  # type: ignore[assignment]
+    sys.stderr = TeeStream(LogStream.STDERR, log, sys.__stderr__)  # type: ignore[assignment]
+    root = logging.getLogger()
+    root.addHandler(RoutingHandler(log))
+    root.setLevel(logging.INFO)
     try:
         response = handle(request)
     finally:
-        sys.stdout = sys.__stdout__
-    response["stdout"] = captured.getvalue()[-STDOUT_LIMIT:]
+        sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+    response["stdout"] = captured.getvalue()
+    response["logs"] = [entry.to_dict() for entry in log.entries()]
+    response["sandbox"] = layers
     try:
         text = json.dumps(response, allow_nan=False)
     except ValueError as exc:
@@ -336,6 +378,7 @@ def main() -> None:
                 "message": f"the return value is not valid JSON: {exc}",
                 "traceback": "",
                 "stdout": response.get("stdout", ""),
+                "logs": response.get("logs", []),
             }
         )
     protocol.write(text)

@@ -1,0 +1,141 @@
+"""Bounds on what callers hand to stepwell: JSON values, JSON text, and printable text.
+
+Every value that enters a run (HTTP ``json_inputs`` and metadata, CLI ``--input``, Python
+``inputs``, review data) is checked with :func:`check_json` before anything is written:
+
+* nesting deeper than :data:`MAX_JSON_DEPTH` (64) levels is refused: deeper values crash
+  recursive encoders and readers long after they were stored;
+* ``NaN`` and ``Infinity`` are refused: JSON has no spelling for them (they would be
+  stored as ``null`` or break strict readers);
+* only JSON types are accepted (dict with string keys, list/tuple, str, int, float, bool,
+  None).
+
+The walk is iterative, so a hostile value cannot exhaust the interpreter's stack while
+being checked. :func:`loads_json` parses text under the same rules (``NaN`` literals are
+refused by the parser itself).
+
+:func:`clean_text` and :func:`clean_mime` strip what must never reach a terminal or the
+database from names, filenames and MIME types: control characters (C0, DEL, C1) and the
+Unicode bidirectional overrides that reorder what a terminal shows.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from engine.contracts.errors import InputError
+
+#: Deepest nesting accepted in a JSON value (a scalar is depth 0, ``[1]`` is depth 1).
+MAX_JSON_DEPTH = 64
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
+
+
+def json_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """What makes ``value`` unacceptable as bounded JSON, or None when it is fine.
+
+    Args:
+        value: a decoded JSON value.
+        max_depth: the deepest nesting allowed.
+
+    Returns:
+        A short description with the path of the first problem (``a.b.0: NaN``), or None.
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= max_depth:
+                return f"{_short(path)}: nested deeper than {max_depth} levels"
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(item, dict) and not isinstance(key, str):
+                    return f"{path or '<root>'}: key {key!r} is not a string"
+                stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return f"{path or '<root>'}: {item!r} is not a JSON number"
+        elif not (item is None or isinstance(item, str | int | bool)):
+            return f"{path or '<root>'}: a {type(item).__name__} is not a JSON value"
+    return None
+
+
+def _short(path: str) -> str:
+    if not path:
+        return "<root>"
+    return path if len(path) <= 48 else f"{path[:20]}...{path[-24:]}"
+
+
+def check_json(value: Any, *, what: str = "input", max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Refuse ``value`` unless it is bounded JSON (see the module docstring).
+
+    Args:
+        value: the decoded value.
+        what: how to name it in the message (``json_inputs.invoice``, ``review data``).
+        max_depth: the deepest nesting allowed.
+
+    Raises:
+        InputError: the value is too deep, holds NaN/Infinity or a non-JSON type.
+    """
+    problem = json_problem(value, max_depth=max_depth)
+    if problem is not None:
+        raise InputError(
+            f"{what} is not acceptable JSON ({problem}). Send plain JSON nested at most "
+            f"{max_depth} levels, with finite numbers only.")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_json(text: str | bytes, *, what: str = "input",
+               max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """Parse JSON text and check it with :func:`check_json`.
+
+    Args:
+        text: the JSON document.
+        what: how to name it in messages.
+        max_depth: the deepest nesting allowed.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        InputError: not JSON, ``NaN``/``Infinity`` literals, or too deep.
+    """
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InputError(f"{what} is nested too deeply to read; send at most {max_depth} "
+                         "levels.") from None
+    except ValueError as exc:
+        raise InputError(f"{what} is not valid JSON ({exc}). Fix it and send it again.") from None
+    check_json(value, what=what, max_depth=max_depth)
+    return value
+
+
+def clean_text(text: str, *, limit: int | None = None) -> str:
+    """``text`` without control characters and bidi overrides, cut to ``limit`` characters.
+
+    Args:
+        text: a name, filename, label or message that will be printed or stored.
+        limit: the longest result kept (None: no limit).
+
+    Returns:
+        The cleaned text (tabs and newlines are removed too: names are one line).
+    """
+    cleaned = _CONTROL.sub("", text)
+    return cleaned if limit is None else cleaned[:limit]
+
+
+def clean_mime(mime: str | None) -> str | None:
+    """A MIME type as ``type/subtype`` (parameters dropped, lower case), or None when
+    ``mime`` is missing or is not a well-formed type (CRLF, spaces, no slash...)."""
+    if not mime:
+        return None
+    essence = mime.split(";", 1)[0].strip().lower()
+    return essence if _MIME.match(essence) else None

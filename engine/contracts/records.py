@@ -1,0 +1,125 @@
+"""Records the review and workflow stores hand back: reviews, their versions, workflows.
+
+Every store implementation returns these same values, so the engine, the CLI and the
+HTTP server never see how a store keeps them. Ids are derived from content where the
+contract says so (:func:`review_id_for`, :func:`version_id_for`): two stores given the
+same history agree on every id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+def review_id_for(run_id: str, step_id: str) -> str:
+    """The review id of ``step_id`` in ``run_id``: ``rev_`` and 20 hex of sha256.
+
+    A step waits on at most one review per run, so opening it twice is harmless.
+    """
+    return "rev_" + hashlib.sha256(f"{run_id}\0{step_id}".encode()).hexdigest()[:20]
+
+
+def version_id_for(review_id: str, parent_id: str | None, snapshot: Any) -> str:
+    """The content-addressed id of a review version (``rvv_`` and 20 hex of sha256)."""
+    body = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), default=str)
+    raw = f"{review_id}\0{parent_id or ''}\0{body}".encode()
+    return "rvv_" + hashlib.sha256(raw).hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Review:
+    """A human review a step waits on, and its decision once made.
+
+    Attributes:
+        status: ``pending``, ``approved`` or ``rejected``.
+        data: what the reviewer decides on: ``{"outputs": {...}, "review": ...}``.
+        decision: ``approved`` / ``rejected``, None while pending.
+        decision_data: ``{"data": ...}`` when the approval carried corrected data.
+        reason: the note given with the decision.
+    """
+
+    id: str
+    run_id: str
+    step_id: str
+    block_id: str
+    status: str
+    data: Any
+    decision: str | None
+    decision_data: Any
+    reason: str | None
+    created_at: float
+    decided_at: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form for ``--json`` and HTTP."""
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReviewVersion:
+    """One version of a review (``parent_id`` None for the block's proposal)."""
+
+    id: str
+    review_id: str
+    parent_id: str | None
+    snapshot: dict[str, Any]
+    note: str | None
+    author_id: str
+    author_kind: str
+    created_at: float
+
+
+def proposal(review_id: str, snapshot: dict[str, Any], created_at: float,
+             block_id: str) -> ReviewVersion:
+    """The first version of a review: what the block proposed (never stored)."""
+    return ReviewVersion(id=version_id_for(review_id, None, snapshot), review_id=review_id,
+                         parent_id=None, snapshot=snapshot, note=None, author_id=block_id,
+                         author_kind="model", created_at=created_at)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegisteredWorkflow:
+    """A workflow of the registry, with its current version.
+
+    Attributes:
+        id: the workflow id (``wf_...``).
+        name: ``metadata.name`` of the current version.
+        description: ``metadata.description`` of the current version.
+        version_id: the current version's digest.
+        definition: the current definition (:meth:`Workflow.to_dict` form).
+        yaml: the YAML text it was applied from.
+        organization_id: the owner.
+        created_at / updated_at: epoch seconds of the first and the latest apply.
+    """
+
+    id: str
+    name: str
+    description: str
+    version_id: str
+    definition: dict[str, Any]
+    yaml: str
+    organization_id: str
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowVersion:
+    """One version of a registered workflow."""
+
+    workflow_id: str
+    id: str
+    definition: dict[str, Any]
+    yaml: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyOutcome:
+    """What applying a workflow did: ``create``, ``update`` or ``noop``."""
+
+    workflow: RegisteredWorkflow
+    action: str

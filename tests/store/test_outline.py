@@ -13,10 +13,10 @@ from tests.ui.conftest import seeded_db  # noqa: F401  (the fixture)
 from tests.ui.workflows import Seeded
 
 
-def test_counts_tallies_and_iterations(seeded_db: tuple[Path, Seeded]) -> None:
+def test_counts_tallies_and_iterations(seeded_db: tuple[Path, Seeded]) -> None:  # noqa: F811
     db, runs = seeded_db
     with Client(db) as client:
-        api = client.api
+        api = outline.outline_reads(client.api)
         tallies = {(t.block_id, t.status): t for t in outline.block_tallies(api, runs.items)}
         assert tallies[("check", "completed")].count == 26
         assert tallies[("check", "error")].count == 4
@@ -48,10 +48,10 @@ def test_counts_tallies_and_iterations(seeded_db: tuple[Path, Seeded]) -> None:
         assert {"Item checks", "Invoice PDF"} <= names
 
 
-def test_another_organization_sees_nothing(seeded_db: tuple[Path, Seeded]) -> None:
+def test_another_organization_sees_nothing(seeded_db: tuple[Path, Seeded]) -> None:  # noqa: F811
     db, runs = seeded_db
     with Client(db, organization_id="org_b") as client:
-        api = client.api
+        api = outline.outline_reads(client.api)
         for call in (outline.block_tallies, outline.step_outline, outline.check_run):
             with pytest.raises(NotFoundError):
                 call(api, runs.items)

@@ -72,7 +72,7 @@ def serve(db: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     environ = {k: v for k, v in os.environ.items() if k != "STEPWELL_API_KEYS"}
     environ.update(env or {})
     environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--db", str(db), "--port", str(port),
          "--log-level", "warning"], cwd=ROOT, env=environ, stdout=log, stderr=log,

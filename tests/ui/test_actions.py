@@ -149,7 +149,7 @@ def test_cancel_a_waiting_run(local: tuple[TestClient, Seeded]) -> None:
     assert response.headers["location"] == f"/runs/{runs.review}?notice=cancelled"
     after = client.get(response.headers["location"]).text
     assert "The run was cancelled." in after and "cancelled from the web UI" in after
-    assert 'action="/runs/%s/cancel"' % runs.review not in after
+    assert f'action="/runs/{runs.review}/cancel"' not in after
     again = client.post(f"/runs/{runs.review}/cancel", data={"csrf_token": csrf_of(page)},
                         follow_redirects=False)
     assert again.headers["location"].endswith("notice=already_ended")
@@ -165,7 +165,7 @@ def test_resume_a_run_whose_process_is_gone(local: tuple[TestClient, Seeded]) ->
         workflow_digest=wf.digest(), definition=wf.to_dict(),
         inputs={"batch": {"items": [{"value": 1}, {"value": 2}]}}), now=time.time())
     page = client.get(f"/runs/{run_id}").text
-    assert 'action="/runs/%s/resume"' % run_id not in page  # this process owns it
+    assert f'action="/runs/{run_id}/resume"' not in page  # this process owns it
     refused = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(page)},
                           follow_redirects=False)
     assert refused.headers["location"].endswith("notice=owner_alive")
@@ -173,7 +173,7 @@ def test_resume_a_run_whose_process_is_gone(local: tuple[TestClient, Seeded]) ->
         conn.execute("UPDATE runs SET owner_pid = 2147483646, heartbeat_at = 1 WHERE id = ?",
                      (run_id,))
     lost = client.get(f"/runs/{run_id}").text
-    assert "owner lost" in lost and 'action="/runs/%s/resume"' % run_id in lost
+    assert "owner lost" in lost and f'action="/runs/{run_id}/resume"' in lost
     assert "owner lost" in client.get("/").text
     resumed = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(lost)},
                           follow_redirects=False)

@@ -91,7 +91,7 @@ def test_approve_a_review_and_see_the_run_continue(chromium: str,
         state = page.locator(".review-state")
         expect(state).to_contain_text("approved")
         # the run finishes in the server; the live region follows without a reload
-        expect(state.locator("a[href='/runs/%s'] + .badge" % runs.review)).to_contain_text(
+        expect(state.locator(f"a[href='/runs/{runs.review}'] + .badge")).to_contain_text(
             "completed", timeout=30_000)
         page.goto(f"{url}/runs/{runs.review}")
         expect(page.locator("table.blocks tr", has_text="Book invoice")).to_contain_text(

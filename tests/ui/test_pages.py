@@ -50,7 +50,7 @@ def test_run_page_statuses_skip_reason_items_and_graph(local: tuple[TestClient, 
     assert "branch_not_selected: size.output-json-else" in page  # why Small batch skipped
     assert "26/30 items, 4 failed" in page
     assert re.search(r"item \d+ is not allowed \(3 mod 7\)", page)
-    graph = json.loads(re.search(r'id="graph-data">(.*?)</script>', page, re.S).group(1))
+    graph = json.loads(re.search(r'id="graph-data">(.*?)</script>', page, re.DOTALL).group(1))
     nodes = {n["id"]: n for n in graph["nodes"]}
     assert nodes["each"]["container"] and nodes["check"]["parent"] == "each"
     assert nodes["small_batch"]["status"] == "skipped" and nodes["check"]["status"] == "error"
@@ -58,8 +58,8 @@ def test_run_page_statuses_skip_reason_items_and_graph(local: tuple[TestClient, 
     edges = {(e["source"], e["source_end"], e["target"], e["target_end"]) for e in graph["edges"]}
     assert ("batch", "", "each", "start") in edges and ("each", "end", "total", "") in edges
     assert ("check", "", "each", "end") in edges  # generated exit edge, drawn dotted
-    assert 'action="/runs/%s/rerun"' % runs.items in page
-    assert 'action="/runs/%s/cancel"' % runs.items not in page  # it ended
+    assert f'action="/runs/{runs.items}/rerun"' in page
+    assert f'action="/runs/{runs.items}/cancel"' not in page  # it ended
 
 
 def test_block_selection_lists_its_steps(local: tuple[TestClient, Seeded]) -> None:
@@ -125,7 +125,7 @@ def test_review_pages(local: tuple[TestClient, Seeded]) -> None:
     page = client.get(f"/reviews/{review_id}").text
     assert 'name="field.total_amount" value="2125.0"' in page
     assert "likelihood 0.85" in page and "Why a review" in page
-    assert re.search(r"/runs/%s/steps/read_invoice/files/file_\w+/pages/1\.png" % runs.review,
+    assert re.search(rf"/runs/{runs.review}/steps/read_invoice/files/file_\w+/pages/1\.png",
                      page)
     assert client.get("/reviews", params={"show": "decided"}).text.count("/reviews/rev_") == 0
 

@@ -19,7 +19,12 @@ from typing import Any
 from blocks.conditions import lookup
 from engine.contracts.errors import StepwellError
 from engine.durable import process_owns
-from engine.server.ui.blocks_view import BlockSummary, ItemProgress, graph_json, summarize
+from engine.server.ui.blocks_view import (
+    BlockSummary,
+    ItemProgress,
+    graph_json,
+    summarize,
+)
 from store.api import WorkflowRun
 from store.outline import (
     OutlineStep,
@@ -141,6 +146,22 @@ class RunModel:
     graph: dict[str, Any]
     timeline: list[TimelineRow]
     span: Span
+
+
+def _item_total(api: Any, run_id: str, block: BlockSummary, workflow: Any) -> int | None:
+    """The item count of a running top-level for_each over an array, from its input."""
+    definition = workflow.block(block.block_id)
+    config = definition.config if definition is not None else {}
+    if block.type != "for_each" or block.parent is not None or \
+            config.get("map_method", "iterate_array") != "iterate_array":
+        return None
+    try:
+        step = api.get_step(block.block_id, run_id=run_id)
+        payload = step.handle_inputs.get("fe-left-in")
+        found = lookup(getattr(payload, "data", None), config.get("map_source_path") or "")
+    except (StepwellError, ValueError):  # ValueError: a path the loop itself refuses
+        return None
+    return len(found) if isinstance(found, list) else None
 
 
 def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None = None

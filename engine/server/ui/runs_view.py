@@ -15,7 +15,13 @@ from typing import Any
 
 from engine.server.ui.run_view import run_clock
 from store.api import WorkflowRun
-from store.outline import RunCounts, outline_reads, run_counts, run_presence, workflow_choices
+from store.outline import (
+    RunCounts,
+    outline_reads,
+    run_counts,
+    run_presence,
+    workflow_choices,
+)
 from store.search import RUN_STATUSES, RunFilters, search_runs
 
 PAGE_SIZE = 50

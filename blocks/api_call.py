@@ -32,7 +32,8 @@ Secrets never reach the database: ``Authorization``, ``Cookie``, ``Set-Cookie``,
 ``X-Api-Key``, ``Proxy-Authorization`` and every header whose value came from ``${...}``
 are ``[REDACTED]``; the recorded URL is the template (placeholders unexpanded);
 substituted values are scrubbed from the output, recorded bodies, headers, redirects
-and error messages.
+and error messages. Each attempt also writes a request/response summary of that scrubbed
+record to the step's log (:mod:`blocks.http_log`; ``stepwell steps logs``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from blocks.base import BlockType, StrictConfig
 from blocks.control import schema_diagnostics, schema_errors, who
 from blocks.egress import EgressRefused, ResponseTooLarge, send
 from blocks.function import Mounts
+from blocks.http_log import log_attempt
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import (
     BlockError,
@@ -282,6 +284,8 @@ class ApiCall(BlockType):
             if not exc.retryable:
                 self._history.pop((ctx.run_id, ctx.step_id), None)
             raise
+        finally:
+            log_attempt(ctx.log, request.scrub_value(attempt))
         self._history.pop((ctx.run_id, ctx.step_id), None)
         artifact = {"operation": self.operation, "attempts": request.scrub_value(history),
                     "error": None}

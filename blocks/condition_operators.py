@@ -11,14 +11,22 @@ Rules:
   coercion.
 * Ordering operators compare numbers only; anything else does not match and the
   outcome says why. Applying an operator never raises on odd data.
+* Length operators (``length_equal_to``, ``length_greater_than``, ``length_less_than``)
+  count the elements of an array, the characters of a string or the keys of an object;
+  their ``value`` is a non-negative integer.
+* Date operators (``is_after``, ``is_before`` and their ``_or_equal_to`` forms) compare
+  ISO 8601 dates and date-times, see :mod:`blocks.condition_dates`.
+* ``does_not_exist`` (Retab's spelling) is ``not_exists``.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from blocks.condition_dates import DATE_OPERATORS, compare_dates, date_value_problem
 from blocks.condition_paths import MISSING, json_type
 
 #: canonical name -> every accepted spelling.
@@ -35,17 +43,25 @@ OPERATOR_SPELLINGS: dict[str, tuple[str, ...]] = {
     "ends_with": ("ends_with",),
     "matches_regex": ("matches_regex",),
     "exists": ("exists",),
-    "not_exists": ("not_exists",),
+    "not_exists": ("not_exists", "does_not_exist"),
     "is_empty": ("is_empty",),
     "is_not_empty": ("is_not_empty",),
     "is_true": ("is_true",),
     "is_false": ("is_false",),
     "in": ("in",),
     "not_in": ("not_in",),
+    "length_equal_to": ("length_equal_to",),
+    "length_greater_than": ("length_greater_than",),
+    "length_less_than": ("length_less_than",),
+    "is_after": ("is_after",),
+    "is_before": ("is_before",),
+    "is_after_or_equal_to": ("is_after_or_equal_to",),
+    "is_before_or_equal_to": ("is_before_or_equal_to",),
 }
 _CANONICAL = {s: name for name, spellings in OPERATOR_SPELLINGS.items() for s in spellings}
 _NUMERIC = frozenset({"greater_than", "greater_than_or_equal", "less_than", "less_than_or_equal"})
 _STRING_VALUE = frozenset({"starts_with", "ends_with", "matches_regex"})
+_LENGTH = frozenset({"length_equal_to", "length_greater_than", "length_less_than"})
 
 # An operator returns (matched, reason); reason explains a non-match caused by types.
 Outcome = tuple[bool, str | None]
@@ -61,7 +77,17 @@ def canonical_operator(name: str) -> str:
         return _CANONICAL[name]
     except KeyError:
         valid = ", ".join(sorted(_CANONICAL))
-        raise ValueError(f"unknown operator {name!r}; valid operators: {valid}") from None
+        close = suggest_operator(name)
+        hint = f" Did you mean {close!r}?" if close else ""
+        raise ValueError(f"unknown operator {name!r}.{hint} Valid operators: {valid}") from None
+
+
+def suggest_operator(name: Any) -> str | None:
+    """The accepted spelling closest to an unknown operator, or None when none is close."""
+    if not isinstance(name, str):
+        return None
+    close = difflib.get_close_matches(name, list(_CANONICAL), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def json_equal(a: Any, b: Any) -> bool:
@@ -132,6 +158,21 @@ def _string_op(op: str, actual: Any, expected: Any) -> Outcome:
         return False, f"invalid regular expression {expected!r}: {exc}"
 
 
+def _length(op: str, actual: Any, expected: Any) -> Outcome:
+    if not isinstance(actual, str | list | Mapping):
+        return False, f"{op} needs an array, a string or an object, found {json_type(actual)}"
+    if not _is_count(expected):
+        return False, f"{op} needs a non-negative integer as value, got {json_type(expected)}"
+    size = len(actual)
+    checks = {"length_equal_to": size == expected, "length_greater_than": size > expected,
+              "length_less_than": size < expected}
+    return checks[op], None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _is_empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list | Mapping) and len(value) == 0)
 
@@ -165,6 +206,10 @@ def apply_operator(operator: str, actual: Any, expected: Any = None) -> Outcome:
         return _compare(op, actual, expected)
     if op in _STRING_VALUE:
         return _string_op(op, actual, expected)
+    if op in _LENGTH:
+        return _length(op, actual, expected)
+    if op in DATE_OPERATORS:
+        return compare_dates(op, actual, expected)
     simple: dict[str, Callable[[], Outcome]] = {
         "equals": lambda: (json_equal(actual, expected), None),
         "not_equals": lambda: (not json_equal(actual, expected), None),
@@ -203,4 +248,8 @@ def value_problem(op: str, value: Any) -> str | None:
         return f"operator {op!r} needs an array as value, got {json_type(value)}"
     if op in ("contains", "not_contains") and value is None:
         return f"operator {op!r} needs a value"
+    if op in _LENGTH and not _is_count(value):
+        return f"operator {op!r} needs a non-negative integer as value, got {json_type(value)}"
+    if op in DATE_OPERATORS:
+        return date_value_problem(op, value)
     return None

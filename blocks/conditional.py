@@ -5,6 +5,12 @@ branch whose condition matches (or to ``output-json-else`` when ``has_else``) an
 nothing else (the unfired handles carry the reason ``branch_not_selected`` downstream).
 Conditions are parsed and evaluated by :mod:`blocks.conditions`; every evaluation is
 recorded in the step's ``conditional_evaluation`` artifact.
+
+Branches are written in Retab's documented form (``{branch_name, logical_operator,
+sub_conditions: [{path, operator, value}]}``) or in stepwell's (``{id, name, handle_key?,
+condition}``); :mod:`blocks.condition_forms` turns the first into the second when the
+config is parsed, and :meth:`Conditional.check` refuses a config that mixes them.
+``has_else`` defaults to true, as Retab documents it.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 from blocks.base import BlockType, StrictConfig
+from blocks.condition_forms import (
+    RETAB_BRANCH_KEYS,
+    STEPWELL_BRANCH_KEYS,
+    branch_form,
+    normalise_branch,
+)
 from blocks.conditions import evaluate, validate_condition_group
 from blocks.control import parse_group, require_json
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
@@ -46,7 +58,20 @@ class ConditionalConfig(StrictConfig):
     conditions: list[Branch] = Field(
         default_factory=list, validation_alias=AliasChoices("conditions", "branches")
     )
-    has_else: bool = False
+    has_else: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retab_form(cls, raw: Any) -> Any:
+        # Retab-form branches become stepwell-form ones; a mixed branch keeps the keys of
+        # its main form so that check() reports the mix rather than unknown fields.
+        if not isinstance(raw, Mapping):
+            return raw
+        raw = dict(raw)
+        for key in ("conditions", "branches"):
+            if isinstance(raw.get(key), list):
+                raw[key] = [_normalised(branch, i) for i, branch in enumerate(raw[key])]
+        return raw
 
     def resolved(self) -> list[tuple[str, str, str, dict[str, Any]]]:
         """``[(id, name, handle_key, raw condition)]`` with defaults filled in."""
@@ -56,6 +81,73 @@ class ConditionalConfig(StrictConfig):
             name = b.name or ident
             out.append((ident, name, b.handle_key or slugify(name), b.condition))
         return out
+
+
+def _normalised(branch: Any, index: int) -> Any:
+    form = branch_form(branch)
+    if form == "mixed":
+        retab, own = _keys_by_form(branch)
+        drop = STEPWELL_BRANCH_KEYS if len(retab) > len(own) else RETAB_BRANCH_KEYS
+        branch = {k: v for k, v in branch.items() if k not in drop}
+        form = branch_form(branch)
+    if form == "retab":
+        extra = {k: v for k, v in branch.items() if k not in RETAB_BRANCH_KEYS
+                 and k not in ("id", "handle_key")}
+        return {**normalise_branch(branch, index), **extra}
+    return branch
+
+
+def _keys_by_form(branch: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    return ([k for k in branch if k in RETAB_BRANCH_KEYS],
+            [k for k in branch if k in STEPWELL_BRANCH_KEYS])
+
+
+# The key that shows a branch's form, best first; and how messages name the forms.
+_MARKS = {"stepwell": ("condition", "name"),
+          "retab": ("sub_conditions", "branch_name", "logical_operator")}
+_FORM_NAMES = {"retab": "Retab's", "stepwell": "stepwell's"}
+
+
+def form_problems(raw_branches: Any, where: str, owner: str) -> list[Diagnostic]:
+    """``CONDITION_FORMS_MIXED`` for branches that mix Retab's form and stepwell's.
+
+    Args:
+        raw_branches: ``config.conditions`` as written.
+        where: YAML path of that list.
+        owner: how the message names the block.
+
+    Returns:
+        One diagnostic per branch that mixes the two forms within itself, or uses the
+        other form than the first branch does.
+    """
+    if not isinstance(raw_branches, list):
+        return []
+    problems: list[Diagnostic] = []
+    first: str | None = None
+    fix = ("write every branch in one form: Retab's {branch_name, logical_operator, "
+           "sub_conditions: [{path, operator, value}]} or stepwell's {id, name, handle_key, "
+           "condition: {logical_operator, sub_conditions}}")
+    for i, branch in enumerate(raw_branches):
+        form = branch_form(branch)
+        if form == "mixed":
+            retab, own = _keys_by_form(branch)
+            odd = own if len(retab) > len(own) else retab
+            problems.append(Diagnostic(
+                code="CONDITION_FORMS_MIXED", path=f"{where}[{i}].{odd[0]}", fix=fix,
+                message=f"{owner}: branch {i} mixes Retab's form ({', '.join(retab)}) with "
+                f"stepwell's ({', '.join(own)}); {odd[0]!r} does not belong with the rest"))
+            continue
+        if form not in ("retab", "stepwell"):
+            continue
+        if first is None:
+            first = form
+        elif form != first:
+            key = next(k for k in _MARKS[form] if k in branch)
+            problems.append(Diagnostic(
+                code="CONDITION_FORMS_MIXED", path=f"{where}[{i}].{key}", fix=fix,
+                message=f"{owner}: branch {i} is written in {_FORM_NAMES[form]} form ({key!r}) "
+                f"but the branches before it in {_FORM_NAMES[first]}"))
+    return problems
 
 
 _HANDLE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -83,12 +175,17 @@ class Conditional(BlockType):
 
     def check(self, block: BlockDef, config: ConditionalConfig, path: str) -> list[Diagnostic]:
         field = "branches" if "branches" in block.config else "conditions"
-        problems: list[Diagnostic] = []
+        owner = f"conditional block {block.id!r}"
+        written = block.config.get(field)
+        problems = form_problems(written, f"{path}.config.{field}", owner)
         seen_keys: dict[str, int] = {}
         seen_ids: set[str] = set()
         for i, (ident, _name, key, raw) in enumerate(config.resolved()):
             where = f"{path}.config.{field}[{i}]"
-            problems += validate_condition_group(raw, f"{where}.condition", inputs=["input-json-0"])
+            retab = isinstance(written, list) and branch_form(written[i]) == "retab"
+            problems += validate_condition_group(
+                raw, where if retab else f"{where}.condition", inputs=["input-json-0"],
+                owner=owner)
             problems += self._key_problems(key, where, seen_keys, i)
             if ident in seen_ids:
                 problems.append(

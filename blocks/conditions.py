@@ -40,6 +40,7 @@ from blocks.condition_operators import (
     apply_operator,
     canonical_operator,
     json_equal,
+    suggest_operator,
     value_problem,
 )
 from blocks.condition_paths import (
@@ -182,7 +183,7 @@ def _iter_conditions(group: ConditionGroup, path: str) -> Iterable[tuple[Conditi
 
 
 def validate_condition_group(
-    raw: Any, path: str, *, inputs: Sequence[str] | None = None
+    raw: Any, path: str, *, inputs: Sequence[str] | None = None, owner: str = ""
 ) -> list[Diagnostic]:
     """Every problem of a raw condition group, as diagnostics.
 
@@ -191,23 +192,26 @@ def validate_condition_group(
         path: YAML path of the group, prefixed to each diagnostic's path.
         inputs: input handle ids ``path_ref.input`` may name (``default`` always works,
             as does a handle's short name); None skips the check.
+        owner: how messages name the block (``conditional block 'route'``), if at all.
 
     Returns:
         ``INVALID_CONDITION_OPERATOR`` for unknown operators, ``INVALID_CONDITION_PATH``,
         ``INVALID_CONDITION_VALUE``, ``UNKNOWN_CONDITION_INPUT``, ``INVALID_CONDITION``
         for the rest; ``[]`` when the group is valid.
     """
+    prefix = f"{owner}: " if owner else ""
     try:
         group = parse_condition_group(raw)
     except ValidationError as exc:
-        return [_diagnostic_from_error(err, path) for err in exc.errors()]
+        return [_diagnostic_from_error(err, path, prefix) for err in exc.errors()]
     problems: list[Diagnostic] = []
     for cond, cond_path in _iter_conditions(group, path):
         if inputs is not None and not _input_matches(cond.path_ref.input, inputs):
             problems.append(
                 Diagnostic(
                     code="UNKNOWN_CONDITION_INPUT",
-                    message=f"path_ref.input {cond.path_ref.input!r} is not an input of this block",
+                    message=f"{prefix}path_ref.input {cond.path_ref.input!r} is not an input "
+                    "of this block",
                     path=f"{cond_path}.path_ref.input",
                     fix=f"use 'default' or one of: {', '.join(inputs)}",
                 )
@@ -215,16 +219,18 @@ def validate_condition_group(
     return problems
 
 
-def _diagnostic_from_error(err: Mapping[str, Any], base: str) -> Diagnostic:
+def _diagnostic_from_error(err: Mapping[str, Any], base: str, prefix: str = "") -> Diagnostic:
     loc = tuple(err.get("loc", ()))
     where = _loc_path(base, loc)
-    message = str(err.get("msg", "invalid condition")).removeprefix("Value error, ")
+    message = prefix + str(err.get("msg", "invalid condition")).removeprefix("Value error, ")
     if loc and loc[-1] == "operator":
-        code, fix = "INVALID_CONDITION_OPERATOR", "use one of the listed operators"
+        close = suggest_operator(err.get("input"))
+        hint = f"Did you mean {close!r}? " if close else ""
+        code, fix = "INVALID_CONDITION_OPERATOR", f"{hint}Use one of the listed operators."
     elif "path" in loc:
         code, fix = "INVALID_CONDITION_PATH", "write the path as `a.b`, `a.0.b` or `a.*.b`"
     elif loc and loc[-1] == "value":
-        code, fix = "INVALID_CONDITION_VALUE", "give a value of the type the operator needs"
+        code, fix = "INVALID_CONDITION_VALUE", _value_fix(message)
     else:
         code = "INVALID_CONDITION"
         fix = (
@@ -232,6 +238,15 @@ def _diagnostic_from_error(err: Mapping[str, Any], base: str) -> Diagnostic:
             "path: ...}, operator: ..., value: ...}]}"
         )
     return Diagnostic(code=code, message=message, path=where, fix=fix)
+
+
+def _value_fix(message: str) -> str:
+    if "ISO 8601" in message:
+        return "write the value as an ISO 8601 date such as 2026-03-12, or a date-time such as "\
+            "2026-03-12T09:30:00Z"
+    if "non-negative integer" in message:
+        return "write the length to compare with as a whole number, e.g. `value: 3`"
+    return "give a value of the type the operator needs"
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -179,7 +179,7 @@ class StartJson(BlockType):
         return BlockResult(outputs={"output-json-0": Payload.json(data)})
 
 
-_DATA_URL = re.compile(r"^data:(?P<mime>[^;,]*)(?P<b64>;base64)?,(?P<data>.*)$", re.S)
+_DATA_URL = re.compile(r"^data:(?P<mime>[^;,]*)(?P<b64>;base64)?,(?P<data>.*)$", re.DOTALL)
 
 
 def _fetch_error(ctx: BlockContext, problem: str, fix: str) -> PermanentError:

@@ -1,7 +1,11 @@
 """JSON object blocks: merge_dicts and reshape.
 
-``merge_dicts`` is a join (it runs with whatever arrived) that shallow-merges the JSON
-objects on its declared inputs, in declared order, under a ``collision`` policy.
+``merge_dicts`` is a join (it runs with whatever arrived). As Retab documents it, the
+output holds each input that arrived under its name, in declared order
+(``{invoice_data: {...}, vendor_data: {...}}``; an unnamed input is named by its
+index). Writing ``collision`` (stepwell's own key, which Retab does not have) selects
+stepwell's earlier behaviour instead: a shallow merge of the objects, in declared order,
+under that policy.
 ``reshape`` builds a new object from ``{target: source path}`` mappings into its input
 (paths as in :mod:`blocks.conditions`), optionally checked against ``output_schema``.
 """
@@ -17,7 +21,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.condition_paths import MISSING, PathSyntaxError, json_type, lookup, parse_path
+from blocks.condition_paths import (
+    MISSING,
+    PathSyntaxError,
+    json_type,
+    lookup,
+    parse_path,
+)
 from blocks.control import (
     NamedInput,
     duplicate_inputs,
@@ -39,14 +49,14 @@ log = logging.getLogger(__name__)
 
 
 class MergeDictsConfig(StrictConfig):
-    """Declared ``inputs`` (merge order) and the ``collision`` policy."""
+    """Declared ``inputs`` (output order); ``collision`` selects the shallow merge."""
 
     inputs: list[NamedInput] = Field(default_factory=lambda: [NamedInput()])
-    collision: Literal["last_wins", "first_wins", "error"] = "last_wins"
+    collision: Literal["last_wins", "first_wins", "error"] | None = None
 
 
 class MergeDicts(BlockType):
-    """Shallow-merges the JSON objects that arrived, in declared order."""
+    """Puts each arrived input under its name (or shallow-merges, with ``collision``)."""
 
     type_name = "merge_dicts"
     config_model = MergeDictsConfig
@@ -76,12 +86,17 @@ class MergeDicts(BlockType):
     async def run(
         self, ctx: BlockContext, config: MergeDictsConfig, inputs: Mapping[str, Payload]
     ) -> BlockResult:
-        """Merge the arrived objects.
+        """Combine the arrived inputs.
 
         Raises:
-            PermanentError: a payload is not an object, or a key collides under
-                ``collision: error``.
+            PermanentError: with ``collision``: a payload is not an object, or a key
+                collides under ``collision: error``.
         """
+        if config.collision is None:
+            named = {str(i.name if i.name not in (None, "") else n): named_handle(
+                "json", i.name, n) for n, i in enumerate(config.inputs)}
+            wrapped = {name: inputs[h].data for name, h in named.items() if h in inputs}
+            return BlockResult(outputs={"output-json-0": Payload.json(wrapped)})
         merged: dict[str, Any] = {}
         owner: dict[str, str] = {}
         for handle in self.input_handles(config):

@@ -27,7 +27,13 @@ from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
 from blocks.control import schema_diagnostics, schema_errors, who
-from blocks.documents import add_usage, call_model, load_document, read_pages, structured_text
+from blocks.documents import (
+    add_usage,
+    call_model,
+    load_document,
+    read_pages,
+    structured_text,
+)
 from blocks.providers import CallContext, Usage, json_as_text, provider_for, step_usage
 from blocks.review import evaluate_review, review_diagnostics, review_record
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
@@ -50,11 +56,17 @@ def _default_inputs() -> list[ExtractInput]:
     return [ExtractInput(name="document", type="file", is_primary=True)]
 
 
+#: The schema of an extract block written without one (Retab's CLI minimum spec has
+#: none; its docs give ``{}`` as the default): an object with whatever the model finds.
+EMPTY_SCHEMA: dict[str, Any] = {"type": "object"}
+
+
 class ExtractConfig(StrictConfig):
-    """``inputs``, ``json_schema`` (required), ``model``, ``n_consensus``, ``review``."""
+    """``inputs``, ``json_schema`` (default an empty object schema), ``model``,
+    ``n_consensus``, ``review``."""
 
     inputs: list[ExtractInput] = Field(default_factory=_default_inputs)
-    json_schema: dict[str, Any]
+    json_schema: dict[str, Any] = Field(default_factory=lambda: dict(EMPTY_SCHEMA))
     model: str | None = None
     n_consensus: int = Field(1, ge=1, le=16)
     review: dict[str, Any] | None = None
@@ -100,12 +112,29 @@ class Extract(BlockType):
     def output_handles(self, config: ExtractConfig) -> dict[str, HandleKind]:
         return {"output-json-0": "json"}
 
+    def input_aliases(self, config: ExtractConfig) -> dict[str, str]:
+        """Short names, plus ``input-file-0`` and ``0`` for the primary file input (the
+        API reference's edge examples wire an extract's document there)."""
+        aliases = super().input_aliases(config)
+        files = [h for h, i in config.handles() if i.type == "file"]
+        if files:
+            aliases.setdefault("input-file-0", files[0])
+            aliases.setdefault("0", files[0])
+        return aliases
+
     def output_schema(self, config: ExtractConfig, handle: str) -> dict[str, Any] | None:
         return config.json_schema
 
     def check(self, block: BlockDef, config: ExtractConfig, path: str) -> list[Diagnostic]:
         where = f"{path}.config.json_schema"
         problems = schema_diagnostics(config.json_schema, where)
+        if "json_schema" not in block.config:
+            problems.append(Diagnostic(
+                code="MISSING_JSON_SCHEMA", path=where, severity="warning",
+                message=f"extract block {block.id!r} has no json_schema; it extracts an empty "
+                "object ({type: object})",
+                fix="add `json_schema: {type: object, properties: {...}}` naming the fields "
+                "to extract"))
         if not problems and config.json_schema.get("type", "object") != "object":
             problems.append(Diagnostic(
                 code="INVALID_JSON_SCHEMA", path=f"{where}.type",

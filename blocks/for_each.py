@@ -6,10 +6,18 @@
 concurrency and collection. Items are, by ``map_method``:
 
 * ``iterate_array``: the elements of the array at ``map_source_path`` in the JSON input;
-* ``iterate_pages``: single-page PDFs cut from the input document (an image is one page);
+* ``split_by_page``: PDFs of ``split_page_range`` pages each (default 1; the last may be
+  shorter), cut from the input document (an image is one page); ``iterate_pages`` is the
+  ``split_page_range: 1`` spelling;
 * ``split_by_key``: partition PDFs, through :func:`blocks.partition.partition_by_key` and
   the model provider (or a partitioner given as a service), with a ``partition``
   artifact and an optional review.
+
+``max_iterations`` keeps the first that many items (the rest are not processed, and the
+container's ``max_iterations`` trace span says how many were left). The reduce policy
+(``reduce_strategy``, ``reduce_concat_data_key``, ``reduce_concat_item_key``) travels on
+the control value with each item's key (the index, the page range such as ``"1-2"``, or
+the partition key); the engine reduces the results (:mod:`engine.reduce`).
 
 A split_by_key step held for review has no iterations yet: the review hooks
 (:meth:`ForEach.validate_decision`, :meth:`ForEach.result_after_review`) check a
@@ -18,17 +26,25 @@ reviewer's corrected partitions and start the iterations once the review is appr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from pathlib import PurePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import anyio
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.condition_paths import MISSING, PathSyntaxError, json_type, lookup, parse_path
+from blocks.condition_paths import (
+    PathSyntaxError,
+    parse_path,
+)
 from blocks.control import who
+from blocks.for_each_items import (
+    array_items,
+    check_count,
+    page_items,
+    partition_keys,
+)
 from engine.contracts.blocks import (
     BlockContext,
     BlockResult,
@@ -38,7 +54,7 @@ from engine.contracts.blocks import (
 )
 from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
 from engine.contracts.files import FileStore
-from engine.contracts.values import FileRef, Payload
+from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
     from engine.contracts.definition import BlockDef
@@ -52,11 +68,22 @@ Partitioner = Callable[
     [BlockContext, "ForEachConfig", Payload], Awaitable["list[Payload] | BlockResult"]
 ]
 
+ReduceStrategy = Literal["concat_array", "first", "last", "none"]
+REDUCE_STRATEGIES = ("concat_array", "first", "last", "none")
+PAGE_METHODS = frozenset({"split_by_page", "iterate_pages"})
+
+
 class ForEachConfig(StrictConfig):
     """Config of ``for_each`` (and, as passed by the engine, of its sentinels)."""
 
-    map_method: Literal["iterate_array", "iterate_pages", "split_by_key"] = "iterate_array"
+    map_method: Literal[
+        "iterate_array", "split_by_page", "iterate_pages", "split_by_key"] = "iterate_array"
     map_source_path: str = ""
+    split_page_range: int = 1  # checked in check(): a whole number of pages, 1 or more
+    max_iterations: int | None = None
+    reduce_strategy: str = "concat_array"  # checked in check(): one of REDUCE_STRATEGIES
+    reduce_concat_data_key: str | None = None
+    reduce_concat_item_key: str | None = None
     max_concurrency: int = Field(4, ge=1)
     on_item_error: Literal["fail", "skip"] = "fail"
     max_items: int = Field(10_000, ge=1)
@@ -73,20 +100,32 @@ class ForEachConfig(StrictConfig):
         """What one item is: JSON for iterate_array, a file otherwise."""
         return "json" if self.map_method == "iterate_array" else "file"
 
-    def expand(self, items: list[Payload]) -> ExpandItems:
+    @property
+    def pages_per_item(self) -> int:
+        """Pages per iteration of a page method (``iterate_pages`` is always 1)."""
+        return 1 if self.map_method == "iterate_pages" else max(1, self.split_page_range)
+
+    def expand(self, items: list[Payload], keys: list[Any] | None = None) -> ExpandItems:
         """The control value that starts one iteration per item, with this loop's policy.
 
         Args:
             items: one payload per iteration, in order.
+            keys: each item's key for ``reduce_concat_item_key`` (default: the index).
 
         Returns:
-            ``ExpandItems`` carrying ``max_concurrency`` and ``on_item_error``.
+            ``ExpandItems`` carrying ``max_concurrency``, ``on_item_error`` and the reduce
+            policy.
         """
-        return ExpandItems(items=items, max_concurrency=self.max_concurrency,
-                           on_item_error=self.on_item_error)
+        strategy = self.reduce_strategy if self.reduce_strategy in REDUCE_STRATEGIES else (
+            "concat_array")  # validation refuses others before a run
+        return ExpandItems(
+            items=items, max_concurrency=self.max_concurrency, on_item_error=self.on_item_error,
+            reduce_strategy=cast(ReduceStrategy, strategy),
+            reduce_data_key=self.reduce_concat_data_key,
+            reduce_item_key=self.reduce_concat_item_key, item_keys=keys)
 
 
-def _for_each_diagnostics(config: ForEachConfig, path: str) -> list[Diagnostic]:
+def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     try:
         parse_path(config.map_source_path)
@@ -99,6 +138,33 @@ def _for_each_diagnostics(config: ForEachConfig, path: str) -> list[Diagnostic]:
                 fix="fix the path",
             )
         )
+    if config.split_page_range < 1:
+        problems.append(Diagnostic(
+            code="INVALID_CONFIG", path=f"{path}.config.split_page_range",
+            message=f"{owner}: split_page_range is {config.split_page_range}; an iteration "
+            "needs at least one page",
+            fix="write the pages per iteration as a whole number of 1 or more "
+            "(`split_page_range: 1` is one page at a time)"))
+    if config.reduce_strategy not in REDUCE_STRATEGIES:
+        problems.append(Diagnostic(
+            code="INVALID_CONFIG", path=f"{path}.config.reduce_strategy",
+            message=f"{owner}: reduce_strategy {config.reduce_strategy!r} is not one of "
+            f"{', '.join(REDUCE_STRATEGIES)}",
+            fix="use concat_array (a list of every result), first, last or none "
+            "(no output)"))
+    if config.map_method == "iterate_pages" and config.split_page_range != 1:
+        problems.append(Diagnostic(
+            code="IGNORED_SPLIT_PAGE_RANGE", severity="warning",
+            path=f"{path}.config.split_page_range",
+            message=f"{owner}: iterate_pages is one page per iteration; split_page_range "
+            "is ignored",
+            fix="use `map_method: split_by_page` to cut several pages per iteration"))
+    for key in ("reduce_concat_data_key", "reduce_concat_item_key"):
+        if getattr(config, key) and config.reduce_strategy != "concat_array":
+            problems.append(Diagnostic(
+                code="IGNORED_REDUCE_KEY", severity="warning", path=f"{path}.config.{key}",
+                message=f"{owner}: {key} only applies to reduce_strategy concat_array",
+                fix="remove it, or use reduce_strategy: concat_array"))
     if config.map_method == "split_by_key" and not config.key:
         problems.append(
             Diagnostic(
@@ -124,12 +190,6 @@ def _for_each_diagnostics(config: ForEachConfig, path: str) -> list[Diagnostic]:
     return problems
 
 
-def _arrays_inside(value: Any) -> list[str]:
-    if not isinstance(value, Mapping):
-        return []
-    return [k for k, v in value.items() if isinstance(v, list)][:10]
-
-
 class ForEach(BlockType):
     """Runs its children once per item of an array, page or partition."""
 
@@ -145,10 +205,15 @@ class ForEach(BlockType):
         return {"fe-right-out": "json", "fe-left-out": config.item_kind}
 
     def output_schema(self, config: ForEachConfig, handle: str) -> dict[str, Any] | None:
-        return {"type": "array"} if handle == "fe-right-out" else None
+        if handle != "fe-right-out" or config.reduce_strategy != "concat_array":
+            return None
+        if config.reduce_concat_data_key:
+            return {"type": "object", "properties": {config.reduce_concat_data_key: {
+                "type": "array"}}, "required": [config.reduce_concat_data_key]}
+        return {"type": "array"}
 
     def check(self, block: BlockDef, config: ForEachConfig, path: str) -> list[Diagnostic]:
-        return _for_each_diagnostics(config, path)
+        return _for_each_diagnostics(config, path, f"for_each block {block.id!r}")
 
     def runs_inline(self, config: ForEachConfig) -> bool:
         """Inline for ``iterate_array`` (pages and partitions read files or call models)."""
@@ -197,7 +262,11 @@ class ForEach(BlockType):
         evaluation = {k: v for k, v in review.items() if k != "proposal"}
         items, artifact = items_after_review(files, proposal, corrected=decision.has_data,
                                              data=decision.data, evaluation=evaluation)
-        return BlockResult(control=config.expand(items), artifact=artifact, review=dict(review))
+        keys = partition_keys(artifact) if artifact else [
+            p.get("key") for p in proposal.get("partitions") or []]
+        items, keys, _ = self._capped(config, items, keys)
+        return BlockResult(control=config.expand(items, keys), artifact=artifact,
+                           review=dict(review))
 
     async def run(
         self, ctx: BlockContext, config: ForEachConfig, inputs: Mapping[str, Payload]
@@ -216,75 +285,37 @@ class ForEach(BlockType):
                 stage=ErrorStage.INPUT_COLLECTION,
                 code="MISSING_INPUT",
             )
+        keys: list[Any] | None = None
         if config.map_method == "iterate_array":
-            items = self._array_items(ctx, config, payload.data)
-        elif config.map_method == "iterate_pages":
-            items = await self._page_items(ctx, config, payload)
+            items = array_items(ctx, config.map_source_path, payload.data)
+        elif config.map_method in PAGE_METHODS:
+            items, keys = await page_items(ctx, payload, config.pages_per_item,
+                                           config.map_method, config.max_items)
         else:
             result = await self._partition_items(ctx, config, payload)
             if isinstance(result, BlockResult):
                 assert isinstance(result.control, ExpandItems)
-                self._check_count(ctx, config, len(result.control.items))
-                return replace(result, control=config.expand(result.control.items))
+                check_count(ctx, len(result.control.items), config.max_items)
+                keys = partition_keys(result.artifact)
+                items, keys, spans = self._capped(config, list(result.control.items), keys)
+                return replace(result, control=config.expand(items, keys),
+                               trace_spans=(result.trace_spans or []) + spans or None)
             items = result
-        self._check_count(ctx, config, len(items))
-        return BlockResult(control=config.expand(items))
+        check_count(ctx, len(items), config.max_items)
+        items, keys, spans = self._capped(config, items, keys)
+        return BlockResult(control=config.expand(items, keys), trace_spans=spans or None)
 
     @staticmethod
-    def _check_count(ctx: BlockContext, config: ForEachConfig, count: int) -> None:
-        if count > config.max_items:
-            raise PermanentError(
-                f"{who(ctx)} got {count} items, more than max_items={config.max_items}. "
-                "Raise config.max_items if that many iterations are intended.",
-                code="TOO_MANY_ITEMS",
-                context={"count": count, "max_items": config.max_items},
-            )
-
-    @staticmethod
-    def _array_items(ctx: BlockContext, config: ForEachConfig, data: Any) -> list[Payload]:
-        path = config.map_source_path
-        found = lookup(data, path)
-        if isinstance(found, list):
-            return [Payload.json(item) for item in found]
-        where = f"config.map_source_path {path!r}" if path else "the fe-left-in input itself"
-        kind = json_type(found)
-        got = (
-            "nothing (the path does not exist)"
-            if found is MISSING
-            else (f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}")
-        )
-        arrays = _arrays_inside(data if found is MISSING else found)
-        hint = f" Arrays found there: {', '.join(arrays)}." if arrays else ""
-        raise PermanentError(
-            f"{who(ctx)}: {where} should hold an array but holds {got}.{hint} Set "
-            "map_source_path to the dotted path of the array (empty = the input itself).",
-            code="MAP_SOURCE_NOT_FOUND" if found is MISSING else "MAP_SOURCE_NOT_ARRAY",
-            context={"map_source_path": path, "found_type": json_type(found)},
-        )
-
-    @staticmethod
-    async def _page_items(
-        ctx: BlockContext, config: ForEachConfig, payload: Payload
-    ) -> list[Payload]:
-        ref = _file_of(ctx, payload)
-        if ref.mime_type.startswith("image/"):
-            return [payload]  # an image is a single page
-        assert ctx.files is not None
-        data = ctx.files.read_bytes(ref)
-        pages = await anyio.to_thread.run_sync(_split_pdf, data, ref.filename)
-        if isinstance(pages, str):
-            raise PermanentError(
-                f"{who(ctx)}: iterate_pages cannot read {ref.filename!r} as a PDF ({pages}). "
-                "Feed it a readable PDF (or an image), or use iterate_array on JSON.",
-                stage=ErrorStage.DOCUMENT_FETCH,
-                code="NOT_A_PDF",
-            )
-        ForEach._check_count(ctx, config, len(pages))
-        stem = PurePath(ref.filename).stem or "document"
-        return [
-            Payload.file(ctx.files.put_bytes(page, f"{stem}_page_{n}.pdf", "application/pdf"))
-            for n, page in enumerate(pages, start=1)
-        ]
+    def _capped(config: ForEachConfig, items: list[Payload], keys: list[Any] | None
+                ) -> tuple[list[Payload], list[Any] | None, list[dict[str, Any]]]:
+        """The first ``max_iterations`` items (and keys), and a span saying what was left."""
+        cap = config.max_iterations
+        if cap is None or len(items) <= cap:
+            return items, keys, []
+        now = time.time()
+        span = {"name": "max_iterations", "start": now, "end": now, "attributes": {
+            "max_iterations": cap, "items": len(items), "not_processed": len(items) - cap}}
+        return items[:cap], None if keys is None else keys[:cap], [span]
 
     @staticmethod
     async def _partition_items(
@@ -296,25 +327,3 @@ class ForEach(BlockType):
 
             partition = partition_by_key
         return await partition(ctx, config, payload)
-
-
-def _file_of(ctx: BlockContext, payload: Payload) -> FileRef:
-    if payload.document is None or ctx.files is None:
-        raise PermanentError(
-            f"{who(ctx)}: iterate_pages needs a file on 'fe-left-in', got JSON. Connect a "
-            "document output (e.g. start_document.output-file-0).",
-            stage=ErrorStage.INPUT_COLLECTION,
-            code="EXPECTED_FILE",
-        )
-    return payload.document
-
-
-def _split_pdf(data: bytes, filename: str) -> list[bytes] | str:
-    """One single-page PDF per page, or what is wrong with the file and how to fix it
-    (empty, not a PDF, corrupt, encrypted: see :func:`blocks.pdf.open_pdf`)."""
-    from blocks.pdf import DocumentProblem, split_pages
-
-    try:
-        return split_pages(data)
-    except DocumentProblem as problem:
-        return f"{problem.problem}; {problem.fix[0].lower()}{problem.fix[1:]}"

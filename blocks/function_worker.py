@@ -340,6 +340,32 @@ class TailWriter(io.StringIO):
         return "".join(self.parts)[-self.limit:]
 
 
+class HeadWriter:
+    """Passes the first ``limit`` characters to ``stream``, then drops the rest (once
+    saying so): a flood of ``sys.stderr`` writes costs the parent nothing. The step's
+    log keeps its own bounded copy."""
+
+    def __init__(self, stream: Any, limit: int) -> None:
+        self.stream = stream
+        self.left = limit
+
+    def write(self, text: str) -> int:
+        """Write while under the limit."""
+        if self.left > 0:
+            self.stream.write(text[:self.left])
+            if len(text) > self.left:
+                self.stream.write("\n[stepwell: further stderr output is not forwarded]\n")
+            self.left -= len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush the stream."""
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 def main() -> None:
     """Confine (when started with a sandbox plan), read the request, run it with stdout
     captured, write the response."""
@@ -356,7 +382,8 @@ def main() -> None:
     request = json.load(sys.stdin)
     log, captured = StepLog(), TailWriter(STDOUT_LIMIT)
     sys.stdout = TeeStream(LogStream.STDOUT, log, captured)  # type: ignore[assignment]
-    sys.stderr = TeeStream(LogStream.STDERR, log, sys.__stderr__)  # type: ignore[assignment]
+    sys.stderr = TeeStream(LogStream.STDERR, log,  # type: ignore[assignment]
+                           HeadWriter(sys.__stderr__, STDOUT_LIMIT))
     root = logging.getLogger()
     root.addHandler(RoutingHandler(log))
     root.setLevel(logging.INFO)

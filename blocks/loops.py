@@ -19,16 +19,21 @@ container's parsed config.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, model_validator
 
 from blocks.base import BlockType, StrictConfig
+from blocks.condition_forms import termination_group
 from blocks.conditions import MISSING, evaluate, validate_condition_group
 from blocks.control import parse_group, who
 from blocks.for_each import SPLIT_BY_KEY_SERVICE, ForEach, ForEachConfig, Partitioner
+from blocks.loop_context import render, template_diagnostics
 from engine.contracts.blocks import (
+    LOOP_CONTEXT_HANDLE,
     BlockContext,
     BlockResult,
     HandleKind,
@@ -50,32 +55,52 @@ __all__ = [
 
 
 class WhileLoopConfig(StrictConfig):
-    """``max_iterations`` (required) and a ``termination_condition`` (or ``conditions``)."""
+    """``max_iterations`` (default 10), the termination conditions in one of three
+    spellings, and ``loop_context_template``.
 
-    max_iterations: int = Field(ge=1)
+    ``termination_conditions`` (Retab's documented key) is a list of ``{path, operator,
+    value}`` (or groups); ``termination_condition`` one group; ``conditions`` a list of
+    groups. In every spelling any matching entry ends the loop.
+    """
+
+    max_iterations: int = Field(10, ge=1)
+    termination_conditions: list[Any] | None = None
     termination_condition: dict[str, Any] | None = None
     conditions: list[dict[str, Any]] | None = None
+    loop_context_template: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _bounded(cls, raw: Any) -> Any:
-        if isinstance(raw, Mapping) and raw.get("max_iterations") is None:
+        if isinstance(raw, Mapping) and "max_iterations" in raw and raw["max_iterations"] is None:
             raise ValueError(
                 "while_loop needs config.max_iterations (an integer >= 1) to bound the loop; "
-                "add e.g. `max_iterations: 10`"
+                "write e.g. `max_iterations: 10`, or leave it out for Retab's default of 10"
             )
         return raw
 
-    def groups(self) -> list[tuple[str, str, dict[str, Any]]]:
-        """``[(condition_id, yaml field, raw group)]``; any match ends the loop."""
+    def groups(self) -> list[tuple[str, str, Any]]:
+        """``[(condition_id, yaml field, group)]``; any match ends the loop."""
+        if self.termination_conditions is not None:
+            return [(f"condition_{i}", f"termination_conditions[{i}]", termination_group(raw))
+                    for i, raw in enumerate(self.termination_conditions)]
         if self.termination_condition is not None:
             return [("termination", "termination_condition", self.termination_condition)]
         return [
             (f"condition_{i}", f"conditions[{i}]", g) for i, g in enumerate(self.conditions or [])
         ]
 
+    def spellings(self) -> list[str]:
+        """The termination keys written (more than one is an error)."""
+        return [k for k in ("termination_conditions", "termination_condition", "conditions")
+                if getattr(self, k) is not None]
+
 
 _TERMINATION_INPUTS = ["loop-termination", "loop-right-in"]
+
+
+def _is_group(raw: Any) -> bool:
+    return isinstance(raw, Mapping) and "sub_conditions" in raw
 
 
 class WhileLoop(BlockType):
@@ -94,14 +119,18 @@ class WhileLoop(BlockType):
         return {"loop-right-out": "json", "loop-left-out": "json"}
 
     def check(self, block: BlockDef, config: WhileLoopConfig, path: str) -> list[Diagnostic]:
+        owner = f"while_loop block {block.id!r}"
         problems: list[Diagnostic] = []
-        if config.termination_condition is not None and config.conditions is not None:
+        written = config.spellings()
+        if len(written) > 1:
             problems.append(
                 Diagnostic(
                     code="CONFLICTING_TERMINATION",
-                    message="both termination_condition and conditions are set",
-                    path=f"{path}.config.conditions",
-                    fix="keep one: termination_condition (a group) or conditions (a list)",
+                    message=f"{owner}: {' and '.join(written)} are all set; the loop would "
+                    "not know which to test",
+                    path=f"{path}.config.{written[1]}",
+                    fix="keep one: termination_conditions (Retab's list), "
+                    "termination_condition (a group) or conditions (a list of groups)",
                 )
             )
         if not config.groups():
@@ -109,15 +138,25 @@ class WhileLoop(BlockType):
                 Diagnostic(
                     code="NO_TERMINATION_CONDITION",
                     severity="warning",
-                    message="no termination condition: the loop always runs max_iterations times",
-                    path=f"{path}.config.termination_condition",
-                    fix="add termination_condition",
+                    message=f"{owner}: no termination condition: the loop always runs "
+                    "max_iterations times",
+                    path=f"{path}.config.termination_conditions",
+                    fix="add termination_conditions: [{path, operator, value}]",
                 )
             )
+        flat = {f"termination_conditions[{i}]"
+                for i, raw in enumerate(config.termination_conditions or [])
+                if not _is_group(raw)}
         for _, field, raw in config.groups():
-            problems += validate_condition_group(
-                raw, f"{path}.config.{field}", inputs=_TERMINATION_INPUTS
-            )
+            where = f"{path}.config.{field}"
+            found = validate_condition_group(raw, where, inputs=_TERMINATION_INPUTS,
+                                             owner=owner)
+            if field in flat:  # a flat {path, operator, value} was wrapped in a group of one
+                found = [replace(d, path=d.path.replace(f"{where}.sub_conditions[0]", where))
+                         for d in found]
+            problems += found
+        problems += template_diagnostics(config.loop_context_template,
+                                         f"{path}.config.loop_context_template", owner)
         return problems
 
     async def run(
@@ -135,7 +174,9 @@ class WhileLoop(BlockType):
                 stage=ErrorStage.INPUT_COLLECTION,
                 code="MISSING_INPUT",
             )
-        return BlockResult(control=LoopStart(state=state, max_iterations=config.max_iterations))
+        return BlockResult(control=LoopStart(
+            state=state, max_iterations=config.max_iterations,
+            inject_context=bool(config.loop_context_template)))
 
 
 # ----------------------------------------------------------------------------- sentinels
@@ -190,11 +231,32 @@ class ForEachSentinelStart(SentinelStart):
 
 
 class WhileLoopSentinelStart(SentinelStart):
-    """Hands the iteration's state to the while_loop children."""
+    """Hands the iteration's state to the while_loop children, and renders the loop
+    context template (:mod:`blocks.loop_context`) as the step's ``loop_context`` span."""
 
     type_name = "while_loop_sentinel_start"
     config_model = WhileLoopConfig
     in_handle, out_handle = "loop-left-in", "loop-left-out"
+
+    async def run(
+        self, ctx: BlockContext, config: WhileLoopConfig, inputs: Mapping[str, Payload]
+    ) -> BlockResult:
+        """Pass the state through; render the loop context when there is a template.
+
+        Raises:
+            PermanentError: the engine injected nothing (an engine bug).
+        """
+        result = await super().run(ctx, config, inputs)
+        if not config.loop_context_template:
+            return result
+        previous = inputs.get(LOOP_CONTEXT_HANDLE)
+        evaluations = (previous.data or {}).get("evaluations", []) if previous else []
+        now = time.time()
+        text = render(config.loop_context_template, iteration=ctx.iteration or 0,
+                      max_iterations=config.max_iterations,
+                      data=inputs[self.in_handle].data, evaluations=evaluations)
+        span = {"name": "loop_context", "start": now, "end": now, "attributes": {"text": text}}
+        return replace(result, trace_spans=[span])
 
 
 class ForEachSentinelEnd(BlockType):

@@ -44,6 +44,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache",
                "/etc/localtime", "/dev/urandom", "/dev/random", "/dev/zero")
 KILL_GRACE_S = 0.2
+READ_CHUNK = 1024 * 1024
 _REGISTRY: list[WorkerRegistry] = []
 
 
@@ -198,9 +199,7 @@ class _Collector:
         self.overflow = False
 
     async def stdout(self, stream: ByteReceiveStream | None) -> None:
-        if stream is None:
-            return
-        async for chunk in stream:
+        while stream is not None and (chunk := await _receive(stream)):
             if len(self.out) + len(chunk) > self.spec.stdout_limit:
                 self.overflow = True
                 terminate(self.proc.pid)
@@ -208,12 +207,18 @@ class _Collector:
             self.out.extend(chunk)
 
     async def stderr(self, stream: ByteReceiveStream | None) -> None:
-        if stream is None:
-            return
-        async for chunk in stream:
+        while stream is not None and (chunk := await _receive(stream)):
             self.err.extend(chunk)
             if len(self.err) > 2 * self.spec.stderr_tail:
                 del self.err[:-self.spec.stderr_tail]
+
+
+async def _receive(stream: ByteReceiveStream) -> bytes:
+    """The next chunk (large reads: a flood costs few loop turns), b"" at the end."""
+    try:
+        return await stream.receive(READ_CHUNK)
+    except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+        return b""
 
 
 def terminate(pid: int) -> None:

@@ -115,7 +115,7 @@ class SchemaChecks:
 # JSON (a workflow often repeats one schema on many blocks).
 _BY_ID: dict[int, tuple[Mapping[str, Any], SchemaChecks]] = {}
 _BY_KEY: dict[str, SchemaChecks] = {}
-_SCHEMA_PROBLEMS: dict[str, "jsonschema.exceptions.SchemaError | None"] = {}
+_SCHEMA_PROBLEMS: dict[str, jsonschema.exceptions.SchemaError | None] = {}
 
 
 def schema_checks(schema: Mapping[str, Any]) -> SchemaChecks:
@@ -151,12 +151,34 @@ def schema_errors(instance: Any, schema: Mapping[str, Any]) -> list[dict[str, st
     """Every way ``instance`` breaks ``schema``: ``[{path, message}]``, best first.
 
     Paths use the condition grammar (``lines[0].qty``); ``<root>`` is the value itself.
+    An ``anyOf``/``oneOf`` failure is reported by its most relevant inner failure (so
+    ``total: 'abc' is not of type 'number'``, never only "not valid under any of the
+    given schemas"); a branch that only allows ``null`` is not the one reported.
     """
     import jsonschema
 
     validator = schema_checks(schema).full
     errors = sorted(validator.iter_errors(instance), key=jsonschema.exceptions.relevance)
-    return [{"path": _dotted(e.absolute_path), "message": e.message} for e in errors]
+    out = []
+    for error in errors:
+        inner = _innermost(error)
+        path = list(inner.absolute_path)
+        if inner.validator == "required" and isinstance(inner.instance, Mapping):
+            missing = [k for k in inner.validator_value if k not in inner.instance]
+            path += missing[:1]  # name the key itself, not the object that lacks it
+        out.append({"path": _dotted(path), "message": inner.message})
+    return out
+
+
+def _innermost(error: Any) -> Any:
+    """The inner failure that explains a composition failure (``anyOf``, ``oneOf``...)."""
+    import jsonschema
+
+    while error.context:
+        useful = [e for e in error.context
+                  if not (e.validator == "type" and e.validator_value == "null")]
+        error = jsonschema.exceptions.best_match(useful or error.context)
+    return error
 
 
 def _schema_problem(schema: Any) -> jsonschema.exceptions.SchemaError | None:

@@ -81,6 +81,9 @@ class Analysis:
     blocks: dict[str, BlockInfo] = field(default_factory=dict)
     edges: list[EdgeDef] = field(default_factory=list)  # resolved; generated ones last
     troubled: set[str] = field(default_factory=set)  # blocks with a reported edge problem
+    # resolved edges reported as a second edge into one input: kept out of the graph, but
+    # the cycle check still sees them, so a cycle through one is reported too
+    duplicates: list[EdgeDef] = field(default_factory=list)
 
     def report(self, code: str, path: str, message: str, fix: str, *,
                severity: str = "error", **details: Any) -> None:

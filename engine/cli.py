@@ -4,40 +4,55 @@
 
     stepwell run WORKFLOW [--input BLOCK=VALUE]...   run it, live step table, summary
     stepwell validate WORKFLOW                       every problem, with its fix
-    stepwell graph WORKFLOW                          Mermaid flowchart
-    stepwell runs list | get RUN_ID                  runs in the database
+    stepwell graph [WORKFLOW] [--run RUN_ID]         Mermaid flowchart (coloured by a run)
+    stepwell export WORKFLOW [-o FILE]               the workflow as declarative YAML
+    stepwell runs list | get | watch RUN_ID          runs in the database, followed live
     stepwell runs cancel | resume | rerun RUN_ID     act on a stored run
-    stepwell reviews list | approve | reject         human reviews
-    stepwell steps list RUN_ID | get STEP_ID         persisted steps
+    stepwell steps list RUN_ID | get | logs STEP_ID  persisted steps, what they wrote
+    stepwell artifacts get ARTIFACT_ID               a step's operation record
+    stepwell reviews list | get | approve | reject   human reviews
     stepwell serve [--host H] [--port P]             the HTTP API (docs/http.md)
+    stepwell run WORKFLOW --detach; stepwell worker  queued runs and the workers that run them
+    stepwell db status | upgrade                     the database's schema revision
 
-Every command takes ``--db PATH`` (default ``./stepwell.db``; ``$STEPWELL_DB`` overrides
-the default) and most take ``--json``. Exit codes: 0 completed, 1 the run ended in error
-or was cancelled, 2 bad usage / invalid workflow / bad input / storage error, 3 the run
-waits for a human review.
+Every command takes ``--db PATH`` or ``--db postgresql://...`` (default
+``./stepwell.db``; ``$STEPWELL_DB`` overrides the default) and most take ``--json``.
+Exit codes: 0 completed, 1 the run ended in error or was cancelled, 2 bad usage / invalid
+workflow / bad input / storage error, 3 the run waits for a human review.
 
 The commands live in small modules: :mod:`engine.cli_run` (``run`` and its summary),
-:mod:`engine.cli_live` (the live step table), :mod:`engine.cli_read` (``runs``,
-``steps``), :mod:`engine.cli_render` and :mod:`engine.cli_detail` (tables and detail
-views), :mod:`engine.cli_inputs` (``--input`` parsing) and :mod:`engine.cli_support`
+:mod:`engine.cli_live` and :mod:`engine.cli_view` (the live view), :mod:`engine.cli_read`
+(``runs``, ``steps``), :mod:`engine.cli_logs`, :mod:`engine.cli_watch`,
+:mod:`engine.cli_reviews`, :mod:`engine.cli_artifacts`, :mod:`engine.cli_render` and
+:mod:`engine.cli_detail` (tables and detail views), :mod:`engine.cli_inputs`
+(``--input`` parsing), :mod:`engine.cli_help` (help text) and :mod:`engine.cli_support`
 (errors, exit codes, consoles). The engine, the store and rich are imported inside the
-commands, so ``--help`` stays fast.
+commands, so ``--help`` stays fast. Custom block types come from the ``stepwell.blocks``
+entry points and ``--blocks MODULE:ATTR`` (:mod:`engine.plugins`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from engine import cli_logs, cli_reviews, cli_steps, cli_watch
+from engine.cli_artifacts import artifacts_app
+from engine.cli_db import db_app
 from engine.cli_durable import reviews_app
+from engine.cli_export import export
 from engine.cli_read import runs_app, steps_app
 from engine.cli_serve import serve
+from engine.cli_worker import EXECUTOR_HELP, enqueue_run, worker
 from engine.cli_support import (
+    ALL_HELP,
+    BLOCKS_HELP,
     DB_HELP,
     EXIT_USAGE,
     JSON_HELP,
+    WAIT_HELP,
     Durability,
     fail,
     handle_errors,
@@ -51,22 +66,50 @@ app = typer.Typer(
     name="stepwell",
     help="Run Retab-style document workflows locally; every step is saved to SQLite.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
+app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(reviews_app, name="reviews")
 app.command(name="serve")(serve)
+app.command(name="worker")(worker)
+app.add_typer(db_app, name="db")
+app.command(name="export")(export)
+#: Modules whose commands join the groups above when imported.
+COMMAND_MODULES = (cli_logs, cli_reviews, cli_steps, cli_watch)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"stepwell {version('stepwell')}")
+        except PackageNotFoundError:
+            typer.echo("stepwell (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    show_version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_version,
+        is_eager=True)] = False,
+) -> None:
+    """Run Retab-style document workflows locally; every step is saved to SQLite."""
 
 WorkflowArg = Annotated[Path, typer.Argument(
     help="Workflow file (Retab YAML, or JSON).", show_default=False)]
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
 # validate and graph never open the database; they accept --db so scripts can pass it
 # to every command alike.
-UnusedDbOption = Annotated[Path | None, typer.Option("--db", hidden=True)]
+UnusedDbOption = Annotated[str | None, typer.Option("--db", hidden=True)]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
+BlocksOption = Annotated[list[str] | None, typer.Option(
+    "--blocks", help=BLOCKS_HELP, show_default=False)]
 INPUT_HELP = (
     "Run input, repeatable: BLOCK=VALUE. VALUE is JSON (or @file.json) for a start_json "
     "block and a file path for a start_document block. With one start block, BLOCK= may "
@@ -92,14 +135,26 @@ def run(
     )] = Durability.process,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the run id (no live view, no summary).")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
+    show_all: Annotated[bool, typer.Option("--all", help=ALL_HELP)] = False,
+    blocks: BlocksOption = None,
+    detach: Annotated[bool, typer.Option(
+        "--detach", help="Queue the run for `stepwell worker` and print its id; execute "
+        "nothing here.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
 ) -> None:
     """Run a workflow; show its steps live; exit 0 completed, 1 failed, 3 awaiting review."""
     from engine.cli_run import RunRequest, execute, output_mode
 
+    if detach:
+        raise typer.Exit(enqueue_run(_workflow_file(workflow), list(inputs or []),
+                                     resolve_db(db), blocks=list(blocks or []),
+                                     as_json=as_json))
     request = RunRequest(
         workflow=_workflow_file(workflow), inputs=list(inputs or []), db=resolve_db(db),
         mode=output_mode(as_json=as_json, quiet=quiet), durability=durability,
-        concurrency=concurrency,
+        concurrency=concurrency, blocks=list(blocks or []), show_all=show_all, wait=wait,
+        executor=executor,
     )
     raise typer.Exit(execute(request))
 
@@ -107,13 +162,13 @@ def run(
 @app.command()
 @handle_errors
 def validate(workflow: WorkflowArg, as_json: JsonOption = False,
-             db: UnusedDbOption = None) -> None:
+             db: UnusedDbOption = None, blocks: BlocksOption = None) -> None:
     """Check a workflow and list every problem with its YAML path and fix (exit 2 if any)."""
     from engine.cli_render import diagnostics_table
+    from engine.cli_run import cli_engine
     from engine.contracts.errors import WorkflowLoadError
-    from engine.core import Engine
 
-    engine = Engine(resolve_db(db))
+    engine = cli_engine(resolve_db(db), list(blocks or []))
     try:
         wf = engine.load(_workflow_file(workflow))
     except WorkflowLoadError as exc:
@@ -142,18 +197,23 @@ def validate(workflow: WorkflowArg, as_json: JsonOption = False,
 @app.command()
 @handle_errors
 def graph(
-    workflow: WorkflowArg,
+    workflow: Annotated[Path | None, typer.Argument(
+        help="Workflow file (Retab YAML, or JSON); optional with --run.",
+        show_default=False)] = None,
+    run_id: Annotated[str | None, typer.Option(
+        "--run", "-r", help="Colour the blocks by this run's step statuses (without a "
+        "workflow file, the run's own workflow is drawn).", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Write the Mermaid text to FILE instead of stdout.",
         show_default=False)] = None,
-    db: UnusedDbOption = None,
+    db: DbOption = None,
+    blocks: BlocksOption = None,
 ) -> None:
-    """Print the workflow as a Mermaid flowchart."""
-    from engine.definition import load_workflow
-    from engine.graph import to_mermaid
+    """Print the workflow as a Mermaid flowchart: every edge, full handle ids."""
+    from engine.cli_graph import graph_text
 
-    text = to_mermaid(load_workflow(_workflow_file(workflow)))
-    text = text if text.endswith("\n") else text + "\n"
+    text = graph_text(None if workflow is None else _workflow_file(workflow), run_id=run_id,
+                      db=db, blocks=list(blocks or []))
     if output is None:
         typer.echo(text, nl=False)
         return
@@ -173,9 +233,16 @@ def _workflow_file(path: Path) -> Path:
     return path
 
 
+def cli_command() -> Any:
+    """The command tree as click runs it, help text cleaned (:mod:`engine.cli_help`)."""
+    from engine.cli_help import polish
+
+    return polish(typer.main.get_command(app))
+
+
 def main() -> None:
     """Console-script entry point (``stepwell = engine.cli:main``)."""
-    app()
+    cli_command()(prog_name="stepwell")
 
 
 if __name__ == "__main__":

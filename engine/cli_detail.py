@@ -6,6 +6,7 @@ Like :mod:`engine.cli_render`, everything takes plain JSON-like dicts.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from rich import box
@@ -57,15 +58,31 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
 
 
 def run_note(run: dict[str, Any]) -> str:
-    """Failing step and message, cancel reason, or the blocks a review waits for."""
+    """Failing step and message, cancel reason, the blocks a review waits for (and since
+    when), or the owner process: ``owner died (pid 4242, last heartbeat 3m 10s ago)``."""
     lifecycle = run.get("lifecycle") or {}
     if lifecycle.get("failing_step_id"):
         message = lifecycle.get("message") or ""
         return f"{lifecycle['failing_step_id']}: {message}".rstrip(": ")
     waiting = lifecycle.get("waiting_for_block_ids")
     if waiting:
-        return f"waiting for review: {', '.join(waiting)}"
+        since = parse_time(run.get("waiting_since"))
+        when = f" since {_ago(since)}" if since else ""
+        return f"waiting for review{when}: {', '.join(waiting)}"
+    owner = run.get("owner") or {}
+    if owner.get("alive") is False:
+        beat = parse_time(owner.get("heartbeat_at"))
+        last = f", last heartbeat {_ago(beat)}" if beat else ""
+        return f"owner died (pid {owner.get('pid')}{last})"
+    if owner.get("alive"):
+        return f"running in pid {owner.get('pid')}"
     return str(lifecycle.get("reason") or lifecycle.get("message") or "")
+
+
+def _ago(when: datetime) -> str:
+    """``09:12:03 (3m 10s ago)`` in local time."""
+    seconds = (datetime.now(UTC) - when).total_seconds() * 1000
+    return f"{when.astimezone().strftime('%H:%M:%S')} ({fmt_ms(max(0.0, seconds))} ago)"
 
 
 def fields_table(rows: Iterable[tuple[str, RenderableType]]) -> Table:
@@ -78,10 +95,14 @@ def fields_table(rows: Iterable[tuple[str, RenderableType]]) -> Table:
     return grid
 
 
-def step_detail(step: dict[str, Any], record: dict[str, Any] | None = None) -> Group:
+def step_detail(step: dict[str, Any], record: dict[str, Any] | None = None, *,
+                max_lines: int | None = None) -> Group:
     """Everything about one step: identity, lifecycle, timing, payloads, artifact.
 
-    ``record`` is the operation record behind ``step.artifact``, when it was read.
+    Args:
+        step: the step (``to_jsonable`` of the read API's step).
+        record: the operation record behind ``step.artifact``, when it was read.
+        max_lines: cut each JSON value after this many lines (None: show everything).
     """
     lifecycle = dict(step.get("lifecycle") or {})
     status = str(lifecycle.pop("status", step_status(step)))
@@ -97,8 +118,8 @@ def step_detail(step: dict[str, Any], record: dict[str, Any] | None = None) -> G
     if step.get("loop_containers"):
         rows.append(("loop", escape(loop_label(step))))
     rows += [(key, escape(str(step[key]))) for key in
-             ("retry_count", "created_at", "started_at", "completed_at", "model", "cost")
-             if step.get(key) not in (None, "")]
+             ("retry_count", "created_at", "started_at", "completed_at", "model", "tokens",
+              "cost") if step.get(key) not in (None, "")]
     if step_duration_ms(step) is not None:
         rows.append(("duration", fmt_ms(step_duration_ms(step))))
     if step.get("artifact"):
@@ -107,9 +128,13 @@ def step_detail(step: dict[str, Any], record: dict[str, Any] | None = None) -> G
     parts: list[RenderableType] = [fields_table(rows)]
     for key in ("handle_inputs", "handle_outputs"):
         parts.append(Text(f"\n{key}", style="bold"))
-        parts.append(Text(json_block(step.get(key) or {})))
+        parts.append(Text(json_block(step.get(key) or {}, max_lines)))
     if record:
-        parts += [Text("\nartifact record", style="bold"), Text(json_block(record, 60))]
+        parts += [Text("\nartifact record", style="bold"),
+                  Text(json_block(record, max_lines))]
+    if step.get("trace_spans"):
+        parts += [Text("\ntrace spans", style="bold"),
+                  Text(json_block(step["trace_spans"], max_lines))]
     return Group(*parts, *_error_details((step.get("lifecycle") or {}).get("details")))
 
 

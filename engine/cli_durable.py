@@ -1,9 +1,11 @@
-"""``stepwell runs cancel|resume|rerun`` and ``stepwell reviews list|approve|reject``.
+"""``stepwell runs cancel|resume|rerun`` and ``stepwell reviews approve|reject``.
 
 These act on runs that are already in the database, from any process: the process that
 started a run may be gone (killed, or exited with code 3 while waiting for a review).
-Refusals (a finished run, an unknown review, a review decided the other way) exit 2 and
-change nothing.
+Refusals (a finished run, an unknown review, a review decided the other way, ``--failed``
+on a run without failed steps) exit 2 and change nothing. Whatever executes shows the
+view ``stepwell run`` shows (:mod:`engine.cli_live`), and takes ``--wait`` (follow the
+run through reviews), ``--all`` (sentinel rows) and ``--blocks``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import typer
 
 from engine.cli_read import DbOption, JsonOption, runs_app
 from engine.cli_support import (
+    ALL_HELP,
+    BLOCKS_HELP,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    WAIT_HELP,
     Durability,
     db_flag,
     existing_db,
@@ -29,7 +34,7 @@ from engine.cli_support import (
     stdout,
 )
 
-reviews_app = typer.Typer(help="List human reviews and approve or reject them.",
+reviews_app = typer.Typer(help="List, show, approve and reject human reviews.",
                           no_args_is_help=True)
 
 RunArg = Annotated[str, typer.Argument(help="The run id (run_...).", show_default=False)]
@@ -37,32 +42,34 @@ ReviewArg = Annotated[str, typer.Argument(help="The review id (rev_...).", show_
 DurabilityOption = Annotated[Durability, typer.Option(
     "--durability", case_sensitive=False,
     help="process: survives process crashes (fast). full: also survives power loss.")]
+WaitOption = Annotated[bool, typer.Option("--wait", help=WAIT_HELP)]
+AllOption = Annotated[bool, typer.Option("--all", help=ALL_HELP)]
+BlocksOption = Annotated[list[str] | None, typer.Option(
+    "--blocks", help=BLOCKS_HELP, show_default=False)]
 #: How long ``runs cancel`` waits for a live owner to stop the run before returning.
 CANCEL_WAIT_S = 5.0
 
 
-def _engine(db: Path | None, durability: Durability = Durability.process) -> Any:
-    from engine.core import Engine
+def _engine(db: Path | None, durability: Durability = Durability.process,
+            blocks: list[str] | None = None) -> Any:
+    from engine.cli_run import cli_engine
 
-    return Engine(existing_db(db), durability=durability.value)
+    return cli_engine(existing_db(db), blocks or (), durability)
 
 
-def _report(engine: Any, db: Path | None, result: Any, as_json: bool, started: float) -> None:
-    from engine.cli_run import OutputMode, RunRequest, report_result
+def _continue(engine: Any, db: Path | None, run_id: str | None, prepare: Any, *,
+              as_json: bool, wait: bool = False, show_all: bool = False) -> None:
+    """Execute the run ``prepare()`` makes (``run_id``, or a new run when None) with the
+    progress view, report how it ended and exit with its code; Ctrl-C leaves the run
+    resumable and exits 130."""
+    from engine.cli_run import RunRequest, execute_prepared, output_mode, report_result
 
     request = RunRequest(workflow=Path("-"), inputs=(), db=existing_db(db),
-                         mode=OutputMode.JSON if as_json else OutputMode.PLAIN)
-    code = report_result(engine, request, result, (time.monotonic() - started) * 1000)
-    raise typer.Exit(code)
-
-
-def _continue(engine: Any, db: Path | None, run_id: str | None, as_json: bool,
-              work: Any) -> None:
-    """Run ``work()`` (which executes ``run_id``, or a new run when None), report the
-    result and exit with its code; Ctrl-C leaves the run resumable and exits 130."""
+                         mode=output_mode(as_json=as_json, quiet=False), wait=wait,
+                         show_all=show_all)
     started = time.monotonic()
     try:
-        result = work()
+        result = execute_prepared(engine, request, prepare)
     except KeyboardInterrupt:
         flag = db_flag(existing_db(db))
         which = (f"Run {run_id}" if run_id else
@@ -71,7 +78,8 @@ def _continue(engine: Any, db: Path | None, run_id: str | None, as_json: bool,
             f"[bold red]Interrupted.[/] {which} stopped part-way; its finished steps are "
             f"saved. Continue it with `stepwell runs resume {run_id or 'RUN_ID'}{flag}`.")
         raise typer.Exit(EXIT_INTERRUPTED) from None
-    _report(engine, db, result, as_json, started)
+    raise typer.Exit(report_result(engine, request, result,
+                                   (time.monotonic() - started) * 1000))
 
 
 @runs_app.command("cancel")
@@ -104,11 +112,13 @@ def runs_cancel(
 @runs_app.command("resume")
 @handle_errors
 def runs_resume(run_id: RunArg, db: DbOption = None, as_json: JsonOption = False,
-                durability: DurabilityOption = Durability.process) -> None:
+                durability: DurabilityOption = Durability.process, wait: WaitOption = False,
+                show_all: AllOption = False, blocks: BlocksOption = None) -> None:
     """Continue a run whose process died: completed steps are not executed again."""
-    engine = _engine(db, durability)
+    engine = _engine(db, durability, blocks)
     try:
-        _continue(engine, db, run_id, as_json, lambda: engine.resume(run_id))
+        _continue(engine, db, run_id, lambda: engine.prepare_resume(run_id), as_json=as_json,
+                  wait=wait, show_all=show_all)
     finally:
         engine.close()
 
@@ -117,8 +127,13 @@ def runs_resume(run_id: RunArg, db: DbOption = None, as_json: JsonOption = False
 @handle_errors
 def runs_rerun(
     run_id: RunArg,
-    from_step: Annotated[str, typer.Option("--from", help="Top-level step to rerun from.",
-                                           show_default=False)],
+    from_step: Annotated[str | None, typer.Option(
+        "--from", help="The step to run again with all it feeds: a top-level step, or a "
+        "step inside a loop (each_iter_3_work; the loop's other items are kept).",
+        show_default=False)] = None,
+    failed: Annotated[bool, typer.Option(
+        "--failed", help="Run again only the steps that failed (a loop's failed items) and "
+        "what depends on them; keep everything that completed.")] = False,
     inputs: Annotated[list[str] | None, typer.Option(
         "--input", "-i", metavar="BLOCK=VALUE", show_default=False,
         help="Replace a start block's input (everything downstream of it reruns).")] = None,
@@ -129,11 +144,19 @@ def runs_rerun(
     db: DbOption = None,
     as_json: JsonOption = False,
     durability: DurabilityOption = Durability.process,
+    wait: WaitOption = False,
+    show_all: AllOption = False,
+    blocks: BlocksOption = None,
 ) -> None:
-    """Start a new run that reuses the outputs of everything upstream of --from."""
+    """Start a new run that reuses what the earlier run did: everything upstream of
+    --from, or everything but what failed (--failed)."""
     from engine.cli_inputs import parse_inputs
+    from engine.rerun import prepare_rerun
 
-    engine = _engine(db, durability)
+    if failed == (from_step is not None):
+        fail("Pass --from STEP_ID (run that step again with all it feeds) or --failed (run "
+             "again what failed), not both and not neither.")
+    engine = _engine(db, durability, blocks)
     try:
         parsed: dict[str, Any] = {}
         source: Any = workflow
@@ -143,54 +166,12 @@ def runs_rerun(
             stored = Workflow.from_dict(engine.store.load_run(run_id).definition)
             source = engine.compile(engine.load(workflow) if workflow else stored)
             parsed = parse_inputs(inputs, source.start_blocks())
-        _continue(engine, db, None, as_json,
-                  lambda: engine.rerun(run_id, from_step, parsed or None, source))
+        _continue(engine, db, None,
+                  lambda: prepare_rerun(engine, run_id, from_step, failed=failed,
+                                        inputs=parsed or None, workflow=source),
+                  as_json=as_json, wait=wait, show_all=show_all)
     finally:
         engine.close()
-
-
-@reviews_app.command("list")
-@handle_errors
-def reviews_list(
-    run: Annotated[str | None, typer.Option("--run", "-r", help="Only this run's reviews.",
-                                            show_default=False)] = None,
-    status: Annotated[str | None, typer.Option(
-        "--status", "-s", help="pending, approved or rejected.", show_default=False)] = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List reviews, newest first."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    if status is not None and status not in ("pending", "approved", "rejected"):
-        fail(f"--status {status!r}: use pending, approved or rejected.", EXIT_USAGE)
-    engine = _engine(db)
-    try:
-        reviews = engine.store.reviews(run_id=run, status=status)
-    finally:
-        engine.close()
-    if as_json:
-        print_json([r.to_dict() for r in reviews])
-        return
-    if not reviews:
-        stdout().print("No reviews match." if run or status else "No reviews yet.")
-        return
-    table = Table("review", "run", "step", "status", "proposed data")
-    for r in reviews:
-        table.add_row(r.id, r.run_id, r.step_id, r.status, escape(_proposed(r.data)))
-    stdout().print(table)
-    if any(r.status == "pending" for r in reviews):
-        stdout().print("Decide with `stepwell reviews approve REVIEW_ID [--data JSON]` or "
-                       "`stepwell reviews reject REVIEW_ID --reason TEXT`.", soft_wrap=True)
-
-
-def _proposed(data: Any, width: int = 80) -> str:
-    """The proposed payload of a review, in one line."""
-    outputs = (data or {}).get("outputs") or {}
-    shown = [p.get("data", p) if isinstance(p, dict) else p for p in outputs.values()]
-    text = json.dumps(shown[0] if len(shown) == 1 else shown, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _parse_data(raw: str | None) -> tuple[Any, bool]:
@@ -210,13 +191,16 @@ def _parse_data(raw: str | None) -> tuple[Any, bool]:
 
 
 def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durability,
-            **decision: Any) -> None:
-    """Record the decision, then continue the run unless it cannot or need not be."""
+            options: dict[str, Any], **decision: Any) -> None:
+    """Record the decision, then continue the run unless it cannot or need not be.
+
+    ``options``: ``wait``, ``show_all`` and ``blocks`` of the command.
+    """
     from engine import durable
     from engine.contracts.errors import ConflictError
     from engine.contracts.values import RunStatus
 
-    engine = _engine(db, durability)
+    engine = _engine(db, durability, options.get("blocks"))
     try:
         review, changed = engine.record_decision(review_id, **decision)
         run = engine.store.load_run(review.run_id)
@@ -234,7 +218,9 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
         if note and not as_json:
             stderr().print(f"{note}Continuing run {run.run_id}.")
         try:
-            _continue(engine, db, run.run_id, as_json, lambda: engine.resume(run.run_id))
+            _continue(engine, db, run.run_id, lambda: engine.prepare_resume(run.run_id),
+                      as_json=as_json, wait=bool(options.get("wait")),
+                      show_all=bool(options.get("show_all")))
         except ConflictError as exc:  # another process continues the run: fine
             _say(as_json, review, f"{note}Decision recorded. {exc}")
     finally:
@@ -243,7 +229,11 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
 
 def _say(as_json: bool, review: Any, message: str) -> None:
     if as_json:
-        print_json(review.to_dict())
+        from engine.cli_support import iso_time
+
+        data = review.to_dict()
+        print_json({**data, "created_at": iso_time(data["created_at"]),
+                    "decided_at": iso_time(data["decided_at"])})
     else:
         stdout().print(message, soft_wrap=True)
 
@@ -258,10 +248,15 @@ def reviews_approve(
     db: DbOption = None,
     as_json: JsonOption = False,
     durability: DurabilityOption = Durability.process,
+    wait: WaitOption = False,
+    show_all: AllOption = False,
+    blocks: BlocksOption = None,
 ) -> None:
     """Approve a review (optionally with corrected data) and continue the run."""
     value, has_data = _parse_data(data)
-    _decide(review_id, db, as_json, durability, approved=True, data=value, has_data=has_data)
+    options = {"wait": wait, "show_all": show_all, "blocks": blocks}
+    _decide(review_id, db, as_json, durability, options, approved=True, data=value,
+            has_data=has_data)
 
 
 @reviews_app.command("reject")
@@ -272,6 +267,10 @@ def reviews_reject(
     db: DbOption = None,
     as_json: JsonOption = False,
     durability: DurabilityOption = Durability.process,
+    wait: WaitOption = False,
+    show_all: AllOption = False,
+    blocks: BlocksOption = None,
 ) -> None:
     """Reject a review: what depends on the step is skipped, and the run continues."""
-    _decide(review_id, db, as_json, durability, approved=False, reason=reason)
+    options = {"wait": wait, "show_all": show_all, "blocks": blocks}
+    _decide(review_id, db, as_json, durability, options, approved=False, reason=reason)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.contracts.blocks import BlockRole
+from engine.contracts.bounded import MAX_JSON_DEPTH, check_json
 from engine.contracts.errors import InputError
 
 _BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
@@ -118,19 +119,29 @@ def convert_value(item: RawInput, role: BlockRole) -> Any:
     """The engine value for one input: parsed JSON, or a document path string.
 
     Raises:
-        InputError: bad JSON, or a file that does not exist.
+        InputError: bad JSON (NaN, Infinity and nesting deeper than 64 levels included),
+            or a file that does not exist.
     """
     if role is BlockRole.START_DOCUMENT:
         return _document_path(item)
     if item.value.startswith("@"):
-        return _json_from_file(item, Path(item.value[1:]).expanduser())
+        return _bounded(item, _json_from_file(item, Path(item.value[1:]).expanduser()))
     try:
-        return json.loads(item.value)
+        return _bounded(item, json.loads(item.value))
     except json.JSONDecodeError as exc:
         raise InputError(
             f"--input {item.block_id}={_shorten(item.value)}: not valid JSON "
             f"({_json_problem(exc)}). Pass JSON like '{{\"a\": 1}}' or @file.json"
         ) from None
+    except RecursionError:
+        raise InputError(f"--input {item.block_id}: the JSON is nested too deeply to read. "
+                         f"Pass JSON nested at most {MAX_JSON_DEPTH} levels.") from None
+
+
+def _bounded(item: RawInput, value: Any) -> Any:
+    """``value`` when it is bounded JSON (see engine.contracts.bounded); else InputError."""
+    check_json(value, what=f"--input {item.block_id}")
+    return value
 
 
 def _document_path(item: RawInput) -> str:
@@ -164,6 +175,9 @@ def _json_from_file(item: RawInput, path: Path) -> Any:
         ) from None
     try:
         return json.loads(text)
+    except RecursionError:
+        raise InputError(f"--input {item.block_id}=@{path}: the JSON is nested too deeply "
+                         f"to read. Pass JSON nested at most {MAX_JSON_DEPTH} levels.") from None
     except json.JSONDecodeError as exc:
         raise InputError(
             f"--input {item.block_id}=@{path}: {path} is not valid JSON "

@@ -1,14 +1,18 @@
-"""The live step table of ``stepwell run`` (terminal only).
+"""The progress of a run executed by this process: ``run``, ``runs resume``, ``runs rerun``.
 
 Theory of operation
 -------------------
 The prepared run executes in a worker thread, on an event loop of its own, behind a
 :class:`~engine.handle.RunHandle`. The thread forwards the handle's event stream
 (``handle.events()``: every committed transition, in order) to the main thread over a
-queue; the main thread folds the events into one row per step (:class:`LiveSteps`) and
-redraws the table about 8 times a second. Nothing is read back from the database while
-the run goes on, so a run with thousands of steps is not slowed down by its own
-progress display; the summary after the run reads the database.
+queue; the main thread folds the events into one row per step (:class:`LiveSteps`) and,
+on a terminal, redraws the table about 8 times a second (:func:`engine.cli_view.run_view`:
+sentinel rows hidden unless ``--all``, loop items in the footer); otherwise it prints a
+plain progress line now and then (:class:`engine.cli_view.PlainProgress`). Step rows are
+never read back from the database while the run goes on, so a run with thousands of
+steps is not slowed down by its own progress display; a loop's item total is read once,
+from the note the runner left on the container step's log. The summary after the run
+reads the database.
 """
 
 from __future__ import annotations
@@ -19,24 +23,28 @@ import time
 from typing import Any
 
 import anyio
-from rich.console import RenderableType
-from rich.markup import escape
-from rich.text import Text
 
-from engine import cli_render as render
 from engine.cli_support import stdout, to_jsonable
+from engine.cli_view import ItemTotals, PlainProgress, run_view, visible_steps
 
-PAGE_SIZE = 100
+__all__ = ["LiveSteps", "list_all_steps", "run_live", "visible_steps"]
+
+PAGE_SIZE = 1000
 REFRESH_PER_SECOND = 8
 _TERMINAL_STEP = frozenset({"completed", "skipped", "error", "cancelled"})
 
 
-def run_live(engine: Any, prepared: Any) -> Any:
-    """Execute ``prepared`` in a worker thread and redraw its step table until it stops.
+def run_live(engine: Any, prepared: Any, *, live: bool = True, show_all: bool = False,
+             client: Any = None) -> Any:
+    """Execute ``prepared`` in a worker thread and show its progress until it stops.
 
     Args:
         engine: the :class:`~engine.core.Engine` that prepared the run.
         prepared: the :class:`~engine.launch.PreparedRun`.
+        live: redraw a table (a terminal); False prints plain progress lines.
+        show_all: show loop sentinel rows too.
+        client: a read client for loop totals, or a function making one when first
+            needed (None: only finished loops have a total).
 
     Returns:
         The run's :class:`~engine.launch.RunResult`.
@@ -44,8 +52,6 @@ def run_live(engine: Any, prepared: Any) -> Any:
     Raises:
         StepwellError: what stopped the execution (a StorageError, say).
     """
-    from rich.live import Live
-
     feed: queue.SimpleQueue[Any] = queue.SimpleQueue()
     outcome: dict[str, Any] = {}
 
@@ -58,21 +64,43 @@ def run_live(engine: Any, prepared: Any) -> Any:
     run_id, name = prepared.run_id, prepared.graph.workflow.name
     worker = threading.Thread(target=work, name=f"stepwell-{run_id}", daemon=True)
     board = LiveSteps()
+    totals = ItemTotals(client, run_id)
+    worker.start()
+    try:
+        if live:
+            _draw(worker, feed, board, totals, run_id, name, show_all)
+        else:
+            plain = PlainProgress(run_id)
+            while worker.is_alive():
+                worker.join(timeout=0.5)
+                board.drain(feed)
+                totals.refresh(board.steps())
+                plain.update(board.steps(), totals)
+    finally:
+        totals.close()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _draw(worker: threading.Thread, feed: queue.SimpleQueue[Any], board: LiveSteps,
+          totals: ItemTotals, run_id: str, name: str, show_all: bool) -> None:
+    from rich.live import Live
+
     console = stdout()
     started = time.monotonic()
-    worker.start()
     with Live(console=console, refresh_per_second=REFRESH_PER_SECOND,
               transient=False) as live:
         while True:
             worker.join(timeout=1 / REFRESH_PER_SECOND)
             board.drain(feed)
-            live.update(live_view(run_id, name, board.steps(), time.monotonic() - started,
-                                  max_rows=max(console.height - 8, 5)))
+            steps = board.steps()
+            totals.refresh(steps)
+            live.update(run_view(run_id, name, steps, time.monotonic() - started,
+                                 max_rows=max(console.height - 10, 5), show_all=show_all,
+                                 totals=totals))
             if not worker.is_alive():
                 break
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["result"]
 
 
 async def _follow(engine: Any, prepared: Any, feed: queue.SimpleQueue[Any]) -> Any:
@@ -90,9 +118,9 @@ async def _follow(engine: Any, prepared: Any, feed: queue.SimpleQueue[Any]) -> A
 class LiveSteps:
     """One row per step, in creation order, folded from a run's events.
 
-    Rows have the keys the step table reads (``step_id``, ``block_type``,
-    ``loop_containers``, ``retry_count``, ``lifecycle``, ``started_at``,
-    ``completed_at``, ``duration_ms``).
+    Rows have the keys the step table and the loop progress read (``step_id``,
+    ``block_id``, ``block_type``, ``loop_containers``, ``retry_count``, ``lifecycle``,
+    ``started_at``, ``completed_at``, ``duration_ms``, ``outputs``).
     """
 
     def __init__(self) -> None:
@@ -111,9 +139,10 @@ class LiveSteps:
         if event.kind != "step" or event.step_id is None:
             return
         row = self._rows.setdefault(event.step_id, {
-            "step_id": event.step_id, "block_type": event.block_type or "",
-            "loop_containers": event.loop_containers, "retry_count": 0,
-            "started_at": None, "completed_at": None, "duration_ms": None})
+            "step_id": event.step_id, "block_id": event.block_id,
+            "block_type": event.block_type or "", "loop_containers": event.loop_containers,
+            "retry_count": 0, "started_at": None, "completed_at": None,
+            "duration_ms": None, "outputs": None})
         row["retry_count"] = event.retry_count
         lifecycle: dict[str, Any] = {"status": event.status}
         if event.error:
@@ -121,6 +150,8 @@ class LiveSteps:
         if event.reason:
             lifecycle["reason"] = event.reason
         row["lifecycle"] = lifecycle
+        if event.outputs is not None:
+            row["outputs"] = event.outputs
         if event.status == "running" and row["started_at"] is None:
             row["started_at"] = event.at
         elif event.status in _TERMINAL_STEP:
@@ -143,33 +174,3 @@ def list_all_steps(client: Any, run_id: str) -> list[dict[str, Any]]:
         after = page.list_metadata.after
         if not after or not page.data:
             return steps
-
-
-def live_view(run_id: str, name: str, steps: list[dict[str, Any]], elapsed_s: float,
-              *, max_rows: int) -> RenderableType:
-    """The live table: the steps that matter most when they do not all fit."""
-    shown = visible_steps(steps, max_rows)
-    caption = render.counts_text(render.step_status(s) for s in steps)
-    if len(shown) < len(steps):
-        caption.append(f"  ({len(steps) - len(shown)} finished steps not shown)", style="dim")
-    title = f"{escape(name)} · {run_id} · {render.fmt_ms(elapsed_s * 1000)}"
-    if not steps:
-        return Text(f"{name} · {run_id} · starting…", style="dim")
-    return render.steps_table(shown, title=title, caption=caption, show_loops=False)
-
-
-def visible_steps(steps: list[dict[str, Any]], max_rows: int) -> list[dict[str, Any]]:
-    """At most ``max_rows`` steps: unfinished and failed ones first, then the latest.
-
-    Creation order is kept, so the table does not jump around as steps finish.
-    """
-    if len(steps) <= max_rows:
-        return steps
-    keep = {i for i, s in enumerate(steps)
-            if render.step_status(s) not in _TERMINAL_STEP or render.step_status(s) == "error"}
-    keep = set(sorted(keep)[:max_rows])
-    for i in range(len(steps) - 1, -1, -1):
-        if len(keep) >= max_rows:
-            break
-        keep.add(i)
-    return [steps[i] for i in sorted(keep)]

@@ -1,13 +1,18 @@
-"""``stepwell runs ...`` and ``stepwell steps ...``: read a database, never write it.
+"""``stepwell runs list | get``, and what the read commands share.
 
-Both groups go through the read client (``store.client.Client``), so what they print is
-what the Python API and the HTTP server return. ``--json`` prints the client's models
-unchanged (the Retab shapes).
+Read commands go through the read client (``store.client.Client``), so what they print
+is what the Python API and the HTTP server return. ``--json`` prints the client's models
+(the Retab shapes, times in ISO 8601 UTC), lists as ``{"data", "list_metadata"}``.
+
+Runs that should have a live owner carry it (``owner``: pid, last heartbeat, alive): a
+run whose process died shows ``owner died`` and its duration stops at its last
+heartbeat; a run waiting for a review shows since when (``waiting_since``) and its
+duration stops there. ``steps list | get`` are in :mod:`engine.cli_steps`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -17,21 +22,32 @@ import typer
 from engine.cli_support import (
     DB_HELP,
     JSON_HELP,
+    check_choices,
+    db_flag,
     existing_db,
     handle_errors,
+    iso_time,
     print_json,
+    resolve_db,
     stdout,
 )
 
-runs_app = typer.Typer(help="List and inspect workflow runs.", no_args_is_help=True)
-steps_app = typer.Typer(help="List and inspect the persisted steps of a run.",
+runs_app = typer.Typer(help="List, inspect, follow and act on workflow runs.",
+                       no_args_is_help=True)
+steps_app = typer.Typer(help="List and inspect the persisted steps of a run, and their logs.",
                         no_args_is_help=True)
 
-DbOption = Annotated[Path | None, typer.Option("--db", help=DB_HELP, show_default=False)]
+DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
 JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-RUN_STATUSES = "pending, queued, running, awaiting_review, completed, error, cancelled"
+RUN_STATUS_CHOICES = ("pending", "queued", "running", "awaiting_review", "completed", "error",
+                      "cancelled")
+RUN_STATUSES = ", ".join(RUN_STATUS_CHOICES)
 STEP_STATUSES = ("pending, queued, running, completed, skipped, error, awaiting_review, "
                  "cancelled")
+#: Run statuses in which a live process should own the run.
+OWNED_STATUSES = frozenset({"pending", "queued", "running"})
+#: Runs searched to turn a workflow name into its ids (``runs list -w NAME``).
+NAME_SEARCH = 1000
 
 
 @contextmanager
@@ -43,8 +59,7 @@ def read_client(db: Path | None) -> Iterator[Any]:
     try:
         yield client
     finally:
-        if hasattr(client, "close"):
-            client.close()
+        client.close()
 
 
 def page_items(page: Any) -> list[Any]:
@@ -58,9 +73,6 @@ def page_after(page: Any) -> str | None:
     return getattr(metadata, "after", None) if metadata is not None else None
 
 
-# --------------------------------------------------------------------------- runs
-
-
 @runs_app.command("list")
 @handle_errors
 def runs_list(
@@ -68,89 +80,110 @@ def runs_list(
         "--status", "-s", help=f"Only runs in this status (repeatable): {RUN_STATUSES}.",
         show_default=False)] = None,
     workflow: Annotated[str | None, typer.Option(
-        "--workflow", "-w", help="Only runs of this workflow id.", show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N runs.")] = 20,
+        "--workflow", "-w", help="Only runs of this workflow: its id or its name.",
+        show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000,
+                                       help="At most N runs.")] = 20,
+    after: Annotated[str | None, typer.Option(
+        "--after", help="Cursor printed at the end of the previous page.",
+        show_default=False)] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List runs, newest first.
 
-    Unfinished runs carry their owner process: ``owner alive: no`` marks one whose
-    process died (resume it with ``stepwell runs resume RUN_ID``).
+    Unfinished runs carry their owner process: "owner died" marks one whose process died
+    (resume it with "stepwell runs resume RUN_ID"); a run waiting for a review shows since
+    when.
     """
     from engine.cli_detail import runs_table
     from engine.cli_support import to_jsonable
+    from engine.contracts.reads import RunFilters
 
+    check_choices("--status", status, RUN_STATUS_CHOICES)
     with read_client(db) as client:
-        page = client.workflows.runs.list(status=status or None, workflow_id=workflow,
-                                          limit=limit)
-        owners = run_owners(client, [run.id for run in page_items(page)])
-    data = to_jsonable(page)
-    runs = data["data"] if isinstance(data, dict) else data
-    for run in runs:
-        run["owner"] = owners.get(run["id"])
+        filters = RunFilters(statuses=status or None,
+                             workflow_id=workflow_filter(client, workflow))
+        page = client.api.page_runs(filters, limit=limit, after=after, before=None)
+        data = to_jsonable(page)
+        annotate_runs(client, data["data"])
     if as_json:
         print_json(data)
         return
-    console = stdout()
+    runs, console = data["data"], stdout()
     if not runs:
-        console.print("No runs match." if status or workflow else
+        console.print("No runs match." if status or workflow or after else
                       "No runs yet. Start one with `stepwell run WORKFLOW`.")
         return
-    dead = [run["id"] for run in runs if _flag_owner(run)]
     console.print(runs_table(runs))
-    if dead:
-        from engine.cli_support import db_flag, resolve_db
-
-        console.print(f"[yellow]{len(dead)} unfinished run(s) lost their process; continue "
-                      f"with `stepwell runs resume {dead[0]}{db_flag(resolve_db(db))}`.[/]",
+    flag = db_flag(resolve_db(db))
+    cursor = page_after(page)
+    if cursor:
+        again = "".join([f" --status {s}" for s in status or ()]
+                        + [f" --workflow {_quoted(workflow)}" if workflow else "",
+                           f" --limit {limit}" if limit != 20 else ""])
+        console.print(f"[dim]More runs: stepwell runs list{again} --after {cursor}{flag}[/]",
                       soft_wrap=True)
+    dead = [run["id"] for run in runs if (run.get("owner") or {}).get("alive") is False]
+    if dead:
+        console.print(f"[yellow]{len(dead)} unfinished run(s) lost their process; continue "
+                      f"with `stepwell runs resume {dead[0]}{flag}`.[/]", soft_wrap=True)
 
 
-#: Run statuses in which a live process should own the run.
-OWNED_STATUSES = frozenset({"pending", "queued", "running"})
+def _quoted(text: str | None) -> str:
+    text = text or ""
+    return text if text.replace("_", "").replace("-", "").isalnum() else repr(text)
 
 
-def run_owners(client: Any, run_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """run id -> ``{pid, heartbeat_at, alive}`` of its owner process.
+def workflow_filter(client: Any, value: str | None) -> str | None:
+    """The workflow id ``runs list -w`` filters on: ``value`` itself when runs have that
+    workflow id, else the id of the workflow named ``value`` (the newest runs tell).
 
-    ``alive`` (see :func:`engine.durable.process_owns`) is given for runs that should
-    have a live owner (pending, queued, running) and None for the others: a run waiting
-    for review, or finished, needs no process.
+    Raises:
+        typer.Exit: (code 2) the name matches no run's workflow.
     """
-    import datetime as dt
+    from engine.contracts.reads import RunFilters
 
+    if value is None:
+        return None
+    probe = client.api.page_runs(RunFilters(workflow_id=value), limit=1, after=None,
+                                 before=None)
+    if probe.data:
+        return value
+    found = client.api.page_runs(RunFilters(search=value), limit=NAME_SEARCH, after=None,
+                                 before=None)
+    ids = [r.workflow_id for r in found.data if r.workflow_name.lower() == value.lower()]
+    if ids:
+        return ids[0]
+    from engine.cli_support import fail
+
+    names = sorted({r.workflow_name for r in found.data})
+    hint = f" Workflows with similar names: {', '.join(names[:5])}." if names else ""
+    fail(f"--workflow {value!r}: no run has a workflow with this id or name.{hint} "
+         "List runs with `stepwell runs list`.")
+
+
+def annotate_runs(client: Any, runs: Sequence[dict[str, Any]]) -> None:
+    """Add ``owner`` (pid, heartbeat, alive) and ``waiting_since`` to each run dict.
+
+    ``owner.alive`` is given for runs that should have a live owner (pending, queued,
+    running) and None for the others; ``waiting_since`` for a run waiting for a review
+    (when its newest pending review opened). Tables stop a run's duration at either
+    (:func:`engine.cli_render.run_duration_ms`).
+    """
+    from engine.contracts.reads import ReviewFilters
     from engine.durable import process_owns
 
-    out: dict[str, dict[str, Any]] = {}
-    for run_id in run_ids:
-        record = client.api.run_record(run_id)
-        run_status, pid, beat = record.status, record.owner_pid, record.heartbeat_at
-        at = (dt.datetime.fromtimestamp(beat, dt.UTC).isoformat().replace("+00:00", "Z")
-              if beat else None)
-        alive = process_owns(pid, beat) if run_status in OWNED_STATUSES else None
-        out[run_id] = {"pid": pid, "heartbeat_at": at, "alive": alive}
-    return out
-
-
-def _flag_owner(run: dict[str, Any]) -> bool:
-    """Put ``owner alive: yes|no`` in the run's table note; True when the owner is dead."""
-    import datetime as dt
-
-    owner = run.get("owner") or {}
-    if owner.get("alive") is None:
-        return False
-    lifecycle = run.setdefault("lifecycle", {})
-    if owner["alive"]:
-        lifecycle["reason"] = f"owner alive: yes (pid {owner['pid']})"
-        return False
-    beat = owner.get("heartbeat_at")
-    ago = ""
-    if beat:
-        seconds = dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(beat)
-        ago = f", heartbeat {max(0, int(seconds.total_seconds()))}s ago"
-    lifecycle["reason"] = f"owner alive: no (pid {owner['pid']}{ago})"
-    return True
+    for run in runs:
+        record = client.api.run_record(run["id"])
+        status, pid, beat = record.status, record.owner_pid, record.heartbeat_at
+        alive = process_owns(pid, beat) if status in OWNED_STATUSES else None
+        run["owner"] = {"pid": pid, "heartbeat_at": iso_time(beat), "alive": alive}
+        if status == "awaiting_review":
+            page = client.api.reads.page_review_entries(
+                ReviewFilters(run_id=run["id"], decision_status="pending"), limit=1,
+                descending=True)
+            run["waiting_since"] = iso_time(page.items[0].created_at if page.items else None)
 
 
 @runs_app.command("get")
@@ -160,99 +193,16 @@ def runs_get(
     db: DbOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one run: status, timing, step counts, inputs."""
+    """Show one run: status, timing, owner, step counts, inputs, outputs."""
     from engine.cli_detail import run_detail
     from engine.cli_live import list_all_steps
     from engine.cli_support import to_jsonable
 
     with read_client(db) as client:
-        run = client.workflows.runs.get(run_id)
+        run = to_jsonable(client.workflows.runs.get(run_id))
+        annotate_runs(client, [run])
         if as_json:
             print_json(run)
             return
         steps = list_all_steps(client, run_id)
-    stdout().print(run_detail(to_jsonable(run), steps))
-
-
-# --------------------------------------------------------------------------- steps
-
-
-@steps_app.command("list")
-@handle_errors
-def steps_list(
-    run_id: Annotated[str, typer.Argument(help="The run id (run_...).", show_default=False)],
-    block: Annotated[str | None, typer.Option(
-        "--block", "-b", help="Only steps of this block id (every iteration).",
-        show_default=False)] = None,
-    status: Annotated[list[str] | None, typer.Option(
-        "--status", "-s", help=f"Only steps in this status (repeatable): {STEP_STATUSES}.",
-        show_default=False)] = None,
-    block_type: Annotated[list[str] | None, typer.Option(
-        "--type", "-t", help="Only steps of this block type (repeatable).",
-        show_default=False)] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most N steps.")] = 100,
-    after: Annotated[str | None, typer.Option(
-        "--after", help="Cursor printed at the end of the previous page.",
-        show_default=False)] = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """List the steps of a run in creation order."""
-    from engine.cli_render import steps_table
-    from engine.cli_support import db_flag, resolve_db, to_jsonable
-
-    with read_client(db) as client:
-        client.workflows.runs.get(run_id)  # a clear NotFoundError for an unknown run
-        page = client.workflows.steps.list(
-            run_id, block_id=block, block_type=block_type or None, status=status or None,
-            limit=limit, after=after)
-    if as_json:
-        print_json(page)
-        return
-    steps = [to_jsonable(step) for step in page_items(page)]
-    console = stdout()
-    if not steps:
-        console.print("No steps match." if block or status or block_type or after
-                      else f"Run {run_id} has no steps yet.")
-        return
-    console.print(steps_table(steps))
-    cursor = page_after(page)
-    if cursor:
-        console.print(f"[dim]More steps: stepwell steps list {run_id} --after {cursor}"
-                      f"{db_flag(resolve_db(db))}[/]", soft_wrap=True)
-
-
-@steps_app.command("get")
-@handle_errors
-def steps_get(
-    step_id: Annotated[str, typer.Argument(help="The step id (see `stepwell steps list`).",
-                                           show_default=False)],
-    run: Annotated[str | None, typer.Option(
-        "--run", "-r", help="The run the step belongs to (needed when several runs "
-        "have this step id).", show_default=False)] = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-) -> None:
-    """Show one step: lifecycle, timing, handle inputs and outputs, artifact."""
-    from engine.cli_detail import step_detail
-    from engine.cli_support import to_jsonable
-
-    with read_client(db) as client:
-        step = to_jsonable(client.workflows.steps.get(step_id, run_id=run))
-        if as_json:
-            print_json(step)
-            return
-        record = artifact_record(client, step)
-    stdout().print(step_detail(step, record))
-
-
-def artifact_record(client: Any, step: dict[str, Any]) -> dict[str, Any] | None:
-    """The operation record behind ``step.artifact`` (None when the step has none)."""
-    ref = step.get("artifact") or {}
-    get = getattr(getattr(client, "api", None), "get_artifact", None)
-    if not ref.get("id") or get is None:
-        return None
-    record = dict(get(ref["id"]))
-    for key in ("id", "workflow_run_id", "step_id", "operation", "created_at"):
-        record.pop(key, None)  # already shown with the step
-    return record
+    stdout().print(run_detail(run, steps))

@@ -99,15 +99,19 @@ def run_status(run: dict[str, Any]) -> str:
 
 
 def run_duration_ms(run: dict[str, Any]) -> float | None:
-    """Wall time from start to completion (or to now while running)."""
+    """Wall time from start to completion, or to now while it runs; a run waiting for a
+    review stops at ``waiting_since``, one whose owner died at its last heartbeat."""
     timing = run.get("timing") or run
     if timing.get("duration_ms") is not None:
         return float(timing["duration_ms"])
     started = parse_time(timing.get("started_at") or timing.get("created_at"))
     if started is None:
         return None
-    ended = parse_time(timing.get("completed_at")) or datetime.now(UTC)
-    return (ended - started).total_seconds() * 1000
+    owner = run.get("owner") or {}
+    stopped = run.get("waiting_since") or (
+        owner.get("heartbeat_at") if owner.get("alive") is False else None)
+    ended = parse_time(timing.get("completed_at") or stopped) or datetime.now(UTC)
+    return max(0.0, (ended - started).total_seconds() * 1000)
 
 
 # --------------------------------------------------------------------------- formatting

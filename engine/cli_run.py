@@ -1,8 +1,13 @@
 """``stepwell run``: validate, parse inputs, run, summarise.
 
-The workflow is compiled once; the engine prepares and executes that graph. With a live
-view (stdout is a terminal, no ``--json`` or ``--quiet``) the prepared run goes through
-:func:`engine.cli_live.run_live`; otherwise the engine simply runs in the main thread.
+The workflow is compiled once; the engine prepares and executes that graph through
+:func:`engine.cli_live.run_live`: a live table on a terminal, plain progress lines when
+stdout is not one. With ``--json`` or ``--quiet`` the engine simply runs in the main
+thread. Block types come from the built-ins, the installed ``stepwell.blocks`` entry
+points and ``--blocks MODULE:ATTR``; the current directory is importable, so
+``python: mymodule:fn`` references resolve as ``stepwell validate`` resolves them.
+With ``--wait``, a run that stops for a review is followed until someone decides and it
+ends (:mod:`engine.cli_watch`).
 
 Everything the summary shows is read back from the database after the run, so it is
 exactly what ``stepwell runs get`` / ``stepwell steps list`` will show later.
@@ -18,6 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import anyio
 from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.text import Text
@@ -25,6 +31,7 @@ from rich.text import Text
 from engine import cli_render as render
 from engine.cli_detail import fields_table
 from engine.cli_live import list_all_steps, run_live
+from engine.cli_progress import finished_items, loop_progress, shown_steps
 from engine.cli_support import (
     EXIT_AWAITING_REVIEW,
     EXIT_INTERRUPTED,
@@ -61,6 +68,10 @@ class RunRequest:
     mode: OutputMode
     durability: Durability = Durability.process
     concurrency: int | None = None
+    blocks: Sequence[str] = ()
+    show_all: bool = False
+    wait: bool = False
+    executor: str = "local"
 
 
 def output_mode(*, as_json: bool, quiet: bool) -> OutputMode:
@@ -89,13 +100,10 @@ def execute(request: RunRequest) -> int:
             anything is persisted (the caller turns them into exit code 2).
     """
     from engine.cli_inputs import parse_inputs
-    from engine.core import Engine
     from engine.launch import new_run_id
 
-    kwargs: dict[str, Any] = {"durability": request.durability.value}
-    if request.concurrency is not None:
-        kwargs["max_concurrency"] = request.concurrency
-    engine = Engine(request.db, **kwargs)
+    engine = cli_engine(request.db, request.blocks, request.durability, request.concurrency)
+    engine.executor = connect_executor(request.executor)
     try:
         graph = engine.compile(request.workflow)  # the only compilation of this run
         inputs = parse_inputs(request.inputs, graph.start_blocks())
@@ -105,21 +113,80 @@ def execute(request: RunRequest) -> int:
             stderr().print(f"Running {escape(graph.workflow.name)} as {run_id} …")
         started = time.monotonic()
         try:
-            if request.mode is OutputMode.LIVE:
-                result = run_live(engine, engine.prepare(graph, inputs, run_id=run_id))
-            else:
-                result = engine.run(graph, inputs, run_id=run_id)
+            result = execute_prepared(engine, request,
+                                      lambda: engine.prepare(graph, inputs, run_id=run_id))
         except KeyboardInterrupt:
             return _interrupted(run_id, request.db)
         elapsed_ms = (time.monotonic() - started) * 1000
         return report_result(engine, request, result, elapsed_ms)
     finally:
         engine.close()
+        if engine.executor is not None:
+            engine.executor.close()
+
+
+def connect_executor(spec: str) -> Any:
+    """The executor ``--executor`` names, connected (None for ``local``).
+
+    Raises:
+        UsageError: an unknown executor, or a Dask scheduler that cannot be reached.
+    """
+    from engine.executors import parse_executor
+
+    executor = parse_executor(spec)
+    if executor is not None:
+        executor.connect()
+    return executor
+
+
+def cli_engine(db: str, blocks: Sequence[str] = (),
+               durability: Durability = Durability.process,
+               concurrency: int | None = None) -> Any:
+    """An Engine on ``db`` with every block type the command line knows.
+
+    The built-ins, the installed ``stepwell.blocks`` entry points and the ``--blocks``
+    references; the current directory goes on ``sys.path`` for ``python:`` references.
+
+    Raises:
+        UsageError: a ``--blocks`` reference or a plugin does not load.
+    """
+    from engine.core import Engine
+    from engine.plugins import block_registry, importable_cwd
+
+    importable_cwd()
+    kwargs: dict[str, Any] = {"durability": durability.value,
+                              "registry": block_registry(blocks)}
+    if concurrency is not None:
+        kwargs["max_concurrency"] = concurrency
+    return Engine(db, **kwargs)
+
+
+def execute_prepared(engine: Any, request: RunRequest, prepare: Any) -> Any:
+    """Execute the run ``prepare()`` makes, with the progress view ``request.mode`` asks
+    for; returns its RunResult."""
+    if request.mode in (OutputMode.LIVE, OutputMode.PLAIN):
+        return run_live(engine, prepare(), live=request.mode is OutputMode.LIVE,
+                        show_all=request.show_all,
+                        client=lambda: _read_client(engine, request.db))
+    return anyio.run(engine.execute, prepare())
 
 
 def report_result(engine: Any, request: RunRequest, result: Any, elapsed_ms: float) -> int:
-    """Print how a run ended (summary, JSON or just the id); return the exit code."""
+    """Print how a run ended (summary, JSON or just the id); return the exit code.
+
+    With ``request.wait``, a run waiting for a review is followed until it ends.
+    """
     status = str(result.status)
+    if request.wait and status == "awaiting_review" and request.db != ":memory:":
+        from engine.cli_watch import watch_and_report
+
+        if request.mode is not OutputMode.JSON:
+            stderr().print(f"{result.run_id} waits for a review; following it until someone "
+                           f"decides (`stepwell reviews list{db_flag(request.db)}`) …",
+                           soft_wrap=True)
+        return watch_and_report(request.db, result.run_id, wait=True,
+                                show_all=request.show_all,
+                                as_json=request.mode is OutputMode.JSON)
     if request.mode is OutputMode.QUIET:
         stdout().print(result.run_id)
         return exit_code_for(status)
@@ -170,15 +237,28 @@ def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
     workflow = run.get("workflow_name") or run.get("workflow_id")
     if workflow:
         head.append(f"  ({workflow})", style="dim")
+    shown = shown_steps(steps, show_all=False)  # loop sentinels are bookkeeping
     rows: list[tuple[str, RenderableType]] = [
-        ("steps", render.counts_text(render.step_status(s) for s in steps))]
+        ("steps", render.counts_text(render.step_status(s) for s in shown))]
+    loops = [p.text() for p in loop_progress(steps, _finished_totals(steps))]
+    if loops:
+        rows.append(("loops", escape("; ".join(loops))))
     rows += _failure_rows(result, steps) + _waiting_rows(run)
     if result.reason and status == "cancelled":
         rows.append(("reason", escape(str(result.reason))))
     parts: list[RenderableType] = [head, fields_table(rows)]
-    parts += _skip_lines(steps) + _output_lines(result.outputs)
-    parts.append(_hints(result.run_id, status, result.failing_step_id, db))
+    parts += _skip_lines(shown) + _output_lines(result.outputs)
+    failed_items = [s for s in steps if s.get("loop_containers")
+                    and render.step_status(s) == "error"]
+    parts.append(_hints(result.run_id, status, result.failing_step_id, db,
+                        failed_items[0]["step_id"] if failed_items else None))
     return Group(*parts)
+
+
+def _finished_totals(steps: list[dict[str, Any]]) -> Any:
+    """Item totals of the loops that finished (a failed loop's total is not known here)."""
+    totals = {s["step_id"]: finished_items(s) for s in steps}
+    return totals.get
 
 
 def _failure_rows(result: Any, steps: list[dict[str, Any]]) -> list[tuple[str, RenderableType]]:
@@ -236,11 +316,17 @@ def _payload_text(payload: Any) -> str:
     return "\n" + "\n".join("    " + line for line in block.splitlines())
 
 
-def _hints(run_id: str, status: str, failing_step_id: str | None, db: str) -> Text:
+def _hints(run_id: str, status: str, failing_step_id: str | None, db: str,
+           failed_item: str | None) -> Text:
     flag = db_flag(db)
     text = Text(f"\nInspect the steps: stepwell steps list {run_id}{flag}", style="dim")
-    if failing_step_id:
-        text.append(f"\nSee the error: stepwell steps get {failing_step_id} --run {run_id}{flag}")
+    failed = failed_item or failing_step_id
+    if failed:
+        text.append(f"\nSee the error: stepwell steps get {failed} --run {run_id}{flag}")
+        text.append(f"\nWhat it wrote: stepwell steps logs {failed} --run {run_id}{flag}")
+    if failed_item and status in ("error", "completed"):
+        text.append(f"\nRetry the failed items only: stepwell runs rerun {run_id} --failed"
+                    f"{flag}")
     if status == "awaiting_review":
         text.append(f"\nDecide the review: stepwell reviews list{flag}")
     return text

@@ -2,7 +2,8 @@
 
 FastAPI and uvicorn are imported inside the command, so the rest of the CLI never loads
 them. Keys come from ``STEPWELL_API_KEYS`` (``key`` or ``key:org_id``, comma-separated);
-without any, a key is generated and printed, and only a loopback host is allowed.
+without any, a key is generated and printed, and only a loopback host is allowed. The
+security policy is decided here, at start-up, and printed (engine.server.security).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ MB = 1024 * 1024
 @handle_errors
 def serve(
     host: Annotated[str, typer.Option(
-        "--host", help="Address to listen on. Anything but loopback needs STEPWELL_API_KEYS."
+        "--host", help="Address to listen on. Anything but loopback needs STEPWELL_API_KEYS "
+        "(32 characters or more)."
     )] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535,
                                       help="TCP port.")] = 8000,
@@ -31,21 +33,60 @@ def serve(
         "--allow-file-paths",
         help="Accept run documents given as paths on this machine (off: data URLs only).",
     )] = False,
+    code: Annotated[str, typer.Option(
+        "--code", help="Who may run code: auto (open on a personal server, sandboxed when "
+        "several organizations or the network can reach it), open, sandboxed, none.",
+    )] = "auto",
+    no_code: Annotated[bool, typer.Option(
+        "--no-code", help="Refuse workflows with code blocks (same as --code none).")] = False,
+    allow_python: Annotated[list[str] | None, typer.Option(
+        "--allow-python", help="module:function pattern python: references may name on a "
+        "shared server (* wildcards; repeatable).")] = None,
+    egress_allow: Annotated[list[str] | None, typer.Option(
+        "--egress-allow", help="Host name or network api_call may reach on a shared server "
+        "although it is not public (repeatable).")] = None,
+    secrets: Annotated[Path | None, typer.Option(
+        "--secrets", help='JSON file {"org_id": {"NAME": "value"}}: each organization\'s '
+        "secrets, the only values its runs see.", show_default=False)] = None,
+    worker_user: Annotated[str | None, typer.Option(
+        "--worker-user", help="User confined workers switch to when the server runs as root "
+        "without namespaces (default: nobody).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the Retab-compatible HTTP API; point the retab SDK's base_url here."""
+    """Serve the Retab-compatible HTTP API; point the retab SDK's base_url here.
+
+    See docs/security.md for what a shared server (several organizations, or a public
+    address) allows.
+    """
+    import dataclasses
+
     import uvicorn
 
+    from blocks.sandbox_host import platform_report
     from engine.server import create_app, server_config
+    from engine.server.security import (
+        check_keys,
+        choose_policy,
+        describe_policy,
+        load_secrets,
+    )
 
     config = server_config(host, max_body_bytes=int(max_body_mb * MB),
                            allow_file_paths=allow_file_paths)
+    check_keys(host, config.api_keys)
+    policy = choose_policy(host, config.api_keys, code="none" if no_code else code,
+                           allow_python=tuple(allow_python or ()),
+                           egress_allow=tuple(egress_allow or ()), worker_user=worker_user)
+    config = dataclasses.replace(config, policy=policy, secrets=load_secrets(secrets))
     database = resolve_db(db)
     app = create_app(database, config=config)
     console = stderr()
     shown = f"[{host}]" if ":" in host else host
     console.print(f"stepwell API on http://{shown}:{port} (database {database}); "
-                  f"OpenAPI at /docs")
+                  f"OpenAPI at /docs", markup=False)
+    console.print(describe_policy(policy), markup=False)
+    if policy.confine_workers:
+        console.print(platform_report(worker_user).describe(), markup=False)
     if config.generated_key is not None:
         console.print("No STEPWELL_API_KEYS set; this run's API key (organization org_local):")
         typer.echo(config.generated_key)

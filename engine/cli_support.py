@@ -12,7 +12,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -28,8 +28,15 @@ EXIT_AWAITING_REVIEW = 3
 EXIT_INTERRUPTED = 130
 
 DEFAULT_DB = "stepwell.db"
-DB_HELP = "SQLite database file (default: ./stepwell.db, or $STEPWELL_DB when set)."
+DB_HELP = ("Database: a SQLite file (default: ./stepwell.db, or $STEPWELL_DB when set) or "
+           "postgresql://USER:PASSWORD@HOST:PORT/DATABASE.")
 JSON_HELP = "Print machine-readable JSON instead of tables."
+BLOCKS_HELP = ("Custom block types, repeatable: MODULE:ATTR naming a BlockRegistry, a "
+               "BlockType, a list of them, or a function taking the registry (installed "
+               "stepwell.blocks entry points load by themselves).")
+ALL_HELP = "Show the loop sentinel steps too."
+WAIT_HELP = ("When the run stops for a review, keep following it until someone decides "
+             "and it ends (exit code of the end).")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -68,11 +75,17 @@ def _width(stream: Any) -> int | None:
     return 200 if wide else None
 
 
-def resolve_db(db: Path | None) -> str:
-    """The database path: ``--db``, else ``$STEPWELL_DB``, else ``./stepwell.db``."""
-    if db is not None:
-        return str(db)
-    return os.environ.get("STEPWELL_DB") or DEFAULT_DB
+def resolve_db(db: str | Path | None) -> str:
+    """The database: ``--db``, else ``$STEPWELL_DB``, else ``./stepwell.db``.
+
+    Raises:
+        UsageError: a URL with an unknown scheme (see :mod:`store.urls`).
+    """
+    from store.urls import parse_db
+
+    text = str(db) if db is not None else os.environ.get("STEPWELL_DB") or DEFAULT_DB
+    parse_db(text)
+    return text
 
 
 def existing_db(db: Path | None) -> str:
@@ -81,8 +94,10 @@ def existing_db(db: Path | None) -> str:
     Raises:
         typer.Exit: (code 2) after saying where the missing database was looked for.
     """
+    from store.urls import parse_db
+
     path = resolve_db(db)
-    if path != ":memory:" and not Path(path).is_file():
+    if parse_db(path).is_file and not Path(path.removeprefix("sqlite:///")).is_file():
         fail(
             f"No stepwell database at {path}. Start a run with `stepwell run WORKFLOW"
             f"{db_flag(path)}`, or point --db (or $STEPWELL_DB) at an existing database."
@@ -95,7 +110,9 @@ def db_flag(path: str) -> str:
 
     Used in printed hints so a copied command reads the same database.
     """
-    return "" if path == resolve_db(None) else f" --db {_quote(path)}"
+    from store.urls import redact
+
+    return "" if path == resolve_db(None) else f" --db {_quote(redact(path))}"
 
 
 def print_json(data: Any) -> None:
@@ -115,6 +132,36 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return value
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """ISO 8601 UTC (``2026-03-12T09:30:00.123456Z``) of epoch seconds, None for None."""
+    import datetime as dt
+
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def check_choices(option: str, values: Sequence[str] | None, choices: Sequence[str]) -> None:
+    """Exit 2 naming the choices when a filter value is not one of them.
+
+    Args:
+        option: the option as typed (``--status``).
+        values: what was given (None: nothing to check).
+        choices: the accepted values.
+
+    Raises:
+        typer.Exit: (code 2) after printing the bad value and every choice.
+    """
+    bad = [v for v in values or () if v not in choices]
+    if bad:
+        import difflib
+
+        close = difflib.get_close_matches(bad[0], list(choices), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        fail(f"{option} {bad[0]!r} is not a valid choice.{hint} Choose from: "
+             f"{', '.join(choices)}.")
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:

@@ -26,13 +26,20 @@ from anyio.abc import TaskGroup
 from blocks.registry import BlockRegistry, default_registry
 from engine import durable, launch
 from engine.compiled import CompiledGraph
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.records import Review
 from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
 from engine.graph import compile_workflow, validate_workflow
 from engine.launch import PreparedRun, RunOrigin, RunResult
-from engine.options import ExecutionOptions, RetryPolicy, db_path, model_provider
+from engine.options import (
+    ExecutionOptions,
+    RetryPolicy,
+    RunEnvironment,
+    db_path,
+    model_provider,
+)
 from engine.replay import Replay
 from engine.runner import Listener, Runner
 from engine.storage import StoreSlot
@@ -58,7 +65,9 @@ class Engine:
             (synchronous=FULL, survives power loss).
         max_concurrency: block handlers running at once per run.
         retry: default retry policy for transient and quota errors.
-        env: environment for ``${NAME}`` substitution (defaults to ``os.environ``).
+        env: environment for ``${NAME}`` substitution and secrets (defaults to
+            ``os.environ``), or a function of the organization id returning that
+            organization's environment (a shared server gives each its own secrets).
         services: extra services handed to blocks (``model_provider``, ...).
         organization_id: owner of the runs this engine creates.
         provider: the model provider of every step (sets ``services["model_provider"]``):
@@ -67,6 +76,8 @@ class Engine:
         stubs: ``{block_id_or_step_id: stub}``: those steps answer from the stub instead
             of running (see :mod:`engine.stubs`; for tests). Also settable later as
             ``engine.stubs``.
+        executor: where attempts of work blocks run: None (in this process) or an
+            executor such as :class:`~engine.executors.DaskExecutor`.
 
     Raises:
         UsageError: ``provider`` names no known provider, or both ``db`` and ``store``
@@ -82,11 +93,12 @@ class Engine:
         durability: str = "process",
         max_concurrency: int = 8,
         retry: RetryPolicy | None = None,
-        env: Mapping[str, str] | None = None,
+        env: RunEnvironment | None = None,
         services: Mapping[str, Any] | None = None,
         organization_id: str = "org_local",
         provider: Any = None,
         stubs: Mapping[str, Any] | None = None,
+        executor: Any = None,
     ) -> None:
         if store is not None and db is not None:
             raise UsageError("Engine(db, store=...) got both; pass a database path or a store.")
@@ -100,9 +112,11 @@ class Engine:
         if provider is not None:
             from blocks.providers import MODEL_PROVIDER_SERVICE
 
-            self.services[MODEL_PROVIDER_SERVICE] = model_provider(provider, env)
+            self.services[MODEL_PROVIDER_SERVICE] = model_provider(
+                provider, env if isinstance(env, Mapping) else None)
         self.stubs: dict[str, Any] = dict(stubs or {})
         self.organization_id = organization_id
+        self.executor = executor
         self._slot = StoreSlot(self.db, store, durability)
 
     # ------------------------------------------------------------------ definitions
@@ -191,7 +205,8 @@ class Engine:
         run = durable.claim(self.store, run_id)
         graph = launch.stand_ins(self.compile(Workflow.from_dict(run.definition)), self.stubs)
         return PreparedRun(run_id=run_id, graph=graph, inputs=run.inputs,
-                           replay=durable.replay_of(self.store, run_id))
+                           replay=durable.replay_of(self.store, run_id),
+                           organization_id=run.organization_id)
 
     async def execute(self, prepared: PreparedRun, *, listeners: Sequence[Listener] = (),
                       cancel_wakeup: anyio.Event | None = None) -> RunResult:
@@ -209,7 +224,8 @@ class Engine:
             StorageError: the database cannot be written.
         """
         options = ExecutionOptions(max_concurrency=self.max_concurrency, retry=self.retry,
-                                   env=self.env, services=self.services)
+                                   env=self.env, services=self.services,
+                                   executor=self.executor)
         settings = launch.run_settings(prepared, options, listeners=listeners,
                                        cancel_wakeup=cancel_wakeup)
         outcome = await Runner(prepared.graph, self.store, settings).run()
@@ -321,8 +337,11 @@ class Engine:
         Raises:
             NotFoundError: no such review.  ConflictError: decided differently before.
             UsageError: the run already ended.  InputError: corrected data the block
-            cannot use (its type's ``validate_decision`` says why).
+            cannot use (its type's ``validate_decision`` says why), or that is not
+            bounded JSON.
         """
+        if has_data:
+            check_json(data, what="The corrected review data")
         store = self.store
         review = store.review(review_id)
         run = store.load_run(review.run_id)
@@ -370,35 +389,29 @@ class Engine:
             return None
         return review.run_id
 
-    def rerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
-              workflow: WorkflowSource | None = None) -> RunResult:
-        """A new run reusing upstream outputs (sync wrapper of :meth:`arerun`)."""
-        return anyio.run(lambda: self.arerun(run_id, from_step, inputs, workflow))
+    def rerun(self, run_id: str, from_step: str | None = None,
+              inputs: Mapping[str, Any] | None = None, workflow: WorkflowSource | None = None,
+              *, failed: bool = False) -> RunResult:
+        """A new run reusing earlier results (sync wrapper of :meth:`arerun`)."""
+        return anyio.run(lambda: self.arerun(run_id, from_step, inputs, workflow,
+                                             failed=failed))
 
-    async def arerun(self, run_id: str, from_step: str, inputs: Mapping[str, Any] | None = None,
-                     workflow: WorkflowSource | None = None) -> RunResult:
-        """A new run reusing the outputs of everything upstream of ``from_step``.
+    async def arerun(self, run_id: str, from_step: str | None = None,
+                     inputs: Mapping[str, Any] | None = None,
+                     workflow: WorkflowSource | None = None, *, failed: bool = False
+                     ) -> RunResult:
+        """A new run reusing the earlier run's results (what is reused: :mod:`engine.rerun`).
 
         Args:
             run_id: the earlier run.
-            from_step: the top-level step to execute again (with all it feeds).
-            inputs: start block inputs to replace (what depends on them runs again).
-            workflow: an edited workflow (or its compiled graph) to use instead of the
-                stored one.
+            from_step: the step to execute again with all it feeds (top level, or in a loop).
+            inputs, workflow: replaced start inputs, an edited workflow (top-level step).
+            failed: instead of ``from_step``, execute again only what failed.
 
         Raises:
-            NotFoundError: no such run.  UsageError: bad step, or the workflow changed
-            upstream of it.  InputError: a replaced input does not fit.
+            NotFoundError, UsageError, InputError: see :func:`engine.rerun.prepare_rerun`.
         """
-        old = self.store.load_run(run_id)
-        stored = Workflow.from_dict(old.definition)
-        source = stored if workflow is None else workflow
-        graph = source if isinstance(source, CompiledGraph) else self.compile(source)
-        records = durable.reused_steps(self.store, graph, run_id, from_step, set(inputs or {}),
-                                       None if workflow is None else stored)
-        origin = RunOrigin(workflow_id=old.workflow_id, organization_id=old.organization_id,
-                           trigger="restart", parent_run_id=run_id,
-                           metadata={"rerun_of": run_id, "rerun_from": from_step})
-        return await self.execute(self.prepare(graph, {**old.inputs, **(inputs or {})},
-                                               origin=origin,
-                                               replay=Replay(steps=records, rewrite=True)))
+        from engine.rerun import prepare_rerun
+
+        return await self.execute(prepare_rerun(self, run_id, from_step, failed=failed,
+                                                inputs=inputs, workflow=workflow))

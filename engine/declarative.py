@@ -11,6 +11,7 @@ diagnostics (see engine.loading), never exceptions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,7 +45,7 @@ def read_declarative(data: Mapping[str, Any], source: str,
         The workflow; problems inside the structure are in ``load_diagnostics``.
     """
     report = Reporter()
-    name, description = _metadata(data, report)
+    name, description, workflow_id = _metadata(data, report)
     api_version = data.get("apiVersion")
     if api_version is None:
         report("MISSING_API_VERSION", "apiVersion", "The workflow has no apiVersion.",
@@ -72,14 +73,18 @@ def read_declarative(data: Mapping[str, Any], source: str,
                        "Remove it; spec holds `blocks` and `edges`.", severity="warning")
     _report_duplicates(duplicates or [], blocks, report)
     return Workflow(
-        name=name, description=description,
+        name=name, description=description, id=workflow_id,
         api_version=None if api_version is None else str(api_version),
         kind=None if data.get("kind") is None else str(data.get("kind")),
         blocks=blocks, edges=edges, source=source, load_diagnostics=report.diagnostics,
     )
 
 
-def _metadata(data: Mapping[str, Any], report: Reporter) -> tuple[str, str]:
+#: What a ``metadata.id`` may be: it appears in URLs and command lines.
+WORKFLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+
+
+def _metadata(data: Mapping[str, Any], report: Reporter) -> tuple[str, str, str | None]:
     meta = data.get("metadata")
     if meta is None:
         meta = {}
@@ -93,7 +98,16 @@ def _metadata(data: Mapping[str, Any], report: Reporter) -> tuple[str, str]:
                "Add `metadata: {name: my-workflow}`.", severity="warning")
         name = "workflow"
     description = meta.get("description")
-    return name, description if isinstance(description, str) else ""
+    workflow_id = meta.get("id")
+    if workflow_id is not None and not (isinstance(workflow_id, str)
+                                        and WORKFLOW_ID.fullmatch(workflow_id)):
+        report("INVALID_WORKFLOW_ID", "metadata.id",
+               f"metadata.id {workflow_id!r} is not a usable workflow id.",
+               "Use letters, digits, '_', '-' and '.', starting with a letter or digit "
+               "(at most 100), e.g. `id: ticket-triage`; or leave it out to derive the id "
+               "from the name.")
+        workflow_id = None
+    return name, description if isinstance(description, str) else "", workflow_id
 
 
 def _read_blocks(raw: Any, path: str, parent: str | None, out: list[BlockDef],

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from engine.contracts.bounded import clean_text
 from engine.contracts.definition import API_VERSION, BlockDef, EdgeDef
 from engine.contracts.errors import Diagnostic
 
@@ -34,12 +37,38 @@ class Workflow(BaseModel):
 
     name: str = "workflow"
     description: str = ""
+    #: ``metadata.id``: the workflow's id, when its author chose one (see :meth:`workflow_id`).
+    id: str | None = None
     api_version: str | None = API_VERSION
     kind: str | None = "Workflow"
     blocks: list[BlockDef] = Field(default_factory=list)
     edges: list[EdgeDef] = Field(default_factory=list)
     source: str = "<workflow>"
     load_diagnostics: list[Diagnostic] = Field(default_factory=list, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str) -> str:
+        """Names reach terminals and logs: control characters are dropped."""
+        return clean_text(value, limit=200) or "workflow"
+
+    def workflow_id(self) -> str:
+        """The workflow's id: ``metadata.id`` when given, else a stable id from its name.
+
+        The same scheme everywhere (runs started from the CLI or Python, workflows
+        applied over HTTP), so a workflow keeps its id across edits; its versions are told
+        apart by :meth:`digest`.
+
+        Returns:
+            ``metadata.id``, or ``wf_`` and the name in lower case with every run of
+            other characters turned into ``_`` (``Ticket triage`` -> ``wf_ticket_triage``);
+            a name with no ASCII letter or digit gets 16 hex digits of its sha256.
+        """
+        if self.id:
+            return self.id
+        folded = unicodedata.normalize("NFKD", self.name).encode("ascii", "ignore").decode()
+        slug = re.sub(r"[^a-z0-9]+", "_", folded.lower()).strip("_")[:60]
+        return "wf_" + (slug or hashlib.sha256(self.name.encode()).hexdigest()[:16])
 
     def block(self, block_id: str) -> BlockDef | None:
         """The block with this id.
@@ -346,6 +375,8 @@ def _declarative_dict(workflow: Workflow, edges: list[EdgeDef]) -> dict[str, Any
                     else entries[block.parent_id].setdefault("children", {}))
         siblings[block.id] = entries[block.id]
     metadata = {"name": workflow.name}
+    if workflow.id:
+        metadata["id"] = workflow.id
     if workflow.description:
         metadata["description"] = workflow.description
     out_edges = []

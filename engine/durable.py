@@ -138,14 +138,19 @@ def cancel_run(store: Store, run_id: str, reason: str = "cancelled by request") 
     store.request_cancel(run_id, reason)
     if run.status is not RunStatus.AWAITING_REVIEW and owner_alive(run):
         return False  # the owner polls the flag and stops within a second
+    end_run(store, run_id, RunUpdate(status=RunStatus.CANCELLED, reason=reason), reason)
+    return True
+
+
+def end_run(store: Store, run_id: str, update: RunUpdate, reason: str) -> None:
+    """Cancel every unfinished step of ``run_id`` with ``reason``, and record ``update``
+    (the run's final lifecycle) in the same commit."""
     events = [
         StepEvent(step_id=s.step_id, block_id=s.block_id, block_type="", label="",
                   status=StepStatus.CANCELLED, retry_count=s.retry_count, reason=reason)
         for s in store.load_steps(run_id) if not s.status.terminal
     ]
-    store.apply(run_id, events, RunUpdate(status=RunStatus.CANCELLED, reason=reason),
-                now=time.time())
-    return True
+    store.apply(run_id, events, update, now=time.time())
 
 
 def proposal_of(review: Review) -> Mapping[str, Any] | None:

@@ -42,6 +42,7 @@ def check_edges(a: Analysis) -> None:
                      "Remove one of the edges, or combine the values with a merge_dicts "
                      "block first.", block=key[0], handle=key[1], first_path=first.path)
             a.troubled.add(key[0])
+            a.duplicates.append(resolved)
             continue
         fed[key] = resolved
         a.edges.append(resolved)
@@ -204,9 +205,10 @@ def check_cycles(a: Analysis) -> None:
             strongly connected component, in block order.
     """
     graph: nx.DiGraph = nx.DiGraph()
-    for edge in a.edges:
+    for edge in a.edges + a.duplicates:  # a duplicate edge can close a cycle too
         source, target = a.rewrite(edge)
-        graph.add_edge(source, target, path=edge.path)
+        if not graph.has_edge(source, target):
+            graph.add_edge(source, target, path=edge.path)
     order = {block_id: info.index for block_id, info in a.blocks.items()}
     components = [c for c in nx.strongly_connected_components(graph)
                   if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))]

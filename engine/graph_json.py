@@ -2,6 +2,13 @@
 
 Blocks are flat already; ``position_x`` / ``position_y`` become ``position``. Problems
 inside the structure are diagnostics (see engine.loading), never exceptions.
+
+Both edge shapes Retab returns are read: the graph version's ``{source, target,
+source_handle, target_handle}`` and the REST edge object's ``{source_block,
+target_block, ...}``. The bookkeeping keys Retab's REST API adds to blocks and edges
+(``workflow_id``, ``organization_id``, ``draft_version``, ``updated_at``...) are
+accepted and ignored, each with an ``IGNORED_BLOCK_FIELD`` / ``IGNORED_EDGE_FIELD``
+warning; other unknown keys warn ``UNKNOWN_BLOCK_FIELD`` / ``UNKNOWN_EDGE_FIELD``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,13 @@ from engine.load_fields import Reporter, block_config, checked_endpoint, layout
 GRAPH_BLOCK_KEYS = frozenset({"id", "type", "label", "config", "parent_id", "position",
                               "position_x", "position_y", "width", "height",
                               "resolved_schemas"})
+#: Keys Retab's server adds to the objects it returns: accepted, ignored, warned about.
+SERVER_BLOCK_KEYS = frozenset({"workflow_id", "organization_id", "draft_version",
+                               "updated_at", "created_at", "declarative_path",
+                               "declarative_source_block_id", "config_hash"})
+GRAPH_EDGE_KEYS = frozenset({"id", "source", "target", "source_block", "target_block",
+                             "source_handle", "target_handle", "animated"})
+SERVER_EDGE_KEYS = frozenset({"workflow_id", "organization_id", "updated_at", "created_at"})
 
 
 def read_graph(data: Mapping[str, Any], source: str) -> Workflow:
@@ -70,7 +84,12 @@ def _graph_block(entry: Any, path: str, report: Reporter) -> BlockDef | None:
                "Give every block a unique string id.")
         return None
     for key in entry:
-        if key not in GRAPH_BLOCK_KEYS:
+        if key in SERVER_BLOCK_KEYS:
+            report("IGNORED_BLOCK_FIELD", f"{path}.{key}",
+                   f"Block {block_id!r}: {key!r} is a field Retab's server adds; stepwell "
+                   "ignores it.", "Nothing to do; drop it to silence this warning.",
+                   severity="warning")
+        elif key not in GRAPH_BLOCK_KEYS:
             report("UNKNOWN_BLOCK_FIELD", f"{path}.{key}",
                    f"Unknown key {key!r} in block {block_id!r} is ignored.",
                    "Block settings go under `config`.", severity="warning")
@@ -97,9 +116,21 @@ def _graph_edge(entry: Any, path: str, report: Reporter) -> EdgeDef | None:
                "Write `{\"source\": <block id>, \"target\": <block id>, \"source_handle\": "
                "..., \"target_handle\": ...}`.")
         return None
+    for key in entry:
+        if key in SERVER_EDGE_KEYS:
+            report("IGNORED_EDGE_FIELD", f"{path}.{key}",
+                   f"{key!r} is a field Retab's server adds to edges; stepwell ignores it.",
+                   "Nothing to do; drop it to silence this warning.", severity="warning")
+        elif key not in GRAPH_EDGE_KEYS:
+            report("UNKNOWN_EDGE_FIELD", f"{path}.{key}", f"Unknown edge key {key!r} is "
+                   "ignored.", "An edge has source, target, source_handle, target_handle "
+                   "(or source_block/target_block) and optionally id.", severity="warning")
     ends: list[tuple[str, str]] = []
     for role in ("source", "target"):
-        end = checked_endpoint(entry.get(role), entry.get(f"{role}_handle"), role,
+        block = _edge_block(entry, role, path, report)
+        if block is _CLASH:
+            return None
+        end = checked_endpoint(block, entry.get(f"{role}_handle"), role,
                                 f"{path}.{role}", report)
         if end is None:
             return None
@@ -108,3 +139,18 @@ def _graph_edge(entry: Any, path: str, report: Reporter) -> EdgeDef | None:
     return EdgeDef(source_block=ends[0][0], source_handle=ends[0][1], target_block=ends[1][0],
                    target_handle=ends[1][1], id=None if edge_id is None else str(edge_id),
                    path=path)
+
+
+_CLASH: Any = object()
+
+
+def _edge_block(entry: Mapping[str, Any], role: str, path: str, report: Reporter) -> Any:
+    """The block id of one end: ``source``/``target`` or ``source_block``/``target_block``
+    (``_CLASH``, reported, when both are given and differ)."""
+    plain, rest = entry.get(role), entry.get(f"{role}_block")
+    if plain is not None and rest is not None and plain != rest:
+        report("INVALID_EDGE_ENDPOINT", f"{path}.{role}",
+               f"The {role} endpoint is given twice: {role} {plain!r} and {role}_block "
+               f"{rest!r}.", f"Keep one of `{role}` and `{role}_block`.")
+        return _CLASH
+    return plain if plain is not None else rest

@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -85,10 +86,11 @@ class RunEvent:
     final: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form (what an SSE ``data:`` line carries)."""
+        """JSON form (what an SSE ``data:`` line carries); ``at`` in ISO 8601 UTC."""
+        at = datetime.fromtimestamp(self.at, UTC).isoformat().replace("+00:00", "Z")
         return {
             "seq": self.seq, "run_id": self.run_id, "kind": self.kind, "status": self.status,
-            "at": self.at, "step_id": self.step_id, "block_id": self.block_id,
+            "at": at, "step_id": self.step_id, "block_id": self.block_id,
             "block_type": self.block_type, "retry_count": self.retry_count,
             "reason": self.reason, "error": self.error, "outputs": self.outputs,
             "loop_containers": self.loop_containers,

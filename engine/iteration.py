@@ -24,10 +24,11 @@ sentinel end, so side branches inside the body finish first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.blocks import (
+    LOOP_CONTEXT_HANDLE,
     BlockResult,
     ExpandItems,
     LoopDecision,
@@ -38,6 +39,7 @@ from engine.contracts.blocks import (
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import StepErrorInfo
 from engine.contracts.values import LoopFrame, Payload
+from engine.reduce import reduce_results
 from engine.scope import Scope, StepState
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ class ForEachLoop:
         max_concurrency: iterations open at once.
         on_item_error: ``fail`` or ``skip`` (see the module docstring).
         end_id: the node id of the container's sentinel end.
+        control: the handler's control value (its reduce policy and item keys).
         results: each iteration's collected payload, in item order.
         next: the index of the next item to open.
         active: iterations open now.
@@ -65,6 +68,7 @@ class ForEachLoop:
     max_concurrency: int
     on_item_error: str
     end_id: str
+    control: ExpandItems
     results: list[Any] = field(default_factory=list)
     next: int = 0
     active: int = 0
@@ -80,6 +84,7 @@ class WhileLoop:
         state: the payload the next iteration receives.
         max_iterations: the bound; reaching it completes the loop normally.
         end_id: the node id of the container's sentinel end.
+        inject_context: hand each iteration the previous evaluations (``loop-context``).
         iteration: the index of the iteration running now.
         evaluations: the last termination-condition evaluations.
     """
@@ -88,6 +93,7 @@ class WhileLoop:
     state: Payload
     max_iterations: int
     end_id: str
+    inject_context: bool = False
     iteration: int = 0
     evaluations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -111,14 +117,16 @@ class LoopController:
             items = list(control.items)
             loop = ForEachLoop(step=step, items=items, results=[None] * len(items),
                                max_concurrency=max(1, control.max_concurrency),
-                               on_item_error=control.on_item_error, end_id=end_id)
+                               on_item_error=control.on_item_error, end_id=end_id,
+                               control=replace(control, items=[]))
             if not items:
                 self._complete_for_each(loop)
                 return
             self._fill(loop)
         else:
             loop_w = WhileLoop(step=step, state=control.state, end_id=end_id,
-                               max_iterations=max(1, control.max_iterations))
+                               max_iterations=max(1, control.max_iterations),
+                               inject_context=control.inject_context)
             self._spawn(loop_w, 0, control.state, "loop-left-in", parallel=False)
 
     def iteration_done(self, scope: Scope) -> None:
@@ -176,8 +184,13 @@ class LoopController:
         # The container's own result (a split_by_key partition artifact, its model usage)
         # was kept on the step when the loop opened; completion adds fe-right-out to it.
         own = loop.step.result or BlockResult()
+        policy = loop.control
+        fires, value = reduce_results(loop.results, policy.reduce_strategy,
+                                      data_key=policy.reduce_data_key,
+                                      item_key=policy.reduce_item_key, keys=policy.item_keys)
+        reduced = {"fe-right-out": Payload.json(value)} if fires else {}
         self._s.finish(loop.step, BlockResult(
-            outputs={**own.outputs, "fe-right-out": Payload.json(loop.results)},
+            outputs={**own.outputs, **reduced},
             artifact=own.artifact, model=own.model, tokens=own.tokens, cost=own.cost,
             trace_spans=own.trace_spans))
 
@@ -232,7 +245,11 @@ class LoopController:
         frame = LoopFrame(container_id=step.node.id, iteration=index, is_parallel=parallel,
                           parallel_item_index=index if parallel else None)
         scope = Scope(step.scope.frames + (frame,), loop=loop, index=index)
-        self._s.open_scope(scope, self._s.graph.members.get(step.node.id, ()), (handle, item))
+        extra = None
+        if isinstance(loop, WhileLoop) and loop.inject_context:
+            extra = {LOOP_CONTEXT_HANDLE: Payload.json({"evaluations": loop.evaluations})}
+        self._s.open_scope(scope, self._s.graph.members.get(step.node.id, ()), (handle, item),
+                           extra)
 
 
 _RELEASED = Payload.json(None)

@@ -35,6 +35,7 @@ import anyio
 
 from engine.compiled import CompiledGraph
 from engine.contracts.blocks import BlockRole
+from engine.contracts.bounded import check_json, clean_text
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.events import NewRun, RunUpdate
 from engine.contracts.files import FileStore
@@ -58,12 +59,14 @@ class PreparedRun:
         graph: the compiled workflow, with output checks and stubs applied.
         inputs: the run inputs as stored (documents as file references).
         replay: recorded results to reuse (resume and rerun), else None.
+        organization_id: the run's owner (its environment may depend on it).
     """
 
     run_id: str
     graph: CompiledGraph
     inputs: Mapping[str, Any]
     replay: Replay | None = None
+    organization_id: str = "org_local"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,8 +154,9 @@ def new_run_id() -> str:
 
 
 def workflow_id_for(workflow: Workflow) -> str:
-    """A stable id for a workflow definition: ``wrk_`` + digest prefix."""
-    return "wrk_" + workflow.digest()[:16]
+    """The id runs of ``workflow`` are filed under (:meth:`Workflow.workflow_id`:
+    ``metadata.id``, else a stable id from the name; the digest tells versions apart)."""
+    return workflow.workflow_id()
 
 
 def stand_ins(graph: CompiledGraph, stubs: Mapping[str, Any]) -> CompiledGraph:
@@ -182,8 +186,9 @@ def store_inputs(graph: CompiledGraph, inputs: Mapping[str, Any],
         The inputs keyed by start block id, documents as file reference dicts.
 
     Raises:
-        InputError: an input names no start block, a start block has none, or a
-            document path is not a file.
+        InputError: an input names no start block, a start block has none, a JSON
+            input is not bounded JSON (too deep, NaN, not JSON; checked before any
+            document is stored), or a document path is not a file.
     """
     starts = {n.id: n for n in graph.start_blocks()}
     unknown = sorted(set(inputs) - set(starts))
@@ -192,16 +197,16 @@ def store_inputs(graph: CompiledGraph, inputs: Mapping[str, Any],
             f"Input given for {', '.join(map(repr, unknown))}, which "
             f"{'is not a start block' if len(unknown) == 1 else 'are not start blocks'}. "
             f"Start blocks: {', '.join(sorted(starts)) or 'none'}.")
-    prepared: dict[str, Any] = {}
     for block_id, node in starts.items():
         if block_id not in inputs:
             raise InputError(
                 f"Start block {block_id!r} ({node.type}) has no input. Pass it with "
                 f"`--input {block_id}=...` (CLI) or inputs={{{block_id!r}: ...}} (Python).")
-        value = inputs[block_id]
-        prepared[block_id] = (_store_document(files, block_id, value)
-                              if node.role is BlockRole.START_DOCUMENT else value)
-    return prepared
+        if node.role is not BlockRole.START_DOCUMENT:
+            check_json(inputs[block_id], what=f"The input of {block_id!r}")
+    return {block_id: (_store_document(files, block_id, inputs[block_id])
+                       if node.role is BlockRole.START_DOCUMENT else inputs[block_id])
+            for block_id, node in starts.items()}
 
 
 def _store_document(files: FileStore, block_id: str, value: Any) -> dict[str, str]:
@@ -215,7 +220,8 @@ def _store_document(files: FileStore, block_id: str, value: Any) -> dict[str, st
     if not path.is_file():
         raise InputError(
             f"Input file for {block_id!r} not found: {path}. Pass an existing file path.")
-    return files.put_bytes(path.read_bytes(), path.name).to_dict()
+    name = clean_text(path.name, limit=255) or f"{block_id}.bin"  # printed and served later
+    return files.put_bytes(path.read_bytes(), name).to_dict()
 
 
 def create_run(store: Store, runnable: CompiledGraph, inputs: Mapping[str, Any], *,
@@ -239,13 +245,16 @@ def create_run(store: Store, runnable: CompiledGraph, inputs: Mapping[str, Any],
         ConflictError: a run with this id exists.
     """
     workflow = runnable.workflow
+    check_json(dict(origin.metadata), what="The run metadata")
+    owner = origin.organization_id or organization_id
     store.create_run(NewRun(
         run_id=run_id, workflow_id=origin.workflow_id or workflow_id_for(workflow),
         workflow_name=workflow.name, workflow_digest=workflow.digest(),
         definition=workflow.to_dict(), inputs=dict(inputs), metadata=dict(origin.metadata),
-        organization_id=origin.organization_id or organization_id, trigger=origin.trigger,
+        organization_id=owner, trigger=origin.trigger,
         parent_run_id=origin.parent_run_id), now=time.time())
-    return PreparedRun(run_id=run_id, graph=runnable, inputs=inputs, replay=replay)
+    return PreparedRun(run_id=run_id, graph=runnable, inputs=inputs, replay=replay,
+                       organization_id=owner)
 
 
 def run_settings(prepared: PreparedRun, options: ExecutionOptions, *,
@@ -262,12 +271,13 @@ def run_settings(prepared: PreparedRun, options: ExecutionOptions, *,
     Returns:
         The :class:`~engine.runner.RunSettings`.
     """
-    env = options.env
+    env = options.env(prepared.organization_id) if callable(options.env) else options.env
     return RunSettings(
         run_id=prepared.run_id, run_inputs=prepared.inputs,
         max_concurrency=options.max_concurrency, retry=options.retry,
         env=dict(env) if env is not None else dict(os.environ), services=options.services,
-        replay=prepared.replay, listeners=tuple(listeners), cancel_wakeup=cancel_wakeup)
+        replay=prepared.replay, listeners=tuple(listeners), cancel_wakeup=cancel_wakeup,
+        executor=options.executor)
 
 
 def result_of(run_id: str, outcome: RunUpdate, engine: Engine | None) -> RunResult:

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from engine.contracts.bounded import json_problem
 from engine.contracts.errors import WorkflowLoadError
 from engine.declarative import read_declarative
 from engine.graph_json import read_graph
 from engine.load_fields import Duplicate
+from engine.yaml_budget import MAX_YAML_DEPTH, YamlBudgetExceeded, check_expansion
 
 if TYPE_CHECKING:
     from engine.definition import Workflow
@@ -56,13 +58,24 @@ class _DuplicateKeyLoader(yaml.SafeLoader):
 def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     """Parse YAML text, recording duplicate keys.
 
+    Aliases are expanded under a budget (:mod:`engine.yaml_budget`): a document that would
+    expand past it is refused before any data is built.
+
     Raises:
-        WorkflowLoadError: the text is not valid YAML (the message names the line).
+        WorkflowLoadError: the text is not valid YAML (the message names the line), or
+            it expands past the budget.
     """
     loader: _DuplicateKeyLoader | None = None
     try:
         loader = _DuplicateKeyLoader(text)  # a control character fails right here
-        data = loader.get_single_data()
+        node = loader.get_single_node()
+        check_expansion(node)  # before anything is built from it
+        data = loader.construct_document(node) if node is not None else None
+    except YamlBudgetExceeded as exc:
+        raise WorkflowLoadError(
+            source, f"the YAML is too large to load: {exc.problem}",
+            "Write the repeated parts out, or split the workflow; a workflow of hundreds "
+            "of blocks stays far below the limit.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -94,12 +107,20 @@ def parse_json(text: str, source: str) -> tuple[Any, list[Duplicate]]:
         return out
 
     try:
-        return json.loads(text, object_pairs_hook=pairs), duplicates
+        data = json.loads(text, object_pairs_hook=pairs)
     except json.JSONDecodeError as exc:
         raise WorkflowLoadError(
             source, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             "Fix the JSON syntax there, then load it again.",
         ) from exc
+    except RecursionError:
+        data = None
+    problem = json_problem(data, max_depth=MAX_YAML_DEPTH) if data is not None else \
+        f"nested deeper than {MAX_YAML_DEPTH} levels"
+    if problem is not None:
+        raise WorkflowLoadError(source, f"the JSON cannot be loaded: {problem}",
+                                "Write plain JSON (finite numbers, reasonable nesting).")
+    return data, duplicates
 
 
 def require_mapping(data: Any, source: str) -> Mapping[str, Any]:

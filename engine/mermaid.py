@@ -8,6 +8,7 @@ generated boundary edges (dotted); a plain workflow shows its edges as written.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.compiled import CompiledGraph
@@ -20,7 +21,22 @@ if TYPE_CHECKING:
     from engine.definition import Workflow
 
 
-def to_mermaid(target: Workflow | CompiledGraph, registry: BlockRegistry | None = None) -> str:
+#: Fill and stroke of a block by the status of its steps (``to_mermaid(statuses=...)``).
+STATUS_CLASSES = {
+    "completed": "fill:#dcfce7,stroke:#15803d",
+    "skipped": "fill:#fef9c3,stroke:#a16207",
+    "error": "fill:#fee2e2,stroke:#b91c1c,stroke-width:2px",
+    "running": "fill:#dbeafe,stroke:#1d4ed8,stroke-width:2px",
+    "queued": "fill:#cffafe,stroke:#0e7490",
+    "pending": "fill:#f3f4f6,stroke:#6b7280",
+    "awaiting_review": "fill:#fae8ff,stroke:#a21caf,stroke-width:2px",
+    "cancelled": "fill:#fee2e2,stroke:#7f1d1d",
+}
+
+
+def to_mermaid(target: Workflow | CompiledGraph, registry: BlockRegistry | None = None, *,
+               statuses: Mapping[str, str] | None = None,
+               notes: Mapping[str, str] | None = None) -> str:
     """Render a workflow (or a compiled graph, generated edges included) as Mermaid.
 
     ``flowchart LR``; containers are subgraphs holding a start and an end circle (their
@@ -29,9 +45,12 @@ def to_mermaid(target: Workflow | CompiledGraph, registry: BlockRegistry | None 
 
     Args:
         target: a loaded Workflow (edges as written, even when it does not validate) or
-            a CompiledGraph.
+            a CompiledGraph (handles resolved to their full ids, generated edges drawn).
         registry: the block types that tell containers and notes apart in a Workflow
             (default: the built-in ones); a block of unknown type is drawn as a box.
+        statuses: block id -> a step status: the block is coloured by it
+            (:data:`STATUS_CLASSES`; a run's statuses, say).
+        notes: block id -> a short line added to the block's label (``3/5 completed``).
 
     Returns:
         The Mermaid source text.
@@ -47,7 +66,7 @@ def to_mermaid(target: Workflow | CompiledGraph, registry: BlockRegistry | None 
     ids = _mermaid_ids([b.id for b in workflow.blocks]
                        + [sentinel_id(c, r) for c in kinds for r in SentinelRole])
     lines = ["flowchart LR"]
-    _mermaid_blocks(workflow, kinds, hidden, ids, lines)
+    _mermaid_blocks(workflow, kinds, hidden, ids, lines, notes or {})
     generated = {_rewritten(e, kinds) for e in workflow.edges if e.generated}
     for source, source_handle, dest, target_handle in _mermaid_edges(target, kinds, hidden):
         label = " → ".join(h for h in (source_handle, target_handle) if h)
@@ -55,7 +74,22 @@ def to_mermaid(target: Workflow | CompiledGraph, registry: BlockRegistry | None 
         key = (source, source_handle, dest, target_handle)
         arrow = "-.->" if key in generated else "-->"
         lines.append(f"  {ids[source]} {arrow}{text} {ids[dest]}")
+    lines += _status_lines(statuses or {}, ids, hidden)
     return "\n".join(lines) + "\n"
+
+
+def _status_lines(statuses: Mapping[str, str], ids: dict[str, str], hidden: set[str]
+                  ) -> list[str]:
+    """``classDef`` per status in use, then ``class`` lines naming its blocks."""
+    by_status: dict[str, list[str]] = {}
+    for block_id, status in statuses.items():
+        if block_id in ids and block_id not in hidden and status in STATUS_CLASSES:
+            by_status.setdefault(status, []).append(ids[block_id])
+    lines: list[str] = []
+    for status, members in by_status.items():
+        lines.append(f"  classDef {status} {STATUS_CLASSES[status]}")
+        lines.append(f"  class {','.join(sorted(members))} {status}")
+    return lines
 
 
 Quad = tuple[str, str, str, str]
@@ -118,7 +152,7 @@ def _mermaid_text(text: str) -> str:
 
 
 def _mermaid_blocks(workflow: Workflow, kinds: dict[str, str | None], hidden: set[str],
-                    ids: dict[str, str], lines: list[str]) -> None:
+                    ids: dict[str, str], lines: list[str], notes: Mapping[str, str]) -> None:
     children: dict[str | None, list[Any]] = {}
     for block in workflow.blocks:
         parent = block.parent_id if block.parent_id in kinds else None
@@ -128,7 +162,8 @@ def _mermaid_blocks(workflow: Workflow, kinds: dict[str, str | None], hidden: se
         for block in children.get(parent, []):
             if block.id in hidden or block.id == parent:
                 continue
-            label = _mermaid_text(f"{block.display_label}<br/>{block.type}")
+            note = f"<br/>{notes[block.id]}" if block.id in notes else ""
+            label = _mermaid_text(f"{block.display_label}<br/>{block.type}{note}")
             if block.id not in kinds:
                 lines.append(f'{indent}{ids[block.id]}["{label}"]')
                 continue

@@ -6,9 +6,10 @@ Plain values, read by :mod:`engine.core` when it opens its store and by
 
 from __future__ import annotations
 
+import math
 import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,20 +25,22 @@ def default_db_path() -> str:
 
 
 def db_path(db: str | Path | None) -> str:
-    """The database path; ``sqlite://`` (no path) is the in-memory store, like SQLAlchemy.
+    """The database a ``--db`` value names (see :mod:`store.urls`); ``sqlite://`` (no
+    path) is the in-memory store, like SQLAlchemy.
 
     Args:
-        db: a path, a ``sqlite:///`` URL, or None for :func:`default_db_path`.
+        db: a path, a ``sqlite:///`` or ``postgresql://`` URL, or None for
+            :func:`default_db_path`.
 
     Returns:
-        A file path, or ``:memory:``.
+        A SQLite file path, ``:memory:``, or a ``postgresql://`` URL.
+
+    Raises:
+        UsageError: a URL with an unknown scheme.
     """
-    if db is None:
-        return default_db_path()
-    text = str(db)
-    if text in ("sqlite://", "sqlite:///:memory:"):
-        return ":memory:"
-    return text.removeprefix("sqlite:///")
+    from store.urls import parse_db
+
+    return parse_db(db).target
 
 
 def model_provider(provider: Any, env: Mapping[str, str] | None) -> Any:
@@ -87,13 +90,17 @@ class RetryPolicy:
     jitter: float = 0.1
 
     def delay(self, retry_number: int, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry ``retry_number`` (1-based)."""
+        """Seconds to wait before retry ``retry_number`` (1-based).
+
+        A server's ``Retry-After`` lengthens the wait, up to ``max_interval_s``: a
+        hostile or broken API cannot park a step for longer than the policy allows.
+        """
         wait = min(self.max_interval_s,
                    self.initial_interval_s * self.backoff ** (retry_number - 1))
         if self.jitter:
             wait *= 1 + random.uniform(0, self.jitter)
-        if retry_after is not None:
-            wait = max(wait, retry_after)
+        if retry_after is not None and not math.isnan(retry_after):
+            wait = max(wait, min(retry_after, self.max_interval_s))
         return wait
 
     @classmethod
@@ -106,6 +113,10 @@ class RetryPolicy:
         return cls(**{**{f: getattr(default, f) for f in cls.__dataclass_fields__}, **known})
 
 
+#: A run's environment: one mapping for every run, or one per organization.
+RunEnvironment = Mapping[str, str] | Callable[[str], Mapping[str, str]]
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionOptions:
     """The engine-wide knobs every execution uses.
@@ -113,11 +124,15 @@ class ExecutionOptions:
     Attributes:
         max_concurrency: block handlers running at once.
         retry: default retry policy.
-        env: environment for ``${NAME}`` substitution (None: ``os.environ``).
+        env: environment for ``${NAME}`` substitution and secrets (None: ``os.environ``),
+            or a function of the organization id that returns that organization's.
         services: services handed to blocks.
+        executor: where attempts of work blocks run (:mod:`engine.executors`); None
+            runs them in the run's process.
     """
 
     max_concurrency: int = 8
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    env: Mapping[str, str] | None = None
+    env: RunEnvironment | None = None
     services: Mapping[str, Any] = field(default_factory=dict)
+    executor: Any = None

@@ -9,10 +9,10 @@ result back (:meth:`Replay.settle`) instead of running the block, the way DBOS's
 * **resume** (``rewrite=False``): the records are this run's own rows. Events for steps
   that are already in the database are filtered (:meth:`Replay.filter`): a completed step
   is never written or executed again; a step that was in flight (``queued``/``running``)
-  goes back to ``queued`` and runs again. The fresh scheduler counts attempts from 0, so
-  the filter shifts the ``retry_count`` it writes for such a step: a ``running`` step
-  re-queued counts as one more retry (``running -> queued`` is always ``+ 1``), and the
-  persisted count never goes down.
+  goes back to ``queued`` and runs again, its attempt count continuing from the record
+  (:meth:`Replay.attempt`): a ``running`` step re-queued counts as one more retry
+  (``running -> queued`` is always ``+ 1``), so the attempt limit holds across crashes
+  and the persisted count never goes down.
 * **rerun** (``rewrite=True``): the records come from an earlier run and only cover the
   steps upstream of the rerun point; the new run writes them as its own steps.
 
@@ -105,6 +105,16 @@ class Replay:
         if decision is not None:
             apply_decision(sched, task.step_id, decision, rec.outputs)
 
+    def attempt(self, sched: Scheduler, task: Task) -> Task:
+        """The task to execute for a released step that :meth:`settle` did not settle.
+
+        A step that was in flight at the crash continues its attempt count: a ``queued``
+        step (waiting for a retry) keeps its persisted ``retry_count``; a ``running`` one
+        counts the interrupted attempt as spent (``+ 1``).
+        """
+        floor = self._retry_offset.get(task.step_id, 0)
+        return sched.continue_attempts(task.step_id, floor) if floor else task
+
     def filter(self, events: Iterable[StepEvent]) -> list[StepEvent]:
         """Drop the events a resumed run must not write again (resume mode only).
 
@@ -124,9 +134,9 @@ class Replay:
             elif current.terminal or event.status not in LEGAL_MOVES[current]:
                 continue
             else:
-                offset = self._retry_offset.get(event.step_id)
-                kept.append(replace(event, retry_count=event.retry_count + offset)
-                            if offset else event)
+                floor = self._retry_offset.get(event.step_id, 0)
+                kept.append(replace(event, retry_count=floor)
+                            if event.retry_count < floor else event)
             self._db[event.step_id] = event.status
         return kept
 

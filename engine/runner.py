@@ -32,7 +32,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.lowlevel
@@ -40,21 +40,29 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from engine.attempts import run_attempt, run_attempt_inline, timeout_of
-from engine.compiled import CompiledGraph
+from engine.compiled import CompiledGraph, Node
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import ErrorCategory
 from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
+from engine.durable import end_run
 from engine.options import RetryPolicy
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
+
+if TYPE_CHECKING:
+    from engine.executors import AttemptExecutor
 
 __all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
 
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
 _YIELD_EVERY_S = 0.02
+#: How long a cancel request may wait for the driver before the run is cancelled under
+#: the step that holds it (the cancel watcher polls every ``cancel_poll_s``).
+ABANDON_AFTER_S = 1.0
+_CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
 _UNSET = object()
@@ -81,6 +89,8 @@ class RunSettings:
     #: Set it after ``store.request_cancel`` to have the cancel watcher look at once
     #: instead of at its next poll (an in-process ``RunHandle.cancel``).
     cancel_wakeup: anyio.Event | None = None
+    #: Where attempts of work blocks run (:mod:`engine.executors`); None: right here.
+    executor: AttemptExecutor | None = None
 
 
 class Runner:
@@ -97,19 +107,44 @@ class Runner:
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
         self._timeouts: dict[str, Any] = {}
+        #: Set by the driver when it took a cancel request in hand.
+        self._cancel_seen = threading.Event()
+        #: Set by the heartbeat thread when it had to cancel the run itself.
+        self._abandoned = threading.Event()
 
     async def run(self) -> RunUpdate:
         """Run to the end (or to cancellation) and return the run's final lifecycle."""
         sched = self.scheduler
         send, recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._flush(RunUpdate(status=RunStatus.RUNNING))
-        heartbeat = _Heartbeat(self.store, self.settings.run_id, self.settings.heartbeat_s)
+        heartbeat = _Heartbeat(self, self.settings.heartbeat_s)
         try:
             outcome = await self._drive(sched, send, recv)
         finally:
             heartbeat.stop()
+        if self._abandoned.is_set():
+            return self._abandoned_outcome()
         self._flush(outcome)
         return outcome
+
+    def _abandoned_outcome(self) -> RunUpdate:
+        reason = self._cancel_requested() or _CANCELLED_BY_REQUEST
+        return RunUpdate(status=RunStatus.CANCELLED, reason=reason)
+
+    def cancel_taken(self) -> bool:
+        """True once the driver has taken a cancel request in hand."""
+        return self._cancel_seen.is_set()
+
+    def abandon(self, reason: str) -> None:
+        """Cancel the run from outside the driver, which a step holds (heartbeat thread).
+
+        A synchronous step that never returns control cannot be interrupted; the run is
+        cancelled in the store anyway (its unfinished steps ``cancelled``), and whatever
+        the driver does once the step returns is dropped.
+        """
+        self._abandoned.set()
+        end_run(self.store, self.settings.run_id,
+                RunUpdate(status=RunStatus.CANCELLED, reason=reason), reason)
 
     async def _drive(self, sched: Scheduler, send: MemoryObjectSendStream[tuple[Any, ...]],
                      recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> RunUpdate:
@@ -121,6 +156,8 @@ class Runner:
                 sched.cancel(requested)
             yielded = time.monotonic()
             while True:
+                if self._abandoned.is_set():
+                    break
                 self._release(tg, send)
                 if sched.finished:
                     break
@@ -138,6 +175,8 @@ class Runner:
                 await self._receive(recv)
                 yielded = time.monotonic()
             tg.cancel_scope.cancel()
+        if self._abandoned.is_set():
+            return self._abandoned_outcome()
         if sched.finished or sched.awaiting:
             return sched.outcome()
         # Unreachable unless the scheduler has a bug: keep the run inspectable.
@@ -150,8 +189,10 @@ class Runner:
         replay = self.settings.replay
         while sched.has_ready:
             for task in sched.take_ready():
-                if replay is None or not replay.settle(sched, task):
+                if replay is None:
                     self._backlog.append(task)
+                elif not replay.settle(sched, task):
+                    self._backlog.append(replay.attempt(sched, task))
         starting: list[Task] = []
         while self._backlog and self._in_flight < self.settings.max_concurrency:
             task = self._backlog.popleft()
@@ -163,7 +204,8 @@ class Runner:
             node = task.node
             inline = self._inline.get(node.id)
             if not inline:  # re-asked while False: a function target may be imported now
-                inline = self._inline[node.id] = node.impl.runs_inline(node.config)
+                inline = self._inline[node.id] = (node.impl.runs_inline(node.config)
+                                                   and not self._sent(node))
             if inline and task.retry_count == 0:
                 self._run_inline(task, tg, send)
             else:
@@ -220,12 +262,15 @@ class Runner:
             self._flush()
             value.set()
         elif kind == "cancel":
+            self._cancel_seen.set()
             sched.cancel(value)
             for scope in self._scopes.values():
                 scope.cancel()
 
     def _flush(self, run_update: RunUpdate | None = None) -> None:
         events = self.scheduler.drain()
+        if self._abandoned.is_set():
+            return  # the run was cancelled under a step that held the driver
         if self.settings.replay is not None:
             events = self.settings.replay.filter(events)
         if events or run_update is not None:
@@ -269,6 +314,7 @@ class Runner:
         retry: wait, then go through the driver's ``running`` commit like any retry.
         """
         policy = self._policy(task)
+        executor = self.settings.executor if self._sent(task.node) else None
         with anyio.CancelScope() as scope:
             self._scopes[task.step_id] = scope
             try:
@@ -277,7 +323,9 @@ class Runner:
                 else:
                     await self._await_retry(task, send, policy, attempt, retry_after)
                 while True:
-                    outcome = await run_attempt(task, self._context(task, attempt))
+                    ctx = self._context(task, attempt)
+                    outcome = await (executor.attempt(task, ctx) if executor is not None
+                                     else run_attempt(task, ctx))
                     if isinstance(outcome, BlockResult):
                         await send.send(("done", task.step_id, outcome))
                         return
@@ -291,6 +339,11 @@ class Runner:
                     await self._await_retry(task, send, policy, attempt, retry_after)
             finally:
                 self._scopes.pop(task.step_id, None)
+
+    def _sent(self, node: Node) -> bool:
+        """True when the run's executor runs ``node``'s attempts elsewhere."""
+        executor = self.settings.executor
+        return executor is not None and executor.takes(node)
 
     @staticmethod
     async def _await_retry(task: Task, send: MemoryObjectSendStream[tuple[Any, ...]],
@@ -316,27 +369,45 @@ class Runner:
 
 
 class _Heartbeat:
-    """Keeps ``runs.heartbeat_at`` fresh from a thread of its own.
+    """Keeps ``runs.heartbeat_at`` fresh, and cancels a held run, from a thread of its own.
 
     A thread, not a task: a synchronous step that holds the event loop for a minute must
-    not make its run look ownerless to ``stepwell runs list`` and ``runs resume``.
+    not make its run look ownerless to ``stepwell runs list`` and ``runs resume``. The
+    same thread looks for cancel requests: when the driver has not taken one in hand
+    within :data:`ABANDON_AFTER_S` (a step holds the loop), it cancels the run itself
+    (:meth:`Runner.abandon`), so a cancel always ends the run within about two seconds.
     """
 
-    def __init__(self, store: Store, run_id: str, every_s: float) -> None:
-        self._store = store
-        self._run_id = run_id
+    def __init__(self, runner: Runner, every_s: float) -> None:
+        self._runner = runner
         self._every_s = every_s
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"stepwell-heartbeat-{run_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"stepwell-heartbeat-{runner.settings.run_id}",
+            daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stopped.wait(self._every_s):
+        runner = self._runner
+        tick = min(self._every_s, runner.settings.cancel_poll_s)
+        beat_due = time.monotonic() + self._every_s
+        asked_at: float | None = None
+        while not self._stopped.wait(tick):
             try:
-                self._store.heartbeat(self._run_id, time.time())
+                if time.monotonic() >= beat_due:
+                    runner.store.heartbeat(runner.settings.run_id, time.time())
+                    beat_due = time.monotonic() + self._every_s
+                if runner.cancel_taken():
+                    continue
+                reason = runner.store.cancel_requested(runner.settings.run_id)
+                if reason and asked_at is None:
+                    asked_at = time.monotonic()
+                if reason and time.monotonic() - asked_at > ABANDON_AFTER_S:
+                    runner.abandon(reason if isinstance(reason, str) else
+                                   _CANCELLED_BY_REQUEST)
+                    return
             except Exception:  # the next commit reports a broken database
-                log.debug("heartbeat of %s failed", self._run_id, exc_info=True)
+                log.debug("heartbeat of %s failed", runner.settings.run_id, exc_info=True)
 
     def stop(self) -> None:
         """Stop beating (the run's final commit follows)."""

@@ -32,6 +32,7 @@ raises before anything is emitted.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +128,18 @@ class Scheduler:
         step = self._live[step_id]
         step.retry_count += 1
         self._move(step, S.QUEUED, error=error)
+        return self._task(step)
+
+    def continue_attempts(self, step_id: str, retry_count: int) -> Task:
+        """A released step was interrupted in flight by a crash: count on from its
+        persisted ``retry_count``, so attempt numbers and the attempt limit continue
+        instead of starting over.
+
+        Returns:
+            The task to run (``retry_count`` never goes down).
+        """
+        step = self._live[step_id]
+        step.retry_count = max(step.retry_count, retry_count)
         return self._task(step)
 
     def complete(self, step_id: str, result: BlockResult) -> None:
@@ -236,11 +249,13 @@ class Scheduler:
     # engine.iteration (the loop half of the same state machine)
 
     def open_scope(
-        self, scope: Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None
+        self, scope: Scope, members: tuple[str, ...], injected: tuple[str, Payload] | None,
+        extra: Mapping[str, Payload] | None = None,
     ) -> None:
         """Create a step per member of ``scope`` (node ids in topological order).
 
-        ``injected`` is the ``(handle, payload)`` an iteration's sentinel start receives.
+        ``injected`` is the ``(handle, payload)`` an iteration's sentinel start receives;
+        ``extra`` more handle payloads it receives beside it (a while_loop's loop context).
         """
         created: list[StepState] = []
         for node_id in members:
@@ -256,6 +271,8 @@ class Scheduler:
             if step.node.sentinel_role is SentinelRole.START and injected is not None:
                 handle, payload = injected
                 step.arrived[handle] = InputRecord(payload=payload)
+                for name, value in (extra or {}).items():
+                    step.arrived[name] = InputRecord(payload=value)
                 self._ready.append(step)
             elif step.waiting == 0 and step.status is S.PENDING:
                 self._settle_inputs(step)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.contracts.files import detect_mime
-    from engine.contracts.reads import ReadStore
     from engine.contracts.store import (
         PersistedRun,
         PersistedStep,
+        ReadStore,
         ReviewStore,
         RunStore,
         Store,
@@ -43,7 +43,7 @@ _HOMES = {
     "sdk_step": "store.api", "PersistedRun": "engine.contracts.store",
     "PersistedStep": "engine.contracts.store", "Store": "engine.contracts.store",
     "RunStore": "engine.contracts.store", "ReviewStore": "engine.contracts.store",
-    "WorkflowStore": "engine.contracts.store", "ReadStore": "engine.contracts.reads",
+    "WorkflowStore": "engine.contracts.store", "ReadStore": "engine.contracts.store",
     "Client": "store.client", "LocalFileStore": "store.files",
     "detect_mime": "engine.contracts.files", "Durability": "store.sqlite",
     "SQLiteStore": "store.sqlite", "MemoryStore": "store.memory",

@@ -2,7 +2,7 @@
 
 :class:`ReadAPI` answers the queries: one run or step, filtered lists, the legacy step
 list and artifacts, scoped to one organization when given. It asks any
-:class:`~engine.contracts.reads.ReadStore` (the SQLite store, a read-only SQLite
+:class:`~engine.contracts.store.ReadStore` (the SQLite store, a read-only SQLite
 connection, the in-memory store) for records and turns them into the read models of
 :mod:`store.shapes` (re-exported here) with :mod:`store.convert`. Lists are
 keyset-paginated; cursors are the ids in ``list_metadata``.
@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from engine.contracts.reads import (
-    ReadStore,
     RecordPage,
     ReviewEntry,
     ReviewFilters,
@@ -22,6 +21,7 @@ from engine.contracts.reads import (
     RunRecord,
     StepFilters,
 )
+from engine.contracts.store import ReadStore
 from store.convert import legacy_model, run_model, step_model, ts
 from store.shapes import (
     ArtifactRef,
@@ -74,7 +74,7 @@ class ReadAPI:
     """Queries over a store, scoped to one organization when given.
 
     Args:
-        reads: the store to read (any :class:`~engine.contracts.reads.ReadStore`).
+        reads: the store to read (any :class:`~engine.contracts.store.ReadStore`).
         organization_id: when set, runs of other organizations are invisible (not found).
     """
 

@@ -9,7 +9,7 @@
 The client opens its own read-only connection (``PRAGMA query_only``); in WAL mode
 readers never block, and are never blocked by, the processes running workflows. It can
 also read an open store instead (``Client(store=...)``: any
-:class:`~engine.contracts.reads.ReadStore`, the in-memory store included).
+:class:`~engine.contracts.store.ReadStore`, the in-memory store included).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Self
 
 from engine.contracts.errors import NotFoundError
-from engine.contracts.reads import ReadStore
+from engine.contracts.store import ReadStore
 from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
 from store.connection import Database, storage_error
 from store.files import LocalFileStore

@@ -1,4 +1,4 @@
-"""The read queries of the memory store: :class:`~engine.contracts.reads.ReadStore` in Python.
+"""The read queries of the memory store: :class:`~engine.contracts.store.ReadStore` in Python.
 
 Each query filters the rows of :class:`~store.memory_rows.Tables` with the meaning the
 SQLite store gives its SQL (:mod:`store.sqlite_query`), then pages them with

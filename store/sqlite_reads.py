@@ -1,4 +1,4 @@
-"""The read queries of a SQLite database: :class:`~engine.contracts.reads.ReadStore`.
+"""The read queries of a SQLite database: :class:`~engine.contracts.store.ReadStore`.
 
 :class:`SQLiteReads` answers the read API over any connection to a stepwell database:
 the store's own (:class:`store.sqlite.SQLiteStore` inherits it, sharing its lock) or a

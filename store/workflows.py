@@ -18,15 +18,13 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from engine.contracts.errors import NotFoundError
 from engine.contracts.reads import RecordPage
 from engine.contracts.records import ApplyOutcome, RegisteredWorkflow, WorkflowVersion
-from store.connection import Database, open_database
+from store.connection import Database
 
 #: ``version`` selectors that mean "the workflow's current version".
 CURRENT_VERSION_ALIASES = frozenset({"production", "draft", "latest", "current"})
@@ -34,7 +32,7 @@ CURRENT_VERSION_ALIASES = frozenset({"production", "draft", "latest", "current"}
 
 def new_workflow_id() -> str:
     """A fresh workflow id: ``wf_`` and 20 hex characters."""
-    return "wf_" + uuid.uuid4().hex[:20]
+    return "wf_" + os.urandom(10).hex()
 
 
 def workflow_not_found(workflow_id: str) -> NotFoundError:
@@ -196,48 +194,3 @@ class SQLiteWorkflows:
                                       before=before)
             page = [_registered(conn, tuple(r)) for r in rows[start:stop]]
         return RecordPage(items=page, more_before=start > 0, more_after=stop < len(rows))
-
-
-class WorkflowRegistry(SQLiteWorkflows):
-    """Registered workflows of one database file, for callers that hold no store.
-
-    Args:
-        db_path: the database file (the one runs are stored in).
-        busy_timeout: seconds to wait for another process's write lock.
-
-    Raises:
-        StorageError: the file cannot be opened.
-    """
-
-    def __init__(self, db_path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        self.db_path = os.fspath(db_path)
-        self.db = open_database(self.db_path, busy_timeout=busy_timeout)
-
-    def close(self) -> None:
-        """Close the connection."""
-        with self.db.lock:
-            self.db.conn.close()
-
-    def apply(self, *, name: str, version_id: str, definition: dict[str, Any], yaml: str,
-              organization_id: str, workflow_id: str | None = None) -> ApplyOutcome:
-        """:meth:`apply_workflow` now."""
-        return self.apply_workflow(name=name, version_id=version_id, definition=definition,
-                                   yaml=yaml, organization_id=organization_id,
-                                   workflow_id=workflow_id, now=time.time())
-
-    def get(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
-        """:meth:`get_workflow`."""
-        return self.get_workflow(workflow_id, organization_id)
-
-    def version(self, workflow_id: str, organization_id: str,
-                selector: str | None = None) -> WorkflowVersion:
-        """:meth:`workflow_version`."""
-        return self.workflow_version(workflow_id, organization_id, selector)
-
-    def list(self, organization_id: str, *, limit: int = 10, after: str | None = None,
-             before: str | None = None, descending: bool = True
-             ) -> tuple[list[RegisteredWorkflow], bool, bool]:
-        """:meth:`list_workflows` as ``(page, more_before, more_after)``."""
-        page = self.list_workflows(organization_id, limit=limit, after=after, before=before,
-                                   descending=descending)
-        return page.items, page.more_before, page.more_after

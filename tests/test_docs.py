@@ -175,3 +175,21 @@ def test_markers_are_known() -> None:
             marker = snippet.marker
             assert (not marker or marker == "server" or re.fullmatch(r"exit \d+", marker)
                     or marker.startswith("skip:")), f"{snippet.where}: unknown marker {marker!r}"
+
+
+def test_the_readme_cli_table_lists_every_command() -> None:
+    from engine.cli import cli_command
+
+    def paths(command: object, prefix: tuple[str, ...] = ()) -> list[str]:
+        subs = getattr(command, "commands", {})
+        if not subs:
+            return [" ".join(prefix)]
+        return [p for name, sub in subs.items() for p in paths(sub, (*prefix, name))]
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("## CLI"):].split("\n\n")[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `stepwell")]
+    for path in paths(cli_command()):
+        named = any(f"`stepwell {path}" in row or (" " in path and f"`{path}" in row)
+                    for row in rows)
+        assert named, f"README.md's CLI table has no row for `stepwell {path}`"

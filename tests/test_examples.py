@@ -133,7 +133,28 @@ def _fastapi_sse(db: Path) -> None:
     conn.close()
 
 
+def _price_items(db: Path) -> None:
+    import os
+
+    folder = EXAMPLES / "price_items"
+    order = json.loads((folder / "order.json").read_text())
+    with Engine(db) as engine:
+        failed = engine.run(folder / "workflow.yaml", {"order": order})
+        assert failed.status == "error" and failed.failing_step_id == "each_iter_3_price"
+        os.environ["PRICE_OVERRIDES"] = '{"hammer": 14.0}'
+        try:
+            rerun = engine.rerun(failed.run_id, failed=True)
+        finally:
+            del os.environ["PRICE_OVERRIDES"]
+        assert rerun.status == "awaiting_review", rerun.error
+        [review] = engine.store.reviews(run_id=rerun.run_id)
+        assert review.data["outputs"]["output-json-0"]["data"] == {"lines": 5, "total": 211.5}
+        done = engine.decide(review.id, approved=True)
+        assert done is not None and done.ok
+
+
 CASES: dict[str, Callable[[Path], None]] = {
+    "price_items": _price_items,
     "invoice_routing": _invoice_routing,
     "python_functions": _python_functions,
     "order_pricing": _order_pricing,
@@ -166,3 +187,18 @@ def test_invoice_pdf_is_what_its_script_builds() -> None:
     committed = (folder / "invoice.pdf").read_bytes()
     assert page_texts(module.build()) == page_texts(committed)
     assert len(committed) < 16_000  # small enough to keep in the repository
+
+
+def test_examples_keep_their_databases_out_of_the_current_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from examples.fastapi_sse import app
+    from examples.python_functions import pipeline
+
+    for default in (app.DEFAULT_DB, pipeline.DEFAULT_DB):
+        assert Path(tempfile.gettempdir()) in default.parents
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "DEFAULT_DB", tmp_path / "elsewhere" / "pipeline.db")
+    pipeline.main()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere"]

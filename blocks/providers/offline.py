@@ -56,7 +56,7 @@ _FILLER = frozenset({"document", "page", "with", "contain", "containing", "any",
                      "e", "g", "such", "like", "from", "it", "or", "on", "by", "usually",
                      "typically", "often", "has", "have", "which", "who", "what", "e.g"})
 _OTHER = frozenset({"other", "unknown", "misc", "miscellaneous", "none"})
-_FIRST_PAGE = re.compile(r"\bpage\s+1\s*(?:of|/)\s*\d+", re.I)
+_FIRST_PAGE = re.compile(r"\bpage\s+1\s*(?:of|/)\s*\d+", re.IGNORECASE)
 
 
 def _usage() -> Usage:

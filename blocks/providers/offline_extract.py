@@ -18,6 +18,9 @@ For every property of the schema (:func:`extract_offline`):
 * **arrays of objects**: the header row whose cells name the most item properties (at
   least two, or the only one) and the rows aligned under it, one item per row.
 * **arrays of scalars**: a labelled value split on ``,`` and ``;``.
+* **required keys without a declaration** (in ``required`` but not in ``properties``):
+  looked for as untyped fields, by their name; a plain number is a number, other text a
+  string, and a key not found is ``null`` (which an undeclared key allows).
 
 ``$ref`` to ``#/$defs/...`` or ``#/definitions/...`` and ``anyOf``/``oneOf`` (first
 non-null branch) are followed; other composition keywords are ignored.
@@ -60,6 +63,24 @@ def resolve(schema: Any, root: Mapping[str, Any]) -> Mapping[str, Any]:
     return schema if isinstance(schema, Mapping) else {}
 
 
+def _undeclared_required(schema: Mapping[str, Any], properties: Mapping[str, Any]) -> list[str]:
+    """Keys ``required`` lists that ``properties`` does not declare (looked for untyped)."""
+    required = schema.get("required")
+    if not isinstance(required, list):
+        return []
+    return [k for k in required if isinstance(k, str) and k not in properties]
+
+
+_PLAIN_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+def _untyped(value: Any) -> Any:
+    """A found text for a field without a type: a plain number becomes a number."""
+    if isinstance(value, str) and _PLAIN_NUMBER.match(value):
+        return float(value) if "." in value else int(value)
+    return value
+
+
 def extract_offline(text: str, schema: Mapping[str, Any]) -> tuple[Any, Any]:
     """``(data, likelihoods)`` for ``schema`` (an object schema) from ``text``."""
     index = TextIndex(text)
@@ -99,9 +120,13 @@ class _Extractor:
                prefix: tuple[str, ...], depth: int) -> tuple[dict[str, Any], dict[str, Any]]:
         data: dict[str, Any] = {}
         likelihoods: dict[str, Any] = {}
-        for name, raw in (schema.get("properties") or {}).items():
+        properties = schema.get("properties") or {}
+        for name, raw in properties.items():
             sub = resolve(raw, self.root)
             data[name], likelihoods[name] = self.node(name, sub, scope, prefix, depth)
+        for name in _undeclared_required(schema, properties):
+            value, likelihoods[name] = self.leaf(name, {"type": "string"}, scope, prefix)
+            data[name] = _untyped(value)
         return data, likelihoods
 
     def unlabelled(self, schema: Mapping[str, Any], section: range, data: dict[str, Any],

@@ -88,11 +88,22 @@ class ExpandItems:
         max_concurrency: iterations in flight at once (1 runs them one after another).
         on_item_error: ``fail`` stops the loop at the first failed iteration; ``skip``
             puts null in that item's place and goes on.
+        reduce_strategy: how the results become ``fe-right-out``: ``concat_array`` (the
+            list), ``first``, ``last`` or ``none`` (nothing fires); see
+            :mod:`engine.reduce`.
+        reduce_data_key: ``concat_array`` only: wrap the list as ``{key: [...]}``.
+        reduce_item_key: ``concat_array`` only: add each item's key to its result under
+            this name.
+        item_keys: each item's key (the index when None): a partition key, a page range.
     """
 
     items: list[Payload]
     max_concurrency: int = 1
     on_item_error: Literal["fail", "skip"] = "fail"
+    reduce_strategy: Literal["concat_array", "first", "last", "none"] = "concat_array"
+    reduce_data_key: str | None = None
+    reduce_item_key: str | None = None
+    item_keys: list[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,10 +113,19 @@ class LoopStart:
     Attributes:
         state: what iteration 0 receives.
         max_iterations: the loop ends ``max_iterations_reached`` after this many.
+        inject_context: every iteration's sentinel start also receives
+            :data:`LOOP_CONTEXT_HANDLE` ``{"evaluations": [...]}``, the termination
+            evaluations of the iteration before (empty for the first), so it can render
+            the loop's context template.
     """
 
     state: Payload
     max_iterations: int
+    inject_context: bool = False
+
+
+#: The extra input of a while_loop iteration's sentinel start (see ``LoopStart``).
+LOOP_CONTEXT_HANDLE = "loop-context"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.contracts.bounded import clean_text
 
 API_VERSION = "workflows.retab.com/v1alpha2"
 
@@ -27,6 +29,12 @@ class BlockDef(BaseModel):
     width: float | None = None
     height: float | None = None
     path: str = Field(default="", description="YAML path used in diagnostics")
+
+    @field_validator("label")
+    @classmethod
+    def _printable_label(cls, value: str) -> str:
+        """Labels reach terminals and logs: control characters are dropped."""
+        return clean_text(value, limit=500)
 
     @property
     def display_label(self) -> str:

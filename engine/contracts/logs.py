@@ -28,6 +28,9 @@ MAX_ENTRIES = 2000
 MAX_BYTES = 256 * 1024
 #: Characters kept of one message.
 MAX_MESSAGE_CHARS = 16 * 1024
+#: The ``logger`` of the engine's note on a loop container's log when its loop opens;
+#: the message starts with the item count (``30 items, 4 at a time, ...``).
+LOOP_LOGGER = "stepwell.loop"
 
 
 class LogStream(StrEnum):
@@ -159,7 +162,9 @@ class StepLog:
         *lines, rest = text.split("\n")
         for line in lines:
             self.write(stream, line)
-        if rest:
+        if len(rest) > MAX_MESSAGE_CHARS:  # a line without end: keep the waiting part small
+            self.write(stream, rest)
+        elif rest:
             partial[stream] = rest
 
     @property

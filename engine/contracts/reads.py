@@ -1,10 +1,11 @@
-"""What the read API asks of a store: typed queries, decoded records, keyset pages.
+"""What read queries take and give: typed filters, decoded records, keyset pages.
 
-A :class:`ReadStore` answers queries about runs, steps, artifacts and the review queue
-with plain records (:class:`RunRecord`, :class:`StepRecord`, ...), payloads already in
-wire form: a sourced input is resolved to the producer's output, a large payload is
-inlined. The read API (``store.api.ReadAPI``) turns records into the Retab read models;
-no query language crosses this boundary, only the filter dataclasses below.
+A :class:`~engine.contracts.store.ReadStore` answers queries about runs, steps,
+artifacts and the review queue with plain records (:class:`RunRecord`,
+:class:`StepRecord`, ...), payloads already in wire form: a sourced input is resolved to
+the producer's output, a large payload is inlined. The read API (``store.api.ReadAPI``)
+turns records into the Retab read models; no query language crosses this boundary,
+only the filter dataclasses below.
 
 Paging is keyset paging on a fixed order: runs and reviews on ``(created_at, id)``,
 steps on their creation order within the run. A cursor is the id of a row of an earlier
@@ -18,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Generic, TypeVar
 
 from engine.contracts.errors import ConflictError, NotFoundError, UsageError
 
@@ -245,98 +246,3 @@ def artifact_not_found(artifact_id: str) -> NotFoundError:
 def review_entry_not_found(review_id: str) -> NotFoundError:
     """The error for a review that is not in the (organization's) queue."""
     return NotFoundError("review", review_id, "List open reviews with GET /v1/workflows/reviews.")
-
-
-# --------------------------------------------------------------------------- protocol
-
-
-@runtime_checkable
-class ReadStore(Protocol):
-    """Queries the read API needs. Reads see every committed write, and only those.
-
-    Every method raises ``StorageError`` when the backing storage fails, and
-    ``UsageError`` for paging arguments :func:`check_page` refuses.
-    """
-
-    def read_run(self, run_id: str, *, organization_id: str | None = None) -> RunRecord:
-        """One run.
-
-        Raises:
-            NotFoundError: no such run (or it belongs to another organization).
-        """
-        ...
-
-    def page_runs(self, filters: RunFilters, *, organization_id: str | None = None,
-                  limit: int = 20, after: str | None = None, before: str | None = None,
-                  descending: bool = True) -> RecordPage[RunRecord]:
-        """One page of the runs matching ``filters`` ordered by ``(created_at, id)``,
-        newest first unless ``descending`` is False.
-
-        Raises:
-            NotFoundError: the cursor is not a visible run (``NotFoundError("run", id)``).
-        """
-        ...
-
-    def read_step(self, step_id: str, *, run_id: str | None = None,
-                  organization_id: str | None = None) -> StepRecord:
-        """One step; ``run_id`` says which run when several runs share the step id.
-
-        Raises:
-            NotFoundError: ``run_id`` is not a visible run, or no such step
-                (:func:`step_not_found`).
-            ConflictError: several visible runs have this step id and ``run_id`` is None
-                (:func:`ambiguous_step`).
-        """
-        ...
-
-    def page_steps(self, run_id: str, filters: StepFilters, *,
-                   organization_id: str | None = None, limit: int = 100,
-                   after: str | None = None, before: str | None = None
-                   ) -> RecordPage[StepRecord]:
-        """One page of a run's steps matching ``filters``, in creation order.
-
-        Raises:
-            NotFoundError: the run is not visible, or the cursor is not one of its steps
-                (:func:`step_cursor_not_found`).
-        """
-        ...
-
-    def run_steps(self, run_id: str, *, organization_id: str | None = None
-                  ) -> list[StepRecord]:
-        """Every step of a run, in creation order.
-
-        Raises:
-            NotFoundError: the run is not visible.
-        """
-        ...
-
-    def read_artifact(self, artifact_id: str, *, organization_id: str | None = None
-                      ) -> ArtifactRecord:
-        """The operation record behind a step's artifact ref.
-
-        Raises:
-            NotFoundError: no such artifact (:func:`artifact_not_found`), or its run is
-                not visible (``NotFoundError("run", id)``).
-        """
-        ...
-
-    def read_review_entry(self, review_id: str, *, organization_id: str | None = None
-                          ) -> ReviewEntry:
-        """One review of the queue, whatever its decision status.
-
-        Raises:
-            NotFoundError: no such visible review (:func:`review_entry_not_found`).
-        """
-        ...
-
-    def page_review_entries(self, filters: ReviewFilters, *,
-                            organization_id: str | None = None, limit: int = 50,
-                            after: str | None = None, before: str | None = None,
-                            descending: bool = False) -> RecordPage[ReviewEntry]:
-        """One page of the review queue ordered by ``(created_at, id)``, oldest first
-        unless ``descending``.
-
-        Raises:
-            NotFoundError: the cursor is not a visible review.
-        """
-        ...

@@ -8,7 +8,7 @@ who needs what:
 - :class:`RunStore`: runs and their steps, ownership and cancel flags (the runner);
 - :class:`ReviewStore`: human reviews, their decisions and corrected versions;
 - :class:`WorkflowStore`: the registry of workflows applied over HTTP;
-- :class:`~engine.contracts.reads.ReadStore`: typed queries for the read API;
+- :class:`ReadStore`: typed queries for the read API (:mod:`engine.contracts.reads`);
 - :class:`Store`: all of them, what ``Engine(store=...)`` takes.
 
 Rules every implementation keeps (``tests/store/test_contract.py`` checks them):
@@ -28,19 +28,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
-from engine.contracts.reads import ReadStore, RecordPage
-from engine.contracts.records import (
-    ApplyOutcome,
-    RegisteredWorkflow,
-    Review,
-    ReviewVersion,
-    WorkflowVersion,
-)
 from engine.contracts.values import Payload, RunStatus, StepStatus
+
+if TYPE_CHECKING:  # only named in annotations: importing the protocols stays light
+    from engine.contracts.reads import (
+        ArtifactRecord,
+        RecordPage,
+        ReviewEntry,
+        ReviewFilters,
+        RunFilters,
+        RunRecord,
+        StepFilters,
+        StepRecord,
+    )
+    from engine.contracts.records import (
+        ApplyOutcome,
+        RegisteredWorkflow,
+        Review,
+        ReviewVersion,
+        WorkflowVersion,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -272,6 +283,100 @@ class WorkflowStore(Protocol):
 
         Raises:
             NotFoundError: the cursor is not a workflow of this organization.
+        """
+        ...
+
+
+@runtime_checkable
+class ReadStore(Protocol):
+    """Queries the read API needs. Reads see every committed write, and only those.
+
+    Every method raises ``StorageError`` when the backing storage fails, and
+    ``UsageError`` for paging arguments :func:`~engine.contracts.reads.check_page` refuses.
+    """
+
+    def read_run(self, run_id: str, *, organization_id: str | None = None) -> RunRecord:
+        """One run.
+
+        Raises:
+            NotFoundError: no such run (or it belongs to another organization).
+        """
+        ...
+
+    def page_runs(self, filters: RunFilters, *, organization_id: str | None = None,
+                  limit: int = 20, after: str | None = None, before: str | None = None,
+                  descending: bool = True) -> RecordPage[RunRecord]:
+        """One page of the runs matching ``filters`` ordered by ``(created_at, id)``,
+        newest first unless ``descending`` is False.
+
+        Raises:
+            NotFoundError: the cursor is not a visible run (``NotFoundError("run", id)``).
+        """
+        ...
+
+    def read_step(self, step_id: str, *, run_id: str | None = None,
+                  organization_id: str | None = None) -> StepRecord:
+        """One step; ``run_id`` says which run when several runs share the step id.
+
+        Raises:
+            NotFoundError: ``run_id`` is not a visible run, or no such step
+                (:func:`~engine.contracts.reads.step_not_found`).
+            ConflictError: several visible runs have this step id and ``run_id`` is None
+                (:func:`~engine.contracts.reads.ambiguous_step`).
+        """
+        ...
+
+    def page_steps(self, run_id: str, filters: StepFilters, *,
+                   organization_id: str | None = None, limit: int = 100,
+                   after: str | None = None, before: str | None = None
+                   ) -> RecordPage[StepRecord]:
+        """One page of a run's steps matching ``filters``, in creation order.
+
+        Raises:
+            NotFoundError: the run is not visible, or the cursor is not one of its steps
+                (:func:`~engine.contracts.reads.step_cursor_not_found`).
+        """
+        ...
+
+    def run_steps(self, run_id: str, *, organization_id: str | None = None
+                  ) -> list[StepRecord]:
+        """Every step of a run, in creation order.
+
+        Raises:
+            NotFoundError: the run is not visible.
+        """
+        ...
+
+    def read_artifact(self, artifact_id: str, *, organization_id: str | None = None
+                      ) -> ArtifactRecord:
+        """The operation record behind a step's artifact ref.
+
+        Raises:
+            NotFoundError: no such artifact
+                (:func:`~engine.contracts.reads.artifact_not_found`), or its run is not
+                visible (``NotFoundError("run", id)``).
+        """
+        ...
+
+    def read_review_entry(self, review_id: str, *, organization_id: str | None = None
+                          ) -> ReviewEntry:
+        """One review of the queue, whatever its decision status.
+
+        Raises:
+            NotFoundError: no such visible review
+                (:func:`~engine.contracts.reads.review_entry_not_found`).
+        """
+        ...
+
+    def page_review_entries(self, filters: ReviewFilters, *,
+                            organization_id: str | None = None, limit: int = 50,
+                            after: str | None = None, before: str | None = None,
+                            descending: bool = False) -> RecordPage[ReviewEntry]:
+        """One page of the review queue ordered by ``(created_at, id)``, oldest first
+        unless ``descending``.
+
+        Raises:
+            NotFoundError: the cursor is not a visible review.
         """
         ...
 

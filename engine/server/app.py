@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 
+from engine.contracts.policy import SECURITY_SERVICE
 from engine.server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from engine.server.errors import BodyLimitMiddleware, install_error_handlers
+from engine.server.security import install_log_redaction, run_environment
 from engine.server.state import ServerState, open_state
 from engine.server.ui import install_ui
 
@@ -38,12 +41,16 @@ def create_app(
         api_keys: key -> organization id (ignored when ``config`` is given).
         config: the full server configuration.
         engine_options: keyword arguments for :class:`engine.core.Engine` (``services``,
-            ``retry``, ``max_concurrency``...).
+            ``retry``, ``max_concurrency``...). By default the engine gets the config's
+            security policy as a service and runs see their organization's environment
+            (:func:`engine.server.security.run_environment`).
         max_body_bytes / allow_file_paths: see :class:`ServerConfig` (ignored when
             ``config`` is given).
 
     Returns:
-        The app; run it with uvicorn. Runs it starts execute in this process.
+        The app; run it with uvicorn. Runs it starts execute in this process. At start
+        it kills workers a dead server left and recovers orphaned runs
+        (:meth:`ServerState.recover`); at shutdown it kills its own workers.
 
     Raises:
         UsageError: no API key at all, or an in-memory database.
@@ -55,10 +62,13 @@ def create_app(
                                  allow_file_paths=allow_file_paths)
     if not cfg.api_keys:
         raise UsageError("The HTTP API needs at least one API key (api_keys={key: org_id}).")
-    state = open_state(os.fspath(db), cfg, dict(engine_options or {}))
+    state = open_state(os.fspath(db), cfg, _engine_options(cfg, engine_options or {}))
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()  # after uvicorn configured its loggers
+        await anyio.to_thread.run_sync(state.recover)
         yield
         app.state.stepwell_ui.feed.close()
         state.close()
@@ -71,6 +81,15 @@ def create_app(
     install_ui(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     return app
+
+
+def _engine_options(cfg: ServerConfig, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The engine's options: the server's policy as a service, and each organization's
+    run environment (unless the caller chose them)."""
+    options = dict(given)
+    options["services"] = {SECURITY_SERVICE: cfg.policy, **dict(options.get("services") or {})}
+    options.setdefault("env", run_environment(cfg.policy, cfg.secrets, os.environ))
+    return options
 
 
 def app_state(app: FastAPI) -> ServerState:

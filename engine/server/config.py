@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from engine.contracts.errors import UsageError
+from engine.contracts.policy import SecurityPolicy
 
 DEFAULT_ORG = "org_local"
 DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -32,12 +33,17 @@ class ServerConfig:
             (``file:///...`` or an absolute path as the document ``url``). Off by default:
             anyone holding a key could otherwise read any file the server can.
         generated_key: the key made at start when none was configured (printed once).
+        policy: who may run code, and where ``api_call`` may go (see
+            :mod:`engine.server.security`; default: a personal server's).
+        secrets: organization -> its secrets (``${NAME}`` values, secret mounts).
     """
 
     api_keys: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     allow_file_paths: bool = False
     generated_key: str | None = None
+    policy: SecurityPolicy = field(default_factory=SecurityPolicy.local)
+    secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 def parse_api_keys(text: str | None) -> dict[str, str]:

@@ -7,7 +7,8 @@ disk only when the server was started with ``--allow-file-paths``. Remote URLs a
 refused: the server fetches nothing from the network.
 
 Every document of a request is decoded before anything is stored, so a bad one leaves
-no trace.
+no trace. File names keep their last component without control characters; a MIME type
+must be a plain ``type/subtype`` (CR/LF and the like are refused).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from engine.contracts.bounded import clean_mime, clean_text
 from engine.server.errors import ApiError
 
 
@@ -65,9 +67,10 @@ def _from_data_url(block_id: str, url: str, filename: str | None) -> DecodedDocu
                    "Write it as data:<mime>;base64,<base64 content>")
     parts = [p.strip() for p in header.split(";")]
     is_base64 = "base64" in (p.lower() for p in parts[1:])
-    mime = parts[0] or None
-    if mime is not None and "/" not in mime:
-        raise _bad(block_id, f"{mime!r} is not a MIME type", "Use e.g. application/pdf")
+    mime = clean_mime(parts[0]) if parts[0] else None
+    if parts[0] and mime is None:
+        raise _bad(block_id, f"{clean_text(parts[0], limit=60)!r} is not a MIME type",
+                   "Use e.g. application/pdf")
     if is_base64:
         try:
             data = base64.b64decode("".join(payload.split()), validate=True)
@@ -78,7 +81,7 @@ def _from_data_url(block_id: str, url: str, filename: str | None) -> DecodedDocu
         data = unquote(payload).encode()
     if not data:
         raise _bad(block_id, "the document is empty", "Send a file with content")
-    name = Path(filename or "").name or f"{block_id}{_suffix(mime)}"
+    name = _filename(filename) or f"{block_id}{_suffix(mime)}"
     return DecodedDocument(block_id=block_id, data=data, filename=name, mime_type=mime)
 
 
@@ -92,7 +95,13 @@ def _from_path(block_id: str, path: str, filename: str | None) -> DecodedDocumen
         raise _bad(block_id, f"cannot read {path} ({exc.strerror})",
                    "Check the path and its permissions") from None
     return DecodedDocument(block_id=block_id, data=data,
-                           filename=Path(filename or "").name or source.name, mime_type=None)
+                           filename=_filename(filename) or _filename(source.name) or block_id,
+                           mime_type=None)
+
+
+def _filename(name: str | None) -> str:
+    """The last component of ``name``, printable (control characters dropped)."""
+    return clean_text(Path(name or "").name, limit=255).strip()
 
 
 def _suffix(mime: str | None) -> str:

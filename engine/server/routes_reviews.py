@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -215,6 +216,7 @@ def create_version(request: Request, body: CreateVersionBody, org: Org) -> Any:
         raise ApiError(422, "NOT_CORRECTABLE",
                        f"Review {row['id']} proposes files, not JSON; corrected data applies "
                        "to JSON outputs only. Approve or reject it as it is.")
+    check_json(body.snapshot, what="snapshot")
     version = state.store.add_review_version(
         review_id=row["id"], parent_id=body.parent_id, snapshot=body.snapshot, note=body.note,
         author_id=org, now=time.time())

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import NotFoundError, UsageError, WorkflowValidationError
 from engine.definition import Workflow
 from engine.launch import RunOrigin
@@ -39,11 +40,11 @@ from engine.server.schemas import (
     WorkflowOut,
     ok,
 )
+from engine.server.security import policy_problems
 from engine.server.shapes import run_json, workflow_json
 
 router = APIRouter(prefix="/v1/workflows", dependencies=[Depends(reject_unknown_query)],
                    responses=ERRORS)
-MAX_YAML_ALIASES = 100
 CANCEL_WAIT_S = 5.0
 
 
@@ -54,28 +55,26 @@ def _state(request: Request) -> Any:
 # --------------------------------------------------------------------------- specs
 
 
-def _check_aliases(text: str) -> None:
-    """Refuse YAML alias bombs before parsing (aliases multiply on serialisation)."""
-    count = 0
-    try:
-        for token in yaml.scan(text):
-            if isinstance(token, yaml.AliasToken):
-                count += 1
-                if count > MAX_YAML_ALIASES:
-                    raise ApiError(422, "INVALID_YAML",
-                                   f"The YAML uses more than {MAX_YAML_ALIASES} aliases (*name). "
-                                   "Write the repeated parts out instead.")
-    except yaml.YAMLError:
-        return  # the loader reports syntax errors with their line
+def _refuse_by_policy(request: Request, wf: Workflow) -> None:
+    """403 ``CODE_NOT_ALLOWED`` when the server's policy forbids something in ``wf``."""
+    state = _state(request)
+    problems = policy_problems(wf, state.engine.registry, state.config.policy)
+    if problems:
+        first = problems[0]
+        raise ApiError(403, "CODE_NOT_ALLOWED",
+                       f"{first.path}: {first.message}. Fix: {first.fix}"
+                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                       {"diagnostics": [d.to_dict() for d in problems]})
 
 
 def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
     """Parse and validate a spec. Returns the workflow and its diagnostics by severity.
 
     Raises:
-        WorkflowLoadError / ApiError: not YAML.  WorkflowValidationError: invalid.
+        WorkflowLoadError / ApiError: not YAML, or too large once its aliases are
+            expanded.  WorkflowValidationError: invalid.  ApiError: 403 when the
+            server's code policy refuses it.
     """
-    _check_aliases(text)
     try:
         wf = Workflow.from_yaml(text, source="yaml_definition")
     except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
@@ -84,6 +83,7 @@ def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
     diagnostics = _state(request).engine.validate(wf)
     if any(d.severity == "error" for d in diagnostics):
         raise WorkflowValidationError(diagnostics, source="yaml_definition")
+    _refuse_by_policy(request, wf)
     return wf, {"errors": [], "warnings": [d.to_dict() for d in diagnostics]}
 
 
@@ -212,9 +212,13 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
         raise ApiError(404, "WORKFLOW_NOT_FOUND", str(exc),
                        {"workflow_id": body.workflow_id, "version": body.version}) from None
     wf = Workflow.from_dict(version.definition, source=body.workflow_id)
+    _refuse_by_policy(request, wf)  # the policy may have changed since it was applied
     graph = state.engine.compile(wf)
     nodes = {n.id: n for n in graph.start_blocks()}
     documents, json_inputs = body.documents or {}, body.json_inputs or {}
+    for block_id, value in sorted(json_inputs.items()):
+        check_json(value, what=f"json_inputs.{block_id}")
+    check_json(body.metadata or {}, what="metadata")
     _check_inputs(nodes, documents, json_inputs)
     _check_json_schemas(nodes, json_inputs)
     decoded: list[DecodedDocument] = [

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.policy import CodePolicy, SecurityPolicy
-from engine.server.config import is_loopback
+from engine.server.config import KEYS_ENV, is_loopback
 
 MIN_PUBLIC_KEY_LENGTH = 32
 CODE_MODES = ("auto", "open", "sandboxed", "none")
@@ -120,6 +120,19 @@ def load_secrets(path: str | Path | None) -> dict[str, dict[str, str]]:
                              "underscores) to a string value.")
         secrets[str(org)] = dict(values)
     return secrets
+
+
+def run_environment(policy: SecurityPolicy, secrets: Mapping[str, Mapping[str, str]],
+                    environ: Mapping[str, str]) -> Callable[[str], dict[str, str]]:
+    """The environment of each organization's runs (``Engine(env=...)``).
+
+    A shared server gives a run its organization's secrets and nothing else; a personal
+    one gives the server's environment (without ``STEPWELL_API_KEYS``) plus them.
+    """
+    if policy.declared_secrets_only:
+        return lambda org: dict(secrets.get(org, {}))
+    base = {k: v for k, v in environ.items() if k != KEYS_ENV}
+    return lambda org: {**base, **secrets.get(org, {})}
 
 
 def policy_problems(workflow: Any, registry: Any, policy: SecurityPolicy) -> list[Diagnostic]:

@@ -28,7 +28,9 @@ from engine.contracts.errors import StepwellError, UsageError
 from engine.contracts.store import Store
 from engine.core import Engine
 from engine.launch import PreparedRun
+from engine.orphans import Recovery, recover_orphans
 from engine.server.config import ServerConfig
+from engine.server.security import policy_problems
 from store.api import ReadAPI
 from store.connection import Database, storage_error
 from store.files import LocalFileStore
@@ -168,13 +170,34 @@ class ServerState:
         """A read API scoped to ``organization_id``."""
         return self.readers.api(organization_id)
 
+    def recover(self) -> list[Recovery]:
+        """At start: kill the workers a dead server left, and resume (or end, with the
+        reason) the runs whose owner process died (:mod:`engine.orphans`)."""
+        from blocks.sandbox import reap_workers
+
+        reap_workers()
+        policy = self.config.policy
+
+        def refusal(workflow: Any) -> str | None:
+            problems = policy_problems(workflow, self.engine.registry, policy)
+            return "; ".join(f"{p.path}: {p.message}" for p in problems) or None
+
+        recovered = recover_orphans(self.engine, self.supervisor.drive, check=refusal)
+        for item in recovered:
+            log.warning("run %s: %s", item.run_id, item.reason)
+        return recovered
+
     def close(self, wait_s: float = 5.0) -> None:
         """Wait a little for run threads, then release what can be released.
 
         Runs still executing keep their store; they can be resumed later with
-        ``stepwell runs resume`` if the process exits under them.
+        ``stepwell runs resume`` if the process exits under them (the next server start
+        does it). Workers this process started are killed.
         """
+        from blocks.sandbox import reap_workers
+
         idle = self.supervisor.join(wait_s)
+        reap_workers(own=True)
         self.readers.close()
         if idle:
             self.engine.close()

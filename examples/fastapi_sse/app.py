@@ -22,6 +22,7 @@ What it shows:
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -100,8 +101,17 @@ class ExpenseClaim(BaseModel):
     amount: float
 
 
-def create_app(db: str | Path = "expenses.db") -> FastAPI:
-    """The app, with its engine on ``db`` (opened at startup, closed at shutdown)."""
+#: Where the app keeps its runs by default: a temporary folder, not the current one.
+DEFAULT_DB = Path(tempfile.gettempdir()) / "stepwell-examples" / "expenses.db"
+
+
+def create_app(db: str | Path | None = None) -> FastAPI:
+    """The app, with its engine on ``db`` (opened at startup, closed at shutdown).
+
+    Args:
+        db: the database (default :data:`DEFAULT_DB`, in the temporary folder).
+    """
+    db = db or DEFAULT_DB
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -180,9 +190,10 @@ async def _stop_runs(runs: dict[str, RunHandle]) -> None:
 
 
 def main() -> None:
-    """Serve the app on http://127.0.0.1:8000 (database ``./expenses.db``)."""
+    """Serve the app on http://127.0.0.1:8000 (database :data:`DEFAULT_DB`)."""
     import uvicorn
 
+    print(f"database: {DEFAULT_DB}")
     uvicorn.run(create_app(), host="127.0.0.1", port=8000)
 
 

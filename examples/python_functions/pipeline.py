@@ -13,6 +13,8 @@ Run it::
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from engine import Engine, Workflow
@@ -83,8 +85,19 @@ SAMPLE_LEAD = {"name": "Ada Martin", "email": "ada@factory.example", "employees"
                "country": "FR"}
 
 
-def main(db: str = "stepwell.db", lead: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the workflow once and return what reached the end block."""
+#: Where ``main()`` keeps its runs by default: a temporary folder, not the current one.
+DEFAULT_DB = Path(tempfile.gettempdir()) / "stepwell-examples" / "python_functions.db"
+
+
+def main(db: str | Path | None = None, lead: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the workflow once and return what reached the end block.
+
+    Args:
+        db: the database (default :data:`DEFAULT_DB`, in the temporary folder).
+        lead: the lead to score (default: a sample).
+    """
+    db = db or DEFAULT_DB
+    print(f"database: {db}")
     with Engine(db) as engine:
         result = engine.run(build_workflow(), {"lead": lead or SAMPLE_LEAD})
         print(f"run {result.run_id}: {result.status.value}")

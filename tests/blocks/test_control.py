@@ -353,8 +353,21 @@ async def test_merge_dicts_errors_name_keys_and_handles(make_ctx: MakeCtx) -> No
             MergeDicts(), make_ctx("merge_dicts"), {**MERGE, "collision": "error"}, inputs
         )
     with pytest.raises(PermanentError, match=r"'input-json-b' carries a JSON array") as info:
-        await run_block(MergeDicts(), make_ctx("merge_dicts"), MERGE, {"input-json-b": [1]})
+        await run_block(MergeDicts(), make_ctx("merge_dicts"), {**MERGE, "collision": "last_wins"},
+                        {"input-json-b": [1]})
     assert info.value.code == "MERGE_INPUT_NOT_OBJECT"
+
+
+async def test_merge_dicts_puts_each_input_under_its_name(make_ctx: MakeCtx) -> None:
+    config = {"inputs": [{"name": "a"}, {}, {"name": "c"}]}
+    inputs = {"input-json-c": [1, 2], "input-json-a": {"x": 1}, "input-json-1": "text"}
+    result = await run_block(MergeDicts(), make_ctx("merge_dicts"), config, inputs)
+    merged = result.outputs["output-json-0"].data
+    assert merged == {"a": {"x": 1}, "1": "text", "c": [1, 2]}
+    assert list(merged) == ["a", "1", "c"]
+    partial = await run_block(MergeDicts(), make_ctx("merge_dicts"), config,
+                              {"input-json-c": None})
+    assert partial.outputs["output-json-0"].data == {"c": None}
 
 
 # ----------------------------------------------------------------------------- reshape

@@ -54,10 +54,14 @@ def test_config_handles_and_checks() -> None:
     assert _codes({"json_schema": SCHEMA, "review": {"predicate": {"kind": "category_in",
                                                                    "categories": ["a"]}}}) == {
         "REVIEW_PREDICATE_NOT_APPLICABLE"}
-    for bad in ({}, {"json_schema": SCHEMA, "prompt": "x"}, {"json_schema": SCHEMA,
-                                                             "n_consensus": 0}):
+    for bad in ({"json_schema": SCHEMA, "prompt": "x"}, {"json_schema": SCHEMA,
+                                                         "n_consensus": 0}):
         with pytest.raises(ValueError):
             parse(impl, bad)
+    assert parse(impl, {}).json_schema == {"type": "object"}
+    assert _codes({}) == {"MISSING_JSON_SCHEMA"}
+    assert impl.input_aliases(cfg)["input-file-0"] == "input-file-document"
+    assert impl.input_aliases(multi)["input-file-0"] == "input-file-doc"
 
 
 def test_an_invalid_schema_is_a_validation_diagnostic() -> None:

@@ -217,9 +217,10 @@ TERMINATION = {
 }
 
 
-def test_while_loop_requires_max_iterations() -> None:
-    with pytest.raises(ValidationError, match=r"add e\.g\. `max_iterations: 10`"):
-        parse(WhileLoop(), {"termination_condition": TERMINATION})
+def test_while_loop_max_iterations_defaults_to_ten_but_is_never_null() -> None:
+    assert parse(WhileLoop(), {"termination_condition": TERMINATION}).max_iterations == 10
+    with pytest.raises(ValidationError, match=r"write e\.g\. `max_iterations: 10`"):
+        parse(WhileLoop(), {"max_iterations": None})
     with pytest.raises(ValidationError):
         parse(WhileLoop(), {"max_iterations": 0})
     assert parse(WhileLoop(), {"max_iterations": 4}).max_iterations == 4
@@ -249,6 +250,10 @@ async def test_while_loop_starts_with_left_in(make_ctx: MakeCtx) -> None:
         WhileLoop(), make_ctx("while_loop"), {"max_iterations": 2}, {"loop-left-in": state}
     )
     assert result.control == LoopStart(state=state, max_iterations=2)
+    templated = await run_block(WhileLoop(), make_ctx("while_loop"),
+                                {"max_iterations": 2, "loop_context_template": "{{data}}"},
+                                {"loop-left-in": state})
+    assert templated.control == LoopStart(state=state, max_iterations=2, inject_context=True)
 
 
 # ----------------------------------------------------------------------------- sentinels
@@ -388,3 +393,117 @@ def test_roles_of_the_built_in_types() -> None:
     assert roles["end"] is BlockRole.END
     others = set(roles) - {"start_json", "start_document", "start", "end"}
     assert {roles[name] for name in others} == {BlockRole.TASK}
+
+
+# ----------------------------------------------------------------------------- Retab's shapes
+
+
+async def test_map_source_path_written_from_data(make_ctx: MakeCtx) -> None:
+    config = {"map_source_path": "data.line_items"}
+    got = await expand(ForEach(), make_ctx("for_each", "each"), config, {"line_items": [1, 2]})
+    assert got == [Payload.json(1), Payload.json(2)]
+    own = await expand(ForEach(), make_ctx("for_each", "each"), config,
+                       {"data": {"line_items": [3]}, "line_items": [1, 2]})
+    assert own == [Payload.json(3)]  # an input with its own `data` key is read literally
+
+
+async def test_split_by_page_chunks(make_ctx: MakeCtx, files: MemoryFileStore) -> None:
+    doc = Payload.file(files.put_bytes(pdf_bytes(5), "five.pdf", "application/pdf"))
+    ctx = make_ctx("for_each", "each")
+    for config, names in (
+        ({"map_method": "split_by_page", "split_page_range": 2},
+         ["five_pages_1-2.pdf", "five_pages_3-4.pdf", "five_page_5.pdf"]),
+        ({"map_method": "split_by_page"}, [f"five_page_{n}.pdf" for n in range(1, 6)]),
+        ({"map_method": "iterate_pages"}, [f"five_page_{n}.pdf" for n in range(1, 6)]),
+    ):
+        items = await expand(ForEach(), ctx, config, doc)
+        assert [i.document.filename for i in items if i.document] == names
+    [first, *_] = await expand(ForEach(), ctx, {"map_method": "split_by_page",
+                                                "split_page_range": 2}, doc)
+    assert first.document is not None
+    assert len(PdfReader(io.BytesIO(files.read_bytes(first.document))).pages) == 2
+
+
+async def test_max_iterations_keeps_the_first_items(make_ctx: MakeCtx) -> None:
+    result = await run_block(ForEach(), make_ctx("for_each"), {"max_iterations": 2},
+                             {"fe-left-in": Payload.json([1, 2, 3])})
+    assert isinstance(result.control, ExpandItems)
+    assert result.control.items == [Payload.json(1), Payload.json(2)]
+    [span] = result.trace_spans or []
+    assert span["name"] == "max_iterations"
+    assert span["attributes"] == {"max_iterations": 2, "items": 3, "not_processed": 1}
+
+
+def test_for_each_retab_settings_are_checked() -> None:
+    def codes(raw: dict[str, Any]) -> dict[str, str]:
+        impl = ForEach()
+        found = impl.check(BlockDef(id="each", type="for_each", config=raw), parse(impl, raw),
+                           "spec.blocks.each")
+        return {d.code: d.path for d in found}
+
+    assert codes({"split_page_range": 0, "map_method": "split_by_page"}) == {
+        "INVALID_CONFIG": "spec.blocks.each.config.split_page_range"}
+    assert codes({"reduce_strategy": "sum"}) == {
+        "INVALID_CONFIG": "spec.blocks.each.config.reduce_strategy"}
+    assert codes({"reduce_strategy": "first", "reduce_concat_data_key": "x"}) == {
+        "IGNORED_REDUCE_KEY": "spec.blocks.each.config.reduce_concat_data_key"}
+    assert codes({"map_method": "iterate_pages", "split_page_range": 3}) == {
+        "IGNORED_SPLIT_PAGE_RANGE": "spec.blocks.each.config.split_page_range"}
+    for strategy in ("concat_array", "first", "last", "none"):
+        assert codes({"reduce_strategy": strategy}) == {}
+    impl = ForEach()
+    wrapped = parse(impl, {"reduce_concat_data_key": "items"})
+    assert impl.output_schema(wrapped, "fe-right-out")["properties"] == {
+        "items": {"type": "array"}}
+    assert impl.output_schema(parse(impl, {"reduce_strategy": "last"}), "fe-right-out") is None
+
+
+def test_termination_conditions_from_the_docs() -> None:
+    impl = WhileLoop()
+    raw = {"max_iterations": 5, "termination_conditions": [
+        {"path": "data.status", "operator": "is_equal_to", "value": "complete"},
+        {"path": "data.due", "operator": "is_before", "value": "soon"}],
+        "loop_context_template": "{{iteration_number}} {{nope}}"}
+    cfg = parse(impl, raw)
+    assert [field for _, field, _ in cfg.groups()] == [
+        "termination_conditions[0]", "termination_conditions[1]"]
+    found = impl.check(BlockDef(id="w", type="while_loop", config=raw), cfg, "spec.blocks.w")
+    assert {(d.code, d.path) for d in found} == {
+        ("INVALID_CONDITION_VALUE", "spec.blocks.w.config.termination_conditions[1].value"),
+        ("UNKNOWN_TEMPLATE_VARIABLE", "spec.blocks.w.config.loop_context_template")}
+    both = parse(impl, {"termination_conditions": [], "conditions": []})
+    [clash] = [d for d in impl.check(BlockDef(id="w", type="while_loop"), both, "p")
+               if d.code == "CONFLICTING_TERMINATION"]
+    assert clash.path == "p.config.conditions"
+
+
+async def test_termination_conditions_any_match_ends_the_loop(make_ctx: MakeCtx) -> None:
+    end = WhileLoopSentinelEnd()
+    cfg = parse(end, {"termination_conditions": [
+        {"path": "data.status", "operator": "is_equal_to", "value": "complete"},
+        {"path": "data.attempts", "operator": "is_greater_than_or_equal_to", "value": 3}]})
+    result = await end.run(make_ctx(iteration=0), cfg,
+                           {"loop-right-in": Payload.json({"status": "x", "attempts": 3})})
+    assert isinstance(result.control, LoopDecision) and result.control.matched is True
+    assert [e["matched"] for e in result.control.evaluations] == [False, True]
+
+
+async def test_loop_context_is_rendered_on_the_sentinel_start(make_ctx: MakeCtx) -> None:
+    start = WhileLoopSentinelStart()
+    template = "Round {{iteration_number}}: {{data}}\n{{termination_condition_breakdown}}"
+    cfg = parse(start, {"max_iterations": 4, "loop_context_template": template})
+    previous = {"evaluations": [{"condition_id": "condition_0", "matched": False,
+                                 "sub_evaluations": [{"path": "status", "operator": "equals",
+                                                      "expected": "done", "actual": "draft",
+                                                      "matched": False}]}]}
+    result = await start.run(make_ctx(iteration=1), cfg, {
+        "loop-left-in": Payload.json({"status": "draft"}),
+        "loop-context": Payload.json(previous)})
+    assert result.outputs == {"loop-left-out": Payload.json({"status": "draft"})}
+    [span] = result.trace_spans or []
+    assert span["attributes"]["text"] == (
+        'Round 2 of 4: {"status": "draft"}\n'
+        '- status equals "done": found "draft", not matched')
+    plain = await start.run(make_ctx(iteration=0), parse(start, {}),
+                            {"loop-left-in": Payload.json(1)})
+    assert plain.trace_spans is None

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from blocks.extract import allow_null
 from blocks.schemas import ensure_matches_schema, is_valid, schema_checks, schema_errors
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import PermanentError
@@ -66,3 +67,16 @@ def test_errors_name_the_path() -> None:
     with pytest.raises(PermanentError, match=r"function block 'f'.*at n"):
         ensure_matches_schema(ctx, {"n": "x"}, schema, "the function's return value")
     ensure_matches_schema(ctx, {"n": 1}, schema, "the function's return value")
+
+
+def test_composition_failures_name_the_inner_key_and_problem() -> None:
+    schema = {"type": "object", "required": ["total", "ref"], "properties": {
+        "total": {"type": "number"},
+        "lines": {"type": "array", "items": {"type": "object", "properties": {
+            "qty": {"type": "integer"}}}}}}
+    errors = schema_errors({"total": "abc", "lines": [{"qty": "x"}]}, allow_null(schema))
+    assert {(e["path"], e["message"]) for e in errors} == {
+        ("total", "'abc' is not of type 'number'"),
+        ("lines[0].qty", "'x' is not of type 'integer'"),
+        ("ref", "'ref' is a required property")}
+    assert not any("any of the given schemas" in e["message"] for e in errors)

@@ -41,7 +41,7 @@ def test_ids_are_deterministic_per_attempt() -> None:
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "store/writes.py (_plan_artifact) still mints 'art_' ids; it should call "
+    "store/stepdata.py (artifact_key) still mints 'art_' ids; it should return "
     "engine.contracts.artifacts.artifact_id(operation, run_id, step_id, retry_count)"))
 def test_persisted_artifacts_use_the_prefixes(tmp_path: Path) -> None:
     doc = text_document(tmp_path, "invoice.txt", "Invoice Number: INV-1\nTotal: 3.00\n")

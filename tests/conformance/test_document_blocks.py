@@ -274,3 +274,29 @@ def test_api_call_body_follows_the_docs_field_mappings(results: list[Any],
              {"invoice": {"invoice_number": "INV-1", "total_amount": 99.5}},
              env={"VALIDATION_API": server.url.rstrip("/"), "API_KEY": "k"})
         assert server.requests[0].json == {"invoice_number": "INV-1", "amount": 99.5}
+
+
+# ----------------------------------------------------------------------------- schemas
+
+
+def test_required_keys_without_properties_are_extracted_untyped(results: list[Any],
+                                                                folder: Path) -> None:
+    wf = edited("extract", "extract", json_schema={
+        "type": "object", "required": ["invoice_number", "total", "po_number"]})
+    doc = text_document(folder, "invoice.txt", "Invoice Number: INV-9\nTotal: 12.50\n")
+    result = _run(results, folder, wf, {"start": doc})
+    assert result.ok, result.error
+    assert output(result, "extract") == {"invoice_number": "INV-9", "total": 12.5,
+                                         "po_number": None}
+
+
+def test_schema_mismatch_names_the_key_path(results: list[Any], folder: Path) -> None:
+    wf = edited("extract", "extract", json_schema={"type": "object", "properties": {
+        "vendor": {"type": "object", "properties": {
+            "name": {"type": "string", "pattern": "^[a-z]+$"}}}}})
+    doc = text_document(folder, "invoice.txt", INVOICE_TEXT)
+    result = _run(results, folder, wf, {"start": doc})
+    assert result.status == "error"
+    error = result.error or ""
+    assert "at vendor.name: 'Acme Corp' does not match" in error
+    assert "any of the given schemas" not in error

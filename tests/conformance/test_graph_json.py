@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from engine.definition import Workflow
 from tests.conformance.runner import (
     close,
     diagnostics,
+    errors,
     load,
     output,
     run,
@@ -47,10 +49,7 @@ def test_rest_graph_runs_offline(tmp_path: Path) -> None:
 
 
 def test_source_and_source_block_that_disagree_are_an_error() -> None:
-    from engine.definition import Workflow
-    from tests.conformance.runner import errors
-
-    graph = {"blocks": [{"id": "a", "type": "start_json"}, {"id": "b", "type": "start_json"},
+    graph = {"blocks": [{"id": "a", "type": "start_json"}, {"id": "b", "type": "note"},
                         {"id": "c", "type": "function", "config": {
                             "python": "json:dumps", "output_schema": {"type": "object"}}}],
              "edges": [{"source": "a", "source_block": "b", "target_block": "c"}]}

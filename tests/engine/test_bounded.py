@@ -98,3 +98,19 @@ def test_recursive_and_deep_yaml() -> None:
     with pytest.raises(YamlBudgetExceeded, match="deeper"):
         check_expansion(yaml.compose("[" * 100 + "]" * 100))
     assert check_expansion(None) == 0
+
+
+def test_the_loader_applies_the_budget_and_cleans_names() -> None:
+    from engine.contracts.errors import WorkflowLoadError
+    from engine.definition import Workflow
+
+    bomb = "apiVersion: workflows.retab.com/v1alpha2\nkind: Workflow\n" + billion_laughs()
+    started = time.perf_counter()
+    with pytest.raises(WorkflowLoadError, match="expands to more than"):
+        Workflow.from_yaml(bomb)
+    assert time.perf_counter() - started < 1
+    with pytest.raises(WorkflowLoadError, match="nests deeper"):
+        Workflow.from_yaml("{" + '"a": [' * 200 + "]" * 200 + "}")
+    named = Workflow.from_yaml('metadata: {name: "in\\e[2Jvoice\\r\\n"}\nspec:\n  blocks:\n'
+                               '    a: {type: note, label: "x\\e]0;t\\a"}\n')
+    assert named.name == "in[2Jvoice" and named.blocks[0].label == "x]0;t"

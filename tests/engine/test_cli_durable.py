@@ -22,6 +22,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
+from engine.cli_render import run_duration_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,7 +146,7 @@ def waiting_run(review_wf: Path, db: Path, amount: int = 100) -> tuple[str, str]
     assert result.exit_code == 3, result.stderr
     run_id = result.stdout.strip()
     listed = invoke("reviews", "list", "--run", run_id, "--db", db, "--json")
-    [review] = json.loads(listed.stdout)
+    [review] = json.loads(listed.stdout)["data"]
     return run_id, review["id"]
 
 
@@ -159,7 +160,7 @@ def test_review_waits_exits_3_then_another_process_approves_with_corrected_data(
     assert "awaiting_review" in first.stdout and "stepwell reviews list" in first.stdout
     listed = invoke("reviews", "list", "--status", "pending", "--db", db)
     assert listed.exit_code == 0 and '{"amount": 100}' in listed.stdout
-    [review] = json.loads(invoke("reviews", "list", "--db", db, "--json").stdout)
+    [review] = json.loads(invoke("reviews", "list", "--db", db, "--json").stdout)["data"]
     assert (review["status"], review["step_id"]) == ("pending", "gate")
 
     fix = tmp_path / "fix.json"
@@ -172,7 +173,7 @@ def test_review_waits_exits_3_then_another_process_approves_with_corrected_data(
     assert run["outputs"]["done"]["input-json-0"]["data"] == {"booked": 90}
     book = step(db, run["id"], "book")
     assert book["handle_inputs"]["input-json-0"]["data"] == {"amount": 90}
-    [decided] = json.loads(invoke("reviews", "list", "--db", db, "--json").stdout)
+    [decided] = json.loads(invoke("reviews", "list", "--db", db, "--json").stdout)["data"]
     assert (decided["status"], decided["decision_data"]) == ("approved", {"data": {"amount": 90}})
 
     # the same decision again is accepted once: exit 0, nothing changes
@@ -192,7 +193,7 @@ def test_reject_skips_downstream_and_the_run_completes(review_wf: Path, db: Path
     assert book["lifecycle"] == {**book["lifecycle"], "status": "skipped",
                                  "reason": "review_rejected: gate"}
     rejected = json.loads(invoke("reviews", "list", "--status", "rejected", "--db", db,
-                                 "--json").stdout)
+                                 "--json").stdout)["data"]
     assert [(r["id"], r["reason"]) for r in rejected] == [(review_id, "wrong supplier")]
     assert invoke("reviews", "list", "--status", "pending", "--db", db).stdout.strip() \
         == "No reviews match."
@@ -263,7 +264,7 @@ def copy_db(template: Path, db: Path) -> None:
     (("reviews", "approve", "{review}", "--data", '{"amount": 1}'),
      "it cannot now be approved with other data"),
     (("runs", "resume", "run_missing"), "run_missing"),
-    (("runs", "rerun", "{run}", "--from", "nope"), "not a top-level step"),
+    (("runs", "rerun", "{run}", "--from", "nope"), "is not a step of run"),
 ])
 def test_refusals_exit_2_and_change_nothing(finished_template: tuple[Path, str, str], db: Path,
                                            command: tuple[str, ...], message: str) -> None:
@@ -381,8 +382,12 @@ def test_a_killed_run_is_listed_as_ownerless_then_resumed(slow_wf: Path, db: Pat
 
     table = invoke("runs", "list", "--status", "running", "--db", db)
     assert table.exit_code == 0, table.stderr
-    assert run_id in table.stdout and f"owner alive: no (pid {proc.pid}" in table.stdout
+    assert run_id in table.stdout and f"owner died (pid {proc.pid}" in table.stdout
     assert f"stepwell runs resume {run_id}" in table.stdout
+    frozen = json.loads(invoke("runs", "list", "--db", db, "--json").stdout)["data"][0]
+    first = run_duration_ms(frozen)
+    time.sleep(0.3)
+    assert run_duration_ms(frozen) == first  # the duration stops at the last heartbeat
     [dead] = json.loads(invoke("runs", "list", "--status", "running", "--db", db,
                                "--json").stdout)["data"]
     assert dead["owner"]["alive"] is False and dead["owner"]["heartbeat_at"]

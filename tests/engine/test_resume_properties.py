@@ -6,10 +6,11 @@ executed once without interruption. It is executed again through a store that co
 first ``k`` batches handed to ``apply`` and raises on the next one: a process that died
 right after its k-th commit, ``k`` drawn by hypothesis. A fresh Engine on the same
 database resumes the run. Both store implementations are checked: a SQLite file (the
-fresh Engine opens it again) and a MemoryStore (the fresh Engine is given the same one). The resumed run must end with the uninterrupted run's outcome
+fresh Engine opens it again) and a MemoryStore (the fresh Engine is given the same one).
+The resumed run must end with the uninterrupted run's outcome
 and outputs, every step with the same status, outputs, skip reason and error, and the
-same retry count unless the step was in flight at the crash (an interrupted attempt
-counts, so its count may only grow). No step ``completed`` in the database at the crash
+same retry count, except that an attempt cut short by the crash counts as spent (so the
+attempt limit holds across crashes). No step ``completed`` in the database at the crash
 may execute again.
 
 Every function of these workflows logs its step id when it starts; its result depends
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import tempfile
 import zlib
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
@@ -47,7 +49,6 @@ RUN_ID = "run_resume_property"
 STARTED: list[str] = []
 #: Function targets a random workflow draws from (``broken`` is added at the top level).
 FUNCTIONS = ("advance", "advance", "advance_async", "flaky")
-IN_FLIGHT = frozenset({"queued", "running"})
 
 
 # ---------------------------------------------------------------------- function targets
@@ -312,16 +313,17 @@ def outcome(result: RunResult) -> tuple[Any, ...]:
 
 def assert_same_steps(final: dict[str, tuple[Any, ...]], expected: dict[str, tuple[Any, ...]],
                       at_crash: dict[str, tuple[Any, ...]]) -> None:
-    """``final`` equals ``expected``, but for the retry counts of steps in flight at the crash.
+    """``final`` equals ``expected``, but for the retry counts of steps running at the crash.
 
-    An attempt cut short by the crash counts as one (a re-queued ``running`` step is a
-    retry) and the persisted count never goes down, so those steps may end with more.
+    An attempt cut short by the crash counts as spent (a re-queued ``running`` step is a
+    retry), so such a step ends with at least one more retry than it had at the crash;
+    a step ``queued`` for a retry continues its count exactly.
     """
     assert final.keys() == expected.keys()
     for step_id, want in expected.items():
         got, before = final[step_id], at_crash.get(step_id)
-        if before is not None and before[1] in IN_FLIGHT:
-            assert got[3] >= max(want[3], before[3]), f"{step_id}: retry count went down"
+        if before is not None and before[1] == "running":
+            assert got[3] == max(want[3], before[3] + 1), f"{step_id}: attempts miscounted"
             got, want = got[:3] + got[4:], want[:3] + want[4:]
         assert got == want, f"{step_id} differs from the uninterrupted run"
 
@@ -363,6 +365,11 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
             done = {step_id for step_id, step in at_crash.items() if step[1] == "completed"}
             again = sorted(done & set(STARTED))
             assert not again, f"completed before the crash, executed again: {again}"
+            for step_id, runs in Counter(STARTED).items():  # attempts continue their count
+                before = at_crash.get(step_id)
+                spent = 0 if before is None else before[3] + (before[1] == "running")
+                assert runs == final_steps[step_id][3] - spent + 1, (
+                    f"{step_id}: {runs} attempts after the resume")
         else:  # the run ended within ``limit`` batches this time
             final_steps = at_crash
     assert outcome(result) == expected

@@ -17,8 +17,13 @@ import pytest
 from engine.contracts.errors import ConflictError, IllegalTransition, NotFoundError
 from engine.contracts.events import RunUpdate
 from engine.contracts.files import FileStore
-from engine.contracts.reads import ReadStore
-from engine.contracts.store import ReviewStore, RunStore, Store, WorkflowStore
+from engine.contracts.store import (
+    ReadStore,
+    ReviewStore,
+    RunStore,
+    Store,
+    WorkflowStore,
+)
 from engine.contracts.values import Payload, RunStatus
 from store.memory import MemoryStore
 from tests.store.helpers import T0, S, ev, lifecycle, new_run

@@ -1,0 +1,142 @@
+"""``stepwell steps logs STEP_ID --run RUN_ID [--follow]``: what a step's attempts wrote.
+
+Lines are the step's stored log (:mod:`engine.contracts.logs`): ``stdout``/``stderr``
+lines and ``logging`` records of function code, the request/response summary of
+``api_call``, and engine notes, attempt by attempt. ``--follow`` keeps reading until
+the step has ended: it waits for a step the run has not reached yet, and for the
+attempts of a step being retried. ``--json`` prints the read API's page (``{"data",
+"list_metadata"}``; with ``--follow``, one JSON object per line as they come).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli_read import DbOption, JsonOption, read_client, steps_app
+from engine.cli_support import (
+    fail,
+    handle_errors,
+    print_json,
+    stderr,
+    stdout,
+    to_jsonable,
+)
+
+#: Seconds between two reads while following.
+FOLLOW_POLL_S = 0.5
+PAGE = 1000
+_ENDED = frozenset({"completed", "skipped", "error", "cancelled", "awaiting_review"})
+_RUN_ENDED = frozenset({"completed", "error", "cancelled", "awaiting_review"})
+_STYLES = {"stderr": "yellow", "http": "cyan", "stepwell": "dim", "ERROR": "bold red",
+           "CRITICAL": "bold red", "WARNING": "yellow", "DEBUG": "dim"}
+
+
+@steps_app.command("logs")
+@handle_errors
+def steps_logs(
+    step_id: Annotated[str, typer.Argument(help="The step id (see `stepwell steps list`).",
+                                           show_default=False)],
+    run: Annotated[str | None, typer.Option(
+        "--run", "-r", help="The run the step belongs to (needed when several runs have "
+        "this step id).", show_default=False)] = None,
+    follow: Annotated[bool, typer.Option(
+        "--follow", "-f", help="Keep printing new lines until the step has ended.")] = False,
+    attempt: Annotated[int | None, typer.Option(
+        "--attempt", "-a", min=0, help="Only this attempt (0 is the first).",
+        show_default=False)] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Print what a step wrote: function stdout, stderr and logging, api_call summaries."""
+    with read_client(db) as client:
+        run_id = run or client.workflows.steps.get(step_id).run_id
+        if not follow:
+            page = client.workflows.steps.logs(step_id, run_id=run_id, attempt=attempt,
+                                               limit=PAGE)
+            lines = [to_jsonable(line) for line in page.data]
+            while page.list_metadata.after:
+                page = client.workflows.steps.logs(step_id, run_id=run_id, attempt=attempt,
+                                                   after=page.list_metadata.after, limit=PAGE)
+                lines += [to_jsonable(line) for line in page.data]
+            if as_json:
+                print_json({"data": lines, "list_metadata": {"before": None, "after": None}})
+                return
+            if not lines:
+                stdout().print(f"Step {step_id} of run {run_id} wrote no log lines.")
+            LogPrinter().print(lines)
+            return
+        printer = LogPrinter()
+        for line in _follow(client, step_id, run_id, attempt):
+            if as_json:
+                typer.echo(json.dumps(line, default=str))
+            else:
+                printer.print([line])
+
+
+def _follow(client: Any, step_id: str, run_id: str, attempt: int | None
+            ) -> Iterator[dict[str, Any]]:
+    """Yield the step's lines as they are stored, until the step has ended."""
+    from engine.contracts.errors import NotFoundError
+
+    after: str | None = None
+    said_waiting = False
+    while True:
+        try:
+            status = client.workflows.steps.get(step_id, run_id=run_id).lifecycle.status
+        except NotFoundError:
+            run_status = client.workflows.runs.get(run_id).lifecycle.status
+            if run_status in _RUN_ENDED:
+                fail(f"Run {run_id} ended {run_status} without a step {step_id!r}. List its "
+                     f"steps with `stepwell steps list {run_id}`.")
+            if not said_waiting:
+                stderr().print(f"Waiting for step {step_id} of run {run_id} to start …")
+                said_waiting = True
+            time.sleep(FOLLOW_POLL_S)
+            continue
+        while True:
+            page = client.workflows.steps.logs(step_id, run_id=run_id, attempt=attempt,
+                                               after=after, limit=PAGE)
+            for line in page.data:
+                yield to_jsonable(line)
+            if page.data:
+                after = str(page.data[-1].seq)
+            if not page.list_metadata.after:
+                break
+        if status in _ENDED:
+            return
+        time.sleep(FOLLOW_POLL_S)
+
+
+class LogPrinter:
+    """Prints entries one per line (time, stream or level and logger, message), with a
+    rule where a retry's attempt begins."""
+
+    def __init__(self) -> None:
+        self._attempt: int | None = None
+
+    def print(self, lines: list[dict[str, Any]]) -> None:
+        """Print ``lines`` (read API log entries as dicts) on stdout."""
+        from rich.text import Text
+
+        console = stdout()
+        for line in lines:
+            attempt = int(line["attempt"])
+            if attempt != self._attempt and (self._attempt is not None or attempt):
+                console.print(Text(f"── attempt {attempt} (retry {attempt})", style="dim"))
+            self._attempt = attempt
+            at = str(line.get("at") or "")
+            clock = at[11:23] + "Z" if len(at) >= 23 else at
+            if line["stream"] == "logging":
+                label = f"{line.get('level') or ''} {line.get('logger') or ''}".strip()
+                style = _STYLES.get(str(line.get("level")), "")
+            else:
+                label, style = str(line["stream"]), _STYLES.get(str(line["stream"]), "")
+            text = Text(f"{clock} ", style="dim")
+            text.append(f"{label:<8} ", style=style or "bold")
+            text.append(str(line["message"]))
+            console.print(text, soft_wrap=True)

@@ -1,0 +1,124 @@
+"""``stepwell worker`` and ``stepwell run --detach``: the run queue on the command line.
+
+``run --detach`` validates the workflow, stores its inputs and writes the run as
+``queued`` (nothing is written when any of that fails), prints the run id (or
+``{"run_id", "status"}`` with ``--json``) and exits 0 without executing anything.
+``worker`` claims queued runs from the database and executes them until SIGTERM (or
+Ctrl-C): see :mod:`engine.worker` for what it guarantees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from engine.cli_read import DbOption, JsonOption
+from engine.cli_support import (
+    BLOCKS_HELP,
+    Durability,
+    db_flag,
+    handle_errors,
+    print_json,
+    resolve_db,
+    stderr,
+    stdout,
+)
+
+EXECUTOR_HELP = ("Where work blocks run: local (this process) or dask://HOST:PORT (a Dask "
+                 "distributed scheduler).")
+
+
+def enqueue_run(workflow: Path, inputs: Sequence[str], db: str, *, blocks: Sequence[str] = (),
+                as_json: bool = False) -> int:
+    """``stepwell run --detach``: write the run as queued and print its id.
+
+    Returns:
+        The exit code (0).
+
+    Raises:
+        WorkflowLoadError, WorkflowValidationError, InputError, StorageError, UsageError:
+            before anything is written.
+    """
+    from engine.cli_inputs import parse_inputs
+    from engine.cli_run import cli_engine
+    from engine.queue import enqueue, queue_of
+
+    engine = cli_engine(db, blocks)
+    try:
+        graph = engine.compile(workflow)
+        parsed = parse_inputs(list(inputs), graph.start_blocks())
+        queue_of(engine.store)  # a store without a queue is refused before writing
+        run_id = enqueue(engine, graph, parsed)
+    finally:
+        engine.close()
+    if as_json:
+        print_json({"run_id": run_id, "status": "queued"})
+    else:
+        stdout().print(run_id)
+        stderr().print(f"Queued; a worker runs it (`stepwell worker{db_flag(db)}`). Follow it "
+                       f"with `stepwell runs get {run_id}{db_flag(db)}`.", soft_wrap=True)
+    return 0
+
+
+@handle_errors
+def worker(
+    db: DbOption = None,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", "-c", min=1, help="Runs executing at once in this process.")] = 4,
+    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
+    lease: Annotated[float, typer.Option(
+        "--lease", min=1.0, help="Seconds without a heartbeat after which another worker "
+        "takes a run over.")] = 15.0,
+    grace: Annotated[float, typer.Option(
+        "--grace", min=0.0, help="On SIGTERM, seconds runs may go on before they are "
+        "handed back to the queue.")] = 30.0,
+    idle_exit: Annotated[float | None, typer.Option(
+        "--idle-exit", min=0.0, help="Exit after this many seconds with nothing to do.",
+        show_default=False)] = None,
+    durability: Annotated[Durability, typer.Option(
+        "--durability", case_sensitive=False,
+        help="process: survives process crashes (fast). full: also survives power loss.",
+    )] = Durability.process,
+    blocks: Annotated[list[str] | None, typer.Option(
+        "--blocks", help=BLOCKS_HELP, show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Claim queued runs from the database and execute them, until SIGTERM or Ctrl-C."""
+    import anyio
+
+    from engine.cli_run import cli_engine
+    from engine.executors import parse_executor
+    from engine.worker import Worker, WorkerOptions
+
+    database = resolve_db(db)
+    remote = parse_executor(executor)
+    if remote is not None:
+        remote.connect()  # an unreachable scheduler is refused before anything runs
+    engine = cli_engine(database, list(blocks or []), durability)
+    engine.executor = remote
+    try:
+        work = Worker(engine, WorkerOptions(concurrency=concurrency, lease_s=lease,
+                                            grace_s=grace, idle_exit_s=idle_exit))
+        stderr().print(f"stepwell worker on {_shown(engine)} ({concurrency} at a time, "
+                       f"executor {executor}); Ctrl-C or SIGTERM stops it.", soft_wrap=True)
+        stats = anyio.run(lambda: work.run(handle_signals=True))
+    finally:
+        engine.close()
+        if remote is not None:
+            remote.close()
+    summary = {"claimed": stats.claimed, "ended": stats.ended,
+               "handed_back": stats.handed_back, "lost": stats.lost}
+    if as_json:
+        print_json(summary)
+    else:
+        stderr().print("worker stopped: " + ", ".join(f"{v} {k.replace('_', ' ')}"
+                                                      for k, v in summary.items()))
+
+
+def _shown(engine: Any) -> str:
+    from store.urls import parse_db
+
+    return parse_db(engine.db).display()

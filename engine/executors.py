@@ -1,0 +1,186 @@
+"""Where block attempts execute: in the run's process (``local``) or on a Dask cluster.
+
+The runner drives every run in the process that owns it: it schedules, persists each
+transition and decides retries. An executor only changes where one *attempt* of a
+block runs. ``local`` (the default, no executor object at all) awaits the handler in the
+runner's event loop, exactly as before. :class:`DaskExecutor` (``--executor
+dask://HOST:PORT``) sends the attempt, with its inputs and context, to a Dask
+``distributed`` cluster and awaits its outcome; the runner persists the result exactly
+as for a local attempt. A for_each's items are separate steps, so their attempts spread
+over the cluster's workers.
+
+Which blocks go to the cluster: the ones that do work (function code, document blocks,
+api_call, model calls), i.e. task-role blocks that are not containers, sentinels or pure
+control logic (their type sets ``inline``). Control blocks stay in the driver: they are
+microseconds of CPU that decide what runs next.
+
+A Dask worker lost in the middle of an attempt (its process died, the connection
+dropped) fails the attempt with a transient ``EXECUTOR_WORKER_LOST`` error, so the step
+follows its retry policy. Dask retries a task whose worker died on its own up to the
+scheduler's ``distributed.scheduler.allowed-failures`` (3 by default) before reporting
+it; set it to 0 to hand every loss to stepwell's retry policy at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+from engine.attempts import Outcome, error_info, run_attempt
+from engine.contracts.blocks import BlockContext, BlockRole
+from engine.contracts.errors import TransientError, UsageError
+
+if TYPE_CHECKING:
+    from engine.compiled import Node
+    from engine.scheduler import Task
+
+#: Seconds to wait for the Dask scheduler when connecting.
+CONNECT_TIMEOUT_S = 10.0
+
+
+class AttemptExecutor(Protocol):
+    """Runs attempts of some blocks somewhere else than the run's event loop."""
+
+    def takes(self, node: Node) -> bool:
+        """True when this executor runs the attempts of ``node``."""
+        ...
+
+    async def attempt(self, task: Task, ctx: BlockContext) -> Outcome:
+        """Run one attempt of ``task`` and return its outcome (never raises for a
+        failed attempt: the failure is the outcome)."""
+        ...
+
+
+def parse_executor(spec: str | None) -> DaskExecutor | None:
+    """The executor an ``--executor`` value names; None for ``local``.
+
+    Args:
+        spec: ``local`` (or None, or empty), or ``dask://HOST:PORT``
+            (``dask+tls://HOST:PORT`` for a TLS scheduler).
+
+    Returns:
+        A :class:`DaskExecutor` (not connected yet), or None.
+
+    Raises:
+        UsageError: any other value.
+    """
+    if spec is None or spec in ("", "local"):
+        return None
+    for scheme, protocol in (("dask://", "tcp://"), ("dask+tls://", "tls://")):
+        if spec.startswith(scheme) and len(spec) > len(scheme):
+            return DaskExecutor(protocol + spec[len(scheme):])
+    raise UsageError(f"--executor {spec!r} is not an executor. Use 'local' (the default) or "
+                     "dask://HOST:PORT (a Dask distributed scheduler).")
+
+
+def sends(node: Node) -> bool:
+    """True when an executor runs ``node``'s attempts (see the module docstring)."""
+    return (node.role is BlockRole.TASK and node.container is None
+            and node.sentinel_of is None and not type(node.impl).inline)
+
+
+class DaskExecutor:
+    """Runs block attempts on a Dask ``distributed`` cluster.
+
+    Args:
+        address: the scheduler address (``tcp://HOST:PORT``).
+
+    The client connects on :meth:`connect` (or on the first attempt), from a thread of
+    its own, so an executor can be made inside or outside an event loop.
+    """
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DaskExecutor({self.address!r})"
+
+    @property
+    def url(self) -> str:
+        """The ``--executor`` value that names this executor."""
+        return "dask+tls://" + self.address[6:] if self.address.startswith("tls://") \
+            else "dask://" + self.address.removeprefix("tcp://")
+
+    def connect(self) -> Any:
+        """Connect to the scheduler (once) and return the ``distributed.Client``.
+
+        Raises:
+            UsageError: the scheduler cannot be reached; the message says how to fix it.
+        """
+        with self._lock:
+            if self._client is None:
+                self._client = _connect(self.address)
+            return self._client
+
+    def takes(self, node: Node) -> bool:
+        """True when this executor runs the attempts of ``node``."""
+        return sends(node)
+
+    async def attempt(self, task: Task, ctx: BlockContext) -> Outcome:
+        """Run one attempt of ``task`` on the cluster and return its outcome.
+
+        Cancelling the caller cancels the Dask task. A lost worker is a transient
+        failure (``EXECUTOR_WORKER_LOST``).
+        """
+        client = self._client or await asyncio.to_thread(self.connect)
+        shipped = _shippable(ctx)
+        future = client.submit(remote_attempt, task, shipped, pure=False,
+                               key=f"stepwell-{task.step_id}-{uuid.uuid4().hex[:12]}")
+        loop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        future.add_done_callback(lambda _f: loop.call_soon_threadsafe(done.set))
+        try:
+            await done.wait()
+        except BaseException:
+            future.cancel()
+            raise
+        try:
+            outcome: Outcome = future.result()
+        except Exception as exc:  # noqa: BLE001 - every way of losing the attempt is transient
+            lost = TransientError(
+                f"the Dask worker running block {task.node.id!r} was lost "
+                f"({type(exc).__name__}: {exc}); the step is retried by its retry policy.",
+                code="EXECUTOR_WORKER_LOST")
+            return error_info(lost, None), None
+        return outcome
+
+    def close(self) -> None:
+        """Disconnect from the scheduler (the cluster keeps running)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+def remote_attempt(task: Task, ctx: BlockContext) -> Outcome:
+    """What a Dask worker runs: one attempt, in an event loop of its own."""
+    return asyncio.run(run_attempt(task, ctx))
+
+
+def _shippable(ctx: BlockContext) -> BlockContext:
+    """The context as sent to a worker: the same, without the attempt's local log."""
+    if ctx.log is None:
+        return ctx
+    from dataclasses import replace
+
+    return replace(ctx, log=None)
+
+
+def _connect(address: str) -> Any:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--executor dask://... needs the dask extra: "
+                         "pip install 'stepwell[distributed]'.") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(
+            f"cannot reach the Dask scheduler at {address} ({exc}). Start it "
+            "(`dask scheduler`, then `dask worker ADDRESS`), or fix --executor "
+            "dask://HOST:PORT.") from None
+

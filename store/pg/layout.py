@@ -1,0 +1,85 @@
+"""The PostgreSQL layout as SQL, so opening a database never imports the ORM.
+
+The same tables as SQLite (:mod:`store.models`), rendered for PostgreSQL with three
+differences: text columns compare byte-wise (``COLLATE "C"``, the order SQLite uses, so
+keyset pages agree across backends), ``steps.seq`` is a ``BIGSERIAL``, and the file
+store lives in the database (``files``, ``blobs``: workers on other machines read the
+same documents). ``tests/store/test_pg_layout.py`` checks that :data:`PG_DDL` is what
+:func:`render_pg_ddl` makes of the models; after changing a model, run
+``python -m store.pg.layout`` and paste what it prints over :data:`PG_DDL`.
+"""
+
+from __future__ import annotations
+
+#: The audit trail as rows (:data:`store.layout.TRANSITIONS_VIEW` for PostgreSQL).
+PG_TRANSITIONS_VIEW = """
+CREATE OR REPLACE VIEW transitions AS
+SELECT s.run_id AS run_id, s.step_id AS step_id, (j.ord - 1)::integer AS seq,
+  j.value ->> 0 AS status, (j.value ->> 1)::double precision AS at,
+  (j.value ->> 2)::integer AS retry_count, j.value ->> 3 AS detail
+FROM steps s CROSS JOIN LATERAL json_array_elements(('[' || s.trail || ']')::json)
+  WITH ORDINALITY AS j(value, ord)
+"""
+
+#: ``CREATE ... IF NOT EXISTS`` for every table and index, rendered for PostgreSQL.
+PG_DDL: tuple[str, ...] = (
+    'CREATE TABLE IF NOT EXISTS runs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_id VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_name VARCHAR COLLATE "C" NOT NULL, \n\tworkflow_digest VARCHAR COLLATE "C" NOT NULL, \n\tdefinition_id VARCHAR COLLATE "C" NOT NULL, \n\tinputs TEXT, \n\tmetadata TEXT, \n\torganization_id VARCHAR COLLATE "C" NOT NULL, \n\ttrigger VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tfailing_step_id VARCHAR COLLATE "C", \n\terror TEXT, \n\treason VARCHAR COLLATE "C", \n\twaiting_for TEXT, \n\toutputs TEXT, \n\towner_pid INTEGER, \n\towner_host VARCHAR COLLATE "C", \n\theartbeat_at FLOAT, \n\tcancel_requested BOOLEAN NOT NULL, \n\tparent_run_id VARCHAR COLLATE "C", \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_created ON runs (created_at)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
+    'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',
+    "CREATE INDEX IF NOT EXISTS ix_runs_active ON runs (created_at) WHERE status IN ('pending', 'queued', 'running')",
+    'CREATE TABLE IF NOT EXISTS definitions (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdefinition TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS steps (\n\tseq BIGSERIAL NOT NULL, \n\trun_id VARCHAR COLLATE "C" NOT NULL, \n\tstep_id VARCHAR COLLATE "C" NOT NULL, \n\tblock_id VARCHAR COLLATE "C" NOT NULL, \n\tblock_type VARCHAR COLLATE "C" NOT NULL, \n\tlabel VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR COLLATE "C", \n\tartifact_id VARCHAR COLLATE "C", \n\tartifact_operation VARCHAR COLLATE "C", \n\tmodel VARCHAR COLLATE "C", \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT \'\' NOT NULL, \n\tPRIMARY KEY (seq)\n)',
+    "CREATE INDEX IF NOT EXISTS ix_steps_run_exceptional ON steps (run_id, seq) WHERE status IN ('error', 'skipped', 'cancelled', 'awaiting_review')",
+    'CREATE INDEX IF NOT EXISTS ix_steps_run_seq ON steps (run_id, seq)',
+    'CREATE UNIQUE INDEX IF NOT EXISTS ux_steps_step_run ON steps (step_id, run_id)',
+    'CREATE TABLE IF NOT EXISTS artifacts (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\trun_id VARCHAR COLLATE "C" NOT NULL, \n\tstep_id VARCHAR COLLATE "C" NOT NULL, \n\toperation VARCHAR COLLATE "C" NOT NULL, \n\trecord TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS workflows (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tname VARCHAR COLLATE "C" NOT NULL, \n\tdigest VARCHAR COLLATE "C" NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\torganization_id VARCHAR COLLATE "C" NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_workflows_org ON workflows (organization_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS workflow_versions (\n\tworkflow_id VARCHAR COLLATE "C" NOT NULL, \n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (workflow_id, id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_workflow_versions_created ON workflow_versions (workflow_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS reviews (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\trun_id VARCHAR COLLATE "C" NOT NULL, \n\tstep_id VARCHAR COLLATE "C" NOT NULL, \n\tblock_id VARCHAR COLLATE "C" NOT NULL, \n\tstatus VARCHAR COLLATE "C" NOT NULL, \n\tdata TEXT, \n\tdecision VARCHAR COLLATE "C", \n\tdecision_data TEXT, \n\tnote VARCHAR COLLATE "C", \n\tcreated_at FLOAT NOT NULL, \n\tdecided_at FLOAT, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_reviews_run_step ON reviews (run_id, step_id)',
+    'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
+    'CREATE TABLE IF NOT EXISTS review_versions (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\treview_id VARCHAR COLLATE "C" NOT NULL, \n\tparent_id VARCHAR COLLATE "C" NOT NULL, \n\tsnapshot TEXT, \n\tnote VARCHAR COLLATE "C", \n\tauthor_id VARCHAR COLLATE "C" NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_review_versions_review ON review_versions (review_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS files (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tfilename VARCHAR COLLATE "C" NOT NULL, \n\tmime_type VARCHAR COLLATE "C" NOT NULL, \n\tsize BIGINT NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS blobs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+)
+
+#: The tables :data:`PG_DDL` creates.
+PG_TABLE_NAMES: tuple[str, ...] = tuple(
+    statement.split()[5] for statement in PG_DDL if statement.startswith("CREATE TABLE"))
+
+
+def render_pg_ddl() -> tuple[str, ...]:
+    """The DDL SQLAlchemy renders from :mod:`store.models` for PostgreSQL (imports the ORM).
+
+    Returns:
+        One statement per table and index, with byte-wise collation on text columns.
+    """
+    from sqlalchemy import BigInteger, Column
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from store.models import PG_TABLES
+
+    dialect = postgresql.dialect()
+    out: list[str] = []
+    for model in PG_TABLES:
+        table = model.__table__  # type: ignore[attr-defined]
+        text = str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)).strip()
+        text = text.replace(" VARCHAR", ' VARCHAR COLLATE "C"').replace(
+            "seq SERIAL NOT NULL", "seq BIGSERIAL NOT NULL")
+        out.append(text)
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            out.append(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)).strip())
+    del BigInteger, Column
+    return tuple(out)
+
+
+if __name__ == "__main__":
+    print("PG_DDL: tuple[str, ...] = (")
+    for statement in render_pg_ddl():
+        print(f"    {statement!r},")
+    print(")")

@@ -1,0 +1,92 @@
+"""Custom block types from entry points and MODULE:ATTR references."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from blocks.registry import BlockRegistry
+from engine.contracts.errors import UsageError
+from engine.plugins import ENTRY_POINT_GROUP, block_registry, installed_plugins
+
+PLUGIN = textwrap.dedent('''
+    from blocks.base import BlockResult, BlockType
+
+
+    class Stamp(BlockType):
+        type_name = "stamp"
+
+        def input_handles(self, config):
+            return {"input-json-0": "json"}
+
+        def output_handles(self, config):
+            return {"output-json-0": "json"}
+
+        async def run(self, ctx, config, inputs):
+            return BlockResult(outputs={"output-json-0": inputs["input-json-0"]})
+
+
+    class Seal(Stamp):
+        type_name = "seal"
+
+
+    BLOCKS = [Stamp, Seal()]
+    NOTHING = 42
+
+
+    def register(registry):
+        registry.register(Seal())
+''')
+
+
+@pytest.fixture
+def plugin_dir(tmp_path: Path) -> Iterator[Path]:
+    """A module ``stamp_blocks`` and an installed distribution declaring it."""
+    (tmp_path / "stamp_blocks.py").write_text(PLUGIN)
+    dist = tmp_path / "stamp_blocks-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stamp-blocks\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nstamps = stamp_blocks:BLOCKS\n")
+    sys.path.insert(0, str(tmp_path))
+    installed_plugins.cache_clear()
+    yield tmp_path
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop("stamp_blocks", None)
+    installed_plugins.cache_clear()
+
+
+def test_installed_entry_points_add_their_types(plugin_dir: Path) -> None:
+    registry = block_registry()
+    assert {"stamp", "seal"} <= set(registry.names())
+    assert "function" in registry
+
+
+def test_blocks_references_take_types_lists_registries_and_functions(plugin_dir: Path) -> None:
+    assert "seal" in block_registry(["stamp_blocks:register"], entry_points=False)
+    assert "stamp" in block_registry(["stamp_blocks:Stamp"], entry_points=False)
+    assert {"stamp", "seal"} <= set(block_registry(["stamp_blocks:BLOCKS"],
+                                                   entry_points=False).names())
+    own = BlockRegistry()
+    sys.modules["stamp_blocks"].OWN = own
+    own.register(sys.modules["stamp_blocks"].Stamp())
+    assert "stamp" in block_registry(["stamp_blocks:OWN"], entry_points=False)
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("stamp_blocks", "write MODULE:ATTR"),
+    ("no_such_module_here:X", "cannot import 'no_such_module_here'"),
+    ("stamp_blocks:MISSING", "has no 'MISSING'"),
+    ("stamp_blocks:NOTHING", r"holds no block types \(it is int 42\)"),
+])
+def test_bad_references_say_what_to_fix(plugin_dir: Path, spec: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        block_registry([spec], entry_points=False)
+
+
+def test_a_type_name_taken_twice_is_refused(plugin_dir: Path) -> None:
+    with pytest.raises(UsageError, match="'seal' is already registered"):
+        block_registry(["stamp_blocks:register", "stamp_blocks:register"], entry_points=False)

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read-steps", type=int, default=100_000,
                         help="size of the run W5 reads (0 to skip W5)")
     parser.add_argument("--no-cold-start", action="store_true", help="skip W4")
+    parser.add_argument("--ui", action="store_true",
+                        help="also time the web UI's pages at size (bench/ui.py)")
     parser.add_argument("--peers", action="store_true",
                         help="also run the workloads on LangGraph and DBOS (needs the bench "
                              "extra) and print them side by side")
@@ -126,6 +128,11 @@ def main(argv: list[str] | None = None) -> None:
                 t.add_row(label, f"{ms:.2f}", "-" if target_ms is None else f"{target_ms:g}",
                           "-" if target_ms is None else _mark(ms <= target_ms))
             console.print(t)
+        if args.ui:
+            from bench.ui import ui_tables
+
+            for ui_table in ui_tables(repeat=args.repeat):
+                console.print(ui_table)
         if args.peers:
             from bench.peers.report import StepwellFigures, print_peers
 

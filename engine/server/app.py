@@ -15,6 +15,7 @@ from engine.server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from engine.server.errors import BodyLimitMiddleware, install_error_handlers
 from engine.server.security import install_log_redaction, run_environment
 from engine.server.state import ServerState, open_state
+from engine.server.ui import install_ui
 
 API_TITLE = "stepwell"
 API_DESCRIPTION = (
@@ -74,6 +75,7 @@ def create_app(
         install_log_redaction()  # after uvicorn configured its loggers
         await anyio.to_thread.run_sync(state.recover)
         yield
+        app.state.stepwell_ui.feed.close()
         state.close()
 
     app = FastAPI(title=API_TITLE, description=API_DESCRIPTION, version=_version(),
@@ -81,6 +83,7 @@ def create_app(
     app.state.stepwell = state
     install_error_handlers(app)
     _include_routes(app)
+    install_ui(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     return app
 

@@ -1,0 +1,217 @@
+"""Reviews in the browser: the queue, one review, and its correction form.
+
+A review proposes the step's outputs. When they are one JSON value it can be corrected:
+an object becomes one form field per property (typed from the block's ``json_schema``
+when it has one, else from the proposed value); anything else is one JSON text field.
+:func:`read_correction` turns the submitted form back into data, reporting every field
+it cannot read; unchanged data approves the proposal as it is.
+
+Files (a classifier's or a split's documents) are approved or rejected as proposed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.server.ui.step_view import Document, documents_of
+from store.search import ReviewFilters, review_row, search_reviews
+
+QUEUE_PAGE = 50
+QUEUE_FILTERS = ("pending", "decided", "cancelled", "all")
+FIELD_PREFIX = "field."
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormField:
+    """One editable value: ``kind`` is string, number, integer, boolean or json."""
+
+    name: str
+    kind: str
+    text: str
+    description: str = ""
+    likelihood: float | None = None
+
+    @property
+    def input_name(self) -> str:
+        """The form field's name."""
+        return FIELD_PREFIX + self.name
+
+
+@dataclass(slots=True, kw_only=True)
+class ReviewModel:
+    """What a review page shows."""
+
+    row: dict[str, Any]
+    run: Any
+    proposal: Any = None
+    correctable: bool = False
+    fields: list[FormField] = field(default_factory=list)
+    documents: list[Document] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    trigger: dict[str, Any] = field(default_factory=dict)
+    instructions: str = ""
+    block_label: str = ""
+    schema: Any = None
+
+    @property
+    def state(self) -> str:
+        """``pending``, ``approved``, ``rejected`` or ``cancelled`` (the run ended first)."""
+        if self.row["decision"] is not None:
+            return str(self.row["decision"])
+        return "cancelled" if self.run.lifecycle.status in ("completed", "error",
+                                                             "cancelled") else "pending"
+
+
+def queue(api: Any, show: str, after: str | None, before: str | None
+          ) -> tuple[list[dict[str, Any]], str | None, str | None]:
+    """One page of reviews (oldest first): ``(rows, cursor before, cursor after)``."""
+    rows, more_before, more_after = search_reviews(
+        api, ReviewFilters(decision_status=show), limit=QUEUE_PAGE, after=after, before=before)
+    return (rows, rows[0]["id"] if rows and more_before else None,
+            rows[-1]["id"] if rows and more_after else None)
+
+
+def _proposal(row: dict[str, Any]) -> tuple[bool, Any, dict[str, Any]]:
+    outputs = (row["data"] or {}).get("outputs") or {}
+    json_outputs = [p.get("data") for p in outputs.values()
+                    if isinstance(p, dict) and p.get("type") == "json"]
+    if len(json_outputs) == 1 and len(outputs) == 1:
+        return True, json_outputs[0], outputs
+    return False, None, outputs
+
+
+def _block_config(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    definition = row.get("definition") or {}
+    from engine.contracts.errors import StepwellError
+    from engine.definition import Workflow
+
+    try:
+        block = Workflow.from_dict(definition).block(row["block_id"])
+    except StepwellError:
+        return {}, row["block_id"]
+    if block is None:
+        return {}, row["block_id"]
+    return dict(block.config or {}), block.display_label
+
+
+def build_review_model(api: Any, review_id: str) -> ReviewModel:
+    """Read one review with its run, document and form.
+
+    Raises:
+        NotFoundError: no such review visible to the API's organization.
+    """
+    row = review_row(api, review_id)
+    run = api.get_run(row["run_id"])
+    config, label = _block_config(row)
+    correctable, proposal, outputs = _proposal(row)
+    step = api.get_step(row["step_id"], run_id=row["run_id"])
+    record = step.model_dump(mode="json")
+    artifact = api.get_artifact(step.artifact.id) if step.artifact is not None else None
+    likelihoods = ((artifact or {}).get("consensus") or {}).get("likelihoods")
+    model = ReviewModel(row=row, run=run, proposal=proposal, correctable=correctable,
+                        documents=documents_of(record, artifact), outputs=outputs,
+                        trigger=(row["data"] or {}).get("review") or {},
+                        instructions=str(config.get("instructions") or ""),
+                        block_label=label, schema=config.get("json_schema"))
+    if correctable:
+        model.fields = form_fields(proposal, config.get("json_schema"),
+                                   likelihoods if isinstance(likelihoods, dict) else {})
+    return model
+
+
+def form_fields(proposal: Any, schema: Any, likelihoods: dict[str, Any]) -> list[FormField]:
+    """The form of a JSON proposal (see the module docstring)."""
+    if not isinstance(proposal, dict):
+        return [FormField(name="value", kind="json", text=json.dumps(proposal, indent=2))]
+    props = (schema or {}).get("properties") if isinstance(schema, dict) else None
+    props = props if isinstance(props, dict) else {}
+    names = list(props) + [k for k in proposal if k not in props]
+    fields = []
+    for name in names:
+        value = proposal.get(name)
+        spec = props.get(name) if isinstance(props.get(name), dict) else {}
+        kind = _kind(spec.get("type"), value)
+        text = ("" if value is None else json.dumps(value, indent=2) if kind == "json"
+                else str(value).lower() if kind == "boolean" else str(value))
+        score = likelihoods.get(name)
+        fields.append(FormField(name=name, kind=kind, text=text,
+                                description=str(spec.get("description") or ""),
+                                likelihood=float(score) if isinstance(score, int | float)
+                                else None))
+    return fields
+
+
+def _kind(declared: Any, value: Any) -> str:
+    if isinstance(declared, list):
+        declared = next((t for t in declared if t != "null"), None)
+    if declared in ("string", "number", "integer", "boolean"):
+        return str(declared)
+    if declared is None and value is None or isinstance(value, str):
+        return "string"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "json"
+
+
+def read_correction(fields: list[FormField], form: dict[str, str], proposal: Any
+                    ) -> tuple[Any, list[str]]:
+    """The data the reviewer submitted, and a problem per field that does not parse."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for f in fields:
+        raw = form.get(f.input_name, "")
+        try:
+            values[f.name] = _parse(f.kind, raw)
+        except ValueError as exc:
+            problems.append(f"{f.name}: {exc}")
+    if not isinstance(proposal, dict):
+        return values.get("value"), problems
+    return {**proposal, **values}, problems
+
+
+def schema_problems(schema: Any, data: Any) -> list[str]:
+    """Where ``data`` breaks the block's ``json_schema`` (empty when it fits or there is
+    no schema)."""
+    if not isinstance(schema, dict) or not schema:
+        return []
+    import jsonschema
+
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    except jsonschema.exceptions.SchemaError:
+        return []
+    return [f"{'.'.join(map(str, e.absolute_path)) or 'the data'}: {e.message}"
+            for e in errors[:20]]
+
+
+def _parse(kind: str, raw: str) -> Any:
+    text = raw.strip()
+    if kind == "string":
+        return raw if raw != "" else None
+    if text == "" or text == "null":
+        return None
+    if kind == "boolean":
+        if text.lower() not in ("true", "false"):
+            raise ValueError("choose true or false")
+        return text.lower() == "true"
+    if kind in ("number", "integer"):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+        if kind == "integer" or number.is_integer() and "." not in text and "e" not in text:
+            if not number.is_integer():
+                raise ValueError(f"{raw!r} is not a whole number")
+            return int(number)
+        return number
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None

@@ -1,0 +1,266 @@
+"""The forms: sign in and out, cancel, resume and rerun a run, decide a review.
+
+Every form is a POST carrying the CSRF token (:mod:`.session`); a missing or wrong token
+changes nothing (403 for the forms of signed-in pages, the login form is shown again).
+Each action checks the run or review through the viewer's organization first, so
+another organization's run is "not found" here as on the pages, then goes through the
+engine's public calls (``cancel``, ``decide``, ``rerun``) or the server's run supervisor
+(resuming, as the HTTP API does), and answers with a redirect to the page that shows the
+outcome (Post/Redirect/Get), with a notice code.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from engine.contracts.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    StepwellError,
+    UsageError,
+)
+from engine.durable import process_owns
+from engine.server.ui.common import gate, not_found, redirect, server_state, ui_state
+from engine.server.ui.render import page
+from engine.server.ui.review_view import (
+    build_review_model,
+    read_correction,
+    schema_problems,
+)
+from engine.server.ui.routes_pages import review_response
+from engine.server.ui.run_view import LIVE_RUN_STATUSES
+from engine.server.ui.session import read_form, safe_next, set_session
+from store.outline import outline_reads, run_presence, steps_by_id
+from store.search import RunFilters, search_runs
+
+router = APIRouter(include_in_schema=False)
+log = logging.getLogger("stepwell.server.ui")
+CANCEL_WAIT_S = 5.0
+RERUN_WAIT_S = 5.0
+UI_CANCEL_REASON = "cancelled from the web UI"
+
+
+# --------------------------------------------------------------------------- login
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    """The sign-in form (servers with configured keys only)."""
+    ui = ui_state(request)
+    if not ui.sessions.login_required:
+        return redirect(safe_next(next))
+    viewer = ui.sessions.anonymous_csrf(request)
+    return page(ui.env, request, viewer, "login.html",
+                {"next": safe_next(next), "error": None, "notice": None})
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    """Check the key, open a session, go where the viewer was going."""
+    ui = ui_state(request)
+    form = await read_form(request)
+    target = safe_next(form.get("next"))
+    if not ui.sessions.login_required:
+        return redirect(target)
+    viewer = ui.sessions.anonymous_csrf(request)
+    error = None
+    if not ui.sessions.csrf_ok(request, form):
+        error = "The form expired; enter the key again."
+    else:
+        session_id = ui.sessions.sign_in(form.get("api_key", ""))
+        if session_id is not None:
+            response = redirect(target)
+            set_session(response, session_id, request)
+            return response
+        error = "That key is not one of this server's API keys (STEPWELL_API_KEYS)."
+    return page(ui.env, request, viewer, "login.html",
+                {"next": target, "error": error, "notice": None}, status_code=401)
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    """End the session."""
+    ui = ui_state(request)
+    form = await read_form(request)
+    if not ui.sessions.csrf_ok(request, form):
+        return redirect("/", "bad_form")
+    ui.sessions.sign_out(request.cookies.get("stepwell_session"))
+    response = redirect("/login", "signed_out")
+    set_session(response, None, request)
+    return response
+
+
+async def _checked(request: Request) -> tuple[Any, dict[str, str]] | Response:
+    """The viewer and the form of a POST, or the response refusing it."""
+    viewer = gate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    form = await read_form(request)
+    if not ui_state(request).sessions.csrf_ok(request, form):
+        return page(ui_state(request).env, request, viewer, "refused.html", {},
+                    status_code=403)
+    return viewer, form
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@router.post("/runs/{run_id}/cancel")
+async def cancel(request: Request, run_id: str) -> Response:
+    """Cancel a run that has not ended (from any process: the engine's ``cancel``)."""
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, _ = checked
+    server = server_state(request)
+
+    def act() -> str:
+        api = server.reader(viewer.organization_id)
+        run = api.get_run(run_id)
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while (run.lifecycle.status == "pending" and run_id in server.supervisor.active()
+               and time.monotonic() < deadline):
+            time.sleep(0.02)  # its thread is starting it: cancel through its runner
+            run = api.get_run(run_id)
+        try:
+            here = server.engine.cancel(run_id, reason=UI_CANCEL_REASON)
+        except UsageError:
+            return "already_ended"
+        while not here and time.monotonic() < deadline:
+            if api.get_run(run_id).lifecycle.status == "cancelled":
+                return "cancelled"
+            time.sleep(0.05)
+        return "cancelled" if here else "cancel_requested"
+
+    try:
+        notice = await anyio.to_thread.run_sync(act)
+    except NotFoundError:
+        return not_found(request, viewer, f"run {run_id}")
+    return redirect(f"/runs/{run_id}", notice)
+
+
+@router.post("/runs/{run_id}/resume")
+async def resume(request: Request, run_id: str) -> Response:
+    """Continue, in this server, a run whose process is gone."""
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, _ = checked
+    server = server_state(request)
+
+    def act() -> str:
+        api = server.reader(viewer.organization_id)
+        run = api.get_run(run_id)
+        if run.lifecycle.status not in LIVE_RUN_STATUSES:
+            return "already_ended" if run.lifecycle.status != "awaiting_review" else "resumed"
+        seen = run_presence(outline_reads(api), [run_id]).get(run_id)
+        if seen is not None and process_owns(seen.owner_pid, seen.heartbeat_at):
+            return "owner_alive"
+        return "resumed" if server.supervisor.drive(run_id) == "resumed" else "resume_pending"
+
+    try:
+        notice = await anyio.to_thread.run_sync(act)
+    except NotFoundError:
+        return not_found(request, viewer, f"run {run_id}")
+    return redirect(f"/runs/{run_id}", notice)
+
+
+def _rerun_in_background(engine: Any, run_id: str, from_step: str) -> None:
+    try:
+        engine.rerun(run_id, from_step)
+    except StepwellError:
+        log.exception("rerun of %s from %s stopped on an error", run_id, from_step)
+    except Exception:  # a thread must never die silently
+        log.exception("rerun of %s from %s failed unexpectedly", run_id, from_step)
+
+
+@router.post("/runs/{run_id}/rerun")
+async def rerun(request: Request, run_id: str) -> Response:
+    """Start a new run that reuses everything upstream of a top-level step."""
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    server = server_state(request)
+    from_step = form.get("from_step", "")
+
+    def act() -> str | None:
+        api = server.reader(viewer.organization_id)
+        found = steps_by_id(outline_reads(api), run_id, [from_step])
+        if not found or found[0].scope:  # only top-level steps can be rerun from
+            return None
+        started = time.time() - 1
+        threading.Thread(target=_rerun_in_background, args=(server.engine, run_id, from_step),
+                         daemon=True, name=f"stepwell-rerun-{run_id}").start()
+        filters = RunFilters(metadata={"rerun_of": run_id}, created_from=started)
+        deadline = time.monotonic() + RERUN_WAIT_S
+        while time.monotonic() < deadline:
+            found = search_runs(api, filters, limit=1).data
+            if found:
+                return found[0].id
+            time.sleep(0.05)
+        return ""
+
+    try:
+        new_id = await anyio.to_thread.run_sync(act)
+    except NotFoundError:
+        return not_found(request, viewer, f"run {run_id}")
+    if new_id is None:
+        return not_found(request, viewer, f"top-level step {from_step!r} of run {run_id}")
+    return redirect(f"/runs/{new_id}" if new_id else f"/runs/{run_id}", "rerun_started")
+
+
+# --------------------------------------------------------------------------- reviews
+
+
+@router.post("/reviews/{review_id}/decide")
+async def decide(request: Request, review_id: str) -> Response:
+    """Approve (with the corrected data, when it was edited) or reject; the run goes on."""
+    checked = await _checked(request)
+    if isinstance(checked, Response):
+        return checked
+    viewer, form = checked
+    server = server_state(request)
+    approved = form.get("decision") == "approve"
+
+    def act() -> tuple[str, Any, list[str]]:
+        api = server.reader(viewer.organization_id)
+        model = build_review_model(api, review_id)
+        if model.state != "pending":
+            return "already_decided", model, []
+        data, has_data = None, False
+        if approved and model.correctable:
+            data, problems = read_correction(model.fields, form, model.proposal)
+            problems = problems or schema_problems(model.schema, data)
+            if problems:
+                return "invalid", model, problems
+            has_data = data != model.proposal
+        try:
+            server.engine.decide(review_id, approved=approved, data=data, has_data=has_data,
+                                 reason=form.get("reason", "")[:2000], resume=False)
+        except ConflictError:
+            return "already_decided", model, []
+        except InputError as exc:
+            return "invalid", model, [str(exc)]
+        except UsageError:
+            return "already_ended", model, []
+        if api.get_run(model.row["run_id"]).lifecycle.status not in (
+                "completed", "error", "cancelled"):
+            server.supervisor.drive(model.row["run_id"])
+        return ("approved" if approved else "rejected"), model, []
+
+    try:
+        outcome, model, problems = await anyio.to_thread.run_sync(act)
+    except NotFoundError:
+        return not_found(request, viewer, f"review {review_id}")
+    if outcome == "invalid":
+        return review_response(request, viewer, model, problems, form, status_code=422)
+    return redirect(f"/reviews/{review_id}", outcome)

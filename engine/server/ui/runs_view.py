@@ -1,0 +1,141 @@
+"""The runs list's model: one keyset page of runs, with their step and item counts.
+
+Filters are the HTTP API's (:class:`store.search.RunFilters`): status, workflow, a
+creation date range and a text search over run id, workflow id and name. A page is
+:data:`PAGE_SIZE` runs, newest first; ``after``/``before`` cursors make every page a
+stable URL. Counts and owners are read for the page's runs only, in two grouped queries.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from engine.server.ui.run_view import run_clock
+from store.api import WorkflowRun
+from store.outline import (
+    RunCounts,
+    outline_reads,
+    run_counts,
+    run_presence,
+    workflow_choices,
+)
+from store.search import RUN_STATUSES, RunFilters, search_runs
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunsQuery:
+    """The runs list's query string, checked.
+
+    Attributes:
+        problems: what was ignored and why (shown above the list).
+    """
+
+    status: str = ""
+    workflow: str = ""
+    day_from: str = ""
+    day_to: str = ""
+    q: str = ""
+    after: str | None = None
+    before: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def filters(self) -> RunFilters:
+        """The filters of :func:`store.search.search_runs`."""
+        return RunFilters(statuses=[self.status] if self.status else None,
+                          workflow_id=self.workflow or None,
+                          created_from=_day(self.day_from), created_to=_day(self.day_to, 1),
+                          search=self.q or None)
+
+    def link(self, **changes: Any) -> str:
+        """This query with ``changes``, as a ``/?...`` URL (cursors dropped unless given)."""
+        from urllib.parse import urlencode
+
+        values = {"status": self.status, "workflow": self.workflow, "from": self.day_from,
+                  "to": self.day_to, "q": self.q}
+        values.update({k.rstrip("_"): v for k, v in changes.items()})
+        return "/?" + urlencode({k: v for k, v in values.items() if v})
+
+
+def _day(text: str, plus: int = 0) -> float | None:
+    if not text:
+        return None
+    moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+    return (moment + timedelta(days=plus)).timestamp()
+
+
+def parse_query(params: Any) -> RunsQuery:
+    """Read and check the runs list's query parameters (bad values are dropped)."""
+    problems: list[str] = []
+    status = params.get("status", "")
+    if status and status not in RUN_STATUSES:
+        problems.append(f"unknown status {status!r} (use one of {', '.join(RUN_STATUSES)})")
+        status = ""
+    days = {}
+    for name in ("from", "to"):
+        value = params.get(name, "")
+        try:
+            if value:
+                date.fromisoformat(value)
+        except ValueError:
+            problems.append(f"{name}: {value!r} is not a date (YYYY-MM-DD)")
+            value = ""
+        days[name] = value
+    return RunsQuery(status=status, workflow=params.get("workflow", "")[:200],
+                     day_from=days["from"], day_to=days["to"], q=params.get("q", "")[:200],
+                     after=params.get("after") or None,
+                     before=None if params.get("after") else params.get("before") or None,
+                     problems=tuple(problems))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRow:
+    """One line of the runs list."""
+
+    run: WorkflowRun
+    status: str
+    counts: RunCounts
+    duration_ms: float | None
+    owner_lost: bool
+    waiting_since: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunsPage:
+    """What the runs list shows."""
+
+    rows: list[RunRow]
+    query: RunsQuery
+    next_cursor: str | None
+    prev_cursor: str | None
+    workflows: list[tuple[str, str, int]]
+
+
+def runs_page(api: Any, query: RunsQuery) -> RunsPage:
+    """One page of runs matching ``query``, with counts and owners.
+
+    Raises:
+        NotFoundError: a cursor that is not a visible run.
+    """
+    page = search_runs(api, query.filters(), limit=PAGE_SIZE, after=query.after,
+                       before=query.before)
+    ids = [r.id for r in page.data]
+    counts = run_counts(outline_reads(api), ids)
+    presence = run_presence(outline_reads(api), ids)
+    now = time.time()
+    rows = []
+    for run in page.data:
+        seen = presence.get(run.id)
+        duration, lost = run_clock(run, seen, now)
+        waiting = seen.waiting_since if seen and run.lifecycle.status == "awaiting_review" \
+            else None
+        rows.append(RunRow(run=run, status=run.lifecycle.status, counts=counts.get(run.id)
+                           or RunCounts(), duration_ms=duration, owner_lost=lost,
+                           waiting_since=waiting))
+    meta = page.list_metadata
+    return RunsPage(rows=rows, query=query, next_cursor=meta.after, prev_cursor=meta.before,
+                    workflows=workflow_choices(outline_reads(api)))

@@ -1,0 +1,197 @@
+"""Forms and access: login, organization isolation, CSRF, decide, cancel, resume, rerun."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from engine.contracts.events import NewRun
+from engine.definition import Workflow
+from engine.server import app_state
+from tests.ui.conftest import csrf_of, sign_in
+from tests.ui.workflows import ITEMS_YAML, Seeded
+
+
+def _wait_status(client: TestClient, run_id: str, wanted: set[str], timeout: float = 30
+                 ) -> str:
+    api = app_state(client.app).reader(None)  # type: ignore[arg-type]
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = api.get_run(run_id).lifecycle.status
+        if status in wanted:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} stayed {status}, wanted {wanted}")
+
+
+def _review_id(client: TestClient) -> str:
+    return re.search(r'href="/reviews/(rev_[0-9a-f]+)"', client.get("/reviews").text).group(1)
+
+
+def test_login_is_needed_when_keys_are_configured(keyed: tuple[TestClient, Seeded]) -> None:
+    client, runs = keyed
+    first = client.get(f"/runs/{runs.items}", follow_redirects=False)
+    assert first.status_code == 303
+    assert first.headers["location"] == f"/login?next=%2Fruns%2F{runs.items}"
+    form = client.get("/login")
+    wrong = client.post("/login", data={"api_key": "sk_wrong", "csrf_token": csrf_of(form.text)})
+    assert wrong.status_code == 401 and "not one of this server" in wrong.text
+    forged = client.post("/login", data={"api_key": "sk_a", "csrf_token": "0" * 64})
+    assert forged.status_code == 401
+    sign_in(client, "sk_a")
+    assert client.cookies.get("stepwell_session")
+    page = client.get(f"/runs/{runs.items}")
+    assert page.status_code == 200 and "Item checks" in page.text and "Sign out" in page.text
+    out = client.post("/logout", data={"csrf_token": csrf_of(page.text)},
+                      follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"].startswith("/login")
+    assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_another_organization_sees_nothing(keyed: tuple[TestClient, Seeded]) -> None:
+    client, runs = keyed
+    sign_in(client, "sk_b")
+    home = client.get("/").text
+    assert runs.items not in home and "No runs yet" in home
+    review_id = None
+    sqlite = sqlite3.connect(str(app_state(client.app).readers.db_path))  # type: ignore[arg-type]
+    review_id = sqlite.execute("SELECT id FROM reviews").fetchone()[0]
+    file_id = sqlite.execute("SELECT json_extract(inputs, '$.upload.id') FROM runs "
+                             "WHERE id = ?", (runs.review,)).fetchone()[0]
+    sqlite.close()
+    for path in (f"/runs/{runs.items}", f"/runs/{runs.items}/steps/total",
+                 f"/runs/{runs.items}/iterations?step=each", f"/reviews/{review_id}",
+                 f"/runs/{runs.review}/steps/read_invoice/files/{file_id}",
+                 f"/runs/{runs.review}/steps/read_invoice/files/{file_id}/pages/1.png"):
+        assert client.get(path).status_code == 404, path
+    assert review_id not in client.get("/reviews", params={"show": "all"}).text
+    token = csrf_of(client.get("/").text)
+    for action in ("cancel", "resume", "rerun"):
+        response = client.post(f"/runs/{runs.review}/{action}",
+                               data={"csrf_token": token, "from_step": "sort"})
+        assert response.status_code == 404, action
+    decided = client.post(f"/reviews/{review_id}/decide",
+                          data={"csrf_token": token, "decision": "approve"})
+    assert decided.status_code == 404
+    events = client.get(f"/ui/events?run={runs.review}").text
+    assert "event: end" in events  # nothing to follow, and nothing said about the run
+
+
+def test_forms_need_their_csrf_token(local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    client.get("/")  # gets the CSRF cookie
+    for data in ({}, {"csrf_token": "f" * 64}):
+        refused = client.post(f"/runs/{runs.review}/cancel", data=data)
+        assert refused.status_code == 403 and "Nothing was done" in refused.text
+    other = TestClient(client.app, base_url="http://127.0.0.1:8000")
+    token = csrf_of(client.get(f"/runs/{runs.review}").text)  # client's, not other's
+    other.get("/")
+    assert other.post(f"/runs/{runs.review}/cancel", data={"csrf_token": token}
+                      ).status_code == 403
+    assert _wait_status(client, runs.review, {"awaiting_review"}) == "awaiting_review"
+
+
+def test_single_user_mode_answers_loopback_hosts_only(local: tuple[TestClient, Seeded]
+                                                      ) -> None:
+    client, _ = local
+    assert client.get("/", headers={"host": "evil.example:8000"}).status_code == 421
+    assert client.get("/", headers={"host": "localhost:8000"}).status_code == 200
+    assert client.get("/login", follow_redirects=False).status_code == 303
+
+
+def test_approve_with_a_correction_and_the_run_goes_on(local: tuple[TestClient, Seeded]
+                                                       ) -> None:
+    client, runs = local
+    review_id = _review_id(client)
+    page = client.get(f"/reviews/{review_id}").text
+    fields = dict(re.findall(r'name="(field\.[a-z_]+)" value="([^"]*)"', page))
+    bad = client.post(f"/reviews/{review_id}/decide", data={
+        **fields, "field.total_amount": "lots", "csrf_token": csrf_of(page),
+        "decision": "approve"})
+    assert bad.status_code == 422 and "total_amount" in bad.text and "not a number" in bad.text
+    assert 'value="lots"' in bad.text  # what the reviewer typed is kept
+    done = client.post(f"/reviews/{review_id}/decide", data={
+        **fields, "field.total_amount": "999.5", "csrf_token": csrf_of(page),
+        "decision": "approve"}, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("notice=approved")
+    assert _wait_status(client, runs.review, {"completed", "error"}) == "completed"
+    run_page = client.get(f"/runs/{runs.review}").text
+    assert "999.5" in run_page and "book_invoice" in run_page  # under 1000: booked
+    after = client.get(done.headers["location"]).text
+    assert "Approved. The run continues" in after and "Decided data" in after
+    again = client.post(f"/reviews/{review_id}/decide", data={
+        "csrf_token": csrf_of(page), "decision": "reject"}, follow_redirects=False)
+    assert again.headers["location"].endswith("notice=already_decided")
+
+
+def test_reject_skips_what_depends_on_the_step(local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    review_id = _review_id(client)
+    token = csrf_of(client.get(f"/reviews/{review_id}").text)
+    client.post(f"/reviews/{review_id}/decide",
+                data={"csrf_token": token, "decision": "reject", "reason": "not ours"})
+    _wait_status(client, runs.review, {"completed", "error", "cancelled"})
+    page = client.get(f"/runs/{runs.review}").text
+    assert "skipped" in page
+    assert "not ours" in client.get(f"/reviews/{review_id}").text
+
+
+def test_cancel_a_waiting_run(local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    page = client.get(f"/runs/{runs.review}").text
+    response = client.post(f"/runs/{runs.review}/cancel", data={"csrf_token": csrf_of(page)},
+                           follow_redirects=False)
+    assert response.headers["location"] == f"/runs/{runs.review}?notice=cancelled"
+    after = client.get(response.headers["location"]).text
+    assert "The run was cancelled." in after and "cancelled from the web UI" in after
+    assert f'action="/runs/{runs.review}/cancel"' not in after
+    again = client.post(f"/runs/{runs.review}/cancel", data={"csrf_token": csrf_of(page)},
+                        follow_redirects=False)
+    assert again.headers["location"].endswith("notice=already_ended")
+
+
+def test_resume_a_run_whose_process_is_gone(local: tuple[TestClient, Seeded]) -> None:
+    client, _ = local
+    state = app_state(client.app)  # type: ignore[arg-type]
+    wf = Workflow.from_yaml(ITEMS_YAML)
+    run_id = "run_orphan0000000000000"
+    state.engine.store.create_run(NewRun(
+        run_id=run_id, workflow_id="wrk_items", workflow_name=wf.name,
+        workflow_digest=wf.digest(), definition=wf.to_dict(),
+        inputs={"batch": {"items": [{"value": 1}, {"value": 2}]}}), now=time.time())
+    page = client.get(f"/runs/{run_id}").text
+    assert f'action="/runs/{run_id}/resume"' not in page  # this process owns it
+    refused = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(page)},
+                          follow_redirects=False)
+    assert refused.headers["location"].endswith("notice=owner_alive")
+    with sqlite3.connect(Path(state.readers.db_path)) as conn:
+        conn.execute("UPDATE runs SET owner_pid = 2147483646, heartbeat_at = 1 WHERE id = ?",
+                     (run_id,))
+    lost = client.get(f"/runs/{run_id}").text
+    assert "owner lost" in lost and f'action="/runs/{run_id}/resume"' in lost
+    assert "owner lost" in client.get("/").text
+    resumed = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(lost)},
+                          follow_redirects=False)
+    assert resumed.headers["location"].endswith("notice=resumed")
+    assert _wait_status(client, run_id, {"completed", "error"}) == "completed"
+
+
+def test_rerun_from_a_step(local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    page = client.get(f"/runs/{runs.items}").text
+    response = client.post(f"/runs/{runs.items}/rerun",
+                           data={"csrf_token": csrf_of(page), "from_step": "total"},
+                           follow_redirects=False)
+    new_id = re.match(r"/runs/(run_\w+)\?notice=rerun_started", response.headers["location"])
+    assert new_id and new_id.group(1) != runs.items, response.headers["location"]
+    assert _wait_status(client, new_id.group(1), {"completed", "error"}) == "completed"
+    assert f"rerun of <a href=\"/runs/{runs.items}\"" in client.get(
+        f"/runs/{new_id.group(1)}").text
+    unknown = client.post(f"/runs/{runs.items}/rerun",
+                          data={"csrf_token": csrf_of(page), "from_step": "each_iter_3_check"})
+    assert unknown.status_code == 404

@@ -14,7 +14,9 @@ Instead, the first capture installs routing once:
 
 A logger only makes records at or above its effective level: ``logging.getLogger()``
 stays at its configured level (``WARNING`` unless the application changes it); the
-``stepwell`` command line lowers an unconfigured root logger to ``INFO``.
+``stepwell`` command line lowers an unconfigured root logger to ``INFO``
+(:func:`capture_info`). Records made outside any step still reach ``logging.lastResort``
+when nothing else is configured, as they would without the routing handler.
 """
 
 from __future__ import annotations
@@ -101,9 +103,17 @@ class RoutingHandler(logging.Handler):
         self._log = log
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Append ``record`` (formatted message and traceback) to the step's log."""
+        """Append ``record`` (formatted message and traceback) to the step's log.
+
+        A record made outside a step, in a process whose logging nobody configured,
+        goes where it would have gone without this handler: ``logging.lastResort``.
+        """
         log = self._log or CURRENT_LOG.get()
         if log is None:
+            last = logging.lastResort
+            if last is not None and record.levelno >= last.level and not any(
+                    h is not self for h in logging.getLogger().handlers):
+                last.handle(record)
             return
         try:
             message = record.getMessage()
@@ -158,6 +168,15 @@ def add_entries(log: StepLog | None, entries: object) -> None:
 
 
 _WORKER_STREAMS = frozenset({LogStream.STDOUT, LogStream.STDERR, LogStream.LOGGING})
+
+
+def capture_info() -> None:
+    """Keep ``logging.info`` records of steps: lower the root logger to ``INFO`` unless
+    the application configured logging itself (what the command line does)."""
+    root = logging.getLogger()
+    if root.level == logging.WARNING and not any(
+            not isinstance(h, RoutingHandler) for h in root.handlers):
+        root.setLevel(logging.INFO)
 
 
 @contextmanager

@@ -145,15 +145,19 @@ def cli_engine(db: str, blocks: Sequence[str] = (),
     """An Engine on ``db`` with every block type the command line knows.
 
     The built-ins, the installed ``stepwell.blocks`` entry points and the ``--blocks``
-    references; the current directory goes on ``sys.path`` for ``python:`` references.
+    references; the current directory goes on ``sys.path`` for ``python:`` references;
+    an unconfigured root logger is lowered to ``INFO`` so steps' ``logging.info`` lines
+    reach their logs.
 
     Raises:
         UsageError: a ``--blocks`` reference or a plugin does not load.
     """
+    from blocks.log_capture import capture_info
     from engine.core import Engine
     from engine.plugins import block_registry, importable_cwd
 
     importable_cwd()
+    capture_info()
     kwargs: dict[str, Any] = {"durability": durability.value,
                               "registry": block_registry(blocks)}
     if concurrency is not None:

@@ -4,6 +4,8 @@ FastAPI and uvicorn are imported inside the command, so the rest of the CLI neve
 them. Keys come from ``STEPWELL_API_KEYS`` (``key`` or ``key:org_id``, comma-separated);
 without any, a key is generated and printed, and only a loopback host is allowed. The
 security policy is decided here, at start-up, and printed (engine.server.security).
+Block types: the built-ins, the installed ``stepwell.blocks`` entry points and
+``--blocks MODULE:ATTR`` (:mod:`engine.plugins`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli_support import DB_HELP, handle_errors, resolve_db, stderr
+from engine.cli_support import BLOCKS_HELP, DB_HELP, handle_errors, resolve_db, stderr
 
 MB = 1024 * 1024
 
@@ -56,6 +58,8 @@ def serve(
         "--worker-user", help="User confined workers switch to when the server runs as root "
         "without namespaces (default: nobody).", show_default=False)] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn log level.")] = "info",
+    blocks: Annotated[list[str] | None, typer.Option(
+        "--blocks", help=BLOCKS_HELP, show_default=False)] = None,
 ) -> None:
     """Serve the Retab-compatible HTTP API; point the retab SDK's base_url here.
 
@@ -83,7 +87,13 @@ def serve(
                            egress_allow=tuple(egress_allow or ()), worker_user=worker_user)
     config = dataclasses.replace(config, policy=policy, secrets=load_secrets(secrets))
     database = resolve_db(db)
-    app = create_app(database, config=config, queue=queue)
+    from blocks.log_capture import capture_info
+    from engine.plugins import block_registry, importable_cwd
+
+    importable_cwd()
+    capture_info()
+    app = create_app(database, config=config, queue=queue,
+                     engine_options={"registry": block_registry(blocks or ())})
     console = stderr()
     shown = f"[{host}]" if ":" in host else host
     console.print(f"stepwell API on http://{shown}:{port} (database {_shown_db(database)}"

@@ -7,8 +7,9 @@ import sys
 import threading
 
 import anyio
+import pytest
 
-from blocks.log_capture import captured
+from blocks.log_capture import RoutingHandler, captured
 from engine.contracts.logs import MAX_ENTRIES, MAX_MESSAGE_CHARS, LogStream, StepLog
 
 
@@ -81,3 +82,32 @@ def test_a_capture_follows_the_step_into_its_worker_thread() -> None:
 
     anyio.run(main)
     assert [e.message for e in log.entries()] == ["from a thread"]
+
+
+def test_records_outside_a_step_still_reach_last_resort(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with captured(StepLog()):
+        pass  # installs the routing handler
+    root = logging.getLogger()
+    others = [h for h in root.handlers if not isinstance(h, RoutingHandler)]
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        logging.getLogger("tests.outside").warning("nobody configured logging")
+    finally:
+        for handler in others:
+            root.addHandler(handler)
+    assert "nobody configured logging" in capsys.readouterr().err
+
+
+def test_the_command_line_keeps_info_records_when_logging_is_unconfigured() -> None:
+    import subprocess
+    import sys
+
+    code = ("import logging; from blocks.log_capture import capture_info, captured; "
+            "from engine.contracts.logs import StepLog; capture_info(); log = StepLog()\n"
+            "with captured(log): logging.getLogger('x').info('kept')\n"
+            "print([e.message for e in log.entries()])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=60)
+    assert done.stdout.strip() == "['kept']"

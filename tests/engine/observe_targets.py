@@ -103,3 +103,36 @@ spec:
 def book(claim: Any) -> dict[str, Any]:
     """Book an approved claim."""
     return {"booked": claim["amount"]}
+
+
+FLAKY_WORKFLOW = """
+apiVersion: workflows.retab.com/v1alpha2
+kind: Workflow
+metadata: {name: Flaky}
+spec:
+  blocks:
+    start: {type: start_json}
+    call:
+      type: function
+      config:
+        python: tests.engine.observe_targets:flaky
+        output_schema: {type: object}
+        retry: {max_attempts: 3, initial_interval_s: 0}
+  edges:
+    - {source: {block: start, handle: output-json-0}, target: {block: call, handle: input-json-0}}
+"""
+
+
+def flaky(data: Any) -> dict[str, Any]:
+    """Fail (transiently) on the first call for ``data["key"]``, answer on the second;
+    the calls are counted in the file ``data["counter"]``."""
+    from engine.contracts.errors import TransientError
+
+    counter = data["counter"]
+    calls = int(open(counter).read() or 0) if os.path.exists(counter) else 0
+    with open(counter, "w", encoding="utf-8") as out:
+        out.write(str(calls + 1))
+    print(f"call {calls + 1}")
+    if calls == 0:
+        raise TransientError("the service is warming up", code="WARMING_UP")
+    return {"calls": calls + 1}

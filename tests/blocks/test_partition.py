@@ -103,11 +103,12 @@ def test_for_each_review_hooks(files: MemoryFileStore) -> None:
     kept = impl.result_after_review(config, files, review, ReviewDecision(approved=True))
     assert kept is not None and kept.artifact is None and kept.review == review
     assert kept.control == ExpandItems(items=[Payload.file(FileRef(**proposal["partitions"][0][
-        "file"]))], max_concurrency=2, on_item_error="skip")
+        "file"]))], max_concurrency=2, on_item_error="skip", item_keys=["A-100"])
     fixed = impl.result_after_review(config, files, review, ReviewDecision(
         approved=True, data=CORRECTED, has_data=True))
     assert fixed is not None and isinstance(fixed.control, ExpandItems)
     assert len(fixed.control.items) == 2 and fixed.control.on_item_error == "skip"
+    assert fixed.control.item_keys == [p["key"] for p in CORRECTED["partitions"]]
     assert fixed.artifact is not None and fixed.artifact["review"] == {
         "triggered_by": "split_count_neq", "evaluations": []}
 

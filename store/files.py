@@ -11,6 +11,7 @@ Layout under ``root`` (``<db>.files/`` for a database file)::
     objects/ab/file_ab12...   file bytes
     meta/file_ab12....json    {"filename", "mime_type", "size", "sha256"}
     blobs/blob_cd34...        JSON payload bytes
+    .gitignore                ``*``: run data stays out of a git repository
 
 Writes go to a temporary file in the same folder and are renamed into place, so a
 reader never sees a half-written object and two processes storing the same content
@@ -35,6 +36,10 @@ from engine.contracts.bounded import clean_mime, clean_text
 from engine.contracts.errors import NotFoundError, StorageError
 from engine.contracts.files import detect_mime
 from engine.contracts.values import FileRef
+
+
+#: Written into a new file store folder, so ``git status`` does not list run data.
+GITIGNORE = "# Created by stepwell: documents and payloads of runs.\n*\n"
 
 
 class LocalFileStore:
@@ -160,7 +165,11 @@ class LocalFileStore:
         if target.exists():
             return
         try:
-            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private to its owner
+            if not self.root.is_dir():
+                self.root.mkdir(mode=0o700, parents=True, exist_ok=True)  # private to its owner
+                ignore = self.root / ".gitignore"
+                if not ignore.exists():  # run data stays out of the user's repository
+                    ignore.write_text(GITIGNORE, encoding="utf-8")
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             try:

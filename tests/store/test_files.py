@@ -83,3 +83,16 @@ def test_store_files_live_beside_the_database(tmp_path: Path) -> None:
     files = LocalFileStore.beside(tmp_path / "runs.db")
     files.put_bytes(b"x", "x.txt")
     assert (tmp_path / "runs.db.files" / "objects").is_dir()
+
+
+def test_a_new_file_store_keeps_itself_out_of_git(tmp_path: Path) -> None:
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    files = LocalFileStore.beside(tmp_path / "stepwell.db")
+    files.put_bytes(b"%PDF-1.4 x", "a.pdf")
+    status = subprocess.run(["git", "-C", str(tmp_path), "status", "--porcelain",
+                             "--untracked-files=all"], capture_output=True, text=True,
+                            check=True).stdout
+    assert "stepwell.db.files" not in status
+    assert (tmp_path / "stepwell.db.files" / ".gitignore").read_text().endswith("*\n")

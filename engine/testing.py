@@ -33,6 +33,7 @@ from blocks.registry import BlockRegistry, default_registry
 from engine.assertions import assert_step
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import InputError, UsageError
+from engine.contracts.files import FileStore
 from engine.contracts.values import FileRef, Payload
 from engine.core import Engine
 from engine.definition import BlockDef, Workflow
@@ -124,6 +125,7 @@ async def arun_block(
     env: Mapping[str, str] | None = None,
     services: Mapping[str, Any] | None = None,
     retry: RetryPolicy | None = None,
+    files: FileStore | None = None,
 ) -> BlockRun:
     """Run one block with the given handle inputs, through the engine, in memory.
 
@@ -144,6 +146,9 @@ async def arun_block(
         run_input: the run input of a start block (``start_json``/``start_document``).
         env, services: the block's environment and engine services.
         retry: retry policy (default: one attempt, so a transient error shows as is).
+        files: a file store the :class:`FileRef` inputs are read from, and the file
+            outputs are copied to (same ids: files are content-addressed). Without it,
+            FileRef inputs must already be readable by the block.
 
     Returns:
         A :class:`BlockRun`; a failing block is ``status="error"``, not an exception.
@@ -164,7 +169,8 @@ async def arun_block(
     if provider is not None:
         svc[MODEL_PROVIDER_SERVICE] = model_provider(provider, env)
     with SQLiteStore(":memory:") as store:
-        given = _given_inputs(impl, raw_config, block_id, dict(inputs or {}), store)
+        given = _given_inputs(impl, raw_config, block_id,
+                              _copied_in(dict(inputs or {}), files, store), store)
         wf = _workflow(block_id, type_name, raw_config, given, input_schemas or {})
         engine = Engine(store=store, registry=registry, retry=retry or _NO_RETRY,
                         env=dict(env or {}), services=svc)
@@ -177,7 +183,22 @@ async def arun_block(
                               run_id="run_block", origin=RunOrigin(workflow_id="run_block"),
                               organization_id=engine.organization_id)
         await engine.execute(prepared)
-        return _block_run(store, block_id, type_name)
+        done = _block_run(store, block_id, type_name)
+    if files is not None:
+        for handle, ref in done.outputs.items():
+            if isinstance(ref, FileRef):
+                files.put_bytes(done.files[handle], ref.filename, ref.mime_type)
+    return done
+
+
+def _copied_in(inputs: dict[str, Any], files: FileStore | None, store: Any) -> dict[str, Any]:
+    """``inputs`` with every FileRef's bytes copied from ``files`` into ``store``."""
+    if files is None:
+        return inputs
+    for value in inputs.values():
+        if isinstance(value, FileRef):
+            store.files.put_bytes(files.read_bytes(value), value.filename, value.mime_type)
+    return inputs
 
 
 def _identify(block_type: str | BlockType | BlockDef, config: Mapping[str, Any] | None,

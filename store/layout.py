@@ -10,7 +10,7 @@ SQLAlchemy off that path saves about a third of a second of start-up.
 from __future__ import annotations
 
 #: Version of this layout, kept in ``PRAGMA user_version`` (:data:`store.schema.HEAD_LAYOUT`).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
 #: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
@@ -42,7 +42,7 @@ DDL: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS ix_steps_run_seq ON steps (run_id, seq)',
     'CREATE UNIQUE INDEX IF NOT EXISTS ux_steps_step_run ON steps (step_id, run_id)',
     'CREATE TABLE IF NOT EXISTS artifacts (\n\tid VARCHAR NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\toperation VARCHAR NOT NULL, \n\trecord TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
-    'CREATE TABLE IF NOT EXISTS workflows (\n\tid VARCHAR NOT NULL, \n\tname VARCHAR NOT NULL, \n\tdigest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\torganization_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE TABLE IF NOT EXISTS workflows (\n\tid VARCHAR NOT NULL, \n\tname VARCHAR NOT NULL, \n\tdigest VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\torganization_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tdescription TEXT, \n\tproject_id VARCHAR, \n\tpublished_version VARCHAR, \n\tpublished_at FLOAT, \n\tpublished_description TEXT, \n\trevision INTEGER, \n\tstamps TEXT, \n\tupdated_at FLOAT, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_workflows_org ON workflows (organization_id, created_at)',
     'CREATE TABLE IF NOT EXISTS workflow_versions (\n\tworkflow_id VARCHAR NOT NULL, \n\tid VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tyaml TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (workflow_id, id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_workflow_versions_created ON workflow_versions (workflow_id, created_at)',
@@ -51,6 +51,18 @@ DDL: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS ix_reviews_status ON reviews (status, created_at)',
     'CREATE TABLE IF NOT EXISTS review_versions (\n\tid VARCHAR NOT NULL, \n\treview_id VARCHAR NOT NULL, \n\tparent_id VARCHAR NOT NULL, \n\tsnapshot TEXT, \n\tnote VARCHAR, \n\tauthor_id VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
     'CREATE INDEX IF NOT EXISTS ix_review_versions_review ON review_versions (review_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS evals (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tname VARCHAR, \n\tblock_id VARCHAR NOT NULL, \n\tsource TEXT, \n\thandle_inputs TEXT, \n\tassertion TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tupdated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_evals_workflow ON evals (organization_id, workflow_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS eval_runs (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tworkflow_version_id VARCHAR NOT NULL, \n\tscope TEXT, \n\tstatus VARCHAR NOT NULL, \n\t"trigger" VARCHAR NOT NULL, \n\ttotal INTEGER NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\terror TEXT, \n\treason VARCHAR, \n\tcancel_requested BOOLEAN NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_eval_runs_org ON eval_runs (organization_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS eval_results (\n\tid VARCHAR NOT NULL, \n\teval_run_id VARCHAR NOT NULL, \n\teval_id VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tverdict VARCHAR, \n\thandle_inputs TEXT, \n\thandle_outputs TEXT, \n\tartifact TEXT, \n\tassertion_result TEXT, \n\twarnings TEXT, \n\terror TEXT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_eval_results_eval ON eval_results (eval_id, created_at)',
+    'CREATE INDEX IF NOT EXISTS ix_eval_results_run ON eval_results (eval_run_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS block_executions (\n\tid VARCHAR NOT NULL, \n\tworkflow_id VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tworkflow_version_id VARCHAR, \n\tsource_run_id VARCHAR NOT NULL, \n\tsource_step_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tmessage TEXT, \n\thandle_inputs TEXT, \n\thandle_outputs TEXT, \n\trouting_decisions TEXT, \n\tartifact TEXT, \n\tblock_config TEXT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tPRIMARY KEY (id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_block_executions_run ON block_executions (source_run_id, block_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS file_entries (\n\tid VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tfilename VARCHAR NOT NULL, \n\tmime_type VARCHAR NOT NULL, \n\tsize INTEGER NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id, organization_id)\n)',
+    'CREATE INDEX IF NOT EXISTS ix_file_entries_org ON file_entries (organization_id, created_at)',
+    'CREATE TABLE IF NOT EXISTS uploads (\n\tid VARCHAR NOT NULL, \n\torganization_id VARCHAR NOT NULL, \n\tfilename VARCHAR NOT NULL, \n\tcontent_type VARCHAR, \n\tsize INTEGER NOT NULL, \n\tsha256 VARCHAR, \n\ttoken VARCHAR NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\texpires_at FLOAT NOT NULL, \n\tfile_id VARCHAR, \n\tcompleted_at FLOAT, \n\tPRIMARY KEY (id)\n)',
     'CREATE TABLE IF NOT EXISTS step_logs (\n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tseq INTEGER NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tstream VARCHAR NOT NULL, \n\tlevel VARCHAR, \n\tlogger VARCHAR, \n\tmessage TEXT NOT NULL, \n\tat FLOAT NOT NULL, \n\ttruncated BOOLEAN NOT NULL, \n\tPRIMARY KEY (run_id, step_id, seq)\n)',
 )
 

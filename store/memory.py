@@ -15,7 +15,8 @@ the other::
 It is thread-safe (one lock around every call) and nothing outlives the object: use it
 for tests, examples and throwaway runs, not for work that must survive the process.
 The batch logic lives in :mod:`store.memory_rows`, the read queries in
-:mod:`store.memory_reads`.
+:mod:`store.memory_reads`, the workflow registry in :mod:`store.memory_workflows`, evals
+and the file catalog in :mod:`store.memory_evals`.
 """
 
 from __future__ import annotations
@@ -33,37 +34,26 @@ from engine.contracts.files import FileStore
 from engine.contracts.logs import AttemptLog, LogRecord
 from engine.contracts.reads import RecordPage, step_not_found
 from engine.contracts.records import (
-    ApplyOutcome,
-    RegisteredWorkflow,
     Review,
     ReviewVersion,
-    WorkflowVersion,
     review_id_for,
     version_id_for,
 )
 from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import Payload, StepStatus
+from store.memory_evals import MemoryEvals
 from store.memory_files import MemoryFileStore
 from store.memory_reads import MemoryReads
-from store.memory_rows import RunRow, Tables, WorkflowRow, as_json, stage, staged_run
+from store.memory_rows import RunRow, Tables, as_json, stage, staged_run
+from store.memory_workflows import MemoryWorkflows
 from store.reviews import check_decision, settle, version_not_found
 from store.step_logs import MemoryLogs, check_log_page
-from store.workflows import (
-    description,
-    new_workflow_id,
-    page_bounds,
-    wanted_version,
-    workflow_not_found,
-)
-from store.workflows import (
-    version_not_found as workflow_version_not_found,
-)
 
 if TYPE_CHECKING:
     from store.api import ReadAPI
 
 
-class MemoryStore(MemoryReads):
+class MemoryStore(MemoryReads, MemoryEvals, MemoryWorkflows):
     """Everything stepwell stores, in memory (see the module docstring).
 
     Args:
@@ -74,6 +64,7 @@ class MemoryStore(MemoryReads):
         self.tables = Tables(lock=threading.RLock())
         self.files: FileStore = files or MemoryFileStore()
         self.step_logs = MemoryLogs()
+        MemoryEvals.__init__(self)
 
     @property
     def in_memory(self) -> bool:
@@ -189,6 +180,21 @@ class MemoryStore(MemoryReads):
             run = self._run(run_id, None)
             return (run.reason or "cancelled by request") if run.cancel_requested else None
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run with its steps, artifacts and reviews. Raises NotFoundError."""
+        with self.tables.lock:
+            if self.tables.runs.pop(run_id, None) is None:
+                raise NotFoundError("run", run_id)
+            self.tables.steps.pop(run_id, None)
+            for table in (self.tables.artifacts, self.tables.reviews):
+                for key in [k for k, v in table.items() if v.run_id == run_id]:
+                    del table[key]
+            reviews = set(self.tables.reviews)
+            for key in [k for k, v in self.tables.review_versions.items()
+                        if v.review_id not in reviews]:
+                del self.tables.review_versions[key]
+            self.step_logs.forget(run_id)
+
     def _set_run(self, run_id: str, **values: Any) -> None:
         with self.tables.lock:
             run = self._run(run_id, None)
@@ -296,77 +302,6 @@ class MemoryStore(MemoryReads):
         if found is None:
             raise version_not_found(version_id)
         return copy.deepcopy(found)
-
-    # ------------------------------------------------------------------ workflows
-
-    def apply_workflow(self, *, name: str, version_id: str, definition: dict[str, Any],
-                       yaml: str, organization_id: str, workflow_id: str | None = None,
-                       now: float) -> ApplyOutcome:
-        """Register a workflow or add a version. Raises NotFoundError for an unknown
-        ``workflow_id``."""
-        definition = as_json(definition, "definition", name)
-        with self.tables.lock:
-            row = None if workflow_id is None else self._workflow(workflow_id, organization_id)
-            action = "update"
-            if row is None:
-                action = "create"
-                row = WorkflowRow(id=new_workflow_id(), name=name, digest=version_id,
-                                  definition=definition, yaml=yaml,
-                                  organization_id=organization_id, created_at=now)
-                self.tables.workflows[row.id] = row
-            elif row.digest == version_id:
-                action = "noop"
-            else:
-                row.name, row.digest, row.definition, row.yaml = name, version_id, definition, yaml
-            if action != "noop":
-                self.tables.workflow_versions.setdefault((row.id, version_id), WorkflowVersion(
-                    workflow_id=row.id, id=version_id, definition=definition, yaml=yaml,
-                    created_at=now))
-            return ApplyOutcome(workflow=self._registered(row), action=action)
-
-    def get_workflow(self, workflow_id: str, organization_id: str) -> RegisteredWorkflow:
-        """One workflow of ``organization_id``. Raises NotFoundError."""
-        with self.tables.lock:
-            return self._registered(self._workflow(workflow_id, organization_id))
-
-    def workflow_version(self, workflow_id: str, organization_id: str,
-                         selector: str | None = None) -> WorkflowVersion:
-        """The version a selector names. Raises NotFoundError."""
-        with self.tables.lock:
-            row = self._workflow(workflow_id, organization_id)
-            wanted = (row.id, wanted_version(selector, row.digest))
-            found = self.tables.workflow_versions.get(wanted)
-        if found is None:
-            raise workflow_version_not_found(selector, workflow_id)
-        return copy.deepcopy(found)
-
-    def list_workflows(self, organization_id: str, *, limit: int = 10,
-                       after: str | None = None, before: str | None = None,
-                       descending: bool = True) -> RecordPage[RegisteredWorkflow]:
-        """One page of an organization's workflows by creation time. Raises NotFoundError."""
-        with self.tables.lock:
-            rows = sorted((w for w in self.tables.workflows.values()
-                           if w.organization_id == organization_id),
-                          key=lambda w: (w.created_at, w.id), reverse=descending)
-            start, stop = page_bounds([w.id for w in rows], limit=limit, after=after,
-                                      before=before)
-            page = [self._registered(w) for w in rows[start:stop]]
-        return RecordPage(items=page, more_before=start > 0, more_after=stop < len(rows))
-
-    def _workflow(self, workflow_id: str, organization_id: str) -> WorkflowRow:
-        row = self.tables.workflows.get(workflow_id)
-        if row is None or row.organization_id != organization_id:
-            raise workflow_not_found(workflow_id)
-        return row
-
-    def _registered(self, row: WorkflowRow) -> RegisteredWorkflow:
-        times = [v.created_at for (wid, _), v in self.tables.workflow_versions.items()
-                 if wid == row.id]
-        return RegisteredWorkflow(
-            id=row.id, name=row.name, description=description(row.definition),
-            version_id=row.digest, definition=copy.deepcopy(row.definition),
-            yaml=row.yaml, organization_id=row.organization_id, created_at=row.created_at,
-            updated_at=max(times, default=row.created_at))
 
     # ------------------------------------------------------------------ lifetime
 

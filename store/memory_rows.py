@@ -101,7 +101,7 @@ class StepRow:
 
 @dataclass(slots=True, kw_only=True)
 class WorkflowRow:
-    """A registered workflow and its current version (mutable state)."""
+    """A registered workflow: its draft and published version (mutable state)."""
 
     id: str
     name: str
@@ -110,6 +110,14 @@ class WorkflowRow:
     yaml: str
     organization_id: str
     created_at: float
+    description: str = ""
+    project_id: str | None = None
+    published_version: str | None = None
+    published_at: float | None = None
+    published_description: str = ""
+    revision: int = 0
+    stamps: dict[str, float] = field(default_factory=dict)
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)

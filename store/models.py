@@ -180,7 +180,12 @@ class ArtifactRow(SQLModel, table=True):
 
 
 class WorkflowRow(SQLModel, table=True):
-    """A registered workflow definition (HTTP ``spec/apply``)."""
+    """A registered workflow (HTTP ``spec/apply``): its draft (``digest``,
+    ``definition``, ``yaml``) and the version it published.
+
+    The columns added by layout 5 are nullable (an older row reads as published at
+    creation, never edited).
+    """
 
     __tablename__ = "workflows"
     __table_args__ = (Index("ix_workflows_org", "organization_id", "created_at"),)
@@ -192,6 +197,14 @@ class WorkflowRow(SQLModel, table=True):
     yaml: str | None = Field(default=None, sa_column=Column(Text))
     organization_id: str = "org_local"
     created_at: float
+    description: str | None = Field(default=None, sa_column=Column(Text))
+    project_id: str | None = None
+    published_version: str | None = None
+    published_at: float | None = None
+    published_description: str | None = Field(default=None, sa_column=Column(Text))
+    revision: int | None = None
+    stamps: Any = _json()
+    updated_at: float | None = None
 
 
 class WorkflowVersionRow(SQLModel, table=True):
@@ -281,7 +294,138 @@ class BlobRow(SQLModel, table=True):
     created_at: float
 
 
+class EvalRow(SQLModel, table=True):
+    """A saved block eval (:class:`engine.contracts.evals.EvalDefinition`)."""
+
+    __tablename__ = "evals"
+    __table_args__ = (Index("ix_evals_workflow", "organization_id", "workflow_id",
+                            "created_at"),)
+
+    id: str = Field(primary_key=True)
+    workflow_id: str
+    organization_id: str
+    name: str | None = None
+    block_id: str
+    source: Any = _json()
+    handle_inputs: Any = _json()
+    assertion: Any = _json()
+    created_at: float
+    updated_at: float
+
+
+class EvalRunRow(SQLModel, table=True):
+    """One run of a set of evals (:class:`engine.contracts.evals.EvalRun`)."""
+
+    __tablename__ = "eval_runs"
+    __table_args__ = (Index("ix_eval_runs_org", "organization_id", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    workflow_id: str
+    organization_id: str
+    workflow_version_id: str
+    scope: Any = _json()
+    status: str
+    trigger: str
+    total: int
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    reason: str | None = None
+    cancel_requested: bool = False
+
+
+class EvalResultRow(SQLModel, table=True):
+    """What one eval of a run did (:class:`engine.contracts.evals.EvalResult`)."""
+
+    __tablename__ = "eval_results"
+    __table_args__ = (Index("ix_eval_results_run", "eval_run_id", "created_at"),
+                      Index("ix_eval_results_eval", "eval_id", "created_at"))
+
+    id: str = Field(primary_key=True)
+    eval_run_id: str
+    eval_id: str
+    workflow_id: str
+    organization_id: str
+    block_id: str
+    block_type: str
+    status: str
+    created_at: float
+    verdict: str | None = None
+    handle_inputs: Any = _json()
+    handle_outputs: Any = _json()
+    artifact: Any = _json()
+    assertion_result: Any = _json()
+    warnings: Any = _json()
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class BlockExecutionRow(SQLModel, table=True):
+    """One block of a run executed again (:class:`engine.contracts.evals.BlockExecution`)."""
+
+    __tablename__ = "block_executions"
+    __table_args__ = (Index("ix_block_executions_run", "source_run_id", "block_id",
+                            "created_at"),)
+
+    id: str = Field(primary_key=True)
+    workflow_id: str
+    organization_id: str
+    workflow_version_id: str | None = None
+    source_run_id: str
+    source_step_id: str
+    block_id: str
+    block_type: str
+    status: str
+    created_at: float
+    message: str | None = Field(default=None, sa_column=Column(Text))
+    handle_inputs: Any = _json()
+    handle_outputs: Any = _json()
+    routing_decisions: Any = _json()
+    artifact: Any = _json()
+    block_config: Any = _json()
+    started_at: float | None = None
+    completed_at: float | None = None
+
+
+class FileEntryRow(SQLModel, table=True):
+    """A file an organization brought in (:class:`engine.contracts.catalog.FileEntry`)."""
+
+    __tablename__ = "file_entries"
+    __table_args__ = (Index("ix_file_entries_org", "organization_id", "created_at"),)
+
+    id: str = Field(primary_key=True)
+    organization_id: str = Field(primary_key=True)
+    filename: str
+    mime_type: str
+    size: int
+    created_at: float
+
+
+class UploadRow(SQLModel, table=True):
+    """An upload in progress (:class:`engine.contracts.catalog.UploadSession`)."""
+
+    __tablename__ = "uploads"
+
+    id: str = Field(primary_key=True)
+    organization_id: str
+    filename: str
+    content_type: str | None = None
+    size: int
+    sha256: str | None = None
+    token: str
+    created_at: float
+    expires_at: float
+    file_id: str | None = None
+    completed_at: float | None = None
+
+
+#: Tables of layout 5: evals, block executions, files and uploads.
+EVAL_TABLES = (EvalRow, EvalRunRow, EvalResultRow, BlockExecutionRow, FileEntryRow, UploadRow)
+
+
 TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
-          ReviewRow, ReviewVersionRow, StepLogRow)
+          ReviewRow, ReviewVersionRow, *EVAL_TABLES, StepLogRow)
 #: The PostgreSQL layout: the same tables, and the file store.
 PG_TABLES = (*TABLES, FileRow, BlobRow)

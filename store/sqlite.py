@@ -49,6 +49,8 @@ from engine.contracts.values import RunStatus, StepStatus
 from store.checkpoint import Checkpointer
 from store.codec import decode_outputs, dumps, inline_blobs, loads
 from store.connection import is_memory_path, open_database
+from store.deletes import SQLRunDeletion
+from store.evals import SQLEvals
 from store.files import LocalFileStore
 from store.reviews import SQLiteReviews
 from store.sqlite_queue import SQLiteQueue
@@ -68,7 +70,8 @@ class Durability(StrEnum):
     FULL = "full"
 
 
-class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites, SQLiteQueue):
+class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLEvals,
+                  SQLRunDeletion, SQLLogWrites):
     """The SQLite implementation of :class:`engine.contracts.store.Store` and
     :class:`engine.contracts.queue.QueueStore` (:mod:`store.sqlite_queue`).
 

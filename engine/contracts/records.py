@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -82,17 +82,23 @@ def proposal(review_id: str, snapshot: dict[str, Any], created_at: float,
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegisteredWorkflow:
-    """A workflow of the registry, with its current version.
+    """A workflow of the registry: its draft, and the version it published.
 
     Attributes:
         id: the workflow id (``wf_...``).
-        name: ``metadata.name`` of the current version.
-        description: ``metadata.description`` of the current version.
-        version_id: the current version's digest.
-        definition: the current definition (:meth:`Workflow.to_dict` form).
-        yaml: the YAML text it was applied from.
+        name / description: as applied, created or last updated.
+        version_id: the draft's version id (its definition's digest).
+        definition: the draft (:meth:`Workflow.to_dict` form).
+        yaml: the YAML text the draft was applied from ("" after graph edits).
         organization_id: the owner.
-        created_at / updated_at: epoch seconds of the first and the latest apply.
+        created_at / updated_at: epoch seconds of the creation and the latest change.
+        project_id: the project it was created in, if any.
+        published_version_id / published_at / published_description: the version runs
+            get by default (``production``), when it was published and its release note;
+            None when nothing was published.
+        revision: how many times the draft was saved (compare-and-set of edits).
+        stamps: ``{"block:<id>" | "edge:<id>": epoch seconds}``, when each part of the
+            draft last changed.
     """
 
     id: str
@@ -104,6 +110,12 @@ class RegisteredWorkflow:
     organization_id: str
     created_at: float
     updated_at: float
+    project_id: str | None = None
+    published_version_id: str | None = None
+    published_at: float | None = None
+    published_description: str = ""
+    revision: int = 0
+    stamps: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

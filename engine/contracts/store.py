@@ -8,6 +8,9 @@ who needs what:
 - :class:`RunStore`: runs and their steps, ownership and cancel flags (the runner);
 - :class:`ReviewStore`: human reviews, their decisions and corrected versions;
 - :class:`WorkflowStore`: the registry of workflows applied over HTTP;
+- :class:`~engine.contracts.versions.VersionStore`: their drafts and published versions;
+- :class:`~engine.contracts.evals.EvalStore`: block evals and block executions;
+- :class:`~engine.contracts.catalog.FileCatalog`: which organization owns which file;
 - :class:`ReadStore`: typed queries for the read API (:mod:`engine.contracts.reads`);
 - :class:`Store`: all of them, what ``Engine(store=...)`` takes.
 
@@ -30,9 +33,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from engine.contracts.catalog import FileCatalog
+from engine.contracts.evals import EvalStore
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
 from engine.contracts.values import Payload, RunStatus, StepStatus
+from engine.contracts.versions import VersionStore
 
 if TYPE_CHECKING:  # only named in annotations: importing the protocols stays light
     from engine.contracts.logs import AttemptLog, LogRecord
@@ -181,6 +187,14 @@ class RunStore(Protocol):
         """
         ...
 
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run with its steps, artifacts, reviews and review versions (committed).
+
+        Raises:
+            NotFoundError: no such run.
+        """
+        ...
+
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
         """The audit trail of a run (or one step): ``{step_id, status, at, retry_count,
         detail}``, ``detail`` holding the error and/or reason given with the move.
@@ -189,7 +203,6 @@ class RunStore(Protocol):
         Empty for an unknown run.
         """
         ...
-
 
     def append_logs(self, run_id: str, logs: Sequence[AttemptLog], *, now: float) -> None:
         """Store what attempts of the run's steps wrote (committed, in one transaction):
@@ -264,8 +277,9 @@ class WorkflowStore(Protocol):
     def apply_workflow(self, *, name: str, version_id: str, definition: dict[str, Any],
                        yaml: str, organization_id: str, workflow_id: str | None = None,
                        now: float) -> ApplyOutcome:
-        """Register a new workflow (``create``), or add a version to ``workflow_id``
-        (``update``; ``noop`` when ``version_id`` is already its current one). Committed.
+        """Register a new workflow, its first version published (``create``), or make
+        ``definition`` the draft of ``workflow_id`` (``update``; ``noop`` when ``version_id``
+        is already the draft's). Committed.
 
         Raises:
             NotFoundError: ``workflow_id`` is not a workflow of ``organization_id``.
@@ -282,19 +296,22 @@ class WorkflowStore(Protocol):
 
     def workflow_version(self, workflow_id: str, organization_id: str,
                          selector: str | None = None) -> WorkflowVersion:
-        """The version to run: the current one for None, ``production``, ``draft``,
-        ``latest`` or ``current``; else the version whose id (optionally ``ver_``-prefixed)
-        is ``selector``.
+        """The version to run: the published one for None or ``production``; the draft's
+        for ``draft``, ``latest`` or ``current``; else the version whose id (optionally
+        ``ver_``-prefixed) is ``selector``.
 
         Raises:
-            NotFoundError: no such workflow, or no such version of it.
+            NotFoundError: no such workflow, no such version of it, or (``production``)
+                nothing was published; the message says to publish or run the draft.
         """
         ...
 
     def list_workflows(self, organization_id: str, *, limit: int = 10,
                        after: str | None = None, before: str | None = None,
-                       descending: bool = True) -> RecordPage[RegisteredWorkflow]:
-        """One page of an organization's workflows ordered by ``(created_at, id)``.
+                       descending: bool = True, project_id: str | None = None,
+                       sort_by: str = "created_at") -> RecordPage[RegisteredWorkflow]:
+        """One page of an organization's workflows (of one project when given) ordered by
+        ``(sort_by, id)``; ``sort_by`` is ``created_at`` or ``updated_at``.
 
         Raises:
             NotFoundError: the cursor is not a workflow of this organization.
@@ -410,7 +427,8 @@ class ReadStore(Protocol):
 
 
 @runtime_checkable
-class Store(RunStore, ReviewStore, WorkflowStore, ReadStore, Protocol):
+class Store(RunStore, ReviewStore, WorkflowStore, VersionStore, EvalStore, FileCatalog,
+            ReadStore, Protocol):
     """Everything stepwell stores: what ``Engine(store=...)`` and the server take."""
 
     @property

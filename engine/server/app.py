@@ -104,13 +104,38 @@ def app_state(app: FastAPI) -> ServerState:
 
 
 def _include_routes(app: FastAPI) -> None:
-    from engine.server import routes_logs, routes_read, routes_reviews, routes_write
+    from engine.server import (
+        routes_artifacts,
+        routes_blocks,
+        routes_edges,
+        routes_evals,
+        routes_executions,
+        routes_experiments,
+        routes_files,
+        routes_logs,
+        routes_read,
+        routes_reviews,
+        routes_runs,
+        routes_versions,
+        routes_write,
+    )
 
-    # Order matters: the write router ends with ``/v1/workflows/{workflow_id}``.
+    # Order matters: collection routes (``/v1/workflows/blocks``...) come before the
+    # ``/v1/workflows/{workflow_id}`` routes of the version and write routers, and
+    # ``/blocks/executions`` before ``/blocks/{block_id}``.
     app.include_router(routes_read.router, tags=["runs and steps"])
     app.include_router(routes_logs.router, tags=["runs and steps"])
+    app.include_router(routes_runs.router, tags=["runs and steps"])
     app.include_router(routes_reviews.router, tags=["reviews"])
+    app.include_router(routes_executions.router, tags=["blocks"])
+    app.include_router(routes_blocks.router, tags=["blocks"])
+    app.include_router(routes_edges.router, tags=["edges"])
+    app.include_router(routes_artifacts.router, tags=["artifacts"])
+    app.include_router(routes_evals.router, tags=["evals"])
+    app.include_router(routes_experiments.router, tags=["experiments"])
+    app.include_router(routes_versions.router, tags=["workflows"])
     app.include_router(routes_write.router, tags=["workflows"])
+    app.include_router(routes_files.router, tags=["files"])
 
 
 def _version() -> str:

@@ -105,6 +105,13 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""),
                    "type": e.get("type", "")} for e in exc.errors()]
+        missing = [e["loc"][-1] for e in errors if e["type"] == "missing" and e["loc"][:1] in
+                   (["query"], ["path"])]
+        if missing and len(missing) == len(errors):  # Retab answers a missing scope 400
+            names = ", ".join(map(str, missing))
+            return respond(ApiError(400, "MISSING_PARAMETER",
+                                    f"Missing query parameter {names}. Pass ?{missing[0]}=...",
+                                    {"parameters": missing}))
         where = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors[:5])
         return respond(ApiError(422, "VALIDATION_ERROR",
                                 f"The request is invalid ({where}). Fix these fields and "

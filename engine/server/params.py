@@ -32,13 +32,18 @@ def _route_params(route: Any) -> frozenset[str]:
 
 
 async def reject_unknown_query(request: Request) -> None:
-    """Router dependency: 422 when the query has a parameter the route does not take."""
+    """Router dependency: 422 when the query has a parameter the route does not take, 400
+    when it has both paging cursors (Retab answers that 400)."""
     route = request.scope.get("route")
     if route is None or not hasattr(route, "dependant"):
         return
     allowed = _allowed_cache.get(id(route))
     if allowed is None:
         allowed = _allowed_cache[id(route)] = _route_params(route)
+    if "after" in request.query_params and "before" in request.query_params:
+        raise ApiError(400, "CONFLICTING_PARAMETERS",
+                       "Pass either after (next page) or before (previous page), not both: "
+                       "drop one of them.", {"parameters": ["after", "before"]})
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
         raise ApiError(422, "UNKNOWN_PARAMETER",

@@ -19,13 +19,19 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
 from engine.contracts.bounded import check_json
-from engine.contracts.errors import NotFoundError, UsageError, WorkflowValidationError
+from engine.contracts.errors import NotFoundError, UsageError
 from engine.definition import Workflow
+from engine.export import to_yaml
+from engine.graph_edit import name_edges, stamps_after
 from engine.launch import RunOrigin
 from engine.server.auth import Org
 from engine.server.documents import DecodedDocument, decode_document
+from engine.server.drafts import check_definition, definition_of
 from engine.server.errors import ApiError
+from engine.server.file_refs import record as record_file
+from engine.server.file_refs import stored_document
 from engine.server.params import reject_unknown_query, with_cursor
+from engine.server.paths import WorkflowId
 from engine.server.schemas import (
     ERRORS,
     ApplyOut,
@@ -40,8 +46,8 @@ from engine.server.schemas import (
     WorkflowOut,
     ok,
 )
-from engine.server.security import policy_problems
 from engine.server.shapes import run_json, workflow_json
+from store.workflows import new_workflow_id
 
 router = APIRouter(prefix="/v1/workflows", dependencies=[Depends(reject_unknown_query)],
                    responses=ERRORS)
@@ -53,18 +59,6 @@ def _state(request: Request) -> Any:
 
 
 # --------------------------------------------------------------------------- specs
-
-
-def _refuse_by_policy(request: Request, wf: Workflow) -> None:
-    """403 ``CODE_NOT_ALLOWED`` when the server's policy forbids something in ``wf``."""
-    state = _state(request)
-    problems = policy_problems(wf, state.engine.registry, state.config.policy)
-    if problems:
-        first = problems[0]
-        raise ApiError(403, "CODE_NOT_ALLOWED",
-                       f"{first.path}: {first.message}. Fix: {first.fix}"
-                       + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
-                       {"diagnostics": [d.to_dict() for d in problems]})
 
 
 def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
@@ -80,11 +74,7 @@ def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
     except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
         raise ApiError(422, "INVALID_YAML", f"invalid YAML: {exc}. Fix the text and send it "
                        "again.") from None
-    diagnostics = _state(request).engine.validate(wf)
-    if any(d.severity == "error" for d in diagnostics):
-        raise WorkflowValidationError(diagnostics, source="yaml_definition")
-    _refuse_by_policy(request, wf)
-    return wf, {"errors": [], "warnings": [d.to_dict() for d in diagnostics]}
+    return wf, check_definition(_state(request), wf)
 
 
 def _counts(wf: Workflow) -> dict[str, int]:
@@ -121,20 +111,35 @@ def validate_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> 
 
 def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
            workflow_id: str | None, write: bool) -> dict[str, Any]:
+    """Plan or apply a spec: a new workflow (its first version is published), or a new
+    draft of ``workflow_id`` (``noop`` when the draft's version is unchanged)."""
     state = _state(request)
     wf, diagnostics = _load_spec(request, body.yaml_definition)
-    if not write:
-        action, target = "create", ""
-        if workflow_id is not None:
-            current = state.store.get_workflow(workflow_id, org)
-            action = "noop" if current.version_id == wf.digest() else "update"
-            target = current.id
+    digest = wf.digest()
+    current = None if workflow_id is None else state.store.get_workflow(workflow_id, org)
+    if current is None:
+        action = "create"
+    else:
+        action = "noop" if current.version_id == digest else "update"
+    if not write or action == "noop":
+        return _plan(wf, current.id if current else "", action, diagnostics)
+    now = time.time()
+    if current is None:
+        target = new_workflow_id()
+        named = name_edges(wf, target)
+        state.store.create_workflow(
+            workflow_id=target, name=wf.name, description=wf.description,
+            project_id=body.project_id, definition=named.to_dict(), yaml=body.yaml_definition,
+            version_id=digest, organization_id=org, publish=True, now=now)
         return _plan(wf, target, action, diagnostics)
-    outcome = state.store.apply_workflow(
-        name=wf.name, version_id=wf.digest(), definition=wf.to_dict(),
-        yaml=body.yaml_definition, organization_id=org, workflow_id=workflow_id,
-        now=time.time())
-    return _plan(wf, outcome.workflow.id, outcome.action, diagnostics)
+    named = name_edges(wf, current.id)
+    stamps = stamps_after(definition_of(current), named, current.stamps, now)
+    state.store.save_draft(current.id, org, definition=named.to_dict(),
+                           yaml=body.yaml_definition, version_id=digest, stamps=stamps,
+                           expected_revision=None, now=now)
+    state.store.update_workflow(current.id, org, name=wf.name, description=wf.description,
+                                now=now)
+    return _plan(wf, current.id, action, diagnostics)
 
 
 @router.post("/spec/apply", responses=ok(ApplyOut), summary="Register a workflow from YAML")
@@ -212,7 +217,7 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
         raise ApiError(404, "WORKFLOW_NOT_FOUND", str(exc),
                        {"workflow_id": body.workflow_id, "version": body.version}) from None
     wf = Workflow.from_dict(version.definition, source=body.workflow_id)
-    _refuse_by_policy(request, wf)  # the policy may have changed since it was applied
+    check_definition(state, wf)  # the policy may have changed since it was applied
     graph = state.engine.compile(wf)
     nodes = {n.id: n for n in graph.start_blocks()}
     documents, json_inputs = body.documents or {}, body.json_inputs or {}
@@ -222,13 +227,16 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     _check_inputs(nodes, documents, json_inputs)
     _check_json_schemas(nodes, json_inputs)
     decoded: list[DecodedDocument] = [
-        decode_document(block_id, doc.url, doc.filename,
-                        allow_file_paths=state.config.allow_file_paths)
+        stored_document(state, org, block_id, doc.url, doc.filename)
+        or decode_document(block_id, doc.url, doc.filename,
+                           allow_file_paths=state.config.allow_file_paths)
         for block_id, doc in sorted(documents.items())]
     files = state.engine.store.files
     inputs: dict[str, Any] = dict(json_inputs)
     for doc in decoded:
-        inputs[doc.block_id] = files.put_bytes(doc.data, doc.filename, doc.mime_type).to_dict()
+        ref = files.put_bytes(doc.data, doc.filename, doc.mime_type)
+        record_file(state, org, ref, len(doc.data))
+        inputs[doc.block_id] = ref.to_dict()
     origin = RunOrigin(workflow_id=body.workflow_id, organization_id=org, trigger="api",
                        metadata=dict(body.metadata or {}))
     prepared = state.engine.prepare(graph, inputs, origin=origin)
@@ -278,13 +286,13 @@ def list_workflows(
     sort_by: Literal["created_at", "updated_at"] = "updated_at",
     project_id: str | None = None,
 ) -> Any:
-    """Workflows registered by the caller's organization (by creation time)."""
-    if after is not None and before is not None:
-        raise ApiError(422, "INVALID_PARAMETER", "Pass either after or before, not both.")
+    """Workflows of the caller's organization (optionally of one project), ordered by
+    ``sort_by`` (last change by default), newest first unless ``order=asc``."""
     store = _state(request).store
     found = with_cursor(
         lambda: store.list_workflows(org, limit=limit, after=after, before=before,
-                                     descending=order == "desc"), after or before, "a workflow")
+                                     descending=order == "desc", project_id=project_id,
+                                     sort_by=sort_by), after or before, "a workflow")
     page = found.items
     return {"data": [workflow_json(w) for w in page], "list_metadata": {
         "before": page[0].id if page and found.more_before else None,
@@ -293,28 +301,29 @@ def list_workflows(
 
 @router.post("/{workflow_id}/spec/apply", responses=ok(ApplyOut),
              summary="Apply a spec to a registered workflow")
-def apply_spec_to(request: Request, workflow_id: str, body: DeclarativeWorkflowBody,
+def apply_spec_to(request: Request, workflow_id: WorkflowId, body: DeclarativeWorkflowBody,
                   org: Org) -> Any:
-    """Add a version to ``workflow_id`` (``noop`` when the definition is unchanged)."""
+    """Make the spec the draft of ``workflow_id`` (``noop`` when its version is unchanged);
+    ``publish`` makes it what runs get by default."""
     return _apply(request, body, org, workflow_id, write=True)
 
 
 @router.post("/{workflow_id}/spec/plan", responses=ok(ApplyOut),
              summary="Preview applying a spec to a registered workflow")
-def plan_spec_for(request: Request, workflow_id: str, body: DeclarativeWorkflowBody,
+def plan_spec_for(request: Request, workflow_id: WorkflowId, body: DeclarativeWorkflowBody,
                   org: Org) -> Any:
     """What ``/{workflow_id}/spec/apply`` would do, without doing it."""
     return _apply(request, body, org, workflow_id, write=False)
 
 
 @router.get("/{workflow_id}/spec", responses=ok(SpecOut), summary="Export a workflow's YAML")
-def get_spec(request: Request, workflow_id: str, org: Org) -> Any:
-    """The YAML the current version was applied from."""
+def get_spec(request: Request, workflow_id: WorkflowId, org: Org) -> Any:
+    """The draft's YAML: as applied, or written from the draft after graph edits."""
     wf = _state(request).store.get_workflow(workflow_id, org)
-    return {"workflow_id": wf.id, "yaml_definition": wf.yaml}
+    return {"workflow_id": wf.id, "yaml_definition": wf.yaml or to_yaml(definition_of(wf))}
 
 
 @router.get("/{workflow_id}", responses=ok(WorkflowOut), summary="Get a registered workflow")
-def get_workflow(request: Request, workflow_id: str, org: Org) -> Any:
+def get_workflow(request: Request, workflow_id: WorkflowId, org: Org) -> Any:
     """A registered workflow (metadata and current version id)."""
     return workflow_json(_state(request).store.get_workflow(workflow_id, org))

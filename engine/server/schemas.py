@@ -90,6 +90,7 @@ class WorkflowOut(BaseModel):
     created_at: str
     updated_at: str
     organization_id: str
+    stepwell_draft_version_id: str
 
 
 class PlanSummary(BaseModel):
@@ -211,7 +212,9 @@ class DeclarativeWorkflowBody(_Strict):
     """A workflow YAML to validate, plan or apply."""
 
     yaml_definition: str = Field(description="Retab declarative YAML (or the same as JSON).")
-    project_id: str | None = Field(default=None, description="Accepted and ignored.")
+    project_id: str | None = Field(default=None, max_length=200,
+                                   description="The project a workflow created from this "
+                                               "spec belongs to (kept, filterable).")
 
 
 class DocumentIn(_Strict):

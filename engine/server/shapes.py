@@ -88,13 +88,18 @@ def run_json(run: WorkflowRun) -> dict[str, Any]:
 
 
 def workflow_json(wf: RegisteredWorkflow) -> dict[str, Any]:
-    """A registered workflow in Retab's ``Workflow`` shape."""
+    """A registered workflow in Retab's ``Workflow`` shape (``published`` null until it
+    is published; ``stepwell_draft_version_id`` is the draft's version id)."""
+    published = None
+    if wf.published_version_id is not None:
+        published = {"version_id": wf.published_version_id,
+                     "published_at": iso(wf.published_at),
+                     "description": wf.published_description}
     return {
-        "id": wf.id, "name": wf.name, "description": wf.description, "project_id": None,
-        "published": {"version_id": wf.version_id, "published_at": iso(wf.updated_at),
-                      "description": ""},
+        "id": wf.id, "name": wf.name, "description": wf.description,
+        "project_id": wf.project_id, "published": published,
         "created_at": iso(wf.created_at), "updated_at": iso(wf.updated_at),
-        "organization_id": wf.organization_id,
+        "organization_id": wf.organization_id, "stepwell_draft_version_id": wf.version_id,
     }
 
 

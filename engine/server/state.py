@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -30,6 +30,7 @@ from engine.core import Engine
 from engine.launch import PreparedRun
 from engine.orphans import Recovery, recover_orphans
 from engine.queue import QueueDispatch
+from engine.server.background import Background
 from engine.server.config import ServerConfig
 from engine.server.security import policy_problems
 from store.api import ReadAPI
@@ -174,6 +175,8 @@ class ServerState:
     engine: Engine
     supervisor: RunSupervisor | QueueDispatch
     readers: Readers
+    #: Eval runs executing after their request was answered.
+    background: Background = field(default_factory=Background)
 
     @property
     def store(self) -> Store:
@@ -212,7 +215,7 @@ class ServerState:
         """
         from blocks.sandbox import reap_workers
 
-        idle = self.supervisor.join(wait_s)
+        idle = self.supervisor.join(wait_s) and self.background.join(wait_s)
         reap_workers(own=True)
         self.readers.close()
         if idle:

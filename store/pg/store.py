@@ -39,6 +39,8 @@ from engine.contracts.files import FileStore
 from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import RunStatus, StepStatus
 from store.codec import decode_outputs, dumps, inline_blobs, loads
+from store.deletes import SQLRunDeletion
+from store.evals import SQLEvals
 from store.pg.connection import PgConnection, PgDatabase
 from store.pg.files import PgFileStore
 from store.pg.schema import open_schema
@@ -76,7 +78,8 @@ RETURNING id
 """
 
 
-class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLLogWrites):
+class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
+                    SQLRunDeletion, SQLLogWrites):
     """The PostgreSQL implementation of :class:`engine.contracts.store.Store` and
     :class:`engine.contracts.queue.QueueStore`.
 

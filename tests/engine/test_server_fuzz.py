@@ -70,7 +70,9 @@ def _fuzz(operation: Any, mode: GenerationMode, failures: list[str]) -> None:
     def check(case: Any) -> None:
         response = case.call(headers={"Api-Key": KEY}, timeout=30)
         where = f"{case.method} {case.formatted_path}"
-        if response.status_code >= 500:
+        not_served = (response.status_code == 501
+                      and response.json()["detail"]["code"] == "NOT_IMPLEMENTED")
+        if response.status_code >= 500 and not not_served:  # 501: documented as not served
             failures.append(f"{where} -> {response.status_code}: {response.text[:300]}")
         elif response.status_code >= 400:
             detail = response.json().get("detail")

@@ -183,11 +183,12 @@ def test_malformed_cursors_and_limits_are_422(a: Api) -> None:
     error(a.get("/v1/workflows/runs", after="run_garbage"), 422, "INVALID_CURSOR")
     error(a.get("/v1/workflows/reviews", after="rev_garbage"), 422, "INVALID_CURSOR")
     error(a.get("/v1/workflows", after="wf_garbage"), 422, "INVALID_CURSOR")
-    error(a.get("/v1/workflows/steps", run_id=run_id, after="data", before="done"), 422)
+    error(a.get("/v1/workflows/steps", run_id=run_id, after="data", before="done"), 400,
+          "CONFLICTING_PARAMETERS")  # Retab answers a bad scope 400
     error(a.get("/v1/workflows/runs", limit=0), 422, "VALIDATION_ERROR")
     error(a.get("/v1/workflows/runs", limit="ten"), 422, "VALIDATION_ERROR")
     error(a.get("/v1/workflows/steps", run_id=run_id, limit=1001), 422, "VALIDATION_ERROR")
-    error(a.get("/v1/workflows/steps"), 422, "VALIDATION_ERROR")  # run_id is required
+    error(a.get("/v1/workflows/steps"), 400, "MISSING_PARAMETER")  # run_id is required
     error(a.get("/v1/workflows/steps", run_id="run_missing"), 404, "NOT_FOUND")
 
 

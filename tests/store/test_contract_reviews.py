@@ -208,8 +208,9 @@ def test_workflow_registry(store: Store) -> None:
     assert updated.action == "update" and updated.workflow.version_id == "d2"
     assert (updated.workflow.created_at, updated.workflow.updated_at) == (T0, T0 + 2)
     assert store.get_workflow(wf.id, "org_a").name == "inv2"
-    assert store.workflow_version(wf.id, "org_a").id == "d2"
-    assert store.workflow_version(wf.id, "org_a", "production").definition == v2
+    assert store.workflow_version(wf.id, "org_a", "draft").id == "d2"
+    assert store.workflow_version(wf.id, "org_a").id == "d1"  # apply changed the draft only
+    assert store.workflow_version(wf.id, "org_a", "production").definition == v1
     assert store.workflow_version(wf.id, "org_a", "ver_d1").definition == v1
     with pytest.raises(NotFoundError, match="version='production'"):
         store.workflow_version(wf.id, "org_a", "d9")

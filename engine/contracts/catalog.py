@@ -1,0 +1,105 @@
+"""Which files an organization owns, and uploads in progress: the :class:`FileCatalog`.
+
+File bytes live in the content-addressed :class:`~engine.contracts.files.FileStore`,
+shared by every organization (the same bytes are stored once). The catalog says which
+organization may see a file: one entry per ``(organization, file id)``, written when a
+file comes in through the HTTP API (a run's document, an upload). Another organization's
+file answers ``NotFoundError`` exactly like an unknown id.
+
+An upload is a session: it is opened with the expected name and size, receives its
+bytes once (through an URL carrying the session's token), and is completed, which
+records the file in the catalog. Its id (``upl_...``) stays a valid name for the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from engine.contracts.reads import RecordPage
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileEntry:
+    """A file an organization can see."""
+
+    id: str
+    organization_id: str
+    filename: str
+    mime_type: str
+    size: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UploadSession:
+    """An upload: opened, then given bytes (``file_id`` set), then completed.
+
+    Attributes:
+        token: the secret part of the upload URL.
+        sha256: the checksum the client announced, if any.
+        file_id: the stored file, once the bytes arrived.
+    """
+
+    id: str
+    organization_id: str
+    filename: str
+    content_type: str | None
+    size: int
+    sha256: str | None
+    token: str
+    created_at: float
+    expires_at: float
+    file_id: str | None = None
+    completed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileFilters:
+    """Which files a list keeps (every field optional)."""
+
+    filename: str | None = None
+    mime_type: str | None = None
+    created_from: float | None = None
+    created_to: float | None = None
+
+
+@runtime_checkable
+class FileCatalog(Protocol):
+    """Per-organization file entries and upload sessions."""
+
+    def record_file(self, entry: FileEntry) -> FileEntry:
+        """Record that ``entry.organization_id`` owns the file (committed); recording it
+        again returns the first entry unchanged."""
+        ...
+
+    def file_entry(self, file_id: str, organization_id: str) -> FileEntry:
+        """One file of the organization.
+
+        Raises:
+            NotFoundError: the organization has no such file.
+        """
+        ...
+
+    def page_files(self, organization_id: str, filters: FileFilters, *, limit: int = 10,
+                   after: str | None = None, before: str | None = None,
+                   descending: bool = True) -> RecordPage[FileEntry]:
+        """One page of the organization's files ordered by ``(created_at, id)``.
+
+        Raises:
+            NotFoundError: the cursor is not a file of this list.
+        """
+        ...
+
+    def save_upload(self, session: UploadSession) -> None:
+        """Insert or replace an upload session (committed)."""
+        ...
+
+    def upload(self, upload_id: str) -> UploadSession:
+        """One upload session, whatever its organization (the token authorizes it).
+
+        Raises:
+            NotFoundError: no such upload.
+        """
+        ...

@@ -1,0 +1,49 @@
+"""Work the server does after answering: eval runs, each on its own thread.
+
+A task runs an async function on a fresh event loop in a daemon thread (as runs do, see
+:class:`engine.server.state.RunSupervisor`), so a slow block never stalls request
+handling. A task's failure is logged, never raised into a request. :meth:`join` lets the
+server wait for them at shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+
+log = logging.getLogger("stepwell.server")
+
+
+class Background:
+    """Threads running async tasks to completion."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self, name: str, task: Callable[[], Awaitable[Any]]) -> None:
+        """Run ``task()`` in a new thread named ``name``."""
+        def body() -> None:
+            try:
+                anyio.run(task)
+            except Exception:  # a thread must never die silently
+                log.exception("background task %s failed", name)
+
+        thread = threading.Thread(target=body, daemon=True, name=name)
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for every task; True when none is left."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -44,6 +44,7 @@ from engine.cli_support import (
     stdout,
     to_jsonable,
 )
+from engine.cli_view import ItemTotals
 
 _SHOWN_SKIPS = 10
 _OUTPUT_LINES = 30
@@ -201,9 +202,12 @@ def report_result(engine: Any, request: RunRequest, result: Any, elapsed_ms: flo
             print_json(run)
             return exit_code_for(status)
         steps = list_all_steps(client, result.run_id)
+        totals = ItemTotals(client, result.run_id)
+        totals.refresh(steps)
     finally:
         client.close()
-    summary = summary_view(result, to_jsonable(run), steps, elapsed_ms, request.db)
+    summary = summary_view(result, to_jsonable(run), steps, elapsed_ms, request.db,
+                           total_of=totals.get)
     stdout().print(summary)
     return exit_code_for(status)
 
@@ -230,8 +234,13 @@ def _interrupted(run_id: str, db: str) -> int:
 
 
 def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
-                 elapsed_ms: float, db: str) -> Group:
-    """The end-of-run summary: status, counts, failure, skips, outputs and next steps."""
+                 elapsed_ms: float, db: str,
+                 total_of: Callable[[str], int | None] | None = None) -> Group:
+    """The end-of-run summary: status, counts, loops, failure, skips, outputs, next steps.
+
+    ``total_of`` gives the item totals of loops (:class:`engine.cli_view.ItemTotals`);
+    without it only finished loops have one.
+    """
     status = str(result.status)
     duration = render.run_duration_ms(run) if run.get("timing") else None
     head = Text.assemble(
@@ -244,7 +253,7 @@ def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
     shown = shown_steps(steps, show_all=False)  # loop sentinels are bookkeeping
     rows: list[tuple[str, RenderableType]] = [
         ("steps", render.counts_text(render.step_status(s) for s in shown))]
-    loops = [p.text() for p in loop_progress(steps, _finished_totals(steps))]
+    loops = [p.text() for p in loop_progress(steps, total_of or _finished_totals(steps))]
     if loops:
         rows.append(("loops", escape("; ".join(loops))))
     rows += _failure_rows(result, steps) + _waiting_rows(run)

@@ -162,6 +162,7 @@ def watch_and_report(db: str, run_id: str, *, wait: bool, show_all: bool,
     """
     from engine.cli_live import list_all_steps
     from engine.cli_run import exit_code_for, summary_view
+    from engine.cli_view import ItemTotals
     from store.client import Client
 
     started = time.monotonic()
@@ -179,6 +180,9 @@ def watch_and_report(db: str, run_id: str, *, wait: bool, show_all: bool,
         return exit_code_for(status)
     with Client(db) as client:
         steps = list_all_steps(client, run_id)
+        totals = ItemTotals(client, run_id)
+        totals.refresh(steps)
     stdout().print(summary_view(result_of(run), run, steps,
-                                (time.monotonic() - started) * 1000, db))
+                                (time.monotonic() - started) * 1000, db,
+                                total_of=totals.get))
     return exit_code_for(status)

@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
+from engine.cli import app
 from engine.contracts.errors import Diagnostic
 from engine.definition import Workflow
-from tests.conformance.runner import edited, errors, load
+from tests.conformance.runner import edited, errors, load, path_of
 
 
 def _only(found: list[Diagnostic], code: str) -> Diagnostic:
@@ -126,3 +131,21 @@ def test_the_documented_shapes_have_no_errors() -> None:
                  "parse", "split", "classifier", "edit", "function", "api_call",
                  "graph_rest"):
         assert [d.render() for d in errors(load(name))] == [], name
+
+
+def test_stepwell_validate_lists_every_problem(tmp_path: Path) -> None:
+    data = yaml.safe_load(path_of("if_else").read_text())
+    route = data["spec"]["blocks"]["route"]["config"]
+    route["conditions"][0]["sub_conditions"][0]["operator"] = "is_greater_then"
+    data["spec"]["blocks"]["needs_approval"]["config"]["language"] = "ruby"
+    data["spec"]["edges"].append({"source": {"block": "auto_book", "handle": "output-json-0"},
+                                  "target": {"block": "route", "handle": "input-json-0"}})
+    source = tmp_path / "broken.yaml"
+    source.write_text(yaml.safe_dump(data))
+    result = CliRunner().invoke(app, ["validate", str(source), "--json"])
+    assert result.exit_code == 2
+    found = json.loads(result.output)
+    assert found["is_valid"] is False
+    assert sorted(d["code"] for d in found["diagnostics"] if d["severity"] == "error") == [
+        "CYCLE", "DUPLICATE_INPUT_EDGE", "INVALID_CONDITION_OPERATOR",
+        "UNSUPPORTED_FUNCTION_LANGUAGE"]

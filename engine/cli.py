@@ -42,6 +42,7 @@ from engine import cli_logs, cli_reviews, cli_steps, cli_watch
 from engine.cli_artifacts import artifacts_app
 from engine.cli_db import db_app
 from engine.cli_durable import reviews_app
+from engine.cli_evals import evals_app
 from engine.cli_export import export
 from engine.cli_read import runs_app, steps_app
 from engine.cli_serve import serve
@@ -74,6 +75,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(steps_app, name="steps")
 app.add_typer(artifacts_app, name="artifacts")
 app.add_typer(reviews_app, name="reviews")
+app.add_typer(evals_app, name="evals")
 app.command(name="serve")(serve)
 app.command(name="worker")(worker)
 app.add_typer(db_app, name="db")

@@ -267,7 +267,7 @@ def put_edge(workflow: Workflow, edge: EdgeDef) -> Workflow:
 
 
 def stamps_after(old: Workflow | None, new: Workflow, stamps: Mapping[str, float],
-                 now: float) -> dict[str, float]:
+                 now: float, *, since: float | None = None) -> dict[str, float]:
     """When each block and edge of ``new`` last changed.
 
     Args:
@@ -275,6 +275,8 @@ def stamps_after(old: Workflow | None, new: Workflow, stamps: Mapping[str, float
         new: the draft being saved.
         stamps: ``{"block:<id>" | "edge:<id>": epoch seconds}`` of ``old``.
         now: the time of this change.
+        since: the time of an unchanged part ``stamps`` has no entry for (the workflow's
+            creation); ``now`` when None.
 
     Returns:
         The stamps of ``new``: unchanged parts keep theirs, new or changed ones get ``now``.
@@ -282,7 +284,7 @@ def stamps_after(old: Workflow | None, new: Workflow, stamps: Mapping[str, float
     before = _parts(old) if old is not None else {}
     out: dict[str, float] = {}
     for key, body in _parts(new).items():
-        kept = stamps.get(key)
+        kept = stamps.get(key, since)
         out[key] = kept if kept is not None and before.get(key) == body else now
     return out
 

@@ -87,7 +87,8 @@ def save_draft(state: Any, org: str, registered: RegisteredWorkflow, new: Workfl
     new = name_edges(new, registered.id)
     check_definition(state, new)
     now = time.time()
-    stamps = stamps_after(definition_of(registered), new, registered.stamps, now)
+    stamps = stamps_after(definition_of(registered), new, registered.stamps, now,
+                          since=registered.created_at)
     return state.store.save_draft(registered.id, org, definition=new.to_dict(), yaml="",
                                   version_id=new.digest(), stamps=stamps,
                                   expected_revision=registered.revision, now=now)

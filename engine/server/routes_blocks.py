@@ -63,7 +63,7 @@ _DIFF_FIELDS = ("type", "label", "config", "parent_id", "position_x", "position_
 
 
 def _stamp(registered: Any, block_id: str) -> float:
-    return float(registered.stamps.get(f"block:{block_id}", registered.updated_at))
+    return float(registered.stamps.get(f"block:{block_id}", registered.created_at))
 
 
 def _resolved(state: Any, draft: Any, block_id: str) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ _DIFF_FIELDS = ("source", "source_handle", "target", "target_handle")
 
 
 def _stamp(registered: Any, ident: str) -> float:
-    return float(registered.stamps.get(f"edge:{ident}", registered.updated_at))
+    return float(registered.stamps.get(f"edge:{ident}", registered.created_at))
 
 
 @router.get("", responses=ok(PageOut[EdgeOut]), summary="List a workflow's draft edges")

@@ -133,7 +133,8 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
             version_id=digest, organization_id=org, publish=True, now=now)
         return _plan(wf, target, action, diagnostics)
     named = name_edges(wf, current.id)
-    stamps = stamps_after(definition_of(current), named, current.stamps, now)
+    stamps = stamps_after(definition_of(current), named, current.stamps, now,
+                          since=current.created_at)
     state.store.save_draft(current.id, org, definition=named.to_dict(),
                            yaml=body.yaml_definition, version_id=digest, stamps=stamps,
                            expected_revision=None, now=now)

@@ -82,11 +82,12 @@ def test_upload_then_run_with_the_file(a: Retab, b: Retab) -> None:
     assert httpx.get(link.download_url, headers={"Api-Key": KEY_B}).status_code == 404
 
 
-def test_run_documents_are_listed_as_files(a: Retab) -> None:
-    wid = a.workflows.apply(DOCUMENT_SPEC).workflow_id
-    run = wait_for(a, a.workflows.runs.create(wid, documents={"upload": INVOICE_PDF}).id)
+def test_run_documents_are_listed_as_files(b: Retab) -> None:
+    wid = b.workflows.apply(DOCUMENT_SPEC).workflow_id
+    run = wait_for(b, b.workflows.runs.create(wid, documents={"upload": INVOICE_PDF}).id)
     document = run.inputs.documents["upload"]
-    assert a.files.get(document.id).filename == "invoice.pdf"
+    assert b.files.get(document.id).filename == "invoice.pdf"  # org_b's own entry
+    assert [f.id for f in b.files.list(limit=100).data] == [document.id]
 
 
 def test_uploads_that_do_not_match_are_refused(a: Retab, serve: ServeProcess) -> None:

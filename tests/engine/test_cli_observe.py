@@ -422,3 +422,12 @@ def test_steps_logs_follow_a_running_step(each_wf: Path, db: Path) -> None:
     proc.wait(timeout=60)
     assert followed.returncode == 0, followed.stderr
     assert "pricing sku-1" in followed.stdout and "qty 2" in followed.stdout
+
+
+def test_validate_suggests_the_operator_meant(tmp_path: Path) -> None:
+    source = (ROOT / "tests" / "conformance" / "workflows" / "if_else.yaml").read_text()
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(source.replace("operator: is_greater_than", "operator: is_greater_tan", 1))
+    result = invoke("validate", typo)
+    assert result.exit_code == 2
+    assert "Did you mean 'is_greater_than'?" in " ".join((result.stdout + result.stderr).split())

@@ -10,7 +10,10 @@ one SQLite file for several processes on one machine). Each runs up to
 1. **Claim.** While a slot is free, :meth:`~engine.contracts.queue.QueueStore.claim_next`
    makes this process the owner of the oldest claimable run: a queued one, or one
    whose owner's lease ran out (no heartbeat for ``lease_s``: the owner died). Claims
-   are atomic; two workers never take the same run.
+   are atomic; two workers never take the same run. With nothing claimable, every
+   ``lease_s / 3`` the worker also adopts orphans it can tell are dead sooner: runs
+   owned by a process of this machine that no longer exists
+   (:func:`engine.orphans.find_orphans`, taken with a compare-and-set).
 2. **Execute.** The run is resumed (:meth:`engine.core.Engine.prepare_resume`): a fresh
    queued run starts from its inputs; a run taken over from a dead worker continues
    from its persisted steps, so completed steps never run again and the ones that were
@@ -48,8 +51,8 @@ from engine.contracts.errors import (
     UsageError,
 )
 from engine.contracts.values import RunStatus, StepStatus
-from engine.durable import STALE_HEARTBEAT_S
-from engine.orphans import end_orphan
+from engine.durable import STALE_HEARTBEAT_S, this_host
+from engine.orphans import end_orphan, find_orphans
 from engine.queue import queue_of
 
 if TYPE_CHECKING:
@@ -104,10 +107,12 @@ class Worker:
         self.queue = queue_of(engine.store)
         self.stats = WorkerStats()
         self._pid = os.getpid()
+        self._host = this_host()
         self._running: dict[str, anyio.CancelScope] = {}
         self._lost: set[str] = set()
         self._stopping = False
         self._hurry = False
+        self._next_scan = 0.0
         self._wake = anyio.Event()
 
     def stop(self) -> None:
@@ -149,10 +154,24 @@ class Worker:
             run_id = self.queue.claim_next(self._pid, now=now,
                                            stale_before=now - self.options.lease_s)
             if run_id is None:
+                run_id = self._adopt(now)
+            if run_id is None:
                 return
             self.stats.claimed += 1
             self._running[run_id] = anyio.CancelScope()
             tg.start_soon(self._drive, run_id)
+
+    def _adopt(self, now: float) -> str | None:
+        """An orphan whose owner is known dead (see the module docstring), now ours."""
+        if now < self._next_scan:
+            return None
+        self._next_scan = now + self.options.lease_s / 3
+        store = self.engine.store
+        for run in find_orphans(store, now):
+            if store.claim_owner(run.id, self._pid, now, seen_pid=run.owner_pid,
+                                 seen_heartbeat=run.heartbeat_at):
+                return run.id
+        return None
 
     async def _drive(self, run_id: str) -> None:
         scope = self._running[run_id]
@@ -218,7 +237,8 @@ class Worker:
                     run = self.engine.store.load_run(run_id)
                 except StepwellError:
                     continue
-                if run.owner_pid != self._pid and not run.status.terminal:
+                mine = run.owner_pid == self._pid and run.owner_host in (None, self._host)
+                if not mine and not run.status.terminal:
                     log.warning("run %s was taken over by another worker; dropped here",
                                 run_id)
                     self._lost.add(run_id)

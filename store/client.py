@@ -6,8 +6,10 @@
     step = client.workflows.steps.get("extract", run_id=run.id)
     legacy = client.workflows.runs.steps.list(run.id)
 
-The client opens its own read-only connection (``PRAGMA query_only``); in WAL mode
-readers never block, and are never blocked by, the processes running workflows. It can
+On a SQLite file the client opens its own read-only connection (``PRAGMA query_only``);
+in WAL mode readers never block, and are never blocked by, the processes running
+workflows. On PostgreSQL (``Client("postgresql://...")``) it opens a store that never
+creates anything. It can
 also read an open store instead (``Client(store=...)``: any
 :class:`~engine.contracts.store.ReadStore`, the in-memory store included).
 """
@@ -18,17 +20,17 @@ import os
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from engine.contracts.errors import NotFoundError
 from engine.contracts.store import ReadStore
 from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
-from store.connection import Database, storage_error
+from store.connection import Database, check_layout, storage_error
 from store.files import LocalFileStore
 from store.log_shapes import StepLogLine
 from store.sqlite_reads import SQLiteReads
+from store.urls import Backend, parse_db
 
-DEFAULT_DB = "stepwell.db"
 
 
 class RunStepsResource:
@@ -136,13 +138,16 @@ class Client:
     """Read runs and steps of a stepwell database.
 
     Args:
-        db_path: the database; defaults to ``$STEPWELL_DB`` or ``./stepwell.db``.
+        db_path: the database (a SQLite file or a ``postgresql://`` URL, see
+            :mod:`store.urls`); defaults to ``$STEPWELL_DB`` or ``./stepwell.db``.
         organization_id: when set, only that organization's runs are visible.
         store: read an open store instead (needed for ``:memory:`` and the memory store).
 
     Raises:
-        NotFoundError: the database file does not exist.
+        NotFoundError: the database file does not exist (or the PostgreSQL database
+            holds no stepwell runs).
         StorageError: it cannot be opened.
+        UsageError: ``db_path`` is a URL of an unknown scheme.
     """
 
     def __init__(
@@ -153,10 +158,17 @@ class Client:
         store: ReadStore | None = None,
     ) -> None:
         self._conn: sqlite3.Connection | None = None
+        self._owned: Any = None
         if store is None:
-            path = os.fspath(db_path or os.environ.get("STEPWELL_DB") or DEFAULT_DB)
-            self._conn = _open_readonly(path)
-            store = SQLiteReads(Database(self._conn, path), LocalFileStore.beside(path))
+            url = parse_db(db_path or None)
+            if url.backend is Backend.POSTGRESQL:
+                from store.pg import PostgresStore
+
+                store = self._owned = PostgresStore(url.target, create=False)
+            else:
+                path = url.target
+                self._conn = _open_readonly(path)
+                store = SQLiteReads(Database(self._conn, path), LocalFileStore.beside(path))
         api = ReadAPI(store, organization_id=organization_id)
         self.api = api
         self.workflows = WorkflowsResource(api)
@@ -166,6 +178,9 @@ class Client:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._owned is not None:
+            self._owned.close()
+            self._owned = None
 
     def __enter__(self) -> Self:
         return self
@@ -184,9 +199,18 @@ def _open_readonly(path: str) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None,
                                check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 30000")
-        conn.execute("PRAGMA query_only = 1")
-        conn.execute("SELECT 1 FROM steps LIMIT 1").fetchall()
     except sqlite3.Error as exc:
         raise storage_error(path, "opening the database for reading", exc) from exc
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA query_only = 1")
+        if check_layout(conn, path):
+            raise NotFoundError("database", path, "It holds no stepwell runs yet: run a "
+                                "workflow on it first (`stepwell run ...`).")
+    except sqlite3.Error as exc:
+        conn.close()
+        raise storage_error(path, "opening the database for reading", exc) from exc
+    except BaseException:
+        conn.close()
+        raise
     return conn

@@ -1,0 +1,237 @@
+"""Schema revisions and ``stepwell db upgrade`` on both backends.
+
+A database of an older layout is refused until it is upgraded, and keeps its runs
+through the upgrade; every migration from the first one builds the same layout a new
+database gets at once; a newer or foreign database is refused unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.contracts.errors import StorageError
+from store import migrate
+from store.migrate import MIGRATIONS
+from store.schema import HEAD_LAYOUT, HEAD_REVISION, REVISIONS, VERSION_TABLE
+from store.sqlite import SQLiteStore
+from tests.postgres import pg_url  # noqa: F401 - a fixture
+from tests.store.helpers import T0, new_run
+
+
+def _baseline() -> Any:
+    """The first migration (its frozen layout-3 statements)."""
+    path = next((MIGRATIONS / "versions").glob("r0003_*.py"))
+    spec = importlib.util.spec_from_file_location("baseline", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_layout_number_and_the_revisions_agree() -> None:
+    from store.layout import SCHEMA_VERSION
+
+    assert HEAD_LAYOUT == SCHEMA_VERSION, (
+        "store/layout.py SCHEMA_VERSION changed: add a migration under "
+        "store/migrations/versions and its revision to store.schema.REVISIONS")
+    files = sorted(p.name[1:5] for p in (MIGRATIONS / "versions").glob("r0*.py"))
+    assert tuple(files) == REVISIONS
+
+
+# ------------------------------------------------------------------ SQLite
+
+
+def _layout_3_sqlite(path: Path) -> None:
+    """A database as stepwell wrote it before revisions were recorded, with one run."""
+    base = _baseline()
+    conn = sqlite3.connect(path)
+    for statement in (*base.SQLITE_DDL, base.SQLITE_VIEW):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(
+        "INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, "
+        "inputs, metadata, organization_id, \"trigger\", status, cancel_requested, "
+        "created_at, updated_at) VALUES ('run_old', 'wf', 'Old', 'sha', '', '{}', '{}', "
+        "'org_local', 'manual', 'completed', 0, ?, ?)", (T0, T0))
+    conn.commit()
+    conn.close()
+
+
+def test_an_older_sqlite_database_is_refused_until_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _layout_3_sqlite(path)
+    with pytest.raises(StorageError, match="schema 0003.*stepwell db upgrade"):
+        SQLiteStore(path)
+    assert migrate.status(str(path)).revision == "0003"
+    before, after = migrate.upgrade(str(path))
+    assert (before.revision, after.revision) == ("0003", HEAD_REVISION)
+    with SQLiteStore(path) as store:
+        assert store.read_run("run_old").workflow_name == "Old"
+        store.create_run(new_run(), now=T0)
+        assert store.load_run("run_1").owner_host is not None
+    assert migrate.upgrade(str(path))[0].revision == HEAD_REVISION  # a no-op now
+
+
+def _sqlite_shape(path: Path) -> dict[str, Any]:
+    conn = sqlite3.connect(path)
+    try:
+        names = conn.execute("SELECT type, name FROM sqlite_master "
+                             "WHERE name NOT LIKE 'sqlite_%'").fetchall()
+        columns = {table: sorted((r[1], r[2], r[3]) for r in
+                                 conn.execute(f"PRAGMA table_info('{table}')"))
+                   for kind, table in names if kind == "table"}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        stamped = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
+    finally:
+        conn.close()
+    return {"names": sorted(names), "columns": columns, "version": version,
+            "stamped": stamped}
+
+
+def test_sqlite_migrations_build_the_layout_of_a_new_database(tmp_path: Path) -> None:
+    migrated, fresh = tmp_path / "migrated.db", tmp_path / "fresh.db"
+    migrate.upgrade(str(migrated))  # every migration, from an empty file
+    SQLiteStore(migrated).close()   # opening adds tables without a revision of their own
+    SQLiteStore(fresh).close()
+    assert _sqlite_shape(migrated) == _sqlite_shape(fresh)
+
+
+def test_a_newer_or_foreign_sqlite_database_is_left_alone(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    SQLiteStore(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version = {HEAD_LAYOUT + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match="newer stepwell"):
+        SQLiteStore(newer)
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+    conn.commit()
+    conn.close()
+    for call in (SQLiteStore, lambda p: migrate.upgrade(str(p))):
+        with pytest.raises(StorageError, match=r"not a stepwell database.*customers"):
+            call(foreign)
+    assert _sqlite_shape_names(foreign) == [("table", "customers")]
+
+
+def _sqlite_shape_names(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT type, name FROM sqlite_master").fetchall()
+    finally:
+        conn.close()
+
+
+def test_the_db_commands(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("stepwell")
+    if not script.exists():
+        pytest.skip("the stepwell console script is not installed (pip install -e .)")
+    path = tmp_path / "old.db"
+    _layout_3_sqlite(path)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(script), *args, "--db", str(path)], capture_output=True,
+                              text=True, env={**os.environ, "COLUMNS": "300"})
+
+    status = run("db", "status", "--json")
+    assert json.loads(status.stdout)["revision"] == "0003"
+    refused = run("runs", "list")
+    assert refused.returncode == 2 and "stepwell db upgrade" in refused.stderr
+    upgraded = run("db", "upgrade")
+    assert upgraded.returncode == 0 and f"to {HEAD_REVISION}" in upgraded.stdout
+    assert run("runs", "list").returncode == 0
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _pg_sql(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _pg_shape(url: str) -> dict[str, Any]:
+    columns = _pg_sql(url, "SELECT table_name, column_name, data_type, is_nullable, "
+                           "collation_name, column_default IS NOT NULL "
+                           "FROM information_schema.columns WHERE table_schema = "
+                           "current_schema() ORDER BY 1, 2")
+    indexes = _pg_sql(url, "SELECT indexname, regexp_replace(indexdef, ' ON [^ ]+\\.', ' ON ')"
+                           " FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
+    functions = _pg_sql(url, "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON "
+                             "n.oid = p.pronamespace WHERE n.nspname = current_schema()")
+    return {"columns": columns, "indexes": indexes, "functions": sorted(functions),
+            "stamped": _pg_sql(url, f"SELECT version_num FROM {VERSION_TABLE}")}
+
+
+@pytest.fixture
+def two_schemas(pg_url: str) -> Callable[[], str]:  # noqa: F811
+    """A second fresh schema beside ``pg_url``'s (dropped after the test)."""
+    from tests.postgres import drop, fresh_schema
+
+    made: list[str] = []
+
+    def another() -> str:
+        schema, url = fresh_schema()
+        made.append(schema)
+        return url
+
+    yield another  # type: ignore[misc]
+    for schema in made:
+        drop(schema)
+
+
+def test_postgresql_migrations_build_the_layout_of_a_new_database(
+        pg_url: str, two_schemas: Callable[[], str]) -> None:  # noqa: F811
+    from store.pg import PostgresStore
+
+    fresh = two_schemas()
+    migrate.upgrade(pg_url)
+    PostgresStore(pg_url).close()
+    PostgresStore(fresh).close()
+    assert _pg_shape(pg_url) == _pg_shape(fresh)
+
+
+def test_an_older_postgresql_database_is_upgraded_in_place(pg_url: str) -> None:  # noqa: F811
+    from store.pg import PostgresStore
+
+    base = _baseline()
+    for statement in (*base.POSTGRES_DDL, base.POSTGRES_VIEW):
+        _pg_sql(pg_url, statement)
+    _pg_sql(pg_url, f"CREATE TABLE {VERSION_TABLE} (version_num VARCHAR(32) PRIMARY KEY)")
+    _pg_sql(pg_url, f"INSERT INTO {VERSION_TABLE} VALUES ('0003')")
+    _pg_sql(pg_url, "INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, "
+                    "definition_id, inputs, metadata, organization_id, \"trigger\", status, "
+                    "cancel_requested, created_at, updated_at) VALUES ('run_old', 'wf', "
+                    "'Old', 'sha', '', '{}', '{}', 'org_local', 'manual', 'completed', FALSE, "
+                    "%s, %s)", (T0, T0))
+    with pytest.raises(StorageError, match="stepwell db upgrade"):
+        PostgresStore(pg_url)
+    before, after = migrate.upgrade(pg_url)
+    assert (before.revision, after.revision) == ("0003", HEAD_REVISION)
+    with PostgresStore(pg_url) as store:
+        assert store.read_run("run_old").workflow_name == "Old"
+
+
+def test_a_newer_postgresql_database_is_not_upgraded(pg_url: str) -> None:  # noqa: F811
+    from store.pg import PostgresStore
+
+    PostgresStore(pg_url).close()
+    _pg_sql(pg_url, f"UPDATE {VERSION_TABLE} SET version_num = '0099'")
+    with pytest.raises(StorageError, match="newer stepwell"):
+        migrate.upgrade(pg_url)
+    assert _pg_sql(pg_url, f"SELECT version_num FROM {VERSION_TABLE}") == [("0099",)]

@@ -1,0 +1,141 @@
+"""PostgreSQL specifics: what the server is told (durability), the file store in the
+database, several stores on one database, and every bad input refused in one clear
+message with nothing written. What every store does is in the contract suite."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from engine.contracts.errors import NotFoundError, StorageError
+from engine.contracts.values import FileRef
+from store.schema import HEAD_REVISION, VERSION_TABLE
+from tests.postgres import pg_url  # noqa: F401 - a fixture
+from tests.store.helpers import T0, S, ev, new_run
+
+psycopg = pytest.importorskip("psycopg")
+from store.pg import PostgresStore  # noqa: E402 - needs psycopg
+
+
+@pytest.fixture
+def pg(pg_url: str) -> Iterator[PostgresStore]:  # noqa: F811
+    """A PostgreSQL store on a fresh schema."""
+    store = PostgresStore(pg_url)
+    yield store
+    store.close()
+
+
+def _sql(url: str, sql: str) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cursor = conn.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _tables(url: str) -> set[str]:
+    return {r[0] for r in _sql(url, "SELECT tablename FROM pg_tables "
+                                    "WHERE schemaname = current_schema()")}
+
+
+def test_durability_is_the_sessions_synchronous_commit(pg_url: str) -> None:  # noqa: F811
+    for durability, expected in (("process", "off"), ("full", "on")):
+        with PostgresStore(pg_url, durability=durability) as store:
+            with store.db.read("test") as conn:
+                assert conn.execute("SHOW synchronous_commit").fetchone()[0] == expected
+
+
+def test_files_live_in_the_database(pg: PostgresStore) -> None:
+    ref = pg.files.put_bytes(b"%PDF-1.4 tiny", "invoice.pdf")
+    assert ref == FileRef(id=ref.id, filename="invoice.pdf", mime_type="application/pdf")
+    assert pg.files.put_bytes(b"%PDF-1.4 tiny", "again.pdf").id == ref.id
+    copy = pickle.loads(pickle.dumps(pg.files))  # what a Dask worker receives
+    assert copy.read_bytes(ref) == b"%PDF-1.4 tiny"
+    with pytest.raises(NotFoundError):
+        copy.read_bytes("file_" + "0" * 24)
+
+
+def test_two_stores_on_one_database_see_each_others_commits(pg_url: str) -> None:  # noqa: F811
+    with PostgresStore(pg_url) as one, PostgresStore(pg_url) as two:
+        one.create_run(new_run(), now=T0)
+        two.apply("run_1", [ev("a", S.PENDING)], now=T0 + 1)
+        assert [s.step_id for s in one.load_steps("run_1")] == ["a"]
+
+
+def test_workers_starting_at_once_create_the_layout_once(pg_url: str) -> None:  # noqa: F811
+    errors: list[BaseException] = []
+
+    def open_one() -> None:
+        try:
+            PostgresStore(pg_url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    assert _sql(pg_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD_REVISION,)]
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _with(url: str, **parts: object) -> str:
+    split = urlsplit(url)
+    user = parts.get("user", split.username)
+    password = parts.get("password", split.password)
+    host = parts.get("host", split.hostname)
+    port = parts.get("port", split.port)
+    path = parts.get("path", split.path)
+    netloc = f"{user}:{password}@{host}:{port}"
+    return urlunsplit(split._replace(netloc=netloc, path=str(path), query=""))
+
+
+def test_an_unreachable_server(pg_url: str) -> None:  # noqa: F811
+    with pytest.raises(StorageError, match=r"cannot reach PostgreSQL at 127\.0\.0\.1:1/"):
+        PostgresStore(_with(pg_url, host="127.0.0.1", port=1))
+
+
+def test_wrong_credentials(pg_url: str) -> None:  # noqa: F811
+    with pytest.raises(StorageError, match="refused the credentials") as caught:
+        PostgresStore(_with(pg_url, password="not-the-password"))
+    assert "not-the-password" not in str(caught.value)
+
+
+def test_a_missing_database(pg_url: str) -> None:  # noqa: F811
+    with pytest.raises(StorageError, match="does not exist.*createdb"):
+        PostgresStore(_with(pg_url, path="/no_such_database"))
+
+
+def test_another_applications_database_is_left_alone(pg_url: str) -> None:  # noqa: F811
+    _sql(pg_url, "CREATE TABLE customers (id int primary key)")
+    with pytest.raises(StorageError, match=r"not a stepwell database.*\(customers\)"):
+        PostgresStore(pg_url)
+    assert _tables(pg_url) == {"customers"}
+
+
+@pytest.mark.parametrize(("revision", "message"), [
+    ("0099", "written by a newer stepwell"),
+    ("0003", "stepwell db upgrade"),
+    ("nonsense", "no stepwell wrote"),
+])
+def test_another_schema_revision_is_refused(pg_url: str, revision: str,  # noqa: F811
+                                            message: str) -> None:
+    PostgresStore(pg_url).close()
+    _sql(pg_url, f"UPDATE {VERSION_TABLE} SET version_num = '{revision}'")
+    before = _tables(pg_url)
+    with pytest.raises(StorageError, match=message):
+        PostgresStore(pg_url)
+    assert _tables(pg_url) == before
+    assert _sql(pg_url, f"SELECT version_num FROM {VERSION_TABLE}") == [(revision,)]
+
+
+def test_a_reader_never_creates_the_layout(pg_url: str) -> None:  # noqa: F811
+    with pytest.raises(NotFoundError, match="holds no stepwell runs"):
+        PostgresStore(pg_url, create=False)
+    assert _tables(pg_url) == set()

@@ -7,9 +7,9 @@ identically from either.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
+from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepErrorInfo, StepEvent
 
@@ -33,8 +33,9 @@ def review_data(ev: StepEvent) -> dict[str, Any]:
 def artifact_key(run_id: str, ev: StepEvent) -> tuple[str, str]:
     """The id and operation of the artifact ``ev`` carries.
 
-    The id is deterministic (``art_`` and 12 hex of sha256 over run, step and attempt),
-    so a resumed attempt overwrites its own record.
+    The id is deterministic (Retab's prefix for the operation, then 12 hex of sha256
+    over run, step and attempt: :func:`engine.contracts.artifacts.artifact_id`), so a
+    resumed attempt overwrites its own record.
 
     Raises:
         StorageError: the artifact names no ``operation``.
@@ -46,5 +47,4 @@ def artifact_key(run_id: str, ev: StepEvent) -> tuple[str, str]:
             f"the artifact of step {ev.step_id!r} has no 'operation': block handlers "
             "must return artifact={'operation': <name>, ...}."
         )
-    key = f"{run_id}\x00{ev.step_id}\x00{ev.retry_count}".encode()
-    return "art_" + hashlib.sha256(key).hexdigest()[:12], operation
+    return artifact_id(operation, run_id, ev.step_id, ev.retry_count), operation

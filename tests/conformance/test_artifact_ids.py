@@ -40,9 +40,6 @@ def test_ids_are_deterministic_per_attempt() -> None:
     assert artifact_prefix("plugin_operation") == "art"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/stepdata.py (artifact_key) still mints 'art_' ids; it should return "
-    "engine.contracts.artifacts.artifact_id(operation, run_id, step_id, retry_count)"))
 def test_persisted_artifacts_use_the_prefixes(tmp_path: Path) -> None:
     doc = text_document(tmp_path, "invoice.txt", "Invoice Number: INV-1\nTotal: 3.00\n")
     result = run(tmp_path / "db", "extract", {"start": doc})

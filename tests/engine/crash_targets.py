@@ -130,7 +130,7 @@ def build_workflow() -> Workflow:
     b.block("big", "function", parent="each", config=_fn("big"))
     b.block("small", "function", parent="each", config=_fn("small"))
     b.block("join", "merge_dicts", parent="each",
-            config={"inputs": [{"name": "big"}, {"name": "small"}]})
+            config={"inputs": [{"name": "big"}, {"name": "small"}], "collision": "last_wins"})
     b.block("tag", "function", parent="each", config=_fn("tag"))
     b.block("summary", "function", config=_fn("summarise"))
     b.block("rounds", "while_loop", config={
@@ -142,7 +142,8 @@ def build_workflow() -> Workflow:
     b.block("check", "conditional", config=_over("total", 100, "high"))
     b.block("high", "function", config=_fn("finish"))
     b.block("low", "function", config=_fn("finish"))
-    b.block("final", "merge_dicts", config={"inputs": [{"name": "high"}, {"name": "low"}]})
+    b.block("final", "merge_dicts", config={"inputs": [{"name": "high"}, {"name": "low"}],
+                                            "collision": "last_wins"})
     b.block("done", "end")
     (b.edge("start", "prep")
      .edge("prep", "each", target_handle="fe-left-in")

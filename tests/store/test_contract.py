@@ -325,7 +325,7 @@ def test_artifacts_are_recorded_with_deterministic_ids(store_factory: StoreFacto
     record = _step(store, "a")
     art_id = str(record.artifact_id)
     assert record.artifact_operation == "function_invocation"
-    assert art_id.startswith("art_") and len(art_id) == 16
+    assert art_id.startswith("fninv_") and len(art_id) == len("fninv_") + 12
     found = ReadAPI(store).get_artifact(art_id)
     assert found["output"] == {"x": 1} and found["step_id"] == "a"
     assert store.read_artifact(art_id).record == artifact

@@ -345,7 +345,7 @@ def test_artifact_columns(file_store: SQLiteStore) -> None:
     file_store.apply("run_1", [ev("a", S.COMPLETED, artifact=artifact)], now=T0 + 1)
     art_id, operation = _raw(file_store, "SELECT artifact_id, artifact_operation FROM steps")[0]
     assert operation == "function_invocation"
-    assert str(art_id).startswith("art_") and len(str(art_id)) == 16
+    assert str(art_id).startswith("fninv_") and len(str(art_id)) == len("fninv_") + 12
     record = file_store.reader().get_artifact(str(art_id))
     assert record["output"] == {"x": 1} and record["step_id"] == "a"
     # same run, step and attempt -> same id (a resumed attempt overwrites its record)

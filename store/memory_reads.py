@@ -31,6 +31,7 @@ from engine.contracts.reads import (
     step_not_found,
 )
 from engine.contracts.records import Review
+from store.memory_outline import MemoryOutline
 from store.memory_rows import RunRow, StepRow, Tables
 
 R = TypeVar("R")
@@ -111,7 +112,7 @@ def _decision_matches(status: str, entry: ReviewEntry) -> bool:
     }[DecisionStatus(status)]
 
 
-class MemoryReads:
+class MemoryReads(MemoryOutline):
     """Read queries over :class:`~store.memory_rows.Tables`; mixed into
     :class:`store.memory.MemoryStore`."""
 

@@ -4,7 +4,8 @@
 the store's own (:class:`store.sqlite.SQLiteStore` inherits it, sharing its lock) or a
 read-only one (:class:`store.client.Client`, the HTTP server's readers). In WAL mode a
 read-only connection never waits for, and never blocks, the processes running workflows.
-The SQL lives in :mod:`store.sqlite_query`.
+The SQL lives in :mod:`store.sqlite_query`; the overview queries in
+:mod:`store.sql_outline`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from engine.contracts.reads import (
 from store.codec import inline_blobs, loads
 from store.connection import Database
 from store.files import LocalFileStore
+from store.sql_outline import SQLOutline
 from store.sqlite_query import (
     REVIEW_COLUMNS,
     REVIEWS_FROM,
@@ -52,7 +54,7 @@ from store.sqlite_query import (
 from store.step_logs import check_log_page, page_sqlite
 
 
-class SQLiteReads:
+class SQLiteReads(SQLOutline):
     """Read queries over one connection to a stepwell database.
 
     Args:

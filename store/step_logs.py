@@ -12,7 +12,7 @@ Both return :class:`~engine.contracts.logs.LogRecord` pages with the same semant
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from engine.contracts.errors import NotFoundError, UsageError
@@ -133,6 +133,18 @@ class MemoryLogs:
         with self._lock:
             for key in [k for k in self._entries if k[0] == run_id]:
                 del self._entries[key]
+
+    def by_logger(self, run_ids: Collection[str], logger: str) -> list[LogRecord]:
+        """The entries of ``logger`` among the steps of ``run_ids``, each step's in order."""
+        with self._lock:
+            return [r for (run_id, _), records in self._entries.items() if run_id in run_ids
+                    for r in records if r.logger == logger]
+
+    @property
+    def size(self) -> int:
+        """How many entries are kept."""
+        with self._lock:
+            return sum(len(records) for records in self._entries.values())
 
     def page(self, run_id: str, step_id: str, *, attempt: int | None, after: int | None,
              limit: int) -> RecordPage[LogRecord]:

@@ -11,7 +11,8 @@ who needs what:
 - :class:`~engine.contracts.versions.VersionStore`: their drafts and published versions;
 - :class:`~engine.contracts.evals.EvalStore`: block evals and block executions;
 - :class:`~engine.contracts.catalog.FileCatalog`: which organization owns which file;
-- :class:`ReadStore`: typed queries for the read API (:mod:`engine.contracts.reads`);
+- :class:`ReadStore`: typed queries for the read API (:mod:`engine.contracts.reads`) and
+  overviews of runs (:mod:`engine.contracts.outline`);
 - :class:`Store`: all of them, what ``Engine(store=...)`` takes.
 
 Rules every implementation keeps (``tests/store/test_contract.py`` checks them):
@@ -37,6 +38,7 @@ from engine.contracts.catalog import FileCatalog
 from engine.contracts.evals import EvalStore
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
+from engine.contracts.outline import OutlineStore
 from engine.contracts.values import Payload, RunStatus, StepStatus
 from engine.contracts.versions import VersionStore
 
@@ -320,8 +322,9 @@ class WorkflowStore(Protocol):
 
 
 @runtime_checkable
-class ReadStore(Protocol):
-    """Queries the read API needs. Reads see every committed write, and only those.
+class ReadStore(OutlineStore, Protocol):
+    """Queries the read API needs (and the overviews of :class:`OutlineStore`). Reads see
+    every committed write, and only those.
 
     Every method raises ``StorageError`` when the backing storage fails, and
     ``UsageError`` for paging arguments :func:`~engine.contracts.reads.check_page` refuses.

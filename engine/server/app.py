@@ -11,6 +11,7 @@ import anyio
 from fastapi import FastAPI
 
 from engine.contracts.policy import SECURITY_SERVICE
+from engine.contracts.store import Store
 from engine.server.config import DEFAULT_MAX_BODY_BYTES, ServerConfig
 from engine.server.errors import BodyLimitMiddleware, install_error_handlers
 from engine.server.security import install_log_redaction, run_environment
@@ -26,7 +27,7 @@ API_DESCRIPTION = (
 
 
 def create_app(
-    db: str | os.PathLike[str],
+    db: str | os.PathLike[str] | Store,
     *,
     api_keys: Mapping[str, str] | None = None,
     config: ServerConfig | None = None,
@@ -39,7 +40,8 @@ def create_app(
 
     Args:
         db: the database: a SQLite file (created when missing) or a ``postgresql://``
-            URL (several servers may share one: they hold no state of their own).
+            URL (several servers may share one: they hold no state of their own); or
+            a store object, which the server uses as it is and leaves open.
         api_keys: key -> organization id (ignored when ``config`` is given).
         config: the full server configuration.
         engine_options: keyword arguments for :class:`engine.core.Engine` (``services``,
@@ -66,8 +68,8 @@ def create_app(
                                  allow_file_paths=allow_file_paths)
     if not cfg.api_keys:
         raise UsageError("The HTTP API needs at least one API key (api_keys={key: org_id}).")
-    state = open_state(os.fspath(db), cfg, _engine_options(cfg, engine_options or {}),
-                       queue=queue)
+    source = os.fspath(db) if isinstance(db, str | os.PathLike) else db
+    state = open_state(source, cfg, _engine_options(cfg, engine_options or {}), queue=queue)
     install_log_redaction()
 
     @asynccontextmanager
@@ -75,7 +77,6 @@ def create_app(
         install_log_redaction()  # after uvicorn configured its loggers
         await anyio.to_thread.run_sync(state.recover)
         yield
-        app.state.stepwell_ui.feed.close()
         state.close()
 
     app = FastAPI(title=API_TITLE, description=API_DESCRIPTION, version=_version(),

@@ -1,7 +1,7 @@
 """Human reviews over HTTP, in the shapes of the Retab review API.
 
-A review has versions (:mod:`store.review_versions`): the block's proposal, and any
-corrections a reviewer adds (``POST /v1/workflows/reviews/versions``). Approving a
+A review has versions (:mod:`engine.server.review_versions`): the block's proposal, and
+any corrections a reviewer adds (``POST /v1/workflows/reviews/versions``). Approving a
 version records the decision (corrected data for a correction) and resumes the run in
 the background; rejecting skips what depends on the step. Deciding the same way twice is
 ``already_applied``; deciding differently is a 409.
@@ -12,12 +12,10 @@ stepwell ``hil`` review shows as ``extract`` with ``stepwell_block_type: hil``.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from engine.contracts.bounded import check_json
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -25,11 +23,18 @@ from engine.contracts.errors import (
     StepwellError,
     UsageError,
 )
-from engine.contracts.records import ReviewVersion, proposal
+from engine.contracts.records import ReviewVersion
 from engine.definition import Workflow
 from engine.server.auth import Org
 from engine.server.errors import ApiError
 from engine.server.params import reject_unknown_query, with_cursor
+from engine.server.review_versions import (
+    add_correction,
+    decided_version,
+    decision_data,
+    proposed_json,
+    versions_of,
+)
 from engine.server.schemas import (
     ERRORS,
     ApproveBody,
@@ -60,47 +65,8 @@ def _state(request: Request) -> Any:
 # --------------------------------------------------------------------------- versions
 
 
-def _proposed_json(row: dict[str, Any]) -> tuple[bool, Any]:
-    """``(True, data)`` when the review proposes one JSON payload, else ``(False, None)``."""
-    outputs = ((row["data"] or {}).get("outputs") or {})
-    json_outputs = [p.get("data") for p in outputs.values()
-                    if isinstance(p, dict) and p.get("type") == "json"]
-    return (True, json_outputs[0]) if len(json_outputs) == 1 else (False, None)
-
-
-def _snapshot(row: dict[str, Any]) -> dict[str, Any]:
-    is_json, data = _proposed_json(row)
-    if is_json:
-        return data if isinstance(data, dict) else {"value": data}
-    outputs = ((row["data"] or {}).get("outputs") or {})
-    files = {h: p.get("document") for h, p in outputs.items() if isinstance(p, dict)}
-    if row["block_type"] == "classifier" and len(files) == 1:
-        return {"category": next(iter(files)).removeprefix("output-file-")}
-    return {"documents": files}
-
-
 def _versions(request: Request, row: dict[str, Any]) -> list[ReviewVersion]:
-    first = proposal(row["id"], _snapshot(row), row["created_at"], row["block_id"])
-    return [first, *_state(request).store.review_versions(row["id"])]
-
-
-def _decided_version(row: dict[str, Any], versions: list[ReviewVersion]) -> str:
-    data = row["decision_data"]
-    if data is None:
-        return versions[0].id
-    wanted = data.get("data")
-    for version in reversed(versions[1:]):
-        if _decision_data(row, version) == wanted:
-            return version.id
-    return versions[0].id
-
-
-def _decision_data(row: dict[str, Any], version: ReviewVersion) -> Any:
-    """What a correction means as the step's corrected output."""
-    _, proposed = _proposed_json(row)
-    if not isinstance(proposed, dict) and set(version.snapshot) == {"value"}:
-        return version.snapshot["value"]
-    return version.snapshot
+    return versions_of(_state(request).store, row)
 
 
 # --------------------------------------------------------------------------- shapes
@@ -129,7 +95,7 @@ def review_json(request: Request, row: dict[str, Any]) -> dict[str, Any]:
     sdk_type = "for_each" if true_type == "split_by_key" else true_type
     decision = None
     if row["decision"] is not None:
-        decision = {"verdict": row["decision"], "version_id": _decided_version(row, versions),
+        decision = {"verdict": row["decision"], "version_id": decided_version(row, versions),
                     "author": actor("human", row["organization_id"]),
                     "created_at": iso(row["decided_at"]), "reason": row["note"]}
     cancelled = row["decision"] is None and row["run_status"] in ("cancelled", "completed",
@@ -212,14 +178,12 @@ def create_version(request: Request, body: CreateVersionBody, org: Org) -> Any:
         raise ApiError(422, "UNKNOWN_PARENT_VERSION",
                        f"parent_id {body.parent_id!r} is not a version of review {row['id']}. "
                        f"Use one of: {', '.join(v.id for v in versions)}.")
-    if not _proposed_json(row)[0]:
+    if not proposed_json(row)[0]:
         raise ApiError(422, "NOT_CORRECTABLE",
                        f"Review {row['id']} proposes files, not JSON; corrected data applies "
                        "to JSON outputs only. Approve or reject it as it is.")
-    check_json(body.snapshot, what="snapshot")
-    version = state.store.add_review_version(
-        review_id=row["id"], parent_id=body.parent_id, snapshot=body.snapshot, note=body.note,
-        author_id=org, now=time.time())
+    version = add_correction(state.store, row, parent_id=body.parent_id,
+                             snapshot=body.snapshot, note=body.note, author_id=org)
     return version_json(version)
 
 
@@ -274,7 +238,7 @@ def _decide(request: Request, org: str, review_id: str, version_id: str, *, appr
                        "acknowledged_superseded_version_ids to confirm.",
                        {"discarded_version_ids": discarded})
     has_data = approved and chosen.parent_id is not None
-    data = _decision_data(row, chosen) if has_data else None
+    data = decision_data(row, chosen) if has_data else None
     try:
         _, changed = state.engine.record_decision(review_id, approved=approved, data=data,
                                                   has_data=has_data, reason=reason)

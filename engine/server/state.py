@@ -25,7 +25,7 @@ from typing import Any
 import anyio
 
 from engine.contracts.errors import StepwellError, UsageError
-from engine.contracts.store import Store
+from engine.contracts.store import ReadStore, Store
 from engine.core import Engine
 from engine.launch import PreparedRun
 from engine.orphans import Recovery, recover_orphans
@@ -159,12 +159,40 @@ class Readers:
             self._all.append(conn)
         return conn
 
+    def open_reads(self) -> ReadStore:
+        """A read store of its own, never shared with the worker threads (for a caller
+        that compares :meth:`~engine.contracts.outline.OutlineStore.data_version`
+        values, which are per connection)."""
+        return self._reads()  # type: ignore[no-any-return]
+
     def close(self) -> None:
         """Close every connection opened so far."""
         with self._lock:
             for conn in self._all:
                 conn.close()
             self._all.clear()
+
+
+class StoreReaders:
+    """Read APIs straight over a store given to the server (one object, any thread).
+
+    Args:
+        store: the store; the caller keeps it (and closes it).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def api(self, organization_id: str | None) -> ReadAPI:
+        """A read API scoped to ``organization_id`` (None: every organization)."""
+        return ReadAPI(self.store, organization_id=organization_id)
+
+    def open_reads(self) -> ReadStore:
+        """The store itself (its counters are one object's)."""
+        return self.store
+
+    def close(self) -> None:
+        """Nothing to close: the store is the caller's."""
 
 
 @dataclass(kw_only=True)
@@ -174,7 +202,7 @@ class ServerState:
     config: ServerConfig
     engine: Engine
     supervisor: RunSupervisor | QueueDispatch
-    readers: Readers
+    readers: Readers | StoreReaders
     #: Eval runs executing after their request was answered.
     background: Background = field(default_factory=Background)
 
@@ -222,10 +250,21 @@ class ServerState:
             self.engine.close()
 
 
-def open_state(db: str, config: ServerConfig, engine_options: dict[str, Any] | None = None,
-               *, queue: bool = False) -> ServerState:
+def open_state(db: str | Store, config: ServerConfig,
+               engine_options: dict[str, Any] | None = None, *, queue: bool = False
+               ) -> ServerState:
     """Open the engine (creating the database when missing) and the read connections;
-    with ``queue``, runs are left to workers (:class:`engine.queue.QueueDispatch`)."""
+    with ``queue``, runs are left to workers (:class:`engine.queue.QueueDispatch`).
+
+    ``db`` may also be a store object (a :class:`~store.memory.MemoryStore` in tests):
+    the engine and every reader then use it, and it stays the caller's to close.
+    """
+    if not isinstance(db, str):
+        engine = Engine(store=db, **(engine_options or {}))
+        supervisor: RunSupervisor | QueueDispatch = (
+            QueueDispatch(db) if queue else RunSupervisor(engine))
+        return ServerState(config=config, engine=engine, supervisor=supervisor,
+                           readers=StoreReaders(db))
     engine = Engine(db, **(engine_options or {}))
     if engine.store.in_memory:
         engine.close()

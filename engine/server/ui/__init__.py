@@ -3,7 +3,8 @@
 Pages (their paths are part of the contract): ``/`` runs list, ``/runs/{run_id}`` run
 page, ``/runs/{run_id}/steps/{step_id}`` step page, ``/reviews`` review queue and
 ``/reviews/{review_id}`` one review. They are rendered on the server (Jinja2,
-:mod:`.render`) from the read API and :mod:`store.outline`; a little plain JavaScript
+:mod:`.render`) from the read API and the overview queries of the read store
+(:mod:`engine.contracts.outline`), so they work over any store; a little plain JavaScript
 (``static/app.js``) adds live updates over Server-Sent Events (:mod:`.feed`) and lazy
 loading; ``static/graph.js`` lays the workflow graph out with the vendored dagre
 (``static/vendor/``). Nothing is fetched from the network.

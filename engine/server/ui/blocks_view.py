@@ -1,10 +1,14 @@
 """Per-block state of a run, and the workflow graph the run page draws.
 
 Each block of the workflow gets a :class:`BlockSummary` folded from the run's step
-counts (:func:`store.outline.block_tallies`): how many of its steps are in each status, the
-status that stands for them all (:data:`STATUS_RANK`: an error outranks a run in
-progress, which outranks waiting...), the first skip or error message, and for loop
-containers their item progress (:class:`ItemProgress`).
+counts (:meth:`~engine.contracts.outline.OutlineStore.block_tallies`): how many of its
+steps are in each status, the status that stands for them all (:data:`STATUS_RANK`: an
+error outranks a run in progress, which outranks waiting...), the first skip or error
+message, and for loop containers their item progress (:class:`ItemProgress`): items
+opened, done and failed (from the loop sentinels' counts) out of the size each loop noted
+when it opened (:meth:`~engine.contracts.outline.OutlineStore.loop_sizes`), so a running
+loop shows ``37/200 items`` whatever it iterates over; a while_loop shows its iterations
+out of its bound.
 
 :func:`graph_json` is what the browser lays out (left to right, with the vendored
 dagre) and draws: blocks, containers as boxes holding a start and an end node, edges
@@ -20,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.contracts.blocks import SentinelRole, sentinel_id
+from engine.contracts.outline import SENTINEL_END, SENTINEL_START, BlockTally, LoopSize
 from engine.definition import Workflow
-from store.outline import SENTINEL_END, SENTINEL_START, BlockTally
 
 #: Which status a block shows when its steps differ: the first one present wins.
 STATUS_RANK = ("error", "running", "awaiting_review", "queued", "pending", "cancelled",
@@ -35,12 +39,20 @@ class ItemProgress:
     """Items of one loop container block, over every step of it (nested loops included).
 
     Attributes:
-        total: how many items there are, when known (None while a loop still runs and
-            its size is not known from its input).
+        total: how many items there are, when known: the sizes its loops noted when
+            they opened (a while_loop's bound when ``bound``), else, once it ended, the
+            items it opened.
+        bound: ``total`` is the most iterations of a while_loop, not a count.
+        unit: ``items`` (for_each) or ``iterations`` (while_loop).
+        unopened: container steps of the block whose loop has not opened yet (a nested
+            loop in outer items still to come): ``total`` will grow.
         started / done / failed: iterations opened, completed, ended by an error.
     """
 
     total: int | None = None
+    bound: bool = False
+    unit: str = "items"
+    unopened: int = 0
     started: int = 0
     done: int = 0
     failed: int = 0
@@ -51,12 +63,14 @@ class ItemProgress:
         return max(0, self.started - self.done - self.failed)
 
     def text(self) -> str:
-        """``37/200 items, 2 failed``."""
-        of = f"/{self.total}" if self.total is not None else f" of {self.started}+"
-        if self.total is None and not self.open:
-            of = f"/{self.started}"
+        """``37/200 items, 2 failed`` (``3 of at most 10 iterations`` for a while_loop)."""
         failed = f", {self.failed} failed" if self.failed else ""
-        return f"{self.done}{of} items{failed}"
+        if self.bound and self.total is not None:
+            return f"{self.done} of at most {self.total} {self.unit}{failed}"
+        if self.total is None:
+            return f"{self.done}/{self.started}{'+' if self.open else ''} {self.unit}{failed}"
+        more = "+" if self.unopened else ""
+        return f"{self.done}/{self.total}{more} {self.unit}{failed}"
 
 
 @dataclass(slots=True, kw_only=True)
@@ -90,19 +104,22 @@ class BlockSummary:
         return ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in self.counts.most_common())
 
 
-def summarize(workflow: Workflow, tallies: Iterable[BlockTally]) -> dict[str, BlockSummary]:
+def summarize(workflow: Workflow, tallies: Iterable[BlockTally],
+              sizes: Iterable[LoopSize] = ()) -> dict[str, BlockSummary]:
     """Block id -> its summary, in workflow order (notes left out).
 
     Args:
         workflow: the definition the run used.
-        tallies: the run's steps per block and status (:func:`store.outline.block_tallies`).
+        tallies: the run's steps per block and status.
+        sizes: the sizes its loops noted when they opened.
     """
     blocks = {b.id: BlockSummary(block_id=b.id, label=b.display_label, type=b.type,
                                  parent=b.parent_id)
               for b in workflow.blocks if b.type not in HIDDEN_TYPES}
     for block in blocks.values():
         if block.is_container:
-            block.items = ItemProgress()
+            block.items = ItemProgress(unit="iterations" if block.type == "while_loop"
+                                       else "items")
     for tally in tallies:
         if tally.block_type.endswith((SENTINEL_START, SENTINEL_END)):
             _count_items(blocks, tally)
@@ -117,6 +134,7 @@ def summarize(workflow: Workflow, tallies: Iterable[BlockTally]) -> dict[str, Bl
             block.reason = tally.reason
         if tally.status == "error" and block.error is None:
             block.error = tally.error
+    _add_sizes(blocks, sizes)
     return blocks
 
 
@@ -133,6 +151,29 @@ def _count_items(blocks: dict[str, BlockSummary], tally: BlockTally) -> None:
         items.done += tally.count
     elif tally.status in ("skipped", "error"):
         items.failed += tally.count
+
+
+def _add_sizes(blocks: dict[str, BlockSummary], sizes: Iterable[LoopSize]) -> None:
+    """Totals of loop containers from the sizes their loops noted."""
+    noted: dict[str, list[LoopSize]] = {}
+    for size in sizes:
+        noted.setdefault(size.block_id, []).append(size)
+    for block in blocks.values():
+        items = block.items
+        if items is None:
+            continue
+        found = noted.get(block.block_id, [])
+        if found:
+            items.total = sum(s.items for s in found)
+            items.bound = all(s.bound for s in found)
+            if not items.bound:
+                items.total = max(items.total, items.started)
+            items.unopened = max(0, sum(block.counts.values()) - len(found)
+                                 - block.counts.get("skipped", 0)
+                                 - block.counts.get("cancelled", 0)
+                                 - block.counts.get("error", 0))
+        elif block.status in ("completed", "error", "cancelled", "skipped"):
+            items.total = items.started
 
 
 def graph_json(workflow: Workflow, blocks: dict[str, BlockSummary], run_id: str

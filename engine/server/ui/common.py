@@ -40,6 +40,9 @@ NOTICES = {
     "rejected": "Rejected. What depends on the step is skipped and the run continues.",
     "already_decided": "This review was already decided; decisions are final.",
     "rerun_started": "A new run was started from the chosen step.",
+    "rerun_failed_started": "A new run was started: it reuses every completed step and "
+                            "runs only the failed steps (and failed items) again.",
+    "no_failed": "The run has no failed steps; there was nothing to run again.",
     "bad_form": "The form was stale or came from another site; nothing was done. "
                 "Try again from this page.",
     "signed_out": "You are signed out.",
@@ -85,10 +88,10 @@ class UiState:
 
 
 def make_ui_state(server: Any) -> UiState:
-    """The UI state for a server state (same database, configuration and files)."""
+    """The UI state for a server state (same store, configuration and files)."""
     return UiState(sessions=Sessions(config=server.config), env=make_environment(),
-                   feed=ChangeFeed(server.readers.db_path),
-                   pages=PageRenderer(server.readers.files))
+                   feed=ChangeFeed(server.readers.open_reads),
+                   pages=PageRenderer(server.store.files))
 
 
 def ui_state(request: Request) -> UiState:

@@ -12,7 +12,10 @@ import struct
 import threading
 import zlib
 from collections import OrderedDict
-from typing import Any
+
+from engine.contracts.errors import StepwellError
+from engine.contracts.files import FileStore
+from engine.contracts.values import FileRef
 
 SCALE = 1.5
 MAX_PAGES_SHOWN = 20
@@ -33,14 +36,19 @@ def png_bytes(width: int, height: int, stride: int, rgb: bytes, channels: int = 
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
+def file_ref(file_id: str, filename: str = "", mime_type: str = "") -> FileRef:
+    """A reference to a stored file by its id (what ``FileStore.read_bytes`` takes)."""
+    return FileRef(id=file_id, filename=filename or file_id, mime_type=mime_type)
+
+
 class PageRenderer:
     """Renders and caches PDF pages.
 
     Args:
-        files: the file store holding the documents (``read_bytes(file_id)``).
+        files: the file store holding the documents (the server's store's).
     """
 
-    def __init__(self, files: Any) -> None:
+    def __init__(self, files: FileStore) -> None:
         self.files = files
         self._cache: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._counts: dict[str, int] = {}
@@ -55,10 +63,10 @@ class PageRenderer:
         import pypdfium2 as pdfium
 
         try:
-            pdf = pdfium.PdfDocument(self.files.read_bytes(file_id))
+            pdf = pdfium.PdfDocument(self.files.read_bytes(file_ref(file_id)))
             count = len(pdf)
             pdf.close()
-        except (pdfium.PdfiumError, OSError, ValueError):
+        except (pdfium.PdfiumError, OSError, ValueError, StepwellError):
             count = 0
         with self._lock:
             self._counts[file_id] = count
@@ -76,7 +84,7 @@ class PageRenderer:
             return None
         import pypdfium2 as pdfium
 
-        pdf = pdfium.PdfDocument(self.files.read_bytes(file_id))
+        pdf = pdfium.PdfDocument(self.files.read_bytes(file_ref(file_id)))
         try:
             bitmap = pdf[index].render(scale=SCALE, rev_byteorder=True)
             data = png_bytes(bitmap.width, bitmap.height, bitmap.stride, bytes(bitmap.buffer),

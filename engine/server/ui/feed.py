@@ -1,10 +1,11 @@
 """Live updates: one change feed per server, one Server-Sent Events stream per open page.
 
-Runs write to the database from this process (runs started over HTTP) and from others
-(``stepwell run``, ``runs resume``), so changes are noticed where they all meet: SQLite's
-``PRAGMA data_version``, which changes whenever another connection commits. One
-connection of the feed asks it, at most every :data:`POLL_S`, whatever the number of
-open pages; no page polls the server.
+Runs write to the store from this process (runs started over HTTP) and from others
+(``stepwell run``, ``runs resume``, workers), so changes are noticed where they all meet:
+the store's commit counter
+(:meth:`~engine.contracts.outline.OutlineStore.data_version`: SQLite's ``PRAGMA
+data_version``, PostgreSQL's WAL position). One read store of the feed asks it, at most
+every :data:`POLL_S`, whatever the number of open pages; no page polls the server.
 
 A page's stream (:func:`event_stream`) sends ``change`` at most every
 :data:`MIN_GAP_S` while the database changes, and the page fetches its live region
@@ -15,12 +16,14 @@ close after :data:`STREAM_LIFETIME_S`; the browser reconnects by itself (``retry
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 
 import anyio
+
+from engine.contracts.errors import StepwellError
+from engine.contracts.outline import OutlineStore
 
 POLL_S = 0.25
 MIN_GAP_S = 1.0
@@ -30,42 +33,34 @@ RETRY_MS = 2000
 
 
 class ChangeFeed:
-    """The database's commit counter, as seen by one read-only connection.
+    """The store's commit counter, as one read store of its own sees it.
 
     Args:
-        db_path: the database file.
+        open_reads: makes that read store, on first use
+            (:meth:`engine.server.state.Readers.open_reads`).
     """
 
-    def __init__(self, db_path: str) -> None:
-        self.db_path = db_path
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, open_reads: Callable[[], OutlineStore]) -> None:
+        self._open_reads = open_reads
+        self._reads: OutlineStore | None = None
         self._lock = threading.Lock()
         self._value = 0
         self._read_at = 0.0
 
     def version(self) -> int:
-        """A number that changes when anything is committed to the database."""
+        """A number that changes when anything is committed to the store."""
         with self._lock:
             now = time.monotonic()
-            if now - self._read_at < POLL_S and self._conn is not None:
+            if now - self._read_at < POLL_S and self._reads is not None:
                 return self._value
-            if self._conn is None:
-                self._conn = sqlite3.connect(self.db_path, check_same_thread=False,
-                                             isolation_level=None)
-                self._conn.execute("PRAGMA query_only = 1")
             try:
-                self._value = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-            except sqlite3.Error:
+                if self._reads is None:
+                    self._reads = self._open_reads()
+                self._value = self._reads.data_version()
+            except StepwellError:
                 self._value += 1  # say "changed" rather than go silent
             self._read_at = now
             return self._value
-
-    def close(self) -> None:
-        """Close the feed's connection."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
 
 
 def _event(name: str, data: object) -> bytes:

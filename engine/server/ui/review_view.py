@@ -1,10 +1,15 @@
 """Reviews in the browser: the queue, one review, and its correction form.
 
-A review proposes the step's outputs. When they are one JSON value it can be corrected:
+A review proposes the step's outputs. When they hold one JSON value it can be corrected:
 an object becomes one form field per property (typed from the block's ``json_schema``
 when it has one, else from the proposed value); anything else is one JSON text field.
-:func:`read_correction` turns the submitted form back into data, reporting every field
-it cannot read; unchanged data approves the proposal as it is.
+The form starts from the review's latest version (the proposal, or the newest
+correction, also one made over the HTTP API). :func:`read_correction` turns the
+submitted form back into data, reporting every field it cannot read. Data that differs
+from the latest version is stored as a new version first, exactly as
+``POST /v1/workflows/reviews/versions`` stores one (:mod:`engine.server.review_versions`),
+and that version is approved; unchanged data approves the latest version as it is. The
+page lists the versions as the API does, with the one a decision took.
 
 Files (a classifier's or a split's documents) are approved or rejected as proposed.
 """
@@ -15,7 +20,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.records import ReviewVersion
+from engine.contracts.store import ReviewStore
+from engine.server.review_versions import (
+    decided_version,
+    decision_data,
+    latest_version,
+    proposed_json,
+    versions_of,
+)
 from engine.server.ui.step_view import Document, documents_of
+from store.api import ReadAPI
 from store.search import ReviewFilters, review_row, search_reviews
 
 QUEUE_PAGE = 50
@@ -45,6 +60,7 @@ class ReviewModel:
 
     row: dict[str, Any]
     run: Any
+    versions: list[ReviewVersion]
     proposal: Any = None
     correctable: bool = False
     fields: list[FormField] = field(default_factory=list)
@@ -56,6 +72,24 @@ class ReviewModel:
     schema: Any = None
 
     @property
+    def latest(self) -> ReviewVersion:
+        """The version the form starts from (see the module docstring)."""
+        return latest_version(self.versions)
+
+    @property
+    def current(self) -> Any:
+        """The data of :attr:`latest` (the proposal's, or a correction's)."""
+        latest = self.latest
+        return self.proposal if latest.parent_id is None else decision_data(self.row, latest)
+
+    @property
+    def decided_version_id(self) -> str | None:
+        """The version a recorded decision took (None while undecided)."""
+        if self.row["decision"] is None:
+            return None
+        return decided_version(self.row, self.versions)
+
+    @property
     def state(self) -> str:
         """``pending``, ``approved``, ``rejected`` or ``cancelled`` (the run ended first)."""
         if self.row["decision"] is not None:
@@ -64,22 +98,13 @@ class ReviewModel:
                                                              "cancelled") else "pending"
 
 
-def queue(api: Any, show: str, after: str | None, before: str | None
+def queue(api: ReadAPI, show: str, after: str | None, before: str | None
           ) -> tuple[list[dict[str, Any]], str | None, str | None]:
     """One page of reviews (oldest first): ``(rows, cursor before, cursor after)``."""
     rows, more_before, more_after = search_reviews(
         api, ReviewFilters(decision_status=show), limit=QUEUE_PAGE, after=after, before=before)
     return (rows, rows[0]["id"] if rows and more_before else None,
             rows[-1]["id"] if rows and more_after else None)
-
-
-def _proposal(row: dict[str, Any]) -> tuple[bool, Any, dict[str, Any]]:
-    outputs = (row["data"] or {}).get("outputs") or {}
-    json_outputs = [p.get("data") for p in outputs.values()
-                    if isinstance(p, dict) and p.get("type") == "json"]
-    if len(json_outputs) == 1 and len(outputs) == 1:
-        return True, json_outputs[0], outputs
-    return False, None, outputs
 
 
 def _block_config(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
@@ -96,8 +121,13 @@ def _block_config(row: dict[str, Any]) -> tuple[dict[str, Any], str]:
     return dict(block.config or {}), block.display_label
 
 
-def build_review_model(api: Any, review_id: str) -> ReviewModel:
-    """Read one review with its run, document and form.
+def build_review_model(api: ReadAPI, store: ReviewStore, review_id: str) -> ReviewModel:
+    """Read one review with its run, versions, document and form.
+
+    Args:
+        api: a read API scoped to the viewer's organization.
+        store: where corrections are stored (the server's store).
+        review_id: the review.
 
     Raises:
         NotFoundError: no such review visible to the API's organization.
@@ -105,18 +135,20 @@ def build_review_model(api: Any, review_id: str) -> ReviewModel:
     row = review_row(api, review_id)
     run = api.get_run(row["run_id"])
     config, label = _block_config(row)
-    correctable, proposal, outputs = _proposal(row)
+    correctable, proposal = proposed_json(row)
+    outputs = (row["data"] or {}).get("outputs") or {}
     step = api.get_step(row["step_id"], run_id=row["run_id"])
     record = step.model_dump(mode="json")
     artifact = api.get_artifact(step.artifact.id) if step.artifact is not None else None
     likelihoods = ((artifact or {}).get("consensus") or {}).get("likelihoods")
-    model = ReviewModel(row=row, run=run, proposal=proposal, correctable=correctable,
+    model = ReviewModel(row=row, run=run, versions=versions_of(store, row),
+                        proposal=proposal, correctable=correctable,
                         documents=documents_of(record, artifact), outputs=outputs,
                         trigger=(row["data"] or {}).get("review") or {},
                         instructions=str(config.get("instructions") or ""),
                         block_label=label, schema=config.get("json_schema"))
     if correctable:
-        model.fields = form_fields(proposal, config.get("json_schema"),
+        model.fields = form_fields(model.current, config.get("json_schema"),
                                    likelihoods if isinstance(likelihoods, dict) else {})
     return model
 

@@ -4,9 +4,11 @@ Every form is a POST carrying the CSRF token (:mod:`.session`); a missing or wro
 changes nothing (403 for the forms of signed-in pages, the login form is shown again).
 Each action checks the run or review through the viewer's organization first, so
 another organization's run is "not found" here as on the pages, then goes through the
-engine's public calls (``cancel``, ``decide``, ``rerun``) or the server's run supervisor
-(resuming, as the HTTP API does), and answers with a redirect to the page that shows the
-outcome (Post/Redirect/Get), with a notice code.
+engine's public calls (``cancel``, ``record_decision``, ``rerun`` from a step or of the
+failed steps) or the server's run supervisor (resuming, as the HTTP API does), and
+answers with a redirect to the page that shows the outcome (Post/Redirect/Get), with a
+notice code. A corrected review is stored as a review version first, as the HTTP API
+stores one (:mod:`engine.server.review_versions`), and that version is approved.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from engine.contracts.errors import (
     UsageError,
 )
 from engine.durable import process_owns
+from engine.server.review_versions import add_correction, decision_data, snapshot_for
 from engine.server.ui.common import gate, not_found, redirect, server_state, ui_state
 from engine.server.ui.render import page
 from engine.server.ui.review_view import (
@@ -38,7 +41,6 @@ from engine.server.ui.review_view import (
 from engine.server.ui.routes_pages import review_response
 from engine.server.ui.run_view import LIVE_RUN_STATUSES
 from engine.server.ui.session import read_form, safe_next, set_session
-from store.outline import outline_reads, run_presence, steps_by_id
 from store.search import RunFilters, search_runs
 
 router = APIRouter(include_in_schema=False)
@@ -161,7 +163,8 @@ async def resume(request: Request, run_id: str) -> Response:
         run = api.get_run(run_id)
         if run.lifecycle.status not in LIVE_RUN_STATUSES:
             return "already_ended" if run.lifecycle.status != "awaiting_review" else "resumed"
-        seen = run_presence(outline_reads(api), [run_id]).get(run_id)
+        seen = api.reads.run_presence([run_id], organization_id=api.organization_id
+                                      ).get(run_id)
         if seen is not None and process_owns(seen.owner_pid, seen.heartbeat_at):
             return "owner_alive"
         return "resumed" if server.supervisor.drive(run_id) == "resumed" else "resume_pending"
@@ -173,39 +176,56 @@ async def resume(request: Request, run_id: str) -> Response:
     return redirect(f"/runs/{run_id}", notice)
 
 
-def _rerun_in_background(engine: Any, run_id: str, from_step: str) -> None:
+def _rerun_in_background(engine: Any, run_id: str, from_step: str | None) -> None:
+    what = f"from {from_step}" if from_step else "of its failed steps"
     try:
-        engine.rerun(run_id, from_step)
+        engine.rerun(run_id, from_step, failed=from_step is None)
     except StepwellError:
-        log.exception("rerun of %s from %s stopped on an error", run_id, from_step)
+        log.exception("rerun of %s %s stopped on an error", run_id, what)
     except Exception:  # a thread must never die silently
-        log.exception("rerun of %s from %s failed unexpectedly", run_id, from_step)
+        log.exception("rerun of %s %s failed unexpectedly", run_id, what)
+
+
+def _failed_steps(api: Any, run_id: str) -> int:
+    """How many steps of the run ended in error (NotFoundError: not visible)."""
+    tallies = api.reads.block_tallies(run_id, organization_id=api.organization_id)
+    return sum(t.count for t in tallies if t.status == "error")
 
 
 @router.post("/runs/{run_id}/rerun")
 async def rerun(request: Request, run_id: str) -> Response:
-    """Start a new run that reuses everything upstream of a top-level step."""
+    """Start a new run that reuses what the run did well: everything upstream of a
+    top-level step (``from_step``), or everything but its failed steps (``failed=1``:
+    a for_each runs only its failed items again)."""
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
     viewer, form = checked
     server = server_state(request)
-    from_step = form.get("from_step", "")
+    failed = form.get("failed") == "1"
+    from_step = None if failed else form.get("from_step", "")
 
     def act() -> str | None:
         api = server.reader(viewer.organization_id)
-        found = steps_by_id(outline_reads(api), run_id, [from_step])
-        if not found or found[0].scope:  # only top-level steps can be rerun from
-            return None
+        if failed:
+            if not _failed_steps(api, run_id):
+                return "no_failed"
+        else:
+            found = api.reads.outline_steps(run_id, [str(from_step)],
+                                            organization_id=api.organization_id)
+            if not found or found[0].scope:  # only top-level steps can be rerun from
+                return None
         started = time.time() - 1
         threading.Thread(target=_rerun_in_background, args=(server.engine, run_id, from_step),
                          daemon=True, name=f"stepwell-rerun-{run_id}").start()
-        filters = RunFilters(metadata={"rerun_of": run_id}, created_from=started)
+        filters = RunFilters(metadata={"rerun_of": run_id,
+                                       "rerun_from": "failed" if failed else str(from_step)},
+                             created_from=started)
         deadline = time.monotonic() + RERUN_WAIT_S
         while time.monotonic() < deadline:
-            found = search_runs(api, filters, limit=1).data
-            if found:
-                return found[0].id
+            new_runs = search_runs(api, filters, limit=1).data
+            if new_runs:
+                return new_runs[0].id
             time.sleep(0.05)
         return ""
 
@@ -215,10 +235,32 @@ async def rerun(request: Request, run_id: str) -> Response:
         return not_found(request, viewer, f"run {run_id}")
     if new_id is None:
         return not_found(request, viewer, f"top-level step {from_step!r} of run {run_id}")
-    return redirect(f"/runs/{new_id}" if new_id else f"/runs/{run_id}", "rerun_started")
+    if new_id == "no_failed":
+        return redirect(f"/runs/{run_id}", "no_failed")
+    return redirect(f"/runs/{new_id}" if new_id else f"/runs/{run_id}",
+                    "rerun_failed_started" if failed else "rerun_started")
 
 
 # --------------------------------------------------------------------------- reviews
+
+
+def corrected_data(store: Any, model: Any, corrected: Any, form: dict[str, str],
+                   author_id: str) -> tuple[Any, bool]:
+    """``(data, has_data)`` of an approval: data that differs from the review's latest
+    version is stored as a correction of it first (as the HTTP API stores one); a
+    correction's data is approved as corrected data, the proposal's as it is.
+
+    Raises:
+        InputError: the corrected data is not bounded JSON.
+    """
+    chosen = model.latest
+    if corrected != model.current:
+        chosen = add_correction(store, model.row, parent_id=chosen.id,
+                                snapshot=snapshot_for(corrected),
+                                note=form.get("note", "")[:2000] or None, author_id=author_id)
+    if chosen.parent_id is None:
+        return None, False
+    return decision_data(model.row, chosen), True
 
 
 @router.post("/reviews/{review_id}/decide")
@@ -233,27 +275,29 @@ async def decide(request: Request, review_id: str) -> Response:
 
     def act() -> tuple[str, Any, list[str]]:
         api = server.reader(viewer.organization_id)
-        model = build_review_model(api, review_id)
+        model = build_review_model(api, server.store, review_id)
         if model.state != "pending":
             return "already_decided", model, []
-        data, has_data = None, False
+        data, has_data, corrected = None, False, None
         if approved and model.correctable:
-            data, problems = read_correction(model.fields, form, model.proposal)
-            problems = problems or schema_problems(model.schema, data)
+            corrected, problems = read_correction(model.fields, form, model.current)
+            problems = problems or schema_problems(model.schema, corrected)
             if problems:
                 return "invalid", model, problems
-            has_data = data != model.proposal
         try:
-            server.engine.decide(review_id, approved=approved, data=data, has_data=has_data,
-                                 reason=form.get("reason", "")[:2000], resume=False)
+            if approved and model.correctable:
+                data, has_data = corrected_data(server.store, model, corrected, form,
+                                                viewer.organization_id)
+            _, changed = server.engine.record_decision(
+                review_id, approved=approved, data=data, has_data=has_data,
+                reason=form.get("reason", "")[:2000])
         except ConflictError:
             return "already_decided", model, []
         except InputError as exc:
             return "invalid", model, [str(exc)]
         except UsageError:
             return "already_ended", model, []
-        if api.get_run(model.row["run_id"]).lifecycle.status not in (
-                "completed", "error", "cancelled"):
+        if changed and not server.store.load_run(model.row["run_id"]).status.terminal:
             server.supervisor.drive(model.row["run_id"])
         return ("approved" if approved else "rejected"), model, []
 

@@ -7,7 +7,7 @@ can see: ``/runs/{run}/steps/{step}/files/{file_id}`` (the file) and ``.../pages
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Path, Request
@@ -15,10 +15,11 @@ from fastapi.responses import Response, StreamingResponse
 
 from engine.contracts.errors import NotFoundError
 from engine.server.ui.common import gate, not_found, server_state, ui_state
+from engine.server.ui.documents import file_ref
 from engine.server.ui.feed import event_stream
 from engine.server.ui.render import secure_headers
 from engine.server.ui.run_view import TERMINAL
-from engine.server.ui.step_view import file_ids_of
+from engine.server.ui.step_view import Document, documents_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -49,14 +50,14 @@ async def events(request: Request, run: str | None = None) -> Response:
 
 
 def _file_of_step(request: Request, org: str, run_id: str, step_id: str, file_id: str
-                  ) -> Any:
-    """The file's ref when the step (visible to ``org``) references it, else None."""
+                  ) -> Document | None:
+    """The file when the step (visible to ``org``) references it, else None."""
     api = server_state(request).reader(org)
     step = api.get_step(step_id, run_id=run_id)
     artifact = api.get_artifact(step.artifact.id) if step.artifact is not None else None
-    if file_id not in file_ids_of(step.model_dump(mode="json"), artifact):
-        return None
-    return server_state(request).readers.files.get_ref(file_id)
+    found = [d for d in documents_of(step.model_dump(mode="json"), artifact)
+             if d.file_id == file_id]
+    return found[0] if found else None
 
 
 @router.get("/runs/{run_id}/steps/{step_id}/files/{file_id}")
@@ -66,16 +67,17 @@ async def step_file(request: Request, run_id: str, step_id: str, file_id: str) -
     if isinstance(viewer, Response):
         return viewer
     try:
-        ref = await anyio.to_thread.run_sync(
+        doc = await anyio.to_thread.run_sync(
             _file_of_step, request, viewer.organization_id, run_id, step_id, file_id)
-        if ref is None:
+        if doc is None:
             raise NotFoundError("file", file_id)
         data = await anyio.to_thread.run_sync(
-            server_state(request).readers.files.read_bytes, file_id)
+            server_state(request).store.files.read_bytes,
+            file_ref(file_id, doc.filename, doc.mime_type))
     except NotFoundError:
         return not_found(request, viewer, f"file {file_id} of step {step_id}")
-    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in ref.filename)
-    response = Response(data, media_type=ref.mime_type or "application/octet-stream",
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in doc.filename)
+    response = Response(data, media_type=doc.mime_type or "application/octet-stream",
                         headers={"Content-Disposition": f'inline; filename="{safe_name}"'})
     secure_headers(response)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"

@@ -1,5 +1,6 @@
 """The pages: ``/``, ``/runs/{run_id}``, ``/runs/{run_id}/steps/{step_id}``, ``/reviews``,
-``/reviews/{review_id}``, and a container's iterations (``/runs/{run_id}/iterations``).
+``/reviews/{review_id}``, a container's iterations (``/runs/{run_id}/iterations``) and a
+step's log past its first page (``/runs/{run_id}/steps/{step_id}/logs?after=SEQ``).
 
 Every page is a stable URL (filters, cursors and the selected block are in the query
 string) and is rendered on the server. Route functions are plain ``def``: FastAPI runs
@@ -30,8 +31,8 @@ from engine.server.ui.step_view import (
     build_step_model,
     classifier_scores,
     extraction_fields,
+    read_logs,
 )
-from store.outline import outline_reads, run_presence, run_status
 
 router = APIRouter(include_in_schema=False)
 BLOCK_STEPS_PAGE = 50
@@ -69,7 +70,8 @@ def run_page(request: Request, run_id: str, block: str | None = None,
         return not_found(request, viewer, f"run {run_id}")
     workflow = ui_state(request).workflow(server, run.workflow_version_id, run_id)
     model = build_run_model(api, run, workflow)
-    presence = run_presence(outline_reads(api), [run_id]).get(run_id)
+    presence = api.reads.run_presence([run_id], organization_id=api.organization_id
+                                      ).get(run_id)
     duration, lost = run_clock(run, presence)
     status = run.lifecycle.status
     context: dict[str, Any] = {
@@ -78,6 +80,8 @@ def run_page(request: Request, run_id: str, block: str | None = None,
         "can_cancel": status not in TERMINAL, "can_resume": lost and status in
         LIVE_RUN_STATUSES, "live": status not in TERMINAL,
         "rerun_choices": [(s.step_id, s.label or s.step_id) for s in model.top],
+        "failed_steps": sum(b.counts.get("error", 0) for b in model.blocks.values()),
+        "failed_items": sum(b.items.failed for b in model.blocks.values() if b.items),
         "block": model.blocks.get(block) if block else None, "block_steps": None,
     }
     if context["block"] is not None:
@@ -100,7 +104,10 @@ def iterations(request: Request, run_id: str, step: str,
         return viewer
     api = server_state(request).reader(viewer.organization_id)
     try:
-        status = run_status(outline_reads(api), run_id)
+        presence = api.reads.run_presence([run_id], organization_id=api.organization_id)
+        if run_id not in presence:
+            raise NotFoundError("run", run_id)
+        status = presence[run_id].status
         model = iterations_page(api, run_id, step, page=page_no,
                                 show=show if show in ("all", "failed", "open") else "all")
     except NotFoundError:
@@ -138,6 +145,24 @@ def step_page(request: Request, run_id: str, step_id: str) -> Response:
         "reviews": reviews, "live": run.lifecycle.status not in TERMINAL})
 
 
+@router.get("/runs/{run_id}/steps/{step_id}/logs")
+def step_logs(request: Request, run_id: str, step_id: str,
+              after: Annotated[int, Query(ge=0, le=2**62)] = 0) -> Response:
+    """A step's log entries after ``seq`` ``after``, by attempt; live while the run goes."""
+    viewer = gate(request)
+    if isinstance(viewer, Response):
+        return viewer
+    api = server_state(request).reader(viewer.organization_id)
+    try:
+        run = api.get_run(run_id)
+        logs = read_logs(api, run_id, step_id, after)
+    except NotFoundError:
+        return not_found(request, viewer, f"step {step_id} of run {run_id}")
+    return page(ui_state(request).env, request, viewer, "logs.html", {
+        "run": run, "run_id": run_id, "step_id": step_id, "logs": logs,
+        "live": run.lifecycle.status not in TERMINAL})
+
+
 def queue_for_step(api: Any, run_id: str, step_id: str) -> tuple[list[dict[str, Any]],
                                                                   bool, bool]:
     """Reviews opened for one step (any decision)."""
@@ -171,9 +196,10 @@ def review_page(request: Request, review_id: str) -> Response:
     viewer = gate(request)
     if isinstance(viewer, Response):
         return viewer
-    api = server_state(request).reader(viewer.organization_id)
+    server = server_state(request)
+    api = server.reader(viewer.organization_id)
     try:
-        model = build_review_model(api, review_id)
+        model = build_review_model(api, server.store, review_id)
     except NotFoundError:
         return not_found(request, viewer, f"review {review_id}")
     return review_response(request, viewer, model)

@@ -1,9 +1,8 @@
 """The run page's model: status, actions, block summaries, graph, timeline, iterations.
 
-Everything is folded from grouped counts (:func:`store.outline.block_tallies`) and the
-top-level steps, so a run with 10,000 loop items costs a few queries, not 10,000 step
-models. The
-timeline shows the top-level steps as bars; a loop container's iterations are a
+Everything is folded from grouped counts and the top-level steps (the overview queries
+of the read store, :mod:`engine.contracts.outline`), so a run with 10,000 loop items costs
+a few queries, not 10,000 step models. The timeline shows the top-level steps as bars; a loop container's iterations are a
 separate, paged view (:func:`iterations_page`) that the page loads when it is opened.
 
 Timeline geometry is in thousandths of the run's span (``x``/``w`` in 0..1000), drawn as
@@ -16,8 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from blocks.conditions import lookup
-from engine.contracts.errors import StepwellError
+from engine.contracts.outline import OutlineStep, RunPresence, StepMove
 from engine.durable import process_owns
 from engine.server.ui.blocks_view import (
     BlockSummary,
@@ -25,17 +23,7 @@ from engine.server.ui.blocks_view import (
     graph_json,
     summarize,
 )
-from store.api import WorkflowRun
-from store.outline import (
-    OutlineStep,
-    RunPresence,
-    block_tallies,
-    iteration_steps,
-    iteration_tallies,
-    outline_reads,
-    step_transitions,
-    steps_by_id,
-)
+from store.api import ReadAPI, WorkflowRun
 
 ITERATIONS_PER_PAGE = 50
 LIVE_RUN_STATUSES = frozenset({"pending", "queued", "running"})
@@ -102,7 +90,7 @@ def run_clock(run: WorkflowRun, presence: RunPresence | None, now: float | None 
     return max(0.0, (end - timing.started_at.timestamp()) * 1000), lost
 
 
-def _step_bar(step: OutlineStep, span: Span, trail: list[dict[str, Any]], now: float
+def _step_bar(step: OutlineStep, span: Span, trail: list[StepMove], now: float
               ) -> tuple[list[Segment], list[float]]:
     """Queued, running and review segments of one step, and its retry marks."""
     segments: list[Segment] = []
@@ -117,13 +105,13 @@ def _step_bar(step: OutlineStep, span: Span, trail: list[dict[str, Any]], now: f
                                 w=max(span.x(end) - span.x(step.started_at), 0.6),
                                 kind=step.status, title=step.status))
     for i, move in enumerate(trail):
-        if move["status"] == "awaiting_review":
-            until = trail[i + 1]["at"] if i + 1 < len(trail) else now
-            segments.append(Segment(x=span.x(move["at"]),
-                                    w=max(span.x(until) - span.x(move["at"]), 0.6),
+        if move.status == "awaiting_review":
+            until = trail[i + 1].at if i + 1 < len(trail) else now
+            segments.append(Segment(x=span.x(move.at),
+                                    w=max(span.x(until) - span.x(move.at), 0.6),
                                     kind="review", title="waiting for a review"))
-        if move["status"] == "queued" and move.get("retry_count"):
-            retries.append(span.x(move["at"]))
+        if move.status == "queued" and move.retry_count:
+            retries.append(span.x(move.at))
     return segments, retries
 
 
@@ -148,28 +136,13 @@ class RunModel:
     span: Span
 
 
-def _item_total(api: Any, run_id: str, block: BlockSummary, workflow: Any) -> int | None:
-    """The item count of a running top-level for_each over an array, from its input."""
-    definition = workflow.block(block.block_id)
-    config = definition.config if definition is not None else {}
-    if block.type != "for_each" or block.parent is not None or \
-            config.get("map_method", "iterate_array") != "iterate_array":
-        return None
-    try:
-        step = api.get_step(block.block_id, run_id=run_id)
-        payload = step.handle_inputs.get("fe-left-in")
-        found = lookup(getattr(payload, "data", None), config.get("map_source_path") or "")
-    except (StepwellError, ValueError):  # ValueError: a path the loop itself refuses
-        return None
-    return len(found) if isinstance(found, list) else None
-
-
-def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None = None
-                    ) -> RunModel:
+def build_run_model(api: ReadAPI, run: WorkflowRun, workflow: Any,
+                    now: float | None = None) -> RunModel:
     """Fold the run's step counts and top-level steps into its page model.
 
-    Reads one grouped count of every step, the top-level steps (their ids are their
-    block ids) and their transitions; never every step of a big loop.
+    Reads one grouped count of every step, the sizes its loops noted, the top-level
+    steps (their ids are their block ids) and their transitions; never every step of a
+    big loop.
 
     Args:
         api: a read API scoped to the viewer's organization.
@@ -178,18 +151,13 @@ def build_run_model(api: Any, run: WorkflowRun, workflow: Any, now: float | None
         now: the clock (for live bars).
     """
     now = now or time.time()
-    blocks = summarize(workflow, block_tallies(outline_reads(api), run.id))
-    for block in blocks.values():
-        if block.items is None:
-            continue
-        if block.items.open or block.status in LIVE_RUN_STATUSES:
-            block.items.total = _item_total(api, run.id, block, workflow)
-        elif block.status in TERMINAL | {"skipped"}:
-            block.items.total = block.items.started
+    reads, org = api.reads, api.organization_id
+    blocks = summarize(workflow, reads.block_tallies(run.id, organization_id=org),
+                       reads.loop_sizes([run.id], organization_id=org))
     top_ids = [b.block_id for b in blocks.values() if b.parent is None]
-    top = steps_by_id(outline_reads(api), run.id, top_ids)
+    top = reads.outline_steps(run.id, top_ids, organization_id=org)
     span = _span(run, top, now)
-    trails = step_transitions(outline_reads(api), run.id, [s.step_id for s in top])
+    trails = reads.step_moves(run.id, [s.step_id for s in top], organization_id=org)
     rows = []
     for step in top:
         segments, retries = _step_bar(step, span, trails.get(step.step_id, []), now)
@@ -236,7 +204,7 @@ def _iteration_status(statuses: dict[str, int]) -> str:
     return "completed" if statuses.get("completed") else next(iter(statuses), "pending")
 
 
-def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int = 0,
+def iterations_page(api: ReadAPI, run_id: str, container_step_id: str, *, page: int = 0,
                     show: str = "all", now: float | None = None) -> IterationsPage | None:
     """The iterations of one container step, ``ITERATIONS_PER_PAGE`` at a time.
 
@@ -257,11 +225,12 @@ def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int 
         NotFoundError: no such run visible to the API's organization.
     """
     now = now or time.time()
-    found = steps_by_id(outline_reads(api), run_id, [container_step_id])
+    reads, org = api.reads, api.organization_id
+    found = reads.outline_steps(run_id, [container_step_id], organization_id=org)
     if not found or found[0].block_type not in ("for_each", "while_loop"):
         return None
     container = found[0]
-    tallies = iteration_tallies(outline_reads(api), run_id, container_step_id)
+    tallies = reads.iteration_tallies(run_id, container_step_id, organization_id=org)
     statuses = {it: _iteration_status(counts) for it, counts in sorted(tallies.items())}
     failed = sum(1 for s in statuses.values() if s == "error")
     chosen_all = [it for it, s in statuses.items() if show == "all"
@@ -270,7 +239,7 @@ def iterations_page(api: Any, run_id: str, container_step_id: str, *, page: int 
     pages = max(1, -(-len(chosen_all) // ITERATIONS_PER_PAGE))
     page = max(0, min(page, pages - 1))
     chosen = chosen_all[page * ITERATIONS_PER_PAGE:(page + 1) * ITERATIONS_PER_PAGE]
-    members = iteration_steps(outline_reads(api), run_id, container_step_id, chosen)
+    members = reads.iteration_steps(run_id, container_step_id, chosen, organization_id=org)
     rows = [_iteration_row(it, statuses[it], members.get(it, [])) for it in chosen]
     every = [s for r in rows for s in r.steps]
     start = min((s.created_at for s in every), default=container.created_at)

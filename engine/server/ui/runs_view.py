@@ -3,7 +3,8 @@
 Filters are the HTTP API's (:class:`store.search.RunFilters`): status, workflow, a
 creation date range and a text search over run id, workflow id and name. A page is
 :data:`PAGE_SIZE` runs, newest first; ``after``/``before`` cursors make every page a
-stable URL. Counts and owners are read for the page's runs only, in two grouped queries.
+stable URL. Counts, owners and loop sizes are read for the page's runs only, in three
+grouped queries (:mod:`engine.contracts.outline`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from engine.contracts.outline import RunCounts, WorkflowChoice
 from engine.server.ui.run_view import run_clock
-from store.api import WorkflowRun
-from store.outline import (
-    RunCounts,
-    outline_reads,
-    run_counts,
-    run_presence,
-    workflow_choices,
-)
+from store.api import ReadAPI, WorkflowRun
 from store.search import RUN_STATUSES, RunFilters, search_runs
 
 PAGE_SIZE = 50
@@ -99,6 +94,7 @@ class RunRow:
     run: WorkflowRun
     status: str
     counts: RunCounts
+    items_total: int
     duration_ms: float | None
     owner_lost: bool
     waiting_since: float | None
@@ -112,10 +108,10 @@ class RunsPage:
     query: RunsQuery
     next_cursor: str | None
     prev_cursor: str | None
-    workflows: list[tuple[str, str, int]]
+    workflows: list[WorkflowChoice]
 
 
-def runs_page(api: Any, query: RunsQuery) -> RunsPage:
+def runs_page(api: ReadAPI, query: RunsQuery) -> RunsPage:
     """One page of runs matching ``query``, with counts and owners.
 
     Raises:
@@ -124,8 +120,13 @@ def runs_page(api: Any, query: RunsQuery) -> RunsPage:
     page = search_runs(api, query.filters(), limit=PAGE_SIZE, after=query.after,
                        before=query.before)
     ids = [r.id for r in page.data]
-    counts = run_counts(outline_reads(api), ids)
-    presence = run_presence(outline_reads(api), ids)
+    reads, org = api.reads, api.organization_id
+    counts = reads.run_counts(ids, organization_id=org)
+    presence = reads.run_presence(ids, organization_id=org)
+    noted: dict[str, int] = {}
+    for size in reads.loop_sizes(ids, organization_id=org):
+        if not size.bound:
+            noted[size.run_id] = noted.get(size.run_id, 0) + size.items
     now = time.time()
     rows = []
     for run in page.data:
@@ -133,9 +134,10 @@ def runs_page(api: Any, query: RunsQuery) -> RunsPage:
         duration, lost = run_clock(run, seen, now)
         waiting = seen.waiting_since if seen and run.lifecycle.status == "awaiting_review" \
             else None
-        rows.append(RunRow(run=run, status=run.lifecycle.status, counts=counts.get(run.id)
-                           or RunCounts(), duration_ms=duration, owner_lost=lost,
-                           waiting_since=waiting))
+        found = counts.get(run.id) or RunCounts()
+        rows.append(RunRow(run=run, status=run.lifecycle.status, counts=found,
+                           items_total=max(found.items, noted.get(run.id, 0)),
+                           duration_ms=duration, owner_lost=lost, waiting_since=waiting))
     meta = page.list_metadata
     return RunsPage(rows=rows, query=query, next_cursor=meta.after, prev_cursor=meta.before,
-                    workflows=workflow_choices(outline_reads(api)))
+                    workflows=reads.workflow_choices(organization_id=org))

@@ -1,14 +1,12 @@
-"""The step page's model: the whole record of one step, and what its artifact says.
+"""The step page's model: the whole record of one step, what its artifact says, its logs.
 
 The record is the read API's :class:`store.api.Step`, its lifecycle trail
-(:func:`store.outline.step_transitions`) and its artifact (``ReadAPI.get_artifact``).
-Artifacts are shown by what they hold, not by block type: per-field likelihoods of an
-extraction (:func:`extraction_fields`), scores of a classification
-(:func:`classifier_scores`), evaluations of conditions (``evaluations``), the review
-trigger; the rest of the record as JSON.
-
-Logs are shown when the step record carries them (a ``logs`` field); no section is drawn
-for data the store does not keep.
+(:meth:`~engine.contracts.outline.OutlineStore.step_moves`), its artifact
+(``ReadAPI.get_artifact``) and a page of its log (``ReadStore.page_logs``, grouped by
+attempt: :class:`StepLogs`). Artifacts are shown by what they hold, not by block type:
+per-field likelihoods of an extraction (:func:`extraction_fields`), scores of a
+classification (:func:`classifier_scores`), evaluations of conditions (``evaluations``),
+the review trigger; the rest of the record as JSON.
 """
 
 from __future__ import annotations
@@ -16,9 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.logs import LogRecord
+from engine.contracts.outline import StepMove
 from engine.contracts.values import LoopFrame, step_id_for
-from store.outline import outline_reads, step_transitions
+from store.api import ReadAPI
 
+#: Log entries per page (the step page shows the first page).
+LOG_PAGE = 500
 DOCUMENT_MIME_PREFIXES = ("application/pdf", "image/")
 
 
@@ -51,25 +53,76 @@ class Crumb:
     iteration: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptEntries:
+    """The log entries of one attempt on a page (``attempt`` 0 is the first)."""
+
+    attempt: int
+    entries: list[LogRecord]
+
+    @property
+    def cut(self) -> int:
+        """How many of its entries were cut (a long message, or the note of dropped
+        entries)."""
+        return sum(1 for e in self.entries if e.truncated)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepLogs:
+    """One page of a step's log, grouped by attempt.
+
+    Attributes:
+        after: the ``seq`` the page starts after (0: the beginning).
+        next_after: the cursor of the next page, when there are more entries.
+    """
+
+    attempts: list[AttemptEntries]
+    after: int
+    next_after: int | None
+
+    @property
+    def empty(self) -> bool:
+        """True when the page has no entries."""
+        return not self.attempts
+
+
+def read_logs(api: ReadAPI, run_id: str, step_id: str, after: int = 0) -> StepLogs:
+    """A page of :data:`LOG_PAGE` entries of the step's log after ``seq`` ``after``.
+
+    Raises:
+        NotFoundError: no such run (visible to the API's organization) or step.
+    """
+    page = api.reads.page_logs(run_id, step_id, organization_id=api.organization_id,
+                               after=after or None, limit=LOG_PAGE)
+    groups: list[AttemptEntries] = []
+    for entry in page.items:
+        if not groups or groups[-1].attempt != entry.attempt:
+            groups.append(AttemptEntries(attempt=entry.attempt, entries=[]))
+        groups[-1].entries.append(entry)
+    last = page.items[-1].seq if page.items else after
+    return StepLogs(attempts=groups, after=after,
+                    next_after=last if page.more_after else None)
+
+
 @dataclass(slots=True, kw_only=True)
 class StepModel:
     """What the step page shows."""
 
     step: Any
     record: dict[str, Any]
-    transitions: list[dict[str, Any]]
+    transitions: list[StepMove]
     artifact: dict[str, Any] | None
+    logs: StepLogs
     documents: list[Document] = field(default_factory=list)
     crumbs: list[Crumb] = field(default_factory=list)
-    logs: Any = None
 
     @property
     def attempts(self) -> int:
         """How many times the step started."""
-        return sum(1 for t in self.transitions if t["status"] == "running")
+        return sum(1 for t in self.transitions if t.status == "running")
 
 
-def build_step_model(api: Any, run_id: str, step_id: str) -> StepModel:
+def build_step_model(api: ReadAPI, run_id: str, step_id: str) -> StepModel:
     """Read one step with everything the page shows.
 
     Raises:
@@ -77,7 +130,8 @@ def build_step_model(api: Any, run_id: str, step_id: str) -> StepModel:
     """
     step = api.get_step(step_id, run_id=run_id)
     record = step.model_dump(mode="json")
-    trail = step_transitions(outline_reads(api), run_id, [step_id]).get(step_id, [])
+    trail = api.reads.step_moves(run_id, [step_id],
+                                 organization_id=api.organization_id).get(step_id, [])
     artifact = api.get_artifact(step.artifact.id) if step.artifact is not None else None
     frames = [LoopFrame(container_id=c.container_id, iteration=c.iteration)
               for c in step.loop_containers]
@@ -85,8 +139,8 @@ def build_step_model(api: Any, run_id: str, step_id: str) -> StepModel:
                     container_id=f.container_id, iteration=f.iteration)
               for i, f in enumerate(frames)]
     return StepModel(step=step, record=record, transitions=trail, artifact=artifact,
-                     documents=documents_of(record, artifact), crumbs=crumbs,
-                     logs=record.get("logs"))
+                     logs=read_logs(api, run_id, step_id),
+                     documents=documents_of(record, artifact), crumbs=crumbs)
 
 
 def documents_of(record: dict[str, Any], artifact: dict[str, Any] | None) -> list[Document]:
@@ -105,11 +159,6 @@ def documents_of(record: dict[str, Any], artifact: dict[str, Any] | None) -> lis
                                         filename=doc.get("filename") or doc["id"],
                                         mime_type=doc.get("mime_type") or "")
     return list(found.values())
-
-
-def file_ids_of(record: dict[str, Any], artifact: dict[str, Any] | None) -> set[str]:
-    """Ids of every file the step record references (what its page may show)."""
-    return {d.file_id for d in documents_of(record, artifact)}
 
 
 def extraction_fields(artifact: dict[str, Any]) -> list[tuple[str, Any, float | None]]:

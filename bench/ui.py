@@ -3,9 +3,9 @@
 
     python -m bench.ui            # or: python -m bench --ui
 
-Two databases are built in a temporary folder: one where 12 real runs (completed,
-failed, waiting for review, a for_each of 30 items) are copied into ``--runs`` runs
-(10,000), and one with a single run of a for_each over ``--items`` items (10,000, one
+Two databases are built in a temporary folder: one where 8 real runs
+(:mod:`bench.ui_seed`: invoices waiting for a review, a for_each of 30 items of which 4
+fail) are copied into ``--runs`` runs (10,000), and one with a single run of a for_each over ``--items`` items (10,000, one
 function each: 30,003 steps). Each page is requested through the ASGI app in process
 (routing, queries, template rendering; no network), ``--repeat`` times after one warm-up;
 the table gives the median and the slowest time and the size of the HTML.
@@ -63,10 +63,12 @@ def _replicate(db: Path, total: int) -> None:
 
 def build_runs_db(folder: Path, total: int) -> tuple[Path, dict[str, str]]:
     """The 10,000-run database and a few of its ids."""
-    from tests.ui.workflows import seed
+    from bench.ui_seed import seed_runs
+    from engine import Engine
 
     db = folder / "runs.db"
-    seeded = [seed(db, items=30) for _ in range(4)]
+    with Engine(db) as engine:
+        seeded = [seed_runs(engine, items=30) for _ in range(4)]
     _replicate(db, total)
     return db, {"items": seeded[0].items, "review": seeded[0].review}
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from bench.ui_seed import ITEMS_YAML
 from engine.contracts.events import NewRun
 from engine.definition import Workflow
 from engine.server import app_state
 from tests.ui.conftest import csrf_of, sign_in
-from tests.ui.workflows import ITEMS_YAML, Seeded
+from tests.ui.workflows import Seeded
 
 
 def _wait_status(client: TestClient, run_id: str, wanted: set[str], timeout: float = 30
@@ -195,3 +196,119 @@ def test_rerun_from_a_step(local: tuple[TestClient, Seeded]) -> None:
     unknown = client.post(f"/runs/{runs.items}/rerun",
                           data={"csrf_token": csrf_of(page), "from_step": "each_iter_3_check"})
     assert unknown.status_code == 404
+
+
+def _versions(client: TestClient, review_id: str) -> list[dict[str, object]]:
+    response = client.get("/v1/workflows/reviews/versions", params={"review_id": review_id},
+                          headers={"Api-Key": "sk_gen"})
+    assert response.status_code == 200, response.text
+    return response.json()["data"]  # type: ignore[no-any-return]
+
+
+def test_a_correction_is_the_review_version_the_api_lists(local: tuple[TestClient, Seeded]
+                                                         ) -> None:
+    client, runs = local
+    review_id = _review_id(client)
+    page = client.get(f"/reviews/{review_id}").text
+    fields = dict(re.findall(r'name="(field\.[a-z_]+)" value="([^"]*)"', page))
+    done = client.post(f"/reviews/{review_id}/decide", data={
+        **fields, "field.total_amount": "999.5", "note": "typo in the total",
+        "csrf_token": csrf_of(page), "decision": "approve"}, follow_redirects=False)
+    assert done.status_code == 303
+    proposal, correction = _versions(client, review_id)
+    assert proposal["parent_id"] is None and correction["parent_id"] == proposal["id"]
+    assert correction["snapshot"]["total_amount"] == 999.5
+    assert correction["snapshot"]["invoice_number"] == fields["field.invoice_number"]
+    assert correction["note"] == "typo in the total"
+    assert correction["author"]["id"] == "org_local"
+    review = client.get(f"/v1/workflows/reviews/{review_id}",
+                        headers={"Api-Key": "sk_gen"}).json()
+    assert review["decision"]["verdict"] == "approved"
+    assert review["decision"]["version_id"] == correction["id"]
+    shown = client.get(f"/reviews/{review_id}").text
+    row = re.search(r'<tr class="selected">(.*?)</tr>', shown, re.DOTALL)
+    assert row and correction["id"] in row.group(1) and "✓ approved" in row.group(1)
+    _wait_status(client, runs.review, {"completed", "error"})
+
+
+def test_the_form_starts_from_a_correction_made_over_the_api(
+        local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    review_id = _review_id(client)
+    (proposal,) = _versions(client, review_id)
+    snapshot = {**proposal["snapshot"], "total_amount": 1.5}  # type: ignore[dict-item]
+    made = client.post("/v1/workflows/reviews/versions", headers={"Api-Key": "sk_gen"},
+                       json={"review_id": review_id, "parent_id": proposal["id"],
+                             "snapshot": snapshot, "note": "from the SDK"})
+    assert made.status_code == 200, made.text
+    page = client.get(f"/reviews/{review_id}").text
+    assert 'name="field.total_amount" value="1.5"' in page and "from the SDK" in page
+    fields = dict(re.findall(r'name="(field\.[a-z_]+)" value="([^"]*)"', page))
+    client.post(f"/reviews/{review_id}/decide", data={
+        **fields, "csrf_token": csrf_of(page), "decision": "approve"})
+    versions = _versions(client, review_id)
+    assert len(versions) == 2  # unchanged data approves the API's version as it is
+    review = client.get(f"/v1/workflows/reviews/{review_id}",
+                        headers={"Api-Key": "sk_gen"}).json()
+    assert review["decision"]["version_id"] == made.json()["id"]
+    assert _wait_status(client, runs.review, {"completed", "error"}) == "completed"
+    assert "1.5" in client.get(f"/runs/{runs.review}").text
+
+
+def test_rerun_only_the_failed_items(local: tuple[TestClient, Seeded]) -> None:
+    from bench import ui_seed
+
+    client, runs = local
+    page = client.get(f"/runs/{runs.items}").text
+    assert "Rerun the 4 failed items" in page
+    ui_seed.FIXED.update({3, 10, 17, 24})
+    ui_seed.CHECKED.clear()
+    try:
+        response = client.post(f"/runs/{runs.items}/rerun",
+                               data={"csrf_token": csrf_of(page), "failed": "1"},
+                               follow_redirects=False)
+        found = re.match(r"/runs/(run_\w+)\?notice=rerun_failed_started",
+                         response.headers["location"])
+        assert found, response.headers["location"]
+        new_id = found.group(1)
+        assert _wait_status(client, new_id, {"completed", "error"}) == "completed"
+        assert sorted(ui_seed.CHECKED) == [3, 10, 17, 24]  # only the failed items ran
+    finally:
+        ui_seed.FIXED.clear()
+    rerun = client.get(f"/runs/{new_id}").text
+    assert "30/30 items" in rerun and f'rerun of <a href="/runs/{runs.items}"' in rerun
+    assert "failed item" not in rerun  # nothing failed: no rerun of failed items offered
+    nothing = client.post(f"/runs/{new_id}/rerun",
+                          data={"csrf_token": csrf_of(rerun), "failed": "1"},
+                          follow_redirects=False)
+    assert nothing.headers["location"] == f"/runs/{new_id}?notice=no_failed"
+
+
+def test_new_forms_need_csrf_and_the_organization(keyed: tuple[TestClient, Seeded]) -> None:
+    client, runs = keyed
+    sign_in(client, "sk_b")
+    token = csrf_of(client.get("/").text)
+    assert client.post(f"/runs/{runs.items}/rerun", data={"csrf_token": token, "failed": "1"}
+                       ).status_code == 404
+    assert client.get(f"/runs/{runs.chatty}/steps/talk/logs").status_code == 404
+    sqlite = sqlite3.connect(str(app_state(client.app).readers.db_path))  # type: ignore[arg-type]
+    review_id = sqlite.execute("SELECT id FROM reviews").fetchone()[0]
+    sqlite.close()
+    assert client.post(f"/reviews/{review_id}/decide", data={
+        "csrf_token": token, "decision": "approve", "field.total_amount": "1"}
+                       ).status_code == 404
+    client.cookies.clear()
+    sign_in(client, "sk_a")
+    page = client.get(f"/runs/{runs.items}").text
+    for data in ({"failed": "1"}, {"failed": "1", "csrf_token": "0" * 64}):
+        assert client.post(f"/runs/{runs.items}/rerun", data=data).status_code == 403
+    review = client.get(f"/reviews/{review_id}").text
+    refused = client.post(f"/reviews/{review_id}/decide", data={
+        "decision": "approve", "field.total_amount": "1", "note": "forged"})
+    assert refused.status_code == 403
+    assert "forged" not in client.get(f"/reviews/{review_id}").text
+    assert "the form starts here" in review
+    state = app_state(client.app)  # type: ignore[arg-type]
+    assert state.store.review_versions(review_id) == []  # nothing stored by either
+    assert state.store.reviews(run_id=runs.review)[0].decision is None
+    assert "Rerun the 4 failed items" in page

@@ -6,18 +6,21 @@ in CI (``STEPWELL_REQUIRE_BROWSER=1``, see ``.ci/run``).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from store.client import Client
 from tests.ui.browser import ROOT, browser_page, require_browser, serve
-from tests.ui.workflows import SLOW, XSS, Seeded
+from tests.ui.workflows import CHATTY_YAML, SLOW, XSS, Seeded, chatty_inputs
 
 
 @pytest.fixture
@@ -80,16 +83,26 @@ def test_approve_a_review_and_see_the_run_continue(chromium: str,
                                                    served: tuple[str, Path, Seeded]) -> None:
     from playwright.sync_api import expect
 
-    url, _, runs = served
+    url, db, runs = served
     with browser_page(chromium) as page:
         page.goto(url + "/reviews")
         page.locator("td a[href^='/reviews/rev_']").first.click()
         expect(page.locator("img[alt^='Page 1 of invoice.pdf']")).to_be_visible()
         page.get_by_label("total_amount").fill("980")
+        page.get_by_label("Note on your correction").fill("the total was misread")
         page.get_by_role("button", name="Approve").click()
         expect(page.locator(".notice")).to_contain_text("Approved")
         state = page.locator(".review-state")
         expect(state).to_contain_text("approved")
+        # the correction is a version of the review, the one the decision took
+        review_id = page.url.split("/reviews/")[1].split("?")[0]
+        proposal, correction, decided = _versions(db, review_id)
+        assert decided == correction.id and correction.snapshot["total_amount"] == 980
+        chosen = state.locator("table.versions tr.selected")
+        expect(chosen).to_contain_text(correction.id)
+        expect(chosen).to_contain_text("✓ approved")
+        expect(chosen).to_contain_text("the total was misread")
+        expect(state.locator("table.versions")).to_contain_text(proposal.id)
         # the run finishes in the server; the live region follows without a reload
         expect(state.locator(f"a[href='/runs/{runs.review}'] + .badge")).to_contain_text(
             "completed", timeout=30_000)
@@ -126,14 +139,82 @@ def test_cancel_a_running_run(chromium: str, served: tuple[str, Path, Seeded],
             proc.kill()
 
 
-def _wait_for_running(db: Path, name: str, timeout: float = 30) -> str:
+def test_rerun_the_failed_items_and_see_the_new_run(chromium: str,
+                                                    served: tuple[str, Path, Seeded]) -> None:
+    from playwright.sync_api import expect
+
+    url, _, runs = served
+    with browser_page(chromium) as page:
+        page.goto(f"{url}/runs/{runs.items}")
+        page.get_by_role("button", name="Rerun the 4 failed items").click()
+        expect(page.locator(".notice")).to_contain_text("runs only the failed steps")
+        expect(page).to_have_url(re.compile(r"/runs/run_\w+\?notice=rerun_failed_started"))
+        assert runs.items not in page.url
+        expect(page.locator(".facts")).to_contain_text(f"rerun of {runs.items}")
+        # the new run finishes in the server; its page follows it without a reload
+        expect(page.locator(".status-line .badge").first).to_contain_text(
+            "completed", timeout=30_000)
+        expect(page.locator("table.blocks tr", has_text="Each item")).to_contain_text(
+            "26/30 items, 4 failed")
+        new_run = page.url.split("/runs/")[1].split("?")[0]
+        page.goto(url + "/")
+        expect(page.locator(f"a[href='/runs/{new_run}']")).to_be_visible()
+
+
+def test_step_logs_follow_a_running_step(chromium: str, served: tuple[str, Path, Seeded],
+                                         tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    url, db, _ = served
+    workflow = tmp_path / "chatty.yaml"
+    workflow.write_text(CHATTY_YAML)
+    inputs = json.dumps(chatty_inputs(tmp_path, wait_s=4.0)["start"])
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(workflow),
+                             "--input", f"start={inputs}", "--db", str(db)], cwd=ROOT,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_id = _wait_for_running(db, "Chatty", retried=True)
+        with browser_page(chromium) as page:
+            page.goto(f"{url}/runs/{run_id}/steps/talk")
+            logs = page.locator("#logs")
+            expect(logs.locator("#log-attempt-0")).to_contain_text("attempt 1 starting")
+            expect(logs.locator("#log-attempt-0 summary")).to_contain_text("✂ 1 cut")
+            expect(logs).not_to_contain_text("all done")
+            # the second attempt's entries arrive when it ends, without a reload
+            expect(logs.locator("#log-attempt-1")).to_contain_text("all done",
+                                                                  timeout=30_000)
+            expect(page.locator(".status-line .badge").first).to_contain_text("completed")
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _versions(db: Path, review_id: str) -> tuple[Any, Any, str]:
+    """The proposal and the one correction of a review, and the version its decision
+    took, as the HTTP API computes them."""
+    from engine.server.review_versions import decided_version, versions_of
+    from store.search import review_row
+    from store.sqlite import SQLiteStore
+
+    with SQLiteStore(db) as store:
+        row = review_row(store.reader(), review_id)
+        proposal, correction = versions_of(store, row)
+        return proposal, correction, decided_version(row, [proposal, correction])
+
+
+def _wait_for_running(db: Path, name: str, timeout: float = 30, *, retried: bool = False
+                      ) -> str:
+    """A running run of workflow ``name`` with a running step (retried at least once when
+    ``retried``)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with Client(db) as client:
             for run in client.workflows.runs.list(status="running").data:
                 if run.workflow_name == name:
                     steps = client.workflows.steps.list(run.id, status="running").data
-                    if steps:
+                    if any(s.retry_count or not retried for s in steps):
                         return run.id
         time.sleep(0.1)
     raise AssertionError(f"no running {name!r} run appeared")

@@ -161,3 +161,46 @@ def test_events_end_at_once_for_an_ended_run(local: tuple[TestClient, Seeded]) -
         assert stream.headers["content-type"].startswith("text/event-stream")
         body = "".join(stream.iter_text())
     assert "retry:" in body and "event: end" in body
+
+
+def test_step_logs_by_attempt_with_cuts_marked(local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local
+    page = client.get(f"/runs/{runs.chatty}/steps/talk").text
+    assert 'id="log-attempt-0"' in page and 'id="log-attempt-1"' in page
+    first, second = page.split('id="log-attempt-1"')
+    assert "attempt 1 starting" in first and "careful: call 1" in first
+    assert "✂ 1 cut" in first and "more characters]" in first  # the 20,000-char line
+    assert "attempt 2 starting" in second and "all done" in second and "✂" not in second
+    assert "WARNING" in first and "tests.ui.talk" in first
+    quiet = client.get(f"/runs/{runs.items}/steps/total").text
+    assert "Nothing was logged." in quiet
+
+
+def test_long_logs_page_on(local: tuple[TestClient, Seeded], monkeypatch: object) -> None:
+    from engine.server.ui import step_view
+
+    client, runs = local
+    monkeypatch.setattr(step_view, "LOG_PAGE", 2)  # type: ignore[attr-defined]
+    page = client.get(f"/runs/{runs.chatty}/steps/talk").text
+    link = re.search(rf'href="(/runs/{runs.chatty}/steps/talk/logs\?after=2)"', page)
+    assert link and "attempt 1 starting" in page and "all done" not in page
+    rest = client.get(link.group(1))
+    assert rest.status_code == 200 and "#3 " in rest.text and "#1 " not in rest.text
+    assert "From the first entry" in rest.text
+    end = client.get(f"/runs/{runs.chatty}/steps/talk/logs", params={"after": 99}).text
+    assert "No entries after #99" in end
+    for bad in (f"/runs/{runs.chatty}/steps/nope/logs", "/runs/run_nope/steps/talk/logs"):
+        assert client.get(bad).status_code == 404, bad
+    assert client.get(f"/runs/{runs.chatty}/steps/talk/logs",
+                      params={"after": -1}).status_code == 422
+
+
+def test_review_page_lists_its_versions(local: tuple[TestClient, Seeded]) -> None:
+    client, _ = local
+    review_id = re.search(r'href="/reviews/(rev_[0-9a-f]+)"', client.get("/reviews").text
+                          ).group(1)
+    page = client.get(f"/reviews/{review_id}").text
+    versions = client.get("/v1/workflows/reviews/versions", params={"review_id": review_id},
+                          headers={"Api-Key": "sk_gen"}).json()["data"]
+    assert len(versions) == 1 and versions[0]["id"] in page
+    assert "proposal" in page and "the form starts here" in page

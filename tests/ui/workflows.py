@@ -1,13 +1,13 @@
-"""Workflows and a seeded database for the web UI tests (and bench/ui.py's small case).
+"""Workflows and a seeded database for the web UI tests.
 
-:func:`seed` writes, through the engine:
+:func:`seed` writes, through the engine, the runs of :func:`bench.ui_seed.seed_runs`
+(``review``: an invoice waiting for a review; ``items``: a for_each of 30 items, four of
+which fail) and:
 
-* ``review``: the invoice PDF, extracted, waiting for a review (``review.predicate:
-  always``); approving it lets the run go on to the routing and the end block;
-* ``items``: a for_each over :data:`ITEMS` items whose function fails on every item
-  whose value is 3 mod 7 (``on_item_error: skip``), then a conditional whose ``small``
-  branch is skipped (``branch_not_selected``);
-* ``hostile``: a workflow whose name and labels are HTML payloads.
+* ``hostile``: a workflow whose name and labels are HTML payloads;
+* ``chatty``: a function that prints, logs and writes an over-long line, fails its first
+  attempt (transiently) and succeeds on the second: a step log of two attempts, with a
+  cut message.
 
 :data:`SLOW` runs for a minute unless cancelled (for the cancel test).
 """
@@ -15,100 +15,60 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.ui_seed import ITEMS, seed_runs
 from engine import Engine, Workflow
-from engine.contracts.errors import PermanentError
+from engine.contracts.errors import TransientError
 
-ROOT = Path(__file__).resolve().parents[2]
-INVOICE_PDF = ROOT / "examples" / "invoice_pdf" / "invoice.pdf"
 MODULE = "tests.ui.workflows"
-ITEMS = 30
 XSS = '<img src=x onerror="window.__xss=1">'
 SCRIPT_XSS = "<script>window.__xss=2</script>"
 _XSS_YAML = json.dumps(XSS)  # a JSON string is a YAML double-quoted scalar
+LONG_LINE = 20_000
 
 
-def check_item(item: Any) -> dict[str, Any]:
-    """Double an item's value; items whose value is 3 mod 7 fail."""
-    if item.value % 7 == 3:
-        raise PermanentError(f"item {item.value} is not allowed (3 mod 7)")
-    return {"value": item.value, "double": item.value * 2}
+def talk(data: Any) -> dict[str, Any]:
+    """Print and log; the first call (counted in the file ``data.counter``) fails
+    transiently after an over-long line; later calls wait ``data.wait_s`` seconds, then
+    answer."""
+    counter = Path(data.counter)
+    calls = int(counter.read_text() or 0) if counter.exists() else 0
+    counter.write_text(str(calls + 1))
+    print(f"attempt {calls + 1} starting")
+    logging.getLogger("tests.ui.talk").warning("careful: call %s", calls + 1)
+    if calls == 0:
+        print("x" * LONG_LINE)
+        raise TransientError("the service is warming up", code="WARMING_UP")
+    time.sleep(float(data.wait_s or 0))
+    print("all done")
+    return {"calls": calls + 1}
 
 
-def summarize(results: Any) -> dict[str, Any]:
-    """Count the items that went through."""
-    kept = [r for r in results if r is not None]
-    return {"kept": len(kept), "total": sum(r["double"] for r in kept)}
-
-
-def review_yaml() -> str:
-    """The invoice example with a review on every extraction."""
-    text = (ROOT / "examples" / "invoice_pdf" / "workflow.yaml").read_text()
-    return text.replace("kind: any_required_field_null", "kind: always")
-
-
-ITEMS_YAML = f"""\
-apiVersion: workflows.retab.com/v1alpha2
+CHATTY_YAML = f"""apiVersion: workflows.retab.com/v1alpha2
 kind: Workflow
 metadata:
-  name: Item checks
+  name: Chatty
 spec:
   blocks:
-    batch:
-      type: start_json
-      label: Batch
-    each:
-      type: for_each
-      label: Each item
-      config: {{map_method: iterate_array, map_source_path: items, on_item_error: skip,
-               max_concurrency: 4}}
-      children:
-        check:
-          type: function
-          label: Check the item
-          config:
-            python: "{MODULE}:check_item"
-            output_schema: {{type: object, properties: {{value: {{type: integer}},
-                            double: {{type: integer}}}}}}
-    total:
+    start: {{type: start_json, label: Start}}
+    talk:
       type: function
-      label: Total
+      label: Talk
       config:
-        python: "{MODULE}:summarize"
-        output_schema: {{type: object, properties: {{kept: {{type: integer}},
-                        total: {{type: integer}}}}}}
-    size:
-      type: conditional
-      label: Big batch?
-      config:
-        conditions:
-          - id: big
-            name: Big
-            handle_key: big
-            condition:
-              logical_operator: and
-              sub_conditions:
-                - path_ref: {{input: default, path: kept}}
-                  operator: greater_than
-                  value: 10
-        has_else: true
-    big_batch: {{type: reshape, label: Big batch, config: {{}}}}
-    small_batch: {{type: reshape, label: Small batch, config: {{}}}}
+        python: "{MODULE}:talk"
+        output_schema: {{type: object, properties: {{calls: {{type: integer}}}}}}
+        retry: {{max_attempts: 3, initial_interval_s: 0}}
   edges:
-    - source: {{block: batch, handle: output-json-0}}
-      target: {{block: each, handle: fe-left-in}}
-    - source: {{block: each, handle: fe-right-out}}
-      target: {{block: total, handle: input-json-0}}
-    - source: {{block: total, handle: output-json-0}}
-      target: {{block: size, handle: input-json-0}}
-    - source: {{block: size, handle: output-json-big}}
-      target: {{block: big_batch, handle: input-json-0}}
-    - source: {{block: size, handle: output-json-else}}
-      target: {{block: small_batch, handle: input-json-0}}
+    - source: {{block: start, handle: output-json-0}}
+      target: {{block: talk, handle: input-json-0}}
 """
+
 
 HOSTILE_YAML = f"""\
 apiVersion: workflows.retab.com/v1alpha2
@@ -164,16 +124,26 @@ class Seeded:
     review: str
     items: str
     hostile: str
+    chatty: str
+
+
+def chatty_inputs(folder: Path, wait_s: float = 0.0) -> dict[str, Any]:
+    """Inputs of :data:`CHATTY_YAML` counting calls in a fresh file of ``folder``."""
+    counter = folder / f"calls-{os.getpid()}-{time.monotonic_ns()}.txt"
+    return {"start": {"counter": str(counter), "wait_s": wait_s}}
 
 
 def seed(db: Path, items: int = ITEMS) -> Seeded:
-    """Write the three runs into ``db`` (see the module docstring)."""
+    """Write the runs into ``db`` (see the module docstring)."""
     with Engine(db) as engine:
-        review = engine.run(Workflow.from_yaml(review_yaml()), {"upload": INVOICE_PDF})
-        batch = {"items": [{"value": i} for i in range(items)]}
-        checked = engine.run(Workflow.from_yaml(ITEMS_YAML), {"batch": batch})
-        hostile = engine.run(Workflow.from_yaml(HOSTILE_YAML),
-                             {"start": {"html": XSS}})
-    assert review.status == "awaiting_review", review
-    assert checked.status == "completed", checked
-    return Seeded(review=review.run_id, items=checked.run_id, hostile=hostile.run_id)
+        return seed_engine(engine, db.parent, items)
+
+
+def seed_engine(engine: Engine, folder: Path, items: int = ITEMS) -> Seeded:
+    """Write the runs with ``engine`` (any store); ``folder`` holds scratch files."""
+    runs = seed_runs(engine, items)
+    hostile = engine.run(Workflow.from_yaml(HOSTILE_YAML), {"start": {"html": XSS}})
+    chatty = engine.run(Workflow.from_yaml(CHATTY_YAML), chatty_inputs(folder))
+    assert chatty.status == "completed", chatty
+    return Seeded(review=runs.review, items=runs.items, hostile=hostile.run_id,
+                  chatty=chatty.run_id)

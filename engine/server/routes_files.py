@@ -48,7 +48,7 @@ class UploadBody(_Strict):
 
     filename: str = Field(min_length=1, max_length=512)
     content_type: str | None = Field(default=None, max_length=200)
-    size_bytes: int = Field(ge=1)
+    size_bytes: int = Field(ge=1, le=2**40)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
 

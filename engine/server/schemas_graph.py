@@ -88,7 +88,7 @@ class BlockExecutionBody(_Strict):
     run_id: str
     block_id: str
     step_id: str | None = None
-    n_consensus: int | None = None
+    n_consensus: int | None = Field(default=None, ge=1, le=100)
     check_eligibility: bool = True
 
 

@@ -9,7 +9,8 @@ fits the record to its model and keeps stepwell's own form next to it under a
 * ``usage`` (stepwell counts tokens and cost, the SDK wants credits) and ``consensus``
   (stepwell's votes) move to ``stepwell_usage`` / ``stepwell_consensus``;
 * a missing ``model`` (an offline parse) is ``""``;
-* a partition's ``output`` is its list of partitions; a conditional or review
+* a partition's ``output`` is its list of partitions; an edit's form fields get an
+  empty ``bbox`` (stepwell does not record field positions); a conditional or review
   evaluation gets the ``details`` object the SDK requires; an API call attempt's error
   text becomes ``{"message": ...}``;
 * a ``while_loop_termination`` record of an iteration that did not end the loop has
@@ -24,6 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.server.shapes import SDK_ARTIFACT_OPERATIONS
+
+#: stepwell does not record where a form field sits: an edit's fields get an empty box.
+_NO_BOX = {"left": 0.0, "top": 0.0, "width": 0.0, "height": 0.0, "page": 1}
 
 
 def _moved(record: dict[str, Any], *names: str) -> None:
@@ -79,13 +83,22 @@ def _split(record: dict[str, Any]) -> None:
                         for p in record.get("output") or [] if isinstance(p, dict)]
 
 
+def _form_field(item: Any) -> dict[str, Any]:
+    field = dict(item) if isinstance(item, dict) else {}
+    value = field.get("value")
+    return {"key": str(field.get("key") or ""),
+            "type": "checkbox" if field.get("type") == "checkbox" else "text",
+            "description": str(field.get("description") or ""),
+            "value": None if value is None else str(value), "bbox": dict(_NO_BOX)}
+
+
 def _edit(record: dict[str, Any]) -> None:
     _document_op(record)
     output = record.get("output")
     if isinstance(output, dict) and isinstance(output.get("filled_document"), dict):
         document = output["filled_document"]
         record["stepwell_output"] = output
-        record["output"] = {"form_data": output.get("form_data") or [],
+        record["output"] = {"form_data": [_form_field(f) for f in output.get("form_data") or []],
                             "filled_document": {"filename": document.get("filename", "filled.pdf"),
                                                 "url": f"/v1/files/{document.get('id')}/content"}}
     config = record.get("config")

@@ -38,6 +38,8 @@ reviews_app = typer.Typer(help="List, show, approve and reject human reviews.",
                           no_args_is_help=True)
 
 RunArg = Annotated[str, typer.Argument(help="The run id (run_...).", show_default=False)]
+DetachOption = Annotated[bool, typer.Option(
+    "--detach", help="Queue the run for `stepwell worker` instead of continuing it here.")]
 ReviewArg = Annotated[str, typer.Argument(help="The review id (rev_...).", show_default=False)]
 DurabilityOption = Annotated[Durability, typer.Option(
     "--durability", case_sensitive=False,
@@ -194,7 +196,8 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
             options: dict[str, Any], **decision: Any) -> None:
     """Record the decision, then continue the run unless it cannot or need not be.
 
-    ``options``: ``wait``, ``show_all`` and ``blocks`` of the command.
+    ``options``: ``wait``, ``show_all``, ``blocks`` and ``detach`` (queue the run for a
+    worker instead) of the command.
     """
     from engine import durable
     from engine.contracts.errors import ConflictError
@@ -208,6 +211,14 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
         if run.status.terminal:
             _say(as_json, review, f"{note}Run {run.run_id} ended {run.status.value}; "
                  "nothing changed.")
+            return
+        if options.get("detach"):
+            from engine.queue import requeue
+
+            queued = requeue(engine.store, run.run_id)
+            _say(as_json, review, f"{note}Decision recorded. " + (
+                f"Run {run.run_id} is queued; a worker continues it." if queued else
+                f"Run {run.run_id} is still executing; its worker continues it."))
             return
         if run.status is not RunStatus.AWAITING_REVIEW and durable.owner_alive(run):
             _say(as_json, review, f"{note}Decision recorded. Run {run.run_id} is still "
@@ -251,10 +262,11 @@ def reviews_approve(
     wait: WaitOption = False,
     show_all: AllOption = False,
     blocks: BlocksOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Approve a review (optionally with corrected data) and continue the run."""
     value, has_data = _parse_data(data)
-    options = {"wait": wait, "show_all": show_all, "blocks": blocks}
+    options = {"wait": wait, "show_all": show_all, "blocks": blocks, "detach": detach}
     _decide(review_id, db, as_json, durability, options, approved=True, data=value,
             has_data=has_data)
 
@@ -270,7 +282,8 @@ def reviews_reject(
     wait: WaitOption = False,
     show_all: AllOption = False,
     blocks: BlocksOption = None,
+    detach: DetachOption = False,
 ) -> None:
     """Reject a review: what depends on the step is skipped, and the run continues."""
-    options = {"wait": wait, "show_all": show_all, "blocks": blocks}
+    options = {"wait": wait, "show_all": show_all, "blocks": blocks, "detach": detach}
     _decide(review_id, db, as_json, durability, options, approved=False, reason=reason)

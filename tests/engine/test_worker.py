@@ -229,3 +229,22 @@ def test_a_cancel_made_anywhere_reaches_the_worker(pg_url: str, tmp_path: Path, 
         _wait(lambda: _status(engine, run_id) == "cancelled", timeout=10)
         assert engine.store.read_run(run_id).reason == "stop it"
     assert _executed(side)["s1"] == 0
+
+
+def test_reviews_approve_detach_queues_the_run(pg_url: str, tmp_path: Path,  # noqa: F811
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _side(tmp_path, monkeypatch)
+    with Engine(pg_url) as engine:
+        run_id = enqueue(engine, worker_targets.reviewed(), {"start": {"n": 1}})
+        _work(engine)
+        [review] = engine.store.reviews(run_id=run_id)
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run([stepwell(), "reviews", "approve", review.id, "--detach", "--db",
+                           pg_url], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path, "COLUMNS": "300"})
+    assert done.returncode == 0, done.stderr
+    assert "is queued; a worker continues it" in done.stdout
+    with Engine(pg_url) as engine:
+        assert _status(engine, run_id) == "queued"
+        _work(engine)
+        assert _status(engine, run_id) == "completed"

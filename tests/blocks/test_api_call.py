@@ -148,7 +148,8 @@ def _bytes_on_disk(tmp_path: Path) -> bytes:
 def test_retries_are_recorded_and_secrets_redacted(tmp_path: Path) -> None:
     replies = [Reply(503, {"e": "busy"}), Reply(429, {"e": "slow"}, {"Retry-After": "0.2"}),
                Reply(200, {"booked": True})]
-    policy = RetryPolicy(max_attempts=4, initial_interval_s=0.01, max_interval_s=0.05, jitter=0)
+    # Retry-After is honoured up to the policy's max_interval_s.
+    policy = RetryPolicy(max_attempts=4, initial_interval_s=0.01, max_interval_s=0.5, jitter=0)
     with LoopbackServer(replies) as server:
         with Engine(tmp_path / "run.db", retry=policy, env={"TOKEN": SECRET}) as engine:
             result = engine.run(_workflow(server.url + "/book"), {"order": {"n": 1}})

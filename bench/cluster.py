@@ -41,7 +41,7 @@ def _env() -> dict[str, str]:
 
 def _measure(*args: str) -> dict[str, float]:
     done = subprocess.run([sys.executable, "-m", "bench.cluster_measure", *args],
-                          capture_output=True, text=True, env=_env(), cwd=ROOT)
+                          capture_output=True, text=True, env=_env(), cwd=ROOT, check=False)
     if done.returncode != 0:
         raise SystemExit(f"measurement {args[:3]} failed:\n{done.stderr or done.stdout}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -32,7 +32,6 @@ from store.sqlite_reads import SQLiteReads
 from store.urls import Backend, parse_db
 
 
-
 class RunStepsResource:
     """``client.workflows.runs.steps``: the older full step list."""
 

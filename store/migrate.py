@@ -90,7 +90,7 @@ def upgrade(db: str | DatabaseURL | None) -> tuple[SchemaStatus, SchemaStatus]:
             if before is not None and not _has_version_table(conn):
                 command.stamp(config, before)
             command.upgrade(config, "head")
-        except Exception as exc:  # noqa: BLE001 - a failed migration is reported, unchanged
+        except Exception as exc:  # a failed migration is reported; nothing was changed
             raise StorageError(f"upgrading {where} failed ({exc}); nothing was changed. "
                                "Check the database, then run `stepwell db upgrade` again."
                                ) from exc
@@ -98,7 +98,7 @@ def upgrade(db: str | DatabaseURL | None) -> tuple[SchemaStatus, SchemaStatus]:
             SchemaStatus(database=where, revision=HEAD_REVISION))
 
 
-class _connection:  # noqa: N801 - used as a context manager, like a function
+class _connection:  # used as a context manager, like a function
     """An SQLAlchemy connection in one transaction (committed on success)."""
 
     def __init__(self, url: DatabaseURL) -> None:
@@ -126,7 +126,7 @@ class _connection:  # noqa: N801 - used as a context manager, like a function
         except SQLAlchemyError as exc:
             raise _error(self.url, exc) from exc
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             self._tx.__exit__(*exc)
         finally:

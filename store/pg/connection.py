@@ -48,7 +48,7 @@ from store.urls import redact
 CONNECT_TIMEOUT_S = 10
 _RETRYABLE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected)
 _SQL_CACHE: dict[str, str] = {}
-_INSERT_OR = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+) \(([^)]*)\)", re.I)
+_INSERT_OR = re.compile(r"^\s*INSERT OR (IGNORE|REPLACE) INTO (\w+) \(([^)]*)\)", re.IGNORECASE)
 #: Table -> its primary key columns (the conflict target of ``INSERT OR REPLACE``).
 PRIMARY_KEYS: dict[str, str] = {
     statement.split()[5]: match.group(1)

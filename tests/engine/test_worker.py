@@ -161,7 +161,7 @@ def test_detach_then_a_worker_process(pg_url: str, tmp_path: Path,  # noqa: F811
     flow.write_text(json.dumps(worker_targets.chain(2).to_dict()))
     pool = workers(pg_url, side)
     queued = subprocess.run([stepwell(), "run", str(flow), "-i", '{"n": 5}', "--detach",
-                             "--json", "--db", pg_url], capture_output=True, text=True,
+                             "--json", "--db", pg_url], capture_output=True, text=True, check=False,
                             env=pool.env, cwd=tmp_path)
     assert queued.returncode == 0, queued.stderr
     answer = json.loads(queued.stdout)
@@ -240,7 +240,7 @@ def test_reviews_approve_detach_queues_the_run(pg_url: str, tmp_path: Path,  # n
         [review] = engine.store.reviews(run_id=run_id)
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     done = subprocess.run([stepwell(), "reviews", "approve", review.id, "--detach", "--db",
-                           pg_url], capture_output=True, text=True,
+                           pg_url], capture_output=True, text=True, check=False,
                           env={**os.environ, "PYTHONPATH": path, "COLUMNS": "300"})
     assert done.returncode == 0, done.stderr
     assert "is queued; a worker continues it" in done.stdout

@@ -143,7 +143,7 @@ def test_the_db_commands(tmp_path: Path) -> None:
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(script), *args, "--db", str(path)], capture_output=True,
-                              text=True, env={**os.environ, "COLUMNS": "300"})
+                              text=True, check=False, env={**os.environ, "COLUMNS": "300"})
 
     status = run("db", "status", "--json")
     assert json.loads(status.stdout)["revision"] == "0003"

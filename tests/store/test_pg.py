@@ -18,7 +18,7 @@ from tests.postgres import pg_url  # noqa: F401 - a fixture
 from tests.store.helpers import T0, S, ev, new_run
 
 psycopg = pytest.importorskip("psycopg")
-from store.pg import PostgresStore  # noqa: E402 - needs psycopg
+from store.pg import PostgresStore
 
 
 @pytest.fixture
@@ -42,9 +42,9 @@ def _tables(url: str) -> set[str]:
 
 def test_durability_is_the_sessions_synchronous_commit(pg_url: str) -> None:  # noqa: F811
     for durability, expected in (("process", "off"), ("full", "on")):
-        with PostgresStore(pg_url, durability=durability) as store:
-            with store.db.read("test") as conn:
-                assert conn.execute("SHOW synchronous_commit").fetchone()[0] == expected
+        with PostgresStore(pg_url, durability=durability) as store, \
+                store.db.read("test") as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone()[0] == expected
 
 
 def test_files_live_in_the_database(pg: PostgresStore) -> None:

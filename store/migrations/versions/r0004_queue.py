@@ -21,12 +21,12 @@ depends_on = None
 
 ACTIVE = "status IN ('pending', 'queued', 'running')"
 POSTGRES_FILES = (
-    'CREATE TABLE IF NOT EXISTS files (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tfilename '
-    'VARCHAR COLLATE "C" NOT NULL, \n\tmime_type VARCHAR COLLATE "C" NOT NULL, \n\tsize '
-    'BIGINT NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY '
-    'KEY (id)\n)',
-    'CREATE TABLE IF NOT EXISTS blobs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdata BYTEA '
-    'NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
+    ('CREATE TABLE IF NOT EXISTS files (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tfilename '
+     'VARCHAR COLLATE "C" NOT NULL, \n\tmime_type VARCHAR COLLATE "C" NOT NULL, \n\tsize '
+     'BIGINT NOT NULL, \n\tdata BYTEA NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY '
+     'KEY (id)\n)'),
+    ('CREATE TABLE IF NOT EXISTS blobs (\n\tid VARCHAR COLLATE "C" NOT NULL, \n\tdata BYTEA '
+     'NOT NULL, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)'),
 )
 
 POSTGRES_JSON_EXTRACT = """

@@ -1,7 +1,9 @@
-"""stepwell storage: the SQLite (WAL) store, the in-memory store, files and the read API.
+"""stepwell storage: the SQLite (WAL) store, the PostgreSQL store, the in-memory store,
+files and the read API.
 
-Both stores implement every protocol of :mod:`engine.contracts.store`; ``MemoryStore``
-is the public test utility (nothing outlives it).
+Every store implements every protocol of :mod:`engine.contracts.store`; ``MemoryStore``
+is the public test utility (nothing outlives it). ``open_store`` turns a ``--db`` value
+(a path or a ``postgresql://`` URL) into a store.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -33,7 +35,9 @@ if TYPE_CHECKING:
     from store.files import LocalFileStore
     from store.memory import MemoryStore
     from store.memory_files import MemoryFileStore
+    from store.pg import PostgresStore
     from store.sqlite import Durability, SQLiteStore
+    from store.urls import open_store, parse_db
 
 # Imported on first use: ``import store`` stays light for the runner's path.
 _HOMES = {
@@ -47,7 +51,8 @@ _HOMES = {
     "Client": "store.client", "LocalFileStore": "store.files",
     "detect_mime": "engine.contracts.files", "Durability": "store.sqlite",
     "SQLiteStore": "store.sqlite", "MemoryStore": "store.memory",
-    "MemoryFileStore": "store.memory_files",
+    "MemoryFileStore": "store.memory_files", "PostgresStore": "store.pg",
+    "open_store": "store.urls", "parse_db": "store.urls",
 }
 
 
@@ -71,6 +76,7 @@ __all__ = [
     "Page",
     "PersistedRun",
     "PersistedStep",
+    "PostgresStore",
     "ReadAPI",
     "ReadStore",
     "ReviewStore",
@@ -81,6 +87,8 @@ __all__ = [
     "WorkflowRun",
     "WorkflowStore",
     "detect_mime",
+    "open_store",
+    "parse_db",
     "sdk_block_type",
     "sdk_legacy_step",
     "sdk_run",

@@ -23,12 +23,16 @@ from blocks import function_worker as worker
 from blocks.control import who
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import BlockError, PermanentError, TransientError
-from engine.contracts.policy import CodePolicy, policy_of
+from engine.contracts.policy import SECURITY_SERVICE, CodePolicy, SecurityPolicy
 
 if TYPE_CHECKING:
     from blocks.function import FunctionConfig
 
 _TARGETS: dict[str, Any] = {}
+#: The policy of a host that set none (``policy_of``'s answer), built once.
+_LOCAL_POLICY = SecurityPolicy.local()
+#: Result types that are never awaitable (no ``isawaitable`` probe for them).
+_PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 #: References imported under an open policy: only these may run inline (uninterruptible).
 _INLINE: set[str] = set()
 
@@ -124,7 +128,9 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
         BlockError: whatever stepwell error the function raised itself.
     """
     assert config.python is not None
-    policy = policy_of(ctx.services)
+    policy = ctx.services.get(SECURITY_SERVICE)
+    if not isinstance(policy, SecurityPolicy):  # policy_of, without a new policy per step
+        policy = _LOCAL_POLICY
     if not policy.allows_python(config.python):
         raise PermanentError(
             f"{who(ctx)}: python: {config.python!r} is not on this server's allowlist; "
@@ -154,7 +160,7 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
             raise  # the user's own retryable/permanent signal, as raised
         except Exception as exc:
             raise _raised(ctx, exc) from exc
-        if inspect.isawaitable(result):
+        if type(result) not in _PLAIN and inspect.isawaitable(result):
             result = await result
     else:
         with anyio.move_on_after(config.timeout_seconds) as scope:

@@ -186,12 +186,20 @@ def make_input(value: Any, input_schema: Mapping[str, Any] | None) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """Dump a return value (pydantic models, dicts, lists, scalars) to plain JSON.
 
     Raises:
         TypeError: the value (or something inside it) has no JSON form.
     """
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict:  # the common case, without the ABC checks below
+        return {k if type(k) is str else str(k): to_json(v) for k, v in value.items()}
     if "pydantic" in sys.modules:
         from pydantic import BaseModel
 

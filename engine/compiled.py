@@ -90,6 +90,9 @@ class CompiledGraph:
     outgoing: dict[str, dict[str, list[Edge]]]
     members: dict[str | None, tuple[str, ...]]
     input_schemas: dict[str, dict[str, dict[str, Any] | None]] = field(default_factory=dict)
+    #: What is computed once per graph and reused by every run of it (the definition
+    #: of :func:`engine.graph.compile_shared`, the digest); never compared.
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def start_blocks(self) -> list[Node]:
         """The top-level nodes whose block type has a start role.

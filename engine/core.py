@@ -31,7 +31,7 @@ from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.records import Review
 from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
-from engine.graph import compile_workflow, validate_workflow
+from engine.graph import compile_shared, compile_workflow, validate_workflow
 from engine.launch import PreparedRun, RunOrigin, RunResult
 from engine.options import (
     ExecutionOptions,
@@ -187,7 +187,8 @@ class Engine:
             not fit the start blocks.  UsageError: a stub key names no block or step.
             In all three cases nothing was persisted.
         """
-        graph = workflow if isinstance(workflow, CompiledGraph) else self.compile(workflow)
+        graph = (workflow if isinstance(workflow, CompiledGraph)
+                 else compile_shared(self.load(workflow), self.registry))
         runnable = launch.stand_ins(graph, self.stubs)
         run_inputs = launch.store_inputs(graph, inputs or {}, self.store.files)
         return launch.create_run(self.store, runnable, run_inputs,

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import difflib
 
-import networkx as nx
-
 from engine.analysis import Analysis, BlockInfo
 from engine.containers import ANY_KIND_INPUTS
 from engine.contracts.blocks import HandleKind
@@ -204,8 +202,33 @@ def check_cycles(a: Analysis) -> None:
         a: the analysis, boundary edges generated; a ``CYCLE`` diagnostic is added per
             strongly connected component, in block order.
     """
-    graph: nx.DiGraph = nx.DiGraph()
+    successors: dict[str, set[str]] = {}
+    waiting: dict[str, int] = {}
     for edge in a.edges + a.duplicates:  # a duplicate edge can close a cycle too
+        source, target = a.rewrite(edge)
+        targets = successors.setdefault(source, set())
+        if target not in targets:
+            targets.add(target)
+            waiting[target] = waiting.get(target, 0) + 1
+            waiting.setdefault(source, 0)
+    free = [node for node, count in waiting.items() if not count]
+    placed = 0
+    while free:  # Kahn: every node gets placed exactly when the graph has no cycle
+        placed += 1
+        for target in successors.get(free.pop(), ()):
+            waiting[target] -= 1
+            if not waiting[target]:
+                free.append(target)
+    if placed < len(waiting):
+        _report_cycles(a)
+
+
+def _report_cycles(a: Analysis) -> None:
+    """One ``CYCLE`` diagnostic per strongly connected component (networkx, only here)."""
+    import networkx as nx
+
+    graph: nx.DiGraph = nx.DiGraph()
+    for edge in a.edges + a.duplicates:
         source, target = a.rewrite(edge)
         if not graph.has_edge(source, target):
             graph.add_edge(source, target, path=edge.path)

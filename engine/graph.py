@@ -35,9 +35,11 @@ asked to write the edge (``AMBIGUOUS_BOUNDARY_EDGE``). Generated edges are marke
 
 from __future__ import annotations
 
+import heapq
+import json
+import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
-
-import networkx as nx
 
 from engine.analysis import Analysis, BlockInfo
 from engine.compiled import CompiledGraph, Edge, Node
@@ -55,7 +57,7 @@ if TYPE_CHECKING:
 
 #: Node, Edge and CompiledGraph live in engine.compiled (light enough for the scheduler);
 #: to_mermaid lives in engine.mermaid. They are re-exported here for one release.
-__all__ = ["CompiledGraph", "Edge", "Node", "compile_workflow", "to_mermaid",
+__all__ = ["CompiledGraph", "Edge", "Node", "compile_shared", "compile_workflow", "to_mermaid",
            "validate_workflow"]
 
 
@@ -92,6 +94,65 @@ def compile_workflow(workflow: Workflow, registry: BlockRegistry) -> CompiledGra
     if analysis.has_errors:
         raise WorkflowValidationError(analysis.diagnostics, source=workflow.source)
     return _build(analysis)
+
+
+def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph:
+    """:func:`compile_workflow` once per definition and block types, per process.
+
+    Runs of one workflow (a server, a worker, a test suite, the bench) share one compiled
+    graph, and with it the caches that blocks keep per config (schema validators, input
+    models). The key is the workflow's JSON form (what a run records, labels included);
+    a hit also needs the registry to resolve every type the graph uses to the same block
+    type: the same instance, or an instance of the same class that holds no state of its
+    own. The graph is compiled from a private copy of ``workflow``, so editing the
+    workflow later changes nothing here; callers treat the graph as read-only (the run
+    path does: :func:`engine.launch.stand_ins` copies before it changes anything).
+    Its ``memo`` carries the definition (``to_dict``) for the run row.
+
+    Raises:
+        WorkflowValidationError: the workflow has errors (nothing is cached).
+    """
+    definition = workflow.to_dict()
+    key = (json.dumps(definition, separators=(",", ":"), default=str),
+           workflow.api_version, workflow.kind)
+    with _SHARED_LOCK:
+        for graph, used in _SHARED.get(key, ()):
+            if all(_same_type(registry, name, impl) for name, impl in used):
+                _SHARED.move_to_end(key)
+                return graph
+    graph = compile_workflow(workflow.model_copy(deep=True), registry)
+    graph.memo["definition"] = definition
+    used = tuple({(n.type, n.impl) for n in graph.nodes.values()})
+    with _SHARED_LOCK:
+        _SHARED.setdefault(key, []).append((graph, used))
+        _SHARED.move_to_end(key)
+        while len(_SHARED) > _SHARED_LIMIT:
+            _SHARED.popitem(last=False)
+    return graph
+
+
+#: :func:`compile_shared`'s graphs by definition, least recently used first.
+_SHARED: OrderedDict[tuple[Any, ...], list[tuple[CompiledGraph, tuple[Any, ...]]]] = (
+    OrderedDict())
+_SHARED_LIMIT = 32
+_SHARED_LOCK = threading.Lock()
+
+
+def _same_type(registry: BlockRegistry, name: str, impl: Any) -> bool:
+    """True when ``registry`` runs type ``name`` with ``impl`` or an equivalent of it."""
+    if name not in registry:
+        return False
+    found = registry.get(name)
+    return found is impl or (type(found) is type(impl) and not _state(found)
+                             and not _state(impl))
+
+
+def _state(impl: Any) -> bool:
+    """True unless ``impl`` provably holds no instance state (an empty ``__dict__``)."""
+    try:
+        return bool(vars(impl)) or bool(getattr(type(impl), "__slots__", ()))
+    except TypeError:
+        return True
 
 
 def _analysis(workflow: Workflow, registry: BlockRegistry) -> Analysis:
@@ -250,17 +311,38 @@ def _sentinel(a: Analysis, info: BlockInfo, role: SentinelRole) -> Node:
 
 def _members(nodes: dict[str, Node], edges: list[Edge],
              keys: dict[str, tuple[int, int]]) -> dict[str | None, tuple[str, ...]]:
-    scopes: dict[str | None, nx.DiGraph] = {}
+    """Each scope's node ids in topological order, ties broken by ``keys`` (block order).
+
+    Kahn's algorithm with a heap: of the nodes whose predecessors are all placed, the
+    one with the smallest key comes next (networkx's lexicographical topological sort,
+    without building a graph object per scope). Validation has rejected cycles.
+    """
+    scopes: dict[str | None, list[str]] = {}
     for node in nodes.values():
-        scopes.setdefault(node.parent, nx.DiGraph()).add_node(node.id)
+        scopes.setdefault(node.parent, []).append(node.id)
         if node.container:
-            scopes.setdefault(node.id, nx.DiGraph())
+            scopes.setdefault(node.id, [])
+    successors: dict[str, set[str]] = {}
+    waiting = dict.fromkeys(nodes, 0)
     for edge in edges:  # validation guarantees both ends share a scope
-        scopes[nodes[edge.source].parent].add_edge(edge.source, edge.target)
-    return {
-        scope: tuple(nx.lexicographical_topological_sort(graph, key=keys.__getitem__))
-        for scope, graph in scopes.items()
-    }
+        targets = successors.setdefault(edge.source, set())
+        if edge.target not in targets:
+            targets.add(edge.target)
+            waiting[edge.target] += 1
+    out: dict[str | None, tuple[str, ...]] = {}
+    for scope, members in scopes.items():
+        heap = [(keys[m], m) for m in members if not waiting[m]]
+        heapq.heapify(heap)
+        order: list[str] = []
+        while heap:
+            _key, node_id = heapq.heappop(heap)
+            order.append(node_id)
+            for target in successors.get(node_id, ()):
+                waiting[target] -= 1
+                if not waiting[target]:
+                    heapq.heappush(heap, (keys[target], target))
+        out[scope] = tuple(order)
+    return out
 
 
 def _input_schemas(nodes: dict[str, Node], incoming: dict[str, dict[str, Edge]]

@@ -247,14 +247,28 @@ def create_run(store: Store, runnable: CompiledGraph, inputs: Mapping[str, Any],
     workflow = runnable.workflow
     check_json(dict(origin.metadata), what="The run metadata")
     owner = origin.organization_id or organization_id
+    definition, digest = _definition_of(runnable)
     store.create_run(NewRun(
         run_id=run_id, workflow_id=origin.workflow_id or workflow_id_for(workflow),
-        workflow_name=workflow.name, workflow_digest=workflow.digest(),
-        definition=workflow.to_dict(), inputs=dict(inputs), metadata=dict(origin.metadata),
+        workflow_name=workflow.name, workflow_digest=digest,
+        definition=definition, inputs=dict(inputs), metadata=dict(origin.metadata),
         organization_id=owner, trigger=origin.trigger,
         parent_run_id=origin.parent_run_id), now=time.time())
     return PreparedRun(run_id=run_id, graph=runnable, inputs=inputs, replay=replay,
                        organization_id=owner)
+
+
+def _definition_of(graph: CompiledGraph) -> tuple[dict[str, Any], str]:
+    """The workflow's JSON form and digest for the run row: computed once for a graph of
+    :func:`engine.graph.compile_shared` (its workflow is a private copy), else each time."""
+    memo = graph.memo
+    definition = memo.get("definition")
+    if definition is None:
+        return graph.workflow.to_dict(), graph.workflow.digest()
+    digest = memo.get("digest")
+    if digest is None:
+        digest = memo["digest"] = graph.workflow.digest()
+    return definition, digest
 
 
 def run_settings(prepared: PreparedRun, options: ExecutionOptions, *,

@@ -48,7 +48,7 @@ from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import RunStatus, StepStatus
 from store.checkpoint import Checkpointer
 from store.codec import decode_outputs, dumps, inline_blobs, loads
-from store.connection import is_memory_path, open_database
+from store.connection import is_memory_path, open_database, storage_error
 from store.deletes import SQLRunDeletion
 from store.evals import SQLEvals
 from store.files import LocalFileStore
@@ -248,19 +248,22 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
             StorageError: the database failed; nothing was written.
         """
         db = self.db
-        with db.lock, db.guard(f"saving steps of run {run_id}"):
-            for attempt in range(3):
-                known = self._known(run_id, reload=attempt > 0)
-                plan = self._writer.plan(run_id, events, known, now)
-                try:
-                    db.write(self._writer.write, run_id, plan, run_update, now)
-                except StaleStatuses:
-                    continue
-                for change in plan.changes.values():
-                    known[change.step_id] = change.status
-                if run_update is not None and run_update.status.terminal:
-                    self._statuses.pop(run_id, None)
-                return
+        with db.lock:
+            try:  # db.guard, inlined: this is every step's commit
+                for attempt in range(3):
+                    known = self._known(run_id, reload=attempt > 0)
+                    plan = self._writer.plan(run_id, events, known, now)
+                    try:
+                        db.write(self._writer.write, run_id, plan, run_update, now)
+                    except StaleStatuses:
+                        continue
+                    for change in plan.changes.values():
+                        known[change.step_id] = change.status
+                    if run_update is not None and run_update.status.terminal:
+                        self._statuses.pop(run_id, None)
+                    return
+            except sqlite3.Error as exc:
+                raise storage_error(self.path, f"saving steps of run {run_id}", exc) from exc
             raise StorageError(
                 f"steps of run {run_id} in {self.path} keep changing under this process: "
                 "another process is running the same run. Stop it, then resume."

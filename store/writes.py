@@ -52,22 +52,6 @@ _STEP_COLUMNS = (
 INSERT_STEP = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 )
-# Mutable columns: given values win (COALESCE(?, col)); first queue/start times are kept.
-_UPDATE_STEP = """
-UPDATE steps SET status = ?1, retry_count = ?2, updated_at = ?3,
-  queued_at = COALESCE(queued_at, ?4), started_at = COALESCE(started_at, ?5),
-  completed_at = COALESCE(?6, completed_at),
-  duration_ms = CASE WHEN ?6 IS NULL THEN duration_ms
-    ELSE CAST(ROUND((?6 - COALESCE(started_at, ?5)) * 1000) AS INTEGER) END,
-  inputs = COALESCE(?7, inputs), outputs = COALESCE(?8, outputs),
-  error = COALESCE(?9, error), reason = COALESCE(?10, reason),
-  artifact_id = COALESCE(?11, artifact_id),
-  artifact_operation = COALESCE(?12, artifact_operation),
-  model = COALESCE(?13, model), tokens = COALESCE(?14, tokens), cost = COALESCE(?15, cost),
-  trace_spans = COALESCE(?16, trace_spans), control = COALESCE(?17, control),
-  trail = trail || ?21
-WHERE run_id = ?18 AND step_id = ?19 AND status = ?20
-"""
 _UPSERT_ARTIFACT = (
     "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?)"
@@ -96,8 +80,10 @@ class StepChange:
 
     ``before`` is the status the batch started from, None for a step created in it.
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order) or the
-    ``_UPDATE_STEP`` parameters ``?1..?17``; in both, the optional columns from
-    ``inputs`` to ``control`` sit in the same order (see ``_fold_fields``). ``trail``
+    update values 0-16 (status, retry count, updated, queued, started and completed
+    times, then ``inputs`` to ``control``: see ``_update_params``); in both, the
+    optional columns from ``inputs`` to ``control`` sit in the same order (see
+    ``_fold_fields``). ``trail``
     collects the batch's transitions as JSON array texts.
     """
 
@@ -134,6 +120,7 @@ class StepWriter:
         """Fold ``events`` into one plan, checking every move against ``known``."""
         plan = Plan()
         changes = plan.changes
+        stamp = repr(now)
         for ev in events:
             sid = ev.step_id
             change = changes.get(sid)
@@ -153,7 +140,7 @@ class StepWriter:
             if ev.status is _S.AWAITING_REVIEW:
                 plan.reviews.append((sid, ev.block_id, review_data(ev)))
             change.trail.append(
-                f'["{_TEXT[ev.status]}",{now!r},{ev.retry_count},{detail or "null"}]')
+                f'["{_TEXT[ev.status]}",{stamp},{ev.retry_count},{detail or "null"}]')
         return plan
 
     def _fold(
@@ -240,21 +227,26 @@ class StepWriter:
         Raises:
             StaleStatuses: a step was moved by another process since it was planned.
         """
-        inserts = []
-        updates = []
+        inserts: list[tuple[str, list[Any]]] = []
+        updates: list[tuple[str, list[Any]]] = []
         for c in plan.changes.values():
+            cols = c.cols
             if c.before is None:
-                c.cols[25] = ",".join(c.trail)
-                inserts.append(c.cols)
+                cols[25] = ",".join(c.trail)
+                inserts.append(_insert_params(cols))
             else:
-                updates.append((*c.cols, run_id, c.step_id, _TEXT[c.before],
-                                "," + ",".join(c.trail)))
-        if inserts:
+                sql, params = _update_params(cols)
+                params += ("," + ",".join(c.trail), run_id, c.step_id, _TEXT[c.before])
+                updates.append((sql, params))
+        for sql, rows in _consecutive(inserts):
             try:
-                conn.executemany(INSERT_STEP, inserts)
+                conn.executemany(sql, rows)
             except sqlite3.IntegrityError as exc:
                 raise StaleStatuses from exc
-        if updates and conn.executemany(_UPDATE_STEP, updates).rowcount != len(updates):
+        moved = 0
+        for sql, rows in _consecutive(updates):
+            moved += conn.executemany(sql, rows).rowcount
+        if moved != len(updates):
             raise StaleStatuses
         if plan.artifacts:
             conn.executemany(_UPSERT_ARTIFACT, plan.artifacts)
@@ -280,6 +272,100 @@ class StepWriter:
         )
         if conn.execute(_UPDATE_RUN, params).rowcount == 0:
             raise NotFoundError("run", run_id)
+
+
+# --------------------------------------------------------------------------- statements
+#
+# A step row is written with the columns that have a value only: binding None costs
+# the sqlite3 module a failed adapter lookup (an AttributeError built and dropped)
+# per parameter, more than building the statement's text, which is cached per shape.
+
+_COLUMN_NAMES = tuple(name.strip() for name in _STEP_COLUMNS.split(","))
+#: INSERT row positions always bound: identity, status, scope, retry count, times, trail.
+_INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
+_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24)
+#: UPDATE parameter positions 6..16 (see StepChange) name these columns.
+_UPDATE_FIELDS = _COLUMN_NAMES[8:19]
+_INSERTS: dict[int, tuple[str, tuple[int, ...]]] = {}
+_UPDATES: dict[int, tuple[str, tuple[int, ...]]] = {}
+
+
+def _insert_params(cols: list[Any]) -> tuple[str, list[Any]]:
+    """The INSERT of a new row's non-null columns, and its parameters."""
+    mask = 0
+    bit = 1
+    for index in _INSERT_OPTIONAL:
+        if cols[index] is not None:
+            mask |= bit
+        bit <<= 1
+    shape = _INSERTS.get(mask)
+    if shape is None:
+        take = _INSERT_ALWAYS + tuple(index for n, index in enumerate(_INSERT_OPTIONAL)
+                                      if mask >> n & 1)
+        names = ", ".join(_COLUMN_NAMES[i] for i in take)
+        shape = _INSERTS[mask] = (
+            f"INSERT INTO steps ({names}) VALUES ({', '.join('?' * len(take))})", take)
+    sql, take = shape
+    return sql, [cols[i] for i in take]
+
+
+def _update_params(cols: list[Any]) -> tuple[str, list[Any]]:
+    """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-16),
+    and its parameters; the caller appends the trail, run id, step id and prior status.
+
+    First queue and start times are kept, given values win, and ``duration_ms`` runs
+    from the first start (SET expressions read the row as it was).
+    """
+    mask = 0
+    bit = 1
+    for value in cols[3:17]:
+        if value is not None:
+            mask |= bit
+        bit <<= 1
+    shape = _UPDATES.get(mask)
+    if shape is None:
+        shape = _UPDATES[mask] = _update_shape(mask)
+    sql, take = shape
+    return sql, [cols[i] for i in take]
+
+
+def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
+    sets = ["status = ?", "retry_count = ?", "updated_at = ?"]
+    take = [0, 1, 2]
+    if mask & 1:
+        sets.append("queued_at = COALESCE(queued_at, ?)")
+        take.append(3)
+    if mask & 2:
+        sets.append("started_at = COALESCE(started_at, ?)")
+        take.append(4)
+    if mask & 4:
+        sets.append("completed_at = ?")
+        take.append(5)
+        if mask & 2:
+            sets.append("duration_ms = CAST(ROUND((? - COALESCE(started_at, ?)) * 1000) "
+                        "AS INTEGER)")
+            take += (5, 4)
+        else:
+            sets.append("duration_ms = CAST(ROUND((? - started_at) * 1000) AS INTEGER)")
+            take.append(5)
+    for n, name in enumerate(_UPDATE_FIELDS):
+        if mask >> (3 + n) & 1:
+            sets.append(f"{name} = ?")
+            take.append(6 + n)
+    sets.append("trail = trail || ?")
+    sql = f"UPDATE steps SET {', '.join(sets)} WHERE run_id = ? AND step_id = ? AND status = ?"
+    return sql, tuple(take)
+
+
+def _consecutive(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[list[Any]]]]:
+    """Runs of the same statement, in order (rows keep their creation order)."""
+    out: list[tuple[str, list[list[Any]]]] = []
+    for sql, params in statements:
+        if out and out[-1][0] is sql:
+            out[-1][1].append(params)
+        else:
+            out.append((sql, [params]))
+    return out
 
 
 # --------------------------------------------------------------------------- helpers

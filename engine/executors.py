@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from engine.scheduler import Task
 
 #: Seconds to wait for the Dask scheduler when connecting.
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 5.0
 
 
 class AttemptExecutor(Protocol):

@@ -141,3 +141,24 @@ def _kill_first_attempt(pid_file: Path) -> None:
                 os.kill(int(pid), signal.SIGKILL)
                 return
         time.sleep(0.05)
+
+
+def test_the_cli_refuses_a_scheduler_that_is_down(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("stepwell")
+    if not script.exists():
+        pytest.skip("the stepwell console script is not installed (pip install -e .)")
+    flow = tmp_path / "fan.json"
+    flow.write_text(json.dumps(executor_targets.fan(2).to_dict()))
+    db = tmp_path / "never" / "x.db"
+    for args in (["run", str(flow), "-i", '{"items": [{"n": 1}]}'], ["worker"]):
+        done = subprocess.run([str(script), *args, "--db", str(db), "--executor",
+                               "dask://127.0.0.1:1"], capture_output=True, text=True,
+                              check=False, env={**os.environ, "COLUMNS": "300"})
+        assert done.returncode == 2, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[-1], lines
+    assert not db.parent.exists()  # nothing written

@@ -54,6 +54,7 @@ from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
 from engine.durable import end_run
+from engine.heartbeat import Heartbeat
 from engine.options import RetryPolicy
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
@@ -66,9 +67,6 @@ __all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
 _YIELD_EVERY_S = 0.02
-#: How long a cancel request may wait for the driver before the run is cancelled under
-#: the step that holds it (the cancel watcher polls every ``cancel_poll_s``).
-ABANDON_AFTER_S = 1.0
 _CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
@@ -125,7 +123,7 @@ class Runner:
         sched = self.scheduler
         send, recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
         self._flush(RunUpdate(status=RunStatus.RUNNING))
-        heartbeat = _Heartbeat(self, self.settings.heartbeat_s)
+        heartbeat = Heartbeat(self, self.settings.heartbeat_s)
         try:
             outcome = await self._drive(sched, send, recv)
         finally:
@@ -386,50 +384,3 @@ class Runner:
             env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
             timeout_seconds=timeout, services=self.settings.services, log=StepLog(),
         )
-
-
-class _Heartbeat:
-    """Keeps ``runs.heartbeat_at`` fresh, and cancels a held run, from a thread of its own.
-
-    A thread, not a task: a synchronous step that holds the event loop for a minute must
-    not make its run look ownerless to ``stepwell runs list`` and ``runs resume``. The
-    same thread looks for cancel requests: when the driver has not taken one in hand
-    within :data:`ABANDON_AFTER_S` (a step holds the loop), it cancels the run itself
-    (:meth:`Runner.abandon`), so a cancel always ends the run within about two seconds.
-    """
-
-    def __init__(self, runner: Runner, every_s: float) -> None:
-        self._runner = runner
-        self._every_s = every_s
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"stepwell-heartbeat-{runner.settings.run_id}",
-            daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        runner = self._runner
-        tick = min(self._every_s, runner.settings.cancel_poll_s)
-        beat_due = time.monotonic() + self._every_s
-        asked_at: float | None = None
-        while not self._stopped.wait(tick):
-            try:
-                if time.monotonic() >= beat_due:
-                    runner.store.heartbeat(runner.settings.run_id, time.time())
-                    beat_due = time.monotonic() + self._every_s
-                if runner.cancel_taken():
-                    continue
-                reason = runner.store.cancel_requested(runner.settings.run_id)
-                if reason and asked_at is None:
-                    asked_at = time.monotonic()
-                if reason and time.monotonic() - asked_at > ABANDON_AFTER_S:
-                    runner.abandon(reason if isinstance(reason, str) else
-                                   _CANCELLED_BY_REQUEST)
-                    return
-            except Exception:  # the next commit reports a broken database
-                log.debug("heartbeat of %s failed", runner.settings.run_id, exc_info=True)
-
-    def stop(self) -> None:
-        """Stop beating (the run's final commit follows)."""
-        self._stopped.set()
-        self._thread.join()

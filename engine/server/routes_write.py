@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
 from engine.contracts.bounded import check_json
-from engine.contracts.errors import NotFoundError, UsageError
+from engine.contracts.errors import ConflictError, NotFoundError, UsageError
 from engine.definition import Workflow
 from engine.export import to_yaml
 from engine.graph_edit import name_edges, stamps_after
@@ -116,7 +116,10 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
     state = _state(request)
     wf, diagnostics = _load_spec(request, body.yaml_definition)
     digest = wf.digest()
-    current = None if workflow_id is None else state.store.get_workflow(workflow_id, org)
+    if workflow_id is not None:
+        current = state.store.get_workflow(workflow_id, org)
+    else:  # the id runs from the CLI use: metadata.id, else one derived from the name
+        current = _registered(state, wf.workflow_id(), org)
     if current is None:
         action = "create"
     else:
@@ -125,12 +128,12 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
         return _plan(wf, current.id if current else "", action, diagnostics)
     now = time.time()
     if current is None:
-        target = new_workflow_id()
-        named = name_edges(wf, target)
-        state.store.create_workflow(
-            workflow_id=target, name=wf.name, description=wf.description,
-            project_id=body.project_id, definition=named.to_dict(), yaml=body.yaml_definition,
-            version_id=digest, organization_id=org, publish=True, now=now)
+        target = wf.workflow_id() if workflow_id is None else workflow_id
+        try:
+            _create(state, wf, body, target, digest, org, now)
+        except ConflictError:  # another organization has this id: theirs stays unseen
+            target = new_workflow_id()
+            _create(state, wf, body, target, digest, org, now)
         return _plan(wf, target, action, diagnostics)
     named = name_edges(wf, current.id)
     stamps = stamps_after(definition_of(current), named, current.stamps, now,
@@ -140,13 +143,34 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
                            expected_revision=None, now=now)
     state.store.update_workflow(current.id, org, name=wf.name, description=wf.description,
                                 now=now)
+    if workflow_id is None:  # spec/apply of a workflow it has: the new YAML is what runs
+        state.store.publish_workflow(current.id, org, description=wf.description, now=now)
     return _plan(wf, current.id, action, diagnostics)
+
+
+def _registered(state: Any, workflow_id: str, org: str) -> Any:
+    """The organization's workflow with this id, or None."""
+    try:
+        return state.store.get_workflow(workflow_id, org)
+    except NotFoundError:
+        return None
+
+
+def _create(state: Any, wf: Workflow, body: DeclarativeWorkflowBody, target: str,
+            digest: str, org: str, now: float) -> None:
+    named = name_edges(wf, target)
+    state.store.create_workflow(
+        workflow_id=target, name=wf.name, description=wf.description,
+        project_id=body.project_id, definition=named.to_dict(), yaml=body.yaml_definition,
+        version_id=digest, organization_id=org, publish=True, now=now)
 
 
 @router.post("/spec/apply", responses=ok(ApplyOut), summary="Register a workflow from YAML")
 def apply_spec(request: Request, body: DeclarativeWorkflowBody, org: Org) -> Any:
-    """Validate the YAML and register it as a new workflow (nothing is written when it is
-    invalid). Runs are then created with the returned ``workflow_id``."""
+    """Validate the YAML and register it (nothing is written when it is invalid). Its id
+    is ``metadata.id``, else derived from its name (as for runs started from the CLI);
+    applying a workflow this organization already has publishes the YAML as its new
+    version. Runs are then created with the returned ``workflow_id``."""
     return _apply(request, body, org, None, write=True)
 
 

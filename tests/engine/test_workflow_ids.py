@@ -55,3 +55,30 @@ def test_runs_keep_the_id_across_edits_and_the_digest_tells_versions_apart(
         second = engine.client.workflows.runs.get(engine.run(edited, order).run_id)
     assert first.workflow_id == second.workflow_id == "wf_price_items"
     assert first.workflow_version_id != second.workflow_version_id
+
+
+def test_the_server_uses_the_same_ids(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from engine.server import create_app
+
+    text = PRICE_ITEMS.read_text()
+    app = create_app(tmp_path / "db", api_keys={"sk_a": "org_a", "sk_b": "org_b"})
+    with TestClient(app) as client:
+        def apply(yaml: str, key: str = "sk_a") -> str:
+            response = client.post("/v1/workflows/spec/apply", json={"yaml_definition": yaml},
+                                   headers={"Api-Key": key})
+            assert response.status_code == 200, response.text
+            return str(response.json()["workflow_id"])
+
+        assert apply(text) == "wf_price_items"
+        edited = text.replace("max_concurrency: 2", "max_concurrency: 3")
+        assert apply(edited) == "wf_price_items"  # a new version of the same workflow
+        got = client.get("/v1/workflows/wf_price_items", headers={"Api-Key": "sk_a"}).json()
+        assert got["id"] == "wf_price_items"
+        other = apply(text, key="sk_b")  # another organization: its own workflow
+        assert other != "wf_price_items"
+        assert client.get(f"/v1/workflows/{other}",
+                          headers={"Api-Key": "sk_a"}).status_code == 404
+        named = text.replace("name: Price items", "name: Price items\n  id: po-pricing")
+        assert apply(named) == "po-pricing"

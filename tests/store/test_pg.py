@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -139,3 +140,39 @@ def test_a_reader_never_creates_the_layout(pg_url: str) -> None:  # noqa: F811
     with pytest.raises(NotFoundError, match="holds no stepwell runs"):
         PostgresStore(pg_url, create=False)
     assert _tables(pg_url) == set()
+
+
+def test_bad_databases_are_one_line_and_exit_2_on_the_cli(pg_url: str,  # noqa: F811
+                                                         tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("stepwell")
+    if not script.exists():
+        pytest.skip("the stepwell console script is not installed (pip install -e .)")
+    flow = tmp_path / "echo.json"
+    flow.write_text(json.dumps({
+        "apiVersion": "workflows.retab.com/v1alpha2", "kind": "Workflow",
+        "metadata": {"name": "Echo"},
+        "spec": {"blocks": {"data": {"type": "start_json"}, "done": {"type": "end"}},
+                 "edges": [{"source": {"block": "data", "handle": "output-json-0"},
+                            "target": {"block": "done", "handle": "input-json-0"}}]}}))
+    foreign = pg_url
+    _sql(foreign, "CREATE TABLE customers (id int primary key)")
+    cases = {
+        "cannot reach PostgreSQL": _with(pg_url, host="127.0.0.1", port=1),
+        "refused the credentials": _with(pg_url, password="not-the-password"),
+        "not a stepwell database": foreign,
+    }
+    for expected, url in cases.items():
+        for args in (["run", str(flow), "-i", '{"n": 1}'], ["runs", "list"], ["worker"]):
+            done = subprocess.run([str(script), *args, "--db", url], capture_output=True,
+                                  text=True, check=False, cwd=tmp_path,
+                                  env={**os.environ, "COLUMNS": "400"})
+            assert done.returncode == 2, (args, done.stderr)
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and expected in lines[0], (args, lines)
+            assert "not-the-password" not in done.stderr
+    assert _tables(foreign) == {"customers"}

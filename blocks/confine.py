@@ -176,7 +176,11 @@ def _set_limits(limits: dict[str, int | None], *, processes: bool) -> None:
         hard = resource.getrlimit(kind)[1]
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
-        resource.setrlimit(kind, (value, value))
+        try:
+            resource.setrlimit(kind, (value, value))
+        except (ValueError, OSError):  # a limit this platform does not take (macOS: AS)
+            if sys.platform.startswith("linux"):
+                raise
 
     cap(resource.RLIMIT_CORE, 0)
     if limits.get("memory_mb"):

@@ -51,7 +51,8 @@ class PlatformReport:
         directory are readable. ``network``: no network at all (a network namespace).
         ``tree_kill``: everything a worker spawns dies with it. ``signals``: a worker
         cannot signal processes outside its sandbox. ``processes``: the process count is
-        bounded. ``memory``: the address space is bounded (always, by rlimit).
+        bounded. ``memory``: the address space is bounded (by rlimit; Linux enforces it,
+        macOS does not).
         """
         return {
             "filesystem": self.landlock_abi >= 1,
@@ -60,7 +61,7 @@ class PlatformReport:
             "signals": self.namespaces or self.landlock_abi >= 6,
             "processes": self.cgroups or self.worker_user is not None
             or (self.namespaces and not self.root),
-            "memory": True,
+            "memory": self.system.startswith("linux"),
         }
 
     def describe(self) -> str:

@@ -256,3 +256,36 @@ def outcome_counts(results: list[EvalResult]) -> dict[str, dict[str, int]]:
         if result.status == "completed" and result.verdict in outcome:
             outcome[result.verdict] += 1
     return {"lifecycle_counts": lifecycle, "outcome": outcome}
+
+
+def end_interrupted(store: Store, organization_ids: list[str], now: float) -> list[str]:
+    """End the API eval runs a stopped server left ``pending`` or ``running``.
+
+    A server executes eval runs on its own threads; when it stops, they stop. At its next
+    start it calls this, so no run stays ``running`` forever: each becomes ``error``
+    (its unfinished results ``cancelled``), and can be run again.
+
+    Returns:
+        The ids of the runs ended.
+    """
+    from engine.contracts.evals import EvalRunFilters
+
+    ended: list[str] = []
+    for org in organization_ids:
+        filters = EvalRunFilters(statuses=("pending", "queued", "running"), triggers=("api",))
+        after = None
+        while True:
+            page = store.page_eval_runs(org, filters, limit=1000, after=after)
+            for run in page.items:
+                for result in run_results(store, run):
+                    if result.status in ("pending", "queued", "running"):
+                        store.save_eval_result(replace(result, status="cancelled",
+                                                       completed_at=now))
+                store.save_eval_run(replace(run, status="error", completed_at=now,
+                                            error="interrupted: the server stopped while it "
+                                                  "ran; create the eval run again"))
+                ended.append(run.id)
+            if not page.more_after:
+                break
+            after = page.items[-1].id
+    return ended

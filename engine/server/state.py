@@ -223,6 +223,7 @@ class ServerState:
         reap_workers()
         if isinstance(self.supervisor, QueueDispatch):
             return []  # workers take orphaned runs over when their lease runs out
+        self._end_interrupted_evals()
         policy = self.config.policy
 
         def refusal(workflow: Any) -> str | None:
@@ -233,6 +234,16 @@ class ServerState:
         for item in recovered:
             log.warning("run %s: %s", item.run_id, item.reason)
         return recovered
+
+    def _end_interrupted_evals(self) -> None:
+        """End the eval runs the last server left running (they ran on its threads)."""
+        import time
+
+        from engine.evals import end_interrupted
+
+        orgs = sorted(set(self.config.api_keys.values()))
+        for run_id in end_interrupted(self.store, orgs, time.time()):
+            log.warning("eval run %s: ended, the server stopped while it ran", run_id)
 
     def close(self, wait_s: float = 5.0) -> None:
         """Wait a little for run threads, then release what can be released.

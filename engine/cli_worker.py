@@ -84,9 +84,31 @@ def worker(
     )] = Durability.process,
     blocks: Annotated[list[str] | None, typer.Option(
         "--blocks", help=BLOCKS_HELP, show_default=False)] = None,
+    shared: Annotated[bool, typer.Option(
+        "--shared", help="Run the queued runs of a shared server under its rules "
+        "(docs/security.md): confined code, declared secrets, public egress.")] = False,
+    code: Annotated[str, typer.Option(
+        "--code", help="Who may run code: auto, open, sandboxed, none (as stepwell serve).",
+    )] = "auto",
+    allow_python: Annotated[list[str] | None, typer.Option(
+        "--allow-python", help="module:function pattern python: references may name "
+        "(repeatable; as stepwell serve).")] = None,
+    egress_allow: Annotated[list[str] | None, typer.Option(
+        "--egress-allow", help="Host name or network api_call may reach although it is not "
+        "public (repeatable; as stepwell serve).")] = None,
+    secrets: Annotated[Path | None, typer.Option(
+        "--secrets", help="The server's per-organization secrets file.",
+        show_default=False)] = None,
+    worker_user: Annotated[str | None, typer.Option(
+        "--worker-user", help="User confined workers switch to when running as root "
+        "without namespaces.", show_default=False)] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Claim queued runs from the database and execute them, until SIGTERM or Ctrl-C."""
+    """Claim queued runs from the database and execute them, until SIGTERM or Ctrl-C.
+
+    Workers of a shared server must run with ``--shared`` and the server's security
+    options, or the runs they take execute under a personal machine's rules.
+    """
     import anyio
 
     from engine.cli_run import cli_engine
@@ -99,6 +121,8 @@ def worker(
         remote.connect()  # an unreachable scheduler is refused before anything runs
     engine = cli_engine(database, list(blocks or []), durability)
     engine.executor = remote
+    _apply_policy(engine, shared, code, tuple(allow_python or ()), tuple(egress_allow or ()),
+                  secrets, worker_user)
     try:
         work = Worker(engine, WorkerOptions(concurrency=concurrency, lease_s=lease,
                                             grace_s=grace, idle_exit_s=idle_exit))
@@ -116,6 +140,21 @@ def worker(
     else:
         stderr().print("worker stopped: " + ", ".join(f"{v} {k.replace('_', ' ')}"
                                                       for k, v in summary.items()))
+
+
+def _apply_policy(engine: Any, shared: bool, code: str, allow_python: tuple[str, ...],
+                  egress_allow: tuple[str, ...], secrets: Path | None,
+                  worker_user: str | None) -> None:
+    """Give the engine the host's security policy and each organization's environment."""
+    import os
+
+    from engine.contracts.policy import SECURITY_SERVICE
+    from engine.server.security import load_secrets, policy_for, run_environment
+
+    policy = policy_for(shared, code=code, allow_python=allow_python,
+                        egress_allow=egress_allow, worker_user=worker_user)
+    engine.services[SECURITY_SERVICE] = policy
+    engine.env = run_environment(policy, load_secrets(secrets), os.environ)
 
 
 def _shown(engine: Any) -> str:

@@ -71,9 +71,21 @@ def choose_policy(host: str, keys: Mapping[str, str], *, code: str = "auto",
     Raises:
         UsageError: an unknown code mode.
     """
+    return policy_for(is_shared(host, keys), code=code, allow_python=allow_python,
+                      egress_allow=egress_allow, worker_user=worker_user)
+
+
+def policy_for(shared: bool, *, code: str = "auto", allow_python: tuple[str, ...] = (),
+               egress_allow: tuple[str, ...] = (), worker_user: str | None = None
+               ) -> SecurityPolicy:
+    """A shared or personal host's policy (``stepwell worker --shared`` runs the queued
+    runs of a shared server under the same rules as the server).
+
+    Raises:
+        UsageError: an unknown code mode.
+    """
     if code not in CODE_MODES:
         raise UsageError(f"--code {code!r} is not one of {', '.join(CODE_MODES)}.")
-    shared = is_shared(host, keys)
     mode = (CodePolicy.SANDBOXED if shared else CodePolicy.OPEN) if code == "auto" \
         else CodePolicy(code)
     if shared or mode is CodePolicy.SANDBOXED:

@@ -88,3 +88,13 @@ def test_access_tokens_are_redacted_from_log_records() -> None:
                                None)
     assert RedactQueryKeys().filter(record)
     assert "secret" not in record.getMessage()
+
+
+def test_workers_of_a_shared_server_take_its_rules() -> None:
+    from engine.server.security import policy_for
+
+    shared = policy_for(True, allow_python=("m:*",), egress_allow=("10.0.0.0/8",))
+    assert shared == choose_policy("0.0.0.0", {LONG: "o"}, allow_python=("m:*",),
+                                   egress_allow=("10.0.0.0/8",))
+    assert shared.confine_workers and shared.declared_secrets_only
+    assert policy_for(False) == choose_policy("127.0.0.1", {"k": "o"})

@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import Request
 
 from engine.contracts.errors import NotFoundError, WorkflowValidationError
-from engine.contracts.records import RegisteredWorkflow
+from engine.contracts.records import RegisteredWorkflow, WorkflowVersion
 from engine.definition import Workflow
 from engine.graph_edit import authored_edges, edge_id, name_edges, stamps_after
 from engine.graph_versions import (
@@ -64,10 +64,10 @@ def check_definition(state: Any, workflow: Workflow) -> dict[str, Any]:
     return {"errors": [], "warnings": [d.to_dict() for d in diagnostics]}
 
 
-def definition_of(record: RegisteredWorkflow | Any) -> Workflow:
-    """The workflow a stored definition describes."""
-    return Workflow.from_dict(record.definition, source=getattr(record, "workflow_id", None)
-                              or record.id)
+def definition_of(record: RegisteredWorkflow | WorkflowVersion) -> Workflow:
+    """The workflow a stored definition (a draft, or a version) describes."""
+    source = record.workflow_id if isinstance(record, WorkflowVersion) else record.id
+    return Workflow.from_dict(record.definition, source=source)
 
 
 def draft_of(state: Any, org: str, workflow_id: str) -> tuple[RegisteredWorkflow, Workflow]:

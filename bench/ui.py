@@ -69,8 +69,9 @@ def build_runs_db(folder: Path, total: int) -> tuple[Path, dict[str, str]]:
     db = folder / "runs.db"
     with Engine(db) as engine:
         seeded = [seed_runs(engine, items=30) for _ in range(4)]
+        review = engine.store.reviews(run_id=seeded[0].review)[0].id
     _replicate(db, total)
-    return db, {"items": seeded[0].items, "review": seeded[0].review}
+    return db, {"items": seeded[0].items, "review": review}
 
 
 def build_items_db(folder: Path, items: int) -> tuple[Path, str]:
@@ -119,7 +120,8 @@ def measure(runs: int = 10_000, items: int = 10_000, repeat: int = 7) -> list[di
             (runs_db, "runs list, a page deep in the list",
              f"/?after=run_bench{runs // 2:015d}"),
             (runs_db, "run page, 30-item for_each", f"/runs/{ids['items']}"),
-            (runs_db, "review page (PDF pages, form)", "/reviews"),
+            (runs_db, "review queue", "/reviews"),
+            (runs_db, "review page (PDF pages, form, versions)", f"/reviews/{ids['review']}"),
             (items_db, f"run page, {items:,}-item for_each", f"/runs/{big}"),
             (items_db, "  same, live-update fragment", f"/runs/{big}"),
             (items_db, "  its iterations, a middle page",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from engine.contracts.bounded import clean_text
 from engine.contracts.errors import NotFoundError
 from engine.contracts.logs import LOOP_LOGGER
 from engine.contracts.outline import (
@@ -169,7 +170,7 @@ class MemoryOutline:
 
     def run_presence(self, run_ids: Sequence[str], *, organization_id: str | None = None
                      ) -> dict[str, RunPresence]:
-        """Status, owner, heartbeat and oldest open review of each visible run."""
+        """Workflow, status, owner, heartbeat and oldest open review of each visible run."""
         with self.tables.lock:
             runs = self._visible_runs(run_ids, organization_id)
             open_since: dict[str, float] = {}
@@ -178,7 +179,9 @@ class MemoryOutline:
                     seen = open_since.get(review.run_id)
                     open_since[review.run_id] = min(review.created_at, seen or
                                                     review.created_at)
-            return {r.id: RunPresence(run_id=r.id, status=r.status.value,
+            return {r.id: RunPresence(run_id=r.id, workflow_id=r.workflow_id,
+                                      workflow_name=clean_text(r.workflow_name, limit=200),
+                                      status=r.status.value,
                                       owner_pid=r.owner_pid, heartbeat_at=r.heartbeat_at,
                                       waiting_since=open_since.get(r.id)) for r in runs}
 

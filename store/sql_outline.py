@@ -18,6 +18,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from engine.contracts.bounded import clean_text
 from engine.contracts.errors import NotFoundError
 from engine.contracts.logs import LOOP_LOGGER
 from engine.contracts.outline import (
@@ -47,6 +48,13 @@ _ITERATION = {
                    "CAST(split_part(substr(step_id, ?), '_', 1) AS INTEGER) END"),
 }
 _RUN_HINT = {"sqlite": "+run_id", "postgresql": "run_id"}
+_TALLY_COUNTS = ("SELECT block_id, status, count(*), max(seq) FROM steps WHERE run_id = ? "
+                 "GROUP BY block_id, status")
+#: The statuses of ``ix_steps_run_exceptional`` (reasons and errors live there).
+_TALLY_NOTES = ("SELECT block_id, status, min(reason), min(CASE WHEN status = 'error' THEN "
+                "json_extract(error, '$.message') END) FROM steps WHERE run_id = ? AND status "
+                "IN ('error', 'skipped', 'cancelled', 'awaiting_review') "
+                "GROUP BY block_id, status")
 _PG_VERSION = ("SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
                "ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint")
 
@@ -123,15 +131,29 @@ class SQLOutline:
 
     def block_tallies(self, run_id: str, *, organization_id: str | None = None
                       ) -> list[BlockTally]:
-        """Steps per block and status, in one grouped query. Raises NotFoundError."""
-        sql = ("SELECT block_id, min(block_type), min(label), status, count(*), min(reason), "
-               "min(CASE WHEN status = 'error' THEN json_extract(error, '$.message') END) "
-               "FROM steps WHERE run_id = ? GROUP BY block_id, status")
+        """Steps per block and status. Raises NotFoundError.
+
+        Three small queries instead of one wide one: the counts (and the last step of
+        each group, whose type and label stand for the group), the reasons and errors of
+        the exceptional steps only (on their partial index), and those last steps.
+        """
         with self.db.read(f"counting steps of run {run_id}") as conn:
             self._visible(conn, run_id, organization_id)
-            rows = conn.execute(sql, (run_id,)).fetchall()
-        return [BlockTally(block_id=r[0], block_type=r[1], label=r[2] or "", status=r[3],
-                           count=int(r[4]), reason=r[5], error=r[6]) for r in rows]
+            counts = conn.execute(_TALLY_COUNTS, (run_id,)).fetchall()
+            notes = {(r[0], r[1]): (r[2], r[3])
+                     for r in conn.execute(_TALLY_NOTES, (run_id,))}
+            kinds: dict[int, tuple[str, str]] = {}
+            for chunk in _chunks([r[3] for r in counts]):
+                sql = f"SELECT seq, block_type, label FROM steps WHERE seq IN ({_marks(chunk)})"
+                kinds.update({r[0]: (r[1], r[2] or "") for r in conn.execute(sql, chunk)})
+        out = []
+        for block_id, status, count, last in counts:
+            block_type, label = kinds.get(last, ("", ""))
+            reason, error = notes.get((block_id, status), (None, None))
+            out.append(BlockTally(block_id=block_id, block_type=block_type, label=label,
+                                  status=status, count=int(count), reason=reason,
+                                  error=error))
+        return out
 
     def iteration_tallies(self, run_id: str, container_step_id: str, *,
                           organization_id: str | None = None) -> dict[int, dict[str, int]]:
@@ -185,17 +207,19 @@ class SQLOutline:
 
     def run_presence(self, run_ids: Sequence[str], *, organization_id: str | None = None
                      ) -> dict[str, RunPresence]:
-        """Status, owner, heartbeat and oldest open review of each visible run."""
+        """Workflow, status, owner, heartbeat and oldest open review of each visible run."""
         out: dict[str, RunPresence] = {}
         for chunk in _chunks(run_ids):
             where, params = self._runs_where(chunk, organization_id, "r.id")
-            sql = ("SELECT r.id, r.status, r.owner_pid, r.heartbeat_at, (SELECT "
-                   "min(v.created_at) FROM reviews v WHERE v.run_id = r.id AND v.decision "
-                   f"IS NULL) FROM runs r WHERE {where}")
+            sql = ("SELECT r.id, r.workflow_id, r.workflow_name, r.status, r.owner_pid, "
+                   "r.heartbeat_at, (SELECT min(v.created_at) FROM reviews v WHERE "
+                   f"v.run_id = r.id AND v.decision IS NULL) FROM runs r WHERE {where}")
             with self.db.read("reading run owners") as conn:
-                for run_id, status, pid, beat, since in conn.execute(sql, params):
-                    out[run_id] = RunPresence(run_id=run_id, status=status, owner_pid=pid,
-                                              heartbeat_at=beat, waiting_since=since)
+                for run_id, wid, name, status, pid, beat, since in conn.execute(sql, params):
+                    out[run_id] = RunPresence(
+                        run_id=run_id, workflow_id=wid,
+                        workflow_name=clean_text(str(name or ""), limit=200), status=status,
+                        owner_pid=pid, heartbeat_at=beat, waiting_since=since)
         return out
 
     def step_moves(self, run_id: str, step_ids: Sequence[str], *,

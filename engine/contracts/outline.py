@@ -109,14 +109,18 @@ class RunCounts:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunPresence:
-    """A run's stored status, who executes it, and since when it waits.
+    """A run without its payloads: its workflow, stored status, who executes it, and
+    since when it waits.
 
     Attributes:
+        workflow_name: printable (control characters removed), at most 200 characters.
         owner_pid / heartbeat_at: the process that owns the run and its last heartbeat.
         waiting_since: creation time of its oldest undecided review (epoch seconds).
     """
 
     run_id: str
+    workflow_id: str
+    workflow_name: str
     status: str
     owner_pid: int | None
     heartbeat_at: float | None
@@ -236,8 +240,8 @@ class OutlineStore(Protocol):
 
     def run_presence(self, run_ids: Sequence[str], *, organization_id: str | None = None
                      ) -> dict[str, RunPresence]:
-        """Status, owner, heartbeat and oldest undecided review of each visible run
-        (without decoding its payloads, as ``read_run`` does)."""
+        """Workflow, status, owner, heartbeat and oldest undecided review of each visible
+        run (without decoding its payloads, as ``read_run`` does)."""
         ...
 
     def step_moves(self, run_id: str, step_ids: Sequence[str], *,

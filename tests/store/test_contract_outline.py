@@ -137,6 +137,7 @@ def test_run_counts_and_presence_cover_many_runs(store: Store) -> None:
     assert presence["run_2"].waiting_since is None
     assert presence["run_2"].status == "pending" and presence["run_2"].owner_pid
     assert presence["run_2"].heartbeat_at == T0 + 20
+    assert (presence["run_1"].workflow_id, presence["run_1"].workflow_name) == ("wf_1", "Loops")
 
 
 def test_step_moves_are_the_trail_of_each_step(store: Store) -> None:

@@ -74,12 +74,26 @@ def duration(ms: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+_PRETTY = json.JSONEncoder(indent=2, ensure_ascii=False, default=str)
+
+
 def pretty_json(value: Any, limit: int = JSON_PREVIEW_CHARS) -> str:
-    """Indented JSON, cut at ``limit`` characters with a marker saying so."""
-    text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
-    if len(text) > limit:
-        return text[:limit] + f"\n… ({len(text) - limit:,} more characters)"
-    return text
+    """Indented JSON, cut at ``limit`` characters with a marker saying so.
+
+    Indented encoding is pure Python, so a large value is encoded only up to the cut;
+    its whole size comes from the compact (C) encoder.
+    """
+    chunks: list[str] = []
+    size = 0
+    for chunk in _PRETTY.iterencode(value):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    else:
+        return "".join(chunks)
+    whole = len(json.dumps(value, ensure_ascii=False, default=str))
+    return "".join(chunks)[:limit] + f"\n… (cut: {whole:,} characters in all, as compact JSON)"
 
 
 def detail_text(detail: Any, limit: int = 300) -> str:

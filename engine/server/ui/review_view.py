@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.outline import RunPresence
 from engine.contracts.records import ReviewVersion
 from engine.contracts.store import ReviewStore
 from engine.server.review_versions import (
@@ -59,7 +60,7 @@ class ReviewModel:
     """What a review page shows."""
 
     row: dict[str, Any]
-    run: Any
+    run: RunPresence
     versions: list[ReviewVersion]
     proposal: Any = None
     correctable: bool = False
@@ -94,7 +95,7 @@ class ReviewModel:
         """``pending``, ``approved``, ``rejected`` or ``cancelled`` (the run ended first)."""
         if self.row["decision"] is not None:
             return str(self.row["decision"])
-        return "cancelled" if self.run.lifecycle.status in ("completed", "error",
+        return "cancelled" if self.run.status in ("completed", "error",
                                                              "cancelled") else "pending"
 
 
@@ -133,7 +134,8 @@ def build_review_model(api: ReadAPI, store: ReviewStore, review_id: str) -> Revi
         NotFoundError: no such review visible to the API's organization.
     """
     row = review_row(api, review_id)
-    run = api.get_run(row["run_id"])
+    run = api.reads.run_presence([row["run_id"]], organization_id=api.organization_id
+                                 )[row["run_id"]]
     config, label = _block_config(row)
     correctable, proposal = proposed_json(row)
     outputs = (row["data"] or {}).get("outputs") or {}

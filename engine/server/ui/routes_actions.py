@@ -29,11 +29,13 @@ from engine.contracts.errors import (
     StepwellError,
     UsageError,
 )
+from engine.contracts.store import ReviewStore
 from engine.durable import process_owns
 from engine.server.review_versions import add_correction, decision_data, snapshot_for
 from engine.server.ui.common import gate, not_found, redirect, server_state, ui_state
 from engine.server.ui.render import page
 from engine.server.ui.review_view import (
+    ReviewModel,
     build_review_model,
     read_correction,
     schema_problems,
@@ -244,8 +246,8 @@ async def rerun(request: Request, run_id: str) -> Response:
 # --------------------------------------------------------------------------- reviews
 
 
-def corrected_data(store: Any, model: Any, corrected: Any, form: dict[str, str],
-                   author_id: str) -> tuple[Any, bool]:
+def corrected_data(store: ReviewStore, model: ReviewModel, corrected: Any,
+                   form: dict[str, str], author_id: str) -> tuple[Any, bool]:
     """``(data, has_data)`` of an approval: data that differs from the review's latest
     version is stored as a correction of it first (as the HTTP API stores one); a
     correction's data is approved as corrected data, the proposal's as it is.

@@ -36,11 +36,8 @@ async def events(request: Request, run: str | None = None) -> Response:
         run_id, org = run, viewer.organization_id
 
         def ended() -> bool:
-            try:
-                status = server.reader(org).get_run(run_id).lifecycle.status
-            except NotFoundError:
-                return True
-            return status in TERMINAL
+            found = server.reader(org).reads.run_presence([run_id], organization_id=org)
+            return run_id not in found or found[run_id].status in TERMINAL
 
     stream = event_stream(ui_state(request).feed, request.is_disconnected, ended)
     response = StreamingResponse(stream, media_type="text/event-stream",

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from engine.contracts.errors import NotFoundError
+from engine.contracts.outline import RunPresence
 from engine.server.ui.common import gate, not_found, notice_of, server_state, ui_state
 from engine.server.ui.render import page
 from engine.server.ui.review_view import QUEUE_FILTERS, build_review_model, queue
@@ -33,6 +34,7 @@ from engine.server.ui.step_view import (
     extraction_fields,
     read_logs,
 )
+from store.api import ReadAPI
 
 router = APIRouter(include_in_schema=False)
 BLOCK_STEPS_PAGE = 50
@@ -104,10 +106,7 @@ def iterations(request: Request, run_id: str, step: str,
         return viewer
     api = server_state(request).reader(viewer.organization_id)
     try:
-        presence = api.reads.run_presence([run_id], organization_id=api.organization_id)
-        if run_id not in presence:
-            raise NotFoundError("run", run_id)
-        status = presence[run_id].status
+        status = run_header(api, run_id).status
         model = iterations_page(api, run_id, step, page=page_no,
                                 show=show if show in ("all", "failed", "open") else "all")
     except NotFoundError:
@@ -127,7 +126,7 @@ def step_page(request: Request, run_id: str, step_id: str) -> Response:
     server = server_state(request)
     api = server.reader(viewer.organization_id)
     try:
-        run = api.get_run(run_id)
+        run = run_header(api, run_id)
         model = build_step_model(api, run_id, step_id)
     except NotFoundError:
         return not_found(request, viewer, f"step {step_id} of run {run_id}")
@@ -142,7 +141,7 @@ def step_page(request: Request, run_id: str, step_id: str) -> Response:
         "evaluations": artifact.get("evaluations") if isinstance(
             artifact.get("evaluations"), list) else [],
         "artifact_rest": artifact_rest(artifact) if artifact else {},
-        "reviews": reviews, "live": run.lifecycle.status not in TERMINAL})
+        "reviews": reviews, "live": run.status not in TERMINAL})
 
 
 @router.get("/runs/{run_id}/steps/{step_id}/logs")
@@ -154,13 +153,25 @@ def step_logs(request: Request, run_id: str, step_id: str,
         return viewer
     api = server_state(request).reader(viewer.organization_id)
     try:
-        run = api.get_run(run_id)
+        run = run_header(api, run_id)
         logs = read_logs(api, run_id, step_id, after)
     except NotFoundError:
         return not_found(request, viewer, f"step {step_id} of run {run_id}")
     return page(ui_state(request).env, request, viewer, "logs.html", {
         "run": run, "run_id": run_id, "step_id": step_id, "logs": logs,
-        "live": run.lifecycle.status not in TERMINAL})
+        "live": run.status not in TERMINAL})
+
+
+def run_header(api: ReadAPI, run_id: str) -> RunPresence:
+    """A run without its payloads (what pages about one of its steps show of it).
+
+    Raises:
+        NotFoundError: no such run visible to the API's organization.
+    """
+    found = api.reads.run_presence([run_id], organization_id=api.organization_id)
+    if run_id not in found:
+        raise NotFoundError("run", run_id)
+    return found[run_id]
 
 
 def queue_for_step(api: Any, run_id: str, step_id: str) -> tuple[list[dict[str, Any]],
@@ -214,4 +225,4 @@ def review_response(request: Request, viewer: Any, model: Any, problems: list[st
     return page(ui.env, request, viewer, "review.html", {
         "m": model, "pages": pages, "problems": problems or [], "values": values or {},
         "notice": notice_of(request),
-        "live": model.run.lifecycle.status not in TERMINAL}, status_code=status_code)
+        "live": model.run.status not in TERMINAL}, status_code=status_code)

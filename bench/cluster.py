@@ -7,7 +7,9 @@
 - **Runs per second with 1, 2 and 4 workers**: ``--runs`` queued runs of a start block
   and three functions, drained by that many ``stepwell worker`` processes (four runs at
   a time each); the clock runs from the first run's start to the last one's end, as the
-  database records them, so process start-up is not counted.
+  database records them, so process start-up is not counted. Twice: with trivial
+  functions (the CPUs are the limit) and with functions that wait ``--nap-ms`` (as a
+  model or HTTP call does: the workers are idle meanwhile).
 - **A for_each on Dask**: ``--items`` items, one function each, with ``--executor
   dask://...`` on a ``dask scheduler`` with 1 and 2 ``dask worker`` processes (one thread
   each), the run stored in PostgreSQL.
@@ -71,26 +73,34 @@ def per_step(url: str, steps: int, repeat: int, dbos: bool) -> Table:
     return table
 
 
-def throughput(url: str, runs: int, counts: tuple[int, ...]) -> Table:
-    """Runs per second drained by 1, 2, 4... worker processes."""
+def throughput(url: str, runs: int, counts: tuple[int, ...], nap_ms: float) -> Table:
+    """Runs per second drained by 1, 2, 4... worker processes.
+
+    With ``nap_ms`` every function waits that long (``bench.workloads.nap``: the process
+    is idle meanwhile, as during a model or HTTP call); without, functions are trivial
+    and the machine's CPUs are the limit.
+    """
     from bench.workloads import chain
     from engine.core import Engine
     from engine.queue import enqueue
     from store.pg.scratch import scratch_schema
 
-    table = Table(title=f"Queued runs drained by workers ({runs} runs of 4 steps, "
-                        "4 runs at a time per worker)")
+    what = f"functions waiting {nap_ms:g} ms" if nap_ms else "trivial functions"
+    table = Table(title=f"Queued runs drained by workers ({runs} runs of a start block and "
+                        f"3 {what}, 4 runs at a time per worker)")
     for col in ("workers", "seconds", "runs/s", "steps/s", "x one worker"):
         table.add_column(col, justify="right")
+    target = "bench.workloads:nap" if nap_ms else "bench.workloads:bump"
+    env = {**_env(), "STEPWELL_BENCH_NAP_MS": str(nap_ms)}
     base = None
     for count in counts:
         with scratch_schema(url) as scratch, Engine(scratch) as engine:
-            workflow, _, _ = chain(4)
+            workflow, _, _ = chain(4, target)
             ids = [enqueue(engine, workflow, {"start": {"n": i}}) for i in range(runs)]
             procs = [subprocess.Popen([sys.executable, "-m", "engine.cli", "worker", "--db",
                                        scratch, "--concurrency", "4", "--idle-exit", "2"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env=_env(), cwd=ROOT) for _ in range(count)]
+                                      env=env, cwd=ROOT) for _ in range(count)]
             for proc in procs:
                 proc.wait(timeout=1800)
             records = [engine.store.read_run(run_id) for run_id in ids]
@@ -129,7 +139,7 @@ def dask_for_each(url: str, items: int, counts: tuple[int, ...]) -> Table:
                                      env=_env(), cwd=ROOT) for _ in range(count)]
         executor = DaskExecutor(address)
         try:
-            client = executor.connect()
+            client = _connect(executor)
             client.wait_for_workers(count, timeout=120)
             workflow, inputs, _ = for_each(3 * items + 3, concurrency=64)
             with scratch_schema(url) as scratch, \
@@ -150,6 +160,19 @@ def dask_for_each(url: str, items: int, counts: tuple[int, ...]) -> Table:
     return table
 
 
+def _connect(executor: object) -> object:
+    """Connect once the scheduler listens (it may take a while to start)."""
+    from engine.contracts.errors import UsageError
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return executor.connect()  # type: ignore[attr-defined]
+        except UsageError:
+            if time.monotonic() > deadline:
+                raise
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -165,6 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--runs", type=int, default=200, help="queued runs per worker count")
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--nap-ms", type=float, default=50.0,
+                        help="how long each function waits in the second workers table")
     parser.add_argument("--items", type=int, default=2000, help="for_each items on Dask")
     parser.add_argument("--dask-workers", default="1,2")
     parser.add_argument("--no-dbos", action="store_true")
@@ -182,7 +207,9 @@ def main(argv: list[str] | None = None) -> None:
         console.print(per_step(args.url, args.steps, args.repeat, dbos))
     if "workers" in only:
         counts = tuple(int(n) for n in args.workers.split(","))
-        console.print(throughput(args.url, args.runs, counts))
+        console.print(throughput(args.url, args.runs, counts, 0.0))
+        if args.nap_ms:
+            console.print(throughput(args.url, args.runs, counts, args.nap_ms))
     if "dask" in only:
         counts = tuple(int(n) for n in args.dask_workers.split(","))
         console.print(dask_for_each(args.url, args.items, counts))

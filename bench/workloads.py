@@ -21,16 +21,29 @@ def bump(data: Any) -> dict[str, int]:
     return {"n": n + 1}
 
 
+async def nap(data: Any) -> dict[str, int]:
+    """A step that waits ``$STEPWELL_BENCH_NAP_MS`` milliseconds (a model or HTTP call's
+    stand-in: the process is idle meanwhile), then n + 1."""
+    import os
+
+    import anyio
+
+    await anyio.sleep(float(os.environ.get("STEPWELL_BENCH_NAP_MS", "0")) / 1000)
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}
+
+
 def _fn() -> dict[str, Any]:
     return {"python": STEP, "output_schema": SCHEMA}
 
 
-def chain(steps: int) -> tuple[Workflow, dict[str, Any], int]:
-    """W1: start_json -> f0 -> f1 -> ... (``steps`` persisted steps in all)."""
+def chain(steps: int, target: str = STEP) -> tuple[Workflow, dict[str, Any], int]:
+    """W1: start_json -> f0 -> f1 -> ... (``steps`` persisted steps in all); every
+    function runs ``target`` (default :func:`bump`)."""
     b = Workflow.builder("bench-chain").block("start", "start_json")
     prev = "start"
     for i in range(steps - 1):
-        b.block(f"f{i}", "function", config=_fn()).edge(prev, f"f{i}")
+        b.block(f"f{i}", "function", config={**_fn(), "python": target}).edge(prev, f"f{i}")
         prev = f"f{i}"
     return b.build(), {"start": {"n": 0}}, steps
 
@@ -51,11 +64,13 @@ def for_each(steps: int, concurrency: int = 8) -> tuple[Workflow, dict[str, Any]
     ``concurrency`` is the container's ``max_concurrency`` (items in flight).
     """
     items = max(1, (steps - 3) // 3)
+    config: dict[str, Any] = {"map_method": "iterate_array", "map_source_path": "items",
+                              "max_concurrency": concurrency}
+    if items > 10_000:  # for_each refuses more than max_items (10,000 by default)
+        config["max_items"] = items
     b = (Workflow.builder("bench-for-each")
          .block("start", "start_json")
-         .block("each", "for_each", config={"map_method": "iterate_array",
-                                            "map_source_path": "items",
-                                            "max_concurrency": concurrency})
+         .block("each", "for_each", config=config)
          .block("bump", "function", config=_fn(), parent="each")
          .block("done", "end")
          .edge("start", "each", target_handle="fe-left-in")

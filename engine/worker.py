@@ -48,6 +48,7 @@ from engine.contracts.errors import (
     NotFoundError,
     RegistryError,
     StepwellError,
+    StorageError,
     UsageError,
 )
 from engine.contracts.values import RunStatus, StepStatus
@@ -151,10 +152,14 @@ class Worker:
     def _fill(self, tg: TaskGroup) -> None:
         while len(self._running) < self.options.concurrency and not self._stopping:
             now = time.time()
-            run_id = self.queue.claim_next(self._pid, now=now,
-                                           stale_before=now - self.options.lease_s)
-            if run_id is None:
-                run_id = self._adopt(now)
+            try:
+                run_id = self.queue.claim_next(self._pid, now=now,
+                                               stale_before=now - self.options.lease_s)
+                if run_id is None:
+                    run_id = self._adopt(now)
+            except StorageError as exc:  # the database is away: try again at the next poll
+                log.warning("cannot claim runs: %s", exc)
+                return
             if run_id is None:
                 return
             self.stats.claimed += 1

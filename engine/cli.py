@@ -46,7 +46,6 @@ from engine.cli_evals import evals_app
 from engine.cli_export import export
 from engine.cli_read import runs_app, steps_app
 from engine.cli_serve import serve
-from engine.cli_worker import EXECUTOR_HELP, enqueue_run, worker
 from engine.cli_support import (
     ALL_HELP,
     BLOCKS_HELP,
@@ -62,6 +61,7 @@ from engine.cli_support import (
     stderr,
     stdout,
 )
+from engine.cli_worker import EXECUTOR_HELP, enqueue_run, worker
 
 app = typer.Typer(
     name="stepwell",

@@ -37,7 +37,6 @@ from engine.contracts.errors import NotFoundError, StorageError
 from engine.contracts.files import detect_mime
 from engine.contracts.values import FileRef
 
-
 #: Written into a new file store folder, so ``git status`` does not list run data.
 GITIGNORE = "# Created by stepwell: documents and payloads of runs.\n*\n"
 

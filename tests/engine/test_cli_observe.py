@@ -229,7 +229,6 @@ def test_rerun_failed_runs_only_the_failed_items(each_wf: Path, db: Path,
                      OBSERVE_SIDE_FILE=str(side))
     assert again.returncode == 0, again.stderr
     run = json.loads(again.stdout)
-    assert run["outputs"]["total"] if "total" in run["outputs"] else True
     rerun_calls = side.read_text().split()[len(before):]
     assert sorted(rerun_calls) == ["sku-2", "sku-4"]  # completed items were kept
     with Engine(db) as engine:

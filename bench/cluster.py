@@ -12,7 +12,8 @@
   model or HTTP call does: the workers are idle meanwhile).
 - **A for_each on Dask**: ``--items`` items, one function each, with ``--executor
   dask://...`` on a ``dask scheduler`` with 1 and 2 ``dask worker`` processes (one thread
-  each), the run stored in PostgreSQL.
+  each), the run stored in PostgreSQL; with trivial functions (Dask's own cost per task)
+  and with functions that wait ``--nap-ms`` (work the Dask workers share out).
 
 The database is ``--url`` or ``$STEPWELL_BENCH_POSTGRES_URL`` (a user that may create
 schemas and, for DBOS, a database). Each measurement gets a fresh schema. DBOS comes
@@ -115,33 +116,37 @@ def throughput(url: str, runs: int, counts: tuple[int, ...], nap_ms: float) -> T
     return table
 
 
-def dask_for_each(url: str, items: int, counts: tuple[int, ...]) -> Table:
-    """A for_each over ``items`` items on a Dask cluster of 1, 2... worker processes."""
+def dask_for_each(url: str, items: int, counts: tuple[int, ...], nap_ms: float) -> Table:
+    """A for_each over ``items`` items on a Dask cluster of 1, 2... worker processes (one
+    thread each); with ``nap_ms`` every item's function waits that long."""
     from bench.workloads import for_each
     from engine.core import Engine
     from engine.executors import DaskExecutor
     from store.pg.scratch import scratch_schema
 
-    table = Table(title=f"for_each of {items:,} items on Dask (one function per item)")
+    what = f"a function waiting {nap_ms:g} ms" if nap_ms else "a trivial function"
+    table = Table(title=f"for_each of {items:,} items on Dask ({what} per item)")
     for col in ("Dask workers", "seconds", "items/s", "x one worker"):
         table.add_column(col, justify="right")
+    target = "bench.workloads:nap" if nap_ms else "bench.workloads:bump"
+    env = {**_env(), "STEPWELL_BENCH_NAP_MS": str(nap_ms)}
     base = None
     for count in counts:
         port = _free_port()
         cluster = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler",
                                      "--port", str(port), "--no-dashboard"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env=_env(), cwd=ROOT)]
+                                    env=env, cwd=ROOT)]
         address = f"tcp://127.0.0.1:{port}"
         cluster += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker",
                                       address, "--nthreads", "1", "--no-dashboard"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     env=_env(), cwd=ROOT) for _ in range(count)]
+                                     env=env, cwd=ROOT) for _ in range(count)]
         executor = DaskExecutor(address)
         try:
             client = _connect(executor)
-            client.wait_for_workers(count, timeout=120)
-            workflow, inputs, _ = for_each(3 * items + 3, concurrency=64)
+            client.wait_for_workers(count, timeout=120)  # type: ignore[attr-defined]
+            workflow, inputs, _ = for_each(3 * items + 3, concurrency=64, target=target)
             with scratch_schema(url) as scratch, \
                     Engine(scratch, executor=executor, max_concurrency=64) as engine:
                 start = time.perf_counter()
@@ -189,7 +194,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=200, help="queued runs per worker count")
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--nap-ms", type=float, default=50.0,
-                        help="how long each function waits in the second workers table")
+                        help="how long each function waits in the second workers and "
+                             "Dask tables (0: no second table)")
     parser.add_argument("--items", type=int, default=2000, help="for_each items on Dask")
     parser.add_argument("--dask-workers", default="1,2")
     parser.add_argument("--no-dbos", action="store_true")
@@ -212,7 +218,9 @@ def main(argv: list[str] | None = None) -> None:
             console.print(throughput(args.url, args.runs, counts, args.nap_ms))
     if "dask" in only:
         counts = tuple(int(n) for n in args.dask_workers.split(","))
-        console.print(dask_for_each(args.url, args.items, counts))
+        console.print(dask_for_each(args.url, args.items, counts, 0.0))
+        if args.nap_ms:
+            console.print(dask_for_each(args.url, args.items, counts, args.nap_ms))
     console.print(f"machine: {os.cpu_count()} CPUs, load average "
                   f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 

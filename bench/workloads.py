@@ -56,12 +56,14 @@ def fanout(steps: int) -> tuple[Workflow, dict[str, Any], int]:
     return b.build(), {"start": {"n": 0}}, steps
 
 
-def for_each(steps: int, concurrency: int = 8) -> tuple[Workflow, dict[str, Any], int]:
+def for_each(steps: int, concurrency: int = 8, target: str = STEP
+             ) -> tuple[Workflow, dict[str, Any], int]:
     """W2b: for_each over ``items`` array items, one trivial function per item.
 
     Steps: start + container + per item (sentinel start, child, sentinel end) + end.
     ``steps`` is rounded to that shape (10,000 -> 3,332 items, 9,999 steps).
-    ``concurrency`` is the container's ``max_concurrency`` (items in flight).
+    ``concurrency`` is the container's ``max_concurrency`` (items in flight); every item
+    runs ``target`` (default :func:`bump`).
     """
     items = max(1, (steps - 3) // 3)
     config: dict[str, Any] = {"map_method": "iterate_array", "map_source_path": "items",
@@ -71,7 +73,7 @@ def for_each(steps: int, concurrency: int = 8) -> tuple[Workflow, dict[str, Any]
     b = (Workflow.builder("bench-for-each")
          .block("start", "start_json")
          .block("each", "for_each", config=config)
-         .block("bump", "function", config=_fn(), parent="each")
+         .block("bump", "function", config={**_fn(), "python": target}, parent="each")
          .block("done", "end")
          .edge("start", "each", target_handle="fe-left-in")
          .edge("each", "bump", source_handle="fe-left-out")

@@ -80,8 +80,7 @@ _PRETTY = json.JSONEncoder(indent=2, ensure_ascii=False, default=str)
 def pretty_json(value: Any, limit: int = JSON_PREVIEW_CHARS) -> str:
     """Indented JSON, cut at ``limit`` characters with a marker saying so.
 
-    Indented encoding is pure Python, so a large value is encoded only up to the cut;
-    its whole size comes from the compact (C) encoder.
+    Indented encoding is pure Python, so a large value is encoded only up to the cut.
     """
     chunks: list[str] = []
     size = 0
@@ -92,8 +91,7 @@ def pretty_json(value: Any, limit: int = JSON_PREVIEW_CHARS) -> str:
             break
     else:
         return "".join(chunks)
-    whole = len(json.dumps(value, ensure_ascii=False, default=str))
-    return "".join(chunks)[:limit] + f"\n… (cut: {whole:,} characters in all, as compact JSON)"
+    return "".join(chunks)[:limit] + f"\n… (cut at {limit:,} characters)"
 
 
 def detail_text(detail: Any, limit: int = 300) -> str:

@@ -155,10 +155,12 @@ def step_logs(request: Request, run_id: str, step_id: str,
     try:
         run = run_header(api, run_id)
         logs = read_logs(api, run_id, step_id, after)
+        step = api.reads.outline_steps(run_id, [step_id], organization_id=api.organization_id)
     except NotFoundError:
         return not_found(request, viewer, f"step {step_id} of run {run_id}")
     return page(ui_state(request).env, request, viewer, "logs.html", {
         "run": run, "run_id": run_id, "step_id": step_id, "logs": logs,
+        "unsettled": bool(step) and step[0].status in ("pending", "queued", "running"),
         "live": run.status not in TERMINAL})
 
 

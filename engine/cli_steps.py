@@ -4,7 +4,8 @@
 output, model usage, error details with the stack trace, and the artifact (the
 operation record: an extraction's likelihoods, a classifier's scores, a condition's
 evaluations, a function's stdout) in full. ``--brief`` cuts long values; ``--json``
-prints the read API's step with the artifact inlined under ``artifact.record``.
+prints the read API's step with the artifact inlined under ``artifact.record`` and the
+step's log lines under ``logs``.
 
 Filter values are checked: an unknown status or block type exits 2 naming the choices,
 and the "more steps" hint repeats every filter given.
@@ -127,12 +128,13 @@ def steps_get(
     with read_client(db) as client:
         step = to_jsonable(client.workflows.steps.get(step_id, run_id=run))
         record = artifact_of(client, step)
+        if as_json:
+            if record is not None:
+                step["artifact"] = {**step["artifact"], "record": record}
+            step["logs"] = all_log_lines(client, step)
+            print_json(step)
+            return
         log_lines = count_log_lines(client, step)
-    if as_json:
-        if record is not None:
-            step["artifact"] = {**step["artifact"], "record": record}
-        print_json(step)
-        return
     if record is not None:
         for key in ("id", "workflow_run_id", "step_id", "operation", "created_at"):
             record.pop(key, None)  # already shown with the step
@@ -140,6 +142,21 @@ def steps_get(
     if log_lines:
         stdout().print(f"\n[dim]{log_lines} log line(s): stepwell steps logs {step_id} "
                        f"--run {step['run_id']}{db_flag(resolve_db(db))}[/]", soft_wrap=True)
+
+
+def all_log_lines(client: Any, step: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every log line of the step, every attempt, as dicts (follows the cursor)."""
+    from engine.cli_support import to_jsonable
+
+    lines: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = client.workflows.steps.logs(step["step_id"], run_id=step["run_id"],
+                                           after=after, limit=1000)
+        lines += [to_jsonable(line) for line in page.data]
+        after = page.list_metadata.after
+        if not after:
+            return lines
 
 
 def count_log_lines(client: Any, step: dict[str, Any]) -> int:

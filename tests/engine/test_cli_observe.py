@@ -388,6 +388,9 @@ def test_steps_logs_print_every_attempt_and_json(tmp_path: Path, db: Path) -> No
     lines = shown.stdout.splitlines()
     assert any(line.endswith("stdout   call 1") for line in lines), shown.stdout
     assert "── attempt 1" in shown.stdout and lines[-1].endswith("call 2")
+    got = json.loads(stepwell("steps", "get", "call", "--run", run_id, "--db", db,
+                              "--json").stdout)
+    assert [line["message"] for line in got["logs"]] == ["call 1", "call 2"]
     data = json.loads(stepwell("steps", "logs", "call", "--run", run_id, "--db", db,
                                "--json").stdout)
     assert [(d["attempt"], d["message"]) for d in data["data"]] == [(0, "call 1"),

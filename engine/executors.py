@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from engine.attempts import Outcome, error_info, run_attempt
 from engine.contracts.blocks import BlockContext, BlockRole
 from engine.contracts.errors import TransientError, UsageError
+from engine.contracts.logs import LogEntry, StepLog
 
 if TYPE_CHECKING:
     from engine.compiled import Node
@@ -139,14 +140,18 @@ class DaskExecutor:
             future.cancel()
             raise
         try:
-            outcome: Outcome = future.result()
+            outcome, written = future.result()
         except Exception as exc:  # noqa: BLE001 - every way of losing the attempt is transient
             lost = TransientError(
                 f"the Dask worker running block {task.node.id!r} was lost "
                 f"({type(exc).__name__}: {exc}); the step is retried by its retry policy.",
                 code="EXECUTOR_WORKER_LOST")
             return error_info(lost, None), None
-        return outcome
+        if ctx.log is not None:  # what the attempt wrote on the worker joins its log here
+            for entry in written:
+                ctx.log.write(entry.stream, entry.message, level=entry.level,
+                              logger=entry.logger, at=entry.at)
+        return outcome  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Disconnect from the scheduler (the cluster keeps running)."""
@@ -156,13 +161,19 @@ class DaskExecutor:
                 self._client = None
 
 
-def remote_attempt(task: Task, ctx: BlockContext) -> Outcome:
-    """What a Dask worker runs: one attempt, in an event loop of its own."""
-    return asyncio.run(run_attempt(task, ctx))
+def remote_attempt(task: Task, ctx: BlockContext) -> tuple[Outcome, tuple[LogEntry, ...]]:
+    """What a Dask worker runs: one attempt, in an event loop of its own, with a log of
+    its own; returns the outcome and what the attempt wrote."""
+    from dataclasses import replace
+
+    log = StepLog()
+    outcome = asyncio.run(run_attempt(task, replace(ctx, log=log)))
+    return outcome, log.entries()
 
 
 def _shippable(ctx: BlockContext) -> BlockContext:
-    """The context as sent to a worker: the same, without the attempt's local log."""
+    """The context as sent to a worker: the same, without the attempt's local log (the
+    worker writes to a log of its own, sent back with the outcome)."""
     if ctx.log is None:
         return ctx
     from dataclasses import replace

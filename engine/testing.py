@@ -67,6 +67,9 @@ class BlockRun:
         transitions: the lifecycle it went through (``pending, queued, running, ...``).
         retry_count, model, tokens, cost: as persisted on the step.
         review: the review record of a step that waits for a human, else None.
+        logs: what the block wrote, one ``stream: message`` line per entry (a function's
+            ``print()`` and ``logging``, an ``api_call``'s request and response), every
+            attempt.
         step: the persisted step (``store.api.Step``), for anything else.
     """
 
@@ -83,6 +86,7 @@ class BlockRun:
     tokens: dict[str, Any] | None = None
     cost: dict[str, Any] | None = None
     review: dict[str, Any] | None = None
+    logs: list[str] = field(default_factory=list)
     step: Any = None
 
     @property
@@ -338,7 +342,9 @@ def _block_run(store: Any, block_id: str, type_name: str) -> BlockRun:
         artifact=_artifact(reader, step),
         transitions=[t["status"] for t in store.transitions("run_block", block_id)],
         retry_count=step.retry_count, model=step.model, tokens=step.tokens, cost=step.cost,
-        review=reviews[0].to_dict() if reviews else None, step=step)
+        review=reviews[0].to_dict() if reviews else None, step=step,
+        logs=[f"{line.stream}: {line.message}" for line in
+              reader.list_step_logs(block_id, run_id="run_block", limit=1000).data])
 
 
 def _artifact(reader: Any, step: Any) -> dict[str, Any] | None:

@@ -78,3 +78,14 @@ async def test_a_block_without_a_log_still_runs(make_ctx: MakeCtx) -> None:
     config = {"code": CHATTY, "output_schema": {"type": "object"}}
     result = await run_block(Function(), ctx, config, {"input-json-0": {"sku": "E5", "fail": False}})
     assert result.outputs["output-json-0"].data == {"total": 10}
+
+
+def test_run_block_shows_what_the_block_wrote() -> None:
+    from engine.testing import run_block as run_one
+
+    run = run_one("function", {"python": "tests.blocks.log_targets:chatty",
+                               "output_schema": {"type": "object"}},
+                  inputs={"input-json-0": {"sku": "F6"}})
+    assert run.ok, run.error
+    assert run.logs[:2] == ["stdout: pricing F6",
+                            "stderr: no discount table, using list price"]

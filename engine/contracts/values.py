@@ -133,7 +133,7 @@ class RunStatus(StrEnum):
 S = StepStatus
 TERMINAL = frozenset({S.COMPLETED, S.SKIPPED, S.ERROR, S.CANCELLED})
 
-#: Legal step moves (SPEC 3). ``running -> queued`` is a retry.
+#: Legal step moves. ``running -> queued`` is a retry.
 LEGAL_MOVES: dict[StepStatus, frozenset[StepStatus]] = {
     S.PENDING: frozenset({S.QUEUED, S.SKIPPED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.CANCELLED}),

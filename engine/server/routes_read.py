@@ -1,4 +1,4 @@
-"""Read endpoints: runs and steps in the shapes of the Retab API (SPEC 6).
+"""Read endpoints: runs and steps in the shapes of the Retab API.
 
 ``GET /v1/workflows/runs/{run_id}/steps`` serves the legacy flat shape as a bare array;
 ``GET /v1/workflows/steps`` and ``/steps/{step_id}`` the modern shape;

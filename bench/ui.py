@@ -6,11 +6,11 @@
 Two databases are built in a temporary folder: one where 8 real runs
 (:mod:`bench.ui_seed`: invoices waiting for a review, a for_each of 30 items of which 4
 fail) are copied into ``--runs`` runs (10,000), and one with a single run of a for_each
-over ``--items`` items (10,000, one function each: 30,003 steps). Each page is requested through the ASGI app in process
-(routing, queries, template rendering; no network), ``--repeat`` times after one warm-up;
-the table gives the median and the slowest wall time, the median CPU time of the process
-(what a request costs when other programs compete for the cores: the load average is in
-the title) and the size of the HTML.
+over ``--items`` items (10,000, one function each: 30,003 steps). Each page is requested
+through the ASGI app in process (routing, queries, template rendering; no network),
+``--repeat`` times after one warm-up; the table gives the median and the slowest wall
+time, the median CPU time of the process (what a request costs when other programs
+compete for the cores: the load average is in the title) and the size of the HTML.
 """
 
 from __future__ import annotations

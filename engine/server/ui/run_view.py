@@ -1,9 +1,10 @@
 """The run page's model: status, actions, block summaries, graph, timeline, iterations.
 
 Everything is folded from grouped counts and the top-level steps (the overview queries
-of the read store, :mod:`engine.contracts.outline`), so a run with 10,000 loop items costs
-a few queries, not 10,000 step models. The timeline shows the top-level steps as bars; a loop container's iterations are a
-separate, paged view (:func:`iterations_page`) that the page loads when it is opened.
+of the read store, :mod:`engine.contracts.outline`), so a run with 10,000 loop items
+costs a few queries, not 10,000 step models. The timeline shows the top-level steps as
+bars; a loop container's iterations are a separate, paged view (:func:`iterations_page`)
+that the page loads when it is opened.
 
 Timeline geometry is in thousandths of the run's span (``x``/``w`` in 0..1000), drawn as
 SVG rectangles, so no inline style is needed.

@@ -1,4 +1,4 @@
-"""The heartbeat of a running run, kept from a thread of its own.
+"""The heartbeat of a running run, kept from a thread (one for all runs of a process).
 
 A running run's owner writes ``runs.heartbeat_at`` every ``heartbeat_s`` seconds, so
 other processes can tell a live owner from a dead one (``stepwell runs list``, resume,
@@ -11,6 +11,7 @@ the store itself and the driver drops whatever it does once the step returns.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -26,13 +27,16 @@ log = logging.getLogger("engine.runner")
 
 
 class Heartbeat:
-    """Keeps ``runs.heartbeat_at`` fresh, and cancels a held run, from a thread of its own.
+    """Keeps ``runs.heartbeat_at`` fresh, and cancels a held run, from a thread.
 
     A thread, not a task: a synchronous step that holds the event loop for a minute must
     not make its run look ownerless to ``stepwell runs list`` and ``runs resume``. The
     same thread looks for cancel requests: when the driver has not taken one in hand
     within :data:`ABANDON_AFTER_S` (a step holds the loop), it cancels the run itself
     (:meth:`Runner.abandon`), so a cancel always ends the run within about two seconds.
+
+    One thread serves every run of the process (:class:`_Beats`): starting and joining
+    a thread per run costs more than a short run does.
 
     Args:
         runner: the run's runner (its store, settings, and cancel hand-over).
@@ -42,35 +46,99 @@ class Heartbeat:
     def __init__(self, runner: Runner, every_s: float) -> None:
         self._runner = runner
         self._every_s = every_s
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(
-            target=self._loop, name=f"stepwell-heartbeat-{runner.settings.run_id}",
-            daemon=True)
-        self._thread.start()
+        self._tick = min(every_s, runner.settings.cancel_poll_s)
+        now = time.monotonic()
+        self._beat_due = now + every_s
+        #: When the shared thread looks at this run next.
+        self.due = now + self._tick
+        self._asked_at: float | None = None
+        self._stopped = False
+        #: Held while the shared thread works for this run, so stop() waits for it.
+        self._turn = threading.Lock()
+        _BEATS.add(self)
 
-    def _loop(self) -> None:
+    def turn(self) -> bool:
+        """Beat and look for a cancel request if due; False once this run needs no more."""
         runner = self._runner
-        tick = min(self._every_s, runner.settings.cancel_poll_s)
-        beat_due = time.monotonic() + self._every_s
-        asked_at: float | None = None
-        while not self._stopped.wait(tick):
+        with self._turn:
+            if self._stopped:
+                return False
+            now = time.monotonic()
+            self.due = now + self._tick
             try:
-                if time.monotonic() >= beat_due:
+                if now >= self._beat_due:
                     runner.store.heartbeat(runner.settings.run_id, time.time())
-                    beat_due = time.monotonic() + self._every_s
+                    self._beat_due = time.monotonic() + self._every_s
                 if runner.cancel_taken():
-                    continue
+                    return True
                 reason = runner.store.cancel_requested(runner.settings.run_id)
-                if reason and asked_at is None:
-                    asked_at = time.monotonic()
-                if reason and time.monotonic() - asked_at > ABANDON_AFTER_S:
+                if reason and self._asked_at is None:
+                    self._asked_at = time.monotonic()
+                if reason and time.monotonic() - self._asked_at > ABANDON_AFTER_S:
                     runner.abandon(reason if isinstance(reason, str) else
                                    CANCELLED_BY_REQUEST)
-                    return
+                    self._stopped = True
+                    return False
             except Exception:  # the next commit reports a broken database
                 log.debug("heartbeat of %s failed", runner.settings.run_id, exc_info=True)
+            return True
 
     def stop(self) -> None:
-        """Stop beating (the run's final commit follows)."""
-        self._stopped.set()
-        self._thread.join()
+        """Stop beating (the run's final commit follows): waits out a turn in progress."""
+        with self._turn:
+            self._stopped = True
+        _BEATS.discard(self)
+
+
+class _Beats:
+    """The thread that gives every registered :class:`Heartbeat` its turns, each when due.
+
+    Started with the first run and kept (idle, a daemon) for the next; started again in
+    a forked child, where it does not exist.
+    """
+
+    def __init__(self) -> None:
+        self._members: set[Heartbeat] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        #: When the thread wakes up next (a new run due earlier wakes it sooner).
+        self._wake_at = 0.0
+
+    def forked(self) -> None:
+        """In a forked child: no thread, no runs of the parent's, fresh locks."""
+        self.__init__()  # type: ignore[misc]
+
+    def add(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._members.add(beat)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="stepwell-heartbeat",
+                                                daemon=True)
+                self._thread.start()
+            elif beat.due < self._wake_at:
+                self._wake.set()
+
+    def discard(self, beat: Heartbeat) -> None:
+        with self._lock:
+            self._members.discard(beat)
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                members = list(self._members)
+            for beat in members:
+                if beat.due <= time.monotonic() and not beat.turn():
+                    self.discard(beat)
+            with self._lock:  # a run added from here on sees the wake-up time it must beat
+                now = time.monotonic()
+                wait = min([_IDLE_S, *(beat.due - now for beat in self._members)])
+                self._wake_at = now + wait
+                self._wake.clear()
+            self._wake.wait(max(wait, 0.0))
+
+
+#: How long the shared thread sleeps with no run to look after.
+_IDLE_S = 1.0
+_BEATS = _Beats()
+os.register_at_fork(after_in_child=_BEATS.forked)

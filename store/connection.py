@@ -65,7 +65,9 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
         retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = OFF")
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+    # 16 MiB: every page a run touches stays cached up to this size, and the cache
+    # is most of the memory a long run holds (a 300,000-step run stays under 250 MB)
+    conn.execute("PRAGMA cache_size = -16384")
     conn.execute("PRAGMA temp_store = MEMORY")
     conn.execute("PRAGMA wal_autocheckpoint = 1000")  # mostly done by store.checkpoint
     return conn
@@ -264,11 +266,19 @@ VERSION_DDL = (f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR
 def create_schema(db: Database) -> None:
     """Create the layout in an empty database, in one transaction.
 
+    A private in-memory database (``':memory:'``, tests) gets a copy of the first one
+    this process laid out instead: 36 ``CREATE`` statements cost milliseconds, loading
+    the image costs tens of microseconds.
+
     Raises:
         StorageError: the database holds another storage layout.
         sqlite3.Error: it cannot be written (the caller translates it).
     """
     conn = db.conn
+    private = db.path == ":memory:"
+    if private and _MEMORY_IMAGE:
+        conn.deserialize(_MEMORY_IMAGE[0])
+        return
     if not check_layout(conn, db.path):
         marks = ", ".join("?" * len(TABLE_NAMES))
         present = conn.execute(
@@ -287,6 +297,12 @@ def create_schema(db: Database) -> None:
             c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     db.write(create)
+    if private:
+        _MEMORY_IMAGE.append(conn.serialize())
+
+
+#: The image of an empty ``':memory:'`` database with the layout (see create_schema).
+_MEMORY_IMAGE: list[bytes] = []
 
 
 def is_memory_path(path: str) -> bool:

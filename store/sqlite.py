@@ -34,18 +34,26 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
+import shutil
 import socket
 import sqlite3
 import tempfile
 from collections.abc import Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from engine.contracts.errors import ConflictError, NotFoundError, StorageError
+from engine.contracts.errors import (
+    ConflictError,
+    IllegalTransition,
+    NotFoundError,
+    StorageError,
+)
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
 from engine.contracts.store import PersistedRun, PersistedStep
-from engine.contracts.values import RunStatus, StepStatus
+from engine.contracts.values import TERMINAL, RunStatus, StepStatus
 from store.checkpoint import Checkpointer
 from store.codec import decode_outputs, dumps, inline_blobs, loads
 from store.connection import is_memory_path, open_database, storage_error
@@ -100,7 +108,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         #: The machine whose pids own runs here (``runs.owner_host``).
         self.host = socket.gethostname()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
-        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        #: The file store folder of ``':memory:'`` (created on its first write).
+        self._scratch: Path | None = None
         local_files = files or self._default_files()
         #: The same file store, as the :class:`~engine.contracts.store.RunStore` protocol
         #: declares it (``local_files`` is it, precisely typed).
@@ -121,8 +130,11 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
 
     def _default_files(self) -> LocalFileStore:
         if self.in_memory:
-            self._tmpdir = tempfile.TemporaryDirectory(prefix="stepwell-files-")
-            return LocalFileStore(self._tmpdir.name)
+            # an unguessable name, created (0700) by the first write: most in-memory
+            # stores (tests) never write a file, and skip a mkdir and an rmtree
+            name = f"stepwell-files-{secrets.token_hex(8)}"
+            self._scratch = Path(tempfile.gettempdir()) / name
+            return LocalFileStore(self._scratch)
         return LocalFileStore.beside(self.path)
 
     # ------------------------------------------------------------------ runs
@@ -252,13 +264,21 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
             try:  # db.guard, inlined: this is every step's commit
                 for attempt in range(3):
                     known = self._known(run_id, reload=attempt > 0)
-                    plan = self._writer.plan(run_id, events, known, now)
+                    try:
+                        plan = self._writer.plan(run_id, events, known, now)
+                    except IllegalTransition:
+                        if attempt:
+                            raise
+                        continue  # the map forgets ended steps: ask the database
                     try:
                         db.write(self._writer.write, run_id, plan, run_update, now)
                     except StaleStatuses:
                         continue
                     for change in plan.changes.values():
-                        known[change.step_id] = change.status
+                        if change.status in TERMINAL:  # no move leaves it: keep memory flat
+                            known.pop(change.step_id, None)
+                        else:
+                            known[change.step_id] = change.status
                     if run_update is not None and run_update.status.terminal:
                         self._statuses.pop(run_id, None)
                     return
@@ -328,9 +348,10 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                 self._checkpointer.stop()
                 self._checkpointer = None
             self.db.conn.close()
-            if self._tmpdir is not None:
-                self._tmpdir.cleanup()
-                self._tmpdir = None
+            if self._scratch is not None:
+                if self._scratch.exists():
+                    shutil.rmtree(self._scratch)
+                self._scratch = None
 
     def __enter__(self) -> Self:
         return self

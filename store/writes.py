@@ -8,7 +8,9 @@
    the row's ``trail`` (the audit trail, read through the ``transitions`` view). Every
    move is checked against the lifecycle table
    (:func:`engine.contracts.values.check_move`) using an in-memory ``step_id -> status``
-   map per run, seeded from the database on first use. An illegal move raises
+   map per run, seeded from the database on first use; the store drops ended steps from
+   it (no move leaves them) and asks the database again before it reports a move of a
+   step the map does not hold. An illegal move raises
    :class:`~engine.contracts.errors.IllegalTransition` before anything is written.
 2. **Write** in one transaction. Updates carry the status the plan started from
    (``WHERE ... AND status = ?``); if another process moved a step meanwhile the row

@@ -9,9 +9,10 @@ queries) runs on it unchanged.
 That code is written for SQLite; :class:`PgConnection` runs it on PostgreSQL. Once per
 statement text (:func:`pg_sql`), ``?`` placeholders become psycopg's ``%s``,
 ``INSERT OR IGNORE`` becomes ``ON CONFLICT DO NOTHING``, ``INSERT OR REPLACE`` an
-upsert on the table's primary key and ``LIKE`` (case-blind in SQLite) ``ILIKE``; ``json_extract`` is a function of the PostgreSQL
-layout (:data:`~store.pg.layout.PG_FUNCTIONS`); a ``LIMIT ?`` of -1 (SQLite's "no
-limit") is sent as NULL (PostgreSQL's); and integrity errors are raised as
+upsert on the table's primary key and ``LIKE`` (case-blind in SQLite) ``ILIKE``;
+``json_extract`` is a function of the PostgreSQL layout
+(:data:`~store.pg.layout.PG_FUNCTIONS`); a ``LIMIT ?`` of -1 (SQLite's "no limit") is
+sent as NULL (PostgreSQL's); and integrity errors are raised as
 ``sqlite3.IntegrityError``, so the shared code's conflict handling works unchanged.
 
 Writes retry on serialization failures and deadlocks (``40001``, ``40P01``); a broken
@@ -209,7 +210,8 @@ class PgDatabase:
         StorageError: the connection cannot be made.
     """
 
-    __slots__ = ("_closed", "_conn", "_raw", "lock", "on_commit", "path", "synchronous_commit", "url")
+    __slots__ = ("_closed", "_conn", "_raw", "lock", "on_commit", "path", "synchronous_commit",
+                 "url")
 
     def __init__(self, url: str, *, synchronous_commit: bool = False) -> None:
         self.url = url

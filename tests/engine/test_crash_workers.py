@@ -4,8 +4,9 @@ random while others run, at least ``KILLS`` times.
 Runs of a loop-heavy workflow (:func:`tests.engine.worker_targets.looped`) are queued on
 one PostgreSQL database; three ``stepwell worker`` processes take them. Again and again,
 once a random number of functions started and after a random delay, a worker that owns
-a run, picked at random, is killed with SIGKILL and replaced; right after each kill the test records what the database holds (every step's status) and what
-the side file says was executed. Workers adopt the runs of a dead worker at once (it
+a run, picked at random, is killed with SIGKILL and replaced; right after each kill the
+test records what the database holds (every step's status) and what the side file says
+was executed. Workers adopt the runs of a dead worker at once (it
 was a process of this machine) or when its lease runs out. More runs are queued while
 kills remain to land.
 

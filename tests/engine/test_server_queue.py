@@ -27,7 +27,8 @@ A, B = "sk_org_a", "sk_org_b"
 
 
 @pytest.fixture
-def replicas(pg_url: str) -> Iterator[tuple[httpx.Client, httpx.Client, httpx.Client]]:  # noqa: F811
+def replicas(pg_url: str  # noqa: F811
+             ) -> Iterator[tuple[httpx.Client, httpx.Client, httpx.Client]]:
     """Two servers on one database: org A's client on each, org B's on the second."""
     keys = {A: "org_a", B: "org_b"}
     with LiveServer(create_app(pg_url, api_keys=keys, queue=True)) as one, \

@@ -58,7 +58,7 @@ class Heartbeat:
         _BEATS.add(self)
 
     def turn(self) -> bool:
-        """Beat and look for a cancel request if due; False once this run needs no more."""
+        """Beat and look for a cancel request; False once this run needs no more turns."""
         runner = self._runner
         with self._turn:
             if self._stopped:
@@ -138,7 +138,7 @@ class _Beats:
             self._wake.wait(max(wait, 0.0))
 
 
-#: How long the shared thread sleeps with no run to look after.
+#: How long the shared thread sleeps at most (with no run to look after).
 _IDLE_S = 1.0
 _BEATS = _Beats()
 os.register_at_fork(after_in_child=_BEATS.forked)

@@ -15,8 +15,12 @@ So a step's completion is always committed before anything that depends on it st
 Blocks whose handler never suspends for their config (``BlockType.runs_inline``: pure
 control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
 them right after the commit that marks them ``running``, with no task, cancel scope or
-timer. It yields to the event loop every few milliseconds so the cancel watcher and
-async workers keep running. A retry of an inline step goes through a worker.
+timer. Loop sentinels, which run no user code and return at once, are not worth a
+commit of their own: their ``queued`` and ``running`` transitions are committed with
+their outcome, as one row update. Every other step is ``running`` in the database before
+its handler starts, so a step that ran when its process died counts as an attempt. The
+driver yields to the event loop every few milliseconds so the cancel watcher and async
+workers keep running. A retry of an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
 the worker waits for the ``running`` transition to be committed before its next attempt.
 An attempt itself (context, timeout, output checks, failures) is :mod:`engine.attempts`.
@@ -52,7 +56,7 @@ from engine.contracts.errors import ErrorCategory
 from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
-from engine.contracts.values import RunStatus
+from engine.contracts.values import RunStatus, StepStatus
 from engine.durable import end_run
 from engine.heartbeat import Heartbeat
 from engine.options import RetryPolicy
@@ -67,6 +71,8 @@ __all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
 _YIELD_EVERY_S = 0.02
+#: The transitions of a loop sentinel committed with its outcome (see the docstring).
+_HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
@@ -113,6 +119,8 @@ class Runner:
         self._policies: dict[str, RetryPolicy] = {}
         self._timeouts: dict[str, Any] = {}
         self._logs: list[AttemptLog] = []
+        #: ``queued``/``running`` of loop sentinels, committed with their outcome.
+        self._held: list[StepEvent] = []
         #: Set by the driver when it took a cancel request in hand.
         self._cancel_seen = threading.Event()
         #: Set by the heartbeat thread when it had to cancel the run itself.
@@ -199,23 +207,26 @@ class Runner:
                     self._backlog.append(task)
                 elif not replay.settle(sched, task):
                     self._backlog.append(replay.attempt(sched, task))
-        starting: list[Task] = []
+        starting: list[tuple[Task, bool]] = []
         while self._backlog and self._in_flight < self.settings.max_concurrency:
             task = self._backlog.popleft()
             sched.mark_running(task.step_id)
             self._in_flight += 1
-            starting.append(task)
-        self._flush()
-        for task in starting:
-            node = task.node
-            inline = self._inline.get(node.id)
-            if not inline:  # re-asked while False: a function target may be imported now
-                inline = self._inline[node.id] = (node.impl.runs_inline(node.config)
-                                                   and not self._sent(node))
-            if inline and task.retry_count == 0:
+            starting.append((task, task.retry_count == 0 and self._runs_inline(task.node)))
+        self._flush(hold={task.step_id for task, inline in starting
+                          if inline and task.node.sentinel_role is not None})
+        for task, inline in starting:
+            if inline:
                 self._run_inline(task, tg, send)
             else:
                 tg.start_soon(self._execute, task, send)
+
+    def _runs_inline(self, node: Node) -> bool:
+        inline = self._inline.get(node.id)
+        if not inline:  # re-asked while False: a function target may be imported now
+            inline = self._inline[node.id] = (node.impl.runs_inline(node.config)
+                                               and not self._sent(node))
+        return inline
 
     def _run_inline(self, task: Task, tg: TaskGroup,
                     send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
@@ -281,10 +292,19 @@ class Runner:
         if written is not None:
             self._logs.append(written)
 
-    def _flush(self, run_update: RunUpdate | None = None) -> None:
+    def _flush(self, run_update: RunUpdate | None = None, hold: set[str] | None = None) -> None:
+        """Commit what happened since the last commit; ``hold``: loop sentinels about to
+        run inline, whose ``queued``/``running`` wait for their outcome."""
         events = self.scheduler.drain()
         if self._abandoned.is_set():
             return  # the run was cancelled under a step that held the driver
+        if self._held:
+            events = self._held + events
+            self._held = []
+        if hold:
+            self._held = [e for e in events if e.step_id in hold and e.status in _HELD]
+            if self._held:
+                events = [e for e in events if e.step_id not in hold or e.status not in _HELD]
         if self._logs:  # before the events: a step's log is there once it has ended
             self.store.append_logs(self.settings.run_id, self._logs, now=time.time())
             self._logs = []

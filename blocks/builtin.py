@@ -6,17 +6,49 @@ function block (:mod:`blocks.function`), the loop containers (:mod:`blocks.for_e
 :mod:`blocks.loops`, which also holds their sentinels), and the document/model blocks
 (:mod:`blocks.parse`, :mod:`blocks.extract`, :mod:`blocks.split`,
 :mod:`blocks.classifier`, :mod:`blocks.edit`, :mod:`blocks.merge_pdf`) plus
-:mod:`blocks.api_call`, registered in :func:`_register_documents`.
+:mod:`blocks.api_call`. Document and network blocks reach their model through
+``ctx.services["model_provider"]`` or the configured default (:mod:`blocks.providers`).
+
+Every type is registered by where it lives (:meth:`BlockRegistry.register_lazy`): a
+module is imported when a workflow first uses one of its types, so running a workflow
+of functions never imports the PDF or model code.
 """
 
 from __future__ import annotations
 
-from blocks import conditional, control, dicts, for_each, function, hil, loops
 from blocks.registry import BlockRegistry
+
+#: ``type_name -> (MODULE:CLASS, legacy aliases, authorable)``, in registration order.
+BUILTIN_TYPES: dict[str, tuple[str, tuple[str, ...], bool]] = {
+    "start_document": ("blocks.control:StartDocument", ("start",), True),
+    "start_json": ("blocks.control:StartJson", (), True),
+    "note": ("blocks.control:Note", (), True),
+    "end": ("blocks.control:End", (), True),
+    "hil": ("blocks.hil:Hil", (), True),
+    "conditional": ("blocks.conditional:Conditional", (), True),
+    "merge_dicts": ("blocks.dicts:MergeDicts", (), True),
+    "reshape": ("blocks.dicts:Reshape", (), True),
+    "function": ("blocks.function:Function", ("functions",), True),
+    "for_each": ("blocks.for_each:ForEach", (), True),
+    "while_loop": ("blocks.loops:WhileLoop", (), True),
+    "for_each_sentinel_start": ("blocks.loops:ForEachSentinelStart", (), False),
+    "for_each_sentinel_end": ("blocks.loops:ForEachSentinelEnd", (), False),
+    "while_loop_sentinel_start": ("blocks.loops:WhileLoopSentinelStart", (), False),
+    "while_loop_sentinel_end": ("blocks.loops:WhileLoopSentinelEnd", (), False),
+    "parse": ("blocks.parse:Parse", (), True),
+    "extract": ("blocks.extract:Extract", (), True),
+    "split": ("blocks.split:Split", (), True),
+    "classifier": ("blocks.classifier:Classifier", (), True),
+    "edit": ("blocks.edit:Edit", (), True),
+    "merge_pdf": ("blocks.merge_pdf:MergePdf", (), True),
+    "api_call": ("blocks.api_call:ApiCall", (), True),
+}
 
 
 def register_all(registry: BlockRegistry) -> BlockRegistry:
     """Register every built-in block type (with legacy aliases) on ``registry``.
+
+    Each is imported on its first lookup (:meth:`BlockRegistry.get`).
 
     Args:
         registry: usually a fresh :class:`BlockRegistry`.
@@ -27,44 +59,6 @@ def register_all(registry: BlockRegistry) -> BlockRegistry:
     Raises:
         RegistryError: a built-in name is already registered there.
     """
-    _register_control(registry)
-    _register_loops(registry)
-    _register_documents(registry)
+    for name, (target, aliases, authorable) in BUILTIN_TYPES.items():
+        registry.register_lazy(name, target, aliases=aliases, authorable=authorable)
     return registry
-
-
-def _register_control(registry: BlockRegistry) -> None:
-    registry.register(control.StartDocument(), aliases=("start",))
-    registry.register(control.StartJson())
-    registry.register(control.Note())
-    registry.register(control.End())
-    registry.register(hil.Hil())
-    registry.register(conditional.Conditional())
-    registry.register(dicts.MergeDicts())
-    registry.register(dicts.Reshape())
-    registry.register(function.Function(), aliases=("functions",))
-
-
-def _register_loops(registry: BlockRegistry) -> None:
-    registry.register(for_each.ForEach())
-    registry.register(loops.WhileLoop())
-    registry.register(loops.ForEachSentinelStart())
-    registry.register(loops.ForEachSentinelEnd())
-    registry.register(loops.WhileLoopSentinelStart())
-    registry.register(loops.WhileLoopSentinelEnd())
-
-
-def _register_documents(registry: BlockRegistry) -> None:
-    """Document and network blocks: parse, extract, split, classifier, edit, merge_pdf,
-    api_call. They reach their model through ``ctx.services["model_provider"]`` or the
-    configured default (:mod:`blocks.providers`); the split_by_key for_each uses
-    :func:`blocks.partition.partition_by_key` the same way."""
-    from blocks import api_call, classifier, edit, extract, merge_pdf, parse, split
-
-    registry.register(parse.Parse())
-    registry.register(extract.Extract())
-    registry.register(split.Split())
-    registry.register(classifier.Classifier())
-    registry.register(edit.Edit())
-    registry.register(merge_pdf.MergePdf())
-    registry.register(api_call.ApiCall())

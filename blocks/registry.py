@@ -5,12 +5,24 @@ app can add its own block types (or replace the whole set in tests) without touc
 other engines in the same process. Lookup is a dict access; legacy aliases
 (``start`` -> ``start_document``, ``functions`` -> ``function``) resolve to the same
 implementation while the step keeps the type that was written.
+
+A type may also be registered by where it lives (:meth:`BlockRegistry.register_lazy`,
+``"blocks.control:StartJson"``): its module is imported, and the type instantiated, on
+the first lookup of its name. The built-in set is registered that way, so a process
+that runs one kind of block imports that block's module and no other. A lazy entry
+states its name and whether users may write it; both are checked against the class
+when it loads.
 """
 
 from __future__ import annotations
 
-from blocks.base import BlockType
+import importlib
+from typing import TYPE_CHECKING
+
 from engine.contracts.errors import RegistryError
+
+if TYPE_CHECKING:
+    from blocks.base import BlockType
 
 
 class BlockRegistry:
@@ -18,6 +30,7 @@ class BlockRegistry:
 
     def __init__(self) -> None:
         self._types: dict[str, BlockType] = {}
+        self._lazy: dict[str, tuple[str, bool]] = {}
         self._aliases: dict[str, str] = {}
 
     def register(self, block_type: BlockType, *, aliases: tuple[str, ...] = ()) -> BlockType:
@@ -32,52 +45,112 @@ class BlockRegistry:
                 f"{type(block_type).__name__} has no type_name; set the class attribute "
                 "`type_name = \"my_block\"` before registering it."
             )
-        for key in (name, *aliases):
-            if key in self._types or key in self._aliases:
-                raise RegistryError(
-                    f"Block type {key!r} is already registered "
-                    f"(by {type(self.get(key)).__name__}). Pick another type_name, or build "
-                    "a fresh registry with `BlockRegistry()` to replace built-ins."
-                )
+        self._check_free(name, aliases)
         self._types[name] = block_type
         for alias in aliases:
             self._aliases[alias] = name
         return block_type
 
+    def register_lazy(self, name: str, target: str, *, aliases: tuple[str, ...] = (),
+                      authorable: bool = True) -> None:
+        """Add a block type that is imported on the first lookup of ``name``.
+
+        Args:
+            name: the type's ``type_name``.
+            target: ``"package.module:ClassName"``; the class is instantiated with no
+                arguments.
+            aliases: legacy names resolving to it.
+            authorable: the class's ``authorable`` (users may write the type).
+
+        Raises:
+            RegistryError: the name or an alias is already registered, ``name`` is empty,
+                or ``target`` is not ``MODULE:CLASS``.
+        """
+        module, sep, attr = target.partition(":")
+        if not name or not sep or not module or not attr:
+            raise RegistryError(
+                f"register_lazy({name!r}, {target!r}): give a type name and a target "
+                "written MODULE:CLASS, e.g. register_lazy('my_block', 'app.blocks:MyBlock')."
+            )
+        self._check_free(name, aliases)
+        self._lazy[name] = (target, authorable)
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def _check_free(self, name: str, aliases: tuple[str, ...]) -> None:
+        for key in (name, *aliases):
+            if key in self:
+                canonical = self.canonical(key)
+                owner = (type(self._types[canonical]).__name__ if canonical in self._types
+                         else self._lazy[canonical][0].rpartition(":")[2])
+                raise RegistryError(
+                    f"Block type {key!r} is already registered (by {owner}). Pick another "
+                    "type_name, or build a fresh registry with `BlockRegistry()` to replace "
+                    "built-ins."
+                )
+
     def get(self, name: str) -> BlockType:
         """Return the implementation of ``name`` (aliases resolved).
 
         Raises:
-            RegistryError: the type is unknown; the message lists the known types.
+            RegistryError: the type is unknown (the message lists the known types), or a
+                lazily registered type does not load as declared.
         """
         impl = self._types.get(name)
-        if impl is None:
-            canonical = self._aliases.get(name)
-            if canonical is not None:
-                return self._types[canonical]
+        if impl is not None:
+            return impl
+        canonical = self._aliases.get(name, name)
+        impl = self._types.get(canonical)
+        if impl is not None:
+            return impl
+        if canonical in self._lazy:
+            return self._load(canonical)
+        raise RegistryError(
+            f"Unknown block type {name!r}. Known types: {', '.join(self.names())}. "
+            "Register custom types with `registry.register(MyBlock())`."
+        )
+
+    def _load(self, name: str) -> BlockType:
+        """Import and instantiate the lazy entry ``name``; it then stays registered."""
+        target, authorable = self._lazy[name]
+        module, _, attr = target.partition(":")
+        impl = getattr(importlib.import_module(module), attr)()
+        if impl.type_name != name or impl.authorable != authorable:
             raise RegistryError(
-                f"Unknown block type {name!r}. Known types: {', '.join(self.names())}. "
-                "Register custom types with `registry.register(MyBlock())`."
+                f"{target} was registered as {name!r} (authorable={authorable}) but its "
+                f"class says type_name={impl.type_name!r}, authorable={impl.authorable}. "
+                "Make the register_lazy call match the class."
             )
+        self._types[name] = impl
+        del self._lazy[name]
         return impl
 
     def __contains__(self, name: object) -> bool:
-        return name in self._types or name in self._aliases
+        return name in self._types or name in self._lazy or name in self._aliases
 
     def canonical(self, name: str) -> str:
         """The registered name behind an alias (or ``name`` itself)."""
         return self._aliases.get(name, name)
 
     def names(self, *, authorable_only: bool = True) -> list[str]:
-        """Sorted type names (and aliases), optionally only those users may write."""
-        names = [n for n, t in self._types.items() if t.authorable or not authorable_only]
-        names += [a for a, n in self._aliases.items() if self._types[n].authorable]
+        """Sorted type names (and aliases), optionally only those users may write.
+
+        Lazily registered types are listed without being imported.
+        """
+        names = [n for n in (*self._types, *self._lazy)
+                 if self._authorable(n) or not authorable_only]
+        names += [a for a, n in self._aliases.items() if self._authorable(n)]
         return sorted(names)
+
+    def _authorable(self, name: str) -> bool:
+        impl = self._types.get(name)
+        return impl.authorable if impl is not None else self._lazy[name][1]
 
     def copy(self) -> BlockRegistry:
         """A new registry with the same entries, to extend without touching this one."""
         clone = BlockRegistry()
         clone._types = dict(self._types)
+        clone._lazy = dict(self._lazy)
         clone._aliases = dict(self._aliases)
         return clone
 

@@ -1,0 +1,80 @@
+"""The block registry: eager and lazy entries, aliases, errors that name what to do."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from blocks.builtin import BUILTIN_TYPES
+from blocks.control import StartJson
+from blocks.registry import BlockRegistry, default_registry
+from engine.contracts.errors import RegistryError
+
+
+def test_every_builtin_entry_loads_as_declared() -> None:
+    registry = default_registry()
+    for name, (_, aliases, authorable) in BUILTIN_TYPES.items():
+        impl = registry.get(name)
+        assert impl.type_name == name
+        assert impl.authorable is authorable
+        for alias in aliases:
+            assert registry.get(alias) is impl
+            assert registry.canonical(alias) == name
+
+
+def test_names_are_listed_without_importing_and_stay_the_same_after() -> None:
+    registry = default_registry()
+    before = (registry.names(), registry.names(authorable_only=False))
+    assert "start" in before[0] and "while_loop_sentinel_end" not in before[0]
+    assert "while_loop_sentinel_end" in before[1]
+    for name in before[1]:
+        registry.get(name)
+    assert (registry.names(), registry.names(authorable_only=False)) == before
+
+
+def test_a_workflow_of_one_type_imports_only_its_module() -> None:
+    code = ("import sys; from blocks.registry import default_registry; "
+            "r = default_registry(); r.get('start_json'); "
+            "print(sorted(m for m in sys.modules if m.startswith('blocks.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    loaded = eval(out)  # noqa: S307 - a list literal printed by the child above
+    assert "blocks.control" in loaded
+    for module in ("blocks.function", "blocks.classifier", "blocks.conditional",
+                   "blocks.parse", "blocks.api_call", "blocks.loops"):
+        assert module not in loaded
+
+
+def test_lazy_entry_that_does_not_match_its_class_says_so() -> None:
+    registry = BlockRegistry()
+    registry.register_lazy("json_start", "blocks.control:StartJson")
+    with pytest.raises(RegistryError, match="type_name='start_json'.*match the class"):
+        registry.get("json_start")
+    registry = BlockRegistry()
+    registry.register_lazy("start_json", "blocks.control:StartJson", authorable=False)
+    with pytest.raises(RegistryError, match="authorable=False"):
+        registry.get("start_json")
+
+
+def test_lazy_target_must_name_module_and_class() -> None:
+    with pytest.raises(RegistryError, match="MODULE:CLASS"):
+        BlockRegistry().register_lazy("x", "blocks.control.StartJson")
+
+
+def test_duplicates_raise_for_lazy_and_eager_alike() -> None:
+    registry = default_registry()
+    with pytest.raises(RegistryError, match="'start_json' is already registered .by StartJson"):
+        registry.register(StartJson())
+    with pytest.raises(RegistryError, match="'start' is already registered"):
+        registry.register_lazy("other", "blocks.control:StartJson", aliases=("start",))
+
+
+def test_copy_loads_independently() -> None:
+    registry = default_registry()
+    clone = registry.copy()
+    assert type(clone.get("function")) is type(registry.get("function"))
+    assert "function" in clone and "functions" in clone
+    with pytest.raises(RegistryError, match="Unknown block type 'nope'. Known types: "):
+        clone.get("nope")

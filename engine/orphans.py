@@ -13,12 +13,18 @@ server's security policy) has nothing against it. Then it is handed to ``drive``
 run ends ``error``, its unfinished steps ``cancelled``, with a reason that starts with
 ``orphaned:`` and says why it could not resume. :func:`orphan_note` is what readers
 show for an orphan not yet recovered.
+
+A process always counts its own runs as owned, which is right for a process that runs
+them on its own stack. A server runs them on threads, and a thread can die while the
+process lives on: it passes ``driving``, the runs its threads execute now, and a run it
+owns that none of them executes is an orphan once its heartbeat is stale.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +32,7 @@ from engine.contracts.errors import ErrorCategory, ErrorStage, StepwellError
 from engine.contracts.events import RunUpdate, StepErrorInfo
 from engine.contracts.reads import RunFilters
 from engine.contracts.values import RunStatus
-from engine.durable import end_run, process_owns
+from engine.durable import STALE_HEARTBEAT_S, end_run, process_owns, this_host
 
 if TYPE_CHECKING:
     from engine.contracts.reads import RunRecord
@@ -45,15 +51,35 @@ class Recovery:
     reason: str
 
 
-def is_orphan(run: RunRecord, now: float | None = None) -> bool:
-    """True for an active run whose owner process is gone or silent."""
-    return run.status in ACTIVE_STATUSES and not process_owns(
-        run.owner_pid, run.heartbeat_at, now, host=run.owner_host)
+def is_orphan(run: RunRecord, now: float | None = None, *,
+              driving: Collection[str] | None = None) -> bool:
+    """True for an active run whose owner process is gone or silent.
+
+    Args:
+        run: the run as stored.
+        now: the time to judge the heartbeat by (default: now).
+        driving: given by a process that executes its runs on threads (a server): the
+            ids they execute now. A run of this process outside them is an orphan once
+            its heartbeat is stale (see the module docstring).
+    """
+    if run.status not in ACTIVE_STATUSES:
+        return False
+    if driving is not None and owned_here(run):
+        beat = run.heartbeat_at or run.created_at
+        return run.id not in driving and (now or time.time()) - beat >= STALE_HEARTBEAT_S
+    return not process_owns(run.owner_pid, run.heartbeat_at, now, host=run.owner_host)
 
 
-def orphan_note(run: RunRecord, now: float | None = None) -> str | None:
-    """Why ``run`` is an orphan, for readers (None when it is not one)."""
-    if not is_orphan(run, now):
+def owned_here(run: RunRecord) -> bool:
+    """True when ``run``'s owner is this process."""
+    return run.owner_pid == os.getpid() and run.owner_host in (None, this_host())
+
+
+def orphan_note(run: RunRecord, now: float | None = None, *,
+                driving: Collection[str] | None = None) -> str | None:
+    """Why ``run`` is an orphan, for readers (None when it is not one; ``driving`` as
+    for :func:`is_orphan`)."""
+    if not is_orphan(run, now, driving=driving):
         return None
     age = (now or time.time()) - (run.heartbeat_at or run.created_at)
     return (f"orphaned: its owner process {run.owner_pid} is gone (last heartbeat {age:.0f}s "
@@ -61,14 +87,16 @@ def orphan_note(run: RunRecord, now: float | None = None) -> str | None:
             f"`stepwell runs resume {run.id}`")
 
 
-def find_orphans(store: Any, now: float | None = None) -> list[RunRecord]:
-    """Every orphaned run in ``store`` (all organizations), oldest first."""
+def find_orphans(store: Any, now: float | None = None, *,
+                 driving: Collection[str] | None = None) -> list[RunRecord]:
+    """Every orphaned run in ``store`` (all organizations), oldest first (``driving`` as
+    for :func:`is_orphan`)."""
     found: list[RunRecord] = []
     after: str | None = None
     while True:
         page = store.page_runs(RunFilters(statuses=ACTIVE_STATUSES), limit=200, after=after,
                                descending=False)
-        found += [run for run in page.items if is_orphan(run, now)]
+        found += [run for run in page.items if is_orphan(run, now, driving=driving)]
         if not page.more_after or not page.items:
             return found
         after = page.items[-1].id
@@ -83,13 +111,15 @@ def end_orphan(store: Any, run_id: str, reason: str) -> None:
 
 
 def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,
-                    check: Callable[[Any], str | None] | None = None) -> list[Recovery]:
+                    check: Callable[[Any], str | None] | None = None,
+                    driving: Collection[str] | None = None) -> list[Recovery]:
     """Resume every orphan that can resume (through ``drive``), end the others.
 
     Args:
         engine: the engine whose store holds the runs (its registry compiles them).
         drive: resumes one run by id (the server's run supervisor, ``engine.resume``...).
         check: given the run's stored workflow, a reason it must not run here, or None.
+        driving: the runs this process's threads execute now (see :func:`is_orphan`).
 
     Returns:
         One :class:`Recovery` per orphan found.
@@ -97,7 +127,7 @@ def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,
     from engine.definition import Workflow
 
     done: list[Recovery] = []
-    for run in find_orphans(engine.store):
+    for run in find_orphans(engine.store, driving=driving):
         owner = f"orphaned: its owner process {run.owner_pid} died"
         try:
             workflow = Workflow.from_dict(engine.store.load_run(run.id).definition)

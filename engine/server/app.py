@@ -56,7 +56,8 @@ def create_app(
     Returns:
         The app; run it with uvicorn. Runs it starts execute in this process. At start
         it kills workers a dead server left and recovers orphaned runs
-        (:meth:`ServerState.recover`); at shutdown it kills its own workers.
+        (:meth:`ServerState.recover`), then sweeps for new ones every
+        ``config.orphan_sweep_s`` seconds; at shutdown it kills its own workers.
 
     Raises:
         UsageError: no API key at all, or an in-memory database.
@@ -76,6 +77,7 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         install_log_redaction()  # after uvicorn configured its loggers
         await anyio.to_thread.run_sync(state.recover)
+        state.start_sweeps()
         yield
         state.close()
 

@@ -1,9 +1,10 @@
-"""Work the server does after answering: eval runs, each on its own thread.
+"""Work the server does beside answering: eval runs, each on its own thread, and
+periodic chores (:class:`Every`: the orphan sweep).
 
 A task runs an async function on a fresh event loop in a daemon thread (as runs do, see
 :class:`engine.server.state.RunSupervisor`), so a slow block never stalls request
-handling. A task's failure is logged, never raised into a request. :meth:`join` lets the
-server wait for them at shutdown.
+handling. A task's failure is logged, never raised into a request. :meth:`Background.join`
+lets the server wait for them at shutdown.
 """
 
 from __future__ import annotations
@@ -47,3 +48,38 @@ class Background:
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         return not any(t.is_alive() for t in threads)
+
+
+class Every:
+    """Calls ``chore()`` every ``every_s`` seconds on a daemon thread until :meth:`stop`.
+
+    A chore that raises is logged and called again at its next turn.
+
+    Args:
+        name: the thread's name.
+        every_s: seconds between the end of one call and the start of the next.
+        chore: what to call.
+    """
+
+    def __init__(self, name: str, every_s: float, chore: Callable[[], Any]) -> None:
+        self._chore = chore
+        self._every_s = every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name=name)
+
+    def start(self) -> None:
+        """Start calling (the first call comes after ``every_s``)."""
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop calling; waits up to ``timeout`` seconds for a call in progress."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._every_s):
+            try:
+                self._chore()
+            except Exception:  # a chore that failed once is tried again at its next turn
+                log.exception("%s failed", self._thread.name)

@@ -36,6 +36,8 @@ class ServerConfig:
         policy: who may run code, and where ``api_call`` may go (see
             :mod:`engine.server.security`; default: a personal server's).
         secrets: organization -> its secrets (``${NAME}`` values, secret mounts).
+        orphan_sweep_s: seconds between two looks for runs whose owner died, while the
+            server is up (0: only at start).
     """
 
     api_keys: Mapping[str, str] = field(default_factory=dict)
@@ -44,6 +46,7 @@ class ServerConfig:
     generated_key: str | None = None
     policy: SecurityPolicy = field(default_factory=SecurityPolicy.local)
     secrets: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    orphan_sweep_s: float = 5.0
 
 
 def parse_api_keys(text: str | None) -> dict[str, str]:

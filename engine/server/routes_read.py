@@ -21,7 +21,7 @@ from engine.server.params import (
     with_cursor,
 )
 from engine.server.schemas import ERRORS, LegacyStepOut, PageOut, RunOut, StepOut, ok
-from engine.server.shapes import SDK_TYPE_MEMBERS, legacy_step_json, run_json, step_json
+from engine.server.shapes import SDK_TYPE_MEMBERS, legacy_step_json, step_json
 from store.search import RUN_STATUS_ALIASES, RUN_STATUSES, RunFilters, search_runs
 
 router = APIRouter(prefix="/v1/workflows", dependencies=[Depends(reject_unknown_query)],
@@ -100,8 +100,11 @@ def get_step(request: Request, step_id: str, org: Org, run_id: str | None = None
 
 @router.get("/runs/{run_id}", responses=ok(RunOut), summary="Get one run")
 def get_run(request: Request, run_id: str, org: Org) -> Any:
-    """A run in Retab's ``WorkflowRun`` shape."""
-    return run_json(_state(request).reader(org).get_run(run_id))
+    """A run in Retab's ``WorkflowRun`` shape (``stepwell_owner`` says whether an active
+    run's owner process is alive)."""
+    state = _state(request)
+    api = state.reader(org)
+    return state.run_json(api, api.get_run(run_id))
 
 
 @router.get("/runs", responses=ok(PageOut[RunOut]), summary="List runs")
@@ -135,9 +138,10 @@ def list_runs(
         created_to=parse_when("to_date", to_date, end=True),
         min_duration_ms=min_duration_ms, max_duration_ms=max_duration_ms,
         search=search or None, metadata=parse_metadata(metadata))
-    api = _state(request).reader(org)
+    state = _state(request)
+    api = state.reader(org)
     page = with_cursor(lambda: search_runs(api, filters, limit=limit, after=after,
                                            before=before, descending=order == "desc"),
                        after or before, "a run")
-    return {"data": [run_json(r) for r in page.data],
+    return {"data": [state.run_json(api, r) for r in page.data],
             "list_metadata": page.list_metadata.model_dump()}

@@ -77,6 +77,8 @@ class RunOut(WorkflowRun):
     """A run (Retab ``WorkflowRun``)."""
 
     stepwell_trigger_type: str | None = None
+    #: Of a pending or running run: ``{pid, heartbeat_at, alive, orphaned}``.
+    stepwell_owner: dict[str, Any] | None = None
 
 
 class WorkflowOut(BaseModel):

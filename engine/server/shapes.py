@@ -8,16 +8,22 @@ Steps and runs come from :mod:`store.api` (``sdk_step``, ``sdk_legacy_step``,
 * block types registered by the embedding application (not built in) show as
   ``function`` (legacy ``functions``), the true type staying in ``stepwell_block_type``;
 * run triggers outside the SDK enum show as ``custom``; run metadata values are strings;
+* a run that should have a live owner (pending, queued, running) carries
+  ``stepwell_owner``: its owner process, heartbeat, whether it is alive, and, for an
+  orphan, why and what happens next (the SDK's run model ignores the key);
 * reviews, review versions and registered workflows in the SDK's shapes.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
+from engine.contracts.reads import RunRecord
 from engine.contracts.records import RegisteredWorkflow, ReviewVersion
+from engine.orphans import orphan_note
 from store.api import LegacyStep, Step, WorkflowRun, sdk_legacy_step, sdk_run, sdk_step
 
 SDK_STEP_TYPES = frozenset({
@@ -75,9 +81,25 @@ def legacy_step_json(step: LegacyStep) -> dict[str, Any]:
     return data
 
 
-def run_json(run: WorkflowRun) -> dict[str, Any]:
-    """A run in Retab's ``WorkflowRun`` shape."""
+def owner_json(record: RunRecord, driving: Collection[str] | None) -> dict[str, Any]:
+    """``stepwell_owner`` of an active run: ``pid``, ``heartbeat_at``, ``alive`` and
+    ``orphaned`` (why it is an orphan, or null).
+
+    A run no process has taken yet (queued for a worker) has ``alive`` and ``orphaned``
+    null. ``driving`` is what :func:`engine.orphans.is_orphan` takes.
+    """
+    if record.owner_pid is None:
+        return {"pid": None, "heartbeat_at": None, "alive": None, "orphaned": None}
+    note = orphan_note(record, driving=driving)
+    return {"pid": record.owner_pid, "heartbeat_at": iso(record.heartbeat_at),
+            "alive": note is None, "orphaned": note}
+
+
+def run_json(run: WorkflowRun, owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A run in Retab's ``WorkflowRun`` shape (with ``stepwell_owner`` when given)."""
     data = sdk_run(run)
+    if owner is not None:
+        data["stepwell_owner"] = owner
     trigger = data.get("trigger") or {}
     if trigger.get("type") not in SDK_TRIGGERS:
         data["stepwell_trigger_type"] = trigger.get("type")

@@ -12,6 +12,11 @@ queued and done when it finishes.
 
 Reads use one read-only SQLite connection per worker thread (:class:`Readers`); in WAL
 mode they never wait for the writers of running workflows.
+
+Orphans (:mod:`engine.orphans`) are recovered at start and then swept for every
+``ServerConfig.orphan_sweep_s`` seconds while the server is up: a run whose owner died
+(another process over the same database, or a run thread of this one that was lost) is
+resumed here, or ended with the reason, instead of staying ``running``.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from engine.contracts.errors import StepwellError, UsageError
 from engine.contracts.store import ReadStore, Store
 from engine.core import Engine
 from engine.launch import PreparedRun
-from engine.orphans import Recovery, recover_orphans
+from engine.orphans import ACTIVE_STATUSES, Recovery, recover_orphans
 from engine.queue import QueueDispatch
-from engine.server.background import Background
+from engine.server.background import Background, Every
 from engine.server.config import ServerConfig
 from engine.server.security import policy_problems
-from store.api import ReadAPI
+from engine.server.shapes import owner_json, run_json
+from store.api import ReadAPI, WorkflowRun
 from store.connection import Database, storage_error
 from store.files import LocalFileStore
 from store.sqlite_reads import SQLiteReads
@@ -205,6 +211,8 @@ class ServerState:
     readers: Readers | StoreReaders
     #: Eval runs executing after their request was answered.
     background: Background = field(default_factory=Background)
+    #: The periodic orphan sweep, once started (:meth:`start_sweeps`).
+    sweeper: Every | None = None
 
     @property
     def store(self) -> Store:
@@ -215,25 +223,55 @@ class ServerState:
         """A read API scoped to ``organization_id``."""
         return self.readers.api(organization_id)
 
+    def driving(self) -> frozenset[str] | None:
+        """Runs this server's threads execute now; None when workers execute them."""
+        if isinstance(self.supervisor, QueueDispatch):
+            return None
+        return frozenset(self.supervisor.active())
+
+    def run_json(self, api: ReadAPI, run: WorkflowRun) -> dict[str, Any]:
+        """``run`` as served: Retab's shape, with ``stepwell_owner`` (alive or orphaned)
+        when it should have a live owner."""
+        if run.lifecycle.status not in ACTIVE_STATUSES:
+            return run_json(run)
+        return run_json(run, owner_json(api.run_record(run.id), self.driving()))
+
     def recover(self) -> list[Recovery]:
         """At start: kill the workers a dead server left, and resume (or end, with the
         reason) the runs whose owner process died (:mod:`engine.orphans`)."""
+        if not isinstance(self.supervisor, QueueDispatch):
+            self._end_interrupted_evals()
+        return self.sweep()
+
+    def sweep(self) -> list[Recovery]:
+        """Kill the workers of dead hosts; resume (or end) the runs whose owner died.
+
+        With workers (``--queue``) runs are left to them: they take orphans over when
+        their lease runs out.
+        """
         from blocks.sandbox import reap_workers
 
         reap_workers()
         if isinstance(self.supervisor, QueueDispatch):
-            return []  # workers take orphaned runs over when their lease runs out
-        self._end_interrupted_evals()
+            return []
         policy = self.config.policy
 
         def refusal(workflow: Any) -> str | None:
             problems = policy_problems(workflow, self.engine.registry, policy)
             return "; ".join(f"{p.path}: {p.message}" for p in problems) or None
 
-        recovered = recover_orphans(self.engine, self.supervisor.drive, check=refusal)
+        recovered = recover_orphans(self.engine, self.supervisor.drive, check=refusal,
+                                    driving=self.driving())
         for item in recovered:
             log.warning("run %s: %s", item.run_id, item.reason)
         return recovered
+
+    def start_sweeps(self) -> None:
+        """Sweep for orphans every ``config.orphan_sweep_s`` seconds (0: never)."""
+        every = self.config.orphan_sweep_s
+        if every > 0 and self.sweeper is None:
+            self.sweeper = Every("stepwell-orphan-sweep", every, self.sweep)
+            self.sweeper.start()
 
     def _end_interrupted_evals(self) -> None:
         """End the eval runs the last server left running (they ran on its threads)."""
@@ -254,6 +292,8 @@ class ServerState:
         """
         from blocks.sandbox import reap_workers
 
+        if self.sweeper is not None:
+            self.sweeper.stop(wait_s)
         idle = self.supervisor.join(wait_s) and self.background.join(wait_s)
         reap_workers(own=True)
         self.readers.close()

@@ -13,8 +13,11 @@ fits the record to its model and keeps stepwell's own form next to it under a
   empty ``bbox`` (stepwell does not record field positions); a conditional or review
   evaluation gets the ``details`` object the SDK requires; an API call attempt's error
   text becomes ``{"message": ...}``;
-* a ``while_loop_termination`` record of an iteration that did not end the loop has
-  ``termination_reason: null``, which the SDK's model refuses (read it as JSON).
+* a ``while_loop_termination`` record of an iteration that did not end the loop (stepwell
+  writes one per iteration; ``termination_reason: null``, ``should_continue: true``) has a
+  reason the SDK's model accepts: ``max_iterations_reached``, the value that agrees with its
+  evaluations (no termination condition matched); stepwell's ``null`` is kept in
+  ``stepwell_termination_reason``, and ``should_continue`` tells the iteration that went on.
 
 Every record also gets ``run_id`` (the SDK's name for ``workflow_run_id``).
 """
@@ -128,12 +131,24 @@ def _function(record: dict[str, Any]) -> None:
         record["duration_ms"] = round(record["duration_ms"])
 
 
+#: The SDK's reason for an iteration that went on (see the module docstring).
+CONTINUED_REASON = "max_iterations_reached"
+
+
+def _loop_check(record: dict[str, Any]) -> None:
+    _evaluations(record)
+    if record.get("termination_reason") is None:
+        record["stepwell_termination_reason"] = None
+        record["should_continue"] = True
+        record["termination_reason"] = CONTINUED_REASON
+
+
 #: operation -> shaper (operations not listed are passed through).
 SHAPERS: dict[str, Callable[[dict[str, Any]], None]] = {
     "extraction": _document_op, "classification": _document_op, "parse": _document_op,
     "split": _split, "partition": _partition, "edit": _edit,
     "conditional_evaluation": _evaluations, "review_trigger_evaluation": _evaluations,
-    "while_loop_termination": _evaluations, "api_call_invocation": _api_call,
+    "while_loop_termination": _loop_check, "api_call_invocation": _api_call,
     "function_invocation": _function,
 }
 

@@ -42,10 +42,12 @@ class ServeProcess:
 
     Args:
         workdir: where the database and the server's log go.
+        options: more ``stepwell serve`` options (``--egress-allow 127.0.0.1``...).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *options: str) -> None:
         self.db = workdir / "sdk.db"
+        self.options = options
         self.log = workdir / "serve.log"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -55,7 +57,7 @@ class ServeProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("STEPWELL_")}
         env["STEPWELL_API_KEYS"] = f"{KEY_A}:org_a,{KEY_B}:org_b"
         command = [sys.executable, "-m", "engine.cli", "serve", "--db", str(self.db),
-                   "--port", str(self.port), "--log-level", "warning"]
+                   "--port", str(self.port), "--log-level", "warning", *self.options]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                          stderr=subprocess.STDOUT)

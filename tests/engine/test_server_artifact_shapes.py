@@ -77,3 +77,20 @@ def test_what_moves_aside_is_kept() -> None:
 def test_operations_outside_the_sdk_pass_through() -> None:
     record = {"operation": "end", "id": "art_1", "outputs": {"x": 1}, **COMMON}
     assert artifact_json(record) == {**record, "run_id": "run_1"}
+
+
+def test_a_loop_check_that_went_on_parses() -> None:
+    went_on = {"operation": "while_loop_termination", "id": "wlt_1", "iteration": 0,
+               "should_continue": True, "termination_reason": None,
+               "evaluations": [{"condition_id": "c0", "branch_name": "exit", "matched": False,
+                                "path": "data.status", "operator": "is_equal_to",
+                                "expected": "done", "actual": "again"}], **COMMON}
+    shaped = artifact_json(went_on)
+    parsed = UNION.validate_python(shaped)
+    assert parsed.termination_reason.value == "max_iterations_reached"
+    assert shaped["stepwell_termination_reason"] is None and shaped["should_continue"] is True
+    assert not parsed.evaluations[0].matched
+    ended = artifact_json({**went_on, "termination_reason": "condition_matched",
+                           "should_continue": False})
+    assert UNION.validate_python(ended).termination_reason.value == "condition_matched"
+    assert "stepwell_termination_reason" not in ended and ended["should_continue"] is False

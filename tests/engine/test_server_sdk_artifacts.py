@@ -1,21 +1,33 @@
-"""Artifacts of logic blocks through the SDK's own models, against ``stepwell serve``.
+"""Every artifact operation through the SDK's own models, against ``stepwell serve``.
 
-A run with a conditional, a human review gate (approved), a while_loop and a
-split_by_key for_each produces ``conditional_evaluation``, ``review_trigger_evaluation``,
-``while_loop_termination``, ``function_invocation`` and ``partition`` artifacts;
-``artifacts.get`` parses each into the model of its operation (document blocks are
-covered by ``test_server_sdk_runs.py``).
+Runs with each block kind that records an operation: document blocks (parse, extract,
+classifier, split), a conditional, a human review gate (approved), a while_loop, a
+split_by_key for_each, an edit of a PDF form, an api_call (to a local HTTP server) and
+functions. ``artifacts.list`` and ``artifacts.get`` parse every artifact of every run
+into the model of its operation, and together they cover every operation the SDK knows.
 """
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 from retab import Retab
 
-from tests.engine.sdk_server import INVOICE_PDF, KEY_A, ServeProcess, wait_for
+from engine.server.shapes import SDK_ARTIFACT_OPERATIONS
+from tests.blocks import pdfs
+from tests.engine.sdk_server import (
+    DOCUMENT_SPEC,
+    INVOICE_PDF,
+    KEY_A,
+    ServeProcess,
+    wait_for,
+)
 
 LOGIC = """\
 apiVersion: workflows.retab.com/v1alpha2
@@ -85,9 +97,64 @@ spec:
 """
 
 
+FORM_AND_CALL = """\
+apiVersion: workflows.retab.com/v1alpha2
+kind: Workflow
+metadata:
+  name: Form and call
+spec:
+  blocks:
+    form: {{type: start_document}}
+    facts: {{type: start_json}}
+    fill: {{type: edit}}
+    check:
+      type: api_call
+      config:
+        url: {url}/validate
+        method: POST
+        output_schema:
+          type: object
+          properties: {{valid: {{type: boolean}}}}
+  edges:
+    - source: {{block: form, handle: output-file-0}}
+      target: {{block: fill, handle: input-file-0}}
+    - source: {{block: facts, handle: output-json-0}}
+      target: {{block: fill, handle: input-json-0}}
+    - source: {{block: facts, handle: output-json-0}}
+      target: {{block: check, handle: input-json-0}}
+"""
+
+
+class Validator(BaseHTTPRequestHandler):
+    """Answers every POST with ``{"valid": true}``."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = json.dumps({"valid": True}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture(scope="module")
+def validator() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Validator)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
 @pytest.fixture(scope="module")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("artifacts")) as process:
+    with ServeProcess(tmp_path_factory.mktemp("artifacts"),
+                      "--egress-allow", "127.0.0.1") as process:
         yield process
 
 
@@ -96,22 +163,19 @@ def a(serve: ServeProcess) -> Retab:
     return serve.client(KEY_A)
 
 
-def every_artifact(client: Retab, run_id: str) -> dict[str, object]:
-    """Each artifact of the run parsed by ``artifacts.get``, by operation (loop checks of
-    iterations that did not end the loop have no termination reason the SDK accepts;
-    see docs/http.md#artifacts)."""
-    found: dict[str, object] = {}
+def every_artifact(client: Retab, run_id: str) -> dict[str, Any]:
+    """Each artifact of the run parsed by ``artifacts.get``, by operation (the first of
+    each); every one listed must parse."""
+    found: dict[str, Any] = {}
     for item in client.workflows.artifacts.list(run_id=run_id):
-        if item.operation == "while_loop_termination":
-            found.setdefault(item.operation, item)
-            continue
         parsed = client.workflows.artifacts.get(item.id)
         assert parsed.operation == item.operation and parsed.id == item.id
         found.setdefault(item.operation, parsed)
     return found
 
 
-def test_logic_blocks(a: Retab, serve: ServeProcess) -> None:
+@pytest.fixture(scope="module")
+def logic_run(a: Retab) -> str:
     wid = a.workflows.apply(LOGIC).workflow_id
     run = a.workflows.runs.create(wid, json_inputs={"facts": {"total": 250, "attempts": 0,
                                                               "status": "new"}})
@@ -123,26 +187,74 @@ def test_logic_blocks(a: Retab, serve: ServeProcess) -> None:
     [proposal] = a.workflows.reviews.versions.list(review.id).data
     a.workflows.reviews.approve(review.id, version_id=proposal.id)
     assert wait_for(a, run.id).lifecycle.status == "completed"
-    found = every_artifact(a, run.id)
+    return str(run.id)
+
+
+@pytest.fixture(scope="module")
+def partition_run(a: Retab) -> str:
+    wid = a.workflows.apply(PER_INVOICE).workflow_id
+    run = wait_for(a, a.workflows.runs.create(wid, documents={"bundle": INVOICE_PDF}).id)
+    assert run.lifecycle.status == "completed", run.lifecycle
+    return str(run.id)
+
+
+@pytest.fixture(scope="module")
+def form_run(a: Retab, validator: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+    form = tmp_path_factory.mktemp("form") / "form.pdf"
+    form.write_bytes(pdfs.form([("name", "text"), ("address", "text")]))
+    wid = a.workflows.apply(FORM_AND_CALL.format(url=validator)).workflow_id
+    run = wait_for(a, a.workflows.runs.create(wid, documents={"form": form}, json_inputs={
+        "facts": {"name": "Acme Corp", "address": "12 Main St"}}).id)
+    assert run.lifecycle.status == "completed", run.lifecycle
+    return str(run.id)
+
+
+@pytest.fixture(scope="module")
+def document_run(a: Retab) -> str:
+    wid = a.workflows.apply(DOCUMENT_SPEC).workflow_id
+    run = wait_for(a, a.workflows.runs.create(wid, documents={"upload": INVOICE_PDF}).id)
+    assert run.lifecycle.status == "completed", run.lifecycle
+    return str(run.id)
+
+
+def test_every_operation_parses(a: Retab, logic_run: str, partition_run: str, form_run: str,
+                                document_run: str) -> None:
+    seen: set[str] = set()
+    for run_id in (logic_run, partition_run, form_run, document_run):
+        seen |= set(every_artifact(a, run_id))
+    assert seen == SDK_ARTIFACT_OPERATIONS
+
+
+def test_logic_blocks(a: Retab, serve: ServeProcess, logic_run: str) -> None:
+    found = every_artifact(a, logic_run)
     assert {"conditional_evaluation", "review_trigger_evaluation", "function_invocation",
             "while_loop_termination"} <= set(found), sorted(found)
     route = found["conditional_evaluation"]
     assert route.selected_handles == ["output-json-if"]  # type: ignore[attr-defined]
     checks = serve.http(KEY_A).get("/v1/workflows/artifacts", params={
-        "run_id": run.id, "operation": "while_loop_termination"}).json()["data"]
-    ended = [c for c in checks if c["termination_reason"] is not None]
-    assert None in [c["termination_reason"] for c in checks]  # the iteration that went on
-    assert ended and {c["termination_reason"] for c in ended} == {"condition_matched"}
-    for check in ended:
+        "run_id": logic_run, "operation": "while_loop_termination"}).json()["data"]
+    went_on = [c for c in checks if c.get("should_continue")]
+    assert [c["stepwell_termination_reason"] for c in went_on] == [None]  # iteration 0
+    assert [c["termination_reason"] for c in went_on] == ["max_iterations_reached"]
+    ended = {c["termination_reason"] for c in checks if not c.get("should_continue")}
+    assert ended == {"condition_matched"}
+    for check in checks:
         parsed = a.workflows.artifacts.get(check["id"])
-        assert parsed.termination_reason.value == "condition_matched"  # type: ignore[union-attr]
+        reason = parsed.termination_reason  # type: ignore[union-attr]
+        assert reason.value == check["termination_reason"]
 
 
-def test_partition(a: Retab) -> None:
-    wid = a.workflows.apply(PER_INVOICE).workflow_id
-    run = wait_for(a, a.workflows.runs.create(wid, documents={"bundle": INVOICE_PDF}).id)
-    assert run.lifecycle.status == "completed", run.lifecycle
-    found = every_artifact(a, run.id)
+def test_edit_and_api_call(a: Retab, form_run: str) -> None:
+    found = every_artifact(a, form_run)
+    edit = found["edit"]
+    assert {f.key: f.value for f in edit.output.form_data} == {"name": "Acme Corp",
+                                                               "address": "12 Main St"}
+    call = found["api_call_invocation"]
+    assert [x.response_status for x in call.attempts] == [200]
+
+
+def test_partition(a: Retab, partition_run: str) -> None:
+    found = every_artifact(a, partition_run)
     partition = found["partition"]
     assert partition.key == "invoice_number"  # type: ignore[attr-defined]
     assert [c.key for c in partition.output] == ["INV-2026-0042"]  # type: ignore[attr-defined]

@@ -43,6 +43,8 @@ NOTICES = {
     "rerun_failed_started": "A new run was started: it reuses every completed step and "
                             "runs only the failed steps (and failed items) again.",
     "no_failed": "The run has no failed steps; there was nothing to run again.",
+    "rerun_refused": "This run cannot be rerun that way (its stored workflow no longer "
+                     "fits); nothing was started. The server's log says why.",
     "bad_form": "The form was stale or came from another site; nothing was done. "
                 "Try again from this page.",
     "signed_out": "You are signed out.",

@@ -31,6 +31,7 @@ from engine.contracts.errors import (
 )
 from engine.contracts.store import ReviewStore
 from engine.durable import process_owns
+from engine.rerun import prepare_rerun
 from engine.server.review_versions import add_correction, decision_data, snapshot_for
 from engine.server.ui.common import gate, not_found, redirect, server_state, ui_state
 from engine.server.ui.render import page
@@ -43,12 +44,10 @@ from engine.server.ui.review_view import (
 from engine.server.ui.routes_pages import review_response
 from engine.server.ui.run_view import LIVE_RUN_STATUSES
 from engine.server.ui.session import read_form, safe_next, set_session
-from store.search import RunFilters, search_runs
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("stepwell.server.ui")
 CANCEL_WAIT_S = 5.0
-RERUN_WAIT_S = 5.0
 UI_CANCEL_REASON = "cancelled from the web UI"
 
 
@@ -178,14 +177,13 @@ async def resume(request: Request, run_id: str) -> Response:
     return redirect(f"/runs/{run_id}", notice)
 
 
-def _rerun_in_background(engine: Any, run_id: str, from_step: str | None) -> None:
-    what = f"from {from_step}" if from_step else "of its failed steps"
+def _execute_in_background(engine: Any, prepared: Any, what: str) -> None:
     try:
-        engine.rerun(run_id, from_step, failed=from_step is None)
+        anyio.run(engine.execute, prepared)
     except StepwellError:
-        log.exception("rerun of %s %s stopped on an error", run_id, what)
+        log.exception("rerun %s stopped on an error", what)
     except Exception:  # a thread must never die silently
-        log.exception("rerun of %s %s failed unexpectedly", run_id, what)
+        log.exception("rerun %s failed unexpectedly", what)
 
 
 def _failed_steps(api: Any, run_id: str) -> int:
@@ -217,19 +215,18 @@ async def rerun(request: Request, run_id: str) -> Response:
                                             organization_id=api.organization_id)
             if not found or found[0].scope:  # only top-level steps can be rerun from
                 return None
-        started = time.time() - 1
-        threading.Thread(target=_rerun_in_background, args=(server.engine, run_id, from_step),
-                         daemon=True, name=f"stepwell-rerun-{run_id}").start()
-        filters = RunFilters(metadata={"rerun_of": run_id,
-                                       "rerun_from": "failed" if failed else str(from_step)},
-                             created_from=started)
-        deadline = time.monotonic() + RERUN_WAIT_S
-        while time.monotonic() < deadline:
-            new_runs = search_runs(api, filters, limit=1).data
-            if new_runs:
-                return new_runs[0].id
-            time.sleep(0.05)
-        return ""
+        # the new run's row is written here, so the redirect always names it; it is
+        # executed in the background and its page follows it live
+        try:
+            prepared = prepare_rerun(server.engine, run_id, from_step, failed=failed)
+        except (UsageError, InputError) as exc:
+            log.warning("rerun of %s refused: %s", run_id, exc)
+            return "rerun_refused"
+        what = f"{prepared.run_id} of {run_id}"
+        threading.Thread(target=_execute_in_background,
+                         args=(server.engine, prepared, what), daemon=True,
+                         name=f"stepwell-rerun-{prepared.run_id}").start()
+        return prepared.run_id
 
     try:
         new_id = await anyio.to_thread.run_sync(act)
@@ -237,9 +234,9 @@ async def rerun(request: Request, run_id: str) -> Response:
         return not_found(request, viewer, f"run {run_id}")
     if new_id is None:
         return not_found(request, viewer, f"top-level step {from_step!r} of run {run_id}")
-    if new_id == "no_failed":
-        return redirect(f"/runs/{run_id}", "no_failed")
-    return redirect(f"/runs/{new_id}" if new_id else f"/runs/{run_id}",
+    if new_id in ("no_failed", "rerun_refused"):
+        return redirect(f"/runs/{run_id}", new_id)
+    return redirect(f"/runs/{new_id}",
                     "rerun_failed_started" if failed else "rerun_started")
 
 

@@ -46,8 +46,11 @@ def create_app(
         config: the full server configuration.
         engine_options: keyword arguments for :class:`engine.core.Engine` (``services``,
             ``retry``, ``max_concurrency``...). By default the engine gets the config's
-            security policy as a service and runs see their organization's environment
-            (:func:`engine.server.security.run_environment`).
+            security policy as a service, runs see their organization's environment
+            (:func:`engine.server.security.run_environment`), and the block types are
+            the built-ins plus the installed ``stepwell.blocks`` entry points, as
+            ``stepwell serve`` has them (:func:`engine.plugins.block_registry`; pass
+            ``registry`` to choose them).
         max_body_bytes / allow_file_paths: see :class:`ServerConfig` (ignored when
             ``config`` is given).
         queue: leave runs to ``stepwell worker`` processes: runs created here are queued
@@ -60,7 +63,8 @@ def create_app(
         ``config.orphan_sweep_s`` seconds; at shutdown it kills its own workers.
 
     Raises:
-        UsageError: no API key at all, or an in-memory database.
+        UsageError: no API key at all, an in-memory database, or an entry point whose
+            block types do not load.
         StorageError: the database cannot be opened.
     """
     from engine.contracts.errors import UsageError
@@ -92,9 +96,14 @@ def create_app(
 
 
 def _engine_options(cfg: ServerConfig, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The engine's options: the server's policy as a service, and each organization's
-    run environment (unless the caller chose them)."""
+    """The engine's options: the server's policy as a service, each organization's run
+    environment and the block types of the installed entry points (unless the caller
+    chose them)."""
+    from engine.plugins import block_registry
+
     options = dict(given)
+    if options.get("registry") is None:
+        options["registry"] = block_registry()
     options["services"] = {SECURITY_SERVICE: cfg.policy, **dict(options.get("services") or {})}
     options.setdefault("env", run_environment(cfg.policy, cfg.secrets, os.environ))
     return options

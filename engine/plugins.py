@@ -134,7 +134,16 @@ def _block_types(value: Any, registry: BlockRegistry, origin: str) -> Iterable[B
             found += _block_types(item, registry, origin)
         return found
     if inspect.isroutine(value):
-        value(registry)
+        try:
+            value(registry)
+        except (RegistryError, UsageError):
+            raise
+        except Exception as exc:  # the user's function: say whose fault and what to do
+            raise UsageError(
+                f"{origin}: calling it with the block registry failed "
+                f"({type(exc).__name__}: {exc}). A function given to --blocks takes the "
+                "registry and registers block types on it; or point --blocks at a "
+                "BlockRegistry, a BlockType or a list of them.") from None
         return []
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:39] + "…"

@@ -40,6 +40,10 @@ PLUGIN = textwrap.dedent('''
 
     def register(registry):
         registry.register(Seal())
+
+
+    def broken(registry):
+        raise KeyError("no such setting")
 ''')
 
 
@@ -81,6 +85,7 @@ def test_blocks_references_take_types_lists_registries_and_functions(plugin_dir:
     ("no_such_module_here:X", "cannot import 'no_such_module_here'"),
     ("stamp_blocks:MISSING", "has no 'MISSING'"),
     ("stamp_blocks:NOTHING", r"holds no block types \(it is int 42\)"),
+    ("stamp_blocks:broken", r"calling it with the block registry failed \(KeyError"),
 ])
 def test_bad_references_say_what_to_fix(plugin_dir: Path, spec: str, message: str) -> None:
     with pytest.raises(UsageError, match=message):

@@ -43,10 +43,12 @@ class ServeProcess:
     Args:
         workdir: where the database and the server's log go.
         options: more ``stepwell serve`` options (``--egress-allow 127.0.0.1``...).
+        db: the database (default: ``sdk.db`` in ``workdir``); a ``postgresql://`` URL
+            serves from PostgreSQL.
     """
 
-    def __init__(self, workdir: Path, *options: str) -> None:
-        self.db = workdir / "sdk.db"
+    def __init__(self, workdir: Path, *options: str, db: str | None = None) -> None:
+        self.db = db or str(workdir / "sdk.db")
         self.options = options
         self.log = workdir / "serve.log"
         self.port = free_port()

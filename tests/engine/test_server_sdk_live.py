@@ -4,7 +4,9 @@ Retab's ``clients/python/tests/test_workflow_run_local.py`` (retab-dev/retab, co
 564cc962) applies a ``start_json -> function`` spec, finds the workflow by name, lists its
 blocks to find the start block, runs the draft and polls it, then reads the function's
 output from the run's steps. This module does the same with its own workflow and data,
-through the unmodified SDK, and checks the routing rules that flow relies on.
+through the unmodified SDK, and checks the routing rules that flow relies on. Every test
+runs against a server on SQLite and against one on PostgreSQL (a fresh schema of the
+test server, see tests/postgres.py; skipped without one).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 from retab import Retab
 
+from tests import postgres
 from tests.engine.sdk_server import (
     INVOICE,
     KEY_A,
@@ -29,10 +32,20 @@ from tests.engine.sdk_server import (
 NAME = "Live flow: label and double"
 
 
-@pytest.fixture(scope="module")
-def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    with ServeProcess(tmp_path_factory.mktemp("live")) as process:
-        yield process
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def serve(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    workdir = tmp_path_factory.mktemp("live")
+    if request.param == "sqlite":
+        with ServeProcess(workdir) as process:
+            yield process
+        return
+    schema, url = postgres.fresh_schema()
+    try:
+        with ServeProcess(workdir, db=url) as process:
+            yield process
+    finally:
+        postgres.drop(schema)
 
 
 @pytest.fixture(scope="module")

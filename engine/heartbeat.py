@@ -2,10 +2,12 @@
 
 A running run's owner writes ``runs.heartbeat_at`` every ``heartbeat_s`` seconds, so
 other processes can tell a live owner from a dead one (``stepwell runs list``, resume,
-orphan recovery). The same thread is the last resort of cancellation: a synchronous
-step can hold the runner's event loop for as long as it likes, so when a cancel request
-waits more than :data:`ABANDON_AFTER_S` for the driver, the thread cancels the run in
-the store itself and the driver drops whatever it does once the step returns.
+orphan recovery). The same thread looks for cancel requests made elsewhere (every
+``cancel_poll_s``) and tells the driver at once (:meth:`Runner.notice_cancel`). It is
+also the last resort of cancellation: a synchronous step can hold the runner's event
+loop for as long as it likes, so when a cancel request waits more than
+:data:`ABANDON_AFTER_S` for the driver, the thread cancels the run in the store itself
+and the driver drops whatever it does once the step returns.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from engine.runner import Runner
 
 #: How long a cancel request may wait for the driver before the run is cancelled under
-#: the step that holds it (the cancel watcher polls every ``cancel_poll_s``).
+#: the step that holds it.
 ABANDON_AFTER_S = 1.0
 CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger("engine.runner")
@@ -74,6 +76,7 @@ class Heartbeat:
                 reason = runner.store.cancel_requested(runner.settings.run_id)
                 if reason and self._asked_at is None:
                     self._asked_at = time.monotonic()
+                    runner.notice_cancel()
                 if reason and time.monotonic() - self._asked_at > ABANDON_AFTER_S:
                     runner.abandon(reason if isinstance(reason, str) else
                                    CANCELLED_BY_REQUEST)

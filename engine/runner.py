@@ -74,6 +74,9 @@ _YIELD_EVERY_S = 0.02
 #: The transitions of a loop sentinel committed with its outcome (see the docstring).
 _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"
+#: How often the cancel watcher looks at the flag the heartbeat thread raises.
+_NOTICE_EVERY_S = 0.05
+_LOOK_ANYWAY_S = 2.0
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
 _UNSET = object()
@@ -91,7 +94,8 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     services: Mapping[str, Any] = field(default_factory=dict)
-    cancel_poll_s: float = 0.5
+    #: How often the heartbeat thread looks for a cancel request from elsewhere.
+    cancel_poll_s: float = 0.25
     heartbeat_s: float = 2.0
     replay: Replay | None = None
     #: Called as ``listener(run_id, events, run_update)`` after each commit, in the
@@ -123,6 +127,8 @@ class Runner:
         self._held: list[StepEvent] = []
         #: Set by the driver when it took a cancel request in hand.
         self._cancel_seen = threading.Event()
+        #: Set by the heartbeat thread when it found a cancel request in the store.
+        self._cancel_noticed = threading.Event()
         #: Set by the heartbeat thread when it had to cancel the run itself.
         self._abandoned = threading.Event()
 
@@ -319,19 +325,27 @@ class Runner:
         """The reason given with a cancel request for this run, if one was made."""
         return self.store.cancel_requested(self.settings.run_id)
 
+    def notice_cancel(self) -> None:
+        """Tell the driver that the store holds a cancel request (heartbeat thread)."""
+        self._cancel_noticed.set()
+
     async def _watch(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
-        """Poll for a cancel request from another process."""
+        """Hand a cancel request to the driver: one the heartbeat thread found in the
+        store (it polls every ``cancel_poll_s``), or one announced by ``cancel_wakeup``;
+        every ``_LOOK_ANYWAY_S`` it reads the store itself (a heartbeat thread held up by
+        another run's database must not hold up this cancel for long)."""
+        wakeup = self.settings.cancel_wakeup
+        looked = time.monotonic()
         while True:
-            wakeup = self.settings.cancel_wakeup
-            if wakeup is None:
-                await anyio.sleep(self.settings.cancel_poll_s)
-            else:
-                with anyio.move_on_after(self.settings.cancel_poll_s):
-                    await wakeup.wait()
-            requested = self._cancel_requested()
-            if requested:
-                await send.send(("cancel", None, requested))
-                return
+            with anyio.move_on_after(_NOTICE_EVERY_S):
+                await (anyio.sleep_forever() if wakeup is None else wakeup.wait())
+            if (self._cancel_noticed.is_set() or (wakeup is not None and wakeup.is_set())
+                    or time.monotonic() - looked > _LOOK_ANYWAY_S):
+                looked = time.monotonic()
+                requested = self._cancel_requested()
+                if requested:
+                    await send.send(("cancel", None, requested))
+                    return
 
     # ------------------------------------------------------------------ workers
 

@@ -14,7 +14,10 @@ function of :mod:`blocks.pdf` in a worker started by :mod:`blocks.sandbox`, with
   lengths, image buffers), lowered to the inflated budget;
 * the isolation layers of confined workers when the policy confines workers.
 
-Cancelling the caller kills the worker at once, so a cancelled step stops.
+Cancelling the caller kills the worker at once, so a cancelled step stops. A caller
+that cannot await (a split_by_key review approved with corrected pages, cut while its
+run resumes) uses :func:`run_pdf_job_blocking`: the same worker under the same budgets,
+driven from a thread of its own while the caller waits.
 
 Protocol: stdin and stdout carry one frame each: a 4-byte big-endian length, a JSON
 header, then the raw byte strings it refers to. Values are JSON with byte strings as
@@ -152,6 +155,37 @@ async def run_pdf_job(fn: str, *args: Any, limits: DocumentLimits, confine: bool
         raise DocumentProblem(str(response.get("problem")), str(response.get("fix") or ""),
                               str(response.get("code") or "PDF_CORRUPT"))
     return response["value"]
+
+
+def run_pdf_job_blocking(fn: str, *args: Any, limits: DocumentLimits, confine: bool = False,
+                         user: str | None = None) -> Any:
+    """:func:`run_pdf_job` for a synchronous caller (even one inside an event loop).
+
+    The job runs on a fresh event loop in a thread of its own, and the caller's thread
+    waits for it; the worker is killed at ``limits.wall_seconds`` like any other.
+
+    Args / Returns / Raises: as :func:`run_pdf_job`.
+    """
+    import functools
+    import threading
+
+    import anyio
+
+    done: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            done["value"] = anyio.run(functools.partial(
+                run_pdf_job, fn, *args, limits=limits, confine=confine, user=user))
+        except Exception as exc:  # noqa: BLE001 - raised again in the waiting caller
+            done["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"stepwell-pdf-{fn}", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
 
 
 def _over_what(outcome: Any, limits: DocumentLimits) -> str:

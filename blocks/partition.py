@@ -19,6 +19,8 @@ without calling the model again (:func:`items_after_review`). Approval without d
 iterates over the proposed partitions; approval with data ``{"partitions": [{"key",
 "pages"}]}`` (or just the list) iterates over PDFs cut from the source to those pages,
 and the container's artifact then records both (``output`` and ``proposed_output``).
+That cut runs in the budgeted, killable PDF subprocess, confined
+(:func:`blocks.document_worker.run_pdf_job_blocking`), like every other PDF operation.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from blocks.review import evaluate_review, review_record
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.files import FileStore
+from engine.contracts.policy import DocumentLimits
 from engine.contracts.values import FileRef, Payload
 
 if TYPE_CHECKING:
@@ -169,7 +172,8 @@ def corrected_partitions(proposal: Mapping[str, Any], data: Any) -> list[dict[st
 
 def items_after_review(files: FileStore, proposal: Mapping[str, Any], *,
                        corrected: bool, data: Any = None,
-                       evaluation: Mapping[str, Any] | None = None
+                       evaluation: Mapping[str, Any] | None = None,
+                       limits: DocumentLimits | None = None
                        ) -> tuple[list[Payload], dict[str, Any] | None]:
     """The iterations an approved split_by_key review starts, and the corrected artifact.
 
@@ -178,6 +182,8 @@ def items_after_review(files: FileStore, proposal: Mapping[str, Any], *,
         proposal: the review record's ``proposal``.
         corrected: the reviewer gave data; ``data`` is the corrected partitions.
         evaluation: the review trigger evaluation, repeated in the corrected artifact.
+        limits: the budgets of the subprocess that cuts (default: a personal machine's;
+            the document already passed its run's own budgets when it was read).
 
     Returns:
         ``(items, artifact)``: without correction the proposed partition PDFs and None
@@ -186,8 +192,10 @@ def items_after_review(files: FileStore, proposal: Mapping[str, Any], *,
 
     Raises:
         UsageError: the corrected data is malformed (see :func:`corrected_partitions`),
-            or the source document can no longer be read.
+            or the source document can no longer be read or cut within the budgets.
     """
+    from blocks.document_worker import run_pdf_job_blocking
+
     proposed = list(proposal.get("partitions") or [])
     if not corrected:
         return [Payload.file(FileRef(**p["file"])) for p in proposed], None
@@ -198,8 +206,9 @@ def items_after_review(files: FileStore, proposal: Mapping[str, Any], *,
         stem = PurePath(source.filename).stem or "document"
         recorded = []
         for part in parts:
-            ref = files.put_bytes(page_subset(pdf, part["pages"]),
-                                  f"{stem}_{slugify(part['key']) or 'partition'}.pdf",
+            cut = run_pdf_job_blocking("page_subset", pdf, part["pages"],
+                                       limits=limits or DocumentLimits(), confine=True)
+            ref = files.put_bytes(cut, f"{stem}_{slugify(part['key']) or 'partition'}.pdf",
                                   "application/pdf")
             recorded.append({**part, "confidence": 1.0, "file": ref.to_dict()})
     except (DocumentProblem, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,31 @@ def test_items_after_review(files: MemoryFileStore) -> None:
     assert artifact is not None and artifact["corrected_by_review"]
     assert artifact["unassigned_pages"] == []
     assert artifact["proposed_output"]["partitions"] == proposal["partitions"]
+
+
+def test_corrected_pages_are_cut_in_the_pdf_subprocess(files: MemoryFileStore,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import blocks.pdf
+
+    def in_process(*args: Any) -> bytes:
+        raise AssertionError("the corrected pages were cut in the engine's process")
+
+    monkeypatch.setattr(blocks.pdf, "page_subset", in_process)
+    items, _ = items_after_review(files, _proposal(files), corrected=True, data=CORRECTED)
+    assert [page_count(files.read_bytes(i.document)) for i in items if i.document] == [3, 2]
+
+
+def test_the_cut_keeps_to_the_document_budgets(files: MemoryFileStore) -> None:
+    from engine.contracts.policy import DocumentLimits
+
+    with pytest.raises(UsageError, match="5 pages, more than the 4 allowed"):
+        items_after_review(files, _proposal(files), corrected=True, data=CORRECTED,
+                           limits=DocumentLimits(max_pages=4))
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="over the document budget"):
+        items_after_review(files, _proposal(files), corrected=True, data=CORRECTED,
+                           limits=DocumentLimits(wall_seconds=0.01))  # killed at once
+    assert time.monotonic() - started < 20
 
 
 def test_for_each_review_hooks(files: MemoryFileStore) -> None:

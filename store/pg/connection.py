@@ -268,29 +268,20 @@ class PgDatabase:
         Returns:
             What ``fn`` returned.
         """
-        delay = 0.002
-        for attempt in range(20):
+        def transaction() -> Any:
             conn = self.conn
             raw = conn.raw
+            raw.execute("BEGIN")
             try:
-                raw.execute("BEGIN")
-                try:
-                    result = fn(conn, *args)
-                    raw.execute("COMMIT")
-                except BaseException:
-                    if not raw.broken and conn.in_transaction:
-                        raw.execute("ROLLBACK")
-                    raise
-            except _RETRYABLE:
-                if attempt == 19:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 0.1)
-                continue
-            if self.on_commit is not None:
-                self.on_commit()
+                result = fn(conn, *args)
+                raw.execute("COMMIT")
+            except BaseException:
+                if not raw.broken and conn.in_transaction:
+                    raw.execute("ROLLBACK")
+                raise
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return self._retrying(transaction)
 
     def write_pipelined(self, fn: Callable[..., Any], *args: Any) -> None:
         """Like :meth:`write`, but send the whole transaction in one round trip.
@@ -301,19 +292,34 @@ class PgDatabase:
         see :class:`~store.pg.writes.PgStepWriter`). Errors reach the caller after the
         rollback; serialization failures and deadlocks are retried as in :meth:`write`.
         """
-        delay = 0.002
-        for attempt in range(20):
+        def transaction() -> None:
             conn = self.conn
             raw = conn.raw
             try:
-                try:
-                    with raw.pipeline():
-                        raw.execute("BEGIN")
-                        fn(conn, *args)
-                        raw.execute("COMMIT")
-                finally:
-                    if not raw.broken and conn.in_transaction:
-                        raw.execute("ROLLBACK")
+                with raw.pipeline():
+                    raw.execute("BEGIN")
+                    fn(conn, *args)
+                    raw.execute("COMMIT")
+            finally:
+                if not raw.broken and conn.in_transaction:
+                    raw.execute("ROLLBACK")
+
+        self._retrying(transaction)
+
+    def write_statement(self, sql: str, params: Sequence[Any]) -> None:
+        """Run one statement (numbered ``$1`` placeholders, sent unparsed) as its own
+        transaction: committed, or rolled back whole, when the server answers (callers
+        hold :attr:`lock`). Serialization failures and deadlocks are retried as in
+        :meth:`write`."""
+        self._retrying(lambda: psycopg.RawCursor(self.conn.raw).execute(sql, params))
+
+    def _retrying(self, transaction: Callable[[], Any]) -> Any:
+        """Run ``transaction`` until it passes without a serialization failure or
+        deadlock (20 tries, backing off), then call :attr:`on_commit`."""
+        delay = 0.002
+        for attempt in range(20):
+            try:
+                result = transaction()
             except _RETRYABLE:
                 if attempt == 19:
                     raise
@@ -322,7 +328,8 @@ class PgDatabase:
                 continue
             if self.on_commit is not None:
                 self.on_commit()
-            return
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
         """Run one statement in its own transaction (callers hold the lock)."""

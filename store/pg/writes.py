@@ -6,13 +6,22 @@ writes the plan with statements PostgreSQL accepts: parameters whose type the se
 cannot infer are cast, numbered parameters are spelled out, and the artifact upsert is
 ``ON CONFLICT``.
 
-The whole transaction goes to the server in one round trip
-(:meth:`~store.pg.connection.PgDatabase.write_pipelined`), so nothing reads a row
-count: each update checks itself in SQL. An update carries the status the plan started
-from and divides by the number of rows it changed; a step moved by another process
-meanwhile makes that a division by zero, which aborts the transaction and becomes
-:class:`~store.writes.StaleStatuses` (the batch is planned again), like a step another
-process created first (a unique violation). The run update checks itself the same way.
+A batch is written in one round trip, so nothing reads a row count: the writes check
+themselves in SQL. An update carries the status the plan started from; a step moved by
+another process meanwhile leaves it changing no row, and the check divides by zero,
+which aborts the transaction and becomes :class:`~store.writes.StaleStatuses` (the
+batch is planned again), like a step another process created first (a unique
+violation). The run update checks itself the same way.
+
+Most batches (a step's completion with the dependants it queues, a run's end) become
+**one statement** (:func:`one_statement`): every insert and update is a data-modifying
+``WITH`` clause, and the final ``SELECT`` checks that each update changed its row. A
+single statement on an autocommit connection is its own transaction, committed (or
+rolled back whole) before the server answers, with no ``BEGIN`` / ``COMMIT`` to send:
+the cost of one committed row plus the rows' bytes. Batches too large for one
+statement's parameters, and a run update naming a failing step (its identity is read
+inside the transaction), go as a pipelined transaction instead
+(:meth:`~store.pg.connection.PgDatabase.write_pipelined`).
 """
 
 from __future__ import annotations
@@ -29,8 +38,7 @@ from store.pg.connection import PgConnection, PgDatabase
 from store.stepdata import error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
-_UPDATE_STEP = """
-WITH moved AS (UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
+_SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   queued_at = COALESCE(queued_at, ?::float8), started_at = COALESCE(started_at, ?::float8),
   completed_at = COALESCE(?::float8, completed_at),
   duration_ms = CASE WHEN ?::float8 IS NULL THEN duration_ms
@@ -42,9 +50,8 @@ WITH moved AS (UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   model = COALESCE(?, model), tokens = COALESCE(?, tokens), cost = COALESCE(?, cost),
   trace_spans = COALESCE(?, trace_spans), control = COALESCE(?, control),
   trail = trail || ?
-WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1)
-SELECT 1 / count(*) FROM moved
-"""
+WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1"""
+_UPDATE_STEP = f"WITH moved AS ({_SET_STEP}) SELECT 1 / count(*) FROM moved"
 UPSERT_ARTIFACT = (
     "INSERT INTO artifacts (id, run_id, step_id, operation, record, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, "
@@ -55,15 +62,19 @@ OPEN_REVIEW = (
     "INSERT INTO reviews (id, run_id, step_id, block_id, status, data, created_at) "
     "VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING"
 )
-_UPDATE_RUN = """
-WITH moved AS (UPDATE runs SET status = ?, updated_at = ?,
+_SET_RUN = """UPDATE runs SET status = ?, updated_at = ?,
   started_at = CASE WHEN ? = 'running' THEN COALESCE(started_at, ?::float8)
     ELSE started_at END,
   completed_at = ?::float8, failing_step_id = ?, error = ?, reason = ?, waiting_for = ?,
   outputs = COALESCE(?, outputs)
-WHERE id = ? RETURNING 1)
-SELECT 1 / count(*) FROM moved
-"""
+WHERE id = ? RETURNING 1"""
+_UPDATE_RUN = f"WITH moved AS ({_SET_RUN}) SELECT 1 / count(*) FROM moved"
+#: Parameters one statement may carry (the wire protocol's limit is 65,535).
+MAX_PARAMS = 30_000
+#: Statement text per batch shape (inserts, updates, artifacts, reviews, run update).
+_SHAPES: dict[tuple[int, int, int, int, bool], str] = {}
+_INSERT_HEAD = INSERT_STEP.split(" VALUES ")[0]
+_STEP_ROW = "(" + ", ".join("?" * 26) + ")"
 
 
 class PgStepWriter(StepWriter):
@@ -71,21 +82,42 @@ class PgStepWriter(StepWriter):
 
     __slots__ = ()
 
+    def one_statement(self, run_id: str, plan: Plan, run_update: RunUpdate | None,
+                      now: float) -> tuple[str, list[Any]] | None:
+        """``plan`` (and ``run_update``) as one self-checking statement and its
+        parameters, or None when it must go as a pipelined transaction (see the module
+        docstring)."""
+        if run_update is not None and run_update.error is not None:
+            return None
+        inserts, updates = _step_rows(run_id, plan)
+        artifacts = list({row[0]: row for row in plan.artifacts}.values())
+        reviews = [(review_id_for(run_id, step_id), run_id, step_id, block_id, encode(data),
+                    now) for step_id, block_id, data in plan.reviews]
+        reviews = list({row[0]: row for row in reversed(reviews)}.values())
+        if len(inserts) * 26 + len(updates) * 24 + len(artifacts) * 6 + \
+                len(reviews) * 6 > MAX_PARAMS or not (inserts or updates or run_update):
+            return None
+        shape = (len(inserts), len(updates), len(artifacts), len(reviews),
+                 run_update is not None)
+        sql = _SHAPES.get(shape)
+        if sql is None:
+            if len(_SHAPES) > 512:
+                _SHAPES.clear()
+            sql = _SHAPES[shape] = _compose(*shape)
+        params: list[Any] = []
+        for rows in (inserts, updates, artifacts, reviews):
+            for row in rows:
+                params.extend(row)
+        if run_update is not None:
+            params.extend(self._run_params(run_id, run_update, None, now))
+        return sql, params
+
     def write(self, conn: Any, run_id: str, plan: Plan, run_update: RunUpdate | None,
               now: float) -> None:
         """Send ``plan`` (and ``run_update``) on ``conn``, inside the caller's pipelined
         transaction; a stale step or a missing run fails it when it is committed
         (see the module docstring)."""
-        inserts = []
-        updates = []
-        for c in plan.changes.values():
-            cols = c.cols
-            if c.before is None:
-                cols[25] = ",".join(c.trail)
-                inserts.append(cols)
-            else:
-                updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:17],
-                                "," + ",".join(c.trail), run_id, c.step_id, c.before.value))
+        inserts, updates = _step_rows(run_id, plan)
         if inserts:
             conn.executemany(INSERT_STEP, inserts)
         if updates:
@@ -100,20 +132,64 @@ class PgStepWriter(StepWriter):
 
     def _write_run(self, conn: PgConnection, run_id: str, update: RunUpdate,
                    now: float) -> None:
-        status = update.status
         error = None
         if update.error is not None:
             block_id, label = _step_identity(conn, run_id, update.failing_step_id)
             error = dumps(error_json(update.error, block_id, label), "error", run_id)
+        conn.execute(_UPDATE_RUN, self._run_params(run_id, update, error, now))
+
+    def _run_params(self, run_id: str, update: RunUpdate, error: str | None,
+                    now: float) -> tuple[Any, ...]:
+        status = update.status
         waiting = update.waiting_for_block_ids if status is RunStatus.AWAITING_REVIEW else None
         outputs = (None if update.outputs is None
                    else encode_map(update.outputs, "outputs", run_id, self.files))
-        params = (
+        return (
             status.value, now, status.value, now, now if status.terminal else None,
             update.failing_step_id, error, update.reason,
             None if waiting is None else encode(waiting), outputs, run_id,
         )
-        conn.execute(_UPDATE_RUN, params)
+
+
+def _step_rows(run_id: str, plan: Plan) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """The parameters of the plan's step inserts and of its step updates."""
+    inserts = []
+    updates = []
+    for c in plan.changes.values():
+        cols = c.cols
+        if c.before is None:
+            cols[25] = ",".join(c.trail)
+            inserts.append(cols)
+        else:
+            updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:17],
+                            "," + ",".join(c.trail), run_id, c.step_id, c.before.value))
+    return inserts, updates
+
+
+def _compose(inserts: int, updates: int, artifacts: int, reviews: int, run: bool) -> str:
+    """The statement of one batch shape: a ``WITH`` clause per write, then the check that
+    every update changed its row (a division by zero otherwise); parameters are
+    numbered (``$1``...), so psycopg sends the text as it is, without parsing it."""
+    parts = []
+    if inserts:
+        parts.append(f"i AS ({_INSERT_HEAD} VALUES {', '.join([_STEP_ROW] * inserts)})")
+    parts += [f"u{k} AS ({_SET_STEP})" for k in range(updates)]
+    if artifacts:
+        head, tail = UPSERT_ARTIFACT.split(" VALUES (?, ?, ?, ?, ?, ?) ")
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * artifacts)
+        parts.append(f"a AS ({head} VALUES {rows} {tail})")
+    if reviews:
+        head, tail = OPEN_REVIEW.split(" VALUES (?, ?, ?, ?, 'pending', ?, ?) ")
+        rows = ", ".join(["(?, ?, ?, ?, 'pending', ?, ?)"] * reviews)
+        parts.append(f"v AS ({head} VALUES {rows} {tail})")
+    counts = [f"(SELECT count(*) FROM u{k})" for k in range(updates)]
+    if run:
+        parts.append(f"r AS ({_SET_RUN})")
+        counts.append("(SELECT count(*) FROM r)")
+    check = (f"SELECT 1 / (({' + '.join(counts)}) = {len(counts)})::integer" if counts
+             else "SELECT 1")
+    pieces = f"WITH {', '.join(parts)} {check}".split("?")
+    return "".join(f"{piece}${n}" for n, piece in enumerate(pieces[:-1], 1)) + pieces[-1]
 
 
 def _step_identity(conn: PgConnection, run_id: str, step_id: str | None) -> tuple[str, str]:
@@ -126,13 +202,18 @@ def _step_identity(conn: PgConnection, run_id: str, step_id: str | None) -> tupl
 
 def committed(db: PgDatabase, writer: PgStepWriter, run_id: str, plan: Plan,
               run_update: RunUpdate | None, now: float) -> None:
-    """Write ``plan`` in one pipelined transaction (callers hold the lock).
+    """Write ``plan`` in one statement or one pipelined transaction (callers hold the
+    lock); committed when this returns.
 
     Raises:
         StaleStatuses: a step was moved or created by another process meanwhile, or the
             run is gone; nothing was written.
     """
+    statement = writer.one_statement(run_id, plan, run_update, now)
     try:
-        db.write_pipelined(writer.write, run_id, plan, run_update, now)
+        if statement is None:
+            db.write_pipelined(writer.write, run_id, plan, run_update, now)
+        else:
+            db.write_statement(*statement)
     except (pg_errors.DivisionByZero, pg_errors.UniqueViolation) as exc:
         raise StaleStatuses from exc

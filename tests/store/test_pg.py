@@ -12,11 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from engine.contracts.errors import NotFoundError, StorageError
-from engine.contracts.values import FileRef
+from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
+from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.values import FileRef, Payload, RunStatus
 from store.schema import HEAD_REVISION, VERSION_TABLE
 from tests.postgres import pg_url  # noqa: F401 - a fixture
-from tests.store.helpers import T0, S, ev, new_run
+from tests.store.helpers import T0, S, error_info, ev, lifecycle, new_run
 
 psycopg = pytest.importorskip("psycopg")
 from store.pg import PostgresStore
@@ -176,3 +177,74 @@ def test_bad_databases_are_one_line_and_exit_2_on_the_cli(pg_url: str,  # noqa: 
             assert len(lines) == 1 and expected in lines[0], (args, lines)
             assert "not-the-password" not in done.stderr
     assert _tables(foreign) == {"customers"}
+
+
+def _batches() -> list[tuple[list[StepEvent], RunUpdate | None]]:
+    """Batches touching every kind of row: steps created and moved, an artifact, a review,
+    run updates (one naming a failing step)."""
+    proposed = {"output-json-0": Payload.json({"amount": 100})}
+    return [
+        ([ev("a", S.PENDING), ev("b", S.PENDING), ev("gate", S.PENDING, block_type="hil")],
+         RunUpdate(status=RunStatus.RUNNING)),
+        (lifecycle("a")[1:3], None),
+        ([ev("a", S.COMPLETED, outputs=proposed, artifact={"operation": "function_invocation",
+                                                           "output": {"x": 1}}),
+          ev("b", S.QUEUED)], None),
+        ([ev("gate", S.QUEUED), ev("gate", S.RUNNING),
+          ev("gate", S.AWAITING_REVIEW, outputs=proposed, block_type="hil")],
+         RunUpdate(status=RunStatus.AWAITING_REVIEW, waiting_for_block_ids=["gate"])),
+        ([ev("b", S.RUNNING), ev("b", S.ERROR, error=error_info())],
+         RunUpdate(status=RunStatus.ERROR, failing_step_id="b", error=error_info())),
+    ]
+
+
+def _rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    queries = {
+        "steps": "SELECT * FROM steps ORDER BY seq",
+        "artifacts": "SELECT * FROM artifacts ORDER BY id",
+        "reviews": "SELECT * FROM reviews ORDER BY id",
+        "runs": "SELECT * FROM runs",
+    }
+    return {table: _sql(url, sql) for table, sql in queries.items()}
+
+
+def test_one_statement_and_pipelined_batches_write_the_same_rows(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.pg import writes
+    from tests.postgres import drop, fresh_schema
+
+    from store.pg.connection import PgDatabase
+
+    single: list[str] = []
+    write_statement = PgDatabase.write_statement
+    monkeypatch.setattr(PgDatabase, "write_statement", lambda db, sql, params: (
+        single.append(sql), write_statement(db, sql, params)))
+    written = []
+    for max_params in (writes.MAX_PARAMS, -1):  # -1: every batch pipelined
+        monkeypatch.setattr(writes, "MAX_PARAMS", max_params)
+        schema, url = fresh_schema()
+        try:
+            with PostgresStore(url) as store:
+                store.create_run(new_run(), now=T0)
+                for n, (events, update) in enumerate(_batches(), 1):
+                    store.apply("run_1", events, update, now=T0 + n)
+            written.append(_rows(url))
+        finally:
+            drop(schema)
+    assert written[0] == written[1]
+    assert len(single) == 4  # all but the batch naming a failing step, by default only
+    assert [len(rows) for rows in written[0].values()] == [3, 1, 1, 1]
+
+
+def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  # noqa: F811
+    with PostgresStore(pg_url) as one, PostgresStore(pg_url) as two:
+        one.create_run(new_run(), now=T0)
+        one.apply("run_1", [ev("a", S.PENDING)], now=T0)
+        two.apply("run_1", lifecycle("a")[1:], now=T0 + 1)
+        with pytest.raises(IllegalTransition, match="completed"):
+            one.apply("run_1", [ev("a", S.QUEUED), ev("b", S.PENDING)], now=T0 + 2)
+        assert [(s.step_id, s.status) for s in one.load_steps("run_1")] == [("a", S.COMPLETED)]
+        one.apply("run_1", [ev("b", S.PENDING)], now=T0 + 3)
+        with pytest.raises(IllegalTransition, match="'b' to 'pending' when state='pending'"):
+            two.apply("run_1", [ev("b", S.PENDING)], now=T0 + 4)  # created by `one` first
+        assert len(two.load_steps("run_1")) == 2

@@ -211,9 +211,8 @@ def _rows(url: str) -> dict[str, list[tuple[object, ...]]]:
 def test_one_statement_and_pipelined_batches_write_the_same_rows(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from store.pg import writes
-    from tests.postgres import drop, fresh_schema
-
     from store.pg.connection import PgDatabase
+    from tests.postgres import drop, fresh_schema
 
     single: list[str] = []
     write_statement = PgDatabase.write_statement

@@ -36,7 +36,6 @@ asked to write the edge (``AMBIGUOUS_BOUNDARY_EDGE``). Generated edges are marke
 from __future__ import annotations
 
 import heapq
-import json
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
@@ -101,10 +100,11 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
 
     Runs of one workflow (a server, a worker, a test suite, the bench) share one compiled
     graph, and with it the caches that blocks keep per config (schema validators, input
-    models). The key is the workflow's JSON form (what a run records, labels included);
-    a hit also needs the registry to resolve every type the graph uses to the same block
-    type: the same instance, or an instance of the same class that holds no state of its
-    own. The graph is compiled from a private copy of ``workflow``, so editing the
+    models). The key is the workflow's JSON form (every field, labels included); a
+    workflow whose config holds a value JSON cannot is compiled each time. A hit also
+    needs the registry to resolve every type the graph uses to the same block type: the
+    same instance, or an instance of the same class that holds no state of its own. The
+    graph is compiled from a private copy of ``workflow``, so editing the
     workflow later changes nothing here; callers treat the graph as read-only (the run
     path does: :func:`engine.launch.stand_ins` copies before it changes anything).
     Its ``memo`` carries the definition (``to_dict``) for the run row.
@@ -112,16 +112,17 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
     Raises:
         WorkflowValidationError: the workflow has errors (nothing is cached).
     """
-    definition = workflow.to_dict()
-    key = (json.dumps(definition, separators=(",", ":"), default=str),
-           workflow.api_version, workflow.kind)
+    try:
+        key = workflow.model_dump_json()
+    except ValueError:  # a config value JSON cannot hold
+        return compile_workflow(workflow, registry)
     with _SHARED_LOCK:
         for graph, used in _SHARED.get(key, ()):
             if all(_same_type(registry, name, impl) for name, impl in used):
                 _SHARED.move_to_end(key)
                 return graph
     graph = compile_workflow(workflow.model_copy(deep=True), registry)
-    graph.memo["definition"] = definition
+    graph.memo["definition"] = graph.workflow.to_dict()
     used = tuple({(n.type, n.impl) for n in graph.nodes.values()})
     with _SHARED_LOCK:
         _SHARED.setdefault(key, []).append((graph, used))
@@ -132,8 +133,7 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
 
 
 #: :func:`compile_shared`'s graphs by definition, least recently used first.
-_SHARED: OrderedDict[tuple[Any, ...], list[tuple[CompiledGraph, tuple[Any, ...]]]] = (
-    OrderedDict())
+_SHARED: OrderedDict[str, list[tuple[CompiledGraph, tuple[Any, ...]]]] = OrderedDict()
 _SHARED_LIMIT = 32
 _SHARED_LOCK = threading.Lock()
 

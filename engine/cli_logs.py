@@ -53,8 +53,22 @@ def steps_logs(
     as_json: JsonOption = False,
 ) -> None:
     """Print what a step wrote: function stdout, stderr and logging, api_call summaries."""
+    from engine.contracts.errors import NotFoundError
+
     with read_client(db) as client:
-        run_id = run or client.workflows.steps.get(step_id).run_id
+        try:
+            step = client.workflows.steps.get(step_id, run_id=run)
+        except NotFoundError:
+            if not (follow and run):
+                raise
+            client.workflows.runs.get(run)  # an unknown run is an error; a step may come
+            step = None
+        run_id = step.run_id if step is not None else str(run)
+        if step is not None and attempt is not None and attempt > step.retry_count and (
+                not follow or step.lifecycle.status in _ENDED):
+            fail(f"Step {step_id} of run {run_id} has no attempt {attempt}: "
+                 f"{_attempts_made(step)}. Pass --attempt 0 to {step.retry_count}, or "
+                 "leave it out for every attempt.")
         if not follow:
             page = client.workflows.steps.logs(step_id, run_id=run_id, attempt=attempt,
                                                limit=PAGE)
@@ -71,11 +85,22 @@ def steps_logs(
             LogPrinter().print(lines)
             return
         printer = LogPrinter()
+        printed = 0
         for line in _follow(client, step_id, run_id, attempt):
+            printed += 1
             if as_json:
                 typer.echo(json.dumps(line, default=str))
             else:
                 printer.print([line])
+        if not printed and not as_json:
+            stdout().print(f"Step {step_id} of run {run_id} ended and wrote no log lines.")
+
+
+def _attempts_made(step: Any) -> str:
+    """``it ran attempt 0`` / ``it ran attempts 0 to N`` (or ``so far``, while it runs)."""
+    made = ("attempt 0" if step.retry_count == 0
+            else f"attempts 0 to {step.retry_count}")
+    return f"it ran {made}" + ("" if step.lifecycle.status in _ENDED else " so far")
 
 
 def _follow(client: Any, step_id: str, run_id: str, attempt: int | None

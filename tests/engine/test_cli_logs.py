@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from tests.engine import observe_targets
 from tests.engine.test_cli_observe import child_env, stepwell
 
 PRICE = """
@@ -112,3 +113,25 @@ def test_a_step_killed_while_waiting_to_retry_logs_its_next_attempt(tmp_path: Pa
                                "--json").stdout)["data"]
     assert [(line["attempt"], line["message"]) for line in logs] == [(0, "call 1"),
                                                                       (1, "call 2")]
+
+
+def test_an_attempt_the_step_never_ran_is_refused(tmp_path: Path) -> None:
+    flaky, db = tmp_path / "flaky.yaml", tmp_path / "logs.db"
+    flaky.write_text(observe_targets.FLAKY_WORKFLOW)
+    ran = stepwell("run", flaky, "-i", json.dumps({"counter": str(tmp_path / "n.txt")}),
+                   "--db", db, "--json")
+    assert ran.returncode == 0, ran.stderr
+    run_id = json.loads(ran.stdout)["id"]
+    for follow in ((), ("--follow",)):
+        beyond = stepwell("steps", "logs", "call", "--run", run_id, "--attempt", "2", *follow,
+                          "--db", db)
+        assert beyond.returncode == 2 and beyond.stdout == ""
+        [line] = beyond.stderr.strip().splitlines()
+        assert "has no attempt 2: it ran attempts 0 to 1" in line, line
+    second = stepwell("steps", "logs", "call", "--run", run_id, "--attempt", "1", "--db", db)
+    assert second.returncode == 0 and second.stdout.rstrip().endswith("call 2")
+    quiet = stepwell("steps", "logs", "start", "--run", run_id, "--follow", "--db", db)
+    assert quiet.returncode == 0
+    assert quiet.stdout.strip() == f"Step start of run {run_id} ended and wrote no log lines."
+    gone = stepwell("steps", "logs", "call", "--run", "run_nope", "--follow", "--db", db)
+    assert gone.returncode == 2 and len(gone.stderr.strip().splitlines()) == 1

@@ -19,6 +19,15 @@ dropped) fails the attempt with a transient ``EXECUTOR_WORKER_LOST`` error, so t
 follows its retry policy. Dask retries a task whose worker died on its own up to the
 scheduler's ``distributed.scheduler.allowed-failures`` (3 by default) before reporting
 it; set it to 0 to hand every loss to stepwell's retry policy at once.
+
+Under a shared server's code policy (``stepwell worker --shared --executor dask://``)
+the attempt carries the policy (a service of its context) and its run's environment
+(the organization's declared secrets) to the Dask worker, where the function block
+applies them as it would here: ``code`` runs in a confined worker process started by
+the Dask worker, ``python:`` references off the allowlist are refused. What confinement
+guarantees there is what the Dask worker's machine offers. Dask itself authenticates
+nobody: whoever reaches the scheduler can run code on its workers and read what is
+sent, so keep it on a private network, or use ``dask+tls://``.
 """
 
 from __future__ import annotations

@@ -62,3 +62,12 @@ def register_all(registry: BlockRegistry) -> BlockRegistry:
     for name, (target, aliases, authorable) in BUILTIN_TYPES.items():
         registry.register_lazy(name, target, aliases=aliases, authorable=authorable)
     return registry
+
+
+def is_builtin(block_type: object) -> bool:
+    """Whether ``block_type`` is an instance of a built-in block class (none is imported)."""
+    cls = type(block_type)
+    return f"{cls.__module__}:{cls.__qualname__}" in _TARGETS
+
+
+_TARGETS = frozenset(target for target, _, _ in BUILTIN_TYPES.values())

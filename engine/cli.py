@@ -26,225 +26,122 @@ The commands live in small modules: :mod:`engine.cli_run` (``run`` and its summa
 :mod:`engine.cli_reviews`, :mod:`engine.cli_artifacts`, :mod:`engine.cli_render` and
 :mod:`engine.cli_detail` (tables and detail views), :mod:`engine.cli_inputs`
 (``--input`` parsing), :mod:`engine.cli_help` (help text) and :mod:`engine.cli_support`
-(errors, exit codes, consoles). The engine, the store and rich are imported inside the
-commands, so ``--help`` stays fast. Custom block types come from the ``stepwell.blocks``
-entry points and ``--blocks MODULE:ATTR`` (:mod:`engine.plugins`).
+(errors, exit codes, consoles); :mod:`engine.cli_app` assembles them into the typer app.
+The engine, the store and rich are imported inside the commands, so ``--help`` stays
+fast. Custom block types come from the ``stepwell.blocks`` entry points and ``--blocks
+MODULE:ATTR`` (:mod:`engine.plugins`).
+
+Starting fast: a ``stepwell run`` whose arguments are all plain (the options of ``run``
+each written as a separate ``--name value``, known choices, one workflow path) is
+parsed here and executed without building the command tree, which costs more than a
+short run. Anything else (help, completion, ``--opt=value``, an unknown or repeated
+option) goes to the typer app, which parses it and reports errors as usual; both paths
+call :func:`engine.cli_run.run_command`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+import os
+import sys
+from collections.abc import Sequence
+from importlib import import_module
+from typing import Any
 
-import typer
-
-from engine import cli_logs, cli_reviews, cli_steps, cli_watch
-from engine.cli_artifacts import artifacts_app
-from engine.cli_db import db_app
-from engine.cli_durable import reviews_app
-from engine.cli_evals import evals_app
-from engine.cli_export import export
-from engine.cli_read import runs_app, steps_app
-from engine.cli_serve import serve
-from engine.cli_support import (
-    ALL_HELP,
-    BLOCKS_HELP,
-    DB_HELP,
-    EXIT_USAGE,
-    JSON_HELP,
-    WAIT_HELP,
-    Durability,
-    fail,
-    handle_errors,
-    print_json,
-    resolve_db,
-    stderr,
-    stdout,
-)
-from engine.cli_worker import EXECUTOR_HELP, enqueue_run, worker
-
-app = typer.Typer(
-    name="stepwell",
-    help="Run Retab-style document workflows locally; every step is saved to SQLite.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-app.add_typer(runs_app, name="runs")
-app.add_typer(steps_app, name="steps")
-app.add_typer(artifacts_app, name="artifacts")
-app.add_typer(reviews_app, name="reviews")
-app.add_typer(evals_app, name="evals")
-app.command(name="serve")(serve)
-app.command(name="worker")(worker)
-app.add_typer(db_app, name="db")
-app.command(name="export")(export)
-#: Modules whose commands join the groups above when imported.
-COMMAND_MODULES = (cli_logs, cli_reviews, cli_steps, cli_watch)
+#: ``run`` options taking a value: option -> parameter name (``--input`` repeats).
+_VALUED = {"--input": "inputs", "-i": "inputs", "--db": "db", "--concurrency": "concurrency",
+           "-c": "concurrency", "--durability": "durability", "--blocks": "blocks",
+           "--executor": "executor"}
+#: ``run`` flags: option -> parameter name.
+_FLAGS = {"--json": "as_json", "--quiet": "quiet", "-q": "quiet", "--wait": "wait",
+          "--all": "show_all", "--detach": "detach"}
+_REPEATED = ("inputs", "blocks")
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            typer.echo(f"stepwell {version('stepwell')}")
-        except PackageNotFoundError:
-            typer.echo("stepwell (not installed)")
-        raise typer.Exit()
-
-
-@app.callback()
-def root(
-    show_version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", callback=_version,
-        is_eager=True)] = False,
-) -> None:
-    """Run Retab-style document workflows locally; every step is saved to SQLite."""
-
-WorkflowArg = Annotated[Path, typer.Argument(
-    help="Workflow file (Retab YAML, or JSON).", show_default=False)]
-DbOption = Annotated[str | None, typer.Option("--db", help=DB_HELP, show_default=False)]
-# validate and graph never open the database; they accept --db so scripts can pass it
-# to every command alike.
-UnusedDbOption = Annotated[str | None, typer.Option("--db", hidden=True)]
-JsonOption = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
-BlocksOption = Annotated[list[str] | None, typer.Option(
-    "--blocks", help=BLOCKS_HELP, show_default=False)]
-INPUT_HELP = (
-    "Run input, repeatable: BLOCK=VALUE. VALUE is JSON (or @file.json) for a start_json "
-    "block and a file path for a start_document block. With one start block, BLOCK= may "
-    "be left out."
-)
+def plain_run_arguments(args: Sequence[str]) -> dict[str, Any] | None:
+    """The keyword arguments of :func:`engine.cli_run.run_command` for ``args`` (the
+    command line after ``stepwell``), or None unless they are a plain ``run`` (see the
+    module docstring): then the typer app parses them.
+    """
+    if len(args) < 2 or args[0] != "run" or "_STEPWELL_COMPLETE" in os.environ:
+        return None
+    found: dict[str, Any] = {"inputs": [], "blocks": []}
+    workflow: str | None = None
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in _FLAGS and _FLAGS[arg] not in found:
+            found[_FLAGS[arg]] = True
+        elif arg in _VALUED:
+            name, value = _VALUED[arg], next(rest, None)
+            if value is None or value.startswith("-") or (
+                    name in found and name not in _REPEATED):
+                return None
+            if name in _REPEATED:
+                found[name].append(value)
+            else:
+                found[name] = value
+        elif arg.startswith("-") or workflow is not None:
+            return None
+        else:
+            workflow = arg
+    return _typed(found, workflow)
 
 
-@app.command()
-@handle_errors
-def run(
-    workflow: WorkflowArg,
-    inputs: Annotated[list[str] | None, typer.Option(
-        "--input", "-i", help=INPUT_HELP, metavar="BLOCK=VALUE", show_default=False)] = None,
-    db: DbOption = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the finished run as JSON (no live view).")] = False,
-    concurrency: Annotated[int | None, typer.Option(
-        "--concurrency", "-c", min=1, help="Blocks running at once (default: 8).",
-        show_default=False)] = None,
-    durability: Annotated[Durability, typer.Option(
-        "--durability", case_sensitive=False,
-        help="process: survives process crashes (fast). full: also survives power loss.",
-    )] = Durability.process,
-    quiet: Annotated[bool, typer.Option(
-        "--quiet", "-q", help="Print only the run id (no live view, no summary).")] = False,
-    wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,
-    show_all: Annotated[bool, typer.Option("--all", help=ALL_HELP)] = False,
-    blocks: BlocksOption = None,
-    detach: Annotated[bool, typer.Option(
-        "--detach", help="Queue the run for `stepwell worker` and print its id; execute "
-        "nothing here.")] = False,
-    executor: Annotated[str, typer.Option("--executor", help=EXECUTOR_HELP)] = "local",
-) -> None:
-    """Run a workflow; show its steps live; exit 0 completed, 1 failed, 3 awaiting review."""
-    from engine.cli_run import RunRequest, execute, output_mode
+def _typed(found: dict[str, Any], workflow: str | None) -> dict[str, Any] | None:
+    """The values as the typer app would pass them, or None where it would object."""
+    from pathlib import Path
 
-    if detach:
-        raise typer.Exit(enqueue_run(_workflow_file(workflow), list(inputs or []),
-                                     resolve_db(db), blocks=list(blocks or []),
-                                     as_json=as_json))
-    request = RunRequest(
-        workflow=_workflow_file(workflow), inputs=list(inputs or []), db=resolve_db(db),
-        mode=output_mode(as_json=as_json, quiet=quiet), durability=durability,
-        concurrency=concurrency, blocks=list(blocks or []), show_all=show_all, wait=wait,
-        executor=executor,
-    )
-    raise typer.Exit(execute(request))
+    from engine.cli_support import Durability
+
+    concurrency = found.get("concurrency")
+    durability = found.get("durability", "process")
+    if workflow is None or durability not in ("process", "full") or not (
+            concurrency is None or (concurrency.isascii() and concurrency.isdigit()
+                                    and int(concurrency) >= 1)):
+        return None
+    return {"workflow": Path(workflow), "inputs": found["inputs"], "db": found.get("db"),
+            "as_json": found.get("as_json", False),
+            "concurrency": None if concurrency is None else int(concurrency),
+            "durability": Durability(durability), "quiet": found.get("quiet", False),
+            "wait": found.get("wait", False), "show_all": found.get("show_all", False),
+            "blocks": found["blocks"], "detach": found.get("detach", False),
+            "executor": found.get("executor", "local")}
 
 
-@app.command()
-@handle_errors
-def validate(workflow: WorkflowArg, as_json: JsonOption = False,
-             db: UnusedDbOption = None, blocks: BlocksOption = None) -> None:
-    """Check a workflow and list every problem with its YAML path and fix (exit 2 if any)."""
-    from engine.cli_render import diagnostics_table
-    from engine.cli_run import cli_engine
-    from engine.contracts.errors import WorkflowLoadError
+def run_plain(kwargs: dict[str, Any]) -> int:
+    """Execute a plain ``stepwell run`` as the typer app would; returns the exit code.
 
-    engine = cli_engine(resolve_db(db), list(blocks or []))
+    Errors are reported by :func:`engine.cli_support.handle_errors`, as for every command;
+    an interrupt outside the run prints ``Aborted!`` and exits 1, as click does.
+    """
+    from engine.cli_run import run_command
+    from engine.cli_support import handle_errors
+
     try:
-        wf = engine.load(_workflow_file(workflow))
-    except WorkflowLoadError as exc:
-        if not as_json:
-            raise
-        print_json({"is_valid": False, "diagnostics": [{
-            "code": "WORKFLOW_LOAD_ERROR", "message": exc.problem, "yaml_path": "",
-            "fix": exc.fix, "severity": "error", "details": {}}]})
-        raise typer.Exit(EXIT_USAGE) from None
-    diagnostics = engine.validate(wf)
-    is_valid = not any(d.severity == "error" for d in diagnostics)
-    if as_json:
-        print_json({"is_valid": is_valid, "diagnostics": [d.to_dict() for d in diagnostics]})
-    elif diagnostics:
-        stdout().print(diagnostics_table(diagnostics))
-    if not as_json and is_valid:
-        stdout().print(f"valid: {len(wf.blocks)} blocks, {len(wf.edges)} edges")
-    if not is_valid:
-        if not as_json:
-            errors = sum(d.severity == "error" for d in diagnostics)
-            fail(f"{workflow} is invalid: {errors} problem{'' if errors == 1 else 's'} "
-                 "(listed above). Apply the fixes and validate again.")
-        raise typer.Exit(EXIT_USAGE)
-
-
-@app.command()
-@handle_errors
-def graph(
-    workflow: Annotated[Path | None, typer.Argument(
-        help="Workflow file (Retab YAML, or JSON); optional with --run.",
-        show_default=False)] = None,
-    run_id: Annotated[str | None, typer.Option(
-        "--run", "-r", help="Colour the blocks by this run's step statuses (without a "
-        "workflow file, the run's own workflow is drawn).", show_default=False)] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write the Mermaid text to FILE instead of stdout.",
-        show_default=False)] = None,
-    db: DbOption = None,
-    blocks: BlocksOption = None,
-) -> None:
-    """Print the workflow as a Mermaid flowchart: every edge, full handle ids."""
-    from engine.cli_graph import graph_text
-
-    text = graph_text(None if workflow is None else _workflow_file(workflow), run_id=run_id,
-                      db=db, blocks=list(blocks or []))
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"Cannot write {output}: {exc.strerror or exc}. Pick a writable --output path.")
-    stderr().print(f"Wrote {output}")
-
-
-def _workflow_file(path: Path) -> Path:
-    """``path`` if it is a readable file, else exit 2 saying what to pass."""
-    if not path.exists():
-        fail(f"Workflow file not found: {path}. Pass the path of a workflow YAML or JSON file.")
-    if not path.is_file():
-        fail(f"{path} is not a file. Pass the path of a workflow YAML or JSON file.")
-    return path
-
-
-def cli_command() -> Any:
-    """The command tree as click runs it, help text cleaned (:mod:`engine.cli_help`)."""
-    from engine.cli_help import polish
-
-    return polish(typer.main.get_command(app))
+        return int(handle_errors(run_command)(**kwargs))
+    except Exception as exc:
+        typer = sys.modules.get("typer")  # loaded by whatever raised typer.Exit
+        if typer is not None and isinstance(exc, typer.Exit):
+            return int(exc.exit_code)
+        raise
+    except (KeyboardInterrupt, EOFError):
+        print("\nAborted!", file=sys.stderr)
+        return 1
 
 
 def main() -> None:
     """Console-script entry point (``stepwell = engine.cli:main``)."""
-    cli_command()(prog_name="stepwell")
+    kwargs = plain_run_arguments(sys.argv[1:])
+    if kwargs is not None:
+        sys.exit(run_plain(kwargs))
+    import_module("engine.cli_app").cli_command()(prog_name="stepwell")
+
+
+def __getattr__(name: str) -> Any:
+    """The typer app and its commands (``engine.cli.app``...) live in
+    :mod:`engine.cli_app`; they are imported on first use."""
+    if name.startswith("__"):
+        raise AttributeError(name)
+    return getattr(import_module("engine.cli_app"), name)
 
 
 if __name__ == "__main__":

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
-from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
-from rich.text import Text
 
 from engine.cli_durable import reviews_app
 from engine.cli_read import DbOption, JsonOption
@@ -35,6 +30,11 @@ from engine.cli_support import (
     print_json,
     stdout,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
 
 REVIEW_STATUSES = ("pending", "approved", "rejected", "cancelled", "decided", "all")
 _WIDTH = 60
@@ -87,6 +87,10 @@ def _short(value: Any, width: int = _WIDTH) -> str:
 
 def reviews_table(reviews: Sequence[dict[str, Any]]) -> Table:
     """Reviews as rows, in the style of the runs and steps tables."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
     from engine.cli_render import parse_time
 
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
@@ -109,6 +113,8 @@ def reviews_table(reviews: Sequence[dict[str, Any]]) -> Table:
 
 def review_status_text(status: str) -> Text:
     """A review status in the colour of the step status it corresponds to."""
+    from rich.text import Text
+
     from engine.cli_render import STATUS_STYLES
 
     like = {"pending": "awaiting_review", "approved": "completed", "rejected": "error"}
@@ -117,6 +123,10 @@ def review_status_text(status: str) -> Text:
 
 def review_detail(review: dict[str, Any]) -> Group:
     """One review in full: identity, status, instructions, proposed and decided data."""
+    from rich.console import Group, RenderableType
+    from rich.markup import escape
+    from rich.text import Text
+
     from engine.cli_detail import fields_table
     from engine.cli_render import json_block
 

@@ -21,17 +21,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.text import Text
 
-from engine import cli_render as render
-from engine.cli_detail import fields_table
-from engine.cli_live import list_all_steps, run_live
-from engine.cli_progress import finished_items, loop_progress, shown_steps
 from engine.cli_support import (
     EXIT_AWAITING_REVIEW,
     EXIT_INTERRUPTED,
@@ -40,11 +33,19 @@ from engine.cli_support import (
     Durability,
     db_flag,
     print_json,
+    resolve_db,
     stderr,
     stdout,
     to_jsonable,
+    workflow_file,
 )
-from engine.cli_view import ItemTotals
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
+    from rich.text import Text
+
+# The live view, the summary and rich are imported where they are used: ``--json`` and
+# ``--quiet`` runs never load them.
 
 _SHOWN_SKIPS = 10
 _OUTPUT_LINES = 30
@@ -93,6 +94,29 @@ def exit_code_for(status: str) -> int:
     return EXIT_RUN_FAILED
 
 
+def run_command(workflow: Path, *, inputs: Sequence[str], db: str | None, as_json: bool,
+                concurrency: int | None, durability: Durability, quiet: bool, wait: bool,
+                show_all: bool, blocks: Sequence[str], detach: bool, executor: str) -> int:
+    """``stepwell run`` with its options parsed; returns the process exit code.
+
+    Raises:
+        typer.Exit: the workflow file is missing (exit 2).
+        StepwellError: as :func:`execute` (the caller reports it).
+    """
+    path = workflow_file(workflow)
+    if detach:
+        from engine.cli_worker import enqueue_run
+
+        return enqueue_run(path, list(inputs), resolve_db(db), blocks=list(blocks),
+                           as_json=as_json)
+    return execute(RunRequest(
+        workflow=path, inputs=list(inputs), db=resolve_db(db),
+        mode=output_mode(as_json=as_json, quiet=quiet), durability=durability,
+        concurrency=concurrency, blocks=list(blocks), show_all=show_all, wait=wait,
+        executor=executor,
+    ))
+
+
 def execute(request: RunRequest) -> int:
     """Run the workflow and report it; returns the process exit code.
 
@@ -111,6 +135,8 @@ def execute(request: RunRequest) -> int:
         _ = engine.store  # open (create) the database now, so storage errors come first
         run_id = new_run_id()
         if request.mode is OutputMode.PLAIN:
+            from rich.markup import escape
+
             stderr().print(f"Running {escape(graph.workflow.name)} as {run_id} …")
         started = time.monotonic()
         try:
@@ -132,6 +158,8 @@ def connect_executor(spec: str) -> Any:
     Raises:
         UsageError: an unknown executor, or a Dask scheduler that cannot be reached.
     """
+    if spec in ("", "local"):
+        return None  # the default: no executor module to import
     from engine.executors import parse_executor
 
     executor = parse_executor(spec)
@@ -170,6 +198,8 @@ def execute_prepared(engine: Any, request: RunRequest, prepare: Any) -> Any:
     """Execute the run ``prepare()`` makes, with the progress view ``request.mode`` asks
     for; returns its RunResult."""
     if request.mode in (OutputMode.LIVE, OutputMode.PLAIN):
+        from engine.cli_live import run_live
+
         return run_live(engine, prepare(), live=request.mode is OutputMode.LIVE,
                         show_all=request.show_all,
                         client=lambda: _read_client(engine, request.db))
@@ -201,6 +231,9 @@ def report_result(engine: Any, request: RunRequest, result: Any, elapsed_ms: flo
         if request.mode is OutputMode.JSON:
             print_json(run)
             return exit_code_for(status)
+        from engine.cli_live import list_all_steps
+        from engine.cli_view import ItemTotals
+
         steps = list_all_steps(client, result.run_id)
         totals = ItemTotals(client, result.run_id)
         totals.refresh(steps)
@@ -241,6 +274,14 @@ def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
     ``total_of`` gives the item totals of loops (:class:`engine.cli_view.ItemTotals`);
     without it only finished loops have one.
     """
+    from rich.console import Group
+    from rich.markup import escape
+    from rich.text import Text
+
+    from engine import cli_render as render
+    from engine.cli_detail import fields_table
+    from engine.cli_progress import loop_progress, shown_steps
+
     status = str(result.status)
     duration = render.run_duration_ms(run) if run.get("timing") else None
     head = Text.assemble(
@@ -270,6 +311,8 @@ def summary_view(result: Any, run: dict[str, Any], steps: list[dict[str, Any]],
 
 def _finished_totals(steps: list[dict[str, Any]]) -> Any:
     """Item totals of the loops that finished (a failed loop's total is not known here)."""
+    from engine.cli_progress import finished_items
+
     totals = {s["step_id"]: finished_items(s) for s in steps}
     return totals.get
 
@@ -277,6 +320,10 @@ def _finished_totals(steps: list[dict[str, Any]]) -> Any:
 def _failure_rows(result: Any, steps: list[dict[str, Any]]) -> list[tuple[str, RenderableType]]:
     if not result.failing_step_id:
         return []
+    from rich.text import Text
+
+    from engine import cli_render as render
+
     step = next((s for s in steps if s.get("step_id") == result.failing_step_id), {})
     message = render.step_note(step) or result.error or ""
     kind = f" ({render.step_type(step)})" if step else ""
@@ -285,11 +332,17 @@ def _failure_rows(result: Any, steps: list[dict[str, Any]]) -> list[tuple[str, R
 
 
 def _waiting_rows(run: dict[str, Any]) -> list[tuple[str, RenderableType]]:
+    from rich.markup import escape
+
     waiting = (run.get("lifecycle") or {}).get("waiting_for_block_ids")
     return [("waiting", escape(", ".join(waiting)))] if waiting else []
 
 
 def _skip_lines(steps: list[dict[str, Any]]) -> list[RenderableType]:
+    from rich.text import Text
+
+    from engine import cli_render as render
+
     skipped = [s for s in steps if render.step_status(s) == "skipped"]
     if not skipped:
         return []
@@ -306,6 +359,8 @@ def _output_lines(outputs: Any) -> list[RenderableType]:
     data = to_jsonable(outputs or {})
     if not data:
         return []
+    from rich.text import Text
+
     lines: list[RenderableType] = [Text("outputs", style="bold green")]
     for step_id, handles in data.items():
         items = handles.items() if isinstance(handles, dict) else [("", handles)]
@@ -325,12 +380,16 @@ def _payload_text(payload: Any) -> str:
     compact = json.dumps(payload, default=str, ensure_ascii=False)
     if len(compact) <= 100:
         return " " + compact
+    from engine import cli_render as render
+
     block = render.json_block(payload, _OUTPUT_LINES)
     return "\n" + "\n".join("    " + line for line in block.splitlines())
 
 
 def _hints(run_id: str, status: str, failing_step_id: str | None, db: str,
            failed_item: str | None) -> Text:
+    from rich.text import Text
+
     flag = db_flag(db)
     text = Text(f"\nInspect the steps: stepwell steps list {run_id}{flag}", style="dim")
     failed = failed_item or failing_step_id

@@ -3,7 +3,8 @@ the one place where errors become a red message and an exit code.
 
 Exit codes: 0 completed, 1 the run ended in error or was cancelled, 2 bad
 usage / invalid workflow / bad input / storage failure, 3 waiting for review.
-Only cheap modules are imported here so ``stepwell --help`` stays fast.
+Only cheap modules are imported here so ``stepwell --help`` stays fast (typer itself
+only when a command fails).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
-
-import typer
 
 from engine.contracts.errors import StepwellError, WorkflowValidationError
 
@@ -166,10 +165,20 @@ def check_choices(option: str, values: Sequence[str] | None, choices: Sequence[s
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``message`` in red on stderr and exit with ``code`` (no traceback)."""
+    import typer  # here, not at the top: a plain ``stepwell run`` never loads typer
     from rich.markup import escape
 
     stderr().print(f"[bold red]Error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
+
+
+def workflow_file(path: Path) -> Path:
+    """``path`` if it is a readable file, else exit 2 saying what to pass."""
+    if not path.exists():
+        fail(f"Workflow file not found: {path}. Pass the path of a workflow YAML or JSON file.")
+    if not path.is_file():
+        fail(f"{path} is not a file. Pass the path of a workflow YAML or JSON file.")
+    return path
 
 
 def handle_errors(command: F) -> F:

@@ -35,11 +35,11 @@ import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from blocks.base import BlockType
+from blocks.builtin import is_builtin
 from engine.compiled import CompiledGraph
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import (
@@ -257,21 +257,12 @@ def check_custom_outputs(graph: CompiledGraph) -> CompiledGraph:
 
     Built-in types are left alone: their outputs are JSON by construction.
     """
-    builtins = _builtin_classes()
     custom = {nid: dataclasses.replace(n, impl=CheckedBlock(n.impl))
               for nid, n in graph.nodes.items()
-              if type(n.impl) not in builtins and not isinstance(n.impl, CheckedBlock)}
+              if not is_builtin(n.impl) and not isinstance(n.impl, CheckedBlock)}
     if not custom:
         return graph
     return dataclasses.replace(graph, nodes={**graph.nodes, **custom})
-
-
-@cache
-def _builtin_classes() -> frozenset[type]:
-    from blocks.registry import default_registry
-
-    registry = default_registry()
-    return frozenset(type(registry.get(n)) for n in registry.names(authorable_only=False))
 
 
 def _block_of_step(graph: CompiledGraph, step_id: str, scope: str | None) -> str | None:

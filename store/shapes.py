@@ -29,7 +29,9 @@ T = TypeVar("T")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, protected_namespaces=())
+    # Validators are built on a model's first use: a command that reads one run builds
+    # the run's models, not the steps' or the pages'.
+    model_config = ConfigDict(populate_by_name=True, protected_namespaces=(), defer_build=True)
 
 
 class DocumentRef(_Model):

@@ -525,3 +525,70 @@ def test_subprocess_exit_codes(tmp_path: Path) -> None:
     ok = stepwell("run", failing, "-i", '{"x": 5}', "--json", cwd=tmp_path)
     assert ok.returncode == 0
     assert json.loads(ok.stdout)["lifecycle"]["status"] == "completed"
+
+
+# --------------------------------------------------------------------------- plain runs
+
+PLAIN_RUNS = [
+    ["run", "wf.yaml"],
+    ["run", "wf.yaml", "--input", '{"x": 1}', "-i", "b=2", "--db", "x.db", "--json"],
+    ["run", "--quiet", "wf.yaml", "--concurrency", "3", "--durability", "full", "--wait",
+     "--all", "--blocks", "a:B", "--blocks", "c:D", "--executor", "local", "--detach"],
+    ["run", "wf.yaml", "-q", "-c", "01", "--db", ""],
+]
+NOT_PLAIN = [
+    [], ["run"], ["run", "--help"], ["runs", "list"], ["run", "wf.yaml", "--db=x.db"],
+    ["run", "wf.yaml", "--db", "a", "--db", "b"], ["run", "wf.yaml", "--json", "--json"],
+    ["run", "a.yaml", "b.yaml"], ["run", "wf.yaml", "--concurrency", "0"],
+    ["run", "wf.yaml", "-c", "x"], ["run", "wf.yaml", "--durability", "FULL"],
+    ["run", "wf.yaml", "--input"], ["run", "wf.yaml", "--input", "-x"], ["run", "-qa", "w"],
+    ["run", "wf.yaml", "--", "x"], ["run", "wf.yaml", "--nope"],
+]
+
+
+@pytest.mark.parametrize("args", PLAIN_RUNS)
+def test_plain_run_is_parsed_as_the_typer_app_parses_it(
+        args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine import cli, cli_run
+
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli_run, "run_command", lambda workflow, **kw: seen.append(
+        {"workflow": workflow, **kw}) or 0)
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    expected = {k: list(v) if k in ("inputs", "blocks") else v for k, v in seen[0].items()}
+    assert cli.plain_run_arguments(args) == expected
+
+
+@pytest.mark.parametrize("args", NOT_PLAIN)
+def test_anything_else_goes_to_the_typer_app(args: list[str]) -> None:
+    from engine.cli import plain_run_arguments
+
+    assert plain_run_arguments(args) is None
+
+
+def test_completion_goes_to_the_typer_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import plain_run_arguments
+
+    monkeypatch.setenv("_STEPWELL_COMPLETE", "complete_bash")
+    assert plain_run_arguments(["run", "wf.yaml"]) is None
+
+
+def test_plain_run_loads_neither_typer_nor_rich(workflow: Path, tmp_path: Path) -> None:
+    argv = ["stepwell", "run", str(workflow), "-i", '{"x": 2}', "--json"]
+    code = (f"import sys; sys.argv = {argv!r}; from engine.cli import main\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'typer', 'rich', 'click', 'networkx', 'httpx', 'fastapi', 'sqlalchemy'}), "
+            "file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().endswith("0 []"), proc.stderr
+    assert json.loads(proc.stdout)["lifecycle"]["status"] == "completed"
+
+
+def test_plain_run_reports_errors_as_the_typer_app_does(tmp_path: Path) -> None:
+    missing = stepwell("run", tmp_path / "missing.yaml", cwd=tmp_path)
+    assert missing.returncode == 2 and "Workflow file not found" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -7,6 +7,12 @@ version of it (``bench.peers.dbos_chain``'s workflows) with its system database 
 same server (a database of its own, ``<database>_dbos``, created by DBOS). Each prints
 one JSON line: the median wall seconds of ``--repeat`` runs after one warm-up run, and
 the step count (stepwell's read back from the database, DBOS's workflow result checked).
+
+``python -m bench.cluster_measure floor row ROWS DURABILITY URL [--repeat N]`` measures
+the floor: ``ROWS`` small JSON rows, each inserted and committed on its own through
+psycopg (one round trip, an autocommit statement), on a connection with the session
+settings the store gives that durability (``process``: ``synchronous_commit = off``;
+``full``: the server's own, on by default).
 """
 
 from __future__ import annotations
@@ -37,6 +43,31 @@ def stepwell_run(workload: str, steps: int, durability: str, url: str) -> float:
         written = len(engine.store.load_steps(result.run_id))
     if written != count:
         raise SystemExit(f"{workload}: expected {count} steps, found {written}")
+    return wall
+
+
+def floor_rows(rows: int, durability: str, url: str) -> float:
+    """Wall seconds of ``rows`` committed one-row inserts on a fresh schema of ``url``."""
+    from store.pg.connection import connect
+    from store.pg.scratch import scratch_schema
+
+    body = json.dumps({"n": 1})
+    with scratch_schema(url) as scratch:
+        conn = connect(scratch, synchronous_commit=durability == "full")
+        try:
+            conn.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, step TEXT, body TEXT)")
+            insert = "INSERT INTO t (step, body) VALUES (%s, %s)"
+            for i in range(20):
+                conn.execute(insert, (f"warm{i}", body))
+            start = time.perf_counter()
+            for i in range(rows):
+                conn.execute(insert, (f"s{i}", body))
+            wall = time.perf_counter() - start
+            count = conn.execute("SELECT count(*) FROM t").fetchone()
+        finally:
+            conn.close()
+    if count is None or count[0] != rows + 20:
+        raise SystemExit(f"floor: expected {rows + 20} rows, found {count}")
     return wall
 
 
@@ -79,14 +110,17 @@ def dbos_runs(workload: str, steps: int, url: str, repeat: int) -> list[float]:
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, measure, print one JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_measure")
-    parser.add_argument("system", choices=["stepwell", "dbos"])
-    parser.add_argument("workload", choices=["chain", "fanout"])
+    parser.add_argument("system", choices=["stepwell", "dbos", "floor"])
+    parser.add_argument("workload", choices=["chain", "fanout", "row"])
     parser.add_argument("steps", type=int)
-    parser.add_argument("durability", help="process or full (stepwell); - for dbos")
+    parser.add_argument("durability", help="process or full (stepwell, floor); - for dbos")
     parser.add_argument("url")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    if args.system == "stepwell":
+    if args.system == "floor":
+        walls = [floor_rows(args.steps, args.durability, args.url)
+                 for _ in range(args.repeat + 1)]
+    elif args.system == "stepwell":
         walls = [stepwell_run(args.workload, args.steps, args.durability, args.url)
                  for _ in range(args.repeat + 1)]
     else:

@@ -179,6 +179,29 @@ def test_an_orphan_that_cannot_resume_says_why(tmp_path: Path) -> None:
         live.stop()
 
 
+def test_a_run_orphaned_while_a_server_is_up_says_so_and_resumes(tmp_path: Path) -> None:
+    """Two servers over one database: the one running the run is SIGKILLed; the other
+    shows the run orphaned (``stepwell_owner``) and resumes it without a restart."""
+    first, second = SharedServer(tmp_path).start(), SharedServer(tmp_path).start()
+    try:
+        code = ("import time\ndef transform(data):\n    time.sleep(float(data.seconds))\n"
+                "    return {'slept': data.seconds}\n")
+        run = first.org("b").run(code_workflow(code, timeout_seconds=120), wait=False,
+                                 json_inputs={"data": {"seconds": 2}})
+        first.org("b").wait(run["id"], ("running",))
+        first.stop(signal.SIGKILL)
+        org = second.org("b")
+        seen = org.get_run(run["id"])
+        owner = seen["stepwell_owner"]
+        if owner["pid"] != second.pid:  # the sweep (every 5 s) has not taken it over yet
+            assert owner["alive"] is False and "orphaned" in owner["orphaned"], seen
+        ended = org.wait(run["id"], ("completed", "error", "cancelled"), timeout=60)
+        assert ended["lifecycle"]["status"] == "completed", ended
+        assert "stepwell_owner" not in ended
+    finally:
+        second.stop()
+
+
 def test_the_server_answers_both_organizations(server: SharedServer) -> None:
     assert server.proc is not None and server.proc.poll() is None
     server.org("a").alive()

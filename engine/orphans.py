@@ -83,8 +83,8 @@ def orphan_note(run: RunRecord, now: float | None = None, *,
         return None
     age = (now or time.time()) - (run.heartbeat_at or run.created_at)
     return (f"orphaned: its owner process {run.owner_pid} is gone (last heartbeat {age:.0f}s "
-            f"ago); a server on this database resumes it (at start, and every few seconds "
-            f"while it is up), or `stepwell runs resume {run.id}` does")
+            f"ago); a server or worker on this database resumes it (a server at start and "
+            f"every few seconds while up), or `stepwell runs resume {run.id}` does")
 
 
 def find_orphans(store: Any, now: float | None = None, *,

@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from retab import Retab
 
 from blocks.sandbox_host import platform_report
 from tests.blocks.test_document_worker import shared_stream_pdf
 from tests.blocks.test_sandbox import survivors
 from tests.engine.security_server import (
     KEY_A,
+    KEY_B,
     ROOT,
     Org,
     SharedServer,
@@ -195,6 +197,8 @@ def test_a_run_orphaned_while_a_server_is_up_says_so_and_resumes(tmp_path: Path)
         owner = seen["stepwell_owner"]
         if owner["pid"] != second.pid:  # the sweep (every 5 s) has not taken it over yet
             assert owner["alive"] is False and "orphaned" in owner["orphaned"], seen
+        sdk = Retab(api_key=KEY_B, base_url=second.url, max_retries=0, timeout=60)
+        assert sdk.workflows.runs.get(run["id"]).id == run["id"]  # the SDK still reads it
         ended = org.wait(run["id"], ("completed", "error", "cancelled"), timeout=60)
         assert ended["lifecycle"]["status"] == "completed", ended
         assert "stepwell_owner" not in ended

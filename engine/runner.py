@@ -75,7 +75,7 @@ _YIELD_EVERY_S = 0.02
 _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"
 #: How often the cancel watcher looks at the flag the heartbeat thread raises.
-_NOTICE_EVERY_S = 0.05
+_NOTICE_EVERY_S = 0.1
 _LOOK_ANYWAY_S = 2.0
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}

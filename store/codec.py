@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import json
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,9 +81,30 @@ def dumps(value: Any, what: str, owner: str) -> str:
         ) from exc
 
 
-def loads(raw: str | None) -> Any:
-    """Decode a JSON column; SQL NULL is None."""
-    return None if raw is None else json.loads(raw)
+def loads(raw: str | bytes | None) -> Any:
+    """Decode a JSON column (text, or bytes written by :func:`pack`); SQL NULL is None."""
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        return json.loads(zlib.decompress(raw))
+    return json.loads(raw)
+
+
+#: JSON texts shorter than this are stored as they are by :func:`pack`.
+PACK_MIN_CHARS = 4096
+
+
+def pack(text: str) -> str | bytes:
+    """A JSON document as stored in a column :func:`loads` reads: zlib-compressed bytes
+    when it is long and that is smaller, else the text itself.
+
+    For workflow definitions, which repeat the same block shape hundreds of times: a
+    1,000-block definition shrinks about twentyfold.
+    """
+    if len(text) < PACK_MIN_CHARS:
+        return text
+    packed = zlib.compress(text.encode(), 6)
+    return packed if len(packed) < len(text) else text
 
 
 def encode_inputs(

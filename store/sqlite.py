@@ -55,7 +55,7 @@ from engine.contracts.files import FileStore
 from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import TERMINAL, RunStatus, StepStatus
 from store.checkpoint import Checkpointer
-from store.codec import decode_outputs, dumps, inline_blobs, loads
+from store.codec import decode_outputs, dumps, inline_blobs, loads, pack
 from store.connection import is_memory_path, open_database, storage_error
 from store.deletes import SQLRunDeletion
 from store.evals import SQLEvals
@@ -69,6 +69,10 @@ from store.writes import INSERT_DEFINITION, INSERT_RUN, StaleStatuses, StepWrite
 
 if TYPE_CHECKING:
     from store.api import ReadAPI
+
+
+#: Whether a definition is stored already (it is compressed only when it is not).
+_HAS_DEFINITION = "SELECT 1 FROM definitions WHERE id = ?"
 
 
 class Durability(StrEnum):
@@ -156,7 +160,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         )
 
         def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(INSERT_DEFINITION, (definition_id, definition, now))
+            if conn.execute(_HAS_DEFINITION, (definition_id,)).fetchone() is None:
+                conn.execute(INSERT_DEFINITION, (definition_id, pack(definition), now))
             conn.execute(INSERT_RUN, params)
 
         db = self.db

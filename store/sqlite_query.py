@@ -327,5 +327,5 @@ def review_entry(row: dict[str, Any]) -> ReviewEntry:
     values = dict(row)
     for column in ("data", "decision_data", "definition"):
         raw = values[column]
-        values[column] = loads(raw) if isinstance(raw, str) and raw else None
+        values[column] = loads(raw) if isinstance(raw, str | bytes) and raw else None
     return ReviewEntry(**values)

@@ -1,0 +1,44 @@
+"""The store's JSON codec: compact text, and long documents packed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from store.codec import PACK_MIN_CHARS, encode, loads, pack
+from store.sqlite import SQLiteStore
+from tests.store.helpers import T0, new_run
+
+
+def test_short_documents_stay_text() -> None:
+    text = encode({"blocks": [{"id": "a"}]})
+    assert pack(text) == text
+    assert loads(pack(text)) == {"blocks": [{"id": "a"}]}
+
+
+def test_long_repetitive_documents_are_compressed_and_read_back() -> None:
+    doc = {"blocks": [{"id": f"f{i}", "type": "function", "config": {"code": "x = 1\n" * 5}}
+                      for i in range(500)]}
+    text = encode(doc)
+    packed = pack(text)
+    assert isinstance(packed, bytes) and len(packed) * 10 < len(text)
+    assert loads(packed) == doc
+
+
+def test_any_long_document_reads_back() -> None:
+    text = json.dumps([f"{i * 7919 % 104729:x}{i ** 3 % 99991}" for i in range(2000)])
+    assert len(text) >= PACK_MIN_CHARS
+    assert loads(pack(text)) == json.loads(text)
+
+
+def test_sqlite_stores_a_big_definition_compressed_once(tmp_path: Path) -> None:
+    big = {"blocks": [{"id": f"b{i}", "type": "function", "config": {"x": "y" * 200}}
+                      for i in range(200)]}
+    with SQLiteStore(tmp_path / "d.db") as store:
+        store.create_run(new_run("run_a", definition=big), now=T0)
+        store.create_run(new_run("run_b", definition=big), now=T0)
+        (raw, size), = store.db.conn.execute(
+            "SELECT definition, length(definition) FROM definitions").fetchall()
+        assert isinstance(raw, bytes) and size < len(encode(big)) / 10
+        assert store.load_run("run_a").definition == big
+        assert store.load_run("run_b").definition == big

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 #: Run statuses an owner process is responsible for.
 ACTIVE_STATUSES = ("pending", "queued", "running")
+#: How often one recoverer resumes the same run before it gives up on it.
+MAX_RESUMES = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,7 +114,8 @@ def end_orphan(store: Any, run_id: str, reason: str) -> None:
 
 def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,
                     check: Callable[[Any], str | None] | None = None,
-                    driving: Collection[str] | None = None) -> list[Recovery]:
+                    driving: Collection[str] | None = None,
+                    resumed: MutableMapping[str, int] | None = None) -> list[Recovery]:
     """Resume every orphan that can resume (through ``drive``), end the others.
 
     Args:
@@ -120,6 +123,10 @@ def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,
         drive: resumes one run by id (the server's run supervisor, ``engine.resume``...).
         check: given the run's stored workflow, a reason it must not run here, or None.
         driving: the runs this process's threads execute now (see :func:`is_orphan`).
+        resumed: how often each run was resumed by earlier calls (kept by a caller that
+            recovers again and again, a server's sweep): a run orphaned again after
+            :data:`MAX_RESUMES` resumes is ended with the reason instead of resumed once
+            more, so a run whose resume keeps dying does not go round forever.
 
     Returns:
         One :class:`Recovery` per orphan found.
@@ -135,11 +142,17 @@ def recover_orphans(engine: Engine, drive: Callable[[str], Any], *,
             refusal = check(workflow) if check is not None else None
         except StepwellError as exc:
             refusal = f"its workflow no longer compiles ({exc})"
+        tries = resumed.get(run.id, 0) if resumed is not None else 0
+        if not refusal and tries >= MAX_RESUMES:
+            refusal = (f"it was resumed {tries} times and orphaned again each time; see the "
+                       f"log for why, then `stepwell runs rerun {run.id} --failed`")
         if refusal:
             reason = f"{owner} and the run cannot resume here: {refusal}"
             end_orphan(engine.store, run.id, reason)
             done.append(Recovery(run_id=run.id, action="ended", reason=reason))
             continue
+        if resumed is not None:
+            resumed[run.id] = tries + 1
         drive(run.id)
         done.append(Recovery(run_id=run.id, action="resumed", reason=f"{owner}; resumed"))
     return done

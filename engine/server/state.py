@@ -213,6 +213,8 @@ class ServerState:
     background: Background = field(default_factory=Background)
     #: The periodic orphan sweep, once started (:meth:`start_sweeps`).
     sweeper: Every | None = None
+    #: Run id -> how often this server resumed it as an orphan.
+    resumed: dict[str, int] = field(default_factory=dict)
 
     @property
     def store(self) -> Store:
@@ -261,7 +263,7 @@ class ServerState:
             return "; ".join(f"{p.path}: {p.message}" for p in problems) or None
 
         recovered = recover_orphans(self.engine, self.supervisor.drive, check=refusal,
-                                    driving=self.driving())
+                                    driving=self.driving(), resumed=self.resumed)
         for item in recovered:
             log.warning("run %s: %s", item.run_id, item.reason)
         return recovered

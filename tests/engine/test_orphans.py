@@ -66,3 +66,18 @@ def test_live_runs_are_not_orphans(tmp_path: Path) -> None:
     with Engine(tmp_path / "o.db") as engine:
         engine.prepare(Workflow.from_yaml(ECHO), {"data": {"x": 1}})  # owned by this process
         assert find_orphans(engine.store) == []
+
+
+def test_a_run_orphaned_again_after_each_resume_is_given_up(tmp_path: Path) -> None:
+    from engine.orphans import MAX_RESUMES
+
+    with Engine(tmp_path / "o.db") as engine:
+        run_id = orphaned_run(engine)
+        resumed: dict[str, int] = {}
+        for _ in range(MAX_RESUMES):  # a resume that dies at once: still an orphan
+            done = recover_orphans(engine, lambda _run: None, resumed=resumed)
+            assert [r.action for r in done] == ["resumed"]
+        [ended] = recover_orphans(engine, lambda _run: None, resumed=resumed)
+        assert ended.action == "ended" and f"resumed {MAX_RESUMES} times" in ended.reason
+        assert engine.store.load_run(run_id).status.value == "error"
+        assert find_orphans(engine.store) == []

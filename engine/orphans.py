@@ -61,14 +61,15 @@ def is_orphan(run: RunRecord, now: float | None = None, *,
         run: the run as stored.
         now: the time to judge the heartbeat by (default: now).
         driving: given by a process that executes its runs on threads (a server): the
-            ids they execute now. A run of this process outside them is an orphan once
-            its heartbeat is stale (see the module docstring).
+            ids they execute now, never orphans (a resumed run may not have claimed its
+            row yet). A run of this process outside them is an orphan once its
+            heartbeat is stale (see the module docstring).
     """
-    if run.status not in ACTIVE_STATUSES:
+    if run.status not in ACTIVE_STATUSES or (driving is not None and run.id in driving):
         return False
     if driving is not None and owned_here(run):
         beat = run.heartbeat_at or run.created_at
-        return run.id not in driving and (now or time.time()) - beat >= STALE_HEARTBEAT_S
+        return (now or time.time()) - beat >= STALE_HEARTBEAT_S
     return not process_owns(run.owner_pid, run.heartbeat_at, now, host=run.owner_host)
 
 

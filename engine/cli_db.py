@@ -25,12 +25,19 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
     found = migrate.status(resolve_db(db))
     if as_json:
         print_json({"database": found.database, "revision": found.revision,
-                    "head": found.head, "current": found.current})
+                    "head": found.head, "current": found.current, "state": found.state})
         return
-    state = ("up to date" if found.current else "empty" if found.revision is None
-             else "needs `stepwell db upgrade`")
     stdout().print(f"{found.database}: schema {found.revision or '-'} (this stepwell reads "
-                   f"{found.head}): {state}", soft_wrap=True)
+                   f"{found.head}): {_STATES[found.state]}", soft_wrap=True)
+
+
+_STATES = {
+    "current": "up to date",
+    "empty": "empty (a store or `stepwell db upgrade` creates the layout)",
+    "older": "needs `stepwell db upgrade` (back it up first)",
+    "newer": "written by a newer stepwell: upgrade stepwell (pip install -U stepwell)",
+    "unknown": "a revision no stepwell wrote: point --db at a stepwell database",
+}
 
 
 @db_app.command("upgrade")

@@ -51,6 +51,19 @@ class SchemaStatus:
         """True when the database is at the head revision."""
         return self.revision == self.head
 
+    @property
+    def state(self) -> str:
+        """``current``, ``empty``, ``older`` (``stepwell db upgrade`` migrates it),
+        ``newer`` (a later stepwell wrote it) or ``unknown`` (no stepwell wrote it)."""
+        if self.revision is None:
+            return "empty"
+        if self.current:
+            return "current"
+        if self.revision in REVISIONS:
+            return "older"
+        newer = self.revision.isdigit() and int(self.revision) > int(self.head)
+        return "newer" if newer else "unknown"
+
 
 def status(db: str | DatabaseURL | None) -> SchemaStatus:
     """The revision of a database, without changing it.

@@ -67,6 +67,14 @@ def _layout_3_sqlite(path: Path) -> None:
     conn.close()
 
 
+@pytest.mark.parametrize(("revision", "state"), [
+    (None, "empty"), (HEAD_REVISION, "current"), ("0003", "older"), ("0099", "newer"),
+    ("nonsense", "unknown"), ("0001", "unknown"),
+])
+def test_a_status_names_where_the_database_stands(revision: str | None, state: str) -> None:
+    assert migrate.SchemaStatus(database="x", revision=revision).state == state
+
+
 def test_an_older_sqlite_database_is_refused_until_upgraded(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     _layout_3_sqlite(path)
@@ -147,6 +155,8 @@ def test_the_db_commands(tmp_path: Path) -> None:
 
     status = run("db", "status", "--json")
     assert json.loads(status.stdout)["revision"] == "0003"
+    assert json.loads(status.stdout)["state"] == "older"
+    assert "needs `stepwell db upgrade`" in run("db", "status").stdout
     refused = run("runs", "list")
     assert refused.returncode == 2 and "stepwell db upgrade" in refused.stderr
     upgraded = run("db", "upgrade")
@@ -232,6 +242,7 @@ def test_a_newer_postgresql_database_is_not_upgraded(pg_url: str) -> None:  # no
 
     PostgresStore(pg_url).close()
     _pg_sql(pg_url, f"UPDATE {VERSION_TABLE} SET version_num = '0099'")
+    assert migrate.status(pg_url).state == "newer"
     with pytest.raises(StorageError, match="newer stepwell"):
         migrate.upgrade(pg_url)
     assert _pg_sql(pg_url, f"SELECT version_num FROM {VERSION_TABLE}") == [("0099",)]

@@ -146,9 +146,9 @@ def test_a_reader_never_creates_the_layout(pg_url: str) -> None:  # noqa: F811
 def test_bad_databases_are_one_line_and_exit_2_on_the_cli(pg_url: str,  # noqa: F811
                                                          tmp_path: Path) -> None:
     import json
-    import os
-    import subprocess
     import sys
+
+    from tests.postgres import drop, fresh_schema
 
     script = Path(sys.executable).with_name("stepwell")
     if not script.exists():
@@ -162,13 +162,35 @@ def test_bad_databases_are_one_line_and_exit_2_on_the_cli(pg_url: str,  # noqa: 
                             "target": {"block": "done", "handle": "input-json-0"}}]}}))
     foreign = pg_url
     _sql(foreign, "CREATE TABLE customers (id int primary key)")
+    schema, newer = fresh_schema()
+    PostgresStore(newer).close()
+    _sql(newer, f"UPDATE {VERSION_TABLE} SET version_num = '0099'")
+    newer_tables = _tables(newer)
     cases = {
         "cannot reach PostgreSQL": _with(pg_url, host="127.0.0.1", port=1),
         "refused the credentials": _with(pg_url, password="not-the-password"),
         "not a stepwell database": foreign,
+        "written by a newer stepwell": newer,
     }
+    try:
+        _run_bad_databases(script, flow, cases, tmp_path)
+        assert _tables(newer) == newer_tables
+        assert _sql(newer, "SELECT count(*) FROM runs") == [(0,)]
+        assert _sql(newer, f"SELECT version_num FROM {VERSION_TABLE}") == [("0099",)]
+    finally:
+        drop(schema)
+    assert _tables(foreign) == {"customers"}
+
+
+def _run_bad_databases(script: Path, flow: Path, cases: dict[str, str],
+                       tmp_path: Path) -> None:
+    """Every command that opens a database: one line naming ``expected``, exit 2."""
+    import os
+    import subprocess
+
     for expected, url in cases.items():
-        for args in (["run", str(flow), "-i", '{"n": 1}'], ["runs", "list"], ["worker"]):
+        run = ["run", str(flow), "-i", '{"n": 1}']
+        for args in (run, [*run, "--detach"], ["runs", "list"], ["worker"], ["db", "upgrade"]):
             done = subprocess.run([str(script), *args, "--db", url], capture_output=True,
                                   text=True, check=False, cwd=tmp_path,
                                   env={**os.environ, "COLUMNS": "400"})
@@ -176,7 +198,6 @@ def test_bad_databases_are_one_line_and_exit_2_on_the_cli(pg_url: str,  # noqa: 
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and expected in lines[0], (args, lines)
             assert "not-the-password" not in done.stderr
-    assert _tables(foreign) == {"customers"}
 
 
 def _batches() -> list[tuple[list[StepEvent], RunUpdate | None]]:

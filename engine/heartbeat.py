@@ -3,7 +3,7 @@
 A running run's owner writes ``runs.heartbeat_at`` every ``heartbeat_s`` seconds, so
 other processes can tell a live owner from a dead one (``stepwell runs list``, resume,
 orphan recovery). The same thread looks for cancel requests made elsewhere (every
-``cancel_poll_s``) and tells the driver at once (:meth:`Runner.notice_cancel`). It is
+``cancel_poll_s``) and tells the driver at once (:func:`watch_cancel`). It is
 also the last resort of cancellation: a synchronous step can hold the runner's event
 loop for as long as it likes, so when a cancel request waits more than
 :data:`ABANDON_AFTER_S` for the driver, the thread cancels the run in the store itself
@@ -16,15 +16,24 @@ import logging
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import anyio
 
 if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
     from engine.runner import Runner
 
 #: How long a cancel request may wait for the driver before the run is cancelled under
 #: the step that holds it.
 ABANDON_AFTER_S = 1.0
 CANCELLED_BY_REQUEST = "cancelled by request"
+#: How often the cancel watcher looks at the flag the heartbeat thread raises, and how
+#: often it reads the store itself (a heartbeat thread held up by another run's
+#: database must not hold up this cancel for long).
+NOTICE_EVERY_S = 0.1
+LOOK_ANYWAY_S = 2.0
 log = logging.getLogger("engine.runner")
 
 
@@ -76,7 +85,7 @@ class Heartbeat:
                 reason = runner.store.cancel_requested(runner.settings.run_id)
                 if reason and self._asked_at is None:
                     self._asked_at = time.monotonic()
-                    runner.notice_cancel()
+                    runner.cancel_noticed.set()
                 if reason and time.monotonic() - self._asked_at > ABANDON_AFTER_S:
                     runner.abandon(reason if isinstance(reason, str) else
                                    CANCELLED_BY_REQUEST)
@@ -91,6 +100,23 @@ class Heartbeat:
         with self._turn:
             self._stopped = True
         _BEATS.discard(self)
+
+
+async def watch_cancel(runner: Runner, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
+    """The run's cancel watcher (a task of its driver): hands the driver a cancel request
+    the heartbeat thread found in the store, or one announced by ``cancel_wakeup``."""
+    wakeup = runner.settings.cancel_wakeup
+    looked = time.monotonic()
+    while True:
+        with anyio.move_on_after(NOTICE_EVERY_S):
+            await (anyio.sleep_forever() if wakeup is None else wakeup.wait())
+        if (runner.cancel_noticed.is_set() or (wakeup is not None and wakeup.is_set())
+                or time.monotonic() - looked > LOOK_ANYWAY_S):
+            looked = time.monotonic()
+            requested = runner.store.cancel_requested(runner.settings.run_id)
+            if requested:
+                await send.send(("cancel", None, requested))
+                return
 
 
 class _Beats:

@@ -58,7 +58,7 @@ from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus, StepStatus
 from engine.durable import end_run
-from engine.heartbeat import Heartbeat
+from engine.heartbeat import Heartbeat, watch_cancel
 from engine.options import RetryPolicy
 from engine.replay import Replay
 from engine.scheduler import Scheduler, Task
@@ -74,9 +74,6 @@ _YIELD_EVERY_S = 0.02
 #: The transitions of a loop sentinel committed with its outcome (see the docstring).
 _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"
-#: How often the cancel watcher looks at the flag the heartbeat thread raises.
-_NOTICE_EVERY_S = 0.1
-_LOOK_ANYWAY_S = 2.0
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
 _UNSET = object()
@@ -128,7 +125,7 @@ class Runner:
         #: Set by the driver when it took a cancel request in hand.
         self._cancel_seen = threading.Event()
         #: Set by the heartbeat thread when it found a cancel request in the store.
-        self._cancel_noticed = threading.Event()
+        self.cancel_noticed = threading.Event()
         #: Set by the heartbeat thread when it had to cancel the run itself.
         self._abandoned = threading.Event()
 
@@ -169,7 +166,7 @@ class Runner:
     async def _drive(self, sched: Scheduler, send: MemoryObjectSendStream[tuple[Any, ...]],
                      recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> RunUpdate:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch, send)
+            tg.start_soon(watch_cancel, self, send)
             sched.start()
             requested = self._cancel_requested()
             if requested:
@@ -324,28 +321,6 @@ class Runner:
     def _cancel_requested(self) -> str | None:
         """The reason given with a cancel request for this run, if one was made."""
         return self.store.cancel_requested(self.settings.run_id)
-
-    def notice_cancel(self) -> None:
-        """Tell the driver that the store holds a cancel request (heartbeat thread)."""
-        self._cancel_noticed.set()
-
-    async def _watch(self, send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
-        """Hand a cancel request to the driver: one the heartbeat thread found in the
-        store (it polls every ``cancel_poll_s``), or one announced by ``cancel_wakeup``;
-        every ``_LOOK_ANYWAY_S`` it reads the store itself (a heartbeat thread held up by
-        another run's database must not hold up this cancel for long)."""
-        wakeup = self.settings.cancel_wakeup
-        looked = time.monotonic()
-        while True:
-            with anyio.move_on_after(_NOTICE_EVERY_S):
-                await (anyio.sleep_forever() if wakeup is None else wakeup.wait())
-            if (self._cancel_noticed.is_set() or (wakeup is not None and wakeup.is_set())
-                    or time.monotonic() - looked > _LOOK_ANYWAY_S):
-                looked = time.monotonic()
-                requested = self._cancel_requested()
-                if requested:
-                    await send.send(("cancel", None, requested))
-                    return
 
     # ------------------------------------------------------------------ workers
 

@@ -93,11 +93,21 @@ def output(engine: Engine, workflow: Workflow, inputs: Any = None) -> dict[str, 
     return dict(payload["data"])
 
 
+def on_the_dask_worker(cluster: distributed.LocalCluster, fn: Any) -> Any:
+    """``fn()`` run in the cluster's one worker process."""
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        [value] = client.run(fn).values()
+    return value
+
+
 def dask_worker_pid(cluster: distributed.LocalCluster) -> int:
     """The pid of the cluster's one worker process."""
-    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
-        [pid] = client.run(os.getpid).values()
-    return int(pid)
+    return int(on_the_dask_worker(cluster, os.getpid))
+
+
+def dask_only() -> str | None:
+    """What the Dask worker's environment holds under ``STEPWELL_DASK_ONLY``."""
+    return os.environ.get("STEPWELL_DASK_ONLY")
 
 
 def test_code_sent_to_dask_runs_in_the_confined_worker(cluster: distributed.LocalCluster,
@@ -105,6 +115,7 @@ def test_code_sent_to_dask_runs_in_the_confined_worker(cluster: distributed.Loca
     seen = output(shared, one_function({
         "code": PROBE, "mounts": {"secrets": [{"name": "token", "env": "A_TOKEN"}]}}))
     env = seen["env"]
+    assert on_the_dask_worker(cluster, dask_only) == DASK_ONLY  # there to be leaked
     assert "STEPWELL_DASK_ONLY" not in env and DASK_ONLY not in json.dumps(env)
     assert env["A_TOKEN"] == SECRET and env["HOME"] == seen["cwd"]
     assert Path(seen["cwd"]).name.startswith("stepwell-worker-")

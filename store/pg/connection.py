@@ -43,6 +43,7 @@ from psycopg import errors as pg_errors
 
 from engine.contracts.errors import StepwellError, StorageError
 from store.pg.layout import PG_DDL
+from store.pg.prepared import PreparedStatements
 from store.urls import redact
 
 #: Seconds a connection attempt may take unless the URL says ``connect_timeout``.
@@ -210,8 +211,8 @@ class PgDatabase:
         StorageError: the connection cannot be made.
     """
 
-    __slots__ = ("_closed", "_conn", "_raw", "lock", "on_commit", "path", "synchronous_commit",
-                 "url")
+    __slots__ = ("_closed", "_conn", "_prepared", "_raw", "lock", "on_commit", "path",
+                 "synchronous_commit", "url")
 
     def __init__(self, url: str, *, synchronous_commit: bool = False) -> None:
         self.url = url
@@ -223,6 +224,7 @@ class PgDatabase:
         self._closed = False
         self._raw = connect(url, synchronous_commit=synchronous_commit)
         self._conn = PgConnection(self._raw)
+        self._prepared = PreparedStatements(self._raw)
 
     @property
     def conn(self) -> PgConnection:
@@ -236,6 +238,7 @@ class PgDatabase:
         if self._raw.broken or self._raw.closed:
             self._raw = connect(self.url, synchronous_commit=self.synchronous_commit)
             self._conn = PgConnection(self._raw)
+            self._prepared = PreparedStatements(self._raw)
         return self._conn
 
     @contextmanager
@@ -307,11 +310,15 @@ class PgDatabase:
         self._retrying(transaction)
 
     def write_statement(self, sql: str, params: Sequence[Any]) -> None:
-        """Run one statement (numbered ``$1`` placeholders, sent unparsed) as its own
-        transaction: committed, or rolled back whole, when the server answers (callers
-        hold :attr:`lock`). Serialization failures and deadlocks are retried as in
-        :meth:`write`."""
-        self._retrying(lambda: psycopg.RawCursor(self.conn.raw).execute(sql, params))
+        """Run one statement (numbered ``$1`` placeholders) as its own transaction,
+        prepared once per connection (:mod:`store.pg.prepared`): committed, or rolled
+        back whole, when the server answers (callers hold :attr:`lock`). Serialization
+        failures and deadlocks are retried as in :meth:`write`."""
+        def statement() -> None:
+            self.conn  # noqa: B018 - replaces a broken connection (and its statements)
+            self._prepared.run(sql, params)
+
+        self._retrying(statement)
 
     def _retrying(self, transaction: Callable[[], Any]) -> Any:
         """Run ``transaction`` until it passes without a serialization failure or

@@ -18,9 +18,10 @@ Most batches (a step's completion with the dependants it queues, a run's end) be
 ``WITH`` clause, and the final ``SELECT`` checks that each update changed its row. A
 single statement on an autocommit connection is its own transaction, committed (or
 rolled back whole) before the server answers, with no ``BEGIN`` / ``COMMIT`` to send:
-the cost of one committed row plus the rows' bytes. Batches too large for one
-statement's parameters, and a run update naming a failing step (its identity is read
-inside the transaction), go as a pipelined transaction instead
+the cost of one committed row plus the rows' bytes. Large batches (more than
+:data:`MAX_PARAMS` parameters or :data:`MAX_UPDATES` step updates), and a run update
+naming a failing step (its identity is read inside the transaction), go as a pipelined
+transaction instead
 (:meth:`~store.pg.connection.PgDatabase.write_pipelined`).
 """
 
@@ -69,8 +70,13 @@ _SET_RUN = """UPDATE runs SET status = ?, updated_at = ?,
   outputs = COALESCE(?, outputs)
 WHERE id = ? RETURNING 1"""
 _UPDATE_RUN = f"WITH moved AS ({_SET_RUN}) SELECT 1 / count(*) FROM moved"
-#: Parameters one statement may carry (the wire protocol's limit is 65,535).
-MAX_PARAMS = 30_000
+#: Parameters one statement carries at most; a larger batch is pipelined (a statement
+#: of thousands of parameters costs the server more to parse than a prepared insert
+#: sent once per row).
+MAX_PARAMS = 2_000
+#: Step updates one statement carries at most (each is a ``WITH`` clause the server
+#: plans: hundreds of them cost far more than a pipelined update per row).
+MAX_UPDATES = 16
 #: Statement text per batch shape (inserts, updates, artifacts, reviews, run update).
 _SHAPES: dict[tuple[int, int, int, int, bool], str] = {}
 _INSERT_HEAD = INSERT_STEP.split(" VALUES ")[0]
@@ -94,8 +100,9 @@ class PgStepWriter(StepWriter):
         reviews = [(review_id_for(run_id, step_id), run_id, step_id, block_id, encode(data),
                     now) for step_id, block_id, data in plan.reviews]
         reviews = list({row[0]: row for row in reversed(reviews)}.values())
-        if len(inserts) * 26 + len(updates) * 24 + len(artifacts) * 6 + \
-                len(reviews) * 6 > MAX_PARAMS or not (inserts or updates or run_update):
+        params = len(inserts) * 26 + len(updates) * 24 + len(artifacts) * 6 + len(reviews) * 6
+        if params > MAX_PARAMS or len(updates) > MAX_UPDATES or \
+                not (inserts or updates or run_update):
             return None
         shape = (len(inserts), len(updates), len(artifacts), len(reviews),
                  run_update is not None)
@@ -104,13 +111,13 @@ class PgStepWriter(StepWriter):
             if len(_SHAPES) > 512:
                 _SHAPES.clear()
             sql = _SHAPES[shape] = _compose(*shape)
-        params: list[Any] = []
+        values: list[Any] = []
         for rows in (inserts, updates, artifacts, reviews):
             for row in rows:
-                params.extend(row)
+                values.extend(row)
         if run_update is not None:
-            params.extend(self._run_params(run_id, run_update, None, now))
-        return sql, params
+            values.extend(self._run_params(run_id, run_update, None, now))
+        return sql, values
 
     def write(self, conn: Any, run_id: str, plan: Plan, run_update: RunUpdate | None,
               now: float) -> None:

@@ -119,14 +119,14 @@ def run_plain(kwargs: dict[str, Any]) -> int:
 
     try:
         return int(handle_errors(run_command)(**kwargs))
+    except (KeyboardInterrupt, EOFError):
+        print("\nAborted!", file=sys.stderr)
+        return 1
     except Exception as exc:
         typer = sys.modules.get("typer")  # loaded by whatever raised typer.Exit
         if typer is not None and isinstance(exc, typer.Exit):
             return int(exc.exit_code)
         raise
-    except (KeyboardInterrupt, EOFError):
-        print("\nAborted!", file=sys.stderr)
-        return 1
 
 
 #: The modules every ``stepwell run`` imports (the engine, the store, the YAML loader);

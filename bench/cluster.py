@@ -3,7 +3,8 @@
 - **Per step on PostgreSQL**: W1 ``chain`` and W2 ``fanout`` (``bench.workloads``) on a
   PostgreSQL store, at both durabilities, in multiples of the floor (one small row
   inserted and committed through psycopg on the same server, with the session settings
-  the store gives that durability), beside DBOS on the same server (its native
+  the store gives that durability; ``floor, prepared`` sends it as the store sends a
+  step's writes, a statement prepared on libpq), beside DBOS on the same server (its native
   backend; its own database ``<database>_dbos``). DBOS commits every step
   synchronously, like stepwell's ``full``; ``process`` is stepwell's default.
 - **Runs per second with 1, 2 and 4 workers**: queued runs of a start block and three
@@ -63,8 +64,12 @@ def per_step(url: str, steps: int, repeat: int, dbos: bool) -> Table:
     """W1/W2 per step on PostgreSQL: stepwell (both durabilities) in multiples of the
     floor (one committed row through psycopg, same server, same session settings), and
     DBOS."""
-    floor = {d: _measure("floor", "row", str(FLOOR_ROWS), d, url, "--repeat",
-                         str(repeat))["wall"] / FLOOR_ROWS * 1e6 for d in ("process", "full")}
+    def floor_us(kind: str, durability: str) -> float:
+        r = _measure("floor", kind, str(FLOOR_ROWS), durability, url, "--repeat", str(repeat))
+        return r["wall"] / FLOOR_ROWS * 1e6
+
+    floor = {d: floor_us("row", d) for d in ("process", "full")}
+    bare = {d: floor_us("row-prepared", d) for d in ("process", "full")}
     table = Table(title=f"Per step on PostgreSQL ({steps} steps, median of {repeat}; floor: "
                         "one committed row through psycopg)")
     for col in ("workload", "process us", "x floor", "full us", "x floor", "DBOS us",
@@ -72,6 +77,9 @@ def per_step(url: str, steps: int, repeat: int, dbos: bool) -> Table:
         table.add_column(col, justify="left" if col == "workload" else "right")
     table.add_row("floor", f"{floor['process']:,.0f}", "1.0x", f"{floor['full']:,.0f}",
                   "1.0x", "-", "-", "-")
+    table.add_row("floor, prepared", f"{bare['process']:,.0f}",
+                  f"{bare['process'] / floor['process']:.1f}x", f"{bare['full']:,.0f}",
+                  f"{bare['full'] / floor['full']:.1f}x", "-", "-", "-")
     for workload in ("chain", "fanout"):
         cells = {}
         for durability in ("process", "full"):

@@ -13,7 +13,8 @@ the step count (stepwell's read back from the database, DBOS's workflow result c
 the floor: ``ROWS`` small JSON rows, each inserted and committed on its own through
 psycopg (one round trip, an autocommit statement), on a connection with the session
 settings the store gives that durability (``process``: ``synchronous_commit = off``;
-``full``: the server's own, on by default).
+``full``: the server's own, on by default). With the workload ``row-prepared`` the
+insert is a statement prepared on libpq, sent as the store sends a step's writes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -48,9 +50,12 @@ def stepwell_run(workload: str, steps: int, durability: str, url: str) -> float:
     return wall
 
 
-def floor_rows(rows: int, durability: str, url: str) -> float:
-    """Wall seconds of ``rows`` committed one-row inserts on a fresh schema of ``url``."""
+def floor_rows(rows: int, durability: str, url: str, *, prepared: bool = False) -> float:
+    """Wall seconds of ``rows`` committed one-row inserts on a fresh schema of ``url``,
+    through psycopg's ``execute``, or (``prepared``) as a statement prepared on libpq
+    the way the store sends a step's writes (:mod:`store.pg.prepared`)."""
     from store.pg.connection import connect
+    from store.pg.prepared import PreparedStatements
     from store.pg.scratch import scratch_schema
 
     body = json.dumps({"n": 1})
@@ -59,11 +64,15 @@ def floor_rows(rows: int, durability: str, url: str) -> float:
         try:
             conn.execute("CREATE TABLE t (id BIGSERIAL PRIMARY KEY, step TEXT, body TEXT)")
             insert = "INSERT INTO t (step, body) VALUES (%s, %s)"
+            run: Any = conn.execute
+            if prepared:
+                insert = "INSERT INTO t (step, body) VALUES ($1, $2)"
+                run = PreparedStatements(conn).run
             for i in range(20):
-                conn.execute(insert, (f"warm{i}", body))
+                run(insert, (f"warm{i}", body))
             start = time.perf_counter()
             for i in range(rows):
-                conn.execute(insert, (f"s{i}", body))
+                run(insert, (f"s{i}", body))
             wall = time.perf_counter() - start
             count = conn.execute("SELECT count(*) FROM t").fetchone()
         finally:
@@ -113,14 +122,15 @@ def main(argv: list[str] | None = None) -> None:
     """Parse arguments, measure, print one JSON line."""
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_measure")
     parser.add_argument("system", choices=["stepwell", "dbos", "floor"])
-    parser.add_argument("workload", choices=["chain", "fanout", "row"])
+    parser.add_argument("workload", choices=["chain", "fanout", "row", "row-prepared"])
     parser.add_argument("steps", type=int)
     parser.add_argument("durability", help="process or full (stepwell, floor); - for dbos")
     parser.add_argument("url")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     if args.system == "floor":
-        walls = [floor_rows(args.steps, args.durability, args.url)
+        walls = [floor_rows(args.steps, args.durability, args.url,
+                            prepared=args.workload == "row-prepared")
                  for _ in range(args.repeat + 1)]
     elif args.system == "stepwell":
         walls = [stepwell_run(args.workload, args.steps, args.durability, args.url)

@@ -129,10 +129,10 @@ def run_plain(kwargs: dict[str, Any]) -> int:
         raise
 
 
-#: The modules every ``stepwell run`` imports (the engine, the store, the YAML loader);
-#: all but ``--quiet`` also read the run back (``store.client``).
+#: The modules every ``stepwell run`` imports (the engine, the store, the YAML loader,
+#: the event loop); all but ``--quiet`` also read the run back (``store.client``).
 _RUN_MODULES = ("engine.cli_run", "engine.cli_support", "engine.cli_inputs", "engine.core",
-                "engine.launch", "engine.loading", "store.sqlite")
+                "engine.launch", "engine.loading", "engine.plugins", "store.sqlite", "asyncio")
 
 
 def _import_for_good(modules: Sequence[str]) -> None:

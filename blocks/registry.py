@@ -103,7 +103,7 @@ class BlockRegistry:
         impl = self._types.get(canonical)
         if impl is not None:
             return impl
-        if canonical in self._lazy:
+        if canonical in self._lazy or canonical in self._types:
             return self._load(canonical)
         raise RegistryError(
             f"Unknown block type {name!r}. Known types: {', '.join(self.names())}. "
@@ -111,8 +111,16 @@ class BlockRegistry:
         )
 
     def _load(self, name: str) -> BlockType:
-        """Import and instantiate the lazy entry ``name``; it then stays registered."""
-        target, authorable = self._lazy[name]
+        """Import and instantiate the lazy entry ``name``; it then stays registered.
+
+        Threads may race here (a server's requests share one registry): the entry moves
+        to the loaded types before it leaves the lazy ones, and the first instance
+        stored is the one every caller gets.
+        """
+        entry = self._lazy.get(name)
+        if entry is None:  # another thread has just loaded it
+            return self._types[name]
+        target, authorable = entry
         module, _, attr = target.partition(":")
         impl = getattr(importlib.import_module(module), attr)()
         if impl.type_name != name or impl.authorable != authorable:
@@ -121,8 +129,8 @@ class BlockRegistry:
                 f"class says type_name={impl.type_name!r}, authorable={impl.authorable}. "
                 "Make the register_lazy call match the class."
             )
-        self._types[name] = impl
-        del self._lazy[name]
+        impl = self._types.setdefault(name, impl)
+        self._lazy.pop(name, None)
         return impl
 
     def __contains__(self, name: object) -> bool:
@@ -143,8 +151,8 @@ class BlockRegistry:
         return sorted(names)
 
     def _authorable(self, name: str) -> bool:
-        impl = self._types.get(name)
-        return impl.authorable if impl is not None else self._lazy[name][1]
+        entry = self._lazy.get(name)  # lazy first: a loading entry is in _types already
+        return entry[1] if entry is not None else self._types[name].authorable
 
     def copy(self) -> BlockRegistry:
         """A new registry with the same entries, to extend without touching this one."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -35,12 +36,12 @@ def test_names_are_listed_without_importing_and_stay_the_same_after() -> None:
 
 
 def test_a_workflow_of_one_type_imports_only_its_module() -> None:
-    code = ("import sys; from blocks.registry import default_registry; "
+    code = ("import json, sys; from blocks.registry import default_registry; "
             "r = default_registry(); r.get('start_json'); "
-            "print(sorted(m for m in sys.modules if m.startswith('blocks.')))")
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('blocks.'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
-    loaded = eval(out)  # noqa: S307 - a list literal printed by the child above
+    loaded = json.loads(out)
     assert "blocks.control" in loaded
     for module in ("blocks.function", "blocks.classifier", "blocks.conditional",
                    "blocks.parse", "blocks.api_call", "blocks.loops"):
@@ -78,3 +79,30 @@ def test_copy_loads_independently() -> None:
     assert "function" in clone and "functions" in clone
     with pytest.raises(RegistryError, match="Unknown block type 'nope'. Known types: "):
         clone.get("nope")
+
+
+def test_threads_loading_one_type_at_once_all_get_the_same_instance() -> None:
+    import threading
+
+    for _ in range(20):
+        registry = default_registry()
+        barrier = threading.Barrier(8)
+        got: list[object] = []
+        errors: list[BaseException] = []
+
+        def look(registry: BlockRegistry = registry, barrier: threading.Barrier = barrier,
+                 got: list[object] = got, errors: list[BaseException] = errors) -> None:
+            barrier.wait()
+            try:
+                got.append(registry.get("while_loop"))
+                registry.names()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=look) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors
+        assert len(got) == 8 and all(impl is got[0] for impl in got)

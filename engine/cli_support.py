@@ -58,14 +58,14 @@ def stdout() -> Console:
     """
     from rich.console import Console
 
-    return Console(width=_width(sys.stdout), highlight=False)
+    return Console(width=_width(sys.stdout), highlight=False, emoji=False)
 
 
 def stderr() -> Console:
     """A console on the current stderr, for errors and hints (same width rule)."""
     from rich.console import Console
 
-    return Console(stderr=True, width=_width(sys.stderr), highlight=False)
+    return Console(stderr=True, width=_width(sys.stderr), highlight=False, emoji=False)
 
 
 def _width(stream: Any) -> int | None:

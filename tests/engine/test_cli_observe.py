@@ -326,6 +326,8 @@ def test_validate_and_graph_load_custom_blocks(tmp_path: Path) -> None:
                      cwd=ROOT)
     assert drawn.returncode == 0 and "expense_policy" in drawn.stdout
     for spec, message in (("no_such_module_xyz:X", "cannot import"),
+                          # ':x' must not turn into an emoji code in the message
+                          ("no_such_module_xyz:x", "--blocks no_such_module_xyz:x: cannot"),
                           ("examples.fastapi_sse.app:WORKFLOW", "holds no block types")):
         bad = stepwell("validate", workflow, "--blocks", spec, cwd=ROOT)
         assert bad.returncode == 2 and message in bad.stderr

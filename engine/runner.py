@@ -15,10 +15,13 @@ So a step's completion is always committed before anything that depends on it st
 Blocks whose handler never suspends for their config (``BlockType.runs_inline``: pure
 control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
 them right after the commit that marks them ``running``, with no task, cancel scope or
-timer. Loop sentinels, which run no user code and return at once, are not worth a
-commit of their own: their ``queued`` and ``running`` transitions are committed with
-their outcome, as one row update. Every other step is ``running`` in the database before
-its handler starts, so a step that ran when its process died counts as an attempt. The
+timer. Loop sentinels run no user code and return at once: their ``queued`` and
+``running`` are committed with their outcome (one row update), and when only sentinels
+start, what came before them waits for the next commit too: the one that marks a step
+``running`` before its handler starts, or the one the driver makes before it waits. A
+crash in between loses engine work only, which a resumed run does again. So every other
+step is ``running`` in the database before its handler starts (a step that ran when its
+process died counts as an attempt), after every completion it depends on. The
 driver yields to the event loop every few milliseconds so the cancel watcher and async
 workers keep running. A retry of an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
@@ -189,6 +192,7 @@ class Runner:
                     continue
                 if self._in_flight == 0 and not self._backlog:
                     break
+                self._flush()  # what sentinels left uncommitted: nothing waits for it
                 await self._receive(recv)
                 yielded = time.monotonic()
             tg.cancel_scope.cancel()
@@ -216,8 +220,10 @@ class Runner:
             sched.mark_running(task.step_id)
             self._in_flight += 1
             starting.append((task, task.retry_count == 0 and self._runs_inline(task.node)))
-        self._flush(hold={task.step_id for task, inline in starting
-                          if inline and task.node.sentinel_role is not None})
+        hold = {task.step_id for task, inline in starting
+                if inline and task.node.sentinel_role is not None}
+        if not starting or len(hold) < len(starting):
+            self._flush(hold=hold)
         for task, inline in starting:
             if inline:
                 self._run_inline(task, tg, send)

@@ -205,7 +205,9 @@ def _batches() -> list[tuple[list[StepEvent], RunUpdate | None]]:
     run updates (one naming a failing step)."""
     proposed = {"output-json-0": Payload.json({"amount": 100})}
     return [
-        ([ev("a", S.PENDING), ev("b", S.PENDING), ev("gate", S.PENDING, block_type="hil")],
+        ([ev("a", S.PENDING), ev("b", S.PENDING), ev("gate", S.PENDING, block_type="hil"),
+          *(ev(f"item_{n}", S.PENDING, control={"item": n, "text": "tab\there"})
+            for n in range(100))],
          RunUpdate(status=RunStatus.RUNNING)),
         (lifecycle("a")[1:3], None),
         ([ev("a", S.COMPLETED, outputs=proposed, artifact={"operation": "function_invocation",
@@ -240,8 +242,11 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
     monkeypatch.setattr(PgDatabase, "write_statement", lambda db, sql, params: (
         single.append(sql), write_statement(db, sql, params)))
     written = []
-    for max_params in (writes.MAX_PARAMS, -1):  # -1: every batch pipelined
+    # By default: the batch of 103 new steps copies them in, the one naming a failing
+    # step is pipelined, the others are one statement each. Then: all pipelined.
+    for max_params, copy_inserts in ((writes.MAX_PARAMS, writes.COPY_INSERTS), (-1, 10**6)):
         monkeypatch.setattr(writes, "MAX_PARAMS", max_params)
+        monkeypatch.setattr(writes, "COPY_INSERTS", copy_inserts)
         schema, url = fresh_schema()
         try:
             with PostgresStore(url) as store:
@@ -252,8 +257,8 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
         finally:
             drop(schema)
     assert written[0] == written[1]
-    assert len(single) == 4  # all but the batch naming a failing step, by default only
-    assert [len(rows) for rows in written[0].values()] == [3, 1, 1, 1]
+    assert len(single) == 3
+    assert [len(rows) for rows in written[0].values()] == [103, 1, 1, 1]
 
 
 def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  # noqa: F811

@@ -43,3 +43,25 @@ def block_the_loop(data: Any) -> dict[str, Any]:
     finally:
         conn.close()
     return {"beat_during_sleep": beat > started}
+
+
+def body_committed(data: Any) -> dict[str, Any]:
+    """A while loop's body: fail unless this step is ``running`` in the database and the
+    previous iteration's body is ``completed`` there (step ids ``loop_iter_<i>_bump``)."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    ctx = current_context()
+    assert ctx is not None
+    iteration = int(ctx.step_id.split("_")[2])
+    wanted = {ctx.step_id: "running"}
+    if iteration:
+        wanted[f"loop_iter_{iteration - 1}_bump"] = "completed"
+    conn = sqlite3.connect(DB["path"])
+    try:
+        for step_id, status in wanted.items():
+            row = conn.execute("SELECT status FROM steps WHERE run_id = ? AND step_id = ?",
+                               (ctx.run_id, step_id)).fetchone()
+            if row is None or row[0] != status:
+                raise RuntimeError(f"{step_id} is {row and row[0]!r} while {ctx.step_id} runs")
+    finally:
+        conn.close()
+    return {"n": n + 1}

@@ -16,6 +16,7 @@ from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.values import Payload, RunStatus
 from engine.core import Engine
 from engine.definition import Workflow
+from store.sqlite import SQLiteStore
 from tests.engine import runner_targets
 
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
@@ -44,6 +45,43 @@ def test_an_inline_step_starts_only_after_its_upstream_completion_is_committed(
         steps = engine.client.workflows.steps.list(result.run_id, limit=100).data
     assert [s.lifecycle.status for s in steps].count("completed") == 41
 
+
+
+def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_database(
+        tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    runner_targets.DB["path"] = str(db)
+    iterations = 12
+    condition = {"logical_operator": "and", "sub_conditions": [
+        {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than",
+         "value": iterations + 1}]}
+    workflow = (Workflow.builder("loop")
+                .block("start", "start_json")
+                .block("loop", "while_loop", config={"max_iterations": iterations,
+                                                     "termination_condition": condition})
+                .block("bump", "function", parent="loop", config={
+                    "python": "tests.engine.runner_targets:body_committed",
+                    "output_schema": SCHEMA})
+                .block("done", "end")
+                .edge("start", "loop", target_handle="loop-left-in")
+                .edge("loop", "bump", source_handle="loop-left-out")
+                .edge("bump", "loop", target_handle="loop-right-in")
+                .edge("loop", "done", source_handle="loop-right-out")
+                .build())
+    with Engine(db) as engine:
+        result = engine.run(workflow, {"start": {"n": 0}})
+    assert result.ok, result.error
+    store = SQLiteStore(db)
+    try:
+        trail = store.transitions(result.run_id)
+    finally:
+        store.close()
+    # Each committed batch stamps its transitions with one time: the sentinels of an
+    # iteration go with the commit that starts its body (plus four: the steps' creation,
+    # the start block, the loop's opening and the run's end). Three per iteration before.
+    assert len({t["at"] for t in trail}) <= iterations + 4
+    assert [t["status"] for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"] \
+        == ["pending", "queued", "running", "completed"]
 
 class _Sleepy(BlockType):
     """Claims to run inline, then awaits a sleep: a contract violation."""

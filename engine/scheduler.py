@@ -354,6 +354,9 @@ class Scheduler:
         """All connected inputs are settled: release or skip by join mode."""
         if self._cancelled is not None:
             return
+        if not step.dead:  # every input arrived: released whatever the join mode
+            self._ready.append(step)
+            return
         dead = self._first_dead(step)
         error_dead = self._first_dead(step, by_error=True)
         mode = step.node.join

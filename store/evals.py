@@ -14,41 +14,45 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from engine.contracts.catalog import FileEntry, FileFilters, UploadSession
 from engine.contracts.errors import NotFoundError
-from engine.contracts.evals import (
-    BlockExecution,
-    EvalDefinition,
-    EvalResult,
-    EvalRun,
-    EvalRunFilters,
-)
-from engine.contracts.reads import RecordPage
 from store.codec import dumps, loads
 from store.connection import Database
 from store.paging import keyset_page
 
+if TYPE_CHECKING:
+    from engine.contracts.catalog import FileEntry, FileFilters, UploadSession
+    from engine.contracts.evals import (
+        BlockExecution,
+        EvalDefinition,
+        EvalResult,
+        EvalRun,
+        EvalRunFilters,
+    )
+    from engine.contracts.reads import RecordPage
+
 T = TypeVar("T")
 
-#: record type -> (table, JSON fields).
-TABLES: dict[type, tuple[str, tuple[str, ...]]] = {
-    EvalDefinition: ("evals", ("source", "handle_inputs", "assertion")),
-    EvalRun: ("eval_runs", ("scope",)),
-    EvalResult: ("eval_results", ("handle_inputs", "handle_outputs", "artifact",
+#: record type name -> (table, JSON fields). Keyed by name: the record classes are
+#: imported when a method needs one, so a store that is only used to run workflows
+#: never builds them.
+TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "EvalDefinition": ("evals", ("source", "handle_inputs", "assertion")),
+    "EvalRun": ("eval_runs", ("scope",)),
+    "EvalResult": ("eval_results", ("handle_inputs", "handle_outputs", "artifact",
                                   "assertion_result", "warnings")),
-    BlockExecution: ("block_executions", ("handle_inputs", "handle_outputs",
+    "BlockExecution": ("block_executions", ("handle_inputs", "handle_outputs",
                                           "routing_decisions", "artifact", "block_config")),
-    FileEntry: ("file_entries", ()),
-    UploadSession: ("uploads", ()),
+    "FileEntry": ("file_entries", ()),
+    "UploadSession": ("uploads", ()),
 }
 
 
 def json_fields(record: T) -> T:
     """``record`` with its JSON fields copied through the codec (StorageError when JSON
     cannot hold one)."""
-    _, fields = TABLES[type(record)]
+    _, fields = TABLES[type(record).__name__]
     owner = str(getattr(record, "id", ""))
     copied = {f: json.loads(dumps(getattr(record, f), f, owner)) for f in fields}
     return dataclasses.replace(record, **copied)  # type: ignore[type-var]
@@ -92,7 +96,7 @@ def _columns(kind: type) -> list[str]:
 
 
 def _row(record: Any) -> list[Any]:
-    _, fields = TABLES[type(record)]
+    _, fields = TABLES[type(record).__name__]
     owner = str(getattr(record, "id", ""))
     out = []
     for name in _columns(type(record)):
@@ -102,7 +106,7 @@ def _row(record: Any) -> list[Any]:
 
 
 def _record(kind: type[T], row: Sequence[Any]) -> T:
-    _, fields = TABLES[kind]
+    _, fields = TABLES[kind.__name__]
     values = {name: loads(value) if name in fields else value
               for name, value in zip(_columns(kind), row, strict=True)}
     if "cancel_requested" in values:
@@ -111,7 +115,7 @@ def _record(kind: type[T], row: Sequence[Any]) -> T:
 
 
 def _replace(conn: Any, record: Any, key: Sequence[str] = ("id",)) -> None:
-    table, _ = TABLES[type(record)]
+    table, _ = TABLES[type(record).__name__]
     columns = _columns(type(record))
     where = " AND ".join(f"{k} = ?" for k in key)
     conn.execute(f"DELETE FROM {table} WHERE {where}", [getattr(record, k) for k in key])
@@ -132,7 +136,7 @@ class SQLEvals:
 
     def _select(self, kind: type[T], where: str, params: Sequence[Any], action: str
                 ) -> list[T]:
-        table, _ = TABLES[kind]
+        table, _ = TABLES[kind.__name__]
         with self.db.read(action) as conn:
             rows = conn.execute(f"SELECT {', '.join(_columns(kind))} FROM {table} "
                                 f"WHERE {where} ORDER BY created_at, id", list(params)
@@ -161,6 +165,8 @@ class SQLEvals:
 
     def get_eval(self, eval_id: str, organization_id: str) -> EvalDefinition:
         """One eval. Raises NotFoundError."""
+        from engine.contracts.evals import EvalDefinition
+
         return self._one(EvalDefinition, eval_id, organization_id, "eval")
 
     def delete_eval(self, eval_id: str, organization_id: str) -> None:
@@ -178,6 +184,8 @@ class SQLEvals:
         where, params = "organization_id = ? AND workflow_id = ?", [organization_id, workflow_id]
         if block_id is not None:
             where, params = where + " AND block_id = ?", [*params, block_id]
+        from engine.contracts.evals import EvalDefinition
+
         rows = self._select(EvalDefinition, where, params, "listing evals")
         return self._page(rows, limit=limit, after=after, before=before,
                           descending=descending, kind="eval")
@@ -214,12 +222,16 @@ class SQLEvals:
 
     def get_eval_run(self, run_id: str, organization_id: str) -> EvalRun:
         """One eval run. Raises NotFoundError."""
+        from engine.contracts.evals import EvalRun
+
         return self._one(EvalRun, run_id, organization_id, "eval run")
 
     def page_eval_runs(self, organization_id: str, filters: EvalRunFilters, *,
                        limit: int = 50, after: str | None = None, before: str | None = None,
                        descending: bool = True) -> RecordPage[EvalRun]:
         """One page of eval runs matching ``filters``."""
+        from engine.contracts.evals import EvalResult, EvalRun
+
         runs = self._select(EvalRun, "organization_id = ?", [organization_id],
                             "listing eval runs")
         results: list[EvalResult] = []
@@ -238,6 +250,8 @@ class SQLEvals:
 
     def get_eval_result(self, result_id: str, organization_id: str) -> EvalResult:
         """One result. Raises NotFoundError."""
+        from engine.contracts.evals import EvalResult
+
         return self._one(EvalResult, result_id, organization_id, "eval result")
 
     def page_eval_results(self, organization_id: str, *, eval_run_id: str | None = None,
@@ -250,6 +264,8 @@ class SQLEvals:
             where, params = where + " AND eval_run_id = ?", [*params, eval_run_id]
         if eval_id is not None:
             where, params = where + " AND eval_id = ?", [*params, eval_id]
+        from engine.contracts.evals import EvalResult
+
         rows = self._select(EvalResult, where, params, "listing eval results")
         return self._page(rows, limit=limit, after=after, before=before,
                           descending=descending, kind="eval result")
@@ -262,6 +278,8 @@ class SQLEvals:
 
     def get_block_execution(self, execution_id: str, organization_id: str) -> BlockExecution:
         """One block execution. Raises NotFoundError."""
+        from engine.contracts.evals import BlockExecution
+
         return self._one(BlockExecution, execution_id, organization_id, "block execution")
 
     def page_block_executions(self, organization_id: str, *, run_id: str, block_id: str,
@@ -269,6 +287,8 @@ class SQLEvals:
                               before: str | None = None, descending: bool = True
                               ) -> RecordPage[BlockExecution]:
         """One page of the executions of one block of one run."""
+        from engine.contracts.evals import BlockExecution
+
         rows = self._select(BlockExecution, "organization_id = ? AND source_run_id = ? AND "
                             "block_id = ?", [organization_id, run_id, block_id],
                             "listing block executions")
@@ -292,12 +312,16 @@ class SQLEvals:
 
     def file_entry(self, file_id: str, organization_id: str) -> FileEntry:
         """One file of an organization. Raises NotFoundError."""
+        from engine.contracts.catalog import FileEntry
+
         return self._one(FileEntry, file_id, organization_id, "file")
 
     def page_files(self, organization_id: str, filters: FileFilters, *, limit: int = 10,
                    after: str | None = None, before: str | None = None,
                    descending: bool = True) -> RecordPage[FileEntry]:
         """One page of an organization's files."""
+        from engine.contracts.catalog import FileEntry
+
         rows = [f for f in self._select(FileEntry, "organization_id = ?", [organization_id],
                                         "listing files") if file_matches(f, filters)]
         return self._page(rows, limit=limit, after=after, before=before,
@@ -309,6 +333,8 @@ class SQLEvals:
 
     def upload(self, upload_id: str) -> UploadSession:
         """One upload session. Raises NotFoundError."""
+        from engine.contracts.catalog import UploadSession
+
         found = self._select(UploadSession, "id = ?", [upload_id], f"reading upload {upload_id}")
         if not found:
             raise NotFoundError("upload", upload_id)

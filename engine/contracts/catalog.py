@@ -14,10 +14,9 @@ records the file in the catalog. Its id (``upl_...``) stays a valid name for the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from engine.contracts.reads import RecordPage
+# The protocol lives apart so that composing Store imports no record class.
+from engine.contracts.file_catalog import FileCatalog  # noqa: F401 - re-exported
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,43 +62,3 @@ class FileFilters:
     mime_type: str | None = None
     created_from: float | None = None
     created_to: float | None = None
-
-
-@runtime_checkable
-class FileCatalog(Protocol):
-    """Per-organization file entries and upload sessions."""
-
-    def record_file(self, entry: FileEntry) -> FileEntry:
-        """Record that ``entry.organization_id`` owns the file (committed); recording it
-        again returns the first entry unchanged."""
-        ...
-
-    def file_entry(self, file_id: str, organization_id: str) -> FileEntry:
-        """One file of the organization.
-
-        Raises:
-            NotFoundError: the organization has no such file.
-        """
-        ...
-
-    def page_files(self, organization_id: str, filters: FileFilters, *, limit: int = 10,
-                   after: str | None = None, before: str | None = None,
-                   descending: bool = True) -> RecordPage[FileEntry]:
-        """One page of the organization's files ordered by ``(created_at, id)``.
-
-        Raises:
-            NotFoundError: the cursor is not a file of this list.
-        """
-        ...
-
-    def save_upload(self, session: UploadSession) -> None:
-        """Insert or replace an upload session (committed)."""
-        ...
-
-    def upload(self, upload_id: str) -> UploadSession:
-        """One upload session, whatever its organization (the token authorizes it).
-
-        Raises:
-            NotFoundError: no such upload.
-        """
-        ...

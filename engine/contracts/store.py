@@ -9,8 +9,8 @@ who needs what:
 - :class:`ReviewStore`: human reviews, their decisions and corrected versions;
 - :class:`WorkflowStore`: the registry of workflows applied over HTTP;
 - :class:`~engine.contracts.versions.VersionStore`: their drafts and published versions;
-- :class:`~engine.contracts.evals.EvalStore`: block evals and block executions;
-- :class:`~engine.contracts.catalog.FileCatalog`: which organization owns which file;
+- :class:`~engine.contracts.eval_store.EvalStore`: block evals and block executions;
+- :class:`~engine.contracts.file_catalog.FileCatalog`: which organization owns which file;
 - :class:`ReadStore`: typed queries for the read API (:mod:`engine.contracts.reads`) and
   overviews of runs (:mod:`engine.contracts.outline`);
 - :class:`Store`: all of them, what ``Engine(store=...)`` takes.
@@ -34,11 +34,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from engine.contracts.catalog import FileCatalog
-from engine.contracts.evals import EvalStore
+from engine.contracts.eval_store import EvalStore
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
+from engine.contracts.file_catalog import FileCatalog
 from engine.contracts.files import FileStore
-from engine.contracts.outline import OutlineStore
+from engine.contracts.outline_store import OutlineStore
 from engine.contracts.values import Payload, RunStatus, StepStatus
 from engine.contracts.versions import VersionStore
 

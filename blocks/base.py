@@ -22,7 +22,7 @@ Handlers never touch the database: they return values and raise
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,8 +43,10 @@ from engine.contracts.blocks import (
 from engine.contracts.definition import BlockDef
 from engine.contracts.errors import Diagnostic
 from engine.contracts.files import FileStore
-from engine.contracts.policy import SecurityPolicy
 from engine.contracts.values import Payload
+
+if TYPE_CHECKING:  # the policy is named in a signature; blocks that check one import it
+    from engine.contracts.policy import SecurityPolicy
 
 __all__ = [
     "CURRENT_CONTEXT", "BlockContext", "BlockResult", "BlockRole", "BlockType", "Control",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import hashlib
 import json
 import zlib
 from collections.abc import Callable, Mapping
@@ -106,6 +107,47 @@ def pack(text: str) -> str | bytes:
     packed = zlib.compress(text.encode(), 1)  # level 6 is 3x slower, hardly smaller
     return packed if len(packed) < len(text) else text
 
+
+
+@dataclasses.dataclass(slots=True)
+class EncodedDefinition:
+    """A workflow definition as the ``definitions`` table holds it."""
+
+    #: The dict it was encoded from (held: the cache below compares identities).
+    source: Any
+    #: Its compact JSON text.
+    text: str
+    #: The row id: 32 hex digits of the text's sha256.
+    id: str
+    _packed: str | bytes | None = None
+
+    def packed(self) -> str | bytes:
+        """The column value (:func:`pack`), computed on first use."""
+        if self._packed is None:
+            self._packed = pack(self.text)
+        return self._packed
+
+
+_LAST_DEFINITION: list[EncodedDefinition] = []
+
+
+def encoded_definition(definition: Any, owner: str) -> EncodedDefinition:
+    """``definition`` encoded, hashed (and packed when asked), once per dict object.
+
+    Runs of one shared compiled graph (:func:`engine.graph.compile_shared`) pass the same
+    dict, which nothing changes, and a 1,000-block definition takes milliseconds to
+    encode, hash and compress: the last one is kept. Do not change a dict once stored.
+
+    Raises:
+        StorageError: the definition holds a value JSON cannot (naming ``owner``).
+    """
+    last = _LAST_DEFINITION[0] if _LAST_DEFINITION else None
+    if last is not None and last.source is definition:
+        return last
+    text = dumps(definition, "definition", owner)
+    encoded = EncodedDefinition(definition, text, hashlib.sha256(text.encode()).hexdigest()[:32])
+    _LAST_DEFINITION[:] = [encoded]
+    return encoded
 
 def encode_inputs(
     inputs: Mapping[str, InputRecord], step_id: str, files: LocalFileStore

@@ -32,7 +32,6 @@ connection (:class:`~store.connection.Database`) under one lock.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import shutil
@@ -55,7 +54,7 @@ from engine.contracts.files import FileStore
 from engine.contracts.store import PersistedRun, PersistedStep
 from engine.contracts.values import TERMINAL, RunStatus, StepStatus
 from store.checkpoint import Checkpointer
-from store.codec import decode_outputs, dumps, inline_blobs, loads, pack
+from store.codec import decode_outputs, dumps, encoded_definition, inline_blobs, loads
 from store.connection import is_memory_path, open_database, storage_error
 from store.deletes import SQLRunDeletion
 from store.evals import SQLEvals
@@ -146,12 +145,15 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
     def create_run(self, run: NewRun, *, now: float) -> None:
         """Insert the run row (status ``pending``, owned by this process, heartbeat now).
 
+        The definition is encoded once for runs of one shared compiled graph
+        (:func:`store.codec.encoded_definition`).
+
         Raises:
             ConflictError: a run with this id exists.
             StorageError: the database cannot be written.
         """
-        definition = dumps(run.definition, "definition", run.run_id)
-        definition_id = hashlib.sha256(definition.encode()).hexdigest()[:32]
+        known = encoded_definition(run.definition, run.run_id)
+        definition_id = known.id
         params = (
             run.run_id, run.workflow_id, run.workflow_name, run.workflow_digest, definition_id,
             dumps(run.inputs, "inputs", run.run_id), dumps(run.metadata, "metadata", run.run_id),
@@ -161,7 +163,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
 
         def insert(conn: sqlite3.Connection) -> None:
             if conn.execute(_HAS_DEFINITION, (definition_id,)).fetchone() is None:
-                conn.execute(INSERT_DEFINITION, (definition_id, pack(definition), now))
+                conn.execute(INSERT_DEFINITION, (definition_id, known.packed(), now))
             conn.execute(INSERT_RUN, params)
 
         db = self.db

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from store.codec import PACK_MIN_CHARS, encode, loads, pack
+from store.codec import PACK_MIN_CHARS, encode, encoded_definition, loads, pack
 from store.sqlite import SQLiteStore
 from tests.store.helpers import T0, new_run
 
@@ -42,3 +42,25 @@ def test_sqlite_stores_a_big_definition_compressed_once(tmp_path: Path) -> None:
         assert isinstance(raw, bytes) and size < len(encode(big)) / 10
         assert store.load_run("run_a").definition == big
         assert store.load_run("run_b").definition == big
+
+
+def test_a_definition_is_encoded_once_per_dict_and_anew_for_another() -> None:
+    definition = {"blocks": [{"id": f"b{i}", "type": "function"} for i in range(300)]}
+    first = encoded_definition(definition, "run_a")
+    assert encoded_definition(definition, "run_b") is first
+    assert loads(first.packed()) == definition and first.packed() is first.packed()
+    equal = {"blocks": list(definition["blocks"])}
+    again = encoded_definition(equal, "run_c")
+    assert again is not first and (again.text, again.id) == (first.text, first.id)
+    other = encoded_definition({"blocks": []}, "run_d")
+    assert other.id != first.id and loads(other.text) == {"blocks": []}
+
+
+def test_fresh_stores_share_the_encoding_of_one_definition(tmp_path: Path) -> None:
+    big = {"blocks": [{"id": f"b{i}", "type": "function", "config": {"x": "y" * 200}}
+                      for i in range(200)]}
+    for name in ("one", "two"):
+        with SQLiteStore(tmp_path / f"{name}.db") as store:
+            store.create_run(new_run("run_a", definition=big), now=T0)
+            assert store.load_run("run_a").definition == big
+    assert encoded_definition(big, "run_x").source is big

@@ -12,11 +12,18 @@ the first lookup of its name. The built-in set is registered that way, so a proc
 that runs one kind of block imports that block's module and no other. A lazy entry
 states its name and whether users may write it; both are checked against the class
 when it loads.
+
+Types whose discovery costs more than a short run (the installed plugins' entry
+points, :mod:`engine.plugins`) may be deferred (:meth:`BlockRegistry.defer`): their
+loader runs the first time a name is asked for that is not registered, a new type is
+registered, or the names are listed. A workflow of built-in types never runs it.
 """
 
 from __future__ import annotations
 
 import importlib
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.contracts.errors import RegistryError
@@ -32,6 +39,37 @@ class BlockRegistry:
         self._types: dict[str, BlockType] = {}
         self._lazy: dict[str, tuple[str, bool]] = {}
         self._aliases: dict[str, str] = {}
+        self._pending: Callable[[BlockRegistry], object] | None = None
+        self._settling = False
+        self._settle_lock = threading.RLock()
+
+    def defer(self, loader: Callable[[BlockRegistry], object]) -> None:
+        """Have ``loader(self)`` register more types when they are first needed: on the
+        first lookup of a name not registered, registration of a new name, or listing of
+        the names (see the module docstring). It runs once; when it raises, the error
+        reaches that caller and the next one runs it again.
+        """
+        self._pending = loader
+
+    def _settle(self) -> bool:
+        """Run the deferred loader, if any; whether types may have been added since the
+        caller looked. Threads wait for the one running it; the loader's own lookups
+        (same thread) see the registry as it is."""
+        if self._pending is None:
+            return False
+        with self._settle_lock:
+            loader = self._pending
+            if self._settling:
+                return False
+            if loader is None:  # another thread has just run it
+                return True
+            self._settling = True
+            try:
+                loader(self)
+                self._pending = None
+            finally:
+                self._settling = False
+        return True
 
     def register(self, block_type: BlockType, *, aliases: tuple[str, ...] = ()) -> BlockType:
         """Add a block type (and optional legacy aliases).
@@ -105,6 +143,8 @@ class BlockRegistry:
             return impl
         if canonical in self._lazy or canonical in self._types:
             return self._load(canonical)
+        if self._settle():
+            return self.get(name)
         raise RegistryError(
             f"Unknown block type {name!r}. Known types: {', '.join(self.names())}. "
             "Register custom types with `registry.register(MyBlock())`."
@@ -134,10 +174,15 @@ class BlockRegistry:
         return impl
 
     def __contains__(self, name: object) -> bool:
-        return name in self._types or name in self._lazy or name in self._aliases
+        if name in self._types or name in self._lazy or name in self._aliases:
+            return True
+        return self._settle() and (
+            name in self._types or name in self._lazy or name in self._aliases)
 
     def canonical(self, name: str) -> str:
         """The registered name behind an alias (or ``name`` itself)."""
+        if name not in self._aliases and name not in self._types and name not in self._lazy:
+            self._settle()
         return self._aliases.get(name, name)
 
     def names(self, *, authorable_only: bool = True) -> list[str]:
@@ -145,6 +190,7 @@ class BlockRegistry:
 
         Lazily registered types are listed without being imported.
         """
+        self._settle()
         names = [n for n in (*self._types, *self._lazy)
                  if self._authorable(n) or not authorable_only]
         names += [a for a, n in self._aliases.items() if self._authorable(n)]
@@ -160,6 +206,7 @@ class BlockRegistry:
         clone._types = dict(self._types)
         clone._lazy = dict(self._lazy)
         clone._aliases = dict(self._aliases)
+        clone._pending = self._pending
         return clone
 
 

@@ -5,7 +5,10 @@ and to ``stepwell serve`` in one of two ways:
 
 * an installed package declares them in the ``stepwell.blocks`` entry-point group
   (``[project.entry-points."stepwell.blocks"] billing = "billing.blocks:BLOCKS"``);
-  every command that loads workflows picks them up;
+  every command that loads workflows picks them up. Reading every installed package's
+  entry points costs more than a short run, so it happens when first needed: when a
+  workflow names a type that is not built in, a ``--blocks`` type is added, or the
+  types are listed (:meth:`~blocks.registry.BlockRegistry.defer`);
 * a command names them: ``--blocks MODULE:ATTR`` (repeatable), e.g.
   ``stepwell validate examples/fastapi_sse/workflow.yaml --blocks
   examples.fastapi_sse.app:ExpensePolicy``.
@@ -48,23 +51,35 @@ def block_registry(blocks: Sequence[str] = (), *, entry_points: bool = True) -> 
 
     Args:
         blocks: ``MODULE:ATTR`` references, in command-line order.
-        entry_points: also load the ``stepwell.blocks`` entry points.
+        entry_points: also load the ``stepwell.blocks`` entry points (when first
+            needed, see the module docstring).
 
     Returns:
         A fresh registry.
 
     Raises:
         UsageError: a module does not import, an attribute is missing or holds no block
-            types, or two sources register the same type name.
+            types, or two sources register the same type name. An entry point's fault
+            is raised where the registry first needs the entry points.
     """
     registry = default_registry()
     if entry_points:
-        for name, value, origin in installed_plugins():
-            add_blocks(registry, value, f"entry point {name!r} ({origin})")
+        registry.defer(add_installed)
     for spec in blocks:
         importable_cwd()
         add_blocks(registry, resolve(spec), f"--blocks {spec}")
     return registry
+
+
+def add_installed(registry: BlockRegistry) -> None:
+    """Register the block types of every ``stepwell.blocks`` entry point on ``registry``.
+
+    Raises:
+        UsageError: an entry point does not load, holds no block types, or takes a type
+            name already registered.
+    """
+    for name, value, origin in installed_plugins():
+        add_blocks(registry, value, f"entry point {name!r} ({origin})")
 
 
 def resolve(spec: str) -> Any:

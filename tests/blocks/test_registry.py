@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -106,3 +107,98 @@ def test_threads_loading_one_type_at_once_all_get_the_same_instance() -> None:
             thread.join()
         assert not errors
         assert len(got) == 8 and all(impl is got[0] for impl in got)
+
+
+class Later(StartJson):
+    type_name = "later"
+
+
+def _adding(name: str, calls: list[str]) -> Callable[[BlockRegistry], None]:
+    def loader(registry: BlockRegistry) -> None:
+        calls.append(name)
+        registry.register(Later())
+    return loader
+
+
+def test_a_deferred_loader_runs_only_when_a_name_is_missing_and_then_once() -> None:
+    calls: list[str] = []
+    registry = default_registry()
+    registry.defer(_adding("later", calls))
+    registry.get("start_json")
+    assert "function" in registry and registry.canonical("start") == "start_document"
+    assert calls == []
+    assert "later" in registry
+    assert calls == ["later"]
+    assert "absent" not in registry and calls == ["later"]
+    with pytest.raises(RegistryError, match="Unknown block type 'absent'"):
+        registry.get("absent")
+    assert calls == ["later"]
+
+
+@pytest.mark.parametrize("ask", [
+    lambda r: r.names(),
+    lambda r: r.get("later"),
+    lambda r: r.canonical("later"),
+    lambda r: r.register(StartJson()),  # a new name is checked against the deferred ones
+])
+def test_listing_looking_up_or_registering_runs_the_deferred_loader(
+        ask: Callable[[BlockRegistry], object]) -> None:
+    calls: list[str] = []
+    registry = BlockRegistry()
+    registry.defer(_adding("later", calls))
+    ask(registry)
+    assert calls == ["later"]
+    assert "later" in registry.names(authorable_only=False)
+
+
+def test_a_failing_deferred_loader_reaches_the_caller_and_runs_again() -> None:
+    attempts: list[int] = []
+
+    def broken(registry: BlockRegistry) -> None:
+        attempts.append(1)
+        raise RegistryError("the plugin is broken")
+
+    registry = default_registry()
+    registry.defer(broken)
+    assert registry.get("start_json").type_name == "start_json"
+    for _ in range(2):
+        with pytest.raises(RegistryError, match="the plugin is broken"):
+            registry.get("stamp")
+    assert len(attempts) == 2
+
+
+def test_a_copy_runs_the_deferred_loader_on_itself() -> None:
+    calls: list[str] = []
+    registry = default_registry()
+    registry.defer(_adding("later", calls))
+    clone = registry.copy()
+    assert "later" in clone and calls == ["later"]
+    assert "later" in registry and calls == ["later", "later"]
+
+
+def test_threads_needing_deferred_types_wait_for_one_loader() -> None:
+    import threading
+    import time
+
+    calls: list[str] = []
+
+    def slow(registry: BlockRegistry) -> None:
+        calls.append("slow")
+        time.sleep(0.05)
+        registry.register(Later())
+
+    registry = default_registry()
+    registry.defer(slow)
+    barrier = threading.Barrier(6)
+    found: list[bool] = []
+
+    def look() -> None:
+        barrier.wait()
+        found.append("later" in registry)
+
+    threads = [threading.Thread(target=look) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert calls == ["slow"] and found == [True] * 6

@@ -95,3 +95,16 @@ def test_bad_references_say_what_to_fix(plugin_dir: Path, spec: str, message: st
 def test_a_type_name_taken_twice_is_refused(plugin_dir: Path) -> None:
     with pytest.raises(UsageError, match="'seal' is already registered"):
         block_registry(["stamp_blocks:register", "stamp_blocks:register"], entry_points=False)
+
+
+def test_entry_points_are_read_only_when_a_type_is_not_built_in(plugin_dir: Path) -> None:
+    (plugin_dir / "stamp_blocks-1.0.dist-info" / "entry_points.txt").write_text(
+        f"[{ENTRY_POINT_GROUP}]\nstamps = stamp_blocks:BLOCKS\nbroken = no_such_plugin_mod:X\n")
+    registry = block_registry()
+    assert registry.get("start_json").type_name == "start_json"
+    assert "function" in registry
+    assert installed_plugins.cache_info().misses == 0  # nothing scanned yet
+    with pytest.raises(UsageError, match="entry point 'broken' of stamp-blocks does not load"):
+        registry.get("stamp")
+    with pytest.raises(UsageError, match="entry point 'broken'"):
+        registry.names()

@@ -113,7 +113,12 @@ def run_plain(kwargs: dict[str, Any]) -> int:
     Errors are reported by :func:`engine.cli_support.handle_errors`, as for every command;
     an interrupt outside the run prints ``Aborted!`` and exits 1, as click does.
     """
-    _import_for_good(_RUN_MODULES if kwargs["quiet"] else (*_RUN_MODULES, "store.client"))
+    modules = [*_RUN_MODULES]
+    if kwargs["workflow"].suffix.lower() != ".json":
+        modules.append("yaml")  # what loads it; a JSON workflow never imports PyYAML
+    if not kwargs["quiet"]:
+        modules.append("store.client")
+    _import_for_good(modules)
     from engine.cli_run import run_command
     from engine.cli_support import handle_errors
 
@@ -129,8 +134,9 @@ def run_plain(kwargs: dict[str, Any]) -> int:
         raise
 
 
-#: The modules every ``stepwell run`` imports (the engine, the store, the YAML loader,
-#: the event loop); all but ``--quiet`` also read the run back (``store.client``).
+#: The modules every ``stepwell run`` imports (the engine, the store, the workflow loader,
+#: the event loop); all but ``--quiet`` also read the run back (``store.client``), and all
+#: but a ``.json`` workflow parse YAML.
 _RUN_MODULES = ("engine.cli_run", "engine.cli_support", "engine.cli_inputs", "engine.core",
                 "engine.launch", "engine.loading", "engine.plugins", "store.sqlite", "asyncio")
 

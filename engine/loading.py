@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import yaml
 
 from engine.contracts.bounded import json_problem
 from engine.contracts.errors import WorkflowLoadError
@@ -33,26 +32,36 @@ from engine.load_fields import Duplicate
 from engine.yaml_budget import MAX_YAML_DEPTH, YamlBudgetExceeded, check_expansion
 
 if TYPE_CHECKING:
+    import yaml
+
     from engine.definition import Workflow
 
 
-class _DuplicateKeyLoader(yaml.SafeLoader):
-    """A SafeLoader that records mapping keys written twice (before YAML drops one)."""
+@cache
+def _duplicate_key_loader() -> type[yaml.SafeLoader]:
+    """The SafeLoader subclass that records mapping keys written twice (before YAML drops
+    one). Built on first use: PyYAML is imported by YAML documents only, never for JSON."""
+    import yaml
 
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.duplicates: list[Duplicate] = []
+    class DuplicateKeyLoader(yaml.SafeLoader):
+        def __init__(self, stream: str) -> None:
+            super().__init__(stream)
+            self.duplicates: list[Duplicate] = []
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
-                continue
-            key = (key_node.tag, key_node.value)
-            if key in seen:
-                self.duplicates.append((key_node.value, key_node.start_mark.line + 1))
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False
+                              ) -> dict[Any, Any]:
+            seen: set[tuple[str, str]] = set()
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or \
+                        key_node.tag.endswith(":merge"):
+                    continue
+                key = (key_node.tag, key_node.value)
+                if key in seen:
+                    self.duplicates.append((key_node.value, key_node.start_mark.line + 1))
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return DuplicateKeyLoader
 
 
 def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
@@ -65,9 +74,11 @@ def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
         WorkflowLoadError: the text is not valid YAML (the message names the line), or
             it expands past the budget.
     """
-    loader: _DuplicateKeyLoader | None = None
+    import yaml
+
+    loader: Any = None
     try:
-        loader = _DuplicateKeyLoader(text)  # a control character fails right here
+        loader = _duplicate_key_loader()(text)  # a control character fails right here
         node = loader.get_single_node()
         check_expansion(node)  # before anything is built from it
         data = loader.construct_document(node) if node is not None else None

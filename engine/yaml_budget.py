@@ -15,9 +15,12 @@ cost is linear in the number of distinct nodes written.
 
 from __future__ import annotations
 
-import yaml
+from typing import TYPE_CHECKING
 
 from engine.contracts.bounded import MAX_JSON_DEPTH
+
+if TYPE_CHECKING:  # PyYAML is imported by the YAML documents that need it, not by JSON ones
+    import yaml
 
 #: Largest accepted number of nodes after alias expansion (scalars, sequences, mappings
 #: and mapping keys all count). A workflow of 500 blocks is about 30,000.
@@ -34,10 +37,11 @@ class YamlBudgetExceeded(ValueError):
         super().__init__(problem)
 
 
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.SequenceNode):
+def _children(node: yaml.Node, sequence: type[yaml.Node], mapping: type[yaml.Node]
+              ) -> list[yaml.Node]:
+    if isinstance(node, sequence):
         return list(node.value)
-    if isinstance(node, yaml.MappingNode):
+    if isinstance(node, mapping):
         return [part for pair in node.value for part in pair]
     return []
 
@@ -59,6 +63,8 @@ def check_expansion(root: yaml.Node | None, *, max_nodes: int = MAX_YAML_NODES,
     """
     if root is None:
         return 0
+    from yaml import MappingNode, SequenceNode
+
     size: dict[int, int] = {}
     depth: dict[int, int] = {}
     open_nodes: set[int] = set()
@@ -67,7 +73,7 @@ def check_expansion(root: yaml.Node | None, *, max_nodes: int = MAX_YAML_NODES,
         node, children_done = stack.pop()
         key = id(node)
         if children_done:
-            kids = _children(node)
+            kids = _children(node, SequenceNode, MappingNode)
             size[key] = 1 + sum(size[id(k)] for k in kids)
             depth[key] = 1 + max((depth[id(k)] for k in kids), default=0)
             open_nodes.discard(key)
@@ -84,5 +90,5 @@ def check_expansion(root: yaml.Node | None, *, max_nodes: int = MAX_YAML_NODES,
             raise YamlBudgetExceeded("an alias (*name) refers to a node that contains it")
         open_nodes.add(key)
         stack.append((node, True))
-        stack.extend((kid, False) for kid in _children(node) if id(kid) not in size)
+        stack.extend((kid, False) for kid in _children(node, SequenceNode, MappingNode) if id(kid) not in size)
     return size[id(root)]

@@ -327,3 +327,19 @@ def test_a_control_character_is_a_load_error_not_a_crash() -> None:
 
     with pytest.raises(WorkflowLoadError, match="invalid YAML.*special characters"):
         parse_yaml("spec:\n  blocks: \x07\n", "bad.yaml")
+
+
+def test_a_json_workflow_loads_without_pyyaml_and_a_yaml_one_with_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    one = {"apiVersion": API_VERSION, "kind": "Workflow", "metadata": {"name": "one"},
+           "spec": {"blocks": {"start": {"type": "start_json"}}, "edges": []}}
+    (tmp_path / "one.json").write_text(json.dumps(one))
+    (tmp_path / "one.yaml").write_text(json.dumps(one))  # JSON is YAML too
+    code = ("import sys; from engine.definition import load_workflow; "
+            "print(load_workflow(sys.argv[1]).blocks[0].type, 'yaml' in sys.modules)")
+    for name, pyyaml in (("one.json", False), ("one.yaml", True)):
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)],
+                              capture_output=True, text=True, check=True)
+        assert done.stdout.split() == ["start_json", str(pyyaml)]

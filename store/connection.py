@@ -20,7 +20,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
     """
     if not in_memory:
         _make_parent(path)
-        _create_private(path)
+        _create_private(path, _wal_image() if synchronous == "NORMAL" else None)
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None,
         check_same_thread=False, cached_statements=256,
@@ -73,9 +73,31 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
     return conn
 
 
-def _create_private(path: str) -> None:
+def _create_private(path: str, image: bytes | None) -> None:
     """Create a new database file readable by its owner only (SQLite gives its WAL and
-    shared-memory files the same mode)."""
+    shared-memory files the same mode).
+
+    With ``image`` (a laid-out database in WAL mode: :func:`_wal_image`) the new file
+    holds it from the start: switching a new file to WAL and creating the layout costs
+    tens of milliseconds, as much as a hundred step commits. The image is written
+    beside the path, then linked into place, so no other process sees it half written;
+    where the path exists already (or links are not supported) nothing changes.
+    """
+    if image is not None and not os.path.lexists(path):
+        aside = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
+        try:
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, image)
+            finally:
+                os.close(fd)
+            os.link(aside, path)
+            return
+        except OSError:
+            pass  # exists now, or no links here: an empty file, laid out by the store
+        finally:
+            with suppress(OSError):
+                os.unlink(aside)
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
@@ -288,21 +310,43 @@ def create_schema(db: Database) -> None:
             return
 
     def create(c: sqlite3.Connection) -> None:
-        empty = check_layout(c, db.path)  # again: another process may have created it
-        for statement in (*DDL, TRANSITIONS_VIEW, VERSION_DDL):  # all IF NOT EXISTS
-            c.execute(statement)
-        if empty:
-            c.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)",
-                      (HEAD_REVISION,))
-            c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        _lay_out(c, check_layout(c, db.path))  # again: another process may have made it
 
     db.write(create)
     if private:
         _MEMORY_IMAGE.append(conn.serialize())
 
 
+def _lay_out(conn: sqlite3.Connection, empty: bool) -> None:
+    """Create what is missing of the layout; stamp the revision in an empty database."""
+    for statement in (*DDL, TRANSITIONS_VIEW, VERSION_DDL):  # all IF NOT EXISTS
+        conn.execute(statement)
+    if empty:
+        conn.execute(f"INSERT INTO {VERSION_TABLE} (version_num) VALUES (?)",
+                     (HEAD_REVISION,))
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _wal_image() -> bytes:
+    """The file of an empty database with the layout, in WAL mode (built once)."""
+    if not _WAL_IMAGE:
+        conn = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            conn.execute("BEGIN")
+            _lay_out(conn, True)
+            conn.execute("COMMIT")
+            image = bytearray(conn.serialize())
+        finally:
+            conn.close()
+        image[18:20] = b"\x02\x02"  # file format read/write versions 2: WAL mode
+        _WAL_IMAGE.append(bytes(image))
+    return _WAL_IMAGE[0]
+
+
 #: The image of an empty ``':memory:'`` database with the layout (see create_schema).
 _MEMORY_IMAGE: list[bytes] = []
+#: The same layout as a file in WAL mode (see _create_private).
+_WAL_IMAGE: list[bytes] = []
 
 
 def is_memory_path(path: str) -> bool:

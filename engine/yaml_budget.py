@@ -90,5 +90,6 @@ def check_expansion(root: yaml.Node | None, *, max_nodes: int = MAX_YAML_NODES,
             raise YamlBudgetExceeded("an alias (*name) refers to a node that contains it")
         open_nodes.add(key)
         stack.append((node, True))
-        stack.extend((kid, False) for kid in _children(node, SequenceNode, MappingNode) if id(kid) not in size)
+        stack.extend((kid, False) for kid in _children(node, SequenceNode, MappingNode)
+                     if id(kid) not in size)
     return size[id(root)]

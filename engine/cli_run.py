@@ -106,6 +106,16 @@ def run_command(workflow: Path, *, inputs: Sequence[str], db: str | None, as_jso
     path = workflow_file(workflow)
     if detach:
         from engine.cli_worker import enqueue_run
+        from engine.contracts.errors import UsageError
+
+        if executor != "local":
+            raise UsageError("--executor goes to the worker that runs a queued run: start "
+                             f"it with `stepwell worker --executor {executor}`, and queue "
+                             "the run without --executor.")
+        if wait:
+            raise UsageError("--detach queues the run and returns; --wait follows a run to "
+                             "its end. Pass one of them (follow a queued run with "
+                             "`stepwell runs watch RUN_ID`).")
 
         return enqueue_run(path, list(inputs), resolve_db(db), blocks=list(blocks),
                            as_json=as_json)

@@ -595,3 +595,17 @@ def test_plain_run_reports_errors_as_the_typer_app_does(tmp_path: Path) -> None:
     missing = stepwell("run", tmp_path / "missing.yaml", cwd=tmp_path)
     assert missing.returncode == 2 and "Workflow file not found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("extra", [["--executor", "dask://127.0.0.1:1"], ["--wait"]])
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "typer"])
+def test_detach_refuses_options_a_queued_run_cannot_honour(
+        workflow: Path, db: Path, extra: list[str], plain: bool) -> None:
+    """--detach only queues the run: an executor or --wait would be silently dropped."""
+    db_arg = ["--db", str(db)] if plain else [f"--db={db}"]  # '--db=' takes the typer path
+    done = stepwell("run", workflow, "--input", '{"name": "x"}', *db_arg, "--detach", *extra)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "--detach" in done.stderr or "queued run" in done.stderr
+    assert ("stepwell worker --executor" in done.stderr) == (extra[0] == "--executor")
+    assert not db.exists()  # nothing was queued

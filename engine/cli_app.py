@@ -29,11 +29,11 @@ from engine.cli_support import (
     JSON_HELP,
     WAIT_HELP,
     Durability,
+    emit_text,
     fail,
     handle_errors,
     print_json,
     resolve_db,
-    stderr,
     stdout,
     workflow_file,
 )
@@ -185,14 +185,7 @@ def graph(
 
     text = graph_text(None if workflow is None else workflow_file(workflow), run_id=run_id,
                       db=db, blocks=list(blocks or []))
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"Cannot write {output}: {exc.strerror or exc}. Pick a writable --output path.")
-    stderr().print(f"Wrote {output}")
+    emit_text(text, output)
 
 
 def cli_command() -> Any:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from engine.cli_support import fail, handle_errors, stderr
+from engine.cli_support import emit_text, handle_errors, workflow_file
 
 
 @handle_errors
@@ -31,15 +31,5 @@ def export(
     from engine.definition import load_workflow
     from engine.export import to_yaml
 
-    if not workflow.is_file():
-        fail(f"Workflow file not found: {workflow}. Pass the path of a workflow YAML or "
-             "JSON file.")
-    text = to_yaml(load_workflow(workflow))
-    if output is None:
-        typer.echo(text, nl=False)
-        return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        fail(f"Cannot write {output}: {exc.strerror or exc}. Pick a writable --output path.")
-    stderr().print(f"Wrote {output}")
+    text = to_yaml(load_workflow(workflow_file(workflow)))
+    emit_text(text, output)

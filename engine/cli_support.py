@@ -181,6 +181,21 @@ def workflow_file(path: Path) -> Path:
     return path
 
 
+def emit_text(text: str, output: Path | None) -> None:
+    """Print ``text`` on stdout, or write it to ``output`` (exit 2 when it cannot be
+    written) and say so on stderr."""
+    import typer
+
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"Cannot write {output}: {exc.strerror or exc}. Pick a writable --output path.")
+    stderr().print(f"Wrote {output}")
+
+
 def handle_errors(command: F) -> F:
     """Decorate a command so library errors exit 2 with one clear message.
 

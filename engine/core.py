@@ -28,7 +28,6 @@ from engine import durable, launch
 from engine.compiled import CompiledGraph
 from engine.contracts.bounded import check_json
 from engine.contracts.errors import Diagnostic, UsageError
-from engine.contracts.records import Review
 from engine.contracts.store import Store
 from engine.definition import Workflow, load_workflow
 from engine.graph import compile_shared, compile_workflow, validate_workflow
@@ -45,6 +44,7 @@ from engine.runner import Listener, Runner
 from engine.storage import StoreSlot
 
 if TYPE_CHECKING:
+    from engine.contracts.records import Review
     from engine.handle import RunHandle
 
 __all__ = ["Engine", "RunResult"]

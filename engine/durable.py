@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 from engine.contracts.blocks import ReviewDecision
 from engine.contracts.errors import ConflictError, InputError, UsageError
 from engine.contracts.events import RunUpdate, StepEvent
-from engine.contracts.records import Review
 from engine.contracts.store import PersistedRun, PersistedStep, Store
 from engine.contracts.values import RunStatus, StepStatus
 
 if TYPE_CHECKING:  # imported where used: `runs list` needs only owner_alive
     from engine.compiled import CompiledGraph
+    from engine.contracts.records import Review
     from engine.definition import Workflow
     from engine.replay import Replay
 

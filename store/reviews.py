@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import ConflictError, InputError, NotFoundError
-from engine.contracts.records import (
-    Review,
-    ReviewVersion,
-    review_id_for,
-    version_id_for,
-)
 from store.connection import Database
+
+if TYPE_CHECKING:  # the record types are built where a review is read: a run loads none
+    from engine.contracts.records import Review, ReviewVersion
 
 _COLUMNS = ("id, run_id, step_id, block_id, status, data, decision, decision_data, "
             "note, created_at, decided_at")
@@ -36,6 +33,8 @@ _VERSION_COLUMNS = "id, review_id, parent_id, snapshot, note, author_id, created
 
 
 def _row(r: tuple[Any, ...]) -> Review:
+    from engine.contracts.records import Review
+
     return Review(id=r[0], run_id=r[1], step_id=r[2], block_id=r[3], status=r[4],
                   data=json.loads(r[5]) if r[5] else None, decision=r[6],
                   decision_data=json.loads(r[7]) if r[7] else None, reason=r[8],
@@ -45,6 +44,8 @@ def _row(r: tuple[Any, ...]) -> Review:
 def open_review(conn: sqlite3.Connection, run_id: str, step_id: str, block_id: str,
                 data: Any, now: float) -> str:
     """Insert the pending review of a waiting step (no-op if it exists); its id."""
+    from engine.contracts.records import review_id_for
+
     rid = review_id_for(run_id, step_id)
     conn.execute(
         "INSERT OR IGNORE INTO reviews (id, run_id, step_id, block_id, status, data, "
@@ -116,6 +117,8 @@ def _decide(conn: sqlite3.Connection, review_id: str, approved: bool, data: Any,
 
 
 def _version(r: tuple[Any, ...]) -> ReviewVersion:
+    from engine.contracts.records import ReviewVersion
+
     return ReviewVersion(id=r[0], review_id=r[1], parent_id=r[2],
                          snapshot=dict(json.loads(r[3]) if r[3] else {}), note=r[4],
                          author_id=r[5], author_kind="human", created_at=r[6])
@@ -183,6 +186,8 @@ class SQLiteReviews:
                            snapshot: dict[str, Any], note: str | None, author_id: str,
                            now: float) -> ReviewVersion:
         """Store a correction (committed; the same content returns the same version)."""
+        from engine.contracts.records import version_id_for
+
         vid = version_id_for(review_id, parent_id, snapshot)
         text = json.dumps(snapshot, separators=(",", ":"))
         db = self.db

@@ -20,12 +20,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import ConflictError, NotFoundError
-from engine.contracts.reads import RecordPage
-from engine.contracts.records import ApplyOutcome, RegisteredWorkflow, WorkflowVersion
 from store.connection import Database
+
+if TYPE_CHECKING:  # built where a workflow is read: running a file loads none of them
+    from engine.contracts.reads import RecordPage
+    from engine.contracts.records import ApplyOutcome, RegisteredWorkflow, WorkflowVersion
 
 #: ``version`` selectors that mean "the workflow's draft".
 DRAFT_ALIASES = frozenset({"draft", "latest", "current"})
@@ -115,6 +117,8 @@ def _owned(conn: Any, workflow_id: str, organization_id: str) -> tuple[Any, ...]
 
 
 def _registered(row: Sequence[Any]) -> RegisteredWorkflow:
+    from engine.contracts.records import RegisteredWorkflow
+
     definition = dict(json.loads(row[3]) if row[3] else {})
     if row[12] is None:  # a row from before layout 5: published at creation, never edited
         row = (*row[:9], row[2], row[6], *row[11:])
@@ -208,6 +212,8 @@ class SQLiteWorkflows:
         Raises:
             NotFoundError: ``workflow_id`` is not a workflow of this organization.
         """
+        from engine.contracts.records import ApplyOutcome
+
         if workflow_id is None:
             created = self.create_workflow(
                 workflow_id=new_workflow_id(), name=name, description=description(definition),
@@ -280,6 +286,8 @@ class SQLiteWorkflows:
     def workflow_versions(self, workflow_id: str, organization_id: str
                           ) -> list[WorkflowVersion]:
         """Every version of a workflow, newest first. Raises NotFoundError."""
+        from engine.contracts.records import WorkflowVersion
+
         with self.db.read(f"reading the versions of {workflow_id}") as conn:
             row = _owned(conn, workflow_id, organization_id)
             found = conn.execute(
@@ -297,6 +305,8 @@ class SQLiteWorkflows:
         Raises:
             NotFoundError: no such workflow, no such version of it, or nothing published.
         """
+        from engine.contracts.records import WorkflowVersion
+
         with self.db.read(f"reading workflow {workflow_id}") as conn:
             row = _owned(conn, workflow_id, organization_id)
             wanted = wanted_version(selector, row[2], row[9], workflow_id)
@@ -318,6 +328,8 @@ class SQLiteWorkflows:
         Raises:
             NotFoundError: the cursor is not a workflow of this list.
         """
+        from engine.contracts.reads import RecordPage
+
         order = "DESC" if descending else "ASC"
         where, params = "organization_id = ?", [organization_id]
         if project_id is not None:

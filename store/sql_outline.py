@@ -16,25 +16,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.bounded import clean_text
 from engine.contracts.errors import NotFoundError
 from engine.contracts.logs import LOOP_LOGGER
-from engine.contracts.outline import (
-    SENTINEL_END,
-    SENTINEL_START,
-    BlockTally,
-    LoopSize,
-    OutlineStep,
-    RunCounts,
-    RunPresence,
-    StepMove,
-    WorkflowChoice,
-    iteration_bounds,
-    parse_loop_note,
-)
 from store.connection import Database
+
+if TYPE_CHECKING:  # the outline records are imported by the queries that build them
+    from engine.contracts.outline import (
+        BlockTally,
+        LoopSize,
+        OutlineStep,
+        RunCounts,
+        RunPresence,
+        StepMove,
+        WorkflowChoice,
+    )
 
 #: Ids per ``IN (...)`` list.
 CHUNK = 500
@@ -72,6 +70,8 @@ def _message(raw: str | None) -> str | None:
 
 def outline_rows(rows: Sequence[Sequence[Any]]) -> list[OutlineStep]:
     """Rows of :data:`OUTLINE_SELECT` as :class:`OutlineStep`."""
+    from engine.contracts.outline import OutlineStep
+
     return [OutlineStep(seq=r[0], step_id=r[1], block_id=r[2], block_type=r[3],
                         label=r[4] or "", status=r[5], scope=_scope(r[6]), retry_count=r[7],
                         reason=r[8], error=_message(r[9]), created_at=r[10],
@@ -137,6 +137,8 @@ class SQLOutline:
         each group, whose type and label stand for the group), the reasons and errors of
         the exceptional steps only (on their partial index), and those last steps.
         """
+        from engine.contracts.outline import BlockTally
+
         with self.db.read(f"counting steps of run {run_id}") as conn:
             self._visible(conn, run_id, organization_id)
             counts = conn.execute(_TALLY_COUNTS, (run_id,)).fetchall()
@@ -158,6 +160,8 @@ class SQLOutline:
     def iteration_tallies(self, run_id: str, container_step_id: str, *,
                           organization_id: str | None = None) -> dict[int, dict[str, int]]:
         """Iteration -> ``{status: steps}`` of a container step. Raises NotFoundError."""
+        from engine.contracts.outline import iteration_bounds
+
         low, high = iteration_bounds(container_step_id)
         dialect = self._dialect
         number = _ITERATION[dialect]
@@ -192,6 +196,8 @@ class SQLOutline:
     def run_counts(self, run_ids: Sequence[str], *, organization_id: str | None = None
                    ) -> dict[str, RunCounts]:
         """Steps per status and loop items of each visible run with steps."""
+        from engine.contracts.outline import SENTINEL_END, SENTINEL_START, RunCounts
+
         raw: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(run_ids):
             where, params = self._runs_where(chunk, organization_id)
@@ -208,6 +214,8 @@ class SQLOutline:
     def run_presence(self, run_ids: Sequence[str], *, organization_id: str | None = None
                      ) -> dict[str, RunPresence]:
         """Workflow, status, owner, heartbeat and oldest open review of each visible run."""
+        from engine.contracts.outline import RunPresence
+
         out: dict[str, RunPresence] = {}
         for chunk in _chunks(run_ids):
             where, params = self._runs_where(chunk, organization_id, "r.id")
@@ -225,6 +233,8 @@ class SQLOutline:
     def step_moves(self, run_id: str, step_ids: Sequence[str], *,
                    organization_id: str | None = None) -> dict[str, list[StepMove]]:
         """Step id -> its lifecycle moves, oldest first. Raises NotFoundError."""
+        from engine.contracts.outline import StepMove
+
         out: dict[str, list[StepMove]] = {s: [] for s in step_ids}
         with self.db.read(f"reading transitions of run {run_id}") as conn:
             self._visible(conn, run_id, organization_id)
@@ -241,6 +251,8 @@ class SQLOutline:
     def loop_sizes(self, run_ids: Sequence[str], *, organization_id: str | None = None
                    ) -> list[LoopSize]:
         """The size each loop container step of the visible runs noted when it opened."""
+        from engine.contracts.outline import LoopSize, parse_loop_note
+
         found: dict[tuple[str, str], LoopSize] = {}
         for chunk in _chunks(run_ids):
             where, params = self._runs_where(chunk, organization_id, "l.run_id")
@@ -260,6 +272,8 @@ class SQLOutline:
     def workflow_choices(self, *, organization_id: str | None = None
                          ) -> list[WorkflowChoice]:
         """The workflows with visible runs, by latest name, then id."""
+        from engine.contracts.outline import WorkflowChoice
+
         sql = ("SELECT workflow_id, max(workflow_name), count(*) FROM runs"
                + (" WHERE organization_id = ?" if organization_id is not None else "")
                + " GROUP BY workflow_id ORDER BY 2, 1")

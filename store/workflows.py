@@ -27,7 +27,11 @@ from store.connection import Database
 
 if TYPE_CHECKING:  # built where a workflow is read: running a file loads none of them
     from engine.contracts.reads import RecordPage
-    from engine.contracts.records import ApplyOutcome, RegisteredWorkflow, WorkflowVersion
+    from engine.contracts.records import (
+        ApplyOutcome,
+        RegisteredWorkflow,
+        WorkflowVersion,
+    )
 
 #: ``version`` selectors that mean "the workflow's draft".
 DRAFT_ALIASES = frozenset({"draft", "latest", "current"})

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from blocks.base import BlockType, EmptyConfig, StrictConfig
-from blocks.conditions import parse_condition_group, validate_condition_group
 from blocks.schemas import (  # noqa: F401  (re-exported: shared with other blocks)
     ensure_matches_schema,
     schema_diagnostics,
@@ -61,6 +60,9 @@ def parse_group(ctx: BlockContext, raw: Any, path: str) -> Any:
     Raises:
         PermanentError: the group does not validate (its first problem, all in context).
     """
+    # imported here: the start and note blocks never parse a condition
+    from blocks.conditions import parse_condition_group, validate_condition_group
+
     problems = validate_condition_group(raw, path)
     if problems:
         raise PermanentError(

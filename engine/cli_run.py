@@ -237,10 +237,10 @@ def report_result(engine: Any, request: RunRequest, result: Any, elapsed_ms: flo
         return exit_code_for(status)
     client = _read_client(engine, request.db)
     try:
-        run = client.workflows.runs.get(result.run_id)
-        if request.mode is OutputMode.JSON:
-            print_json(run)
+        if request.mode is OutputMode.JSON:  # the run's JSON, read models left unbuilt
+            print_json(client.run_json(result.run_id))
             return exit_code_for(status)
+        run = client.workflows.runs.get(result.run_id)
         from engine.cli_live import list_all_steps
         from engine.cli_view import ItemTotals
 

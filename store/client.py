@@ -19,17 +19,20 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from engine.contracts.errors import NotFoundError
 from engine.contracts.store import ReadStore
-from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
 from store.connection import Database, check_layout, storage_error
 from store.files import LocalFileStore
-from store.log_shapes import StepLogLine
 from store.sqlite_reads import SQLiteReads
 from store.urls import Backend, parse_db
+
+if TYPE_CHECKING:  # the read models are built on first use: `run_json` needs none of them
+    from store.api import LegacyStep, Page, ReadAPI, Step, WorkflowRun
+    from store.log_shapes import StepLogLine
 
 
 class RunStepsResource:
@@ -168,9 +171,38 @@ class Client:
                 path = url.target
                 self._conn = _open_readonly(path)
                 store = SQLiteReads(Database(self._conn, path), LocalFileStore.beside(path))
-        api = ReadAPI(store, organization_id=organization_id)
-        self.api = api
-        self.workflows = WorkflowsResource(api)
+        self._reads: ReadStore = store
+        self._organization_id = organization_id
+
+    @cached_property
+    def api(self) -> ReadAPI:
+        """The read API over this client's store."""
+        from store.api import ReadAPI
+
+        return ReadAPI(self._reads, organization_id=self._organization_id)
+
+    @cached_property
+    def workflows(self) -> WorkflowsResource:
+        """``client.workflows``: runs and steps."""
+        return WorkflowsResource(self.api)
+
+    def run_json(self, run_id: str) -> dict[str, Any]:
+        """One run as the JSON data of ``workflows.runs.get(run_id)`` (its
+        ``model_dump(mode="json")``), built without the read models when the stored run
+        allows (:func:`store.shapes_json.run_json`).
+
+        Raises:
+            NotFoundError: unknown run (or another organization's).
+        """
+        from store.shapes_json import run_json
+
+        record = self._reads.read_run(run_id, organization_id=self._organization_id)
+        data = run_json(record)
+        if data is None:
+            from store.convert import run_model
+
+            data = run_model(record).model_dump(mode="json")
+        return data
 
     def close(self) -> None:
         """Close the client's connection (not a borrowed store's)."""

@@ -12,6 +12,7 @@ from typing import Any
 
 from engine.contracts.reads import RunRecord, StepRecord
 from store.shapes import LegacyStep, Step, WorkflowRun
+from store.shapes_json import run_fields
 
 
 def ts(value: float | None) -> datetime | None:
@@ -141,58 +142,10 @@ def _approved(decision: str | None) -> bool | None:
 # --------------------------------------------------------------------------- runs
 
 
-def _run_inputs(raw: dict[str, Any]) -> dict[str, Any]:
-    documents: dict[str, Any] = {}
-    json_data: dict[str, Any] = {}
-    for block_id, value in raw.items():
-        doc = _as_document(value)
-        if doc is not None:
-            documents[block_id] = doc
-        elif (isinstance(value, dict) and value.get("type") == "json"
-              and set(value) <= {"type", "data"}):
-            json_data[block_id] = value.get("data")
-        else:
-            json_data[block_id] = value
-    return {"documents": documents, "json_data": json_data}
-
-
-def _as_document(value: Any) -> dict[str, Any] | None:
-    if not isinstance(value, dict):
-        return None
-    if value.get("type") == "file" and isinstance(value.get("document"), dict):
-        value = value["document"]
-    if {"id", "filename", "mime_type"} <= set(value) and str(value["id"]).startswith("file_"):
-        return {k: value[k] for k in ("id", "filename", "mime_type")}
-    return None
-
-
-def _run_lifecycle(run: RunRecord) -> dict[str, Any]:
-    status = run.status
-    if status == "awaiting_review":
-        return {"status": status, "waiting_for_block_ids": run.waiting_for or []}
-    if status == "error":
-        error = run.error or {}
-        return {"status": status, "message": error.get("message") or run.reason or "run failed",
-                "stage": error.get("stage"), "category": error.get("category"),
-                "details": error.get("details"), "failing_step_id": run.failing_step_id}
-    if status == "cancelled":
-        return {"status": status, "reason": run.reason}
-    return {"status": status}
-
-
 def run_model(run: RunRecord) -> WorkflowRun:
     """A run record in Retab's WorkflowRun shape."""
-    started, completed = run.started_at, run.completed_at
-    duration = None
-    if started is not None and completed is not None:
-        duration = round((completed - started) * 1000)
-    return WorkflowRun.model_validate({
-        "id": run.id, "workflow_id": run.workflow_id,
-        "workflow_version_id": run.workflow_digest, "workflow_name": run.workflow_name,
-        "trigger": {"type": run.trigger, "parent_run_id": run.parent_run_id},
-        "lifecycle": _run_lifecycle(run),
-        "timing": {"created_at": ts(run.created_at), "started_at": ts(started),
-                   "completed_at": ts(completed), "duration_ms": duration},
-        "inputs": _run_inputs(run.inputs), "metadata": run.metadata,
-        "organization_id": run.organization_id, "outputs": run.outputs,
-    })
+    fields = run_fields(run)
+    timing = fields["timing"]
+    for name in ("created_at", "started_at", "completed_at"):
+        timing[name] = ts(timing[name])
+    return WorkflowRun.model_validate(fields)

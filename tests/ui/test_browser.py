@@ -168,7 +168,8 @@ def test_step_logs_follow_a_running_step(chromium: str, served: tuple[str, Path,
     url, db, _ = served
     workflow = tmp_path / "chatty.yaml"
     workflow.write_text(CHATTY_YAML)
-    inputs = json.dumps(chatty_inputs(tmp_path, wait_s=4.0)["start"])
+    # the second attempt sleeps long enough for a loaded machine to open the page first
+    inputs = json.dumps(chatty_inputs(tmp_path, wait_s=12.0)["start"])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(workflow),
                              "--input", f"start={inputs}", "--db", str(db)], cwd=ROOT,

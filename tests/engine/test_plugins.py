@@ -12,6 +12,7 @@ import pytest
 from blocks.registry import BlockRegistry
 from engine.contracts.errors import UsageError
 from engine.plugins import ENTRY_POINT_GROUP, block_registry, installed_plugins
+from tests.engine.plugin_dist import installed_distribution
 
 PLUGIN = textwrap.dedent('''
     from blocks.base import BlockResult, BlockType
@@ -50,17 +51,9 @@ PLUGIN = textwrap.dedent('''
 @pytest.fixture
 def plugin_dir(tmp_path: Path) -> Iterator[Path]:
     """A module ``stamp_blocks`` and an installed distribution declaring it."""
-    (tmp_path / "stamp_blocks.py").write_text(PLUGIN)
-    dist = tmp_path / "stamp_blocks-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: stamp-blocks\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nstamps = stamp_blocks:BLOCKS\n")
-    sys.path.insert(0, str(tmp_path))
-    installed_plugins.cache_clear()
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("stamp_blocks", None)
-    installed_plugins.cache_clear()
+    with installed_distribution(tmp_path, "stamp_blocks", PLUGIN,
+                                {"stamps": "stamp_blocks:BLOCKS"}) as folder:
+        yield folder
 
 
 def test_installed_entry_points_add_their_types(plugin_dir: Path) -> None:

@@ -7,7 +7,6 @@ workflow that uses it, as ``stepwell serve`` does; an explicit ``registry`` wins
 
 from __future__ import annotations
 
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -17,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from blocks.registry import default_registry
-from engine.plugins import ENTRY_POINT_GROUP, installed_plugins
 from engine.server import create_app
+from tests.engine.plugin_dist import installed_distribution
 
 KEY = "sk_app_" + "7c" * 16
 HEADERS = {"Api-Key": KEY}
@@ -61,19 +60,9 @@ spec:
 @pytest.fixture
 def stamp_distribution(tmp_path: Path) -> Iterator[Path]:
     """An installed distribution whose entry point declares ``app_stamp_blocks:BLOCKS``."""
-    (tmp_path / "app_stamp_blocks.py").write_text(STAMP)
-    dist = tmp_path / "app_stamp_blocks-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: app-stamp-blocks\n"
-                                   "Version: 1.0\n")
-    (dist / "entry_points.txt").write_text(
-        f"[{ENTRY_POINT_GROUP}]\nstamps = app_stamp_blocks:BLOCKS\n")
-    sys.path.insert(0, str(tmp_path))
-    installed_plugins.cache_clear()
-    yield tmp_path
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("app_stamp_blocks", None)
-    installed_plugins.cache_clear()
+    with installed_distribution(tmp_path, "app_stamp_blocks", STAMP,
+                                {"stamps": "app_stamp_blocks:BLOCKS"}) as folder:
+        yield folder
 
 
 def test_entry_point_block_types_are_served(stamp_distribution: Path) -> None:

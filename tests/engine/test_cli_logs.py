@@ -66,22 +66,9 @@ def test_a_resumed_step_logs_its_attempt_after_the_lost_one(tmp_path: Path) -> N
     assert "── attempt 1 (retry 1)" in shown.stdout, shown.stdout
 
 
-FLAKY_SLOW_RETRY = """
-apiVersion: workflows.retab.com/v1alpha2
-kind: Workflow
-metadata: {name: Flaky with a long wait}
-spec:
-  blocks:
-    start: {type: start_json}
-    call:
-      type: function
-      config:
-        python: tests.engine.observe_targets:flaky
-        output_schema: {type: object}
-        retry: {max_attempts: 3, initial_interval_s: 60}
-  edges:
-    - {source: {block: start, handle: output-json-0}, target: {block: call, handle: input-json-0}}
-"""
+# the flaky workflow with a retry a minute away: the kill lands while it waits
+FLAKY_SLOW_RETRY = observe_targets.FLAKY_WORKFLOW.replace("initial_interval_s: 0",
+                                                         "initial_interval_s: 60")
 
 
 def test_a_step_killed_while_waiting_to_retry_logs_its_next_attempt(tmp_path: Path) -> None:

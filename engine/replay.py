@@ -82,10 +82,19 @@ class Replay:
             sched.complete(task.step_id, BlockResult(outputs=dict(rec.outputs),
                                                      control=_decode_control(rec.control)))
         elif rec.status is S.ERROR:
+            self._note_inner_error(sched, rec)
             sched.fail(task.step_id, _error_info(rec))
         else:
             self._settle_review(sched, task, rec)
         return True
+
+    def _note_inner_error(self, sched: Scheduler, rec: PersistedStep) -> None:
+        """Count the recorded first error inside a failed container before the container's."""
+        context = ((rec.error or {}).get("details") or {}).get("context") or {}
+        inner = self.steps.get(context.get("first_error_step_id") or "")
+        if inner is not None and inner.status is S.ERROR:
+            self._note_inner_error(sched, inner)
+            sched.note_error(inner.step_id, _error_info(inner))
 
     def _settle_review(self, sched: Scheduler, task: Task, rec: PersistedStep) -> None:
         """Replay a step recorded as waiting for review, with its decision if one exists."""

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.compiled import CompiledGraph, Node
@@ -205,6 +205,14 @@ class Scheduler:
         """The step failed for good (``running -> error``)."""
         self.fail_step(self._live[step_id], error)
 
+    def note_error(self, step_id: str, error: StepErrorInfo) -> None:
+        """Count a recorded error of a step this scheduler never created.
+
+        A resumed run replays a failed container from its record without re-running its
+        iterations; the error recorded inside it comes first, as it did in the original run.
+        """
+        self._errors.append((step_id, error))
+
     def cancel(self, reason: str) -> None:
         """Cancel every unfinished step; the run ends ``cancelled``."""
         if self._cancelled is not None:
@@ -312,6 +320,13 @@ class Scheduler:
             step: the failing step.
             error: the error it ends with (the run's first error fails the run).
         """
+        inner = step.step_id + "_iter_"
+        first = next((sid for sid, _ in self._errors if sid.startswith(inner)), None)
+        if first is not None and "first_error_step_id" not in error.context:
+            # A container failed by its iterations names the first error inside it, so a
+            # resume that replays the container's recorded error fails the run on that
+            # same step (Replay.settle) instead of on the container.
+            error = replace(error, context={**error.context, "first_error_step_id": first})
         self._move(step, S.ERROR, error=error)
         self._errors.append((step.step_id, error))
         if step.scope.error_step is None:

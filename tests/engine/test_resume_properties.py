@@ -37,6 +37,7 @@ from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
 from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.store import Store
+from engine.contracts.values import RunStatus
 from engine.definition import Workflow, WorkflowBuilder
 from engine.testing import INSTANT_RETRY
 from store.memory import MemoryStore
@@ -374,3 +375,68 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
             final_steps = at_crash
     assert outcome(result) == expected
     assert_same_steps(final_steps, expected_steps, at_crash)
+
+
+
+class CrashBeforeRunEnds(CrashAfter):
+    """A store that commits every step, then dies before the run's final status is written.
+
+    Batching follows timing, so the last step events may or may not share a batch with
+    the run's end; this store always splits them, reaching the state where every step is
+    terminal in the database but the run is still ``running``.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner, None)
+
+    def apply(self, run_id: str, events: Sequence[StepEvent],
+              run_update: RunUpdate | None = None, *, now: float) -> None:
+        """Commit ``events``; raise instead of committing a final ``run_update``.
+
+        Raises:
+            SimulatedCrash: the batch ends the run.
+        """
+        if run_update is not None and run_update.status.terminal:
+            self.inner.apply(run_id, events, None, now=now)
+            self.crashed = True
+            raise SimulatedCrash("crashed before the run's end was committed")
+        super().apply(run_id, events, run_update, now=now)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "memory"])
+@pytest.mark.parametrize("plan", [
+    (("fn", "advance"), ("each", 1, (("fn", "advance"), ("fn", "broken")))),
+    (("each", 2, (("each", 1, (("fn", "broken"),)),)),),
+    (("fn", "advance"), ("loop", 1, 3, (("fn", "broken"),))),
+], ids=["for_each", "nested_for_each", "while_loop"])
+def test_a_container_failed_by_its_iteration_resumes_failing_on_the_same_step(
+    backend: str, plan: tuple[tuple[Any, ...], ...]
+) -> None:
+    """A resume that replays a failed container names the step inside it that failed.
+
+    The crash leaves the container's recorded error in the database but not the run's.
+    The resume replays that error without running the iterations again, and must still
+    fail the run on the step inside the container that failed first, with its message.
+    """
+    workflow = build(plan)
+    inputs = {"start": {"v": 1, "round": 0}}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stores:
+        whole = stores.enter_context(closing(open_store(backend, Path(tmp) / "whole.db")))
+        with Engine(store=whole, retry=INSTANT_RETRY) as engine:
+            expected = outcome(engine.run(workflow, inputs, run_id=RUN_ID))
+        assert expected[0] is RunStatus.ERROR and "_iter_" in expected[2], expected
+        path = Path(tmp) / "crashed.db"
+        crashed = stores.enter_context(closing(open_store(backend, path)))
+        store = CrashBeforeRunEnds(crashed)
+        with Engine(store=store, retry=INSTANT_RETRY) as engine:
+            try:
+                engine.run(workflow, inputs, run_id=RUN_ID)
+            except* SimulatedCrash:
+                pass
+        assert store.crashed
+        assert crashed.load_run(RUN_ID).status is RunStatus.RUNNING
+        STARTED.clear()
+        with fresh_engine(backend, path, crashed) as fresh:
+            result = fresh.resume(RUN_ID)
+        assert not STARTED, f"the resume executed {STARTED} again"
+        assert outcome(result) == expected

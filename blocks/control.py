@@ -54,12 +54,25 @@ def who(ctx: BlockContext) -> str:
     return f"{ctx.block_type} block {ctx.block_id!r}"
 
 
+#: Parsed condition groups by ``id`` of the config's raw group, with the raw object kept
+#: so the id cannot be reused: a while_loop tests the same condition every iteration and
+#: a conditional in a loop body routes every item with the same groups.
+_PARSED: dict[int, tuple[Any, Any]] = {}
+_PARSED_MAX = 512
+
+
 def parse_group(ctx: BlockContext, raw: Any, path: str) -> Any:
     """Parse a condition group of the block's config at ``path`` (for step errors).
+
+    A group that parsed once is not parsed again while its config lives (the config is
+    shared by every step of the block and never changed in place).
 
     Raises:
         PermanentError: the group does not validate (its first problem, all in context).
     """
+    cached = _PARSED.get(id(raw))
+    if cached is not None and cached[0] is raw:
+        return cached[1]
     # imported here: the start and note blocks never parse a condition
     from blocks.conditions import parse_condition_group, validate_condition_group
 
@@ -70,7 +83,11 @@ def parse_group(ctx: BlockContext, raw: Any, path: str) -> Any:
             code=problems[0].code,
             context={"problems": [p.to_dict() for p in problems]},
         )
-    return parse_condition_group(raw)
+    group = parse_condition_group(raw)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[id(raw)] = (raw, group)
+    return group
 
 
 def require_json(ctx: BlockContext, inputs: Mapping[str, Payload], handle: str) -> Any:

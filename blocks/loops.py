@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from blocks.base import BlockType, StrictConfig
 from blocks.condition_forms import termination_group
@@ -68,6 +68,7 @@ class WhileLoopConfig(StrictConfig):
     termination_condition: dict[str, Any] | None = None
     conditions: list[dict[str, Any]] | None = None
     loop_context_template: str | None = None
+    _normalised: tuple[list[Any], list[tuple[str, str, Any]]] | None = PrivateAttr(None)
 
     @model_validator(mode="before")
     @classmethod
@@ -81,9 +82,16 @@ class WhileLoopConfig(StrictConfig):
 
     def groups(self) -> list[tuple[str, str, Any]]:
         """``[(condition_id, yaml field, group)]``; any match ends the loop."""
-        if self.termination_conditions is not None:
-            return [(f"condition_{i}", f"termination_conditions[{i}]", termination_group(raw))
-                    for i, raw in enumerate(self.termination_conditions)]
+        source = self.termination_conditions
+        if source is not None:
+            # Normalised once per config (the same objects each iteration, so the parsed
+            # groups are reused too: blocks.control.parse_group).
+            cached = self._normalised
+            if cached is None or cached[0] is not source:
+                cached = self._normalised = (source, [
+                    (f"condition_{i}", f"termination_conditions[{i}]", termination_group(raw))
+                    for i, raw in enumerate(source)])
+            return cached[1]
         if self.termination_condition is not None:
             return [("termination", "termination_condition", self.termination_condition)]
         return [

@@ -28,25 +28,31 @@ class Checkpointer:
         self._commits = 0
         self._wake = threading.Event()
         self._stopping = False
-        self._thread = threading.Thread(
-            target=self._loop, name="stepwell-wal-checkpoint", daemon=True
-        )
-        self._thread.start()
+        # Started by the first ``every`` commits: a short-lived store (a test, a one-step
+        # run) never pays for the thread, its connection or the join at close, and its
+        # WAL is checkpointed by the last connection's close as usual.
+        self._thread: threading.Thread | None = None
 
     def committed(self) -> None:
-        """Count a commit; wake the thread every ``every`` commits."""
+        """Count a commit; wake the thread (starting it the first time) every ``every``."""
         self._commits += 1
         if self._commits >= self.every:
             self._commits = 0
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="stepwell-wal-checkpoint", daemon=True)
+                self._thread.start()
             self._wake.set()
 
     def _loop(self) -> None:
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                check_same_thread=False)
         try:
-            while not self._stopping:
+            while True:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
+                if self._stopping:  # closing: the store's own close checkpoints
+                    return
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error:
@@ -57,7 +63,8 @@ class Checkpointer:
             conn.close()
 
     def stop(self) -> None:
-        """Stop the thread and wait for it."""
+        """Stop the thread, if it started, and wait for it."""
         self._stopping = True
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -426,3 +426,21 @@ def test_reshape_check() -> None:
 def test_file_ref_payload_roundtrip() -> None:
     ref = FileRef(id="file_1", filename="a.pdf", mime_type="application/pdf")
     assert Payload.from_dict(Payload.file(ref).to_dict()) == Payload.file(ref)
+
+
+def test_a_condition_group_is_parsed_once_per_config_object(make_ctx: MakeCtx) -> None:
+    """parse_group reuses the parse of the same config object; equal copies and invalid
+    groups are parsed (and refused) every time."""
+    from blocks.control import parse_group
+
+    ctx = make_ctx("conditional", "route")
+    raw = {"logical_operator": "and", "sub_conditions": [
+        {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than", "value": 1}]}
+    first = parse_group(ctx, raw, "conditions[0].condition")
+    assert parse_group(ctx, raw, "conditions[0].condition") is first
+    copy = json.loads(json.dumps(raw))
+    assert parse_group(ctx, copy, "conditions[0].condition") is not first
+    bad = {"logical_operator": "xor", "sub_conditions": []}
+    for _ in range(2):
+        with pytest.raises(PermanentError, match="route"):
+            parse_group(ctx, bad, "conditions[0].condition")

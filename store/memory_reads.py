@@ -230,9 +230,9 @@ class MemoryReads(MemoryOutline):
         """The operation record behind a step's artifact ref. Raises NotFoundError."""
         with self.tables.lock:
             found = self.tables.artifacts.get(artifact_id)
-            if found is None:
-                raise artifact_not_found(artifact_id)
-            self._run(found.run_id, organization_id)
+            run = self.tables.runs.get(found.run_id) if found is not None else None
+            if run is None or organization_id not in (None, run.organization_id):
+                raise artifact_not_found(artifact_id)  # another organization's: as unknown
             return copy.deepcopy(found)
 
     # ------------------------------------------------------------------ review queue

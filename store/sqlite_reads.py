@@ -188,7 +188,10 @@ class SQLiteReads(SQLOutline):
                 "WHERE id = ?", (artifact_id,)).fetchone()
             if row is None:
                 raise artifact_not_found(artifact_id)
-            self._run_row(conn, row[1], organization_id)
+            try:
+                self._run_row(conn, row[1], organization_id)
+            except NotFoundError:  # another organization's: as unknown, naming no run
+                raise artifact_not_found(artifact_id) from None
         record = inline_blobs(loads(row[4]), self.local_files) or {}
         return ArtifactRecord(id=row[0], run_id=row[1], step_id=row[2], operation=row[3],
                               record=record, created_at=row[5])

@@ -49,6 +49,8 @@ def list_artifacts(
     for step in steps:
         if step.artifact_id is None or block_id not in (None, step.block_id, step.step_id):
             continue
+        if step.artifact_operation not in SDK_ARTIFACT_OPERATIONS:
+            continue  # stepwell-only (end, merge_pdf): the SDK has no model for it
         if operation is not None and step.artifact_operation != operation:
             continue
         records.append(api.get_artifact(step.artifact_id))
@@ -58,5 +60,20 @@ def list_artifacts(
 
 @router.get("/{artifact_id}", responses=ok(dict[str, Any]), summary="Get one artifact")
 def get_artifact(request: Request, artifact_id: str, org: Org) -> Any:
-    """The whole operation record, in the SDK's model of its operation."""
-    return artifact_json(server(request).reader(org).get_artifact(artifact_id))
+    """The whole operation record, in the SDK's model of its operation.
+
+    A stepwell-only record (an operation the SDK has no model for) is a 404 that says
+    where to read it instead.
+    """
+    record = server(request).reader(org).get_artifact(artifact_id)
+    if record.get("operation") not in SDK_ARTIFACT_OPERATIONS:
+        raise ApiError(
+            404, "ARTIFACT_NOT_SERVED",
+            f"Artifact {artifact_id!r} is a stepwell-only {record.get('operation')!r} "
+            "record, which the Retab SDK has no model for. Read it with `stepwell "
+            f"artifacts get {artifact_id}`, or as `stepwell_artifact` of its step "
+            f"(steps.get({record.get('step_id')!r})).",
+            {"artifact_id": artifact_id, "operation": record.get("operation"),
+             "step_id": record.get("step_id"),
+             "served_operations": sorted(SDK_ARTIFACT_OPERATIONS)})
+    return artifact_json(record)

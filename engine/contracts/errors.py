@@ -100,17 +100,21 @@ class WorkflowLoadError(DefinitionError):
 
 
 class WorkflowValidationError(DefinitionError):
-    """The workflow parsed but breaks one or more rules; every problem is listed."""
+    """The workflow parsed but breaks one or more rules; every problem is listed.
+
+    ``summary`` is the list of problems without the closing advice (the message ends
+    with the CLI's: run ``stepwell validate`` again), for callers such as the HTTP API
+    that advise their own next step.
+    """
 
     def __init__(self, diagnostics: list[Diagnostic], source: str = "workflow") -> None:
         self.diagnostics = diagnostics
         self.source = source
         errors = [d for d in diagnostics if d.severity == "error"]
         lines = "\n".join(f"  [{d.code}] {d.render()}" for d in errors)
-        super().__init__(
-            f"{source} is invalid ({len(errors)} problem{'s' if len(errors) != 1 else ''}):\n"
-            f"{lines}\nFix these and run `stepwell validate` again."
-        )
+        self.summary = (f"{source} is invalid ({len(errors)} "
+                        f"problem{'s' if len(errors) != 1 else ''}):\n{lines}")
+        super().__init__(f"{self.summary}\nFix these and run `stepwell validate` again.")
 
 
 # --------------------------------------------------------------------------- usage
@@ -120,14 +124,36 @@ class UsageError(StepwellError):
     """The caller asked for something that cannot be done; nothing was changed."""
 
 
+#: Where to list each kind of record, for the default hint of :class:`NotFoundError`: the
+#: CLI command when ``stepwell`` has one, and the HTTP list route.
+LIST_HINTS = {
+    "run": "`stepwell runs list` (HTTP: GET /v1/workflows/runs)",
+    "step": "`stepwell steps list RUN_ID` (HTTP: GET /v1/workflows/steps?run_id=RUN_ID)",
+    "review": "`stepwell reviews list` (HTTP: GET /v1/workflows/reviews)",
+    "workflow": "GET /v1/workflows",
+    "block": "GET /v1/workflows/blocks?workflow_id=WORKFLOW_ID",
+    "edge": "GET /v1/workflows/edges?workflow_id=WORKFLOW_ID",
+    "eval": "GET /v1/workflows/evals?workflow_id=WORKFLOW_ID",
+    "file": "GET /v1/files",
+}
+
+
+def list_hint(kind: str) -> str:
+    """How to find the existing records of ``kind``: only commands and routes that exist;
+    a generic hint for a kind with no list."""
+    where = LIST_HINTS.get(kind)
+    if where is None:
+        return f"Check the {kind} id: copy it from the response or output that named it."
+    return f"List the existing ones with {where}."
+
+
 class NotFoundError(UsageError):
     """A run, step, review or workflow does not exist."""
 
     def __init__(self, kind: str, ident: str, hint: str = "") -> None:
         self.kind = kind
         self.ident = ident
-        hint = hint or f"List the existing ones with `stepwell {kind}s list`."
-        super().__init__(f"No {kind} {ident!r}. {hint}")
+        super().__init__(f"No {kind} {ident!r}. {hint or list_hint(kind)}")
 
 
 class ConflictError(UsageError):

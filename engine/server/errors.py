@@ -62,13 +62,20 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None
     return {"detail": {"code": code, "message": message, "details": details or {}}}
 
 
+#: The closing advice of an invalid workflow over HTTP (the CLI's says `stepwell validate`).
+HTTP_VALIDATION_FIX = ("Fix these in the workflow or the edit and send it again; "
+                       "client.workflows.spec.validate (POST /v1/workflows/spec/validate) "
+                       "checks a spec without saving it.")
+
+
 def api_error_for(exc: StepwellError) -> ApiError:
     """The HTTP form of a stepwell error."""
     if isinstance(exc, ApiError):
         return exc
     if isinstance(exc, WorkflowValidationError):
         errors = [d.to_dict() for d in exc.diagnostics if d.severity == "error"]
-        return ApiError(422, "INVALID_WORKFLOW", str(exc), {"diagnostics": errors})
+        return ApiError(422, "INVALID_WORKFLOW", f"{exc.summary}\n{HTTP_VALIDATION_FIX}",
+                        {"diagnostics": errors})
     if isinstance(exc, WorkflowLoadError):
         return ApiError(422, "INVALID_YAML", f"{exc.problem}. {exc.fix}",
                         {"source": exc.source})

@@ -93,6 +93,32 @@ def check_target(workflow: Workflow, block_id: str, registry: Any) -> str:
     return block.type
 
 
+def check_assertion_handle(workflow: Workflow, block_id: str, assertion: Mapping[str, Any],
+                           registry: Any) -> None:
+    """Refuse an assertion on an output handle the target block does not have.
+
+    Such an eval could only ever fail, with nothing to compare. A block the draft lacks,
+    or whose config does not parse, is left to :func:`check_target` and the eval run.
+
+    Raises:
+        InputError: the block has no output handle ``assertion.target.output_handle_id``;
+            the message lists the handles it has.
+    """
+    block = workflow.block(block_id)
+    if block is None or block.type not in registry:
+        return
+    impl = registry.get(block.type)
+    try:
+        handles = sorted(impl.output_handles(impl.parse_config(block.config)))
+    except (ValueError, StepwellError):
+        return  # an invalid config: the eval run reports it as blocked
+    handle = (assertion.get("target") or {}).get("output_handle_id")
+    if handle not in handles:
+        raise InputError(f"assertion.target.output_handle_id: block {block_id!r} "
+                         f"({block.type}) has no output handle {handle!r}; its output handles "
+                         f"are {', '.join(handles) or 'none'}. Target one of them.")
+
+
 def new_eval(*, workflow_id: str, organization_id: str, block_id: str, name: str | None,
              source: Mapping[str, Any], handle_inputs: Mapping[str, Any],
              assertion: Any, now: float) -> EvalDefinition:

@@ -3,8 +3,8 @@
 Evals are stepwell's block tests reached from Retab's SDK (:mod:`engine.evals`): an eval
 saves inputs for one block and one assertion; an eval run replays them on the draft in
 the background (poll ``GET /evals/runs/{id}``) and writes one result per eval. The
-assertion is checked when the eval is saved: one that does not parse is a 422 and
-nothing is stored.
+assertion is checked when the eval is saved: one that does not parse, or that targets an
+output handle the block does not have, is a 422 and nothing is stored.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from engine.contracts.evals import (
 from engine.eval_checks import parse_assertion
 from engine.evals import (
     capture_inputs,
+    check_assertion_handle,
     check_target,
     execute_eval_run,
     new_eval,
@@ -118,6 +119,7 @@ def create_eval(request: Request, body: CreateEvalBody, org: Org) -> Any:
     block_id = body.target.block_id
     check_target(draft, block_id, state.engine.registry)
     assertion = parse_assertion(body.assertion)
+    check_assertion_handle(draft, block_id, assertion, state.engine.registry)
     inputs = _inputs(state, org, body.workflow_id, block_id, body.source)
     record = new_eval(workflow_id=body.workflow_id, organization_id=org, block_id=block_id,
                       name=body.name, source=body.source.model_dump(exclude_none=True),
@@ -230,6 +232,9 @@ def update_eval(request: Request, eval_id: str, body: UpdateEvalBody, org: Org) 
         changes["name"] = body.name
     if body.assertion is not None:
         changes["assertion"] = parse_assertion(body.assertion)
+        _, draft = draft_of(state, org, record.workflow_id)
+        check_assertion_handle(draft, record.block_id, changes["assertion"],
+                               state.engine.registry)
     if body.source is not None:
         changes["handle_inputs"] = _inputs(state, org, record.workflow_id, record.block_id,
                                            body.source)

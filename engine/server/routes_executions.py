@@ -5,7 +5,8 @@ run's workflow is not registered, as for CLI runs) and given the inputs the step
 received in the run; it runs through the engine's block test path
 (:mod:`engine.block_runs`), outside any run: the run is not changed. With
 ``check_eligibility`` (the default) the blocks upstream of it must be unchanged since the
-run, else 409 ``INELIGIBLE`` (pass ``check_eligibility=false`` to run it anyway).
+run (none changed, none removed), else 409 ``INELIGIBLE`` naming them (pass
+``check_eligibility=false`` to run it anyway).
 ``n_consensus`` (3, 5 or 7) overrides the block's on extract, split and classifier.
 
 The record is kept and listed newest first per run and block. The replayed step's
@@ -23,7 +24,13 @@ import anyio
 from fastapi import APIRouter, Depends, Query, Request
 
 from engine.block_runs import replay_block
-from engine.contracts.errors import InputError, NotFoundError, UsageError
+from engine.contracts.errors import (
+    DefinitionError,
+    InputError,
+    NotFoundError,
+    RegistryError,
+    UsageError,
+)
 from engine.contracts.evals import BlockExecution
 from engine.definition import Workflow
 from engine.graph_edit import BlockChange, change_block, find_block
@@ -74,19 +81,36 @@ def _definition(state: Any, org: str, run: Any) -> tuple[Workflow, str | None]:
     return definition_of(registered), registered.version_id
 
 
+def _top(workflow: Workflow, block_id: str) -> str:
+    """The top-level block ``block_id`` is in (itself when it is top-level)."""
+    top = block_id
+    while (parent := find_block(workflow, top).parent_id) is not None:
+        top = parent
+    return top
+
+
 def _check_unchanged(state: Any, run_id: str, draft: Workflow, block_id: str) -> None:
+    """Refuse (409 ``INELIGIBLE``) when a block upstream of ``block_id``, in the draft or
+    in the run's definition, changed or was removed since the run."""
     from engine import durable
 
     stored = Workflow.from_dict(state.store.load_run(run_id).definition, source=run_id)
-    graph = state.engine.compile(draft)
-    top = block_id
-    while (parent := find_block(draft, top).parent_id) is not None:
-        top = parent
+    top = _top(draft, block_id)
+    upstream = durable.ancestors(state.engine.compile(draft), top)
+    try:  # blocks upstream in the run, which the draft may have removed
+        upstream |= durable.ancestors(state.engine.compile(stored), _top(stored, block_id))
+    except (DefinitionError, RegistryError, UsageError):
+        pass  # the run's definition no longer compiles here, or lacks the block
+    removed = sorted(b for b in upstream if draft.block(b) is None)
     try:
-        durable.check_unchanged(stored, draft, durable.ancestors(graph, top), top)
+        durable.check_unchanged(stored, draft, upstream, top)
     except UsageError as exc:
-        raise ApiError(409, "INELIGIBLE", f"{exc} Pass check_eligibility=false to execute the "
-                       "block anyway.", {"run_id": run_id, "block_id": block_id}) from None
+        gone = (f" Removed from the workflow since the run: {', '.join(removed)}."
+                if removed else "")
+        raise ApiError(409, "INELIGIBLE", f"{exc}{gone} Pass check_eligibility=false to "
+                       "execute the block anyway.",
+                       {"run_id": run_id, "block_id": block_id, "removed_blocks": removed}
+                       ) from None
 
 
 @router.get("", responses=ok(PageOut[BlockExecutionOut]),

@@ -8,19 +8,25 @@ columns (``vendor.name``; lists as JSON text). When the block has several JSON h
 their columns are prefixed with the handle's name; a file handle's column holds the
 file's name. ``selected_doc_types`` keeps the handles named after those document types
 (``output-file-invoice`` for ``Invoice``). ``preferred_columns`` come first, the others
-in order of appearance.
+in order of appearance. A ``block_id`` the workflow does not have is a 404 naming the
+workflow's blocks (:func:`check_block`), rather than an empty CSV.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.reads import RunFilters, StepFilters
+from engine.server.errors import ApiError
 from engine.server.params import parse_when
+
+if TYPE_CHECKING:
+    from engine.definition import Workflow
 
 FIXED = ("run_id", "step_id", "created_at")
 
@@ -72,8 +78,36 @@ def _runs(api: Any, filters: RunFilters) -> Iterator[Any]:
         after = found.items[-1].id
 
 
-def export_rows(api: Any, body: Any) -> list[dict[str, Any]]:
-    """The rows of an export request (see the module docstring)."""
+def check_block(workflow: Workflow, workflow_id: str, block_id: str) -> None:
+    """Refuse an export of a block ``workflow`` (the draft) does not have.
+
+    Raises:
+        ApiError: 404 ``BLOCK_NOT_FOUND`` naming the block, the closest block id and
+            every block id of the workflow.
+    """
+    if workflow.block(block_id) is not None:
+        return
+    known = [b.id for b in workflow.blocks]
+    close = difflib.get_close_matches(block_id, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ApiError(404, "BLOCK_NOT_FOUND",
+                   f"Workflow {workflow_id} has no block {block_id!r}.{hint} Its blocks: "
+                   f"{', '.join(known) or 'none'} (client.workflows.blocks.list).",
+                   {"block_id": block_id, "workflow_id": workflow_id, "block_ids": known})
+
+
+def export_rows(api: Any, body: Any, *, workflow: Workflow | None = None
+                ) -> list[dict[str, Any]]:
+    """The rows of an export request (see the module docstring).
+
+    Args:
+        api: a read API of the caller's organization.
+        body: the export request.
+        workflow: the workflow's draft; when given, an unknown ``block_id`` is refused
+            (:func:`check_block`).
+    """
+    if workflow is not None:
+        check_block(workflow, body.workflow_id, body.block_id)
     if body.status not in (None, "completed") or body.exclude_status == "completed":
         return []  # only completed runs are exported
     filters = RunFilters(statuses=["completed"], workflow_id=body.workflow_id,

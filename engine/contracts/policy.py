@@ -20,6 +20,7 @@ share one vocabulary.
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
@@ -190,11 +191,62 @@ class SecurityPolicy:
             return True
         if self.code is CodePolicy.NONE:
             return False
-        return any(fnmatch.fnmatchcase(reference, p) for p in self.python_allowlist)
+        return any(python_pattern_allows(p, reference) for p in self.python_allowlist)
 
     def worker_limits(self, requested: Mapping[str, Any] | None) -> WorkerLimits:
         """The limits of one worker: the block's request over the defaults, capped."""
         return self.worker_defaults.over(requested or {}).capped(self.worker_maximum)
+
+
+def _segments_match(pattern: str, name: str) -> bool:
+    """``fnmatch`` per dotted segment: a ``*`` never crosses a dot."""
+    want, have = pattern.split("."), name.split(".")
+    return len(want) == len(have) and all(
+        fnmatch.fnmatchcase(h, w) for w, h in zip(want, have, strict=True))
+
+
+def _defined_in(module_name: str, attr_path: str) -> bool:
+    """True when ``module_name:attr_path`` resolves to something the module defines.
+
+    Every step of the path must be an object (not another module) whose ``__module__``
+    is ``module_name``: a name the module imported (``os``, ``system``) is refused.
+    """
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception:  # noqa: BLE001 - unverifiable: refuse; run time names the error
+        return False
+    for part in attr_path.split("."):
+        target = getattr(target, part, None)
+        if target is None or isinstance(target, type(importlib)):
+            return False
+        if getattr(target, "__module__", None) != module_name:
+            return False
+    return True
+
+
+def python_pattern_allows(pattern: str, reference: str) -> bool:
+    """True when the allowlist ``pattern`` admits the ``python:`` ``reference``.
+
+    A pattern equal to the reference admits it as written. Otherwise the module and the
+    attribute path are matched segment by segment (``*`` never crosses a dot, so
+    ``pkg.mod:*`` admits ``pkg.mod:func`` but not ``pkg.mod:os.system``), and the object
+    reached must be defined in the module named (its ``__module__``), so a wildcard never
+    reaches what the module merely imported.
+
+    Args:
+        pattern: a ``module:function`` pattern from ``--allow-python``.
+        reference: a block's ``python:`` reference.
+    """
+    if reference == pattern:
+        return True
+    want_module, _, want_attr = pattern.partition(":")
+    module_name, sep, attr_path = reference.partition(":")
+    if not sep or not attr_path or not want_attr:
+        return False
+    if not (_segments_match(want_module, module_name)
+            and _segments_match(want_attr, attr_path)):
+        return False
+    return _defined_in(module_name, attr_path)
 
 
 def policy_of(services: Mapping[str, Any]) -> SecurityPolicy:

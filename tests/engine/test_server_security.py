@@ -77,7 +77,9 @@ def test_start_up_states_the_policy_and_the_sandbox(server: SharedServer) -> Non
 
 
 @pytest.mark.parametrize("reference", ["os:_exit", "builtins:exec", "subprocess:run",
-                                       "tests.engine.server_workflows:book"])
+                                       "tests.engine.server_workflows:book",
+                                       "tests.engine.security_targets:time.sleep",
+                                       "tests.engine.security_targets:Any"])
 def test_python_references_off_the_allowlist_are_refused_at_apply(b: Org, reference: str
                                                                   ) -> None:
     detail = refused(b.apply(python_workflow(reference)), 403, "CODE_NOT_ALLOWED")

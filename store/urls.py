@@ -15,7 +15,10 @@ A database is named the same way everywhere (``--db``, ``$STEPWELL_DB``,
 
 Anything else of the form ``scheme://...`` is refused with a
 :class:`~engine.contracts.errors.UsageError`: a mistyped URL must never become a folder
-named ``postgresq:``. :func:`parse_db` only parses (no I/O, no driver import);
+named ``postgresq:``. So is ``word:...`` without the slashes (``postgresql:foo``,
+``file:x.db``; a one-letter Windows drive ``C:`` is a path): write ``./postgresql:foo`` for
+a file literally named so. A PostgreSQL port that is not a number from 1 to 65535 is
+refused too. :func:`parse_db` only parses (no I/O, no driver import);
 :func:`open_store` opens the store the URL names.
 """
 
@@ -39,6 +42,9 @@ DEFAULT_DB = "stepwell.db"
 DB_ENV = "STEPWELL_DB"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+#: ``word:...`` without ``//``: a URL missing its slashes (``postgresql:foo``) or a
+#: ``file:`` URI, never taken as a file name (a Windows drive letter ``C:`` is one letter).
+_BARE_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg",
                                "postgresql+psycopg2", "postgres+psycopg"})
 
@@ -114,6 +120,7 @@ def parse_db(db: str | os.PathLike[str] | None, env: Any = None) -> DatabaseURL:
         return DatabaseURL(backend=Backend.SQLITE, target=":memory:")
     match = _SCHEME.match(text)
     if match is None:
+        _refuse_bare_scheme(text)
         return DatabaseURL(backend=Backend.SQLITE, target=text)
     scheme = match.group(1).lower()
     if scheme == "sqlite":
@@ -130,9 +137,33 @@ def parse_db(db: str | os.PathLike[str] | None, env: Any = None) -> DatabaseURL:
         "(postgresql://USER:PASSWORD@HOST:5432/DATABASE).")
 
 
+def _refuse_bare_scheme(text: str) -> None:
+    """Refuse ``scheme:rest`` (no ``//``): an unknown scheme is an error, never a file name."""
+    bare = _BARE_SCHEME.match(text)
+    if bare is None:
+        return
+    scheme = bare.group(1)
+    raise UsageError(
+        f"--db {redact(text)!r} starts with {scheme + ':'!r}, which looks like a URL scheme, "
+        "not a file name. Write a PostgreSQL database as "
+        "postgresql://USER:PASSWORD@HOST:5432/DATABASE, a SQLite file as sqlite:///PATH, or "
+        f"a file literally named so as ./{text}.")
+
+
 def _postgres_target(text: str, scheme: str) -> str:
     url = "postgresql://" + text[len(scheme) + 3:]
     parts = urlsplit(url)
+    hosts = parts.netloc.rsplit("@", 1)[-1]
+    try:
+        # a libpq multi-host list (h1:5432,h2:5433) is left to libpq
+        bad = "," not in hosts and parts.port == 0
+    except ValueError:
+        bad = True
+    if bad:
+        port = hosts.rpartition(":")[2]
+        raise UsageError(f"{redact(text)!r} has the port {port!r}, which is not a number "
+                         "from 1 to 65535. Write postgresql://USER:PASSWORD@HOST:5432/DATABASE "
+                         "(or leave the port out for 5432).") from None
     if not parts.path.strip("/"):
         raise UsageError(f"{redact(text)!r} names no database. Write "
                          "postgresql://USER:PASSWORD@HOST:5432/DATABASE.")

@@ -81,3 +81,37 @@ def test_the_cli_refuses_an_unknown_scheme_in_one_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and "unknown scheme 'postgresq'" in lines[0]
         assert "hunter2" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["postgresql:foo", "mysql:foo", "file:foo.db", "sqlite:x.db"])
+def test_a_scheme_without_slashes_is_refused_not_taken_as_a_file(
+        value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match=r"looks like a URL scheme.*\./"):
+        open_store(value)
+    assert list(tmp_path.iterdir()) == []
+    assert parse_db(f"./{value}").target == f"./{value}"
+    assert parse_db("C:/runs/x.db").target == "C:/runs/x.db"  # a Windows drive letter
+
+
+@pytest.mark.parametrize("port", ["notaport", "70000", "0"])
+def test_a_malformed_postgresql_port_is_refused(port: str) -> None:
+    with pytest.raises(UsageError, match=f"port '{port}'") as caught:
+        parse_db(f"postgresql://u:secret@127.0.0.1:{port}/x")
+    assert "secret" not in str(caught.value)
+
+
+def test_the_cli_refuses_a_bad_port_or_a_bare_scheme_in_one_line(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("stepwell")
+    if not script.exists():
+        pytest.skip("the stepwell console script is not installed (pip install -e .)")
+    for db, says in (("postgresql://u:p@127.0.0.1:notaport/x", "port 'notaport'"),
+                     ("postgresql:foo", "./postgresql:foo")):
+        for args in (["db", "status"], ["worker", "--idle-exit", "0"]):
+            done = subprocess.run([str(script), *args, "--db", db], capture_output=True,
+                                  text=True, check=False, cwd=tmp_path,
+                                  env={**os.environ, "COLUMNS": "300"})
+            assert done.returncode == 2, (args, done.stderr)
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and says in lines[0], done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -17,6 +17,9 @@ Rules:
 * Date operators (``is_after``, ``is_before`` and their ``_or_equal_to`` forms) compare
   ISO 8601 dates and date-times, see :mod:`blocks.condition_dates`.
 * ``does_not_exist`` (Retab's spelling) is ``not_exists``.
+* ``matches_regex`` searches under a time budget (:func:`engine.contracts.bounded.
+  bounded_search`): a pattern that backtracks too long fails the step permanently
+  (``REGEX_TOO_SLOW``) instead of holding the server.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 
 from blocks.condition_dates import DATE_OPERATORS, compare_dates, date_value_problem
 from blocks.condition_paths import MISSING, json_type
+from engine.contracts.bounded import bounded_search, regex_problem
 
 #: canonical name -> every accepted spelling.
 OPERATOR_SPELLINGS: dict[str, tuple[str, ...]] = {
@@ -153,7 +157,7 @@ def _string_op(op: str, actual: Any, expected: Any) -> Outcome:
     if op == "ends_with":
         return actual.endswith(expected), None
     try:
-        return re.search(expected, actual) is not None, None
+        return bounded_search(expected, actual, what="condition matches_regex"), None
     except re.error as exc:
         return False, f"invalid regular expression {expected!r}: {exc}"
 
@@ -240,10 +244,9 @@ def value_problem(op: str, value: Any) -> str | None:
     if op in _STRING_VALUE and not isinstance(value, str):
         return f"operator {op!r} needs a string as value, got {json_type(value)}"
     if op == "matches_regex":
-        try:
-            re.compile(value)
-        except re.error as exc:
-            return f"value {value!r} is not a valid regular expression: {exc}"
+        problem = regex_problem(value)
+        if problem is not None:
+            return problem
     if op in ("in", "not_in") and not isinstance(value, list | str):
         return f"operator {op!r} needs an array as value, got {json_type(value)}"
     if op in ("contains", "not_contains") and value is None:

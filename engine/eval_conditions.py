@@ -9,9 +9,10 @@ quantifiers and the model-judged kinds are handled by :mod:`engine.eval_checks`.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from engine.contracts.bounded import bounded_search
 
 Result = tuple[bool, float | None, float | None, str | None]
 
@@ -88,7 +89,8 @@ def _affix(condition: Any, actual: Any) -> Result:
 def _regex(condition: Any, actual: Any) -> Result:
     if not isinstance(actual, str):
         raise TypeError(f"matches_regex needs a string, got {type(actual).__name__}")
-    return _plain(re.search(condition.pattern, actual) is not None)
+    return _plain(bounded_search(condition.pattern, actual,
+                                 what="eval assertion matches_regex"))
 
 
 def _schema(condition: Any, actual: Any) -> Result:

@@ -17,6 +17,10 @@ refused by the parser itself).
 :func:`clean_text` and :func:`clean_mime` strip what must never reach a terminal or the
 database from names, filenames and MIME types: control characters (C0, DEL, C1) and the
 Unicode bidirectional overrides that reorder what a terminal shows.
+
+:func:`bounded_search` runs the regular expressions of conditions and eval assertions
+(``matches_regex``) under a time budget (:data:`REGEX_TIMEOUT_SECONDS`) and size limits,
+so a catastrophically backtracking pattern cannot hold the server process.
 """
 
 from __future__ import annotations
@@ -26,10 +30,19 @@ import math
 import re
 from typing import Any
 
-from engine.contracts.errors import InputError
+import regex
+
+from engine.contracts.errors import InputError, PermanentError
 
 #: Deepest nesting accepted in a JSON value (a scalar is depth 0, ``[1]`` is depth 1).
 MAX_JSON_DEPTH = 64
+
+#: Longest a ``matches_regex`` search may run before it fails (seconds).
+REGEX_TIMEOUT_SECONDS = 0.2
+#: Longest regular expression accepted (characters).
+MAX_REGEX_PATTERN = 1_000
+#: Longest text a regular expression is tested against (characters).
+MAX_REGEX_TEXT = 1_000_000
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
@@ -139,3 +152,63 @@ def clean_mime(mime: str | None) -> str | None:
         return None
     essence = mime.split(";", 1)[0].strip().lower()
     return essence if _MIME.match(essence) else None
+
+
+class RegexBudgetError(PermanentError, ValueError):
+    """A ``matches_regex`` pattern or text over its budget (a permanent step error; a
+    ``ValueError`` for callers that report bad data without failing)."""
+
+
+def regex_problem(pattern: str) -> str | None:
+    """What makes ``pattern`` unusable as a ``matches_regex`` value, or None.
+
+    Args:
+        pattern: the regular expression (Python ``re`` syntax).
+    """
+    if len(pattern) > MAX_REGEX_PATTERN:
+        return (f"the regular expression is {len(pattern)} characters long; the limit is "
+                f"{MAX_REGEX_PATTERN}. Use a shorter pattern")
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"value {pattern!r} is not a valid regular expression: {exc}"
+    return None
+
+
+def bounded_search(pattern: str, text: str, *, what: str = "matches_regex") -> bool:
+    """True when ``pattern`` matches somewhere in ``text`` (``re.search`` semantics).
+
+    The search runs with the ``regex`` package in its ``re``-compatible mode (``V0``)
+    without holding the interpreter lock, and gives up after
+    :data:`REGEX_TIMEOUT_SECONDS`.
+
+    Args:
+        pattern: the regular expression (at most :data:`MAX_REGEX_PATTERN` characters).
+        text: the text searched (at most :data:`MAX_REGEX_TEXT` characters).
+        what: the condition or assertion, for messages.
+
+    Raises:
+        RegexBudgetError: the pattern or the text is too long, or the search outlived
+            its budget (code ``REGEX_TOO_SLOW``).
+        re.error: the pattern is not a valid regular expression.
+    """
+    if len(pattern) > MAX_REGEX_PATTERN:
+        raise RegexBudgetError(
+            f"{what}: the regular expression is {len(pattern)} characters long; the limit "
+            f"is {MAX_REGEX_PATTERN}. Use a shorter pattern.", code="REGEX_TOO_LONG")
+    if len(text) > MAX_REGEX_TEXT:
+        raise RegexBudgetError(
+            f"{what}: the text tested is {len(text)} characters long; the limit is "
+            f"{MAX_REGEX_TEXT}. Test a shorter field.", code="REGEX_TEXT_TOO_LONG")
+    re.compile(pattern)  # the ``re`` syntax errors callers already handle
+    try:
+        found = regex.search(pattern, text, flags=regex.V0, timeout=REGEX_TIMEOUT_SECONDS,
+                             concurrent=True)
+    except TimeoutError:
+        shown = pattern if len(pattern) <= 60 else f"{pattern[:57]}..."
+        raise RegexBudgetError(
+            f"{what}: the regular expression {shown!r} took longer than "
+            f"{REGEX_TIMEOUT_SECONDS} s on a {len(text)}-character text. Simplify the "
+            "pattern (avoid nested or overlapping repeats such as (a+)+ or (a|a)+).",
+            code="REGEX_TOO_SLOW") from None
+    return found is not None

@@ -128,10 +128,13 @@ def check_layout(conn: sqlite3.Connection, path: str) -> bool:
             stepwell), one stepwell cannot upgrade, or another application's tables.
     """
     version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == SCHEMA_VERSION:
-        return False
     if version > SCHEMA_VERSION:
         raise newer_schema(path, f"{version:04d}")
+    recorded = recorded_revision(conn)  # the source of truth; user_version must agree
+    if recorded is not None and recorded != f"{version:04d}":
+        raise mismatched_revisions(path, recorded, version)
+    if version == SCHEMA_VERSION:
+        return False
     kinds = dict(conn.execute("SELECT name, type FROM sqlite_master WHERE name NOT LIKE "
                               "'sqlite_%'"))
     revision = layout_revision(version)
@@ -146,6 +149,29 @@ def check_layout(conn: sqlite3.Connection, path: str) -> bool:
     if kinds:
         raise foreign_database(path, kinds)
     return True
+
+
+def recorded_revision(conn: sqlite3.Connection) -> str | None:
+    """The revision in the version table (the source of truth), or None when it has none."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (VERSION_TABLE,)).fetchone()
+    if exists is None:
+        return None
+    row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+    return None if row is None else str(row[0])
+
+
+def mismatched_revisions(path: str, recorded: str, user_version: int) -> StorageError:
+    """The error for a SQLite file whose two revision markers disagree.
+
+    The version table (what ``stepwell db status`` / ``db upgrade`` read) is the source
+    of truth; ``PRAGMA user_version`` is only the cheap copy checked on open.
+    """
+    return StorageError(
+        f"{path} records schema {recorded} in its {VERSION_TABLE} table but "
+        f"{user_version:04d} in PRAGMA user_version; the {VERSION_TABLE} table is the one "
+        f"that counts. Back the file up, then run `stepwell db upgrade --db {path}`: it "
+        f"migrates from {recorded} and sets PRAGMA user_version to match.")
 
 
 def retry_busy(fn: Any, busy_timeout: float) -> Any:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.contracts.errors import StorageError
+from store.connection import mismatched_revisions
 from store.schema import (
     HEAD_REVISION,
     REVISIONS,
@@ -66,15 +67,25 @@ class SchemaStatus:
 
 
 def status(db: str | DatabaseURL | None) -> SchemaStatus:
-    """The revision of a database, without changing it.
+    """The revision of a database, without changing it (a missing SQLite file is not
+    created).
 
     Raises:
-        StorageError: the database cannot be opened, or holds another application's
-            tables.
+        StorageError: no database at that path, the database cannot be opened, holds
+            another application's tables, or its two SQLite revision markers disagree.
     """
     url = db if isinstance(db, DatabaseURL) else parse_db(db)
+    if url.is_file and not Path(url.target).is_file():
+        raise StorageError(f"No stepwell database at {url.display()}: nothing to report. "
+                           "Point --db (or $STEPWELL_DB) at an existing database; "
+                           "`stepwell db upgrade` creates one there.")
     with _connection(url) as conn:
-        return SchemaStatus(database=url.display(), revision=_revision(conn, url))
+        revision = _revision(conn, url)
+        if url.backend is Backend.SQLITE and revision is not None:
+            version = conn.exec_driver_sql("PRAGMA user_version").scalar() or 0
+            if f"{version:04d}" != revision:
+                raise mismatched_revisions(url.display(), revision, version)
+        return SchemaStatus(database=url.display(), revision=revision)
 
 
 def upgrade(db: str | DatabaseURL | None) -> tuple[SchemaStatus, SchemaStatus]:
@@ -100,9 +111,11 @@ def upgrade(db: str | DatabaseURL | None) -> tuple[SchemaStatus, SchemaStatus]:
         config.set_main_option("script_location", str(MIGRATIONS))
         config.attributes["connection"] = conn
         try:
-            if before is not None and not _has_version_table(conn):
+            if before is not None and not _stamped(conn):
                 command.stamp(config, before)
             command.upgrade(config, "head")
+            if url.backend is Backend.SQLITE:  # the version table counts: align the copy
+                conn.exec_driver_sql(f"PRAGMA user_version = {int(HEAD_REVISION)}")
         except Exception as exc:  # a failed migration is reported; nothing was changed
             raise StorageError(f"upgrading {where} failed ({exc}); nothing was changed. "
                                "Check the database, then run `stepwell db upgrade` again."
@@ -169,10 +182,13 @@ def _error(url: DatabaseURL, exc: BaseException) -> StorageError:
     return StorageError(f"cannot open {url.display()} ({cause}): check the --db path.")
 
 
-def _has_version_table(conn: Any) -> bool:
-    from sqlalchemy import inspect
+def _stamped(conn: Any) -> bool:
+    """True when the version table exists and holds a revision."""
+    from sqlalchemy import inspect, text
 
-    return bool(inspect(conn).has_table(VERSION_TABLE))
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return False
+    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first() is not None
 
 
 def _revision(conn: Any, url: DatabaseURL) -> str | None:
@@ -186,7 +202,8 @@ def _revision(conn: Any, url: DatabaseURL) -> str | None:
     tables = set(inspect(conn).get_table_names())
     if VERSION_TABLE in tables:
         row = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).first()
-        return None if row is None else str(row[0])
+        if row is not None:
+            return str(row[0])
     if url.backend is Backend.SQLITE:
         legacy = layout_revision(conn.exec_driver_sql("PRAGMA user_version").scalar() or 0)
         if legacy is not None and "runs" in tables:

@@ -246,3 +246,48 @@ def test_a_newer_postgresql_database_is_not_upgraded(pg_url: str) -> None:  # no
     with pytest.raises(StorageError, match="newer stepwell"):
         migrate.upgrade(pg_url)
     assert _pg_sql(pg_url, f"SELECT version_num FROM {VERSION_TABLE}") == [("0099",)]
+
+
+def test_db_status_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("stepwell")
+    if not script.exists():
+        pytest.skip("the stepwell console script is not installed (pip install -e .)")
+    with pytest.raises(StorageError, match="No stepwell database at"):
+        migrate.status(str(tmp_path / "nonexist.db"))
+    done = subprocess.run([str(script), "db", "status", "--db", "nonexist.db"],
+                          capture_output=True, text=True, check=False, cwd=tmp_path,
+                          env={**os.environ, "COLUMNS": "300"})
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "No stepwell database at nonexist.db" in lines[0], lines
+    assert list(tmp_path.iterdir()) == []
+
+
+def _set_markers(path: Path, *, table: str | None = None, user_version: int | None = None
+                 ) -> None:
+    conn = sqlite3.connect(path)
+    try:
+        if table is not None:
+            conn.execute(f"UPDATE {VERSION_TABLE} SET version_num = ?", (table,))
+        if user_version is not None:
+            conn.execute(f"PRAGMA user_version = {user_version}")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_disagreeing_sqlite_revision_markers_are_named_and_upgrade_aligns_them(
+        tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SQLiteStore(str(path)).close()
+    _set_markers(path, user_version=HEAD_LAYOUT - 1)  # the table still says the head
+    for check in (lambda: SQLiteStore(str(path)), lambda: migrate.status(str(path))):
+        with pytest.raises(StorageError) as caught:
+            check()
+        message = str(caught.value)
+        assert HEAD_REVISION in message and f"{HEAD_LAYOUT - 1:04d}" in message
+        assert "stepwell db upgrade" in message and VERSION_TABLE in message
+    before, after = migrate.upgrade(str(path))
+    assert before.revision == after.revision == HEAD_REVISION
+    assert migrate.status(str(path)).current
+    SQLiteStore(str(path)).close()

@@ -5,11 +5,15 @@ an object becomes one form field per property (typed from the block's ``json_sch
 when it has one, else from the proposed value); anything else is one JSON text field.
 The form starts from the review's latest version (the proposal, or the newest
 correction, also one made over the HTTP API). :func:`read_correction` turns the
-submitted form back into data, reporting every field it cannot read. Data that differs
+submitted form back into data, reporting every field it cannot read: a field sent back
+as it was shown, or not sent at all, keeps its value exactly (an empty string stays
+empty, a big integer keeps every digit, a multi-line string its lines); an edited field
+is parsed by its kind (integers as integers, never through a float). Data that differs
 from the latest version is stored as a new version first, exactly as
 ``POST /v1/workflows/reviews/versions`` stores one (:mod:`engine.server.review_versions`),
-and that version is approved; unchanged data approves the latest version as it is. The
-page lists the versions as the API does, with the one a decision took.
+and that version is approved; data equal to the latest version approves it as it is
+(no new version, no schema check: as ``stepwell reviews approve`` does). The page lists
+the versions as the API does, with the one a decision took.
 
 Files (a classifier's or a split's documents) are approved or rejected as proposed.
 """
@@ -17,6 +21,8 @@ Files (a classifier's or a split's documents) are approved or rejected as propos
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,17 +43,30 @@ from store.search import ReviewFilters, review_row, search_reviews
 QUEUE_PAGE = 50
 QUEUE_FILTERS = ("pending", "decided", "cancelled", "all")
 FIELD_PREFIX = "field."
+MULTILINE_CHARS = 80
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FormField:
-    """One editable value: ``kind`` is string, number, integer, boolean or json."""
+    """One editable value: ``kind`` is string, number, integer, boolean or json.
+
+    ``text`` is the value as the form shows it; ``nullable``: an emptied field is null
+    (the schema allows null, or the value was null), else an empty string.
+    """
 
     name: str
     kind: str
     text: str
     description: str = ""
     likelihood: float | None = None
+    nullable: bool = False
+
+    @property
+    def multiline(self) -> bool:
+        """Shown in a ``<textarea>`` (JSON, and strings with a line break or over 80
+        characters), so line breaks survive the round trip."""
+        return self.kind == "json" or self.kind == "string" and (
+            "\n" in self.text or "\r" in self.text or len(self.text) > MULTILINE_CHARS)
 
     @property
     def input_name(self) -> str:
@@ -170,10 +189,13 @@ def form_fields(proposal: Any, schema: Any, likelihoods: dict[str, Any]) -> list
         text = ("" if value is None else json.dumps(value, indent=2) if kind == "json"
                 else str(value).lower() if kind == "boolean" else str(value))
         score = likelihoods.get(name)
-        fields.append(FormField(name=name, kind=kind, text=text,
+        declared = spec.get("type")
+        nullable = (value is None or declared == "null"
+                    or isinstance(declared, list) and "null" in declared)
+        fields.append(FormField(name=name, kind=kind, text=text, nullable=nullable,
                                 description=str(spec.get("description") or ""),
                                 likelihood=float(score) if isinstance(score, int | float)
-                                else None))
+                                and not isinstance(score, bool) else None))
     return fields
 
 
@@ -195,18 +217,52 @@ def _kind(declared: Any, value: Any) -> str:
 
 def read_correction(fields: list[FormField], form: dict[str, str], proposal: Any
                     ) -> tuple[Any, list[str]]:
-    """The data the reviewer submitted, and a problem per field that does not parse."""
+    """The data the reviewer submitted, and a problem per field that does not parse.
+
+    A field missing from the form, or sent back as it was shown (line breaks compared
+    without the carriage returns browsers add), keeps ``proposal``'s value exactly;
+    so an untouched form gives back ``proposal`` itself.
+    """
     problems: list[str] = []
     values: dict[str, Any] = {}
     for f in fields:
-        raw = form.get(f.input_name, "")
+        raw = form.get(f.input_name)
+        if raw is None or _same_text(raw, f.text):
+            continue
         try:
-            values[f.name] = _parse(f.kind, raw)
+            values[f.name] = _parse(f.kind, _browser_text(raw), nullable=f.nullable)
         except ValueError as exc:
             problems.append(f"{f.name}: {exc}")
     if not isinstance(proposal, dict):
-        return values.get("value"), problems
+        return values.get("value", proposal), problems
     return {**proposal, **values}, problems
+
+
+def _browser_text(raw: str) -> str:
+    """A submitted value with the CRLF line breaks of form encoding turned back to LF."""
+    return raw.replace("\r\n", "\n")
+
+
+def _same_text(raw: str, shown: str) -> bool:
+    return raw == shown or _browser_text(raw) == _browser_text(shown)
+
+
+def _number(kind: str, text: str, raw: str) -> int | float:
+    """An integer exactly (no float in between: more than 2**53 keeps its digits), else
+    a finite float; ``integer`` fields also take a whole float such as ``12.0``."""
+    if re.fullmatch(r"[+-]?[0-9]+", text):
+        return int(text)
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{raw!r} is not a finite number")
+    if kind == "integer":
+        if not number.is_integer():
+            raise ValueError(f"{raw!r} is not a whole number")
+        return int(number)
+    return number
 
 
 def schema_problems(schema: Any, data: Any) -> list[str]:
@@ -225,10 +281,12 @@ def schema_problems(schema: Any, data: Any) -> list[str]:
             for e in errors[:20]]
 
 
-def _parse(kind: str, raw: str) -> Any:
+def _parse(kind: str, raw: str, *, nullable: bool = False) -> Any:
+    """An edited field's value: strings as typed (emptied: null when ``nullable``, else
+    ""), integers exactly, other numbers as floats, booleans, JSON."""
     text = raw.strip()
     if kind == "string":
-        return raw if raw != "" else None
+        return None if raw == "" and nullable else raw
     if text == "" or text == "null":
         return None
     if kind == "boolean":
@@ -236,15 +294,7 @@ def _parse(kind: str, raw: str) -> Any:
             raise ValueError("choose true or false")
         return text.lower() == "true"
     if kind in ("number", "integer"):
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a number") from None
-        if kind == "integer" or number.is_integer() and "." not in text and "e" not in text:
-            if not number.is_integer():
-                raise ValueError(f"{raw!r} is not a whole number")
-            return int(number)
-        return number
+        return _number(kind, text, raw)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

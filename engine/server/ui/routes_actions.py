@@ -49,6 +49,7 @@ router = APIRouter(include_in_schema=False)
 log = logging.getLogger("stepwell.server.ui")
 CANCEL_WAIT_S = 5.0
 UI_CANCEL_REASON = "cancelled from the web UI"
+DECISIONS = ("approve", "reject")
 
 
 # --------------------------------------------------------------------------- login
@@ -262,25 +263,43 @@ def corrected_data(store: ReviewStore, model: ReviewModel, corrected: Any,
     return decision_data(model.row, chosen), True
 
 
+@router.get("/reviews/{review_id}/decide")
+def decide_page(review_id: str) -> Response:
+    """The review page (the address a refused decision leaves in the address bar)."""
+    return redirect(f"/reviews/{review_id}")
+
+
 @router.post("/reviews/{review_id}/decide")
 async def decide(request: Request, review_id: str) -> Response:
-    """Approve (with the corrected data, when it was edited) or reject; the run goes on."""
+    """Approve (with the corrected data, when it was edited) or reject; the run goes on.
+
+    ``decision`` must be exactly ``approve`` or ``reject`` (anything else: 422, nothing
+    decided). Unchanged data approves the latest version as it is, without the schema
+    check that corrected data passes first. Sending the form again (a reload of the 422
+    page) decides nothing twice: a decided review answers ``already_decided``.
+    """
     checked = await _checked(request)
     if isinstance(checked, Response):
         return checked
     viewer, form = checked
     server = server_state(request)
-    approved = form.get("decision") == "approve"
+    decision = form.get("decision")
+    approved = decision == "approve"
 
     def act() -> tuple[str, Any, list[str]]:
         api = server.reader(viewer.organization_id)
         model = build_review_model(api, server.store, review_id)
         if model.state != "pending":
             return "already_decided", model, []
+        if decision not in DECISIONS:
+            return "invalid", model, [
+                (f"the form's decision must be 'approve' or 'reject', not {decision!r}: "
+                 "use the Approve or Reject button")]
         data, has_data, corrected = None, False, None
         if approved and model.correctable:
             corrected, problems = read_correction(model.fields, form, model.current)
-            problems = problems or schema_problems(model.schema, corrected)
+            if not problems and corrected != model.current:  # unchanged: approved as is
+                problems = schema_problems(model.schema, corrected)
             if problems:
                 return "invalid", model, problems
         try:

@@ -59,7 +59,8 @@ def runs_table(runs: Sequence[dict[str, Any]]) -> Table:
 
 def run_note(run: dict[str, Any]) -> str:
     """Failing step and message, cancel reason, the blocks a review waits for (and since
-    when), or the owner process: ``owner died (pid 4242, last heartbeat 3m 10s ago)``."""
+    when), ``queued for a worker`` (no process has it), or the owner process:
+    ``owner died (pid 4242, last heartbeat 3m 10s ago)``."""
     lifecycle = run.get("lifecycle") or {}
     if lifecycle.get("failing_step_id"):
         message = lifecycle.get("message") or ""
@@ -70,6 +71,8 @@ def run_note(run: dict[str, Any]) -> str:
         when = f" since {_ago(since)}" if since else ""
         return f"waiting for review{when}: {', '.join(waiting)}"
     owner = run.get("owner") or {}
+    if owner.get("queued"):
+        return "queued for a worker"
     if owner.get("alive") is False:
         beat = parse_time(owner.get("heartbeat_at"))
         last = f", last heartbeat {_ago(beat)}" if beat else ""

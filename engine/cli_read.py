@@ -167,7 +167,10 @@ def annotate_runs(client: Any, runs: Sequence[dict[str, Any]]) -> None:
     """Add ``owner`` (pid, heartbeat, alive) and ``waiting_since`` to each run dict.
 
     ``owner.alive`` is given for runs that should have a live owner (pending, queued,
-    running) and None for the others; ``waiting_since`` for a run waiting for a review
+    running) and None for the others. Such a run with no owner pid was queued (``--detach``)
+    or handed back by a worker: it waits for a worker and is not an orphan (``alive`` None,
+    ``owner.queued`` true, as ``stepwell_owner`` over HTTP); ``waiting_since`` for a run
+    waiting for a review
     (when its newest pending review opened). Tables stop a run's duration at either
     (:func:`engine.cli_render.run_duration_ms`).
     """
@@ -177,9 +180,12 @@ def annotate_runs(client: Any, runs: Sequence[dict[str, Any]]) -> None:
     for run in runs:
         record = client.api.run_record(run["id"])
         status, pid, beat = record.status, record.owner_pid, record.heartbeat_at
+        owned = status in OWNED_STATUSES
+        queued = owned and pid is None
         alive = (process_owns(pid, beat, host=record.owner_host)
-                 if status in OWNED_STATUSES else None)
-        run["owner"] = {"pid": pid, "heartbeat_at": iso_time(beat), "alive": alive}
+                 if owned and not queued else None)
+        run["owner"] = {"pid": pid, "heartbeat_at": iso_time(beat), "alive": alive,
+                        "queued": queued}
         if status == "awaiting_review":
             page = client.api.reads.page_review_entries(
                 ReviewFilters(run_id=run["id"], decision_status="pending"), limit=1,

@@ -105,14 +105,15 @@ def watch(db: str, run_id: str, *, wait: bool, show_all: bool, live: bool) -> di
 
 
 def run_state(run: dict[str, Any]) -> str:
-    """``ended``, ``waiting`` (for a review), ``orphan`` (its process died) or ``going``."""
+    """``ended``, ``waiting`` (for a review), ``orphan`` (its process died) or ``going``
+    (a run queued for a worker, with no process yet, is going, not an orphan)."""
     status = str((run.get("lifecycle") or {}).get("status"))
     if status in _ENDED:
         return "ended"
     if status == "awaiting_review":
         return "waiting"
     owner = run.get("owner") or {}
-    return "orphan" if owner.get("alive") is False else "going"
+    return "orphan" if owner.get("alive") is False and not owner.get("queued") else "going"
 
 
 def watch_note(run: dict[str, Any], db: str) -> str:

@@ -437,3 +437,25 @@ def test_rerun_from_a_step_with_a_new_input_and_an_edited_workflow(
                    "--db", db, "--json")
     assert fresh.exit_code == 3, fresh.stderr  # the gate reruns, so it waits again
     assert json.loads(fresh.stdout)["lifecycle"]["waiting_for_block_ids"] == ["gate"]
+
+
+# --------------------------------------------------------------------------- queued runs
+
+
+def test_a_queued_run_is_listed_as_waiting_for_a_worker_not_as_an_orphan(
+        review_wf: Path, db: Path) -> None:
+    from engine.cli_watch import run_state
+
+    queued = invoke("run", review_wf, "-i", '{"amount": 1}', "--db", db, "--detach", "--json")
+    assert queued.exit_code == 0, queued.stderr
+    run_id = json.loads(queued.stdout)["run_id"]
+    table = invoke("runs", "list", "--db", db)
+    assert table.exit_code == 0, table.stderr
+    assert "queued for a worker" in table.stdout
+    assert "owner died" not in table.stdout and "lost their process" not in table.stdout
+    [run] = json.loads(invoke("runs", "list", "--db", db, "--json").stdout)["data"]
+    assert run["id"] == run_id
+    assert run["owner"] == {**run["owner"], "pid": None, "alive": None, "queued": True}
+    assert run_state(run) == "going"
+    detail = invoke("runs", "get", run_id, "--db", db)
+    assert "queued for a worker" in detail.stdout and "owner died" not in detail.stdout

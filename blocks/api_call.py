@@ -221,6 +221,7 @@ class ApiCall(BlockType):
     type_name = "api_call"
     config_model = ApiCallConfig
     operation = "api_call_invocation"
+    runs_unfed = True  # a request needs no body
 
     def __init__(self) -> None:
         self._history: OrderedDict[tuple[str, str], list[dict[str, Any]]] = OrderedDict()

@@ -100,6 +100,9 @@ class BlockType:
         container: ``for_each`` / ``while_loop`` for container types, else None.
         operation: artifact operation name this block records, if any.
         inline: ``run`` never suspends (pure CPU logic): see :meth:`runs_inline`.
+        runs_unfed: the block can run with nothing connected to its inputs (``api_call``
+            sends a request without a body); otherwise a block with input handles and no
+            incoming edge is a validation error (``BLOCK_NOT_CONNECTED``).
     """
 
     type_name: ClassVar[str] = ""
@@ -113,6 +116,7 @@ class BlockType:
     container: ClassVar[str | None] = None
     operation: ClassVar[str | None] = None
     inline: ClassVar[bool] = False
+    runs_unfed: ClassVar[bool] = False
 
     def parse_config(self, raw: Mapping[str, Any]) -> BaseModel:
         """Validate ``raw`` into ``config_model`` (raises pydantic.ValidationError)."""

@@ -3,8 +3,9 @@
 An edge is checked end to end: its blocks exist and are not notes, its handles resolve
 (target aliases, an empty handle is the only fitting one), the kinds match, each input
 handle has one edge, and the edge stays in one scope (a container's inner handles are
-inside it). After boundary edges are generated, :func:`check_cycles` reports every
-cycle left by the sentinel rewrite: a legal loop always goes through a while_loop.
+inside it). After boundary edges are generated, :func:`check_unfed` reports blocks that
+nothing feeds and :func:`check_cycles` every cycle left by the sentinel rewrite: a legal
+loop always goes through a while_loop.
 """
 
 from __future__ import annotations
@@ -44,6 +45,37 @@ def check_edges(a: Analysis) -> None:
             continue
         fed[key] = resolved
         a.edges.append(resolved)
+
+
+def check_unfed(a: Analysis) -> None:
+    """Report every block that has input handles but no incoming edge (after phase 5).
+
+    Such a block would start with nothing on its inputs and fail at run time (``received
+    nothing on 'input-json-0'``); a draft that deleted the block upstream of it must not
+    validate or publish. Start blocks, notes and block types marked ``runs_unfed``
+    (``api_call``) are left out, and nothing is reported while other errors stand (a
+    misplaced edge or a bad block would be echoed as "not connected").
+
+    Args:
+        a: the analysis after boundary edges were generated.
+    """
+    if a.has_errors:
+        return  # the structure is wrong already: "not connected" would mostly echo that
+    fed = {edge.target_block for edge in a.edges}
+    fed.update(edge.target_block for edge in a.duplicates)
+    for info in a.blocks.values():
+        impl = info.impl
+        if (not info.ok or impl is None or not impl.executes or impl.role.is_start
+                or impl.runs_unfed or info.id in fed or info.id in a.troubled):
+            continue
+        handles = list(impl.input_handles(info.config))
+        if not handles:
+            continue
+        a.report("BLOCK_NOT_CONNECTED", info.block.path,
+                 f"Block {info.id!r} ({info.block.type}) has no incoming edge, so it would "
+                 f"run with nothing on {', '.join(handles)}.",
+                 f"Connect an edge to {handles[0]!r} (from a start block or an upstream "
+                 "block), or remove the block.", block=info.id, handles=handles)
 
 
 def _check_edge(a: Analysis, edge: EdgeDef) -> EdgeDef | None:

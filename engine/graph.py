@@ -46,7 +46,7 @@ from engine.containers import ANY_KIND_INPUTS, sentinel_type
 from engine.contracts.blocks import HandleKind, SentinelRole, sentinel_id
 from engine.contracts.definition import EdgeDef
 from engine.contracts.errors import Diagnostic, WorkflowValidationError
-from engine.edge_rules import check_cycles
+from engine.edge_rules import check_cycles, check_unfed
 from engine.mermaid import to_mermaid
 from engine.validation import analyse
 
@@ -158,6 +158,7 @@ def _state(impl: Any) -> bool:
 def _analysis(workflow: Workflow, registry: BlockRegistry) -> Analysis:
     analysis = analyse(workflow, registry)
     _generate_boundary_edges(analysis)
+    check_unfed(analysis)
     check_cycles(analysis)
     return analysis
 

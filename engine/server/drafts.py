@@ -16,6 +16,7 @@ name the workflow (Retab's flat routes): one match is used, several are a 400 as
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from fastapi import Request
@@ -40,9 +41,21 @@ def server(request: Request) -> Any:
     return request.app.state.stepwell
 
 
-def check_definition(state: Any, workflow: Workflow) -> dict[str, Any]:
+#: Problems a draft being edited block by block may have for a while: they are warnings
+#: after a graph edit, and errors for an applied spec, a publish and a run.
+DRAFT_TOLERATED = frozenset({"BLOCK_NOT_CONNECTED"})
+
+
+def check_definition(state: Any, workflow: Workflow, *, draft: bool = False
+                     ) -> dict[str, Any]:
     """Validate a definition (an applied spec, or a draft after an edit), then check it
     against the server's code policy.
+
+    Args:
+        state: the server state.
+        workflow: the definition.
+        draft: a graph edit of the draft: :data:`DRAFT_TOLERATED` problems (a block not
+            connected yet) are warnings, so a graph can be built one block at a time.
 
     Returns:
         ``{"errors": [], "warnings": [...]}``.
@@ -52,6 +65,9 @@ def check_definition(state: Any, workflow: Workflow) -> dict[str, Any]:
         ApiError: 403 ``CODE_NOT_ALLOWED`` when the server's policy forbids something in it.
     """
     diagnostics = state.engine.validate(workflow)
+    if draft:
+        diagnostics = [replace(d, severity="warning") if d.code in DRAFT_TOLERATED else d
+                       for d in diagnostics]
     if any(d.severity == "error" for d in diagnostics):
         raise WorkflowValidationError(diagnostics, source=workflow.source)
     problems = policy_problems(workflow, state.engine.registry, state.config.policy)
@@ -85,7 +101,7 @@ def save_draft(state: Any, org: str, registered: RegisteredWorkflow, new: Workfl
         ConflictError: the draft changed since ``registered`` was read.
     """
     new = name_edges(new, registered.id)
-    check_definition(state, new)
+    check_definition(state, new, draft=True)
     now = time.time()
     stamps = stamps_after(definition_of(registered), new, registered.stamps, now,
                           since=registered.created_at)

@@ -216,6 +216,6 @@ def validate_block_config(request: Request, block_id: str, org: Org,
     config = (body.config if body.config_mode == "replace"
               else merge_config(block.config, body.config))
     check_definition(state, change_block(draft, block_id, BlockChange(
-        config=config, config_mode="replace")))
+        config=config, config_mode="replace")), draft=True)
     return {"ok": True, "workflow_id": registered.id, "block_id": block_id,
             "block_type": block.type, "config_hash": config_hash(config)}

@@ -378,10 +378,11 @@ def test_written_boundary_edges_are_not_generated_again() -> None:
           .block("b", "function", config=fn(), parent="each")
           .edge("s", "each", target_handle="fe-left-in")
           .edge("each", "b", source_handle="fe-left-out")
+          .edge("b", "a")
           .edge("a", "each", target_handle="fe-right-in").build())
     graph = compile_(wf)
     assert not [e for e in graph.workflow.edges if e.generated]
-    assert "input-json-0" not in graph.incoming.get("a", {})
+    assert graph.incoming["a"]["input-json-0"].source == "b"
     assert graph.incoming["b"]["input-json-0"].source == "each_sentinel_start"
     assert graph.incoming["each_sentinel_end"]["fe-right-in"].source == "a"
 

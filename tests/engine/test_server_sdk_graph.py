@@ -190,3 +190,15 @@ def test_deleting_a_block_takes_its_edges(a: Retab) -> None:
     assert a.workflows.edges.list(wid).data == []
     assert error_of(lambda: a.workflows.blocks.delete("transform", workflow_id=wid)
                     ).status_code == 404
+
+
+def test_a_draft_whose_block_lost_its_feed_is_not_published_or_run(a: Retab) -> None:
+    """Deleting the start block leaves the function unfed: the edit is kept as a draft (a
+    graph is built one block at a time), but publish and a run of the draft refuse it."""
+    wid = a.workflows.apply(transform_spec("Unfed draft")).workflow_id
+    a.workflows.publish(wid)
+    a.workflows.blocks.delete("invoice_in", workflow_id=wid)
+    refused = error_of(lambda: a.workflows.publish(wid))
+    assert refused.status_code == 422 and "BLOCK_NOT_CONNECTED" in str(refused)
+    refused = error_of(lambda: a.workflows.runs.create(wid, version="draft"))
+    assert refused.status_code == 422 and "transform" in str(refused)

@@ -348,3 +348,15 @@ def test_function_schema_feeds_downstream_input_schema() -> None:
     wf = base().block("f", "function", config=fn()).block("g", "function", config=fn()) \
         .edge("s", "f").edge("f", "g").build()
     assert compile_workflow(wf, fake_registry()).input_schemas["g"] == {"input-json-0": SCHEMA}
+
+
+def test_a_block_nothing_feeds_is_refused_but_an_api_call_may_run_unfed() -> None:
+    from blocks.registry import default_registry
+
+    wf = (base().block("orphan", "function", config={**fn(), "python": "json:dumps"})
+          .block("ping", "api_call", config={"url": "https://example.invalid/ping",
+                                             "method": "GET"})
+          .block("done", "end").edge("s", "done").build())
+    found = [d for d in validate_workflow(wf, default_registry()) if d.severity == "error"]
+    assert [(d.code, d.details["block"]) for d in found] == [("BLOCK_NOT_CONNECTED", "orphan")]
+    assert "input-json-0" in found[0].fix and found[0].path == "blocks[1](orphan)"

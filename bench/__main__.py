@@ -9,6 +9,8 @@ Workloads (each in its own process, so peak RSS is per workload):
 - W3 ``while``: a while_loop of 1,000 iterations (3,003 steps);
 - W4 cold start: ``stepwell run`` of a one-step workflow, whole process;
 - W5 reads: ``steps list`` / ``steps get`` on a 100,000-step run;
+- W6 stubbed test: a docs/testing.md-style test (fresh database file, stubs, one run,
+  ``assert_step``), per test after the imports (bench/stubbed.py);
 - ``for_each_100k`` (only when named in ``--workloads``): W2b over 100,000 items
   (300,003 steps), for peak RSS at scale.
 
@@ -50,6 +52,7 @@ TARGETS_X: dict[str, tuple[float | None, float | None]] = {
 READ_TARGETS_MS = {"steps list, first page of 100": 20.0, "steps get by id": 5.0,
                    "steps get by id and run": 5.0}
 COLD_START_TARGET_S = 0.250
+STUBBED_TEST_TARGET_MS = 10.0
 #: DB bytes per step of the chain; peak RSS of the 100,000-item for_each.
 DB_BYTES_TARGET = 800
 RSS_TARGET_MB = 250
@@ -61,6 +64,15 @@ def _run_workload(name: str, steps: int, durability: str, repeat: int) -> dict[s
          "--repeat", str(repeat)], capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"workload {name} failed:\n{done.stderr or done.stdout}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _stubbed_tests() -> dict[str, float]:
+    """W6 in its own process (a fresh interpreter, as a pytest session starts)."""
+    done = subprocess.run([sys.executable, "-m", "bench.stubbed"], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"W6 stubbed test failed:\n{done.stderr or done.stdout}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -82,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--read-steps", type=int, default=100_000,
                         help="size of the run W5 reads (0 to skip W5)")
     parser.add_argument("--no-cold-start", action="store_true", help="skip W4")
+    parser.add_argument("--no-stubbed", action="store_true", help="skip W6")
     parser.add_argument("--ui", action="store_true",
                         help="also time the web UI's pages at size (bench/ui.py)")
     parser.add_argument("--peers", action="store_true",
@@ -135,6 +148,15 @@ def main(argv: list[str] | None = None) -> None:
             t.add_row("stepwell run (one-step workflow)", f"{cold:.3f}", f"{cold / bare:.1f}",
                       f"{COLD_START_TARGET_S:.3f}", _mark(cold <= COLD_START_TARGET_S))
             t.add_row("floor: python -c (sqlite3, one commit)", f"{bare:.3f}", "1.0", "-", "-")
+            console.print(t)
+        if not args.no_stubbed:
+            stubbed = _stubbed_tests()
+            t = Table(title="W6 stubbed workflow test (fresh database file, median of 21)")
+            for col in ("test", "ms", "target ms", "met"):
+                t.add_column(col, justify="left" if col == "test" else "right")
+            for label, ms in stubbed.items():
+                t.add_row(label, f"{ms:.1f}", f"{STUBBED_TEST_TARGET_MS:g}",
+                          _mark(ms <= STUBBED_TEST_TARGET_MS))
             console.print(t)
         if args.read_steps:
             latencies = read_latencies(folder / "reads.db", args.read_steps)

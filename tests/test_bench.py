@@ -16,7 +16,8 @@ def test_bench_prints_every_table() -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for label in ("floor (sqlite3)", "chain", "fanout", "for_each", "while",
-                  "W4 cold start", "W5 reads", "steps get by id", "LangGraph"):
+                  "W4 cold start", "W5 reads", "steps get by id", "W6 stubbed",
+                  "invoice_routing", "LangGraph"):
         assert label in out, f"{label!r} missing from:\n{out}"
 
 

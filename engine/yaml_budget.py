@@ -11,11 +11,20 @@ exceed :data:`MAX_YAML_NODES` nodes or :data:`MAX_YAML_DEPTH` levels, or when an
 refers to a node that contains it (a recursive structure JSON cannot hold). It runs
 between composing and constructing, so nothing is built from a refused document; its
 cost is linear in the number of distinct nodes written.
+
+PyYAML composes nested collections recursively, so a document nested thousands of levels
+deep (``[[[[...]]]]``) exhausts the interpreter's stack before :func:`check_expansion`
+sees it. :func:`check_nesting` scans the text first and refuses flow collections
+(``[`` / ``{``) nested deeper than :data:`MAX_YAML_DEPTH` outside quoted scalars and
+comments; :func:`compose_within_budget` runs that scan, composes, turns a
+``RecursionError`` (deep block-style nesting) into :class:`YamlBudgetExceeded` and checks
+the expansion.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.bounded import MAX_JSON_DEPTH
 
@@ -27,6 +36,10 @@ if TYPE_CHECKING:  # PyYAML is imported by the YAML documents that need it, not 
 MAX_YAML_NODES = 200_000
 #: Deepest accepted nesting after expansion.
 MAX_YAML_DEPTH = MAX_JSON_DEPTH + 16
+
+
+#: The characters that open or close flow collections, quoted scalars and comments.
+_STRUCTURE = re.compile(r"""[\[\]{}'"#\n\\]""")
 
 
 class YamlBudgetExceeded(ValueError):
@@ -93,3 +106,74 @@ def check_expansion(root: yaml.Node | None, *, max_nodes: int = MAX_YAML_NODES,
         stack.extend((kid, False) for kid in _children(node, SequenceNode, MappingNode)
                      if id(kid) not in size)
     return size[id(root)]
+
+
+def _deeper_than(max_depth: int) -> YamlBudgetExceeded:
+    return YamlBudgetExceeded(f"the document nests deeper than {max_depth} levels")
+
+
+def check_nesting(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> None:
+    """Refuse ``text`` when its flow collections nest deeper than ``max_depth``.
+
+    A cheap scan that runs before PyYAML (whose composer recurses once per level): it
+    counts ``[`` and ``{`` outside quoted scalars and comments. It is conservative: a
+    bracket it cannot tell from a plain scalar's character counts as nesting.
+
+    Args:
+        text: the YAML document.
+        max_depth: the deepest flow nesting accepted.
+
+    Raises:
+        YamlBudgetExceeded: the flow collections nest too deeply.
+    """
+    depth = 0
+    quote = ""  # the quote character of the quoted scalar being read
+    skip_to = -1  # the index up to which a comment or an escape is skipped
+    for match in _STRUCTURE.finditer(text):
+        at, char = match.start(), match.group()
+        if at <= skip_to:
+            continue
+        if quote:
+            if char == "\\" and quote == '"':
+                skip_to = at + 1
+            elif char == quote:
+                if quote == "'" and text.startswith("'", at + 1):
+                    skip_to = at + 1  # '' inside a single-quoted scalar
+                else:
+                    quote = ""
+            continue
+        before = text[at - 1] if at else "\n"
+        if char == "#" and before in " \t\n":
+            end = text.find("\n", at)
+            skip_to = len(text) if end < 0 else end - 1
+        elif char in "'\"" and before in " \t\n[{,:":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise _deeper_than(max_depth)
+        elif char in "]}":
+            depth = max(depth - 1, 0)
+
+
+def compose_within_budget(loader: Any, text: str) -> yaml.Node | None:
+    """``loader.get_single_node()`` under the budget: nesting, recursion and expansion.
+
+    Args:
+        loader: a PyYAML loader built on ``text``.
+        text: the document the loader reads (scanned by :func:`check_nesting` first).
+
+    Returns:
+        The composed root node (None for an empty document).
+
+    Raises:
+        YamlBudgetExceeded: too deep (by the scan or by the composer's recursion), too
+            large once aliases are expanded, or recursive.
+    """
+    check_nesting(text)
+    try:
+        node = loader.get_single_node()
+    except RecursionError:
+        raise _deeper_than(MAX_YAML_DEPTH) from None
+    check_expansion(node)
+    return node

@@ -19,7 +19,12 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
 from engine.contracts.bounded import check_json
-from engine.contracts.errors import ConflictError, NotFoundError, UsageError
+from engine.contracts.errors import (
+    ConflictError,
+    NotFoundError,
+    UsageError,
+    WorkflowLoadError,
+)
 from engine.definition import Workflow
 from engine.export import to_yaml
 from engine.graph_edit import name_edges, stamps_after
@@ -47,6 +52,7 @@ from engine.server.schemas import (
     ok,
 )
 from engine.server.shapes import run_json, workflow_json
+from engine.yaml_budget import MAX_YAML_DEPTH, YamlBudgetExceeded, check_nesting
 from store.workflows import new_workflow_id
 
 router = APIRouter(prefix="/v1/workflows", dependencies=[Depends(reject_unknown_query)],
@@ -70,7 +76,15 @@ def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
             server's code policy refuses it.
     """
     try:
+        check_nesting(text)  # before PyYAML's composer recurses once per level
         wf = Workflow.from_yaml(text, source="yaml_definition")
+    except (YamlBudgetExceeded, RecursionError) as exc:
+        problem = exc.problem if isinstance(exc, YamlBudgetExceeded) else \
+            f"the document nests deeper than {MAX_YAML_DEPTH} levels"
+        raise WorkflowLoadError(
+            "yaml_definition", f"the YAML is too large to load: {problem}",
+            "Write the nested parts out flatter; a workflow needs only a few levels"
+        ) from None
     except yaml.YAMLError as exc:  # e.g. a control character the YAML reader refuses
         raise ApiError(422, "INVALID_YAML", f"invalid YAML: {exc}. Fix the text and send it "
                        "again.") from None

@@ -197,6 +197,14 @@ def test_a_yaml_bomb_under_the_alias_cap_is_refused_quickly(a: Org) -> None:
     assert "expands" in detail["message"] and time.monotonic() - started < 3
 
 
+def test_yaml_nested_thousands_of_levels_is_refused_quickly(a: Org) -> None:
+    text = "spec: {blocks: " + "[" * 5000 + "]" * 5000 + "}\n"
+    started = time.monotonic()
+    detail = refused(a.apply(text), 422, "INVALID_YAML")
+    assert "nests deeper than 80 levels" in detail["message"]
+    assert time.monotonic() - started < 2
+
+
 def test_control_characters_never_reach_names(a: Org) -> None:
     evil = one_block("evil\x1b[2J\x1b[31mname\r\n", "reshape", {"mappings": {"x": "x"}})
     workflow_id = a.workflow(evil)

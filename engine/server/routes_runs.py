@@ -12,10 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 
 from engine.server.auth import Org
-from engine.server.drafts import server
+from engine.server.drafts import draft_of, server
 from engine.server.errors import ApiError
 from engine.server.params import check_choices, reject_unknown_query
-from engine.server.run_export import export_rows, to_csv
+from engine.server.run_export import check_block, export_rows, to_csv
 from engine.server.schemas import ERRORS, ok
 from engine.server.schemas_graph import ExportBody, ExportOut
 
@@ -36,8 +36,11 @@ def export_runs(request: Request, body: ExportBody, org: Org) -> Any:
     check_choices("trigger_type", [body.trigger_type] if body.trigger_type else None,
                   _EXPORT_TRIGGERS)
     state = server(request)
-    state.store.get_workflow(body.workflow_id, org)  # 404 for another organization's
-    return to_csv(export_rows(state.reader(org), body), body)
+    _, draft = draft_of(state, org, body.workflow_id)  # 404 for another organization's
+    rows = export_rows(state.reader(org), body)
+    if not rows:  # a typo must not look like "no data"; a block runs still hold is fine
+        check_block(draft, body.workflow_id, body.block_id)
+    return to_csv(rows, body)
 
 
 @router.delete("/{run_id}", status_code=204, response_class=Response, summary="Delete a run")

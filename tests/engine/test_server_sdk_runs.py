@@ -109,6 +109,8 @@ def test_runs_export_as_csv(a: Retab, b: Retab, transform_runs: dict[str, Any]) 
     assert next(iter(csv.DictReader(io.StringIO(inputs.csv_data))))["vendor"] == "Beta"
     assert a.workflows.runs.export(wid, "transform", status="error").rows == 0
     assert error_of(lambda: b.workflows.runs.export(wid, "transform")).status_code == 404
+    typo = error_of(lambda: a.workflows.runs.export(wid, "transfrom"))
+    assert typo.status_code == 404 and "Did you mean 'transform'" in str(typo)
 
 
 def test_run_delete(a: Retab, b: Retab, transform_runs: dict[str, Any]) -> None:

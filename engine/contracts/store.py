@@ -387,9 +387,9 @@ class ReadStore(OutlineStore, Protocol):
         """The operation record behind a step's artifact ref.
 
         Raises:
-            NotFoundError: no such artifact
-                (:func:`~engine.contracts.reads.artifact_not_found`), or its run is not
-                visible (``NotFoundError("run", id)``).
+            NotFoundError: no such artifact, or its run belongs to another
+                organization: the same error either way
+                (:func:`~engine.contracts.reads.artifact_not_found`), naming no run.
         """
         ...
 

@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.policy import CodePolicy, SecurityPolicy
@@ -30,7 +31,9 @@ from engine.server.config import KEYS_ENV, is_loopback
 MIN_PUBLIC_KEY_LENGTH = 32
 CODE_MODES = ("auto", "open", "sandboxed", "none")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TOKEN = re.compile(r"(access_token=)[^&\s\"']*", re.IGNORECASE)
+#: ``key=value`` pairs of a query string as they appear in a log line.
+_PAIR = re.compile(r"(?P<key>[^\s?&;=\"']+)=(?P<value>[^&;\s\"']*)")
+_SECRET_KEYS = frozenset({"access_token"})
 
 
 def check_keys(host: str, keys: Mapping[str, str]) -> None:
@@ -162,9 +165,28 @@ def policy_problems(workflow: Any, registry: Any, policy: SecurityPolicy) -> lis
     return problems
 
 
+def _decoded_key(key: str) -> str:
+    """A query key as the server reads it: percent-decoded (repeatedly), lower case."""
+    for _ in range(3):
+        decoded = unquote_plus(key)
+        if decoded == key:
+            break
+        key = decoded
+    return key.strip().lower()
+
+
+def _redact_pair(match: re.Match[str]) -> str:
+    if _decoded_key(match["key"]) in _SECRET_KEYS:
+        return f"{match['key']}=[REDACTED]"
+    return match.group()
+
+
 def redact(text: str) -> str:
-    """``text`` with every ``access_token=...`` value replaced."""
-    return _TOKEN.sub(r"\1[REDACTED]", text)
+    """``text`` with every ``access_token=...`` value replaced, whatever the spelling of the
+    key (``ACCESS_TOKEN``, percent-encoded ``access%5Ftoken``): keys are decoded first."""
+    if "=" not in text:
+        return text
+    return _PAIR.sub(_redact_pair, text)
 
 
 class RedactQueryKeys(logging.Filter):

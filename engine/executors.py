@@ -80,9 +80,26 @@ def parse_executor(spec: str | None) -> DaskExecutor | None:
         return None
     for scheme, protocol in (("dask://", "tcp://"), ("dask+tls://", "tls://")):
         if spec.startswith(scheme) and len(spec) > len(scheme):
+            _check_port(spec, spec[len(scheme):])
             return DaskExecutor(protocol + spec[len(scheme):])
     raise UsageError(f"--executor {spec!r} is not an executor. Use 'local' (the default) or "
                      "dask://HOST:PORT (a Dask distributed scheduler).")
+
+
+def _check_port(spec: str, address: str) -> None:
+    """Refuse a scheduler address whose port is not a number from 1 to 65535 (Dask would
+    wait for it, then fail with a traceback)."""
+    from urllib.parse import urlsplit
+
+    try:
+        port = urlsplit("//" + address).port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and address.split("/")[0].endswith(":")):
+        bad = address.rpartition(":")[2]
+        raise UsageError(f"--executor {spec!r} has the port {bad!r}, which is not a number "
+                         "from 1 to 65535. Write dask://HOST:PORT (the scheduler's port, "
+                         "8786 by default).")
 
 
 def sends(node: Node) -> bool:

@@ -51,6 +51,10 @@ def test_parse_executor() -> None:
     assert parse_executor("dask+tls://h:1").address == "tls://h:1"  # type: ignore[union-attr]
     with pytest.raises(UsageError, match="not an executor"):
         parse_executor("ray://h:1")
+    assert parse_executor("dask://h").address == "tcp://h"  # type: ignore[union-attr]
+    for bad in ("abc", "0", "70000", ""):
+        with pytest.raises(UsageError, match=f"port '{bad}'"):
+            parse_executor(f"dask://127.0.0.1:{bad}")
 
 
 def test_only_work_blocks_are_sent(tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ MAX_REGEX_PATTERN = 1_000
 MAX_REGEX_TEXT = 1_000_000
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_MULTILINE = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _MIME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$")
 
 
@@ -131,17 +133,19 @@ def loads_json(text: str | bytes, *, what: str = "input",
     return value
 
 
-def clean_text(text: str, *, limit: int | None = None) -> str:
+def clean_text(text: str, *, limit: int | None = None, multiline: bool = False) -> str:
     """``text`` without control characters and bidi overrides, cut to ``limit`` characters.
 
     Args:
         text: a name, filename, label or message that will be printed or stored.
         limit: the longest result kept (None: no limit).
+        multiline: keep newlines and tabs (descriptions); carriage returns still go.
 
     Returns:
-        The cleaned text (tabs and newlines are removed too: names are one line).
+        The cleaned text (tabs and newlines are removed too unless ``multiline``: names
+        are one line).
     """
-    cleaned = _CONTROL.sub("", text)
+    cleaned = (_CONTROL_MULTILINE if multiline else _CONTROL).sub("", text)
     return cleaned if limit is None else cleaned[:limit]
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 
+from engine.contracts.bounded import clean_text
 from engine.contracts.errors import ConflictError
 from engine.definition import Workflow
 from engine.graph_versions import graph_diff
@@ -27,6 +28,7 @@ from engine.server.drafts import (
     stored_versions,
     version_of,
 )
+from engine.server.errors import ApiError
 from engine.server.graph_shapes import version_json
 from engine.server.lists import page, required
 from engine.server.params import reject_unknown_query
@@ -53,11 +55,13 @@ def create_workflow(request: Request, body: CreateWorkflowBody, org: Org) -> Any
     """A new unpublished workflow whose draft has one ``Document`` start block."""
     state = server(request)
     block_id, block_type, label = DEFAULT_START
-    draft = (Workflow.builder(body.name).block(block_id, block_type, label=label).build()
-             .model_copy(update={"description": body.description}))
+    name, description = _printable_name(body.name), _printable_description(body.description)
+    draft = (Workflow.builder(name).block(block_id, block_type, label=label).build()
+             .model_copy(update={"description": description}))
     check_definition(state, draft)
     created = state.store.create_workflow(
-        workflow_id=new_workflow_id(), name=body.name, description=body.description, project_id=body.project_id,
+        workflow_id=new_workflow_id(), name=name, description=description,
+        project_id=body.project_id,
         definition=draft.to_dict(), yaml="", version_id=draft.digest(),
         organization_id=org, publish=False, now=time.time())
     return workflow_json(created)
@@ -115,8 +119,29 @@ def restore_version(request: Request, workflow_version_id: str, org: Org,
 def update_workflow(request: Request, workflow_id: WorkflowId, org: Org,
                     body: Annotated[UpdateWorkflowBody, Body()]) -> Any:
     """Change the name and/or description."""
+    name = None if body.name is None else _printable_name(body.name)
+    description = None if body.description is None else _printable_description(body.description)
     return workflow_json(server(request).store.update_workflow(
-        workflow_id, org, name=body.name, description=body.description, now=time.time()))
+        workflow_id, org, name=name, description=description, now=time.time()))
+
+
+def _printable_name(name: str) -> str:
+    """``name`` without control characters or bidi overrides (names are printed in
+    terminals and pages), as block labels are cleaned.
+
+    Raises:
+        ApiError: 422 when nothing printable is left.
+    """
+    cleaned = clean_text(name, limit=200).strip()
+    if name and not cleaned:
+        raise ApiError(422, "INVALID_REQUEST", "name has no printable characters; send a "
+                       "name of letters, digits or punctuation.")
+    return cleaned
+
+
+def _printable_description(description: str) -> str:
+    """``description`` without control characters or bidi overrides (newlines stay)."""
+    return clean_text(description, multiline=True)
 
 
 @router.delete("/{workflow_id}", status_code=204, response_class=Response,

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
-from engine.contracts.bounded import check_json
+from engine.contracts.bounded import check_json, clean_text
 from engine.contracts.errors import (
     ConflictError,
     NotFoundError,
@@ -89,6 +89,23 @@ def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
         raise ApiError(422, "INVALID_YAML", f"invalid YAML: {exc}. Fix the text and send it "
                        "again.") from None
     return wf, check_definition(_state(request), wf)
+
+
+def _printable_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Run metadata with control characters and bidi overrides removed from its keys and
+    values (they are printed in terminals and pages), as names and labels are.
+
+    Raises:
+        ApiError: 422 when a key has no printable character left.
+    """
+    cleaned: dict[str, str] = {}
+    for key, value in metadata.items():
+        name = clean_text(key).strip()
+        if not name:
+            raise ApiError(422, "INVALID_INPUT", f"metadata key {key!r} has no printable "
+                           "characters; use letters, digits or punctuation.")
+        cleaned[name] = clean_text(value)
+    return cleaned
 
 
 def _counts(wf: Workflow) -> dict[str, int]:
@@ -262,7 +279,8 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     documents, json_inputs = body.documents or {}, body.json_inputs or {}
     for block_id, value in sorted(json_inputs.items()):
         check_json(value, what=f"json_inputs.{block_id}")
-    check_json(body.metadata or {}, what="metadata")
+    metadata = _printable_metadata(body.metadata or {})
+    check_json(metadata, what="metadata")
     _check_inputs(nodes, documents, json_inputs)
     _check_json_schemas(nodes, json_inputs)
     decoded: list[DecodedDocument] = [
@@ -277,7 +295,7 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
         record_file(state, org, ref, len(doc.data))
         inputs[doc.block_id] = ref.to_dict()
     origin = RunOrigin(workflow_id=body.workflow_id, organization_id=org, trigger="api",
-                       metadata=dict(body.metadata or {}))
+                       metadata=metadata)
     prepared = state.engine.prepare(graph, inputs, origin=origin)
     state.supervisor.drive(prepared.run_id, prepared)
     return run_json(state.reader(org).get_run(prepared.run_id))

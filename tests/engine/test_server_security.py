@@ -212,6 +212,32 @@ def test_control_characters_never_reach_names(a: Org) -> None:
     assert stored["name"] == "evil[2J[31mname"
 
 
+EVIL_NAME = "C\x1b]0;PWN\x07\x1b[31mRED\u202e\r\n"
+
+
+def test_control_characters_never_reach_created_or_renamed_workflows(a: Org) -> None:
+    created = a.http.post("/v1/workflows", json={"name": EVIL_NAME, "project_id": "p",
+                                                 "description": "two\nlines\x1b[2J"})
+    assert created.status_code == 200, created.text
+    assert created.json()["name"] == "C]0;PWN[31mRED"
+    workflow_id = created.json()["id"]
+    stored = a.http.get(f"/v1/workflows/{workflow_id}").json()
+    assert stored["name"] == "C]0;PWN[31mRED" and stored["description"] == "two\nlines[2J"
+    renamed = a.http.patch(f"/v1/workflows/{workflow_id}", json={"name": "R\x1b[2J\u202e"})
+    assert renamed.status_code == 200 and renamed.json()["name"] == "R[2J"
+    refused(a.http.patch(f"/v1/workflows/{workflow_id}", json={"name": "\x1b\x07"}), 422,
+            "INVALID_REQUEST")
+
+
+def test_control_characters_never_reach_run_metadata(a: Org) -> None:
+    workflow_id = a.workflow(one_block("meta", "reshape", {"mappings": {"x": "x"}}))
+    response = a.start(workflow_id, json_inputs={"data": {"x": 1}},
+                       metadata={"k\x1b[31m\r\n": EVIL_NAME})
+    assert response.status_code == 200, response.text
+    run = a.http.get(f"/v1/workflows/runs/{response.json()['id']}").json()
+    assert run["metadata"] == {"k[31m": "C]0;PWN[31mRED"}
+
+
 def test_workflows_stay_in_their_organization(a: Org, b: Org) -> None:
     workflow_id = a.workflow(one_block("mine", "reshape", {"mappings": {"x": "x"}}))
     assert a.http.get(f"/v1/workflows/{workflow_id}").status_code == 200

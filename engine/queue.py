@@ -11,6 +11,9 @@ the shared database (:class:`~engine.contracts.queue.QueueStore`).
 - :func:`hand_back`: this process owns the run and stops executing it; another worker
   may take it at once (in-flight steps run again there, completed ones never do).
 - :func:`requeue`: a review of a waiting run was decided; a worker continues the run.
+- :func:`left_to_workers` / :func:`after_decision`: a run a worker handed back to wait for
+  a review belongs to the queue, so a decision queues it again (the CLI does not
+  continue it in its own process unless asked to).
 - :class:`QueueDispatch`: the server's stand-in for executing runs (``serve --queue``).
 """
 
@@ -24,7 +27,7 @@ from engine.contracts.errors import UsageError
 from engine.contracts.queue import QueueStore
 
 if TYPE_CHECKING:
-    from engine.contracts.store import Store
+    from engine.contracts.store import PersistedRun, Store
     from engine.core import Engine, WorkflowSource
     from engine.launch import RunOrigin
 
@@ -80,6 +83,30 @@ def requeue(store: Store, run_id: str) -> bool:
         worker continues it once its other steps settle) or ended.
     """
     return queue_of(store).requeue(run_id)
+
+
+def left_to_workers(run: PersistedRun) -> bool:
+    """True when ``run`` waits for a review and no process owns it: it was queued
+    (``stepwell run --detach``, ``serve --queue``) and its worker handed it back when it
+    stopped to wait. A run started in the foreground keeps its (exited) owner's pid."""
+    from engine.contracts.values import RunStatus
+
+    return run.status is RunStatus.AWAITING_REVIEW and run.owner_pid is None
+
+
+def after_decision(store: Store, run: PersistedRun, *, detach: bool) -> str | None:
+    """After a review decision: queue the run again for the workers when asked to
+    (``detach``) or when it was left to them (:func:`left_to_workers`).
+
+    Returns:
+        What to tell the user when the run was left to the workers; None when the caller
+        continues the run itself (a run started in the foreground, without ``detach``).
+    """
+    if not (detach or left_to_workers(run)):
+        return None
+    if requeue(store, run.run_id):
+        return f"Decision recorded. Run {run.run_id} is queued; a worker continues it."
+    return f"Decision recorded. Run {run.run_id} is still executing; its worker continues it."
 
 
 class QueueDispatch:

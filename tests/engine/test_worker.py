@@ -20,7 +20,7 @@ import pytest
 
 from engine.contracts.values import RunStatus
 from engine.core import Engine
-from engine.queue import enqueue, requeue
+from engine.queue import after_decision, enqueue, left_to_workers, requeue
 from engine.worker import Worker, WorkerOptions
 from tests.engine import crash_targets, worker_targets
 from tests.postgres import pg_url  # noqa: F401 - a fixture
@@ -148,6 +148,22 @@ def test_a_review_decided_elsewhere_queues_the_run_again(
         book = engine.store.read_step("book", run_id=run_id)
         assert book.outputs["output-json-0"]["data"] == {"n": 300}
     assert _executed(side) == Counter({"s0": 1, "book": 1})
+
+
+def test_a_decision_queues_a_run_left_to_workers_but_not_a_foreground_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _side(tmp_path, monkeypatch)
+    with Engine(str(tmp_path / "q.db")) as engine:
+        queued = enqueue(engine, worker_targets.reviewed(), {"start": {"n": 2}})
+        _work(engine)
+        foreground = engine.run(worker_targets.reviewed(), {"start": {"n": 3}}).run_id
+        runs = {run_id: engine.store.load_run(run_id) for run_id in (queued, foreground)}
+        assert left_to_workers(runs[queued]) and not left_to_workers(runs[foreground])
+        assert after_decision(engine.store, runs[foreground], detach=False) is None
+        said = after_decision(engine.store, runs[queued], detach=False)
+        assert said is not None and f"Run {queued} is queued" in said
+        assert _status(engine, queued) == "queued"
+        assert _status(engine, foreground) == "awaiting_review"
 
 
 # ------------------------------------------------------------------ worker processes

@@ -93,7 +93,7 @@ def make_ui_state(server: Any) -> UiState:
     """The UI state for a server state (same store, configuration and files)."""
     return UiState(sessions=Sessions(config=server.config), env=make_environment(),
                    feed=ChangeFeed(server.readers.open_reads),
-                   pages=PageRenderer(server.store.files))
+                   pages=PageRenderer(server.store.files, server.config.policy))
 
 
 def ui_state(request: Request) -> UiState:

@@ -23,6 +23,7 @@ from engine.contracts.blocks import (
     ExpandItems,
     LoopStart,
 )
+from engine.contracts.bounded import MAX_JSON_DEPTH, nesting_problem
 from engine.contracts.errors import (
     BlockError,
     ErrorStage,
@@ -32,6 +33,10 @@ from engine.contracts.errors import (
 from engine.contracts.events import StepErrorInfo
 from engine.contracts.logs import LOOP_LOGGER, AttemptLog, LogStream
 from engine.scheduler import Task
+
+#: Deepest artifact accepted: an artifact quotes outputs (at most ``MAX_JSON_DEPTH``) under
+#: a few keys of its own.
+MAX_ARTIFACT_DEPTH = MAX_JSON_DEPTH + 16
 
 #: What an attempt ends with: the result, or the error and the wait it asks for.
 Outcome = BlockResult | tuple[StepErrorInfo, float | None]
@@ -111,11 +116,12 @@ def timeout_of(config: Any) -> float | None:
 
 
 def check_outputs(task: Task, result: Any) -> None:
-    """Refuse a result that is not a BlockResult or fires handles the node does not have.
+    """Refuse a result that is not a BlockResult, fires handles the node does not have, or
+    holds JSON (an output or the artifact) nested deeper than ``MAX_JSON_DEPTH``.
 
     Raises:
-        PermanentError: ``BAD_BLOCK_RESULT``, ``UNKNOWN_OUTPUT_HANDLE`` or
-            ``HANDLE_KIND_MISMATCH`` (stage ``output_storage``).
+        PermanentError: ``BAD_BLOCK_RESULT``, ``UNKNOWN_OUTPUT_HANDLE``,
+            ``HANDLE_KIND_MISMATCH`` or ``OUTPUT_TOO_DEEP`` (stage ``output_storage``).
     """
     node = task.node
     if not isinstance(result, BlockResult):
@@ -137,6 +143,22 @@ def check_outputs(task: Task, result: Any) -> None:
                 f"block {node.id!r} ({node.type}) put a {given or type(payload).__name__} "
                 f"payload on {kind} handle {handle!r}. Use Payload.{kind}(...).",
                 stage=ErrorStage.OUTPUT_STORAGE, code="HANDLE_KIND_MISMATCH")
+        if kind == "json":
+            _check_depth(node, f"output {handle!r}", payload.data, MAX_JSON_DEPTH)
+    if result.artifact is not None:
+        _check_depth(node, "artifact", result.artifact, MAX_ARTIFACT_DEPTH)
+
+
+def _check_depth(node: Any, what: str, value: Any, limit: int) -> None:
+    """Refuse a block output or artifact nested deeper than ``limit``: stored, it would
+    break every listing that serialises it."""
+    problem = nesting_problem(value, max_depth=limit)
+    if problem is not None:
+        raise PermanentError(
+            f"block {node.id!r} ({node.type}) produced an {what} that is too deeply nested "
+            f"({problem}). Return JSON nested at most {MAX_JSON_DEPTH} levels (flatten it, "
+            "or encode the deep part as a string).",
+            stage=ErrorStage.OUTPUT_STORAGE, code="OUTPUT_TOO_DEEP")
 
 
 def attempt_log(task: Task, ctx: BlockContext, outcome: Outcome) -> AttemptLog | None:

@@ -79,6 +79,33 @@ def json_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     return None
 
 
+def nesting_problem(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> str | None:
+    """Where ``value`` nests deeper than ``max_depth`` levels, or None.
+
+    Only the depth is checked (no type checks), and only containers are visited, so it is
+    cheap enough for every block output.
+
+    Args:
+        value: a JSON-like value (dicts, lists and tuples are containers).
+        max_depth: the deepest nesting allowed.
+
+    Returns:
+        A short description with the path (``a.b.0: nested deeper than 64 levels``).
+    """
+    if not isinstance(value, dict | list | tuple):
+        return None
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if depth >= max_depth:
+            return f"{_short(path)}: nested deeper than {max_depth} levels"
+        pairs = item.items() if isinstance(item, dict) else enumerate(item)
+        for key, child in pairs:
+            if isinstance(child, dict | list | tuple):
+                stack.append((child, depth + 1, f"{path}.{key}" if path else str(key)))
+    return None
+
+
 def _short(path: str) -> str:
     if not path:
         return "<root>"

@@ -27,6 +27,7 @@ import ast
 import re
 import time
 from collections.abc import Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -35,15 +36,19 @@ from blocks.base import BlockType, StrictConfig
 from blocks.control import ensure_matches_schema, require_json, schema_diagnostics, who
 from blocks.function_inprocess import run_in_process, runs_inline
 from blocks.function_process import run_in_worker
-from blocks.log_capture import captured
+from blocks.log_capture import add_entries, captured
+from blocks.sandbox import LOG_SINK
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
+from engine.contracts.logs import LogStream, StepLog
 from engine.contracts.policy import CodePolicy, SecurityPolicy
 from engine.contracts.values import Payload
 
 if TYPE_CHECKING:
     from engine.contracts.definition import BlockDef
 
+#: Characters of printed text an artifact keeps (the last ones, as a ``code`` worker).
+STDOUT_TAIL = 64 * 1024
 _PYTHON_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
@@ -236,9 +241,14 @@ class Function(BlockType):
         sandbox = None
         if config.python is not None:
             with captured(ctx.log):
-                output, stdout = await run_in_process(ctx, config, data), None
+                output = await run_in_process(ctx, config, data)
+            stdout = printed(ctx.log)
         else:
-            output, stdout, sandbox = await run_in_worker(ctx, config, data)
+            token = LOG_SINK.set(None if ctx.log is None else partial(add_entries, ctx.log))
+            try:
+                output, stdout, sandbox = await run_in_worker(ctx, config, data)
+            finally:
+                LOG_SINK.reset(token)
         duration_ms = int((time.perf_counter() - started) * 1000)
         ensure_matches_schema(ctx, output, config.output_schema, "the function's return value")
         artifact = {
@@ -264,3 +274,12 @@ class Function(BlockType):
             problem = "set exactly one of config.code and config.python"
         if problem:
             raise PermanentError(f"{who(ctx)}: {problem}.", code="INVALID_FUNCTION_CONFIG")
+
+
+def printed(log: StepLog | None) -> str | None:
+    """What a ``python:`` function printed (its last :data:`STDOUT_TAIL` characters, from
+    the step's log), for its artifact; None when it printed nothing."""
+    if log is None or log.empty:
+        return None
+    text = "".join(f"{e.message}\n" for e in log.entries() if e.stream == LogStream.STDOUT)
+    return text[-STDOUT_TAIL:] or None

@@ -15,7 +15,10 @@ runs with ``sys.stdout`` captured (its last 64 KiB are returned as ``stdout``) a
 descriptor 1 pointed at stderr, so nothing it prints can corrupt the protocol. What it
 prints, writes to ``sys.stderr`` and logs (``logging`` at ``INFO`` and above) also comes
 back line by line as ``logs`` (:class:`~engine.contracts.logs.LogEntry` dicts, bounded),
-for the step's log. ``from models import
+for the step's log: while the code runs, a thread sends the lines written so far every
+:data:`LOG_EVERY_S` as stdout lines of their own (``\\x1e`` then a JSON list, see
+:mod:`blocks.sandbox`), so the parent keeps them even when it kills the worker; the
+response's ``logs`` holds the rest. ``from models import
 Input, Output`` works through a lazy in-memory module: pydantic is imported, and the models
 are generated, only when the code (or a JSON-object input) needs them. This module is
 also imported by the parent for in-process (``python:``) functions, so it keeps its
@@ -374,6 +377,52 @@ class HeadWriter:
         return getattr(self.stream, name)
 
 
+#: How often the worker sends the log lines its code wrote so far.
+LOG_EVERY_S = 0.25
+
+
+class LogSender:
+    """Sends what the code logged so far to the parent, from a thread, as log frames on
+    the protocol stream (:data:`blocks.sandbox.LOG_FRAME`).
+
+    Args:
+        log: the step's log in this worker (a ``StepLog``).
+        protocol: the protocol stream (the original stdout).
+    """
+
+    def __init__(self, log: Any, protocol: Any) -> None:
+        import threading
+
+        self._log, self._protocol = log, protocol
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stepwell-log-sender",
+                                        daemon=True)
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread allowed (process limit): logs come at the end
+            self._done.set()
+
+    def _loop(self) -> None:
+        while not self._done.wait(LOG_EVERY_S):
+            self.send()
+
+    def send(self) -> None:
+        """Send the complete lines written since the last send (nothing when none)."""
+        with self._lock:
+            entries = self._log.take()
+            if entries:
+                frame = json.dumps([entry.to_dict() for entry in entries])
+                self._protocol.write(f"\x1e{frame}\n")
+                self._protocol.flush()
+
+    def stop(self) -> None:
+        """Stop sending (the response carries what was not sent)."""
+        self._done.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
 def main() -> None:
     """Confine (when started with a sandbox plan), read the request, run it with stdout
     captured, write the response."""
@@ -395,12 +444,14 @@ def main() -> None:
     root = logging.getLogger()
     root.addHandler(RoutingHandler(log))
     root.setLevel(logging.INFO)
+    sender = LogSender(log, protocol)
     try:
         response = handle(request)
     finally:
         sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        sender.stop()
     response["stdout"] = captured.getvalue()
-    response["logs"] = [entry.to_dict() for entry in log.entries()]
+    response["logs"] = [entry.to_dict() for entry in log.entries()[log.taken:]]
     response["sandbox"] = layers
     try:
         text = json.dumps(response, allow_nan=False)

@@ -9,6 +9,11 @@ collects its stdout, under these rules (the worker side is :mod:`blocks.confine`
 * stdout is read up to ``stdout_limit`` bytes (past that the child is killed and the
   outcome says so); stderr keeps only its last ``stderr_tail`` bytes, however much the
   child writes;
+* stdout lines that start with :data:`LOG_FRAME` (``\\x1e``, which no JSON answer starts
+  with) are log entries the child sends while it runs (a JSON list of
+  :class:`~engine.contracts.logs.LogEntry` dicts): they are handed to the sink in
+  :data:`LOG_SINK` as they arrive, and kept out of ``stdout``, so what a worker wrote
+  before a timeout or a kill reaches the step's log;
 * every live child is recorded in a :class:`~blocks.sandbox_host.WorkerRegistry`, so
   :func:`reap_workers` kills those of a host that died (call it at start) and the host's
   own (call it at shutdown);
@@ -22,13 +27,15 @@ collects its stdout, under these rules (the worker side is :mod:`blocks.confine`
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +52,12 @@ SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/etc/ld.so.cache",
                "/etc/localtime", "/dev/urandom", "/dev/random", "/dev/zero")
 KILL_GRACE_S = 0.2
 READ_CHUNK = 1024 * 1024
+#: The first byte of a stdout line carrying log entries (see the module docstring).
+LOG_FRAME = b"\x1e"
+#: Where the log entries a worker of this context sends go (``blocks.log_capture
+#: .add_entries`` bound to the step's log); None: they are dropped.
+LOG_SINK: ContextVar[Callable[[object], None] | None] = ContextVar(
+    "stepwell_worker_log_sink", default=None)
 _REGISTRY: list[WorkerRegistry] = []
 
 
@@ -197,14 +210,33 @@ class _Collector:
         self.spec, self.proc = spec, proc
         self.out, self.err = bytearray(), bytearray()
         self.overflow = False
+        self.sink = LOG_SINK.get()
 
     async def stdout(self, stream: ByteReceiveStream | None) -> None:
         while stream is not None and (chunk := await _receive(stream)):
-            if len(self.out) + len(chunk) > self.spec.stdout_limit:
+            self.out.extend(chunk)
+            self._frames()
+            if len(self.out) > self.spec.stdout_limit:
                 self.overflow = True
+                del self.out[self.spec.stdout_limit:]
                 terminate(self.proc.pid)
                 return
-            self.out.extend(chunk)
+
+    def _frames(self) -> None:
+        """Hand the complete log frames at the start of ``out`` to the sink."""
+        out = self.out
+        while out[:1] == LOG_FRAME:
+            end = out.find(b"\n")
+            if end < 0:
+                return
+            frame = bytes(out[1:end])
+            del out[:end + 1]
+            if self.sink is not None:
+                try:
+                    entries = json.loads(frame)
+                except ValueError:
+                    continue
+                self.sink(entries)
 
     async def stderr(self, stream: ByteReceiveStream | None) -> None:
         while stream is not None and (chunk := await _receive(stream)):

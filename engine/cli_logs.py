@@ -4,13 +4,17 @@ Lines are the step's stored log (:mod:`engine.contracts.logs`): ``stdout``/``std
 lines and ``logging`` records of function code, the request/response summary of
 ``api_call``, and engine notes, attempt by attempt. ``--follow`` keeps reading until
 the step has ended: it waits for a step the run has not reached yet, and for the
-attempts of a step being retried. ``--json`` prints the read API's page (``{"data",
+attempts of a step being retried; lines show up within about a second of being written
+(the run stores them while the step runs). It stops with exit 1 when the run lost its
+process (as ``stepwell runs watch``), and refuses at once (exit 2) a step id that
+cannot occur in the run (its block is not in the run's workflow). ``--json`` prints the read API's page (``{"data",
 "list_metadata"}``; with ``--follow``, one JSON object per line as they come).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -19,6 +23,8 @@ import typer
 
 from engine.cli_read import DbOption, JsonOption, read_client, steps_app
 from engine.cli_support import (
+    EXIT_RUN_FAILED,
+    db_flag,
     fail,
     handle_errors,
     print_json,
@@ -62,6 +68,7 @@ def steps_logs(
             if not (follow and run):
                 raise
             client.workflows.runs.get(run)  # an unknown run is an error; a step may come
+            check_step_can_occur(db, run, step_id)
             step = None
         run_id = step.run_id if step is not None else str(run)
         if step is not None and attempt is not None and attempt > step.retry_count and (
@@ -86,7 +93,7 @@ def steps_logs(
             return
         printer = LogPrinter()
         printed = 0
-        for line in _follow(client, step_id, run_id, attempt):
+        for line in _follow(client, step_id, run_id, attempt, db):
             printed += 1
             if as_json:
                 typer.echo(json.dumps(line, default=str))
@@ -103,13 +110,53 @@ def _attempts_made(step: Any) -> str:
     return f"it ran {made}" + ("" if step.lifecycle.status in _ENDED else " so far")
 
 
-def _follow(client: Any, step_id: str, run_id: str, attempt: int | None
+def check_step_can_occur(db: Any, run_id: str, step_id: str) -> None:
+    """Exit 2 when ``step_id`` names no block of the run's workflow (a loop iteration's
+    ``<container>_iter_<i>_<block>`` names ``block``), with a close match if any."""
+    import difflib
+
+    from engine.cli_support import existing_db
+    from engine.core import Engine
+    from engine.definition import Workflow
+
+    with Engine(existing_db(db)) as engine:
+        definition = engine.store.load_run(run_id).definition
+    blocks = [block.id for block in Workflow.from_dict(definition).blocks]
+    block_id = re.sub(r"^.*_iter_\d+_", "", step_id)
+    sentinel = re.fullmatch(r"(.+)_sentinel_[a-z_]+", block_id)
+    if block_id in blocks or (sentinel is not None and sentinel.group(1) in blocks):
+        return
+    close = difflib.get_close_matches(block_id, blocks, n=1)
+    hint = f" Did you mean {step_id.removesuffix(block_id) + close[0]!r}?" if close else ""
+    fail(f"Run {run_id} has no block {block_id!r}, so it will never have a step "
+         f"{step_id!r}.{hint} List its steps with `stepwell steps list {run_id}`.")
+
+
+def _lost_process(client: Any, run_id: str, db: Any) -> bool:
+    """Exit 1 (as ``stepwell runs watch``) when the run's process died; True when the
+    run has ended (its steps write no more)."""
+    from engine.cli_read import annotate_runs
+    from engine.cli_support import existing_db
+    from engine.cli_watch import run_state
+
+    run = to_jsonable(client.workflows.runs.get(run_id))
+    annotate_runs(client, [run])
+    if run_state(run) == "orphan":
+        owner = run.get("owner") or {}
+        fail(f"Run {run_id} lost its process (pid {owner.get('pid')}); continue it with "
+             f"`stepwell runs resume {run_id}{db_flag(existing_db(db))}`.",
+             code=EXIT_RUN_FAILED)
+    return str((run.get("lifecycle") or {}).get("status")) in _RUN_ENDED
+
+
+def _follow(client: Any, step_id: str, run_id: str, attempt: int | None, db: Any
             ) -> Iterator[dict[str, Any]]:
-    """Yield the step's lines as they are stored, until the step has ended."""
+    """Yield the step's lines as they are stored, until the step has ended (or the run
+    lost its process: exit 1)."""
     from engine.contracts.errors import NotFoundError
 
     after: str | None = None
-    said_waiting = False
+    said_waiting = run_ended = False
     while True:
         try:
             status = client.workflows.steps.get(step_id, run_id=run_id).lifecycle.status
@@ -118,6 +165,7 @@ def _follow(client: Any, step_id: str, run_id: str, attempt: int | None
             if run_status in _RUN_ENDED:
                 fail(f"Run {run_id} ended {run_status} without a step {step_id!r}. List its "
                      f"steps with `stepwell steps list {run_id}`.")
+            _lost_process(client, run_id, db)
             if not said_waiting:
                 stderr().print(f"Waiting for step {step_id} of run {run_id} to start …")
                 said_waiting = True
@@ -132,9 +180,11 @@ def _follow(client: Any, step_id: str, run_id: str, attempt: int | None
                 after = str(page.data[-1].seq)
             if not page.list_metadata.after:
                 break
-        if status in _ENDED:
+        if status in _ENDED or run_ended:
             return
-        time.sleep(FOLLOW_POLL_S)
+        run_ended = _lost_process(client, run_id, db)  # then one more read
+        if not run_ended:
+            time.sleep(FOLLOW_POLL_S)
 
 
 class LogPrinter:

@@ -3,7 +3,10 @@
 A running run's owner writes ``runs.heartbeat_at`` every ``heartbeat_s`` seconds, so
 other processes can tell a live owner from a dead one (``stepwell runs list``, resume,
 orphan recovery). The same thread looks for cancel requests made elsewhere (every
-``cancel_poll_s``) and tells the driver at once (:func:`watch_cancel`). It is
+``cancel_poll_s``) and tells the driver at once (:func:`watch_cancel`), and stores
+what running steps have logged so far every :data:`LOGS_EVERY_S` (so ``steps logs
+--follow`` sees lines as they are written, even while a synchronous step holds the
+driver). It is
 also the last resort of cancellation: a synchronous step can hold the runner's event
 loop for as long as it likes, so when a cancel request waits more than
 :data:`ABANDON_AFTER_S` for the driver, the thread cancels the run in the store itself
@@ -34,6 +37,8 @@ CANCELLED_BY_REQUEST = "cancelled by request"
 #: database must not hold up this cancel for long).
 NOTICE_EVERY_S = 0.1
 LOOK_ANYWAY_S = 2.0
+#: How often the lines running steps wrote are stored (:meth:`Runner.drain_logs`).
+LOGS_EVERY_S = 0.5
 log = logging.getLogger("engine.runner")
 
 
@@ -57,9 +62,10 @@ class Heartbeat:
     def __init__(self, runner: Runner, every_s: float) -> None:
         self._runner = runner
         self._every_s = every_s
-        self._tick = min(every_s, runner.settings.cancel_poll_s)
+        self._tick = min(every_s, runner.settings.cancel_poll_s, LOGS_EVERY_S)
         now = time.monotonic()
         self._beat_due = now + every_s
+        self._logs_due = now + LOGS_EVERY_S
         #: When the shared thread looks at this run next.
         self.due = now + self._tick
         self._asked_at: float | None = None
@@ -80,6 +86,9 @@ class Heartbeat:
                 if now >= self._beat_due:
                     runner.store.heartbeat(runner.settings.run_id, time.time())
                     self._beat_due = time.monotonic() + self._every_s
+                if now >= self._logs_due:
+                    self._logs_due = now + LOGS_EVERY_S
+                    runner.drain_logs()
                 if runner.cancel_taken():
                     return True
                 reason = runner.store.cancel_requested(runner.settings.run_id)

@@ -31,8 +31,10 @@ An attempt itself (context, timeout, output checks, failures) is :mod:`engine.at
 Each attempt's context carries a :class:`~engine.contracts.logs.StepLog`. What the
 handler wrote there (function output, ``api_call`` summaries; a loop's size when it
 opens) is committed with :meth:`~engine.contracts.store.RunStore.append_logs` right
-before the batch holding the attempt's outcome, so a step's log is readable once the
-step has ended. An attempt that wrote nothing costs one small object.
+before the batch holding the attempt's outcome, so a step's log is complete once the
+step has ended. While attempts run, the heartbeat thread stores the lines they wrote so
+far (:meth:`Runner.drain_logs`, about twice a second), so they can be followed live and
+survive a killed process. An attempt that wrote nothing costs one small object.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -123,6 +125,10 @@ class Runner:
         self._policies: dict[str, RetryPolicy] = {}
         self._timeouts: dict[str, Any] = {}
         self._logs: list[AttemptLog] = []
+        #: The logs of attempts running now, by (step id, attempt): drained while they run.
+        self._live: dict[tuple[str, int], StepLog] = {}
+        #: Held while entries are taken from a log and stored, so they stay in order.
+        self._log_lock = threading.Lock()
         #: ``queued``/``running`` of loop sentinels, committed with their outcome.
         self._held: list[StepEvent] = []
         #: Set by the driver when it took a cancel request in hand.
@@ -296,10 +302,36 @@ class Runner:
                 scope.cancel()
 
     def _keep_log(self, task: Task, ctx: BlockContext, outcome: Any) -> None:
-        """Queue what the attempt wrote for the next commit (nothing, for most steps)."""
-        written = attempt_log(task, ctx, outcome)
+        """Queue what the attempt wrote, and :meth:`drain_logs` did not store yet, for the
+        next commit (nothing, for most steps)."""
+        self._live.pop((task.step_id, ctx.attempt), None)
+        log_ = ctx.log
+        if log_ is None or log_.empty:
+            written = attempt_log(task, ctx, outcome)  # at most a loop's note
+        else:
+            with self._log_lock:  # a drain in progress stores its part first
+                taken = log_.taken
+                written = attempt_log(task, ctx, outcome)
+                log_.take()  # nothing left for a drain that still holds this log
+            if written is not None and taken:
+                entries = written.entries[taken:]
+                written = replace(written, entries=entries) if entries else None
         if written is not None:
             self._logs.append(written)
+
+    def drain_logs(self) -> None:
+        """Store the complete lines running attempts wrote since the last drain (called
+        by the heartbeat thread, so a step's output can be followed while it runs and
+        survives the process being killed)."""
+        live = self._live.copy()
+        if not live:
+            return
+        with self._log_lock:
+            pieces = [AttemptLog(step_id=step_id, attempt=attempt, entries=entries)
+                      for (step_id, attempt), log_ in live.items()
+                      if (entries := log_.take())]
+            if pieces and not self._abandoned.is_set():
+                self.store.append_logs(self.settings.run_id, pieces, now=time.time())
 
     def _flush(self, run_update: RunUpdate | None = None, hold: set[str] | None = None) -> None:
         """Commit what happened since the last commit; ``hold``: loop sentinels about to
@@ -392,10 +424,11 @@ class Runner:
         timeout = self._timeouts.get(node.id, _UNSET)
         if timeout is _UNSET:
             timeout = self._timeouts[node.id] = timeout_of(node.config)
+        step_log = self._live[(task.step_id, attempt)] = StepLog()
         return BlockContext(
             run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=self.settings.run_inputs,
             env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
-            timeout_seconds=timeout, services=self.settings.services, log=StepLog(),
+            timeout_seconds=timeout, services=self.settings.services, log=step_log,
         )

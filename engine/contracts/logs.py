@@ -2,10 +2,14 @@
 
 A handler finds a :class:`StepLog` on its context (``ctx.log``). Writers append to it
 while the attempt runs: the ``function`` block routes its code's ``print()``, ``sys.stderr``
-and ``logging`` records there, ``api_call`` a summary of each request and response. When
-the attempt ends (completed, failed or timed out) the runner hands what was written to
-the store (:meth:`~engine.contracts.store.RunStore.append_logs`) in the same flush as
-the attempt's outcome, so logs of step ``X`` are readable once ``X`` is.
+and ``logging`` records there, ``api_call`` a summary of each request and response. While
+the attempt runs, the runner's heartbeat thread hands the complete lines written so far
+to the store about twice a second (:meth:`StepLog.take`), so ``steps logs --follow``
+shows them as they come and a run whose process is killed keeps them. When the attempt
+ends (completed, failed or timed out) the runner hands the rest (:meth:`StepLog.entries`
+after :attr:`StepLog.taken`) to the store
+(:meth:`~engine.contracts.store.RunStore.append_logs`) in the same flush as the attempt's
+outcome, so logs of step ``X`` are complete once ``X`` has ended.
 
 Logs are bounded per attempt: at most :data:`MAX_ENTRIES` entries and
 :data:`MAX_BYTES` bytes of text, one message at most :data:`MAX_MESSAGE_CHARS`
@@ -113,7 +117,8 @@ class StepLog:
     function block's capture serialises through its stream buffers).
     """
 
-    __slots__ = ("_chars", "_dropped", "_dropped_chars", "_entries", "_partial")
+    __slots__ = ("_chars", "_cut", "_dropped", "_dropped_chars", "_entries", "_partial",
+                 "_taken")
 
     def __init__(self) -> None:
         self._entries: list[LogEntry] | None = None
@@ -121,6 +126,10 @@ class StepLog:
         self._dropped = 0
         self._dropped_chars = 0
         self._partial: dict[str, str] | None = None
+        #: Streams whose current line was already written out (too long to wait for).
+        self._cut: set[str] | None = None
+        #: How many entries :meth:`take` has handed out.
+        self._taken = 0
 
     def write(self, stream: str, message: str, *, level: str | None = None,
               logger: str | None = None, at: float | None = None) -> None:
@@ -160,10 +169,18 @@ class StepLog:
             partial = self._partial = {}
         text = partial.pop(stream, "") + text
         *lines, rest = text.split("\n")
+        cut = self._cut
+        if lines and cut and stream in cut:
+            cut.discard(stream)
+            if not lines[0]:  # the end of a line already written out: no empty entry
+                del lines[0]
         for line in lines:
             self.write(stream, line)
         if len(rest) > MAX_MESSAGE_CHARS:  # a line without end: keep the waiting part small
             self.write(stream, rest)
+            if cut is None:
+                cut = self._cut = set()
+            cut.add(stream)
         elif rest:
             partial[stream] = rest
 
@@ -171,6 +188,21 @@ class StepLog:
     def empty(self) -> bool:
         """True when nothing was written (the common case, checked after every attempt)."""
         return self._entries is None and not self._partial
+
+    def take(self) -> tuple[LogEntry, ...]:
+        """The complete entries written since the last :meth:`take` (the runner's drain
+        while the attempt runs; partial lines wait). One caller at a time."""
+        entries = self._entries
+        if entries is None:
+            return ()
+        end = len(entries)  # a writer in another thread only appends
+        start, self._taken = self._taken, end
+        return tuple(entries[start:end])
+
+    @property
+    def taken(self) -> int:
+        """How many entries :meth:`take` has handed out (the first of :meth:`entries`)."""
+        return self._taken
 
     def entries(self) -> tuple[LogEntry, ...]:
         """Everything written, partial lines flushed, with the marker of dropped entries

@@ -89,3 +89,31 @@ def test_run_block_shows_what_the_block_wrote() -> None:
     assert run.ok, run.error
     assert run.logs[:2] == ["stdout: pricing F6",
                             "stderr: no discount table, using list price"]
+
+
+HANGS = """
+import sys, time
+def transform(data):
+    print("tick 0")
+    sys.stdout.flush()
+    time.sleep(30)
+    return {}
+"""
+
+
+async def test_code_mode_keeps_what_a_timed_out_worker_printed(make_ctx: MakeCtx) -> None:
+    from engine.contracts.errors import TransientError
+
+    log = StepLog()
+    ctx = make_ctx("function", "price", log=log)
+    config = {"code": HANGS, "output_schema": {"type": "object"}, "timeout_seconds": 2}
+    with pytest.raises(TransientError, match="timeout_seconds"):
+        await run_block(Function(), ctx, config, {"input-json-0": {}})
+    assert ("stdout", "tick 0", None) in lines(log)
+
+
+async def test_python_mode_artifact_holds_what_it_printed(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx("function", "price", log=StepLog())
+    config = {"python": "tests.blocks.log_targets:chatty", "output_schema": {"type": "object"}}
+    result = await run_block(Function(), ctx, config, {"input-json-0": {"sku": "G7"}})
+    assert result.artifact is not None and result.artifact["stdout"] == "pricing G7\n"

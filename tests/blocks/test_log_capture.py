@@ -111,3 +111,22 @@ def test_the_command_line_keeps_info_records_when_logging_is_unconfigured() -> N
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, timeout=60)
     assert done.stdout.strip() == "['kept']"
+
+
+def test_a_print_longer_than_a_message_leaves_no_empty_entry() -> None:
+    log = StepLog()
+    log.write_text("stdout", "x" * (MAX_MESSAGE_CHARS + 10))
+    log.write_text("stdout", "\n")
+    log.write_text("stdout", "next\n")
+    found = [(e.message[:1], e.truncated) for e in log.entries()]
+    assert found == [("x", True), ("n", False)]
+
+
+def test_take_hands_out_each_complete_entry_once() -> None:
+    log = StepLog()
+    log.write_text("stdout", "one\ntw")
+    assert [e.message for e in log.take()] == ["one"]
+    assert log.take() == ()
+    log.write_text("stdout", "o\n")
+    assert [e.message for e in log.take()] == ["two"]
+    assert log.taken == 2 and [e.message for e in log.entries()] == ["one", "two"]

@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi import Request
 
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import NotFoundError, WorkflowValidationError
 from engine.contracts.records import RegisteredWorkflow, WorkflowVersion
 from engine.definition import Workflow
@@ -101,11 +102,15 @@ def save_draft(state: Any, org: str, registered: RegisteredWorkflow, new: Workfl
         ConflictError: the draft changed since ``registered`` was read.
     """
     new = name_edges(new, registered.id)
+    definition = new.to_dict()
+    # Graph edits bring JSON the YAML budget never saw (configs, schemas): bounded before
+    # it is stored, so a listing of the draft can always be served.
+    check_json(definition, what="the workflow draft")
     check_definition(state, new, draft=True)
     now = time.time()
     stamps = stamps_after(definition_of(registered), new, registered.stamps, now,
                           since=registered.created_at)
-    return state.store.save_draft(registered.id, org, definition=new.to_dict(), yaml="",
+    return state.store.save_draft(registered.id, org, definition=definition, yaml="",
                                   version_id=new.digest(), stamps=stamps,
                                   expected_revision=registered.revision, now=now)
 

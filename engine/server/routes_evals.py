@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import ConflictError, InputError, NotFoundError
 from engine.contracts.evals import (
     EVAL_STATUSES,
@@ -114,6 +115,7 @@ def list_evals(request: Request, org: Org, workflow_id: str | None = None,
              summary="Save an eval")
 def create_eval(request: Request, body: CreateEvalBody, org: Org) -> Any:
     """Save inputs for one block and an assertion on its output."""
+    check_json(body.model_dump(mode="json"), what="the eval")
     state = server(request)
     _, draft = draft_of(state, org, body.workflow_id)
     block_id = body.target.block_id
@@ -225,6 +227,7 @@ def get_eval(request: Request, eval_id: str, org: Org) -> Any:
 @router.patch("/{eval_id}", responses=ok(dict[str, Any]), summary="Change an eval")
 def update_eval(request: Request, eval_id: str, body: UpdateEvalBody, org: Org) -> Any:
     """Change the name, the assertion and/or the source (inputs are captured again)."""
+    check_json(body.model_dump(mode="json"), what="the eval")
     state = server(request)
     record = state.store.get_eval(eval_id, org)
     changes: dict[str, Any] = {"updated_at": time.time()}

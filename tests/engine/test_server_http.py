@@ -119,7 +119,7 @@ def test_every_key_transport_works_and_others_are_401(server: LiveServer) -> Non
 
 
 def test_openapi_document_and_docs_are_served(server: LiveServer) -> None:
-    spec = httpx.get(f"{server.url}/openapi.json").json()
+    spec = httpx.get(f"{server.url}/openapi.json", timeout=60).json()
     for path in ("/v1/workflows/runs/{run_id}/steps", "/v1/workflows/steps",
                  "/v1/workflows/steps/{step_id}", "/v1/workflows/runs/{run_id}",
                  "/v1/workflows/runs", "/v1/workflows/spec/apply", "/v1/workflows/spec/validate",
@@ -127,7 +127,7 @@ def test_openapi_document_and_docs_are_served(server: LiveServer) -> None:
                  "/v1/workflows/reviews/{review_id}/approve"):
         assert path in spec["paths"], path
     assert {"ApiKey", "Bearer", "AccessToken"} <= set(spec["components"]["securitySchemes"])
-    assert httpx.get(f"{server.url}/docs").status_code == 200
+    assert httpx.get(f"{server.url}/docs", timeout=60).status_code == 200
 
 
 # --------------------------------------------------------------------------- organizations

@@ -219,3 +219,34 @@ def _wait_for_running(db: Path, name: str, timeout: float = 30, *, retried: bool
                         return run.id
         time.sleep(0.1)
     raise AssertionError(f"no running {name!r} run appeared")
+
+
+def test_approving_an_untouched_form_keeps_the_proposal(chromium: str,
+                                                        db_copy: tuple[Path, Seeded]) -> None:
+    """Chromium's own form submission (line breaks as CRLF, every field sent) of an
+    unedited review approves the proposal as it is: no new version, data unchanged."""
+    from playwright.sync_api import expect
+
+    from engine import Engine, Workflow
+    from tests.ui.test_review_form import HIL_YAML, TRICKY
+
+    db, _ = db_copy
+    with Engine(db) as engine:
+        run = engine.run(Workflow.from_yaml(HIL_YAML), {"start": TRICKY})
+    assert run.status == "awaiting_review", run
+    with serve(db) as url, browser_page(chromium) as page:
+        page.goto(url + "/reviews")
+        page.locator("td a[href^='/reviews/rev_']").last.click()
+        expect(page.locator("textarea[name='field.addr']")).to_have_value("Line1\nLine2")
+        page.get_by_role("button", name="Approve").click()
+        expect(page.locator(".notice")).to_contain_text("Approved")
+        review_id = page.url.split("/reviews/")[1].split("?")[0]
+    from engine.server.review_versions import versions_of
+    from store.search import review_row
+    from store.sqlite import SQLiteStore
+
+    with SQLiteStore(db) as store:
+        row = review_row(store.reader(), review_id)
+        assert row["decision"] == "approved"
+        assert len(versions_of(store, row)) == 1  # no "human" version was recorded
+        assert versions_of(store, row)[0].snapshot == TRICKY

@@ -11,8 +11,10 @@ sentinel rows hidden unless ``--all``, loop items in the footer); otherwise it p
 plain progress line now and then (:class:`engine.cli_view.PlainProgress`). Step rows are
 never read back from the database while the run goes on, so a run with thousands of
 steps is not slowed down by its own progress display; a loop's item total is read once,
-from the note the runner left on the container step's log. The summary after the run
-reads the database.
+from the note the runner left on the container step's log. A resumed run starts from
+the steps already in the database (read once, :func:`stored_steps`), so its progress
+counts the items done before the resume too. The summary after the run reads the
+database.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import anyio
 from engine.cli_support import stdout, to_jsonable
 from engine.cli_view import ItemTotals, PlainProgress, run_view, visible_steps
 
-__all__ = ["LiveSteps", "list_all_steps", "run_live", "visible_steps"]
+__all__ = ["LiveSteps", "list_all_steps", "run_live", "stored_steps", "visible_steps"]
 
 PAGE_SIZE = 1000
 REFRESH_PER_SECOND = 8
@@ -64,6 +66,8 @@ def run_live(engine: Any, prepared: Any, *, live: bool = True, show_all: bool = 
     run_id, name = prepared.run_id, prepared.graph.workflow.name
     worker = threading.Thread(target=work, name=f"stepwell-{run_id}", daemon=True)
     board = LiveSteps()
+    if prepared.replay is not None and client is not None:  # resume, rerun: seed the rows
+        board.seed(stored_steps(client, run_id))
     totals = ItemTotals(client, run_id)
     worker.start()
     try:
@@ -126,6 +130,19 @@ class LiveSteps:
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
 
+    def seed(self, steps: list[dict[str, Any]]) -> None:
+        """Start from steps read from the database (``list_all_steps`` dicts): a resumed
+        run's progress counts what was done before it resumed."""
+        for step in steps:
+            self._rows[str(step["step_id"])] = {
+                "step_id": step["step_id"], "block_id": step.get("block_id"),
+                "block_type": step.get("block_type") or "",
+                "loop_containers": step.get("loop_containers") or [],
+                "retry_count": step.get("retry_count") or 0,
+                "lifecycle": dict(step.get("lifecycle") or {}), "started_at": None,
+                "completed_at": None, "duration_ms": step.get("duration_ms"),
+                "outputs": step.get("handle_outputs")}
+
     def drain(self, feed: queue.SimpleQueue[Any]) -> None:
         """Fold every event waiting on ``feed``."""
         while True:
@@ -162,6 +179,21 @@ class LiveSteps:
     def steps(self) -> list[dict[str, Any]]:
         """The rows, in creation order."""
         return list(self._rows.values())
+
+
+def stored_steps(client: Any, run_id: str) -> list[dict[str, Any]]:
+    """The run's steps in the database (:func:`list_all_steps`); ``client`` is a read
+    client or a function making one (closed afterwards). None found: ``[]``."""
+    from engine.contracts.errors import StepwellError
+
+    made = client() if callable(client) and not hasattr(client, "workflows") else None
+    try:
+        return list_all_steps(made or client, run_id)
+    except StepwellError:
+        return []
+    finally:
+        if made is not None:
+            made.close()
 
 
 def list_all_steps(client: Any, run_id: str) -> list[dict[str, Any]]:

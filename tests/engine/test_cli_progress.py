@@ -92,3 +92,22 @@ def test_a_finished_loop_knows_its_items() -> None:
     done = {"handle_outputs": {"fe-right-out": {"type": "json", "data": [1, 2, 3]}}}
     assert finished_items(done) == 3
     assert finished_items({"handle_outputs": {}}) is None
+
+
+def test_a_resumed_runs_progress_starts_from_the_stored_steps(tmp_path: Path) -> None:
+    from engine.cli_live import LiveSteps, stored_steps
+    from store.client import Client
+
+    workflow = tmp_path / "each.yaml"
+    workflow.write_text(observe_targets.each_workflow())
+    observe_targets.FAILING.add("sku-2")
+    try:
+        with Engine(tmp_path / "db") as engine:
+            result = engine.run(workflow, observe_targets.order(5))
+    finally:
+        observe_targets.FAILING.clear()
+    board = LiveSteps()
+    board.seed(stored_steps(lambda: Client(tmp_path / "db"), result.run_id))
+    (progress,) = loop_progress(board.steps(), {"each": 5}.get)
+    assert progress.text() == "each: 4/5 items, 1 failed"
+    assert stored_steps(lambda: Client(tmp_path / "db"), "run_missing") == []

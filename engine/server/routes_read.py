@@ -3,14 +3,20 @@
 ``GET /v1/workflows/runs/{run_id}/steps`` serves the legacy flat shape as a bare array;
 ``GET /v1/workflows/steps`` and ``/steps/{step_id}`` the modern shape;
 ``GET /v1/workflows/runs`` and ``/runs/{run_id}`` Retab's ``WorkflowRun``.
+
+A step that cannot be rendered (JSON nested too deeply to serialise, stored before
+outputs were bounded) is answered without its payloads and with a ``stepwell_error``
+note, so one unreadable row never fails a whole listing (:func:`render_row`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from engine.contracts.bounded import nesting_problem
 from engine.server.auth import Org
 from engine.server.params import (
     check_choices,
@@ -34,8 +40,42 @@ MAX_MS = 10**13  # about 300 years: larger values only overflow SQLite integers
 Limit = Annotated[int, Query(ge=1, le=1000, description="Page size (1..1000).")]
 
 
+#: Deepest JSON a row may render to: deeper responses fail to serialise.
+MAX_ROW_DEPTH = 200
+#: Fields of a stored row that carry block data; an unreadable row is shown without them.
+PAYLOAD_FIELDS = ("handle_inputs", "handle_outputs", "artifact", "output", "input_document",
+                  "output_document", "trace_spans")
+_Row = TypeVar("_Row")
+
+
 def _state(request: Request) -> Any:
     return request.app.state.stepwell
+
+
+def render_row(render: Callable[[_Row], dict[str, Any]], row: _Row) -> dict[str, Any]:
+    """``render(row)``, or the row without its payloads and with a ``stepwell_error`` note
+    when it cannot be rendered (nested too deeply, unserialisable).
+
+    Args:
+        render: the shape function (``step_json``, ``legacy_step_json``...).
+        row: a stored record (a pydantic model).
+    """
+    try:
+        data = render(row)
+        problem = nesting_problem(data, max_depth=MAX_ROW_DEPTH)
+        if problem is None:
+            return data
+        reason = f"nested deeper than {MAX_ROW_DEPTH} levels"
+    except (ValueError, TypeError, RecursionError) as exc:  # pydantic's depth guard
+        reason = f"nested too deeply or not serialisable: {type(exc).__name__}"
+    fields = getattr(type(row), "model_fields", {})
+    cleared = {name: fields[name].get_default(call_default_factory=True)
+               for name in PAYLOAD_FIELDS if name in fields}
+    data = render(row.model_copy(update=cleared))  # type: ignore[attr-defined]
+    data["stepwell_error"] = (
+        f"this row could not be rendered ({reason}); its inputs, outputs and artifact are "
+        "left out. The rest of the list is complete.")
+    return data
 
 
 def _block_types(request: Request, values: list[str] | None) -> list[str] | None:
@@ -57,7 +97,7 @@ def _block_types(request: Request, values: list[str] | None) -> list[str] | None
 def list_run_steps(request: Request, run_id: str, org: Org) -> Any:
     """The full persisted step list of a run, as a bare array (``node_id``, ``status``)."""
     api = _state(request).reader(org)
-    return [legacy_step_json(s) for s in api.list_legacy_steps(run_id)]
+    return [render_row(legacy_step_json, s) for s in api.list_legacy_steps(run_id)]
 
 
 @router.get("/steps", responses=ok(PageOut[StepOut]), summary="List steps of a run")
@@ -87,7 +127,7 @@ def list_steps(
     page = with_cursor(lambda: api.list_steps(
         run_id, block_id=block_id, step_id=step_id, block_type=types, status=statuses,
         limit=limit, after=after, before=before), after or before, "a step")
-    return {"data": [step_json(s) for s in page.data],
+    return {"data": [render_row(step_json, s) for s in page.data],
             "list_metadata": page.list_metadata.model_dump()}
 
 
@@ -95,7 +135,7 @@ def list_steps(
 def get_step(request: Request, step_id: str, org: Org, run_id: str | None = None,
              include_download_urls: bool = False) -> Any:
     """One step; ``run_id`` disambiguates a step id that several runs share (409 without)."""
-    return step_json(_state(request).reader(org).get_step(step_id, run_id=run_id))
+    return render_row(step_json, _state(request).reader(org).get_step(step_id, run_id=run_id))
 
 
 @router.get("/runs/{run_id}", responses=ok(RunOut), summary="Get one run")

@@ -70,14 +70,14 @@ PAYLOAD_FIELDS = ("handle_inputs", "handle_outputs", "artifact", "output", "inpu
 def page_items(page: Any) -> list[Any]:
     """The items of a list result (a page with ``.data``, or a plain list); an item that
     cannot be turned into JSON (nested too deeply) becomes a placeholder dict without its
-    payloads and with a ``stepwell_error`` note (:func:`readable_item`), so one unreadable
+    payloads and with a ``stepwell_unreadable`` note (:func:`readable_item`), so one unreadable
     row never fails the whole list."""
     return [readable_item(item) for item in (page.data if hasattr(page, "data") else page)]
 
 
 def readable_item(item: Any) -> Any:
     """``item`` when its JSON form can be built, else that form without its payloads and
-    with a ``stepwell_error`` note saying why."""
+    with a ``stepwell_unreadable`` note saying why."""
     if not hasattr(item, "model_dump"):
         return item
     try:
@@ -89,7 +89,7 @@ def readable_item(item: Any) -> Any:
     cleared = {name: fields[name].get_default(call_default_factory=True)
                for name in PAYLOAD_FIELDS if name in fields}
     data: dict[str, Any] = item.model_copy(update=cleared).model_dump(mode="json")
-    data["stepwell_error"] = (f"unreadable: its stored JSON is nested too deeply or is not "
+    data["stepwell_unreadable"] = (f"unreadable: its stored JSON is nested too deeply or is not "
                               f"serialisable ({reason}); inputs, outputs and artifact left out")
     return data
 

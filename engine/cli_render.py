@@ -57,8 +57,8 @@ def step_type(step: dict[str, Any]) -> str:
 def step_note(step: dict[str, Any]) -> str:
     """Why a step is where it is: the error message, skip/cancel reason, the note of a
     row that could not be read, or ''."""
-    if step.get("stepwell_error"):
-        return str(step["stepwell_error"])
+    if step.get("stepwell_unreadable"):
+        return str(step["stepwell_unreadable"])
     lifecycle = step.get("lifecycle") or {}
     for key in ("message", "reason"):
         if lifecycle.get(key):

@@ -5,7 +5,7 @@
 ``GET /v1/workflows/runs`` and ``/runs/{run_id}`` Retab's ``WorkflowRun``.
 
 A step that cannot be rendered (JSON nested too deeply to serialise, stored before
-outputs were bounded) is answered without its payloads and with a ``stepwell_error``
+outputs were bounded) is answered without its payloads and with a ``stepwell_unreadable``
 note, so one unreadable row never fails a whole listing (:func:`render_row`).
 """
 
@@ -53,7 +53,7 @@ def _state(request: Request) -> Any:
 
 
 def render_row(render: Callable[[_Row], dict[str, Any]], row: _Row) -> dict[str, Any]:
-    """``render(row)``, or the row without its payloads and with a ``stepwell_error`` note
+    """``render(row)``, or the row without its payloads and with a ``stepwell_unreadable`` note
     when it cannot be rendered (nested too deeply, unserialisable).
 
     Args:
@@ -72,7 +72,7 @@ def render_row(render: Callable[[_Row], dict[str, Any]], row: _Row) -> dict[str,
     cleared = {name: fields[name].get_default(call_default_factory=True)
                for name in PAYLOAD_FIELDS if name in fields}
     data = render(row.model_copy(update=cleared))  # type: ignore[attr-defined]
-    data["stepwell_error"] = (
+    data["stepwell_unreadable"] = (
         f"this row could not be rendered ({reason}); its inputs, outputs and artifact are "
         "left out. The rest of the list is complete.")
     return data

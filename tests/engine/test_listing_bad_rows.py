@@ -1,6 +1,6 @@
 """Listings survive one unreadable row: a step stored with JSON nested too deeply to
 serialise (written before outputs were bounded) is listed without its payloads and with
-a ``stepwell_error`` note, over HTTP and in ``stepwell steps list``."""
+a ``stepwell_unreadable`` note, over HTTP and in ``stepwell steps list``."""
 
 from __future__ import annotations
 
@@ -51,11 +51,11 @@ def test_http_step_listings_survive_an_unreadable_row(
     assert listed.status_code == 200, listed.text
     steps = {s["block_id"]: s for s in listed.json()["data"]}
     assert set(steps) == {"data", "work", "done"}
-    assert "stepwell_error" not in steps["data"]
-    assert "could not be rendered" in steps["work"]["stepwell_error"]
+    assert "stepwell_unreadable" not in steps["data"]
+    assert "could not be rendered" in steps["work"]["stepwell_unreadable"]
     assert steps["work"]["handle_outputs"] == {}
     one = http.get(f"/v1/workflows/steps/{steps['work']['step_id']}", params={"run_id": run_id})
-    assert one.status_code == 200 and "stepwell_error" in one.json()
+    assert one.status_code == 200 and "stepwell_unreadable" in one.json()
     legacy = http.get(f"/v1/workflows/runs/{run_id}/steps")
     assert legacy.status_code == 200 and len(legacy.json()) == 3
 

@@ -20,6 +20,7 @@ from engine.cli_support import (
     BLOCKS_HELP,
     Durability,
     db_flag,
+    fail,
     handle_errors,
     print_json,
     resolve_db,
@@ -135,6 +136,11 @@ def worker(
             remote.close()
     summary = {"claimed": stats.claimed, "ended": stats.ended,
                "handed_back": stats.handed_back, "lost": stats.lost}
+    if work.executor_lost is not None and remote is not None:
+        fail(f"Lost the Dask scheduler at {remote.address}: this worker stopped and handed "
+             f"its {stats.handed_back} unfinished run(s) back to the queue (no retries "
+             "spent; other workers may take them). Restart the scheduler and its workers, "
+             f"then start `stepwell worker --executor {remote.url}` again.")
     if as_json:
         print_json(summary)
     else:

@@ -16,7 +16,10 @@ microseconds of CPU that decide what runs next.
 
 A Dask worker lost in the middle of an attempt (its process died, the connection
 dropped) fails the attempt with a transient ``EXECUTOR_WORKER_LOST`` error, so the step
-follows its retry policy. Dask retries a task whose worker died on its own up to the
+follows its retry policy. A lost *scheduler* is not a step failure and spends no retry:
+the client waits for it to come back (``CONNECT_TIMEOUT_S``) and sends the attempt
+again; when the client gives up, the attempt raises :class:`ExecutorLostError`, which
+stops the run part-way (its completed steps are saved; it stays resumable). Dask retries a task whose worker died on its own up to the
 scheduler's ``distributed.scheduler.allowed-failures`` (3 by default) before reporting
 it; set it to 0 to hand every loss to stepwell's retry policy at once.
 
@@ -33,21 +36,39 @@ sent, so keep it on a private network, or use ``dask+tls://``.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import threading
+import time
 import uuid
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.attempts import Outcome, error_info, run_attempt
 from engine.contracts.blocks import BlockContext, BlockRole
-from engine.contracts.errors import TransientError, UsageError
+from engine.contracts.errors import StepwellError, TransientError, UsageError
 from engine.contracts.logs import LogEntry, StepLog
 
 if TYPE_CHECKING:
     from engine.compiled import Node
     from engine.scheduler import Task
 
-#: Seconds to wait for the Dask scheduler when connecting.
+#: Seconds to wait for the Dask scheduler when connecting (and, once connected, for it
+#: to come back after the connection dropped, before the client gives up).
 CONNECT_TIMEOUT_S = 5.0
+#: Times one attempt is sent again after the scheduler dropped it (no retry spent).
+RESEND_LIMIT = 3
+
+
+class ExecutorLostError(StepwellError):
+    """The executor itself is gone (the Dask client lost its scheduler for good): not a
+    failure of the step, so no retry is spent. The run stops part-way, resumable; the
+    message names the scheduler and what to do."""
+
+    def __init__(self, message: str, *, address: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.address = address
+        self.run_id = run_id
 
 
 class AttemptExecutor(Protocol):
@@ -153,8 +174,31 @@ class DaskExecutor:
         Cancelling the caller cancels the Dask task. A lost worker is a transient
         failure (``EXECUTOR_WORKER_LOST``).
         """
-        client = self._client or await asyncio.to_thread(self.connect)
         shipped = _shippable(ctx)
+        resent = 0
+        while True:
+            client = self._client or await asyncio.to_thread(self.connect)
+            try:
+                outcome, written = await self._submit(client, task, shipped)
+                break
+            except Exception as exc:  # noqa: BLE001 - sorted below; none escapes raw
+                if not _scheduler_lost(client, exc):  # the worker was lost: transient
+                    lost = TransientError(
+                        f"the Dask worker running block {task.node.id!r} was lost "
+                        f"({type(exc).__name__}: {exc}); the step is retried by its retry "
+                        "policy.", code="EXECUTOR_WORKER_LOST")
+                    return error_info(lost, None), None
+                resent += 1
+                if resent > RESEND_LIMIT or not await _reconnected(client):
+                    raise self._lost(ctx.run_id, exc) from None
+        if ctx.log is not None:  # what the attempt wrote on the worker joins its log here
+            for entry in written:
+                ctx.log.write(entry.stream, entry.message, level=entry.level,
+                              logger=entry.logger, at=entry.at)
+        return outcome  # type: ignore[no-any-return]
+
+    async def _submit(self, client: Any, task: Task, shipped: BlockContext) -> Any:
+        """Send one attempt and await its result (raises what the future raises)."""
         future = client.submit(remote_attempt, task, shipped, pure=False,
                                key=f"stepwell-{task.step_id}-{uuid.uuid4().hex[:12]}")
         loop = asyncio.get_running_loop()
@@ -163,27 +207,34 @@ class DaskExecutor:
         try:
             await done.wait()
         except BaseException:
-            future.cancel()
+            with suppress(Exception):  # a closed client cannot cancel: nothing runs anyway
+                future.cancel()
             raise
-        try:
-            outcome, written = future.result()
-        except Exception as exc:  # noqa: BLE001 - every way of losing the attempt is transient
-            lost = TransientError(
-                f"the Dask worker running block {task.node.id!r} was lost "
-                f"({type(exc).__name__}: {exc}); the step is retried by its retry policy.",
-                code="EXECUTOR_WORKER_LOST")
-            return error_info(lost, None), None
-        if ctx.log is not None:  # what the attempt wrote on the worker joins its log here
-            for entry in written:
-                ctx.log.write(entry.stream, entry.message, level=entry.level,
-                              logger=entry.logger, at=entry.at)
-        return outcome  # type: ignore[no-any-return]
+        return future.result()
+
+    def _lost(self, run_id: str | None, exc: BaseException) -> ExecutorLostError:
+        """The error for a scheduler the client could not get back; forgets the client so
+        that a later attempt connects again."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            with suppress(Exception):
+                client.close()
+        run = f"run {run_id}" if run_id else "the run"
+        resume = f"`stepwell runs resume {run_id}`" if run_id else "`stepwell runs resume`"
+        return ExecutorLostError(
+            f"Lost the Dask scheduler at {self.address} ({type(exc).__name__}); {run} "
+            f"stopped part-way with its completed steps saved and no retries spent. Restart "
+            f"the scheduler and its workers (`dask scheduler`, `dask worker ADDRESS`), then "
+            f"continue it with {resume} or a `stepwell worker --executor {self.url}`.",
+            address=self.address, run_id=run_id)
 
     def close(self) -> None:
         """Disconnect from the scheduler (the cluster keeps running)."""
         with self._lock:
             if self._client is not None:
-                self._client.close()
+                with suppress(Exception):  # already closed after losing its scheduler
+                    self._client.close()
                 self._client = None
 
 
@@ -207,12 +258,48 @@ def _shippable(ctx: BlockContext) -> BlockContext:
     return replace(ctx, log=None)
 
 
+def _scheduler_lost(client: Any, exc: BaseException) -> bool:
+    """True when ``exc`` comes from losing the scheduler, not a Dask worker: the client
+    is closed or reconnecting, or the scheduler connection dropped the future (a lost
+    worker is reported as ``KilledWorker`` or a worker-side error instead)."""
+    from distributed.client import ClosedClientError
+    from distributed.comm.core import CommClosedError
+
+    if isinstance(exc, ClosedClientError | CommClosedError | concurrent.futures.CancelledError):
+        return True
+    return getattr(client, "status", "running") != "running"
+
+
+async def _reconnected(client: Any) -> bool:
+    """Wait for ``client`` to get its scheduler back; False when it gives up (closed)."""
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S + 2.0
+    while time.monotonic() < deadline:
+        status = getattr(client, "status", "closed")
+        if status == "running":
+            return True
+        if status in ("closing", "closed", "failed"):
+            return False
+        await asyncio.sleep(0.1)
+    return False
+
+
+class _NoReconnectNoise(logging.Filter):
+    """Drop distributed's 'Failed to reconnect to scheduler' log line: the executor
+    reports a lost scheduler itself, in one line naming the fix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to reconnect to scheduler")
+
+
 def _connect(address: str) -> Any:
     try:
         from distributed import Client
     except ImportError:
         raise UsageError("--executor dask://... needs the dask extra: "
                          "pip install 'stepwell[distributed]'.") from None
+    noise = logging.getLogger("distributed.client")
+    if not any(isinstance(f, _NoReconnectNoise) for f in noise.filters):
+        noise.addFilter(_NoReconnectNoise())
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError) as exc:

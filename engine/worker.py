@@ -28,6 +28,11 @@ one SQLite file for several processes on one machine). Each runs up to
 5. **Stop.** On SIGTERM or SIGINT the worker claims nothing more, gives its runs
    ``grace_s`` to finish, then hands the rest back (their in-flight steps run again on
    another worker). A second signal hands them back at once.
+6. **Lost executor.** When the executor itself is gone (the Dask scheduler was lost and
+   did not come back: :class:`~engine.executors.ExecutorLostError`), the worker cannot
+   run anything more: it stops at once, hands every run it holds back to the queue (no
+   retry is spent on them) and :meth:`Worker.run` returns with
+   :attr:`Worker.executor_lost` set, so ``stepwell worker`` exits with one line.
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class Worker:
         self._hurry = False
         self._next_scan = 0.0
         self._wake = anyio.Event()
+        #: The error that stopped this worker because its executor is gone, else None.
+        self.executor_lost: StepwellError | None = None
 
     def stop(self) -> None:
         """Claim nothing more; runs get ``grace_s`` to finish (call from the loop)."""
@@ -184,8 +191,17 @@ class Worker:
         try:
             with scope:
                 status = await self._execute(run_id)
-        except StepwellError as exc:
-            log.error("run %s stopped: %s", run_id, exc)
+        except (StepwellError, BaseExceptionGroup) as exc:
+            lost = executor_lost_in(exc)
+            if lost is not None:  # nothing more can run here: hand everything back
+                self.executor_lost = self.executor_lost or lost
+                self._hurry = True
+                self.stop()
+                log.info("run %s stopped: %s", run_id, lost)
+            elif isinstance(exc, StepwellError):
+                log.error("run %s stopped: %s", run_id, exc)
+            else:
+                raise
         finally:
             del self._running[run_id]
             self._settle(run_id, scope, status)
@@ -226,7 +242,8 @@ class Worker:
             self.stats.ended += 1
             return
         try:
-            if self.queue.release(run_id, self._pid) and scope.cancel_called:
+            released = self.queue.release(run_id, self._pid)
+            if released and (scope.cancel_called or self.executor_lost is not None):
                 self.stats.handed_back += 1
         except StepwellError as exc:
             log.error("run %s could not be handed back: %s", run_id, exc)
@@ -260,9 +277,25 @@ class Worker:
             await anyio.sleep(0.01)
 
     async def _signals(self) -> None:
+        """Stop on SIGTERM/SIGINT; a second signal hands the runs back at once."""
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for _ in signals:
                 if self._stopping:
                     self._hurry = True
                 log.info("stopping: %d run(s) in flight", len(self._running))
                 self.stop()
+
+
+def executor_lost_in(exc: BaseException) -> StepwellError | None:
+    """The :class:`~engine.executors.ExecutorLostError` in ``exc`` (raised by a run's
+    task group, so possibly inside exception groups), or None."""
+    from engine.executors import ExecutorLostError
+
+    if isinstance(exc, ExecutorLostError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = executor_lost_in(inner)
+            if found is not None:
+                return found
+    return None

@@ -29,7 +29,7 @@ from engine.contracts.errors import WorkflowLoadError
 from engine.declarative import read_declarative
 from engine.graph_json import read_graph
 from engine.load_fields import Duplicate
-from engine.yaml_budget import MAX_YAML_DEPTH, YamlBudgetExceeded, check_expansion
+from engine.yaml_budget import MAX_YAML_DEPTH, YamlBudgetExceeded, compose_within_budget
 
 if TYPE_CHECKING:
     import yaml
@@ -79,12 +79,13 @@ def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     loader: Any = None
     try:
         loader = _duplicate_key_loader()(text)  # a control character fails right here
-        node = loader.get_single_node()
-        check_expansion(node)  # before anything is built from it
+        node = compose_within_budget(loader, text)  # before anything is built from it
         data = loader.construct_document(node) if node is not None else None
     except YamlBudgetExceeded as exc:
+        deep = "deeper" in exc.problem
         raise WorkflowLoadError(
-            source, f"the YAML is too large to load: {exc.problem}",
+            source, f"the YAML is too {'deep' if deep else 'large'} to load: {exc.problem}",
+            f"Nest it at most {MAX_YAML_DEPTH} levels deep." if deep else
             "Write the repeated parts out, or split the workflow; a workflow of hundreds "
             "of blocks stays far below the limit.") from None
     except yaml.YAMLError as exc:

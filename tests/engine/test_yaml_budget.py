@@ -3,6 +3,10 @@ the budget are refused before PyYAML's recursive composer sees them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -42,3 +46,13 @@ def test_compose_turns_deep_block_nesting_into_a_budget_error() -> None:
         compose_within_budget(yaml.SafeLoader(deep), deep)
     text = "a: [1, {b: 2}]"
     assert compose_within_budget(yaml.SafeLoader(text), text) is not None
+
+
+def test_the_cli_refuses_thousands_of_flow_levels_in_one_line(tmp_path: Path) -> None:
+    """`stepwell validate` of 20,000 nested brackets: one line, exit 2, no traceback."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("spec: {blocks: " + "[" * 20000 + "]" * 20000 + "}\n")
+    done = subprocess.run([sys.executable, "-m", "engine.cli", "validate", str(deep)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "nests deeper than 80 levels" in done.stderr

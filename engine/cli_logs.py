@@ -115,16 +115,11 @@ def check_step_can_occur(db: Any, run_id: str, step_id: str) -> None:
     ``<container>_iter_<i>_<block>`` names ``block``), with a close match if any."""
     import difflib
 
-    from engine.cli_support import existing_db
-    from engine.core import Engine
-    from engine.definition import Workflow
+    from engine.cli_steps import is_block_of, run_block_ids
 
-    with Engine(existing_db(db)) as engine:
-        definition = engine.store.load_run(run_id).definition
-    blocks = [block.id for block in Workflow.from_dict(definition).blocks]
+    blocks = run_block_ids(db, run_id)
     block_id = re.sub(r"^.*_iter_\d+_", "", step_id)
-    sentinel = re.fullmatch(r"(.+)_sentinel_[a-z_]+", block_id)
-    if block_id in blocks or (sentinel is not None and sentinel.group(1) in blocks):
+    if is_block_of(block_id, blocks):
         return
     close = difflib.get_close_matches(block_id, blocks, n=1)
     hint = f" Did you mean {step_id.removesuffix(block_id) + close[0]!r}?" if close else ""

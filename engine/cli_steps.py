@@ -7,12 +7,14 @@ evaluations, a function's stdout) in full. ``--brief`` cuts long values; ``--jso
 prints the read API's step with the artifact inlined under ``artifact.record`` and the
 step's log lines under ``logs``.
 
-Filter values are checked: an unknown status or block type exits 2 naming the choices,
-and the "more steps" hint repeats every filter given.
+Filter values are checked: an unknown status, block type or block id exits 2 naming the
+choices, and the "more steps" hint repeats every filter given. A page holds ``--limit``
+rows shown: loop sentinels it hides do not count, so more are read to fill it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -46,6 +48,57 @@ def check_block_types(client: Any, run_id: str, values: list[str] | None) -> Non
     check_choices("--type", unknown, known)
 
 
+def run_block_ids(db: Any, run_id: str) -> list[str]:
+    """The block ids of the run's workflow (its stored definition), every level."""
+    from engine.cli_support import existing_db
+    from engine.core import Engine
+    from engine.definition import Workflow
+
+    with Engine(existing_db(db)) as engine:
+        definition = engine.store.load_run(run_id).definition
+    return [block.id for block in Workflow.from_dict(definition).blocks]
+
+
+def is_block_of(block_id: str, blocks: list[str]) -> bool:
+    """True when ``block_id`` is one of ``blocks`` or a sentinel of one of them."""
+    sentinel = re.fullmatch(r"(.+)_sentinel_[a-z_]+", block_id)
+    return block_id in blocks or (sentinel is not None and sentinel.group(1) in blocks)
+
+
+def check_block_id(client: Any, db: Any, run_id: str, block: str | None) -> None:
+    """Exit 2 for a ``--block`` that no step of the run has and its workflow lacks."""
+    if not block or client.workflows.steps.list(run_id, block_id=block, limit=1).data:
+        return
+    blocks = run_block_ids(db, run_id)
+    if not is_block_of(block, blocks):
+        check_choices("--block", [block], blocks)
+
+
+def _fill_page(client: Any, run_id: str, limit: int, after: str | None,
+               **filters: Any) -> tuple[list[dict[str, Any]], int, str | None]:
+    """Up to ``limit`` rows a table shows (loop sentinels left out), reading on past
+    hidden rows: ``(rows, hidden sentinels passed, cursor of the next page or None)``."""
+    from engine.cli_progress import is_sentinel
+    from engine.cli_support import to_jsonable
+
+    shown: list[dict[str, Any]] = []
+    hidden = 0
+    while True:
+        page = client.workflows.steps.list(run_id, limit=limit, after=after, **filters)
+        steps = [to_jsonable(step) for step in page_items(page)]
+        for number, step in enumerate(steps):
+            if is_sentinel(step):
+                hidden += 1
+                continue
+            shown.append(step)
+            if len(shown) == limit:
+                more = number + 1 < len(steps) or page_after(page) is not None
+                return shown, hidden, step["step_id"] if more else None
+        after = page_after(page)
+        if not after or not steps:
+            return shown, hidden, None
+
+
 @steps_app.command("list")
 @handle_errors
 def steps_list(
@@ -75,28 +128,30 @@ def steps_list(
     from engine.cli_support import db_flag, resolve_db, to_jsonable
 
     check_choices("--status", status, STEP_STATUSES.split(", "))
+    filters = {"block_id": block, "block_type": block_type or None, "status": status or None}
     with read_client(db) as client:
         client.workflows.runs.get(run_id)  # a clear NotFoundError for an unknown run
         check_block_types(client, run_id, block_type)
-        page = client.workflows.steps.list(
-            run_id, block_id=block, block_type=block_type or None, status=status or None,
-            limit=limit, after=after)
-    if as_json:
-        print_json(page)
-        return
-    steps = [to_jsonable(step) for step in page_items(page)]
-    shown = shown_steps(steps, show_all=show_all or bool(block or block_type))
+        check_block_id(client, db, run_id, block)
+        if as_json:
+            print_json(client.workflows.steps.list(run_id, limit=limit, after=after,
+                                                   **filters))
+            return
+        if show_all or block or block_type:
+            page = client.workflows.steps.list(run_id, limit=limit, after=after, **filters)
+            steps = [to_jsonable(step) for step in page_items(page)]
+            shown, hidden, cursor = shown_steps(steps, show_all=True), 0, page_after(page)
+        else:
+            shown, hidden, cursor = _fill_page(client, run_id, limit, after, **filters)
     console = stdout()
-    if not steps:
+    if not shown and not hidden:
         console.print("No steps match." if block or status or block_type or after
                       else f"Run {run_id} has no steps yet.")
         return
     if shown:
         console.print(steps_table(shown))
-    hidden = len(steps) - len(shown)
     if hidden:
         console.print(f"[dim]{hidden} loop sentinel step(s) not shown (--all shows them).[/]")
-    cursor = page_after(page)
     if cursor:
         again = "".join(
             [f" --block {block}" if block else ""]

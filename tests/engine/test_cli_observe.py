@@ -179,6 +179,28 @@ def test_steps_get_shows_the_whole_record_and_json_inlines_the_artifact(db: Path
     assert unknown.exit_code == 2 and len(unknown.stderr.strip().splitlines()) == 1
 
 
+def test_an_unknown_block_id_exits_2_with_a_close_match(each_wf: Path, db: Path) -> None:
+    run_id = failed_run(each_wf, db)
+    nope = invoke("steps", "list", run_id, "-b", "wrok", "--db", db)
+    assert nope.exit_code == 2 and "Did you mean 'work'?" in nope.stderr, nope.stderr
+    sentinel = invoke("steps", "list", run_id, "-b", "each_sentinel_end", "--db", db)
+    assert sentinel.exit_code == 0 and "each_iter_0_each_sentinel_end" in sentinel.stdout
+
+
+def test_a_page_counts_the_rows_it_shows(each_wf: Path, db: Path) -> None:
+    run_id = failed_run(each_wf, db)
+    page = invoke("steps", "list", run_id, "-n", "2", "--after", "each_iter_0_work",
+                  "--db", db)
+    assert page.exit_code == 0, page.stderr
+    assert "each_iter_1_work" in page.stdout and "each_iter_2_work" in page.stdout
+    assert "each_iter_3_work" not in page.stdout
+    hint = " ".join(page.stdout.split())
+    assert "--after each_iter_2_work" in hint, hint
+    last = invoke("steps", "list", run_id, "-n", "50", "--after", "each_iter_2_work",
+                  "--db", db)
+    assert "each_iter_3_work" in last.stdout and "More steps" not in last.stdout
+
+
 def test_steps_list_hides_sentinels_unless_all(each_wf: Path, db: Path) -> None:
     run_id = failed_run(each_wf, db)
     hidden = invoke("steps", "list", run_id, "--db", db)

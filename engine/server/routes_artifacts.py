@@ -13,12 +13,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from engine.contracts.bounded import nesting_problem
 from engine.server.artifact_shapes import artifact_json
 from engine.server.auth import Org
 from engine.server.drafts import server
 from engine.server.errors import ApiError
 from engine.server.lists import page
 from engine.server.params import check_choices, reject_unknown_query
+from engine.server.routes_read import MAX_ROW_DEPTH
 from engine.server.schemas import ERRORS, PageOut, ok
 from engine.server.shapes import SDK_ARTIFACT_OPERATIONS
 
@@ -53,7 +55,10 @@ def list_artifacts(
             continue  # stepwell-only (end, merge_pdf): the SDK has no model for it
         if operation is not None and step.artifact_operation != operation:
             continue
-        records.append(api.get_artifact(step.artifact_id))
+        record = api.get_artifact(step.artifact_id)
+        if nesting_problem(record, max_depth=MAX_ROW_DEPTH) is not None:
+            continue  # stored before outputs were bounded: its step carries the note
+        records.append(record)
     return page(records, [r["id"] for r in records], limit=limit, after=after, before=before,
                 shape=artifact_json)
 

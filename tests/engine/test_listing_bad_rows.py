@@ -67,3 +67,11 @@ def test_cli_steps_list_survives_an_unreadable_row(
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "unreadable" in done.stdout
     assert "start_json" in done.stdout
+
+
+def test_http_artifact_listing_survives_an_unreadable_record(
+        bad_run: tuple[httpx.Client, Path, str]) -> None:
+    http, _, run_id = bad_run
+    listed = http.get("/v1/workflows/artifacts", params={"run_id": run_id})
+    assert listed.status_code == 200, listed.text
+    assert all(a["step_id"] != "work" for a in listed.json()["data"])

@@ -26,8 +26,9 @@ from __future__ import annotations
 import ast
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping
-from functools import partial
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -40,7 +41,7 @@ from blocks.log_capture import add_entries, captured
 from blocks.sandbox import LOG_SINK
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
-from engine.contracts.logs import LogStream, StepLog
+from engine.contracts.logs import LogEntry, LogStream, StepLog
 from engine.contracts.policy import CodePolicy, SecurityPolicy
 from engine.contracts.values import Payload
 
@@ -244,11 +245,7 @@ class Function(BlockType):
                 output = await run_in_process(ctx, config, data)
             stdout = printed(ctx.log)
         else:
-            token = LOG_SINK.set(None if ctx.log is None else partial(add_entries, ctx.log))
-            try:
-                output, stdout, sandbox = await run_in_worker(ctx, config, data)
-            finally:
-                LOG_SINK.reset(token)
+            output, stdout, sandbox = await _in_worker(ctx, config, data)
         duration_ms = int((time.perf_counter() - started) * 1000)
         ensure_matches_schema(ctx, output, config.output_schema, "the function's return value")
         artifact = {
@@ -283,3 +280,38 @@ def printed(log: StepLog | None) -> str | None:
         return None
     text = "".join(f"{e.message}\n" for e in log.entries() if e.stream == LogStream.STDOUT)
     return text[-STDOUT_TAIL:] or None
+
+
+async def _in_worker(ctx: BlockContext, config: FunctionConfig, data: Any
+                     ) -> tuple[Any, str, dict[str, Any]]:
+    """:func:`run_in_worker` with the worker's log lines reaching ``ctx.log`` as they are
+    sent (:data:`blocks.sandbox.LOG_SINK`); the stderr tail of a worker that did not
+    answer is added without the lines already sent."""
+    log = ctx.log
+    if log is None:
+        return await run_in_worker(ctx, config, data)
+    sent: Counter[str] = Counter()
+
+    def sink(entries: object) -> None:
+        for item in entries if isinstance(entries, list) else ():
+            if isinstance(item, dict) and item.get("stream") == LogStream.STDERR:
+                sent[str(item.get("message"))] += 1
+        add_entries(log, entries)
+
+    rest = StepLog()
+    token = LOG_SINK.set(sink)
+    try:
+        return await run_in_worker(replace(ctx, log=rest), config, data)
+    finally:
+        LOG_SINK.reset(token)
+        _append(log, rest.entries(), sent)
+
+
+def _append(log: StepLog, entries: tuple[LogEntry, ...], sent: Counter[str]) -> None:
+    """Append ``entries`` to ``log``, skipping stderr lines counted in ``sent``."""
+    for entry in entries:
+        if entry.stream == LogStream.STDERR and sent[entry.message] > 0:
+            sent[entry.message] -= 1
+            continue
+        log.write(entry.stream, entry.message, level=entry.level, logger=entry.logger,
+                  at=entry.at)

@@ -117,3 +117,25 @@ async def test_python_mode_artifact_holds_what_it_printed(make_ctx: MakeCtx) -> 
     config = {"python": "tests.blocks.log_targets:chatty", "output_schema": {"type": "object"}}
     result = await run_block(Function(), ctx, config, {"input-json-0": {"sku": "G7"}})
     assert result.artifact is not None and result.artifact["stdout"] == "pricing G7\n"
+
+
+HANGS_ON_STDERR = """
+import sys, time
+def transform(data):
+    sys.stderr.write("warming up\\n")
+    sys.stderr.flush()
+    time.sleep(30)
+    return {}
+"""
+
+
+async def test_a_timed_out_workers_stderr_is_logged_once(make_ctx: MakeCtx) -> None:
+    from engine.contracts.errors import TransientError
+
+    log = StepLog()
+    ctx = make_ctx("function", "price", log=log)
+    config = {"code": HANGS_ON_STDERR, "output_schema": {"type": "object"},
+              "timeout_seconds": 2}
+    with pytest.raises(TransientError, match="timeout_seconds"):
+        await run_block(Function(), ctx, config, {"input-json-0": {}})
+    assert lines(log).count(("stderr", "warming up", None)) == 1

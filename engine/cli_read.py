@@ -30,6 +30,7 @@ from engine.cli_support import (
     print_json,
     resolve_db,
     stdout,
+    unreadable_dump,
 )
 
 runs_app = typer.Typer(help="List, inspect, follow and act on workflow runs.",
@@ -62,11 +63,6 @@ def read_client(db: Path | None) -> Iterator[Any]:
         client.close()
 
 
-#: Fields of a stored row that carry block data; an unreadable row is shown without them.
-PAYLOAD_FIELDS = ("handle_inputs", "handle_outputs", "artifact", "output", "input_document",
-                  "output_document", "trace_spans")
-
-
 def page_items(page: Any) -> list[Any]:
     """The items of a list result (a page with ``.data``, or a plain list); an item that
     cannot be turned into JSON (nested too deeply) becomes a placeholder dict without its
@@ -84,14 +80,7 @@ def readable_item(item: Any) -> Any:
         item.model_dump(mode="json")
         return item
     except (ValueError, TypeError, RecursionError) as exc:  # pydantic's depth guard
-        reason = type(exc).__name__
-    fields = type(item).model_fields
-    cleared = {name: fields[name].get_default(call_default_factory=True)
-               for name in PAYLOAD_FIELDS if name in fields}
-    data: dict[str, Any] = item.model_copy(update=cleared).model_dump(mode="json")
-    data["stepwell_unreadable"] = (f"unreadable: its stored JSON is nested too deeply or is not "
-                              f"serialisable ({reason}); inputs, outputs and artifact left out")
-    return data
+        return unreadable_dump(item, exc)
 
 
 def page_after(page: Any) -> str | None:

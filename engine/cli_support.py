@@ -120,10 +120,27 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+#: Fields of a stored row that carry block data; an unreadable row is shown without them.
+PAYLOAD_FIELDS = ("handle_inputs", "handle_outputs", "artifact", "output", "input_document",
+                  "output_document", "trace_spans")
+
+
 def to_jsonable(value: Any) -> Any:
-    """Plain JSON data from pydantic models, value objects, dicts and lists."""
+    """Plain JSON data from pydantic models, value objects, dicts and lists.
+
+    A stored row whose JSON cannot be built (nested too deeply: written before outputs
+    were bounded) comes without its payload fields and with a ``stepwell_unreadable``
+    note, so one bad row never breaks a listing.
+    """
     if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json")
+        try:
+            return value.model_dump(mode="json")
+        except (ValueError, TypeError, RecursionError) as exc:  # pydantic's depth guard
+            fields = type(value).model_fields
+            if any(name in fields for name in PAYLOAD_FIELDS):
+                return unreadable_dump(value, exc)
+            # a page or wrapper: the bad row is somewhere inside, field by field
+            return {name: to_jsonable(getattr(value, name)) for name in fields}
     if hasattr(value, "to_dict"):
         return to_jsonable(value.to_dict())
     if isinstance(value, dict):
@@ -131,6 +148,19 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return value
+
+
+def unreadable_dump(item: Any, exc: BaseException) -> dict[str, Any]:
+    """``item``'s JSON form without :data:`PAYLOAD_FIELDS`, with a ``stepwell_unreadable``
+    note naming why the whole row could not be shown."""
+    fields = type(item).model_fields
+    cleared = {name: fields[name].get_default(call_default_factory=True)
+               for name in PAYLOAD_FIELDS if name in fields}
+    data: dict[str, Any] = item.model_copy(update=cleared).model_dump(mode="json")
+    data["stepwell_unreadable"] = (
+        "unreadable: its stored JSON is nested too deeply or is not serialisable "
+        f"({type(exc).__name__}); inputs, outputs and artifact left out")
+    return data
 
 
 def iso_time(epoch: float | None) -> str | None:

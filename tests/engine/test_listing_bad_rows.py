@@ -4,6 +4,7 @@ a ``stepwell_unreadable`` note, over HTTP and in ``stepwell steps list``."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,3 +76,14 @@ def test_http_artifact_listing_survives_an_unreadable_record(
     listed = http.get("/v1/workflows/artifacts", params={"run_id": run_id})
     assert listed.status_code == 200, listed.text
     assert all(a["step_id"] != "work" for a in listed.json()["data"])
+
+
+def test_cli_json_listing_and_step_survive_an_unreadable_row(
+        bad_run: tuple[httpx.Client, Path, str]) -> None:
+    _, db, run_id = bad_run
+    listed = stepwell("steps", "list", run_id, "--db", db, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = {row["block_id"]: row for row in json.loads(listed.stdout)["data"]}
+    assert "stepwell_unreadable" in rows["work"] and "stepwell_unreadable" not in rows["data"]
+    one = stepwell("steps", "get", "work", "--run", run_id, "--db", db, "--json")
+    assert one.returncode == 0 and "stepwell_unreadable" in json.loads(one.stdout)

@@ -197,7 +197,9 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
     """Record the decision, then continue the run unless it cannot or need not be.
 
     ``options``: ``wait``, ``show_all``, ``blocks`` and ``detach`` (queue the run for a
-    worker instead) of the command.
+    worker instead) of the command. A run that was queued for workers (``run --detach``)
+    and handed back by its worker to wait for the review is queued again without
+    ``detach``: a worker continues it, under the worker's executor and policy.
     """
     from engine import durable
     from engine.contracts.errors import ConflictError
@@ -212,13 +214,11 @@ def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durabili
             _say(as_json, review, f"{note}Run {run.run_id} ended {run.status.value}; "
                  "nothing changed.")
             return
-        if options.get("detach"):
-            from engine.queue import requeue
+        from engine.queue import after_decision
 
-            queued = requeue(engine.store, run.run_id)
-            _say(as_json, review, f"{note}Decision recorded. " + (
-                f"Run {run.run_id} is queued; a worker continues it." if queued else
-                f"Run {run.run_id} is still executing; its worker continues it."))
+        queued = after_decision(engine.store, run, detach=bool(options.get("detach")))
+        if queued:  # asked to, or the run was left to the workers (run --detach)
+            _say(as_json, review, note + queued)
             return
         if run.status is not RunStatus.AWAITING_REVIEW and durable.owner_alive(run):
             _say(as_json, review, f"{note}Decision recorded. Run {run.run_id} is still "

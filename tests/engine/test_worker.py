@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -164,6 +165,30 @@ def test_a_decision_queues_a_run_left_to_workers_but_not_a_foreground_one(
         assert said is not None and f"Run {queued} is queued" in said
         assert _status(engine, queued) == "queued"
         assert _status(engine, foreground) == "awaiting_review"
+
+
+def test_reviews_approve_queues_a_run_left_to_workers_instead_of_running_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`stepwell reviews approve` of a queued run: the decision queues it for the workers;
+    the approving process runs nothing."""
+    side = _side(tmp_path, monkeypatch)
+    db = tmp_path / "q.db"
+    with Engine(str(db)) as engine:
+        queued = enqueue(engine, worker_targets.reviewed(), {"start": {"n": 2}})
+        _work(engine)
+        assert _status(engine, queued) == "awaiting_review"
+    with sqlite3.connect(db) as conn:
+        review = conn.execute("SELECT id FROM reviews WHERE run_id = ?", (queued,)).fetchone()[0]
+    before = _executed(side)
+    done = subprocess.run([stepwell(), "reviews", "approve", review, "--db", str(db)],
+                          capture_output=True, text=True, check=False, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"Run {queued} is queued; a worker continues it." in done.stdout + done.stderr
+    assert _executed(side) == before  # nothing ran in the approving process
+    with Engine(str(db)) as engine:
+        assert _status(engine, queued) == "queued"
+        _work(engine)
+        assert _status(engine, queued) == "completed"
 
 
 # ------------------------------------------------------------------ worker processes

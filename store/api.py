@@ -227,4 +227,4 @@ class ReadAPI:
         created = ts(found.created_at)
         return {**found.record, "id": found.id, "workflow_run_id": found.run_id,
                 "step_id": found.step_id, "operation": found.operation,
-                "created_at": created.isoformat() if created else None}
+                "created_at": created.isoformat().replace("+00:00", "Z") if created else None}

@@ -173,6 +173,7 @@ def test_steps_get_shows_the_whole_record_and_json_inlines_the_artifact(db: Path
     alone = json.loads(invoke("artifacts", "get", step["artifact"]["id"], "--db", db,
                               "--json").stdout)
     assert alone["id"] == step["artifact"]["id"] and alone["step_id"] == "read_invoice"
+    assert alone["created_at"].endswith("Z"), alone["created_at"]  # ISO UTC like every time
     shown = invoke("artifacts", "get", step["artifact"]["id"], "--db", db)
     assert shown.exit_code == 0 and "extraction" in shown.stdout
     unknown = invoke("artifacts", "get", "art_nope", "--db", db)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -92,10 +91,11 @@ class MatchesRegex(_Kind):
 
     @model_validator(mode="after")
     def _compiles(self) -> MatchesRegex:
-        try:
-            re.compile(self.pattern)
-        except re.error as exc:
-            raise ValueError(f"pattern {self.pattern!r} is not a valid regex: {exc}") from None
+        from engine.contracts.bounded import regex_problem
+
+        problem = regex_problem(self.pattern)  # too long, or does not compile
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
 

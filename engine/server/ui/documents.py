@@ -1,7 +1,7 @@
 """PDF pages as PNG images, rendered in a budgeted subprocess.
 
 The browser never receives the PDF to render itself, and the server never parses one
-in its own process: page counts and pages come from :mod:`.page_worker`, started by
+in its own process: page counts and pages come from :mod:`blocks.page_worker`, started by
 :func:`blocks.sandbox.run_worker` under the server policy's document budgets
 (:class:`~engine.contracts.policy.DocumentLimits`, capped at :data:`UI_WALL_S`,
 :data:`UI_CPU_S` and :data:`UI_MEMORY_MB` for a page view) and isolation
@@ -40,7 +40,7 @@ COUNTS_KEPT = 4096
 UI_WALL_S = 30.0
 UI_CPU_S = 30
 UI_MEMORY_MB = 1024
-WORKER_MODULE = "engine.server.ui.page_worker"
+WORKER_MODULE = "blocks.page_worker"  # light: no FastAPI in the worker
 log = logging.getLogger("stepwell.server.ui")
 
 
@@ -60,7 +60,7 @@ def ui_limits(limits: DocumentLimits) -> DocumentLimits:
 
 def render_job(data: bytes, first: int, count: int, *, limits: DocumentLimits,
                confine: bool = False, user: str | None = None) -> dict[str, Any]:
-    """``{pages, pngs}`` of ``data`` from :mod:`.page_worker`, run under ``limits``.
+    """``{pages, pngs}`` of ``data`` from :mod:`blocks.page_worker`, run under ``limits``.
 
     Raises:
         DocumentProblem: the PDF is unusable or over a budget, or the worker failed.

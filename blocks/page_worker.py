@@ -1,4 +1,4 @@
-"""PDF pages as PNG in a killable subprocess: ``python -P -m engine.server.ui.page_worker``.
+"""PDF pages as PNG in a killable subprocess: ``python -P -m blocks.page_worker``.
 
 The web UI's half of :mod:`blocks.document_worker`: started by
 :func:`blocks.sandbox.run_worker` under the same budgets (wall time, CPU, memory,

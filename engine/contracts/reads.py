@@ -247,4 +247,5 @@ def artifact_not_found(artifact_id: str) -> NotFoundError:
 
 def review_entry_not_found(review_id: str) -> NotFoundError:
     """The error for a review that is not in the (organization's) queue."""
-    return NotFoundError("review", review_id, "List open reviews with GET /v1/workflows/reviews.")
+    return NotFoundError("review", review_id, "List open reviews with `stepwell reviews "
+                         "list` (HTTP: GET /v1/workflows/reviews).")

@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from engine.contracts.errors import StepwellError, WorkflowValidationError
+from engine.contracts.errors import StepwellError, WorkflowValidationError, error_in
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
@@ -257,14 +257,7 @@ def handle_errors(command: F) -> F:
 def stepwell_error_in(exc: BaseException) -> StepwellError | None:
     """The first stepwell error inside an exception group (a full disk met by a task
     of the run), or None."""
-    if isinstance(exc, StepwellError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = stepwell_error_in(inner)
-            if found is not None:
-                return found
-    return None
+    return error_in(exc, StepwellError)
 
 
 def report_invalid(exc: WorkflowValidationError) -> NoReturn:

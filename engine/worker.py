@@ -55,6 +55,7 @@ from engine.contracts.errors import (
     StepwellError,
     StorageError,
     UsageError,
+    error_in,
 )
 from engine.contracts.values import RunStatus, StepStatus
 from engine.durable import STALE_HEARTBEAT_S, this_host
@@ -63,6 +64,7 @@ from engine.queue import queue_of
 
 if TYPE_CHECKING:
     from engine.core import Engine
+    from engine.executors import ExecutorLostError
 
 log = logging.getLogger("stepwell.worker")
 
@@ -286,16 +288,9 @@ class Worker:
                 self.stop()
 
 
-def executor_lost_in(exc: BaseException) -> StepwellError | None:
+def executor_lost_in(exc: BaseException) -> ExecutorLostError | None:
     """The :class:`~engine.executors.ExecutorLostError` in ``exc`` (raised by a run's
     task group, so possibly inside exception groups), or None."""
     from engine.executors import ExecutorLostError
 
-    if isinstance(exc, ExecutorLostError):
-        return exc
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            found = executor_lost_in(inner)
-            if found is not None:
-                return found
-    return None
+    return error_in(exc, ExecutorLostError)

@@ -27,7 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
+
+E = TypeVar("E", bound=BaseException)
 
 
 class ErrorStage(StrEnum):
@@ -145,6 +147,19 @@ def list_hint(kind: str) -> str:
     if where is None:
         return f"Check the {kind} id: copy it from the response or output that named it."
     return f"List the existing ones with {where}."
+
+
+def error_in(exc: BaseException, kind: type[E]) -> E | None:
+    """The first ``kind`` error in ``exc`` or, depth first, in the exception groups it
+    holds (what a task group raises when one task of a run failed), or None."""
+    if isinstance(exc, kind):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = error_in(inner, kind)
+            if found is not None:
+                return found
+    return None
 
 
 class NotFoundError(UsageError):

@@ -297,6 +297,8 @@ def test_new_forms_need_csrf_and_the_organization(keyed: tuple[TestClient, Seede
     assert client.post(f"/reviews/{review_id}/decide", data={
         "csrf_token": token, "decision": "approve", "field.total_amount": "1"}
                        ).status_code == 404
+    assert client.get(f"/reviews/{review_id}/decide").status_code == 404
+    assert client.get("/reviews/rev_%2F%2Fevil/decide").status_code == 404
     client.cookies.clear()
     sign_in(client, "sk_a")
     page = client.get(f"/runs/{runs.items}").text

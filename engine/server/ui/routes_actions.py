@@ -41,7 +41,7 @@ from engine.server.ui.review_view import (
     read_correction,
     schema_problems,
 )
-from engine.server.ui.routes_pages import review_response
+from engine.server.ui.routes_pages import review_page, review_response
 from engine.server.ui.run_view import LIVE_RUN_STATUSES
 from engine.server.ui.session import read_form, safe_next, set_session
 
@@ -264,9 +264,10 @@ def corrected_data(store: ReviewStore, model: ReviewModel, corrected: Any,
 
 
 @router.get("/reviews/{review_id}/decide")
-def decide_page(review_id: str) -> Response:
-    """The review page (the address a refused decision leaves in the address bar)."""
-    return redirect(f"/reviews/{review_id}")
+def decide_page(request: Request, review_id: str) -> Response:
+    """The review page itself (the address a refused decision leaves in the address bar),
+    with its sign-in gate and its 404 for a review of another organization."""
+    return review_page(request, review_id)
 
 
 @router.post("/reviews/{review_id}/decide")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from engine.server import create_app
+from engine.server import app_state, create_app
 from engine.server.config import ServerConfig
 from tests.ui.workflows import Seeded, seed
 
@@ -71,3 +72,13 @@ def sign_in(client: TestClient, key: str) -> None:
     response = client.post("/login", data={"api_key": key, "csrf_token": csrf_of(form.text),
                                            "next": "/"}, follow_redirects=False)
     assert response.status_code == 303, response.text
+
+
+def wait_status(client: TestClient, run_id: str, wanted: set[str], timeout: float = 30) -> str:
+    """Poll the app's store until run ``run_id`` reaches one of ``wanted``; its status."""
+    api = app_state(client.app).reader(None)  # type: ignore[arg-type]
+    deadline = time.monotonic() + timeout
+    while (status := api.get_run(run_id).lifecycle.status) not in wanted:
+        assert time.monotonic() < deadline, f"run {run_id} stayed {status}, wanted {wanted}"
+        time.sleep(0.05)
+    return status

@@ -13,21 +13,8 @@ from bench.ui_seed import ITEMS_YAML
 from engine.contracts.events import NewRun
 from engine.definition import Workflow
 from engine.server import app_state
-from tests.ui.conftest import csrf_of, sign_in
+from tests.ui.conftest import csrf_of, sign_in, wait_status
 from tests.ui.workflows import Seeded
-
-
-def _wait_status(client: TestClient, run_id: str, wanted: set[str], timeout: float = 30
-                 ) -> str:
-    api = app_state(client.app).reader(None)  # type: ignore[arg-type]
-    deadline = time.monotonic() + timeout
-    status = ""
-    while time.monotonic() < deadline:
-        status = api.get_run(run_id).lifecycle.status
-        if status in wanted:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} stayed {status}, wanted {wanted}")
 
 
 def _review_id(client: TestClient) -> str:
@@ -94,7 +81,7 @@ def test_forms_need_their_csrf_token(local: tuple[TestClient, Seeded]) -> None:
     other.get("/")
     assert other.post(f"/runs/{runs.review}/cancel", data={"csrf_token": token}
                       ).status_code == 403
-    assert _wait_status(client, runs.review, {"awaiting_review"}) == "awaiting_review"
+    assert wait_status(client, runs.review, {"awaiting_review"}) == "awaiting_review"
 
 
 def test_single_user_mode_answers_loopback_hosts_only(local: tuple[TestClient, Seeded]
@@ -120,7 +107,7 @@ def test_approve_with_a_correction_and_the_run_goes_on(local: tuple[TestClient, 
         **fields, "field.total_amount": "999.5", "csrf_token": csrf_of(page),
         "decision": "approve"}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].endswith("notice=approved")
-    assert _wait_status(client, runs.review, {"completed", "error"}) == "completed"
+    assert wait_status(client, runs.review, {"completed", "error"}) == "completed"
     run_page = client.get(f"/runs/{runs.review}").text
     assert "999.5" in run_page and "book_invoice" in run_page  # under 1000: booked
     after = client.get(done.headers["location"]).text
@@ -136,7 +123,7 @@ def test_reject_skips_what_depends_on_the_step(local: tuple[TestClient, Seeded])
     token = csrf_of(client.get(f"/reviews/{review_id}").text)
     client.post(f"/reviews/{review_id}/decide",
                 data={"csrf_token": token, "decision": "reject", "reason": "not ours"})
-    _wait_status(client, runs.review, {"completed", "error", "cancelled"})
+    wait_status(client, runs.review, {"completed", "error", "cancelled"})
     page = client.get(f"/runs/{runs.review}").text
     assert "skipped" in page
     assert "not ours" in client.get(f"/reviews/{review_id}").text
@@ -179,7 +166,7 @@ def test_resume_a_run_whose_process_is_gone(local: tuple[TestClient, Seeded]) ->
     resumed = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(lost)},
                           follow_redirects=False)
     assert resumed.headers["location"].endswith("notice=resumed")
-    assert _wait_status(client, run_id, {"completed", "error"}) == "completed"
+    assert wait_status(client, run_id, {"completed", "error"}) == "completed"
 
 
 def test_rerun_from_a_step(local: tuple[TestClient, Seeded]) -> None:
@@ -190,7 +177,7 @@ def test_rerun_from_a_step(local: tuple[TestClient, Seeded]) -> None:
                            follow_redirects=False)
     new_id = re.match(r"/runs/(run_\w+)\?notice=rerun_started", response.headers["location"])
     assert new_id and new_id.group(1) != runs.items, response.headers["location"]
-    assert _wait_status(client, new_id.group(1), {"completed", "error"}) == "completed"
+    assert wait_status(client, new_id.group(1), {"completed", "error"}) == "completed"
     assert f"rerun of <a href=\"/runs/{runs.items}\"" in client.get(
         f"/runs/{new_id.group(1)}").text
     unknown = client.post(f"/runs/{runs.items}/rerun",
@@ -228,7 +215,7 @@ def test_a_correction_is_the_review_version_the_api_lists(local: tuple[TestClien
     shown = client.get(f"/reviews/{review_id}").text
     row = re.search(r'<tr class="selected">(.*?)</tr>', shown, re.DOTALL)
     assert row and correction["id"] in row.group(1) and "✓ approved" in row.group(1)
-    _wait_status(client, runs.review, {"completed", "error"})
+    wait_status(client, runs.review, {"completed", "error"})
 
 
 def test_the_form_starts_from_a_correction_made_over_the_api(
@@ -251,7 +238,7 @@ def test_the_form_starts_from_a_correction_made_over_the_api(
     review = client.get(f"/v1/workflows/reviews/{review_id}",
                         headers={"Api-Key": "sk_gen"}).json()
     assert review["decision"]["version_id"] == made.json()["id"]
-    assert _wait_status(client, runs.review, {"completed", "error"}) == "completed"
+    assert wait_status(client, runs.review, {"completed", "error"}) == "completed"
     assert "1.5" in client.get(f"/runs/{runs.review}").text
 
 
@@ -271,7 +258,7 @@ def test_rerun_only_the_failed_items(local: tuple[TestClient, Seeded]) -> None:
                          response.headers["location"])
         assert found, response.headers["location"]
         new_id = found.group(1)
-        assert _wait_status(client, new_id, {"completed", "error"}) == "completed"
+        assert wait_status(client, new_id, {"completed", "error"}) == "completed"
         assert sorted(ui_seed.CHECKED) == [3, 10, 17, 24]  # only the failed items ran
     finally:
         ui_seed.FIXED.clear()

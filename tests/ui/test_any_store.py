@@ -17,7 +17,7 @@ from engine.server import app_state, create_app
 from engine.server.config import ServerConfig
 from engine.server.ui.feed import POLL_S
 from store.memory import MemoryStore
-from tests.ui.conftest import LOCAL, csrf_of
+from tests.ui.conftest import LOCAL, csrf_of, wait_status
 from tests.ui.workflows import CHATTY_YAML, Seeded, chatty_inputs, seed_engine
 
 
@@ -56,16 +56,6 @@ def client(seeded_store: tuple[Store, Seeded]) -> Iterator[tuple[TestClient, See
         yield test_client, runs
 
 
-def _wait_status(client: TestClient, run_id: str, wanted: set[str], timeout: float = 30
-                 ) -> str:
-    api = app_state(client.app).reader(None)  # type: ignore[arg-type]
-    deadline = time.monotonic() + timeout
-    while (status := api.get_run(run_id).lifecycle.status) not in wanted:
-        assert time.monotonic() < deadline, f"run {run_id} stayed {status}"
-        time.sleep(0.05)
-    return status
-
-
 def test_pages(client: tuple[TestClient, Seeded]) -> None:
     test_client, runs = client
     home = test_client.get("/").text
@@ -102,7 +92,7 @@ def test_review_and_rerun(client: tuple[TestClient, Seeded]) -> None:
                                params={"review_id": review_id},
                                headers={"Api-Key": "sk_gen"}).json()["data"]
     assert [v["snapshot"].get("total_amount") for v in versions][1] == 999.5
-    assert _wait_status(test_client, runs.review, {"completed", "error"}) == "completed"
+    assert wait_status(test_client, runs.review, {"completed", "error"}) == "completed"
     run = test_client.get(f"/runs/{runs.items}").text
     moved = test_client.post(f"/runs/{runs.items}/rerun",
                              data={"csrf_token": csrf_of(run), "failed": "1"},
@@ -110,7 +100,7 @@ def test_review_and_rerun(client: tuple[TestClient, Seeded]) -> None:
     found = re.match(r"/runs/(run_\w+)\?notice=rerun_failed_started",
                      moved.headers["location"])
     assert found, moved.headers["location"]
-    assert _wait_status(test_client, found.group(1), {"completed", "error"}) == "completed"
+    assert wait_status(test_client, found.group(1), {"completed", "error"}) == "completed"
     assert "26/30 items, 4 failed" in test_client.get(f"/runs/{found.group(1)}").text
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,7 +11,7 @@ from fastapi.testclient import TestClient
 from engine.definition import Workflow
 from engine.server import app_state
 from engine.server.ui.review_view import FormField, form_fields, read_correction
-from tests.ui.conftest import csrf_of
+from tests.ui.conftest import csrf_of, wait_status
 from tests.ui.workflows import Seeded
 
 HIL_YAML = """\
@@ -32,18 +31,6 @@ spec:
 TRICKY = {"empty": "", "addr": "Line1\nLine2", "big": 12345678901234567891, "pad": "  x  ",
           "lead": "\nstarts with a break", "none": None, "flag": True, "ratio": 1e20,
           "nested": {"a": [1, 2]}}
-
-
-def _wait_status(client: TestClient, run_id: str, wanted: set[str]) -> str:
-    api = app_state(client.app).reader(None)  # type: ignore[arg-type]
-    deadline = time.monotonic() + 30
-    status = ""
-    while time.monotonic() < deadline:
-        status = api.get_run(run_id).lifecycle.status
-        if status in wanted:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"run {run_id} stayed {status}, wanted {wanted}")
 
 
 def _hil_review(client: TestClient, data: dict[str, Any]) -> tuple[str, str]:
@@ -91,7 +78,7 @@ def test_an_untouched_form_approves_the_proposal_as_it_is(
         **form, "csrf_token": csrf_of(page), "decision": "approve"}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].endswith("notice=approved")
     assert len(_versions(client, review_id)) == 1  # no "human" version was recorded
-    assert _wait_status(client, run_id, {"completed", "error"}) == "completed"
+    assert wait_status(client, run_id, {"completed", "error"}) == "completed"
     review = client.get(f"/v1/workflows/reviews/{review_id}",
                         headers={"Api-Key": "sk_gen"}).json()
     assert review["decision"]["version_id"] == _versions(client, review_id)[0]["id"]
@@ -105,7 +92,7 @@ def test_a_post_without_the_fields_changes_nothing(local: tuple[TestClient, Seed
         "csrf_token": csrf_of(page), "decision": "approve"}, follow_redirects=False)
     assert done.headers["location"].endswith("notice=approved")
     assert len(_versions(client, review_id)) == 1
-    assert _wait_status(client, run_id, {"completed", "error"}) == "completed"
+    assert wait_status(client, run_id, {"completed", "error"}) == "completed"
 
 
 def test_one_edited_field_changes_only_that_field(local: tuple[TestClient, Seeded]) -> None:
@@ -180,7 +167,7 @@ def test_unchanged_data_with_a_null_is_approved_without_the_schema_check(
     review = client.get(f"/v1/workflows/reviews/{review_id}",
                         headers={"Api-Key": "sk_gen"}).json()
     assert review["decision"]["version_id"] == made.json()["id"]
-    _wait_status(client, runs.review, {"completed", "error"})
+    wait_status(client, runs.review, {"completed", "error"})
 
 
 def test_a_search_underscore_is_a_literal_character(local: tuple[TestClient, Seeded]) -> None:

@@ -10,7 +10,7 @@ SQLAlchemy off that path saves about a third of a second of start-up.
 from __future__ import annotations
 
 #: Version of this layout, kept in ``PRAGMA user_version`` (:data:`store.schema.HEAD_LAYOUT`).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
 #: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
@@ -37,7 +37,7 @@ DDL: tuple[str, ...] = (
     'CREATE INDEX IF NOT EXISTS ix_runs_org_created ON runs (organization_id, created_at)',
     'CREATE INDEX IF NOT EXISTS ix_runs_workflow ON runs (workflow_id, created_at)',
     'CREATE TABLE IF NOT EXISTS definitions (\n\tid VARCHAR NOT NULL, \n\tdefinition TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tPRIMARY KEY (id)\n)',
-    "CREATE TABLE IF NOT EXISTS steps (\n\tseq INTEGER NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tlabel VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR, \n\tartifact_id VARCHAR, \n\tartifact_operation VARCHAR, \n\tmodel VARCHAR, \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT '' NOT NULL, \n\tPRIMARY KEY (seq)\n)",
+    "CREATE TABLE IF NOT EXISTS steps (\n\tseq INTEGER NOT NULL, \n\trun_id VARCHAR NOT NULL, \n\tstep_id VARCHAR NOT NULL, \n\tblock_id VARCHAR NOT NULL, \n\tblock_type VARCHAR NOT NULL, \n\tlabel VARCHAR NOT NULL, \n\tstatus VARCHAR NOT NULL, \n\tscope TEXT, \n\tretry_count INTEGER NOT NULL, \n\tinputs TEXT, \n\toutputs TEXT, \n\terror TEXT, \n\treason VARCHAR, \n\tartifact_id VARCHAR, \n\tartifact_operation VARCHAR, \n\tmodel VARCHAR, \n\ttokens TEXT, \n\tcost TEXT, \n\ttrace_spans TEXT, \n\tcontrol TEXT, \n\tcreated_at FLOAT NOT NULL, \n\tqueued_at FLOAT, \n\tstarted_at FLOAT, \n\tcompleted_at FLOAT, \n\tupdated_at FLOAT NOT NULL, \n\tduration_ms INTEGER, \n\ttrail TEXT DEFAULT '' NOT NULL, \n\tartifact TEXT, \n\tartifact_at FLOAT, \n\tPRIMARY KEY (seq)\n)",
     "CREATE INDEX IF NOT EXISTS ix_steps_run_exceptional ON steps (run_id, seq) WHERE status IN ('error', 'skipped', 'cancelled', 'awaiting_review')",
     'CREATE INDEX IF NOT EXISTS ix_steps_run_seq ON steps (run_id, seq)',
     'CREATE UNIQUE INDEX IF NOT EXISTS ux_steps_step_run ON steps (step_id, run_id)',

@@ -52,6 +52,7 @@ from store.sqlite_query import (
     step_where,
 )
 from store.step_logs import check_log_page, page_sqlite
+from store.stepdata import locate_artifact
 
 
 class SQLiteReads(SQLOutline):
@@ -182,10 +183,16 @@ class SQLiteReads(SQLOutline):
     def read_artifact(self, artifact_id: str, *, organization_id: str | None = None
                       ) -> ArtifactRecord:
         """The operation record behind a step's ``artifact`` ref. Raises NotFoundError."""
+        seq = locate_artifact(artifact_id)
         with self.db.read(f"reading artifact {artifact_id}") as conn:
-            row = conn.execute(
-                "SELECT id, run_id, step_id, operation, record, created_at FROM artifacts "
-                "WHERE id = ?", (artifact_id,)).fetchone()
+            row = None if seq is None else conn.execute(
+                "SELECT artifact_id, run_id, step_id, artifact_operation, artifact, "
+                "artifact_at FROM steps WHERE seq = ? AND artifact_id = ? "
+                "AND artifact IS NOT NULL", (seq, artifact_id)).fetchone()
+            if row is None:  # recorded before layout 6, or by PostgreSQL
+                row = conn.execute(
+                    "SELECT id, run_id, step_id, operation, record, created_at FROM artifacts "
+                    "WHERE id = ?", (artifact_id,)).fetchone()
             if row is None:
                 raise artifact_not_found(artifact_id)
             try:

@@ -19,6 +19,12 @@
 
 A step entering ``awaiting_review`` opens its review row (:mod:`store.reviews`) in the
 same transaction.
+
+An artifact is written into its step's row (``artifact``, ``artifact_at``): the statement
+that moves the step records it, and its id is made from the row's ``seq`` and the
+attempt in that statement (:func:`store.stepdata.locate_artifact` reads it back). A
+writer with :attr:`StepWriter.IN_ROW` false (PostgreSQL) puts records in the
+``artifacts`` table instead, under :func:`store.stepdata.artifact_key` ids.
 """
 
 from __future__ import annotations
@@ -33,7 +39,13 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import RunStatus, StepStatus, check_move
 from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
-from store.stepdata import artifact_key, error_json, review_data
+from store.stepdata import (
+    IN_ROW_ID_SQL,
+    artifact_key,
+    artifact_prefix_of,
+    error_json,
+    review_data,
+)
 
 if TYPE_CHECKING:
     from store.files import LocalFileStore
@@ -53,6 +65,11 @@ _STEP_COLUMNS = (
 )
 INSERT_STEP = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 26)})"
+)
+#: A row inserted with its artifact gets its id once it has a ``seq`` (see write()).
+_NAME_INSERTED_ARTIFACT = (
+    f"UPDATE steps SET artifact_id = artifact_id || {IN_ROW_ID_SQL.format(attempt='retry_count')} "
+    "WHERE run_id = ? AND step_id = ?"
 )
 _UPSERT_ARTIFACT = (
     "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
@@ -81,12 +98,12 @@ class StepChange:
     """What one batch does to one step.
 
     ``before`` is the status the batch started from, None for a step created in it.
-    ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order) or the
-    update values 0-16 (status, retry count, updated, queued, started and completed
-    times, then ``inputs`` to ``control``: see ``_update_params``); in both, the
-    optional columns from ``inputs`` to ``control`` sit in the same order (see
-    ``_fold_fields``). ``trail``
-    collects the batch's transitions as JSON array texts.
+    ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
+    ``artifact`` and ``artifact_at``) or the update values 0-18 (status, retry count,
+    updated, queued, started and completed times, ``inputs`` to ``control``, then
+    ``artifact`` and ``artifact_at``: see ``_update_params``); in both, the optional
+    columns from ``inputs`` to ``control`` sit in the same order (see
+    ``_fold_fields``). ``trail`` collects the batch's transitions as JSON array texts.
     """
 
     step_id: str
@@ -111,6 +128,8 @@ class StepWriter:
     """Plans batches of step events and writes the plans (large payloads go to ``files``)."""
 
     __slots__ = ("files",)
+    #: Artifacts go into their step's row (True) or into the ``artifacts`` table.
+    IN_ROW = True
 
     def __init__(self, files: LocalFileStore) -> None:
         self.files = files
@@ -136,7 +155,7 @@ class StepWriter:
                     raise IllegalTransition(sid, "not created", ev.status.value)
                 check_move(sid, current, ev.status)
                 if change is None:
-                    change = changes[sid] = StepChange(sid, current, ev.status, [None] * 17)
+                    change = changes[sid] = StepChange(sid, current, ev.status, [None] * 19)
             change.status = ev.status
             detail = self._fold(run_id, change, ev, now, plan)
             if ev.status is _S.AWAITING_REVIEW:
@@ -160,7 +179,7 @@ class StepWriter:
             cols[4] = now
         elif status in _TERMINAL:
             cols[5] = now
-        return self._fold_fields(run_id, change, ev, now, plan, cols, 6)
+        return self._fold_fields(run_id, change, ev, now, plan, cols, 6, 17)
 
     def _fold_row(
         self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan
@@ -177,15 +196,15 @@ class StepWriter:
             row[22] = now
             start = row[21]
             row[24] = None if start is None else round((now - start) * 1000)
-        return self._fold_fields(run_id, change, ev, now, plan, row, 8)
+        return self._fold_fields(run_id, change, ev, now, plan, row, 8, 26)
 
     def _fold_fields(
         self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan,
-        cols: list[Any], base: int,
+        cols: list[Any], base: int, art: int,
     ) -> str | None:
         """Set the optional columns, laid out identically from ``base`` in both rows:
         inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
-        cost, trace_spans, control."""
+        cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at ``art``."""
         error: str | None = None
         if ev.inputs is not None:
             cols[base] = encode_inputs(ev.inputs, ev.step_id, self.files)
@@ -198,8 +217,12 @@ class StepWriter:
         if ev.reason is not None:
             cols[base + 3] = ev.reason
         if ev.artifact is not None:
-            art_id, operation = self._plan_artifact(run_id, ev, now, plan)
-            cols[base + 4], cols[base + 5] = art_id, operation
+            if self.IN_ROW:  # the id's prefix: the statement completes it (see write())
+                cols[base + 4], cols[base + 5] = artifact_prefix_of(ev)
+                cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
+                cols[art + 1] = now
+            else:
+                cols[base + 4], cols[base + 5] = self._plan_artifact(run_id, ev, now, plan)
         if ev.model is not None:
             cols[base + 6] = ev.model
         if ev.tokens is not None:
@@ -231,11 +254,14 @@ class StepWriter:
         """
         inserts: list[tuple[str, list[Any]]] = []
         updates: list[tuple[str, list[Any]]] = []
+        named: list[tuple[str, str]] = []
         for c in plan.changes.values():
             cols = c.cols
             if c.before is None:
                 cols[25] = ",".join(c.trail)
                 inserts.append(_insert_params(cols))
+                if cols[26] is not None:
+                    named.append((run_id, c.step_id))
             else:
                 sql, params = _update_params(cols)
                 params += ("," + ",".join(c.trail), run_id, c.step_id, _TEXT[c.before])
@@ -245,6 +271,8 @@ class StepWriter:
                 conn.executemany(sql, rows)
             except sqlite3.IntegrityError as exc:
                 raise StaleStatuses from exc
+        if named:
+            conn.executemany(_NAME_INSERTED_ARTIFACT, named)
         moved = 0
         for sql, rows in _consecutive(updates):
             moved += conn.executemany(sql, rows).rowcount
@@ -282,12 +310,15 @@ class StepWriter:
 # the sqlite3 module a failed adapter lookup (an AttributeError built and dropped)
 # per parameter, more than building the statement's text, which is cached per shape.
 
-_COLUMN_NAMES = tuple(name.strip() for name in _STEP_COLUMNS.split(","))
+_COLUMN_NAMES = (*(name.strip() for name in _STEP_COLUMNS.split(",")),
+                 "artifact", "artifact_at")
 #: INSERT row positions always bound: identity, status, scope, retry count, times, trail.
 _INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
-_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24)
-#: UPDATE parameter positions 6..16 (see StepChange) name these columns.
-_UPDATE_FIELDS = _COLUMN_NAMES[8:19]
+_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27)
+#: UPDATE parameter positions 6..18 (see StepChange) name these columns.
+_UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], "artifact", "artifact_at")
+#: The UPDATE position of ``artifact_id`` (set to its prefix by the plan).
+_ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 _INSERTS: dict[int, tuple[str, tuple[int, ...]]] = {}
 _UPDATES: dict[int, tuple[str, tuple[int, ...]]] = {}
 
@@ -312,7 +343,7 @@ def _insert_params(cols: list[Any]) -> tuple[str, list[Any]]:
 
 
 def _update_params(cols: list[Any]) -> tuple[str, list[Any]]:
-    """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-16),
+    """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-18),
     and its parameters; the caller appends the trail, run id, step id and prior status.
 
     First queue and start times are kept, given values win, and ``duration_ms`` runs
@@ -320,7 +351,7 @@ def _update_params(cols: list[Any]) -> tuple[str, list[Any]]:
     """
     mask = 0
     bit = 1
-    for value in cols[3:17]:
+    for value in cols[3:19]:
         if value is not None:
             mask |= bit
         bit <<= 1
@@ -352,8 +383,12 @@ def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
             take.append(5)
     for n, name in enumerate(_UPDATE_FIELDS):
         if mask >> (3 + n) & 1:
-            sets.append(f"{name} = ?")
-            take.append(6 + n)
+            if 6 + n == _ARTIFACT_ID:  # prefix, then the row's seq and the new attempt
+                sets.append(f"artifact_id = ? || {IN_ROW_ID_SQL.format(attempt='?')}")
+                take += (6 + n, 1)
+            else:
+                sets.append(f"{name} = ?")
+                take.append(6 + n)
     sets.append("trail = trail || ?")
     sql = f"UPDATE steps SET {', '.join(sets)} WHERE run_id = ? AND step_id = ? AND status = ?"
     return sql, tuple(take)
@@ -379,7 +414,7 @@ def _new_row(run_id: str, ev: StepEvent, now: float) -> StepChange:
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
-        now, None, None, None, now, None, "",
+        now, None, None, None, now, None, "", None, None,
     ]
     return StepChange(ev.step_id, None, _S.PENDING, row)
 

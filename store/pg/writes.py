@@ -90,9 +90,11 @@ _STEP_ROW = "(" + ", ".join("?" * 26) + ")"
 
 
 class PgStepWriter(StepWriter):
-    """Plans batches like :class:`~store.writes.StepWriter`; writes them to PostgreSQL."""
+    """Plans batches like :class:`~store.writes.StepWriter`; writes them to PostgreSQL,
+    artifacts in the ``artifacts`` table (a ``WITH`` clause of the batch's statement)."""
 
     __slots__ = ()
+    IN_ROW = False
 
     def one_statement(self, run_id: str, plan: Plan, run_update: RunUpdate | None,
                       now: float) -> tuple[str, list[Any]] | None:
@@ -174,9 +176,9 @@ def _step_rows(run_id: str, plan: Plan) -> tuple[list[Any], list[tuple[Any, ...]
     updates = []
     for c in plan.changes.values():
         cols = c.cols
-        if c.before is None:
+        if c.before is None:  # the row's first 26 columns: artifacts are not in it here
             cols[25] = ",".join(c.trail)
-            inserts.append(cols)
+            inserts.append(cols[:26])
         else:
             updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:17],
                             "," + ",".join(c.trail), run_id, c.step_id, c.before.value))

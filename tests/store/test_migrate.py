@@ -19,13 +19,14 @@ from typing import Any
 
 import pytest
 
+from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import StorageError
 from store import migrate
 from store.migrate import MIGRATIONS
 from store.schema import HEAD_LAYOUT, HEAD_REVISION, REVISIONS, VERSION_TABLE
 from store.sqlite import SQLiteStore
 from tests.postgres import pg_url  # noqa: F401 - a fixture
-from tests.store.helpers import T0, new_run
+from tests.store.helpers import T0, S, ev, lifecycle, new_run
 
 
 def _baseline() -> Any:
@@ -88,6 +89,33 @@ def test_an_older_sqlite_database_is_refused_until_upgraded(tmp_path: Path) -> N
         store.create_run(new_run(), now=T0)
         assert store.load_run("run_1").owner_host is not None
     assert migrate.upgrade(str(path))[0].revision == HEAD_REVISION  # a no-op now
+
+
+def test_artifacts_of_an_upgraded_database_keep_their_ids_and_new_ones_go_in_the_row(
+        tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    _layout_3_sqlite(path)
+    old_id = artifact_id("function_invocation", "run_old", "f", 0)
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "INSERT INTO steps (run_id, step_id, block_id, block_type, label, status, scope, "
+        "retry_count, artifact_id, artifact_operation, created_at, updated_at) VALUES "
+        "('run_old', 'f', 'f', 'function', 'F', 'completed', '[]', 0, ?, "
+        "'function_invocation', ?, ?)", (old_id, T0, T0))
+    conn.execute("INSERT INTO artifacts VALUES (?, 'run_old', 'f', 'function_invocation', "
+                 "'{\"operation\":\"function_invocation\",\"output\":1}', ?)", (old_id, T0))
+    conn.commit()
+    conn.close()
+    migrate.upgrade(str(path))
+    with SQLiteStore(path) as store:
+        assert store.read_artifact(old_id).record == {"operation": "function_invocation",
+                                                      "output": 1}
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", lifecycle("a")[:3] + [
+            ev("a", S.COMPLETED, artifact={"operation": "extraction", "output": 2})], now=T0)
+        new_id = store.reader().get_step("a").artifact
+        assert new_id is not None and new_id.id.startswith("extr_")
+        assert store.read_artifact(new_id.id).record["output"] == 2
 
 
 def _sqlite_shape(path: Path) -> dict[str, Any]:

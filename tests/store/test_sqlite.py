@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.contracts.errors import IllegalTransition, StorageError
+from engine.contracts.artifacts import artifact_id
+from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
 from engine.contracts.events import InputRecord, RunUpdate
 from engine.contracts.values import Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
@@ -354,6 +355,72 @@ def test_artifact_columns(file_store: SQLiteStore) -> None:
     other.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)], now=T0)
     assert _raw(other, "SELECT artifact_id FROM steps")[0][0] == art_id
     other.close()
+
+
+def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
+        file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    first = {"operation": "function_invocation", "output": {"x": 1}}
+    file_store.apply("run_1", lifecycle("z")[:3] + lifecycle("a")[:3], now=T0)
+    # An attempt that asked for a retry recorded its artifact with the retry (attempt 1).
+    file_store.apply("run_1", [ev("a", S.QUEUED, retry_count=1, artifact=first)], now=T0 + 1)
+    [(seq, art_id, record, at)] = _raw(
+        file_store, "SELECT seq, artifact_id, artifact, artifact_at FROM steps "
+        "WHERE step_id = 'a'")
+    assert art_id == f"fninv_{seq:08x}0001" and json.loads(str(record)) == first
+    assert at == T0 + 1
+    assert _raw(file_store, "SELECT count(*) FROM artifacts") == [(0,)]
+    found = file_store.read_artifact(str(art_id))
+    assert (found.run_id, found.step_id, found.record, found.created_at) == \
+        ("run_1", "a", first, T0 + 1)
+    # The next attempt records under a new id; the earlier id no longer names a record.
+    second = {"operation": "function_invocation", "output": {"x": 2}}
+    file_store.apply("run_1", [ev("a", S.RUNNING, retry_count=1),
+                               ev("a", S.COMPLETED, retry_count=1, artifact=second)],
+                     now=T0 + 3)
+    file_store.apply("run_1", [], now=T0 + 3)
+    [(again,)] = _raw(file_store, "SELECT artifact_id FROM steps WHERE step_id = 'a'")
+    assert again == f"fninv_{seq:08x}0001"  # same attempt: its record is replaced
+    assert file_store.read_artifact(str(again)).record == second
+    file_store.apply("run_1", lifecycle("b")[:3], now=T0 + 4)
+    file_store.apply("run_1", [ev("b", S.QUEUED, retry_count=1, artifact=first)], now=T0 + 4)
+    file_store.apply("run_1", [ev("b", S.RUNNING, retry_count=1),
+                               ev("b", S.QUEUED, retry_count=2, artifact=second)], now=T0 + 5)
+    [(b_seq, b_id)] = _raw(file_store, "SELECT seq, artifact_id FROM steps WHERE step_id = 'b'")
+    assert b_id == f"fninv_{b_seq:08x}0002"
+    with pytest.raises(NotFoundError):  # attempt 1's id: replaced by attempt 2's record
+        file_store.read_artifact(f"fninv_{b_seq:08x}0001")
+    for unknown in ("fninv_ffffffff0000", "fninv_zz", "fninv_" + "f" * 20, "nounderscore"):
+        with pytest.raises(NotFoundError):
+            file_store.read_artifact(unknown)
+
+
+def test_a_step_created_with_its_artifact_in_one_batch_gets_the_same_kind_of_id(
+        file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    artifact = {"operation": "extraction", "output": {"x": 1}}
+    file_store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
+                     now=T0)
+    [(seq, art_id)] = _raw(file_store, "SELECT seq, artifact_id FROM steps")
+    assert art_id == f"extr_{seq:08x}0000"
+    assert file_store.read_artifact(str(art_id)).record == artifact
+
+
+def test_artifacts_recorded_before_layout_6_are_still_read(file_store: SQLiteStore) -> None:
+    """An upgraded database keeps its older records in ``artifacts``, under hashed ids."""
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED)], now=T0)
+    old_id = artifact_id("function_invocation", "run_1", "a", 0)
+    record = {"operation": "function_invocation", "output": {"old": True}}
+    with file_store.db.read("test") as conn:
+        conn.execute("UPDATE steps SET artifact_id = ?, artifact_operation = ?",
+                     (old_id, "function_invocation"))
+        conn.execute("INSERT INTO artifacts VALUES (?, 'run_1', 'a', 'function_invocation', ?, ?)",
+                     (old_id, json.dumps(record), T0))
+        conn.commit()
+    found = file_store.read_artifact(old_id)
+    assert (found.step_id, found.record) == ("a", record)
+    assert file_store.reader().get_step("a").artifact is not None
 
 
 def test_large_run_outputs_go_to_a_blob(file_store: SQLiteStore) -> None:

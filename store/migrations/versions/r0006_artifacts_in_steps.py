@@ -1,0 +1,43 @@
+"""Layout 6: a step's artifact record lives in its own row.
+
+Two nullable columns on ``steps``: ``artifact`` (the operation record) and
+``artifact_at`` (when it was recorded). SQLite writes new records there, under ids that
+name the row (:func:`store.stepdata.locate_artifact`), so recording one costs no row,
+index entry or statement of its own. The ``artifacts`` table stays: the records written
+before this revision keep their ids and are read from it, and PostgreSQL still writes
+there. Nothing is copied, so the upgrade is instant on any size of database.
+
+Revision ID: 0006
+Revises: 0005
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add ``steps.artifact`` and ``steps.artifact_at``."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.execute("ALTER TABLE steps ADD COLUMN artifact TEXT")
+    op.execute("ALTER TABLE steps ADD COLUMN artifact_at FLOAT")
+    if sqlite:
+        op.execute("PRAGMA user_version = 6")
+
+
+def downgrade() -> None:
+    """Undo :func:`upgrade`: records kept in step rows move to ``artifacts`` first."""
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    op.execute(
+        "INSERT INTO artifacts (id, run_id, step_id, operation, record, created_at) "
+        "SELECT artifact_id, run_id, step_id, artifact_operation, artifact, artifact_at "
+        "FROM steps WHERE artifact IS NOT NULL ON CONFLICT DO NOTHING")
+    op.execute("ALTER TABLE steps DROP COLUMN artifact_at")
+    op.execute("ALTER TABLE steps DROP COLUMN artifact")
+    if sqlite:
+        op.execute("PRAGMA user_version = 5")

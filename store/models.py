@@ -23,13 +23,13 @@ Conventions:
   b-tree seek on the write path. The ``transitions`` view (:data:`store.layout.TRANSITIONS_VIEW`)
   expands them to rows ``(run_id, step_id, seq, status, at, retry_count, detail)``,
   ``seq`` numbering each step's transitions 0, 1, 2, ...; ``at`` orders them across steps.
-- A step's artifact (the operation record its block returned) lives in its own row on
-  SQLite: ``artifact`` (the record), ``artifact_at`` (when it was recorded) beside
+- A step's artifact (the operation record its block returned) lives in its own row:
+  ``artifact`` (the record), ``artifact_at`` (when it was recorded) beside
   ``artifact_id``/``artifact_operation``. The id locates the row without an index: its
   hex part is the row's ``seq`` (8 digits or more) then 4 digits of a hash of run, step
   and attempt (:func:`store.stepdata.locate_artifact`), so a step costs no artifact
   row, no random index page and no second statement. ``artifacts`` keeps the records
-  written before layout 6, and PostgreSQL's (keyed by artifact id only).
+  written before layout 6 (keyed by artifact id only).
 - ``runs.owner_pid`` is a process of the machine ``runs.owner_host`` names; a run owned
   on another machine is alive while its heartbeat is fresh (a lease). ``ix_runs_active``
   indexes the runs a worker may claim.
@@ -171,7 +171,7 @@ class StepRow(SQLModel, table=True):
     updated_at: float
     duration_ms: int | None = None
     trail: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
-    #: The artifact's record (SQLite, layout 6 on); NULL on PostgreSQL (``artifacts``).
+    #: The artifact's record (layout 6 on; older records are in ``artifacts``).
     artifact: Any = _json()
     artifact_at: float | None = None
 

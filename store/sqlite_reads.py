@@ -189,7 +189,7 @@ class SQLiteReads(SQLOutline):
                 "SELECT artifact_id, run_id, step_id, artifact_operation, artifact, "
                 "artifact_at FROM steps WHERE seq = ? AND artifact_id = ? "
                 "AND artifact IS NOT NULL", (seq, artifact_id)).fetchone()
-            if row is None:  # recorded before layout 6, or by PostgreSQL
+            if row is None:  # recorded before layout 6
                 row = conn.execute(
                     "SELECT id, run_id, step_id, operation, record, created_at FROM artifacts "
                     "WHERE id = ?", (artifact_id,)).fetchone()

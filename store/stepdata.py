@@ -48,7 +48,7 @@ def artifact_prefix_of(ev: StepEvent) -> tuple[str, str]:
 
 def locate_artifact(artifact_id_: str) -> int | None:
     """The ``seq`` of the step row an in-row artifact id names, or None when the id
-    has no such shape (an id from before layout 6, or from PostgreSQL: look it up in
+    has no such shape (an id from before layout 6: look it up in
     ``artifacts``). The caller checks the row's ``artifact_id`` equals the id."""
     _, sep, digits = artifact_id_.partition("_")
     if not sep or len(digits) < 12 or len(digits) > 20:

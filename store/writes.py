@@ -22,9 +22,7 @@ same transaction.
 
 An artifact is written into its step's row (``artifact``, ``artifact_at``): the statement
 that moves the step records it, and its id is made from the row's ``seq`` and the
-attempt in that statement (:func:`store.stepdata.locate_artifact` reads it back). A
-writer with :attr:`StepWriter.IN_ROW` false (PostgreSQL) puts records in the
-``artifacts`` table instead, under :func:`store.stepdata.artifact_key` ids.
+attempt in that statement (:func:`store.stepdata.locate_artifact` reads it back).
 """
 
 from __future__ import annotations
@@ -41,7 +39,6 @@ from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
 from store.stepdata import (
     IN_ROW_ID_SQL,
-    artifact_key,
     artifact_prefix_of,
     error_json,
     review_data,
@@ -70,10 +67,6 @@ INSERT_STEP = (
 _NAME_INSERTED_ARTIFACT = (
     f"UPDATE steps SET artifact_id = artifact_id || {IN_ROW_ID_SQL.format(attempt='retry_count')} "
     "WHERE run_id = ? AND step_id = ?"
-)
-_UPSERT_ARTIFACT = (
-    "INSERT OR REPLACE INTO artifacts (id, run_id, step_id, operation, record, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
 )
 INSERT_RUN = """
 INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, inputs,
@@ -116,7 +109,6 @@ class StepChange:
 @dataclass(slots=True)
 class Plan:
     changes: dict[str, StepChange] = field(default_factory=dict)
-    artifacts: list[tuple[Any, ...]] = field(default_factory=list)
     reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -128,8 +120,6 @@ class StepWriter:
     """Plans batches of step events and writes the plans (large payloads go to ``files``)."""
 
     __slots__ = ("files",)
-    #: Artifacts go into their step's row (True) or into the ``artifacts`` table.
-    IN_ROW = True
 
     def __init__(self, files: LocalFileStore) -> None:
         self.files = files
@@ -157,19 +147,17 @@ class StepWriter:
                 if change is None:
                     change = changes[sid] = StepChange(sid, current, ev.status, [None] * 19)
             change.status = ev.status
-            detail = self._fold(run_id, change, ev, now, plan)
+            detail = self._fold(change, ev, now)
             if ev.status is _S.AWAITING_REVIEW:
                 plan.reviews.append((sid, ev.block_id, review_data(ev)))
             change.trail.append(
                 f'["{_TEXT[ev.status]}",{stamp},{ev.retry_count},{detail or "null"}]')
         return plan
 
-    def _fold(
-        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan
-    ) -> str | None:
+    def _fold(self, change: StepChange, ev: StepEvent, now: float) -> str | None:
         """Fold one event into the step's change; return the transition's detail JSON."""
         if change.before is None:
-            return self._fold_row(run_id, change, ev, now, plan)
+            return self._fold_row(change, ev, now)
         cols = change.cols
         cols[0], cols[1], cols[2] = _TEXT[ev.status], ev.retry_count, now
         status = ev.status
@@ -179,11 +167,9 @@ class StepWriter:
             cols[4] = now
         elif status in _TERMINAL:
             cols[5] = now
-        return self._fold_fields(run_id, change, ev, now, plan, cols, 6, 17)
+        return self._fold_fields(ev, now, cols, 6, 17)
 
-    def _fold_row(
-        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan
-    ) -> str | None:
+    def _fold_row(self, change: StepChange, ev: StepEvent, now: float) -> str | None:
         """Same as :meth:`_fold` for a step created in this batch (full INSERT row)."""
         row = change.cols
         row[5], row[7], row[23] = _TEXT[ev.status], ev.retry_count, now
@@ -196,11 +182,10 @@ class StepWriter:
             row[22] = now
             start = row[21]
             row[24] = None if start is None else round((now - start) * 1000)
-        return self._fold_fields(run_id, change, ev, now, plan, row, 8, 26)
+        return self._fold_fields(ev, now, row, 8, 26)
 
     def _fold_fields(
-        self, run_id: str, change: StepChange, ev: StepEvent, now: float, plan: Plan,
-        cols: list[Any], base: int, art: int,
+        self, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
     ) -> str | None:
         """Set the optional columns, laid out identically from ``base`` in both rows:
         inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
@@ -216,13 +201,10 @@ class StepWriter:
             cols[base + 2] = error
         if ev.reason is not None:
             cols[base + 3] = ev.reason
-        if ev.artifact is not None:
-            if self.IN_ROW:  # the id's prefix: the statement completes it (see write())
-                cols[base + 4], cols[base + 5] = artifact_prefix_of(ev)
-                cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
-                cols[art + 1] = now
-            else:
-                cols[base + 4], cols[base + 5] = self._plan_artifact(run_id, ev, now, plan)
+        if ev.artifact is not None:  # the id's prefix: the statement completes it (write())
+            cols[base + 4], cols[base + 5] = artifact_prefix_of(ev)
+            cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
+            cols[art + 1] = now
         if ev.model is not None:
             cols[base + 6] = ev.model
         if ev.tokens is not None:
@@ -234,14 +216,6 @@ class StepWriter:
         if ev.control is not None:
             cols[base + 10] = encode_value(ev.control, "control", ev.step_id, self.files)
         return _detail(error, ev.reason)
-
-    def _plan_artifact(
-        self, run_id: str, ev: StepEvent, now: float, plan: Plan
-    ) -> tuple[str, str]:
-        art_id, operation = artifact_key(run_id, ev)
-        record = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
-        plan.artifacts.append((art_id, run_id, ev.step_id, operation, record, now))
-        return art_id, operation
 
     def write(
         self, conn: sqlite3.Connection, run_id: str, plan: Plan,
@@ -278,8 +252,6 @@ class StepWriter:
             moved += conn.executemany(sql, rows).rowcount
         if moved != len(updates):
             raise StaleStatuses
-        if plan.artifacts:
-            conn.executemany(_UPSERT_ARTIFACT, plan.artifacts)
         for step_id, block_id, data in plan.reviews:
             open_review(conn, run_id, step_id, block_id, data, now)
         if run_update is not None:

@@ -3,8 +3,10 @@
 :class:`PgStepWriter` plans a batch exactly like :class:`store.writes.StepWriter` (the
 fold of events into rows, the lifecycle checks, large payloads to the file store) and
 writes the plan with statements PostgreSQL accepts: parameters whose type the server
-cannot infer are cast, numbered parameters are spelled out, and the artifact upsert is
-``ON CONFLICT``.
+cannot infer are cast and numbered parameters are spelled out. A step's artifact goes
+into its row, under an id the update completes from the row's ``seq`` and the attempt,
+as on SQLite (:mod:`store.writes`); records written before layout 6 stay in
+``artifacts``.
 
 A batch is written in one round trip, so nothing reads a row count: the writes check
 themselves in SQL. An update carries the status the plan started from; a step moved by
@@ -41,6 +43,12 @@ from store.pg.connection import PgConnection, PgDatabase
 from store.stepdata import error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
+#: SQL completing an in-row artifact id after its prefix (``?``): the row's ``seq`` in 8
+#: hex digits (more past 2**32) and the attempt (the next ``?``, or ``retry_count``) in 4,
+#: the same ids as :data:`store.stepdata.IN_ROW_ID_SQL` makes on SQLite.
+_ID_TAIL = ("CASE WHEN seq < 4294967296 THEN lpad(to_hex(seq), 8, '0') ELSE to_hex(seq) END"
+            " || lpad(to_hex(({attempt}) & 65535), 4, '0')")
+
 _SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   queued_at = COALESCE(queued_at, ?::float8), started_at = COALESCE(started_at, ?::float8),
   completed_at = COALESCE(?::float8, completed_at),
@@ -48,19 +56,19 @@ _SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
     ELSE ROUND((?::float8 - COALESCE(started_at, ?::float8)) * 1000)::integer END,
   inputs = COALESCE(?, inputs), outputs = COALESCE(?, outputs),
   error = COALESCE(?, error), reason = COALESCE(?, reason),
-  artifact_id = COALESCE(?, artifact_id),
+  artifact_id = COALESCE(? || {id_tail}, artifact_id),
   artifact_operation = COALESCE(?, artifact_operation),
   model = COALESCE(?, model), tokens = COALESCE(?, tokens), cost = COALESCE(?, cost),
   trace_spans = COALESCE(?, trace_spans), control = COALESCE(?, control),
+  artifact = COALESCE(?, artifact), artifact_at = COALESCE(?::float8, artifact_at),
   trail = trail || ?
-WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1"""
+WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1""".format(
+    id_tail=_ID_TAIL.format(attempt="?::integer"))
+#: A row inserted with its artifact gets the record and its id once it has a ``seq``.
+_NAME_INSERTED_ARTIFACT = (
+    f"UPDATE steps SET artifact_id = artifact_id || {_ID_TAIL.format(attempt='retry_count')}, "
+    "artifact = ?, artifact_at = ?::float8 WHERE run_id = ? AND step_id = ?")
 _UPDATE_STEP = f"WITH moved AS ({_SET_STEP}) SELECT 1 / count(*) FROM moved"
-UPSERT_ARTIFACT = (
-    "INSERT INTO artifacts (id, run_id, step_id, operation, record, created_at) "
-    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, "
-    "step_id = excluded.step_id, operation = excluded.operation, record = excluded.record, "
-    "created_at = excluded.created_at"
-)
 OPEN_REVIEW = (
     "INSERT INTO reviews (id, run_id, step_id, block_id, status, data, created_at) "
     "VALUES (?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT DO NOTHING"
@@ -79,8 +87,8 @@ MAX_PARAMS = 2_000
 #: Step updates one statement carries at most (each is a ``WITH`` clause the server
 #: plans: hundreds of them cost far more than a pipelined update per row).
 MAX_UPDATES = 16
-#: Statement text per batch shape (inserts, updates, artifacts, reviews, run update).
-_SHAPES: dict[tuple[int, int, int, int, bool], str] = {}
+#: Statement text per batch shape (inserts, updates, reviews, run update).
+_SHAPES: dict[tuple[int, int, int, bool], str] = {}
 _INSERT_HEAD = INSERT_STEP.split(" VALUES ")[0]
 #: A batch creating more steps than this is a transaction that copies them in
 #: (``COPY``: a third of the server's time of an insert per row).
@@ -90,11 +98,9 @@ _STEP_ROW = "(" + ", ".join("?" * 26) + ")"
 
 
 class PgStepWriter(StepWriter):
-    """Plans batches like :class:`~store.writes.StepWriter`; writes them to PostgreSQL,
-    artifacts in the ``artifacts`` table (a ``WITH`` clause of the batch's statement)."""
+    """Plans batches like :class:`~store.writes.StepWriter`; writes them to PostgreSQL."""
 
     __slots__ = ()
-    IN_ROW = False
 
     def one_statement(self, run_id: str, plan: Plan, run_update: RunUpdate | None,
                       now: float) -> tuple[str, list[Any]] | None:
@@ -104,23 +110,23 @@ class PgStepWriter(StepWriter):
         if run_update is not None and run_update.error is not None:
             return None
         inserts, updates = _step_rows(run_id, plan)
-        artifacts = list({row[0]: row for row in plan.artifacts}.values())
+        if _named_after_insert(run_id, plan):  # another statement must see the new row
+            return None
         reviews = [(review_id_for(run_id, step_id), run_id, step_id, block_id, encode(data),
                     now) for step_id, block_id, data in plan.reviews]
         reviews = list({row[0]: row for row in reversed(reviews)}.values())
-        params = len(inserts) * 26 + len(updates) * 24 + len(artifacts) * 6 + len(reviews) * 6
+        params = len(inserts) * 26 + len(updates) * 27 + len(reviews) * 6
         if params > MAX_PARAMS or len(updates) > MAX_UPDATES or \
                 not (inserts or updates or run_update):
             return None
-        shape = (len(inserts), len(updates), len(artifacts), len(reviews),
-                 run_update is not None)
+        shape = (len(inserts), len(updates), len(reviews), run_update is not None)
         sql = _SHAPES.get(shape)
         if sql is None:
             if len(_SHAPES) > 512:
                 _SHAPES.clear()
             sql = _SHAPES[shape] = _compose(*shape)
         values: list[Any] = []
-        for rows in (inserts, updates, artifacts, reviews):
+        for rows in (inserts, updates, reviews):
             for row in rows:
                 values.extend(row)
         if run_update is not None:
@@ -139,10 +145,11 @@ class PgStepWriter(StepWriter):
                     copy.write_row(row)
         elif inserts:
             conn.executemany(INSERT_STEP, inserts)
+        named = _named_after_insert(run_id, plan)
+        if named:
+            conn.executemany(_NAME_INSERTED_ARTIFACT, named)
         if updates:
             conn.executemany(_UPDATE_STEP, updates)
-        if plan.artifacts:
-            conn.executemany(UPSERT_ARTIFACT, plan.artifacts)
         for step_id, block_id, data in plan.reviews:
             conn.execute(OPEN_REVIEW, (review_id_for(run_id, step_id), run_id, step_id,
                                        block_id, encode(data), now))
@@ -176,16 +183,24 @@ def _step_rows(run_id: str, plan: Plan) -> tuple[list[Any], list[tuple[Any, ...]
     updates = []
     for c in plan.changes.values():
         cols = c.cols
-        if c.before is None:  # the row's first 26 columns: artifacts are not in it here
+        if c.before is None:  # its artifact, if any, is set after (_named_after_insert)
             cols[25] = ",".join(c.trail)
             inserts.append(cols[:26])
         else:
-            updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:17],
-                            "," + ",".join(c.trail), run_id, c.step_id, c.before.value))
+            updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:11], cols[1],
+                            *cols[11:19], "," + ",".join(c.trail), run_id, c.step_id,
+                            c.before.value))
     return inserts, updates
 
 
-def _compose(inserts: int, updates: int, artifacts: int, reviews: int, run: bool) -> str:
+def _named_after_insert(run_id: str, plan: Plan) -> list[tuple[Any, ...]]:
+    """The artifact of each step created with one in this batch, as parameters of
+    ``_NAME_INSERTED_ARTIFACT`` (rare: a step is created ``pending`` before it runs)."""
+    return [(c.cols[26], c.cols[27], run_id, c.step_id) for c in plan.changes.values()
+            if c.before is None and c.cols[26] is not None]
+
+
+def _compose(inserts: int, updates: int, reviews: int, run: bool) -> str:
     """The statement of one batch shape: a ``WITH`` clause per write, then the check that
     every update changed its row (a division by zero otherwise); parameters are
     numbered (``$1``...), so psycopg sends the text as it is, without parsing it."""
@@ -193,10 +208,6 @@ def _compose(inserts: int, updates: int, artifacts: int, reviews: int, run: bool
     if inserts:
         parts.append(f"i AS ({_INSERT_HEAD} VALUES {', '.join([_STEP_ROW] * inserts)})")
     parts += [f"u{k} AS ({_SET_STEP})" for k in range(updates)]
-    if artifacts:
-        head, tail = UPSERT_ARTIFACT.split(" VALUES (?, ?, ?, ?, ?, ?) ")
-        rows = ", ".join(["(?, ?, ?, ?, ?, ?)"] * artifacts)
-        parts.append(f"a AS ({head} VALUES {rows} {tail})")
     if reviews:
         head, tail = OPEN_REVIEW.split(" VALUES (?, ?, ?, ?, 'pending', ?, ?) ")
         rows = ", ".join(["(?, ?, ?, ?, 'pending', ?, ?)"] * reviews)

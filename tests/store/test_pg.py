@@ -224,7 +224,8 @@ def _batches() -> list[tuple[list[StepEvent], RunUpdate | None]]:
 def _rows(url: str) -> dict[str, list[tuple[object, ...]]]:
     queries = {
         "steps": "SELECT * FROM steps ORDER BY seq",
-        "artifacts": "SELECT * FROM artifacts ORDER BY id",
+        "artifacts": "SELECT seq, artifact_id, artifact_operation, artifact, artifact_at "
+                     "FROM steps WHERE artifact IS NOT NULL ORDER BY seq",
         "reviews": "SELECT * FROM reviews ORDER BY id",
         "runs": "SELECT * FROM runs",
     }
@@ -259,6 +260,8 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
     assert written[0] == written[1]
     assert len(single) == 3
     assert [len(rows) for rows in written[0].values()] == [103, 1, 1, 1]
+    [(seq, artifact_id, *_)] = written[0]["artifacts"]
+    assert artifact_id == f"fninv_{seq:08x}0000"  # the same ids as on SQLite
 
 
 def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  # noqa: F811
@@ -273,3 +276,18 @@ def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  #
         with pytest.raises(IllegalTransition, match="'b' to 'pending' when state='pending'"):
             two.apply("run_1", [ev("b", S.PENDING)], now=T0 + 4)  # created by `one` first
         assert len(two.load_steps("run_1")) == 2
+
+
+def test_a_step_created_with_its_artifact_gets_it_in_its_row(pg_url: str) -> None:  # noqa: F811
+    """A batch that creates a step and records its artifact (rare: steps are created
+    ``pending`` first) is pipelined, so that the statement naming the artifact sees
+    the new row; the id is made as on SQLite."""
+    with PostgresStore(pg_url) as store:
+        store.create_run(new_run(), now=T0)
+        artifact = {"operation": "extraction", "output": {"x": 1}}
+        store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
+                    now=T0)
+        [(seq, art_id)] = _sql(pg_url, "SELECT seq, artifact_id FROM steps")
+        assert art_id == f"extr_{seq:08x}0000"
+        assert store.read_artifact(str(art_id)).record == artifact
+        assert _sql(pg_url, "SELECT count(*) FROM artifacts") == [(0,)]

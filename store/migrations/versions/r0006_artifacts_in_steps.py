@@ -1,11 +1,11 @@
 """Layout 6: a step's artifact record lives in its own row.
 
 Two nullable columns on ``steps``: ``artifact`` (the operation record) and
-``artifact_at`` (when it was recorded). SQLite writes new records there, under ids that
-name the row (:func:`store.stepdata.locate_artifact`), so recording one costs no row,
-index entry or statement of its own. The ``artifacts`` table stays: the records written
-before this revision keep their ids and are read from it, and PostgreSQL still writes
-there. Nothing is copied, so the upgrade is instant on any size of database.
+``artifact_at`` (when it was recorded). New records go there, under ids that name the
+row (:func:`store.stepdata.locate_artifact`), so recording one costs no row, index entry
+or statement of its own. The ``artifacts`` table stays: the records written before this
+revision keep their ids and are read from it. Nothing is copied, so the upgrade is
+instant on any size of database.
 
 Revision ID: 0006
 Revises: 0005

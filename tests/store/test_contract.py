@@ -338,6 +338,19 @@ def test_artifacts_are_recorded_with_deterministic_ids(store_factory: StoreFacto
     assert _step(other, "a").artifact_id == art_id
 
 
+def test_a_step_created_with_its_artifact_in_one_batch_keeps_it(store: Store) -> None:
+    """Steps are created ``pending`` before they run, but a batch may also create a step
+    and record its artifact (a database store then names it once the row exists; on
+    PostgreSQL that batch is pipelined instead of one statement)."""
+    store.create_run(new_run(), now=T0)
+    artifact = {"operation": "extraction", "output": {"x": 1}}
+    store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
+                now=T0)
+    art_id = str(_step(store, "a").artifact_id)
+    assert art_id.startswith("extr_") and len(art_id) == len("extr_") + 12
+    assert store.read_artifact(art_id).record == artifact
+
+
 def test_artifact_without_operation_is_rejected(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a")[:3], now=T0)

@@ -277,17 +277,3 @@ def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  #
             two.apply("run_1", [ev("b", S.PENDING)], now=T0 + 4)  # created by `one` first
         assert len(two.load_steps("run_1")) == 2
 
-
-def test_a_step_created_with_its_artifact_gets_it_in_its_row(pg_url: str) -> None:  # noqa: F811
-    """A batch that creates a step and records its artifact (rare: steps are created
-    ``pending`` first) is pipelined, so that the statement naming the artifact sees
-    the new row; the id is made as on SQLite."""
-    with PostgresStore(pg_url) as store:
-        store.create_run(new_run(), now=T0)
-        artifact = {"operation": "extraction", "output": {"x": 1}}
-        store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
-                    now=T0)
-        [(seq, art_id)] = _sql(pg_url, "SELECT seq, artifact_id FROM steps")
-        assert art_id == f"extr_{seq:08x}0000"
-        assert store.read_artifact(str(art_id)).record == artifact
-        assert _sql(pg_url, "SELECT count(*) FROM artifacts") == [(0,)]

@@ -395,17 +395,6 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
             file_store.read_artifact(unknown)
 
 
-def test_a_step_created_with_its_artifact_in_one_batch_gets_the_same_kind_of_id(
-        file_store: SQLiteStore) -> None:
-    file_store.create_run(new_run(), now=T0)
-    artifact = {"operation": "extraction", "output": {"x": 1}}
-    file_store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
-                     now=T0)
-    [(seq, art_id)] = _raw(file_store, "SELECT seq, artifact_id FROM steps")
-    assert art_id == f"extr_{seq:08x}0000"
-    assert file_store.read_artifact(str(art_id)).record == artifact
-
-
 def test_artifacts_recorded_before_layout_6_are_still_read(file_store: SQLiteStore) -> None:
     """An upgraded database keeps its older records in ``artifacts``, under hashed ids."""
     file_store.create_run(new_run(), now=T0)

@@ -30,6 +30,9 @@ Conventions:
   and attempt (:func:`store.stepdata.locate_artifact`), so a step costs no artifact
   row, no random index page and no second statement. ``artifacts`` keeps the records
   written before layout 6 (keyed by artifact id only).
+- ``steps.reserve`` holds zero bytes in a SQLite row created before its step moves,
+  and the first move clears it: the room its step's outputs, artifact and transitions
+  will take, kept in the page it was created in.
 - ``runs.owner_pid`` is a process of the machine ``runs.owner_host`` names; a run owned
   on another machine is alive while its heartbeat is fresh (a lease). ``ix_runs_active``
   indexes the runs a worker may claim.
@@ -174,6 +177,11 @@ class StepRow(SQLModel, table=True):
     #: The artifact's record (layout 6 on; older records are in ``artifacts``).
     artifact: Any = _json()
     artifact_at: float | None = None
+    #: Room a SQLite row keeps until its step first moves (zero bytes; see
+    #: :data:`store.writes.RESERVE`): without it, rows created ``pending`` together fill
+    #: their page, and each one that grows makes SQLite rebalance the page with its
+    #: neighbours, writing about one more page per commit.
+    reserve: bytes | None = Field(default=None, sa_column=Column(LargeBinary()))
 
 
 class ArtifactRow(SQLModel, table=True):

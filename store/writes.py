@@ -51,6 +51,12 @@ _S = StepStatus
 # Plain strings to bind: reading ``StepStatus.X.value`` costs an enum descriptor call.
 _TEXT: dict[StepStatus, str] = {status: status.value for status in StepStatus}
 _TERMINAL = frozenset({_S.COMPLETED, _S.SKIPPED, _S.ERROR, _S.CANCELLED})
+#: What a row created before its step ends holds in ``reserve`` until the step's next
+#: move clears it: zero bytes for what its outputs, artifact and transitions will add.
+#: Rows created ``pending`` together fill their page; a row that grows in a full page
+#: makes SQLite rebalance it with its neighbours (about one more page per commit). The
+#: room freed by the first move stays in the page for the row to grow into.
+RESERVE = bytes(192)
 
 # --------------------------------------------------------------------------- SQL
 
@@ -92,7 +98,7 @@ class StepChange:
 
     ``before`` is the status the batch started from, None for a step created in it.
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
-    ``artifact`` and ``artifact_at``) or the update values 0-18 (status, retry count,
+    ``artifact``, ``artifact_at`` and ``reserve``) or the update values 0-18 (status, retry count,
     updated, queued, started and completed times, ``inputs`` to ``control``, then
     ``artifact`` and ``artifact_at``: see ``_update_params``); in both, the optional
     columns from ``inputs`` to ``control`` sit in the same order (see
@@ -233,6 +239,8 @@ class StepWriter:
             cols = c.cols
             if c.before is None:
                 cols[25] = ",".join(c.trail)
+                if c.status not in _TERMINAL:
+                    cols[28] = RESERVE
                 inserts.append(_insert_params(cols))
                 if cols[26] is not None:
                     named.append((run_id, c.step_id))
@@ -283,12 +291,12 @@ class StepWriter:
 # per parameter, more than building the statement's text, which is cached per shape.
 
 _COLUMN_NAMES = (*(name.strip() for name in _STEP_COLUMNS.split(",")),
-                 "artifact", "artifact_at")
+                 "artifact", "artifact_at", "reserve")
 #: INSERT row positions always bound: identity, status, scope, retry count, times, trail.
 _INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
-_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27)
+_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27, 28)
 #: UPDATE parameter positions 6..18 (see StepChange) name these columns.
-_UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], "artifact", "artifact_at")
+_UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])
 #: The UPDATE position of ``artifact_id`` (set to its prefix by the plan).
 _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 _INSERTS: dict[int, tuple[str, tuple[int, ...]]] = {}
@@ -362,6 +370,7 @@ def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
                 sets.append(f"{name} = ?")
                 take.append(6 + n)
     sets.append("trail = trail || ?")
+    sets.append("reserve = NULL")  # the room a new row kept (RESERVE) is the page's now
     sql = f"UPDATE steps SET {', '.join(sets)} WHERE run_id = ? AND step_id = ? AND status = ?"
     return sql, tuple(take)
 
@@ -386,7 +395,7 @@ def _new_row(run_id: str, ev: StepEvent, now: float) -> StepChange:
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
-        now, None, None, None, now, None, "", None, None,
+        now, None, None, None, now, None, "", None, None, None,
     ]
     return StepChange(ev.step_id, None, _S.PENDING, row)
 

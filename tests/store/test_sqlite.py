@@ -21,6 +21,7 @@ from engine.contracts.values import Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
 from store.layout import SCHEMA_VERSION
 from store.sqlite import SQLiteStore
+from store.writes import RESERVE
 from tests.store.helpers import (
     T0,
     S,
@@ -393,6 +394,19 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
     for unknown in ("fninv_ffffffff0000", "fninv_zz", "fninv_" + "f" * 20, "nounderscore"):
         with pytest.raises(NotFoundError):
             file_store.read_artifact(unknown)
+
+
+def test_a_new_row_keeps_room_until_its_step_first_moves(file_store: SQLiteStore) -> None:
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", [ev("a", S.PENDING), ev("b", S.PENDING)]
+                     + lifecycle("done")[:3] + [ev("done", S.COMPLETED)], now=T0)
+    reserved = dict(_raw(file_store, "SELECT step_id, reserve FROM steps"))
+    assert reserved == {"a": RESERVE, "b": RESERVE, "done": None}
+    assert RESERVE == bytes(len(RESERVE)) and len(RESERVE) >= 128
+    file_store.apply("run_1", [ev("a", S.QUEUED)], now=T0 + 1)
+    assert dict(_raw(file_store, "SELECT step_id, reserve FROM steps")) == \
+        {"a": None, "b": RESERVE, "done": None}
+    assert file_store.reader().get_step("b").lifecycle.status == "pending"
 
 
 def test_artifacts_recorded_before_layout_6_are_still_read(file_store: SQLiteStore) -> None:

@@ -369,6 +369,12 @@ def _wal_image() -> bytes:
     return _WAL_IMAGE[0]
 
 
+def empty_database_bytes() -> int:
+    """The size of a new database file with the layout and nothing in it (every table
+    and index has its page): what a database holds before its first run."""
+    return len(_wal_image())
+
+
 #: The image of an empty ``':memory:'`` database with the layout (see create_schema).
 _MEMORY_IMAGE: list[bytes] = []
 #: The same layout as a file in WAL mode (see _create_private).

@@ -26,7 +26,8 @@ def keyset_page(rows: Sequence[T], ident: Callable[[T], str], *, limit: int,
         NotFoundError: the cursor is not one of the rows (``NotFoundError(kind, cursor)``).
         UsageError: both cursors, or a limit out of range.
     """
-    # here: the read models cost more to build than a store that only runs workflows uses
+    # here: store.evals, a base of every SQL store, imports this module; a page is only
+    # built when a list is read
     from engine.contracts.reads import RecordPage, check_page
 
     check_page(limit, after, before)

@@ -10,8 +10,6 @@ loop always goes through a while_loop.
 
 from __future__ import annotations
 
-import difflib
-
 from engine.analysis import Analysis, BlockInfo
 from engine.containers import ANY_KIND_INPUTS
 from engine.contracts.blocks import HandleKind
@@ -103,6 +101,8 @@ def _endpoint(a: Analysis, edge: EdgeDef, role: str) -> BlockInfo | None:
     info = a.blocks.get(block_id)
     path = f"{edge.path}.{role}.block"
     if info is None:
+        import difflib  # here: only a dangling edge needs suggestions
+
         close = difflib.get_close_matches(block_id, list(a.blocks), n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
         a.report("UNKNOWN_BLOCK_REFERENCE", path,

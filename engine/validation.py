@@ -27,7 +27,6 @@ whose config is invalid is not checked again), so one mistake gives one diagnost
 
 from __future__ import annotations
 
-import difflib
 import re
 import typing
 from typing import TYPE_CHECKING, Any
@@ -118,6 +117,8 @@ def _resolve_type(a: Analysis, info: BlockInfo, loaded: set[str]) -> bool:
         return False
     if block.type not in a.registry:
         known = a.registry.names()
+        import difflib  # here: only an unknown type needs suggestions
+
         close = difflib.get_close_matches(block.type, known, n=1)
         hint = f"Did you mean {close[0]!r}? " if close else ""
         a.report("UNKNOWN_BLOCK_TYPE", f"{block.path}.type",

@@ -8,10 +8,12 @@ here. A cursor is the id of a row of the same list; any other id is ``NotFoundEr
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from engine.contracts.errors import NotFoundError
-from engine.contracts.reads import RecordPage, check_page
+
+if TYPE_CHECKING:
+    from engine.contracts.reads import RecordPage
 
 T = TypeVar("T")
 
@@ -24,6 +26,10 @@ def keyset_page(rows: Sequence[T], ident: Callable[[T], str], *, limit: int,
         NotFoundError: the cursor is not one of the rows (``NotFoundError(kind, cursor)``).
         UsageError: both cursors, or a limit out of range.
     """
+    # here: store.evals, a base of every SQL store, imports this module; a page is only
+    # built when a list is read
+    from engine.contracts.reads import RecordPage, check_page
+
     check_page(limit, after, before)
     ids = [ident(r) for r in rows]
     start, stop = 0, len(rows)

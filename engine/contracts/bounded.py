@@ -30,8 +30,6 @@ import math
 import re
 from typing import Any
 
-import regex
-
 from engine.contracts.errors import InputError, PermanentError
 
 #: Deepest nesting accepted in a JSON value (a scalar is depth 0, ``[1]`` is depth 1).
@@ -251,6 +249,8 @@ def bounded_search(pattern: str, text: str, *, what: str = "matches_regex") -> b
             f"{what}: the text tested is {len(text)} characters long; the limit is "
             f"{MAX_REGEX_TEXT}. Test a shorter field.", code="REGEX_TEXT_TOO_LONG")
     re.compile(pattern)  # the ``re`` syntax errors callers already handle
+    import regex  # here: importing it costs more than a run without regex conditions
+
     try:
         found = regex.search(pattern, text, flags=regex.V0, timeout=REGEX_TIMEOUT_SECONDS,
                              concurrent=True)

@@ -205,8 +205,10 @@ def to_json(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if kind is dict:  # the common case, without the ABC checks below
-        return {k if type(k) is str else str(k): to_json(v) for k, v in value.items()}
+    if kind is dict:  # the common case, without the ABC checks below; scalars stay as
+        # they are without a call each
+        return {k if type(k) is str else str(k): v if type(v) in _SCALARS else to_json(v)
+                for k, v in value.items()}
     if "pydantic" in sys.modules:
         from pydantic import BaseModel
 

@@ -25,8 +25,9 @@ Containers (engine.iteration) are steps too: their handler returns a control val
 scopes through the sentinel members, and completes the container step when its loop
 ends. What reaches a block whose role is ``end`` is a run output.
 
-Every lifecycle move goes through :func:`engine.contracts.values.check_move`: an illegal move
-raises before anything is emitted.
+Every lifecycle move is checked against the table of
+:func:`engine.contracts.values.check_move`: an illegal move raises before anything is
+emitted.
 """
 
 from __future__ import annotations

@@ -136,7 +136,7 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
             f"{who(ctx)}: python: {config.python!r} is not on this server's allowlist; "
             "write the logic as `code` (it runs in a sandboxed worker).",
             code="CODE_NOT_ALLOWED")
-    fn, is_async = _import_target(ctx, config.python)
+    fn, is_async = _TARGETS.get(config.python) or _import_target(ctx, config.python)
     if open_policy:
         _INLINE.add(config.python)
     try:

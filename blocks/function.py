@@ -37,7 +37,7 @@ from blocks.base import BlockType, StrictConfig
 from blocks.control import ensure_matches_schema, require_json, schema_diagnostics, who
 from blocks.function_inprocess import run_in_process, runs_inline
 from blocks.function_process import run_in_worker
-from blocks.log_capture import add_entries, captured
+from blocks.log_capture import add_entries, begin_capture, end_capture
 from blocks.sandbox import LOG_SINK
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
@@ -241,8 +241,11 @@ class Function(BlockType):
         started = time.perf_counter()
         sandbox = None
         if config.python is not None:
-            with captured(ctx.log):
+            token = begin_capture(ctx.log)  # ``captured``, without a generator per step
+            try:
                 output = await run_in_process(ctx, config, data)
+            finally:
+                end_capture(token)
             stdout = printed(ctx.log)
         else:
             output, stdout, sandbox = await _in_worker(ctx, config, data)

@@ -28,7 +28,10 @@ from engine.contracts.policy import SECURITY_SERVICE, CodePolicy, SecurityPolicy
 if TYPE_CHECKING:
     from blocks.function import FunctionConfig
 
-_TARGETS: dict[str, Any] = {}
+#: Imported targets by reference: ``(function, is it async)``, both found once.
+_TARGETS: dict[str, tuple[Any, bool]] = {}
+#: Read on every call (an enum member read through its class is slow).
+_OPEN = CodePolicy.OPEN
 #: The policy of a host that set none (``policy_of``'s answer), built once.
 _LOCAL_POLICY = SecurityPolicy.local()
 #: Result types that are never awaitable (no ``isawaitable`` probe for them).
@@ -37,10 +40,11 @@ _PLAIN = frozenset({dict, list, str, int, float, bool, type(None)})
 _INLINE: set[str] = set()
 
 
-def _import_target(ctx: BlockContext, ref: str) -> Any:
+def _import_target(ctx: BlockContext, ref: str) -> tuple[Any, bool]:
     target = _TARGETS.get(ref)
     if target is None:
-        target = _TARGETS[ref] = _resolve_target(ctx, ref)
+        fn = _resolve_target(ctx, ref)
+        target = _TARGETS[ref] = (fn, _is_async(fn))
     return target
 
 
@@ -77,17 +81,11 @@ def _resolve_target(ctx: BlockContext, ref: str) -> Any:
     return target
 
 
-_ASYNC: dict[int, tuple[Any, bool]] = {}
-
-
 def _is_async(fn: Any) -> bool:
-    hit = _ASYNC.get(id(fn))
-    if hit is not None and hit[0] is fn:
-        return hit[1]
-    answer = inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+    """True for an ``async def`` target (or an object whose ``__call__`` is one); asked
+    once per reference, when it is imported (:data:`_TARGETS`)."""
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
         getattr(fn, "__call__", None))
-    _ASYNC[id(fn)] = (fn, answer)  # holds fn: ids stay unique
-    return answer
 
 
 def runs_inline(config: FunctionConfig) -> bool:
@@ -98,8 +96,8 @@ def runs_inline(config: FunctionConfig) -> bool:
     """
     if config.python is None or config.run_in_thread:
         return False
-    fn = _TARGETS.get(config.python)
-    return fn is not None and config.python in _INLINE and not _is_async(fn)
+    target = _TARGETS.get(config.python)
+    return target is not None and config.python in _INLINE and not target[1]
 
 
 def _raised(ctx: BlockContext, exc: Exception) -> PermanentError:
@@ -131,13 +129,14 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
     policy = ctx.services.get(SECURITY_SERVICE)
     if not isinstance(policy, SecurityPolicy):  # policy_of, without a new policy per step
         policy = _LOCAL_POLICY
-    if not policy.allows_python(config.python):
+    open_policy = policy.code is _OPEN
+    # an open policy allows every reference (SecurityPolicy.allows_python)
+    if not open_policy and not policy.allows_python(config.python):
         raise PermanentError(
             f"{who(ctx)}: python: {config.python!r} is not on this server's allowlist; "
             "write the logic as `code` (it runs in a sandboxed worker).",
             code="CODE_NOT_ALLOWED")
-    fn = _import_target(ctx, config.python)
-    open_policy = policy.code is CodePolicy.OPEN
+    fn, is_async = _TARGETS.get(config.python) or _import_target(ctx, config.python)
     if open_policy:
         _INLINE.add(config.python)
     try:
@@ -149,7 +148,7 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
             code="FUNCTION_INPUT_INVALID",
         ) from exc
     threaded = config.run_in_thread or not open_policy
-    if not threaded and not _is_async(fn):
+    if not threaded and not is_async:
         # Sync functions run inline: a thread hop costs more than a trivial step, and
         # in-process functions are meant for fast, CPU-bound logic. Nothing can
         # interrupt a sync call, so no timer is armed; blocking I/O belongs in
@@ -165,7 +164,7 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
     else:
         with anyio.move_on_after(config.timeout_seconds) as scope:
             try:
-                if threaded and not _is_async(fn):
+                if threaded and not is_async:
                     result = await anyio.to_thread.run_sync(fn, input_data, abandon_on_cancel=True)
                 else:
                     result = fn(input_data)

@@ -153,7 +153,11 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
     names that are not valid Python identifiers keep their key as an alias; unknown
     extra fields are kept.
     """
-    if not isinstance(schema, Mapping) or not isinstance(schema.get("properties"), Mapping):
+    # ``type(...) is dict`` first: the ABC check is slow, and schemas are dicts
+    if not (type(schema) is dict or isinstance(schema, Mapping)):
+        return permissive_model(name)
+    properties = schema.get("properties")
+    if not (type(properties) is dict or isinstance(properties, Mapping)):
         return permissive_model(name)
     hit = _MODEL_BY_ID.get((name, id(schema)))
     if hit is not None and hit[0] is schema:
@@ -184,7 +188,7 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
 
 def make_input(value: Any, input_schema: Mapping[str, Any] | None) -> Any:
     """``Input.model_validate(value)`` for objects, the plain JSON value otherwise."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # the ABC check is slow
         return build_model("Input", input_schema).model_validate(value)
     return value
 
@@ -201,8 +205,10 @@ def to_json(value: Any) -> Any:
     kind = type(value)
     if kind in _SCALARS:
         return value
-    if kind is dict:  # the common case, without the ABC checks below
-        return {k if type(k) is str else str(k): to_json(v) for k, v in value.items()}
+    if kind is dict:  # the common case, without the ABC checks below; scalars stay as
+        # they are without a call each
+        return {k if type(k) is str else str(k): v if type(v) in _SCALARS else to_json(v)
+                for k, v in value.items()}
     if "pydantic" in sys.modules:
         from pydantic import BaseModel
 

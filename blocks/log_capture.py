@@ -26,7 +26,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
 from engine.contracts.logs import LogStream, StepLog
@@ -131,7 +131,7 @@ def install() -> None:
     The streams are checked on every call: a test runner or a live display may have
     swapped ``sys.stdout`` since, and the swapped-in stream is wrapped in turn.
     """
-    root = logging.getLogger()
+    root = logging.root  # what logging.getLogger() returns, without the call
     if isinstance(sys.stdout, RoutingStream) and isinstance(sys.stderr, RoutingStream) \
             and _HANDLER[0] in root.handlers:
         return
@@ -186,12 +186,27 @@ def captured(log: StepLog | None) -> Iterator[None]:
     Args:
         log: the attempt's log (``ctx.log``); None captures nothing.
     """
-    if log is None:
-        yield
-        return
-    install()
-    token = CURRENT_LOG.set(log)
+    token = begin_capture(log)
     try:
         yield
     finally:
+        end_capture(token)
+
+
+def begin_capture(log: StepLog | None) -> Token[StepLog | None] | None:
+    """Enter what :func:`captured` does, without a generator (the function block
+    captures on every step); hand the result to :func:`end_capture`, in a ``finally``.
+
+    Args:
+        log: the attempt's log (``ctx.log``); None captures nothing (returns None).
+    """
+    if log is None:
+        return None
+    install()
+    return CURRENT_LOG.set(log)
+
+
+def end_capture(token: Token[StepLog | None] | None) -> None:
+    """Leave the capture :func:`begin_capture` entered (its ``token``)."""
+    if token is not None:
         CURRENT_LOG.reset(token)

@@ -12,7 +12,7 @@ argument and through ``current_context()``.
 from __future__ import annotations
 
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 import anyio
 
@@ -144,21 +144,23 @@ def check_outputs(task: Task, result: Any) -> None:
                 f"payload on {kind} handle {handle!r}. Use Payload.{kind}(...).",
                 stage=ErrorStage.OUTPUT_STORAGE, code="HANDLE_KIND_MISMATCH")
         if kind == "json":
-            _check_depth(node, f"output {handle!r}", payload.data, MAX_JSON_DEPTH)
+            problem = nesting_problem(payload.data, max_depth=MAX_JSON_DEPTH)
+            if problem is not None:
+                _too_deep(node, f"output {handle!r}", problem)
     if result.artifact is not None:
-        _check_depth(node, "artifact", result.artifact, MAX_ARTIFACT_DEPTH)
+        problem = nesting_problem(result.artifact, max_depth=MAX_ARTIFACT_DEPTH)
+        if problem is not None:
+            _too_deep(node, "artifact", problem)
 
 
-def _check_depth(node: Any, what: str, value: Any, limit: int) -> None:
-    """Refuse a block output or artifact nested deeper than ``limit``: stored, it would
-    break every listing that serialises it."""
-    problem = nesting_problem(value, max_depth=limit)
-    if problem is not None:
-        raise PermanentError(
-            f"block {node.id!r} ({node.type}) produced an {what} that is too deeply nested "
-            f"({problem}). Return JSON nested at most {MAX_JSON_DEPTH} levels (flatten it, "
-            "or encode the deep part as a string).",
-            stage=ErrorStage.OUTPUT_STORAGE, code="OUTPUT_TOO_DEEP")
+def _too_deep(node: Any, what: str, problem: str) -> NoReturn:
+    """Refuse a block output or artifact nested too deep (``problem`` says where):
+    stored, it would break every listing that serialises it."""
+    raise PermanentError(
+        f"block {node.id!r} ({node.type}) produced an {what} that is too deeply nested "
+        f"({problem}). Return JSON nested at most {MAX_JSON_DEPTH} levels (flatten it, "
+        "or encode the deep part as a string).",
+        stage=ErrorStage.OUTPUT_STORAGE, code="OUTPUT_TOO_DEEP")
 
 
 def attempt_log(task: Task, ctx: BlockContext, outcome: Outcome) -> AttemptLog | None:

@@ -38,7 +38,7 @@ from engine.contracts.blocks import (
 )
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import StepErrorInfo
-from engine.contracts.values import LoopFrame, Payload
+from engine.contracts.values import TERMINAL, LoopFrame, Payload
 from engine.reduce import reduce_results
 from engine.scope import Scope, StepState
 
@@ -137,7 +137,7 @@ class LoopController:
         """
         loop = scope.loop
         assert loop is not None
-        if loop.step.status.terminal or self._s.cancelled:
+        if loop.step.status in TERMINAL or self._s.cancelled:
             return
         if isinstance(loop, ForEachLoop):
             self._for_each_done(loop, scope)

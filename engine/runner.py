@@ -221,13 +221,16 @@ class Runner:
                 elif not replay.settle(sched, task):
                     self._backlog.append(replay.attempt(sched, task))
         starting: list[tuple[Task, bool]] = []
-        while self._backlog and self._in_flight < self.settings.max_concurrency:
-            task = self._backlog.popleft()
+        hold: set[str] = set()
+        backlog, limit = self._backlog, self.settings.max_concurrency
+        while backlog and self._in_flight < limit:
+            task = backlog.popleft()
             sched.mark_running(task.step_id)
             self._in_flight += 1
-            starting.append((task, task.retry_count == 0 and self._runs_inline(task.node)))
-        hold = {task.step_id for task, inline in starting
-                if inline and task.node.sentinel_role is not None}
+            inline = task.retry_count == 0 and self._runs_inline(task.node)
+            if inline and task.node.sentinel_role is not None:
+                hold.add(task.step_id)
+            starting.append((task, inline))
         if not starting or len(hold) < len(starting):
             self._flush(hold=hold)
         for task, inline in starting:
@@ -250,7 +253,7 @@ class Runner:
         outcome = run_attempt_inline(task, ctx)
         self._keep_log(task, ctx, outcome)
         if isinstance(outcome, BlockResult):
-            self._handle(("done", task.step_id, outcome))
+            self._done(task.step_id, outcome)
             return
         error, retry_after = outcome
         policy = self._policy(task)
@@ -274,18 +277,15 @@ class Runner:
 
     def _handle(self, message: tuple[Any, ...]) -> None:
         kind, step_id, value = message
+        if kind == "done":
+            self._done(step_id, value)
+            return
         sched = self.scheduler
         if sched.cancelled and kind != "cancel":
-            if kind in ("done", "fail"):
+            if kind == "fail":
                 self._in_flight -= 1
             return
-        if kind == "done":
-            self._in_flight -= 1
-            if value.review is not None:
-                sched.await_review(step_id, value)
-            else:
-                sched.complete(step_id, value)
-        elif kind == "fail":
+        if kind == "fail":
             self._in_flight -= 1
             sched.fail(step_id, value)
         elif kind == "retry":
@@ -301,12 +301,26 @@ class Runner:
             for scope in self._scopes.values():
                 scope.cancel()
 
+    def _done(self, step_id: str, result: BlockResult) -> None:
+        """A step's handler returned ``result`` (an inline step's, or a worker's "done"
+        message); once the run is cancelled only the step count changes."""
+        self._in_flight -= 1
+        sched = self.scheduler
+        if sched.cancelled:
+            return
+        if result.review is not None:
+            sched.await_review(step_id, result)
+        else:
+            sched.complete(step_id, result)
+
     def _keep_log(self, task: Task, ctx: BlockContext, outcome: Any) -> None:
         """Queue what the attempt wrote, and :meth:`drain_logs` did not store yet, for the
         next commit (nothing, for most steps)."""
         self._live.pop((task.step_id, ctx.attempt), None)
         log_ = ctx.log
         if log_ is None or log_.empty:
+            if log_ is None or (type(outcome) is BlockResult and outcome.control is None):
+                return  # nothing written, and no loop opened to note (most steps)
             written = attempt_log(task, ctx, outcome)  # at most a loop's note
         else:
             with self._log_lock:  # a drain in progress stores its part first

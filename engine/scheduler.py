@@ -25,8 +25,9 @@ Containers (engine.iteration) are steps too: their handler returns a control val
 scopes through the sentinel members, and completes the container step when its loop
 ends. What reaches a block whose role is ``end`` is a run output.
 
-Every lifecycle move goes through :func:`engine.contracts.values.check_move`: an illegal move
-raises before anything is emitted.
+Every lifecycle move is checked against the table of
+:func:`engine.contracts.values.check_move`: an illegal move raises before anything is
+emitted.
 """
 
 from __future__ import annotations
@@ -48,18 +49,23 @@ from engine.contracts.blocks import (
 )
 from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
 from engine.contracts.values import (
+    LEGAL_MOVES,
     LoopFrame,
     Payload,
     RunStatus,
     StepStatus,
     check_move,
     scope_prefix,
-    step_id_for,
 )
 from engine.iteration import LoopController
 from engine.scope import DeadInput, Scope, StepState
 
 S = StepStatus
+# Members read on every step, as module constants: reading an enum member through its
+# class costs about ten times a global read.
+_PENDING, _QUEUED, _RUNNING, _COMPLETED = S.PENDING, S.QUEUED, S.RUNNING, S.COMPLETED
+_SENTINEL_START, _SENTINEL_END = SentinelRole.START, SentinelRole.END
+_END_ROLE = BlockRole.END
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,7 +113,7 @@ class Scheduler:
         tasks: list[Task] = []
         while self._ready:
             step = self._ready.popleft()
-            self._move(step, S.QUEUED, inputs=dict(step.arrived))
+            self._move(step, _QUEUED, inputs=dict(step.arrived))
             tasks.append(self._task(step))
         return tasks
 
@@ -117,7 +123,7 @@ class Scheduler:
         Raises:
             IllegalTransition: the step is not queued.
         """
-        self._move(self._live[step_id], S.RUNNING)
+        self._move(self._live[step_id], _RUNNING)
 
     def retry(self, step_id: str, error: StepErrorInfo) -> Task:
         """A failed attempt will be retried: ``running -> queued``, retry_count + 1.
@@ -157,7 +163,7 @@ class Scheduler:
             step.result = result
             self._loops.open(step, control)
             return
-        if step.node.sentinel_role is SentinelRole.END:  # its loop reads the decision
+        if step.node.sentinel_role is _SENTINEL_END:  # its loop reads the decision
             step.result = result
         self.finish(step, result)
 
@@ -266,23 +272,26 @@ class Scheduler:
         ``extra`` more handle payloads it receives beside it (a while_loop's loop context).
         """
         created: list[StepState] = []
+        nodes, incoming = self.graph.nodes, self.graph.incoming
+        # step_id_for(node_id, frames), with the scope's prefix built once for all members
+        prefix = scope_prefix(scope.frames)
         for node_id in members:
-            node = self.graph.nodes[node_id]
-            waiting = len(self.graph.incoming.get(node_id, ()))
-            step = StepState(step_id_for(node_id, scope.frames), node, scope, waiting)
+            node = nodes[node_id]
+            waiting = len(incoming.get(node_id, ()))
+            step = StepState(prefix + node_id, node, scope, waiting)
             scope.steps[node_id] = step
             scope.open += 1
             self._live[step.step_id] = step
-            self._emit(step, S.PENDING, scope=scope.frames)
+            self._emit(step, _PENDING, scope=scope.frames)
             created.append(step)
         for step in created:
-            if step.node.sentinel_role is SentinelRole.START and injected is not None:
+            if step.node.sentinel_role is _SENTINEL_START and injected is not None:
                 handle, payload = injected
                 step.arrived[handle] = InputRecord(payload=payload)
                 for name, value in (extra or {}).items():
                     step.arrived[name] = InputRecord(payload=value)
                 self._ready.append(step)
-            elif step.waiting == 0 and step.status is S.PENDING:
+            elif step.waiting == 0 and step.status is _PENDING:
                 self._settle_inputs(step)
 
     def finish(self, step: StepState, result: BlockResult) -> None:
@@ -292,10 +301,10 @@ class Scheduler:
         if isinstance(result.control, LoopDecision):  # resume must reproduce the decision
             control = {"loop_decision": {"matched": result.control.matched,
                                          "evaluations": result.control.evaluations}}
-        self._move(step, S.COMPLETED, outputs=outputs, artifact=result.artifact,
+        self._move(step, _COMPLETED, outputs=outputs, artifact=result.artifact,
                    model=result.model, tokens=result.tokens, cost=result.cost,
                    trace_spans=result.trace_spans, control=control)
-        if step.node.role is BlockRole.END:
+        if step.node.role is _END_ROLE:
             self.end_outputs[step.step_id] = {
                 h: rec.payload.to_dict() for h, rec in step.arrived.items()
             }
@@ -353,7 +362,7 @@ class Scheduler:
 
     def _input_settled(self, step: StepState) -> None:
         step.waiting -= 1
-        if step.waiting == 0 and step.status is S.PENDING:
+        if step.waiting == 0 and step.status is _PENDING:
             self._settle_inputs(step)
 
     def _kill(self, step: StepState, handle: str, dead: DeadInput) -> None:
@@ -414,7 +423,8 @@ class Scheduler:
             self._loops.iteration_done(scope)
 
     def _move(self, step: StepState, status: StepStatus, **fields: Any) -> None:
-        check_move(step.step_id, step.status, status)
+        if status not in LEGAL_MOVES[step.status]:  # the table check_move reads, inlined
+            check_move(step.step_id, step.status, status)  # raises IllegalTransition
         step.status = status
         node = step.node
         self._outbox.append(StepEvent(

@@ -13,19 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.coldstart import ONE_STEP
+
 ROOT = Path(__file__).resolve().parents[2]
 
-ONE_STEP_YAML = """\
-apiVersion: workflows.retab.com/v1alpha2
-kind: Workflow
-metadata:
-  name: one step
-spec:
-  blocks:
-    start:
-      type: start_json
-  edges: []
-"""
+#: The workflow bench W4 times.
+ONE_STEP_YAML = ONE_STEP
 
 ONE_STEP_JSON = json.dumps({
     "apiVersion": "workflows.retab.com/v1alpha2", "kind": "Workflow",

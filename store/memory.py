@@ -117,6 +117,8 @@ class MemoryStore(MemoryReads, MemoryEvals, MemoryWorkflows):
                 new_run = staged_run(run, run_update, {**t.steps[run_id], **staged.steps}, now)
             t.steps[run_id].update(staged.steps)
             t.last_seq = max([t.last_seq, *(s.seq for s in staged.steps.values())])
+            for replaced in staged.replaced_artifacts:
+                t.artifacts.pop(replaced, None)
             for artifact in staged.artifacts:
                 t.artifacts[artifact.id] = artifact
             for step_id, block_id, data in staged.reviews:

@@ -141,6 +141,8 @@ class Staged:
 
     steps: dict[str, StepRow] = field(default_factory=dict)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
+    #: Ids of records a later attempt of their step replaced (no longer served).
+    replaced_artifacts: list[str] = field(default_factory=list)
     reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
@@ -199,7 +201,10 @@ def _fold(row: StepRow, run_id: str, ev: StepEvent, now: float, staged: Staged) 
     if ev.reason is not None:
         row.reason = ev.reason
     if ev.artifact is not None:
+        previous = row.artifact_id
         row.artifact_id, row.artifact_operation = artifact_key(run_id, ev)
+        if previous is not None and previous != row.artifact_id:
+            staged.replaced_artifacts.append(previous)  # as the SQL stores: the last attempt's
         staged.artifacts.append(ArtifactRecord(
             id=row.artifact_id, run_id=run_id, step_id=sid, operation=row.artifact_operation,
             record=as_json(ev.artifact, "artifact", sid), created_at=now))

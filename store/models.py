@@ -26,7 +26,7 @@ Conventions:
 - A step's artifact (the operation record its block returned) lives in its own row:
   ``artifact`` (the record), ``artifact_at`` (when it was recorded) beside
   ``artifact_id``/``artifact_operation``. The id locates the row without an index: its
-  hex part is the row's ``seq`` (8 digits or more) then 4 digits of a hash of run, step
+  hex part is the row's ``seq`` (6 digits or more) then 6 digits of a hash of run, step
   and attempt (:func:`store.stepdata.locate_artifact`), so a step costs no artifact
   row, no random index page and no second statement. ``artifacts`` keeps the records
   written before layout 6 (keyed by artifact id only).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.contracts.artifacts import artifact_id, artifact_prefix
+from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepErrorInfo, StepEvent
 
@@ -30,31 +30,46 @@ def review_data(ev: StepEvent) -> dict[str, Any]:
     return {"outputs": outputs, "review": (ev.control or {}).get("review")}
 
 
-#: SQL completing an in-row artifact id after its prefix: the row's ``seq`` in 8 hex
-#: digits (more past 2**32) and the attempt in 4 (``{attempt}``: a column or ``?``).
-IN_ROW_ID_SQL = "printf('%08x%04x', seq, ({attempt}) & 65535)"
+#: Hex digits of an in-row artifact id after its ``seq``: a hash of run, step and attempt.
+TAG_DIGITS = 6
 
 
-def artifact_prefix_of(ev: StepEvent) -> tuple[str, str]:
-    """The id prefix (``fninv_``...) and the operation of the artifact ``ev`` carries,
-    for a store that completes the id in SQL (:data:`IN_ROW_ID_SQL`).
+def in_row_id_sql(stub: str) -> str:
+    """SQL for an in-row artifact id from ``stub`` (a column or ``?``, holding
+    ``<prefix>_<tag>`` as :func:`artifact_stub` makes it): the prefix, the row's ``seq``
+    in 6 hex digits (more past 2**24), then the tag."""
+    return (f"substr({stub}, 1, length({stub}) - {TAG_DIGITS}) || printf('%06x', seq) "
+            f"|| substr({stub}, -{TAG_DIGITS})")
+
+
+def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
+    """The id stub (``fninv_3f9a0c``: the prefix, then the first 6 hex digits of the
+    hash :func:`~engine.contracts.artifacts.artifact_id` takes of run, step and attempt)
+    and the operation of the artifact ``ev`` carries, for a store that puts the row's
+    ``seq`` in the middle in SQL (:func:`in_row_id_sql`).
+
+    The ``seq`` lets a reader find the row without an index; the tag tells the attempts
+    of one step apart, and a row that took the ``seq`` of a deleted one (SQLite reuses
+    the highest) from the row it replaced.
 
     Raises:
         StorageError: the artifact names no ``operation``.
     """
     operation = _operation(ev)
-    return f"{artifact_prefix(operation)}_", operation
+    full = artifact_id(operation, run_id, ev.step_id, ev.retry_count)
+    prefix, _, digits = full.partition("_")
+    return f"{prefix}_{digits[:TAG_DIGITS]}", operation
 
 
 def locate_artifact(artifact_id_: str) -> int | None:
     """The ``seq`` of the step row an in-row artifact id names, or None when the id
-    has no such shape (an id from before layout 6: look it up in
-    ``artifacts``). The caller checks the row's ``artifact_id`` equals the id."""
+    has no such shape (an id from before layout 6: look it up in ``artifacts``). The
+    caller checks that the row's ``artifact_id`` equals the id."""
     _, sep, digits = artifact_id_.partition("_")
-    if not sep or len(digits) < 12 or len(digits) > 20:
+    if not sep or len(digits) < 12 or len(digits) > 22:
         return None
     try:
-        seq = int(digits[:-4], 16)
+        seq = int(digits[:-TAG_DIGITS], 16)
     except ValueError:
         return None
     return seq if seq < 2**63 else None  # past a 64-bit rowid: no such row

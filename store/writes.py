@@ -21,8 +21,9 @@ A step entering ``awaiting_review`` opens its review row (:mod:`store.reviews`) 
 same transaction.
 
 An artifact is written into its step's row (``artifact``, ``artifact_at``): the statement
-that moves the step records it, and its id is made from the row's ``seq`` and the
-attempt in that statement (:func:`store.stepdata.locate_artifact` reads it back).
+that moves the step records it, and puts the row's ``seq`` into its id
+(:func:`store.stepdata.in_row_id_sql`; :func:`store.stepdata.locate_artifact` reads it
+back).
 """
 
 from __future__ import annotations
@@ -37,12 +38,7 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import RunStatus, StepStatus, check_move
 from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
-from store.stepdata import (
-    IN_ROW_ID_SQL,
-    artifact_prefix_of,
-    error_json,
-    review_data,
-)
+from store.stepdata import artifact_stub, error_json, in_row_id_sql, review_data
 
 if TYPE_CHECKING:
     from store.files import LocalFileStore
@@ -71,7 +67,7 @@ INSERT_STEP = (
 )
 #: A row inserted with its artifact gets its id once it has a ``seq`` (see write()).
 _NAME_INSERTED_ARTIFACT = (
-    f"UPDATE steps SET artifact_id = artifact_id || {IN_ROW_ID_SQL.format(attempt='retry_count')} "
+    f"UPDATE steps SET artifact_id = {in_row_id_sql('artifact_id')} "
     "WHERE run_id = ? AND step_id = ?"
 )
 INSERT_RUN = """
@@ -153,17 +149,17 @@ class StepWriter:
                 if change is None:
                     change = changes[sid] = StepChange(sid, current, ev.status, [None] * 19)
             change.status = ev.status
-            detail = self._fold(change, ev, now)
+            detail = self._fold(run_id, change, ev, now)
             if ev.status is _S.AWAITING_REVIEW:
                 plan.reviews.append((sid, ev.block_id, review_data(ev)))
             change.trail.append(
                 f'["{_TEXT[ev.status]}",{stamp},{ev.retry_count},{detail or "null"}]')
         return plan
 
-    def _fold(self, change: StepChange, ev: StepEvent, now: float) -> str | None:
+    def _fold(self, run_id: str, change: StepChange, ev: StepEvent, now: float) -> str | None:
         """Fold one event into the step's change; return the transition's detail JSON."""
         if change.before is None:
-            return self._fold_row(change, ev, now)
+            return self._fold_row(run_id, change, ev, now)
         cols = change.cols
         cols[0], cols[1], cols[2] = _TEXT[ev.status], ev.retry_count, now
         status = ev.status
@@ -173,9 +169,10 @@ class StepWriter:
             cols[4] = now
         elif status in _TERMINAL:
             cols[5] = now
-        return self._fold_fields(ev, now, cols, 6, 17)
+        return self._fold_fields(run_id, ev, now, cols, 6, 17)
 
-    def _fold_row(self, change: StepChange, ev: StepEvent, now: float) -> str | None:
+    def _fold_row(self, run_id: str, change: StepChange, ev: StepEvent, now: float
+                  ) -> str | None:
         """Same as :meth:`_fold` for a step created in this batch (full INSERT row)."""
         row = change.cols
         row[5], row[7], row[23] = _TEXT[ev.status], ev.retry_count, now
@@ -188,10 +185,10 @@ class StepWriter:
             row[22] = now
             start = row[21]
             row[24] = None if start is None else round((now - start) * 1000)
-        return self._fold_fields(ev, now, row, 8, 26)
+        return self._fold_fields(run_id, ev, now, row, 8, 26)
 
     def _fold_fields(
-        self, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
+        self, run_id: str, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
     ) -> str | None:
         """Set the optional columns, laid out identically from ``base`` in both rows:
         inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
@@ -207,8 +204,8 @@ class StepWriter:
             cols[base + 2] = error
         if ev.reason is not None:
             cols[base + 3] = ev.reason
-        if ev.artifact is not None:  # the id's prefix: the statement completes it (write())
-            cols[base + 4], cols[base + 5] = artifact_prefix_of(ev)
+        if ev.artifact is not None:  # the id's stub: the statement completes it (write())
+            cols[base + 4], cols[base + 5] = artifact_stub(run_id, ev)
             cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
             cols[art + 1] = now
         if ev.model is not None:
@@ -297,7 +294,7 @@ _INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
 _INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27, 28)
 #: UPDATE parameter positions 6..18 (see StepChange) name these columns.
 _UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])
-#: The UPDATE position of ``artifact_id`` (set to its prefix by the plan).
+#: The UPDATE position of ``artifact_id`` (set to its stub by the plan).
 _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 _INSERTS: dict[int, tuple[str, tuple[int, ...]]] = {}
 _UPDATES: dict[int, tuple[str, tuple[int, ...]]] = {}
@@ -363,9 +360,9 @@ def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
             take.append(5)
     for n, name in enumerate(_UPDATE_FIELDS):
         if mask >> (3 + n) & 1:
-            if 6 + n == _ARTIFACT_ID:  # prefix, then the row's seq and the new attempt
-                sets.append(f"artifact_id = ? || {IN_ROW_ID_SQL.format(attempt='?')}")
-                take += (6 + n, 1)
+            if 6 + n == _ARTIFACT_ID:  # the stub, with the row's seq put in
+                sets.append(f"artifact_id = {in_row_id_sql('?')}")
+                take += (6 + n, 6 + n, 6 + n)
             else:
                 sets.append(f"{name} = ?")
                 take.append(6 + n)

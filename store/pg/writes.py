@@ -43,11 +43,10 @@ from store.pg.connection import PgConnection, PgDatabase
 from store.stepdata import error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
-#: SQL completing an in-row artifact id after its prefix (``?``): the row's ``seq`` in 8
-#: hex digits (more past 2**32) and the attempt (the next ``?``, or ``retry_count``) in 4,
-#: the same ids as :data:`store.stepdata.IN_ROW_ID_SQL` makes on SQLite.
-_ID_TAIL = ("CASE WHEN seq < 4294967296 THEN lpad(to_hex(seq), 8, '0') ELSE to_hex(seq) END"
-            " || lpad(to_hex(({attempt}) & 65535), 4, '0')")
+#: An in-row artifact id from its stub (``{stub}``: ``<prefix>_<tag>``), the row's ``seq``
+#: put in before the tag: the ids :func:`store.stepdata.in_row_id_sql` makes on SQLite.
+_IN_ROW_ID = ("left({stub}, -6) || CASE WHEN seq < 16777216 THEN lpad(to_hex(seq), 6, '0') "
+              "ELSE to_hex(seq) END || right({stub}, 6)")
 
 _SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   queued_at = COALESCE(queued_at, ?::float8), started_at = COALESCE(started_at, ?::float8),
@@ -56,17 +55,17 @@ _SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
     ELSE ROUND((?::float8 - COALESCE(started_at, ?::float8)) * 1000)::integer END,
   inputs = COALESCE(?, inputs), outputs = COALESCE(?, outputs),
   error = COALESCE(?, error), reason = COALESCE(?, reason),
-  artifact_id = COALESCE(? || {id_tail}, artifact_id),
+  artifact_id = COALESCE({in_row_id}, artifact_id),
   artifact_operation = COALESCE(?, artifact_operation),
   model = COALESCE(?, model), tokens = COALESCE(?, tokens), cost = COALESCE(?, cost),
   trace_spans = COALESCE(?, trace_spans), control = COALESCE(?, control),
   artifact = COALESCE(?, artifact), artifact_at = COALESCE(?::float8, artifact_at),
   trail = trail || ?
 WHERE run_id = ? AND step_id = ? AND status = ? RETURNING 1""".format(
-    id_tail=_ID_TAIL.format(attempt="?::integer"))
+    in_row_id=_IN_ROW_ID.format(stub="?::text"))
 #: A row inserted with its artifact gets the record and its id once it has a ``seq``.
 _NAME_INSERTED_ARTIFACT = (
-    f"UPDATE steps SET artifact_id = artifact_id || {_ID_TAIL.format(attempt='retry_count')}, "
+    f"UPDATE steps SET artifact_id = {_IN_ROW_ID.format(stub='artifact_id')}, "
     "artifact = ?, artifact_at = ?::float8 WHERE run_id = ? AND step_id = ?")
 _UPDATE_STEP = f"WITH moved AS ({_SET_STEP}) SELECT 1 / count(*) FROM moved"
 OPEN_REVIEW = (
@@ -187,7 +186,7 @@ def _step_rows(run_id: str, plan: Plan) -> tuple[list[Any], list[tuple[Any, ...]
             cols[25] = ",".join(c.trail)
             inserts.append(cols[:26])
         else:
-            updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:11], cols[1],
+            updates.append((*cols[:6], cols[5], cols[5], cols[4], *cols[6:11], cols[10],
                             *cols[11:19], "," + ",".join(c.trail), run_id, c.step_id,
                             c.before.value))
     return inserts, updates

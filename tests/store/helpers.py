@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import InputRecord, NewRun, StepErrorInfo, StepEvent
 from engine.contracts.values import LoopFrame, Payload, StepStatus
@@ -68,3 +69,11 @@ def write_steps_in_process(path: str, run_id: str, n_steps: int, start: Any) -> 
             store.apply(run_id, [ev(sid, S.RUNNING)], now=T0 + i)
             store.apply(run_id, [ev(sid, S.COMPLETED, outputs=out)], now=T0 + i)
     return n_steps
+
+
+def in_row_artifact_id(operation: str, seq: int, run_id: str, step_id: str, attempt: int) -> str:
+    """The id a database store gives an artifact kept in the step row ``seq``: the
+    operation's prefix, ``seq`` in 6 hex digits, then 6 of the hash of run, step and
+    attempt (``store.stepdata.artifact_stub``)."""
+    prefix, _, digits = artifact_id(operation, run_id, step_id, attempt).partition("_")
+    return f"{prefix}_{seq:06x}{digits[:6]}"

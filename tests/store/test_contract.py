@@ -351,6 +351,48 @@ def test_a_step_created_with_its_artifact_in_one_batch_keeps_it(store: Store) ->
     assert store.read_artifact(art_id).record == artifact
 
 
+def test_a_later_attempt_replaces_the_record_of_the_earlier_one(store: Store) -> None:
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a")[:3], now=T0)
+    store.apply("run_1", [ev("a", S.QUEUED, retry_count=1,
+                             artifact={"operation": "extraction", "n": 1})], now=T0 + 1)
+    first = str(_step(store, "a").artifact_id)
+    store.apply("run_1", [ev("a", S.RUNNING, retry_count=1),
+                          ev("a", S.COMPLETED, retry_count=1,
+                             artifact={"operation": "extraction", "n": 2})], now=T0 + 2)
+    assert str(_step(store, "a").artifact_id) == first  # the same attempt: replaced
+    assert store.read_artifact(first).record["n"] == 2
+    store.apply("run_1", lifecycle("b")[:3], now=T0)
+    store.apply("run_1", [ev("b", S.QUEUED, retry_count=1,
+                             artifact={"operation": "extraction", "n": 1})], now=T0 + 1)
+    earlier = str(_step(store, "b").artifact_id)
+    store.apply("run_1", [ev("b", S.RUNNING, retry_count=1),
+                          ev("b", S.COMPLETED, retry_count=2,
+                             artifact={"operation": "extraction", "n": 3})], now=T0 + 2)
+    later = str(_step(store, "b").artifact_id)
+    assert later != earlier and store.read_artifact(later).record["n"] == 3
+    with pytest.raises(NotFoundError):
+        store.read_artifact(earlier)
+
+
+def test_the_artifact_id_of_a_deleted_run_names_nothing_afterwards(store: Store) -> None:
+    """SQLite gives the highest free rowid again: a step row taking the ``seq`` of a
+    deleted one must not answer the deleted record's id."""
+    store.create_run(new_run("run_1"), now=T0)
+    store.apply("run_1", lifecycle("a")[:3] + [
+        ev("a", S.COMPLETED, artifact={"operation": "extraction", "run": 1})],
+        RunUpdate(status=RunStatus.COMPLETED), now=T0)
+    gone = str(_step(store, "a").artifact_id)
+    store.delete_run("run_1")
+    store.create_run(new_run("run_2"), now=T0)
+    store.apply("run_2", lifecycle("a")[:3] + [
+        ev("a", S.COMPLETED, artifact={"operation": "extraction", "run": 2})], now=T0)
+    kept = str(_step(store, "a", "run_2").artifact_id)
+    assert store.read_artifact(kept).record["run"] == 2
+    with pytest.raises(NotFoundError):
+        store.read_artifact(gone)
+
+
 def test_artifact_without_operation_is_rejected(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a")[:3], now=T0)

@@ -17,7 +17,15 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import FileRef, Payload, RunStatus
 from store.schema import HEAD_REVISION, VERSION_TABLE
 from tests.postgres import pg_url  # noqa: F401 - a fixture
-from tests.store.helpers import T0, S, error_info, ev, lifecycle, new_run
+from tests.store.helpers import (
+    T0,
+    S,
+    error_info,
+    ev,
+    in_row_artifact_id,
+    lifecycle,
+    new_run,
+)
 
 psycopg = pytest.importorskip("psycopg")
 from store.pg import PostgresStore
@@ -261,7 +269,8 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
     assert len(single) == 3
     assert [len(rows) for rows in written[0].values()] == [103, 1, 1, 1]
     [(seq, artifact_id, *_)] = written[0]["artifacts"]
-    assert artifact_id == f"fninv_{seq:08x}0000"  # the same ids as on SQLite
+    # the same ids as on SQLite
+    assert artifact_id == in_row_artifact_id("function_invocation", seq, "run_1", "a", 0)
 
 
 def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  # noqa: F811

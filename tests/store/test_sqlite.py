@@ -27,6 +27,7 @@ from tests.store.helpers import (
     S,
     error_info,
     ev,
+    in_row_artifact_id,
     lifecycle,
     new_run,
     write_steps_in_process,
@@ -368,7 +369,8 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
     [(seq, art_id, record, at)] = _raw(
         file_store, "SELECT seq, artifact_id, artifact, artifact_at FROM steps "
         "WHERE step_id = 'a'")
-    assert art_id == f"fninv_{seq:08x}0001" and json.loads(str(record)) == first
+    assert art_id == in_row_artifact_id("function_invocation", int(seq), "run_1", "a", 1)
+    assert json.loads(str(record)) == first
     assert at == T0 + 1
     assert _raw(file_store, "SELECT count(*) FROM artifacts") == [(0,)]
     found = file_store.read_artifact(str(art_id))
@@ -381,17 +383,19 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
                      now=T0 + 3)
     file_store.apply("run_1", [], now=T0 + 3)
     [(again,)] = _raw(file_store, "SELECT artifact_id FROM steps WHERE step_id = 'a'")
-    assert again == f"fninv_{seq:08x}0001"  # same attempt: its record is replaced
+    assert again == art_id  # same attempt: its record is replaced
     assert file_store.read_artifact(str(again)).record == second
     file_store.apply("run_1", lifecycle("b")[:3], now=T0 + 4)
     file_store.apply("run_1", [ev("b", S.QUEUED, retry_count=1, artifact=first)], now=T0 + 4)
     file_store.apply("run_1", [ev("b", S.RUNNING, retry_count=1),
                                ev("b", S.QUEUED, retry_count=2, artifact=second)], now=T0 + 5)
     [(b_seq, b_id)] = _raw(file_store, "SELECT seq, artifact_id FROM steps WHERE step_id = 'b'")
-    assert b_id == f"fninv_{b_seq:08x}0002"
+    assert b_id == in_row_artifact_id("function_invocation", int(b_seq), "run_1", "b", 2)
     with pytest.raises(NotFoundError):  # attempt 1's id: replaced by attempt 2's record
-        file_store.read_artifact(f"fninv_{b_seq:08x}0001")
-    for unknown in ("fninv_ffffffff0000", "fninv_zz", "fninv_" + "f" * 20, "nounderscore"):
+        file_store.read_artifact(
+            in_row_artifact_id("function_invocation", int(b_seq), "run_1", "b", 1))
+    for unknown in ("fninv_ffffff000000", "fninv_zz", "fninv_" + "f" * 30, "nounderscore",
+                    str(art_id).upper(), str(art_id).replace("fninv", "extr")):
         with pytest.raises(NotFoundError):
             file_store.read_artifact(unknown)
 

@@ -351,26 +351,26 @@ def test_a_step_created_with_its_artifact_in_one_batch_keeps_it(store: Store) ->
     assert store.read_artifact(art_id).record == artifact
 
 
+def _retried_with_artifacts(store: Store, step_id: str, final_attempt: int) -> tuple[str, str]:
+    """``step_id`` records an artifact with its retry (attempt 1), then completes at
+    ``final_attempt`` with another; the two artifact ids."""
+    store.apply("run_1", lifecycle(step_id)[:3], now=T0)
+    store.apply("run_1", [ev(step_id, S.QUEUED, retry_count=1,
+                             artifact={"operation": "extraction", "n": 1})], now=T0 + 1)
+    first = str(_step(store, step_id).artifact_id)
+    store.apply("run_1", [ev(step_id, S.RUNNING, retry_count=1),
+                          ev(step_id, S.COMPLETED, retry_count=final_attempt,
+                             artifact={"operation": "extraction", "n": 2})], now=T0 + 2)
+    return first, str(_step(store, step_id).artifact_id)
+
+
 def test_a_later_attempt_replaces_the_record_of_the_earlier_one(store: Store) -> None:
     store.create_run(new_run(), now=T0)
-    store.apply("run_1", lifecycle("a")[:3], now=T0)
-    store.apply("run_1", [ev("a", S.QUEUED, retry_count=1,
-                             artifact={"operation": "extraction", "n": 1})], now=T0 + 1)
-    first = str(_step(store, "a").artifact_id)
-    store.apply("run_1", [ev("a", S.RUNNING, retry_count=1),
-                          ev("a", S.COMPLETED, retry_count=1,
-                             artifact={"operation": "extraction", "n": 2})], now=T0 + 2)
-    assert str(_step(store, "a").artifact_id) == first  # the same attempt: replaced
+    first, again = _retried_with_artifacts(store, "a", final_attempt=1)
+    assert again == first  # the same attempt: its record is replaced
     assert store.read_artifact(first).record["n"] == 2
-    store.apply("run_1", lifecycle("b")[:3], now=T0)
-    store.apply("run_1", [ev("b", S.QUEUED, retry_count=1,
-                             artifact={"operation": "extraction", "n": 1})], now=T0 + 1)
-    earlier = str(_step(store, "b").artifact_id)
-    store.apply("run_1", [ev("b", S.RUNNING, retry_count=1),
-                          ev("b", S.COMPLETED, retry_count=2,
-                             artifact={"operation": "extraction", "n": 3})], now=T0 + 2)
-    later = str(_step(store, "b").artifact_id)
-    assert later != earlier and store.read_artifact(later).record["n"] == 3
+    earlier, later = _retried_with_artifacts(store, "b", final_attempt=2)
+    assert later != earlier and store.read_artifact(later).record["n"] == 2
     with pytest.raises(NotFoundError):
         store.read_artifact(earlier)
 

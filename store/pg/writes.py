@@ -4,9 +4,8 @@
 fold of events into rows, the lifecycle checks, large payloads to the file store) and
 writes the plan with statements PostgreSQL accepts: parameters whose type the server
 cannot infer are cast and numbered parameters are spelled out. A step's artifact goes
-into its row, under an id the update completes from the row's ``seq`` and the attempt,
-as on SQLite (:mod:`store.writes`); records written before layout 6 stay in
-``artifacts``.
+into its row, under an id the update completes with the row's ``seq``, as on SQLite
+(:mod:`store.writes`); records written before layout 6 stay in ``artifacts``.
 
 A batch is written in one round trip, so nothing reads a row count: the writes check
 themselves in SQL. An update carries the status the plan started from; a step moved by
@@ -40,13 +39,13 @@ from engine.contracts.records import review_id_for
 from engine.contracts.values import RunStatus
 from store.codec import dumps, encode, encode_map
 from store.pg.connection import PgConnection, PgDatabase
-from store.stepdata import error_json
+from store.stepdata import TAG_DIGITS, error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
 #: An in-row artifact id from its stub (``{stub}``: ``<prefix>_<tag>``), the row's ``seq``
 #: put in before the tag: the ids :func:`store.stepdata.in_row_id_sql` makes on SQLite.
-_IN_ROW_ID = ("left({stub}, -6) || CASE WHEN seq < 16777216 THEN lpad(to_hex(seq), 6, '0') "
-              "ELSE to_hex(seq) END || right({stub}, 6)")
+_IN_ROW_ID = (f"left({{stub}}, -{TAG_DIGITS}) || CASE WHEN seq < 16777216 "
+              f"THEN lpad(to_hex(seq), 6, '0') ELSE to_hex(seq) END || right({{stub}}, {TAG_DIGITS})")
 
 _SET_STEP = """UPDATE steps SET status = ?, retry_count = ?, updated_at = ?,
   queued_at = COALESCE(queued_at, ?::float8), started_at = COALESCE(started_at, ?::float8),

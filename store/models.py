@@ -53,7 +53,11 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from store.layout import ACTIVE_STATUSES_SQL, EXCEPTIONAL_STATUSES_SQL
+from store.layout import (
+    ACTIVE_STATUSES_SQL,
+    EXCEPTIONAL_STATUSES_PG_SQL,
+    EXCEPTIONAL_STATUSES_SQL,
+)
 
 
 class JSONText(TypeDecorator[Any]):
@@ -139,10 +143,11 @@ class StepRow(SQLModel, table=True):
         # their own: each would cost every step write two more b-tree updates) ...
         Index("ix_steps_run_seq", "run_id", "seq"),
         # ... except the statuses people look for in a big run: only rows that end up
-        # there are indexed, so completed steps cost this index nothing.
+        # there are indexed, so completed steps cost this index nothing but the check of
+        # its condition on each status change (comparisons on SQLite: store.layout).
         Index("ix_steps_run_exceptional", "run_id", "seq",
               sqlite_where=text(EXCEPTIONAL_STATUSES_SQL),
-              postgresql_where=text(EXCEPTIONAL_STATUSES_SQL)),
+              postgresql_where=text(EXCEPTIONAL_STATUSES_PG_SQL)),
     )
 
     #: SQLite's rowid (``INTEGER PRIMARY KEY``); a ``BIGSERIAL`` in PostgreSQL.

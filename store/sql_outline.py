@@ -22,6 +22,7 @@ from engine.contracts.bounded import clean_text
 from engine.contracts.errors import NotFoundError
 from engine.contracts.logs import LOOP_LOGGER
 from store.connection import Database
+from store.layout import EXCEPTIONAL_STATUSES_SQL
 
 if TYPE_CHECKING:  # the outline records are imported by the queries that build them
     from engine.contracts.outline import (
@@ -50,9 +51,8 @@ _TALLY_COUNTS = ("SELECT block_id, status, count(*), max(seq) FROM steps WHERE r
                  "GROUP BY block_id, status")
 #: The statuses of ``ix_steps_run_exceptional`` (reasons and errors live there).
 _TALLY_NOTES = ("SELECT block_id, status, min(reason), min(CASE WHEN status = 'error' THEN "
-                "json_extract(error, '$.message') END) FROM steps WHERE run_id = ? AND status "
-                "IN ('error', 'skipped', 'cancelled', 'awaiting_review') "
-                "GROUP BY block_id, status")
+                "json_extract(error, '$.message') END) FROM steps WHERE run_id = ? AND "
+                f"{EXCEPTIONAL_STATUSES_SQL} GROUP BY block_id, status")
 _PG_VERSION = ("SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
                "ELSE pg_current_wal_insert_lsn() END - '0/0'::pg_lsn)::bigint")
 

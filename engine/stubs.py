@@ -36,6 +36,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FunctionType
 from typing import Any
 
 from blocks.base import BlockType
@@ -91,12 +92,31 @@ class Failure:
         """A rate limit (429), retried after ``retry_after`` seconds."""
         return cls(message, ErrorCategory.QUOTA, code, retry_after)
 
-    def error(self) -> BlockError:
-        """The :class:`~engine.contracts.errors.BlockError` a stubbed attempt raises."""
+    def error(self, *, stub_key: str | None = None, attempt: int | None = None
+              ) -> BlockError:
+        """The :class:`~engine.contracts.errors.BlockError` a stubbed attempt raises.
+
+        Args:
+            stub_key: the stub that scripted this failure. Given, the error carries a
+                short stack trace saying so (see :func:`_scripted_stack`): the real stack
+                of a scripted failure only shows the stub machinery, and formatting it
+                costs more than the rest of the stubbed attempt.
+            attempt: the attempt that failed (0 = the first), named in that stack trace.
+        """
         category = ErrorCategory(self.category)
         kind = {ErrorCategory.TRANSIENT: TransientError, ErrorCategory.QUOTA: QuotaError}.get(
             category, PermanentError)
-        return kind(self.message, code=self.code, retry_after=self.retry_after)
+        stack = None if stub_key is None else _scripted_stack(stub_key, category, attempt)
+        return kind(self.message, code=self.code, retry_after=self.retry_after,
+                    stack_trace=stack)
+
+
+def _scripted_stack(stub_key: str, category: ErrorCategory, attempt: int | None) -> str:
+    """The stack trace recorded for a failure a stub scripted: no block code ran, so it
+    names the stub (and the attempt) instead of the engine frames that raised it."""
+    which = "" if attempt is None else f" for attempt {attempt + 1}"
+    return (f"Scripted failure: stub {stub_key!r} answered Failure.{category.value}(...)"
+            f"{which}; no block code ran, so there is no traceback.\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,10 +323,15 @@ def _unstubbable(graph: CompiledGraph, key: str, block_id: str | None) -> str | 
 
 
 def _is_async(stub: Any) -> bool:
+    """True when answering ``stub`` awaits (an ``async def`` function or ``__call__``)."""
     if isinstance(stub, Attempts):
         return any(_is_async(s) for s in stub.entries)
-    return inspect.iscoroutinefunction(stub) or (
-        callable(stub) and inspect.iscoroutinefunction(type(stub).__call__))
+    if not callable(stub):
+        return False  # most stubs are values: skip inspect's unwrapping
+    if isinstance(stub, FunctionType):  # a function's own __call__ is never async
+        return inspect.iscoroutinefunction(stub)
+    return inspect.iscoroutinefunction(stub) or inspect.iscoroutinefunction(
+        type(stub).__call__)
 
 
 async def _resolve(ctx: BlockContext, key: str, stub: Any, inputs: Mapping[str, Payload]
@@ -328,7 +353,7 @@ async def _resolve(ctx: BlockContext, key: str, stub: Any, inputs: Mapping[str, 
         if inspect.isawaitable(stub):
             stub = await stub
     if isinstance(stub, Failure):
-        raise stub.error()
+        raise stub.error(stub_key=key, attempt=ctx.attempt)
     return stub
 
 

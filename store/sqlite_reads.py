@@ -55,6 +55,11 @@ from store.step_logs import check_log_page, page_sqlite
 from store.stepdata import locate_artifact
 
 
+#: Whether a run exists, and whether it is one organization's.
+_RUN_EXISTS = "SELECT 1 FROM runs WHERE id = ?"
+_RUN_VISIBLE = "SELECT 1 FROM runs WHERE id = ? AND organization_id = ?"
+
+
 class SQLiteReads(SQLOutline):
     """Read queries over one connection to a stepwell database.
 
@@ -106,6 +111,21 @@ class SQLiteReads(SQLOutline):
             raise NotFoundError("run", run_id)
         return dict(zip(RUN_COLUMNS, row, strict=True))
 
+    @staticmethod
+    def _check_run(conn: sqlite3.Connection, run_id: str, organization_id: str | None
+                   ) -> None:
+        """Raise NotFoundError unless the run exists (and is this organization's).
+
+        Reads one key instead of the run row: the step and log reads only need to know
+        that the run is visible.
+        """
+        if organization_id is None:
+            row = conn.execute(_RUN_EXISTS, (run_id,)).fetchone()
+        else:
+            row = conn.execute(_RUN_VISIBLE, (run_id, organization_id)).fetchone()
+        if row is None:
+            raise NotFoundError("run", run_id)
+
     # ------------------------------------------------------------------ steps
 
     def read_step(self, step_id: str, *, run_id: str | None = None,
@@ -118,7 +138,7 @@ class SQLiteReads(SQLOutline):
         """
         with self.db.read(f"reading step {step_id}") as conn:
             if run_id is not None:
-                self._run_row(conn, run_id, organization_id)
+                self._check_run(conn, run_id, organization_id)
                 found = conn.execute(f"{STEP_SELECT} WHERE run_id = ? AND step_id = ?",
                                      (run_id, step_id)).fetchall()
             else:
@@ -155,7 +175,7 @@ class SQLiteReads(SQLOutline):
         check_page(limit, after, before)
         where, params = step_where(run_id, filters)
         with self.db.read(f"listing steps of run {run_id}") as conn:
-            self._run_row(conn, run_id, organization_id)
+            self._check_run(conn, run_id, organization_id)
             cursor = after or before
             key = None if cursor is None else (self._cursor_seq(conn, run_id, cursor),)
             rows, more_before, more_after = keyset(
@@ -175,7 +195,7 @@ class SQLiteReads(SQLOutline):
                   ) -> list[StepRecord]:
         """Every step of a run in creation order. Raises NotFoundError."""
         with self.db.read(f"listing steps of run {run_id}") as conn:
-            self._run_row(conn, run_id, organization_id)
+            self._check_run(conn, run_id, organization_id)
             rows = [dict(zip(STEP_COLUMNS, r, strict=True)) for r in conn.execute(
                 f"{STEP_SELECT} WHERE run_id = ? ORDER BY seq", (run_id,))]
             return Resolver(conn, self.local_files).records(rows)
@@ -196,7 +216,7 @@ class SQLiteReads(SQLOutline):
             if row is None:
                 raise artifact_not_found(artifact_id)
             try:
-                self._run_row(conn, row[1], organization_id)
+                self._check_run(conn, row[1], organization_id)
             except NotFoundError:  # another organization's: as unknown, naming no run
                 raise artifact_not_found(artifact_id) from None
         record = inline_blobs(loads(row[4]), self.local_files) or {}
@@ -214,7 +234,7 @@ class SQLiteReads(SQLOutline):
         """
         check_log_page(limit, after)
         with self.db.read(f"reading the log of step {step_id}") as conn:
-            self._run_row(conn, run_id, organization_id)
+            self._check_run(conn, run_id, organization_id)
             return page_sqlite(conn, run_id, step_id, attempt=attempt, after=after,
                                limit=limit)
 

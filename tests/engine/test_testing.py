@@ -178,6 +178,23 @@ def test_failures_fail_the_step_and_skip_dependents(engine: Engine) -> None:
     assert_step(result, "done", status="skipped", reason="upstream_error: vat")
 
 
+def test_a_stubbed_failure_records_a_stack_that_says_it_was_scripted(engine: Engine) -> None:
+    engine.stubs = {"vat": Attempts(Failure.transient("503"), Failure.permanent("closed"))}
+    result = engine.run(vat_workflow(), {"invoice": {"net": 1}})
+    step = assert_step(result, "vat", status="error", retry_count=1, error="closed")
+    assert step.lifecycle.details.stack_trace == (
+        "Scripted failure: stub 'vat' answered Failure.permanent(...) for attempt 2; no "
+        "block code ran, so there is no traceback.\n")
+    retried = [t["detail"]["error"] for t in engine.store.transitions(result.run_id, "vat")
+               if t["status"] == "queued" and t["detail"]]
+    assert [e["details"]["stack_trace"].split(";")[0] for e in retried] == [
+        "Scripted failure: stub 'vat' answered Failure.transient(...) for attempt 1"]
+
+
+def test_a_failure_raised_outside_a_stub_keeps_its_real_stack() -> None:
+    assert Failure.transient("503").error().stack_trace is None
+
+
 def test_transient_failures_exhaust_the_retry_policy(engine: Engine) -> None:
     engine.stubs = {"vat": Failure.transient("timeout")}
     result = engine.run(vat_workflow(), {"invoice": {"net": 1}})
@@ -227,6 +244,16 @@ def test_async_callable_stub(engine: Engine) -> None:
         return {"value": -call.input["value"]}
 
     engine.stubs = {"double": answer}
+    result = engine.run(loop_workflow(), {"start": {"items": [{"value": 4}]}})
+    assert result.outputs["done"]["input-json-0"]["data"] == [{"value": -4}]
+
+
+def test_callable_object_stub_with_an_async_call_is_awaited(engine: Engine) -> None:
+    class Negate:
+        async def __call__(self, call: StubCall) -> dict:
+            return {"value": -call.input["value"]}
+
+    engine.stubs = {"double": Negate()}
     result = engine.run(loop_workflow(), {"start": {"items": [{"value": 4}]}})
     assert result.outputs["done"]["input-json-0"]["data"] == [{"value": -4}]
 

@@ -190,6 +190,8 @@ def test_organization_scoping(store: Store) -> None:
     with pytest.raises(NotFoundError):
         scoped.get_step("a", run_id="theirs")
     assert scoped.get_step("a").run_id == "mine"      # no conflict: the other run is hidden
+    assert scoped.get_step("a", run_id="mine").run_id == "mine"
+    assert [s.step_id for s in scoped.list_steps("mine").data] == ["a"]
     with pytest.raises(ConflictError):
         ReadAPI(store).get_step("a")
 

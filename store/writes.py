@@ -101,7 +101,7 @@ class StepChange:
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
     ``artifact``, ``artifact_at`` and ``reserve``) or the update values 0-18 (status, retry count,
     updated, queued, started and completed times, ``inputs`` to ``control``, then
-    ``artifact`` and ``artifact_at``: see ``_update_params``); in both, the optional
+    ``artifact`` and ``artifact_at``: see ``_update_shape``); in both, the optional
     columns from ``inputs`` to ``control`` sit in the same order (see
     ``_fold_fields``). ``trail`` collects the batch's transitions as JSON array texts.
     """

@@ -159,14 +159,28 @@ def encode_inputs(
             out[handle] = {"ref": [rec.source_step, rec.source_handle or handle]}
         else:
             out[handle] = rec.payload.to_dict()
-    return encode_map(out, "inputs", step_id, files)
+    try:  # dumps(), inlined: every step's inputs
+        text = encode(out)
+    except (TypeError, ValueError, RecursionError):
+        text = dumps(out, "inputs", step_id)  # raises, naming the step
+    if len(text) <= PAYLOAD_INLINE_LIMIT:
+        return text
+    return _slim_map(out, files)
 
 
 def encode_map(values: dict[str, Any], what: str, owner: str, files: LocalFileStore) -> str:
     """Encode a handle map; entries over the inline limit become ``{"blob": id}``."""
-    text = dumps(values, what, owner)
+    try:  # dumps(), inlined: every step's outputs
+        text = encode(values)
+    except (TypeError, ValueError, RecursionError):
+        text = dumps(values, what, owner)  # raises, naming the owner
     if len(text) <= PAYLOAD_INLINE_LIMIT:
         return text
+    return _slim_map(values, files)
+
+
+def _slim_map(values: dict[str, Any], files: LocalFileStore) -> str:
+    """A handle map encoded with its entries over the inline limit as ``{"blob": id}``."""
     slim = {}
     for key, value in values.items():
         encoded = encode(value)
@@ -179,7 +193,10 @@ def encode_map(values: dict[str, Any], what: str, owner: str, files: LocalFileSt
 
 def encode_value(value: Any, what: str, owner: str, files: LocalFileStore) -> str:
     """Encode a whole JSON column, moved to a blob when over the inline limit."""
-    text = dumps(value, what, owner)
+    try:  # dumps(), inlined: every artifact
+        text = encode(value)
+    except (TypeError, ValueError, RecursionError):
+        text = dumps(value, what, owner)  # raises, naming the owner
     if len(text) > PAYLOAD_INLINE_LIMIT:
         return encode({"blob": files.put_json_blob(text.encode())})
     return text

@@ -267,18 +267,21 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
             StorageError: the database failed; nothing was written.
         """
         db = self.db
+        writer = self._writer
         with db.lock:
             try:  # db.guard, inlined: this is every step's commit
                 for attempt in range(3):
-                    known = self._known(run_id, reload=attempt > 0)
+                    known = self._statuses.get(run_id) if not attempt else None
+                    if known is None:
+                        known = self._known(run_id, reload=attempt > 0)
                     try:
-                        plan = self._writer.plan(run_id, events, known, now)
+                        plan = writer.plan(run_id, events, known, now)
                     except IllegalTransition:
                         if attempt:
                             raise
                         continue  # the map forgets ended steps: ask the database
                     try:
-                        db.write(self._writer.write, run_id, plan, run_update, now)
+                        db.write(writer.write, run_id, plan, run_update, now)
                     except StaleStatuses:
                         continue
                     for change in plan.changes.values():

@@ -7,9 +7,10 @@ identically from either.
 
 from __future__ import annotations
 
+from hashlib import sha256
 from typing import Any
 
-from engine.contracts.artifacts import artifact_id
+from engine.contracts.artifacts import ARTIFACT_ID_PREFIXES, DEFAULT_PREFIX, artifact_id
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepErrorInfo, StepEvent
 
@@ -55,10 +56,14 @@ def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     Raises:
         StorageError: the artifact names no ``operation``.
     """
-    operation = _operation(ev)
-    full = artifact_id(operation, run_id, ev.step_id, ev.retry_count)
-    prefix, _, digits = full.partition("_")
-    return f"{prefix}_{digits[:TAG_DIGITS]}", operation
+    artifact = ev.artifact
+    operation = artifact.get("operation") if artifact is not None else None
+    if not isinstance(operation, str) or not operation:
+        _operation(ev)  # raises
+    # artifact_id()'s hash, cut to the tag: every artifact's step writes one
+    key = f"{run_id}\x00{ev.step_id}\x00{ev.retry_count}".encode()
+    tag = sha256(key).hexdigest()[:TAG_DIGITS]
+    return f"{ARTIFACT_ID_PREFIXES.get(operation, DEFAULT_PREFIX)}_{tag}", operation
 
 
 def locate_artifact(artifact_id_: str) -> int | None:

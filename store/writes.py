@@ -31,11 +31,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import IllegalTransition, NotFoundError
 from engine.contracts.events import RunUpdate, StepEvent
-from engine.contracts.values import RunStatus, StepStatus, check_move
+from engine.contracts.values import LEGAL_MOVES, RunStatus, StepStatus, check_move
 from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
 from store.stepdata import artifact_stub, error_json, in_row_id_sql, review_data
@@ -47,6 +48,10 @@ _S = StepStatus
 # Plain strings to bind: reading ``StepStatus.X.value`` costs an enum descriptor call.
 _TEXT: dict[StepStatus, str] = {status: status.value for status in StepStatus}
 _TERMINAL = frozenset({_S.COMPLETED, _S.SKIPPED, _S.ERROR, _S.CANCELLED})
+#: Each status's legal next ones; :func:`check_move` is called only to raise.
+_LEGAL = LEGAL_MOVES
+#: A transition's text up to its time stamp (``["queued"``), per status.
+_TRAIL_HEAD: dict[StepStatus, str] = {status: f'["{status.value}"' for status in StepStatus}
 #: What a row created before its step ends holds in ``reserve`` until the step's next
 #: move clears it: zero bytes for what its outputs, artifact and transitions will add.
 #: Rows created ``pending`` together fill their page; a row that grows in a full page
@@ -96,7 +101,7 @@ class StepChange:
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
     ``artifact``, ``artifact_at`` and ``reserve``) or the update values 0-18 (status, retry count,
     updated, queued, started and completed times, ``inputs`` to ``control``, then
-    ``artifact`` and ``artifact_at``: see ``_update_params``); in both, the optional
+    ``artifact`` and ``artifact_at``: see ``_update_shape``); in both, the optional
     columns from ``inputs`` to ``control`` sit in the same order (see
     ``_fold_fields``). ``trail`` collects the batch's transitions as JSON array texts.
     """
@@ -133,92 +138,100 @@ class StepWriter:
         """Fold ``events`` into one plan, checking every move against ``known``."""
         plan = Plan()
         changes = plan.changes
-        stamp = repr(now)
+        # the trail text after the status: the batch's time stamp, then the retry count
+        stamp = f",{now!r},"
+        fold_fields = self._fold_fields
         for ev in events:
             sid = ev.step_id
+            status = ev.status
             change = changes.get(sid)
-            current = change.status if change is not None else known.get(sid)
-            if ev.status is _S.PENDING:
+            current = known.get(sid) if change is None else change.status
+            if status is _S.PENDING:
                 if current is not None:
                     raise IllegalTransition(sid, current.value, "pending")
                 change = changes[sid] = _new_row(run_id, ev, now)
+                # a new row holds its status, retry count and times already
+                detail = fold_fields(run_id, ev, now, change.cols, 8, 26)
             else:
                 if current is None:
-                    raise IllegalTransition(sid, "not created", ev.status.value)
-                check_move(sid, current, ev.status)
+                    raise IllegalTransition(sid, "not created", status.value)
+                if status not in _LEGAL[current]:
+                    check_move(sid, current, status)  # raises
                 if change is None:
-                    change = changes[sid] = StepChange(sid, current, ev.status, [None] * 19)
-            change.status = ev.status
-            detail = self._fold(run_id, change, ev, now)
-            if ev.status is _S.AWAITING_REVIEW:
-                plan.reviews.append((sid, ev.block_id, review_data(ev)))
-            change.trail.append(
-                f'["{_TEXT[ev.status]}",{stamp},{ev.retry_count},{detail or "null"}]')
+                    change = changes[sid] = StepChange(sid, current, status, [None] * 19, [])
+                else:
+                    change.status = status
+                cols = change.cols
+                if change.before is None:  # created in this batch: the full INSERT row
+                    cols[5], cols[7], cols[23] = _TEXT[status], ev.retry_count, now
+                    if status is _S.QUEUED:
+                        if cols[20] is None:
+                            cols[20] = now
+                    elif status is _S.RUNNING:
+                        if cols[21] is None:
+                            cols[21] = now
+                    elif status in _TERMINAL:
+                        cols[22] = now
+                        start = cols[21]
+                        cols[24] = None if start is None else round((now - start) * 1000)
+                    detail = fold_fields(run_id, ev, now, cols, 8, 26)
+                else:
+                    cols[0], cols[1], cols[2] = _TEXT[status], ev.retry_count, now
+                    if status is _S.QUEUED:
+                        if cols[3] is None:
+                            cols[3] = now
+                    elif status is _S.RUNNING:
+                        if cols[4] is None:
+                            cols[4] = now
+                    elif status in _TERMINAL:
+                        cols[5] = now
+                    detail = fold_fields(run_id, ev, now, cols, 6, 17)
+                if status is _S.AWAITING_REVIEW:
+                    plan.reviews.append((sid, ev.block_id, review_data(ev)))
+            change.trail.append(f"{_TRAIL_HEAD[status]}{stamp}{ev.retry_count},{detail}]")
         return plan
-
-    def _fold(self, run_id: str, change: StepChange, ev: StepEvent, now: float) -> str | None:
-        """Fold one event into the step's change; return the transition's detail JSON."""
-        if change.before is None:
-            return self._fold_row(run_id, change, ev, now)
-        cols = change.cols
-        cols[0], cols[1], cols[2] = _TEXT[ev.status], ev.retry_count, now
-        status = ev.status
-        if status is _S.QUEUED and cols[3] is None:
-            cols[3] = now
-        elif status is _S.RUNNING and cols[4] is None:
-            cols[4] = now
-        elif status in _TERMINAL:
-            cols[5] = now
-        return self._fold_fields(run_id, ev, now, cols, 6, 17)
-
-    def _fold_row(self, run_id: str, change: StepChange, ev: StepEvent, now: float
-                  ) -> str | None:
-        """Same as :meth:`_fold` for a step created in this batch (full INSERT row)."""
-        row = change.cols
-        row[5], row[7], row[23] = _TEXT[ev.status], ev.retry_count, now
-        status = ev.status
-        if status is _S.QUEUED and row[20] is None:
-            row[20] = now
-        elif status is _S.RUNNING and row[21] is None:
-            row[21] = now
-        elif status in _TERMINAL:
-            row[22] = now
-            start = row[21]
-            row[24] = None if start is None else round((now - start) * 1000)
-        return self._fold_fields(run_id, ev, now, row, 8, 26)
 
     def _fold_fields(
         self, run_id: str, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
-    ) -> str | None:
+    ) -> str:
         """Set the optional columns, laid out identically from ``base`` in both rows:
         inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
-        cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at ``art``."""
-        error: str | None = None
+        cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at ``art``.
+
+        Returns the transition's ``detail`` JSON (``null`` without error or reason).
+        """
+        files = self.files
         if ev.inputs is not None:
-            cols[base] = encode_inputs(ev.inputs, ev.step_id, self.files)
+            cols[base] = encode_inputs(ev.inputs, ev.step_id, files)
         if ev.outputs is not None:
             outputs = {h: p.to_dict() for h, p in ev.outputs.items()}
-            cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, self.files)
-        if ev.error is not None:
-            error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
-            cols[base + 2] = error
-        if ev.reason is not None:
-            cols[base + 3] = ev.reason
+            cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, files)
         if ev.artifact is not None:  # the id's stub: the statement completes it (write())
             cols[base + 4], cols[base + 5] = artifact_stub(run_id, ev)
-            cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, self.files)
+            cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, files)
             cols[art + 1] = now
         if ev.model is not None:
             cols[base + 6] = ev.model
         if ev.tokens is not None:
-            cols[base + 7] = encode_value(ev.tokens, "tokens", ev.step_id, self.files)
+            cols[base + 7] = encode_value(ev.tokens, "tokens", ev.step_id, files)
         if ev.cost is not None:
-            cols[base + 8] = encode_value(ev.cost, "cost", ev.step_id, self.files)
+            cols[base + 8] = encode_value(ev.cost, "cost", ev.step_id, files)
         if ev.trace_spans is not None:
-            cols[base + 9] = encode_value(ev.trace_spans, "trace_spans", ev.step_id, self.files)
+            cols[base + 9] = encode_value(ev.trace_spans, "trace_spans", ev.step_id, files)
         if ev.control is not None:
-            cols[base + 10] = encode_value(ev.control, "control", ev.step_id, self.files)
-        return _detail(error, ev.reason)
+            cols[base + 10] = encode_value(ev.control, "control", ev.step_id, files)
+        reason = ev.reason
+        if ev.error is None:
+            if reason is None:
+                return "null"
+            cols[base + 3] = reason
+            return encode({"reason": reason})
+        error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
+        cols[base + 2] = error
+        if reason is None:
+            return '{"error":' + error + "}"
+        cols[base + 3] = reason
+        return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
     def write(
         self, conn: sqlite3.Connection, run_id: str, plan: Plan,
@@ -229,33 +242,50 @@ class StepWriter:
         Raises:
             StaleStatuses: a step was moved by another process since it was planned.
         """
-        inserts: list[tuple[str, list[Any]]] = []
-        updates: list[tuple[str, list[Any]]] = []
         named: list[tuple[str, str]] = []
+        # Runs of one statement go as one executemany, rows in their creation order;
+        # inserts go first (updates are sent after them, the artifacts named between).
+        insert: str | None = None
+        inserted: list[tuple[Any, ...]] = []
+        updates: list[tuple[str, list[tuple[Any, ...]]]] = []
+        count = 0
         for c in plan.changes.values():
             cols = c.cols
             if c.before is None:
                 cols[25] = ",".join(c.trail)
                 if c.status not in _TERMINAL:
                     cols[28] = RESERVE
-                inserts.append(_insert_params(cols))
+                key = tuple(map(is_not, _insert_optional(cols), _NONES))
+                shape = _INSERTS.get(key)
+                if shape is None:
+                    shape = _INSERTS[key] = _insert_shape(key)
+                if shape[0] is not insert:
+                    if inserted:
+                        _insert(conn, insert, inserted)
+                    insert, inserted = shape[0], []
+                inserted.append(shape[1](cols))
                 if cols[26] is not None:
                     named.append((run_id, c.step_id))
             else:
-                sql, params = _update_params(cols)
-                params += ("," + ",".join(c.trail), run_id, c.step_id, _TEXT[c.before])
-                updates.append((sql, params))
-        for sql, rows in _consecutive(inserts):
-            try:
-                conn.executemany(sql, rows)
-            except sqlite3.IntegrityError as exc:
-                raise StaleStatuses from exc
+                key = tuple(map(is_not, cols[3:19], _NONES))
+                shape = _UPDATES.get(key)
+                if shape is None:
+                    shape = _UPDATES[key] = _update_shape(key)
+                row = shape[1](cols) + ("," + ",".join(c.trail), run_id, c.step_id,
+                                        _TEXT[c.before])
+                if updates and updates[-1][0] is shape[0]:
+                    updates[-1][1].append(row)
+                else:
+                    updates.append((shape[0], [row]))
+                count += 1
+        if inserted:
+            _insert(conn, insert, inserted)
         if named:
             conn.executemany(_NAME_INSERTED_ARTIFACT, named)
         moved = 0
-        for sql, rows in _consecutive(updates):
+        for sql, rows in updates:
             moved += conn.executemany(sql, rows).rowcount
-        if moved != len(updates):
+        if moved != count:
             raise StaleStatuses
         for step_id, block_id, data in plan.reviews:
             open_review(conn, run_id, step_id, block_id, data, now)
@@ -296,62 +326,52 @@ _INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26
 _UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])
 #: The UPDATE position of ``artifact_id`` (set to its stub by the plan).
 _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
-_INSERTS: dict[int, tuple[str, tuple[int, ...]]] = {}
-_UPDATES: dict[int, tuple[str, tuple[int, ...]]] = {}
+#: The optional INSERT columns of a row, and as many Nones to compare them with.
+_insert_optional = itemgetter(*_INSERT_OPTIONAL)
+_NONES = (None,) * len(_INSERT_OPTIONAL)
+#: Statement shapes, keyed by which optional columns hold a value (a tuple of bools,
+#: built in C by ``map(is_not, ...)``): the SQL, and a getter of its parameters.
+_INSERTS: dict[tuple[bool, ...], tuple[str, itemgetter[Any]]] = {}
+_UPDATES: dict[tuple[bool, ...], tuple[str, itemgetter[Any]]] = {}
 
 
-def _insert_params(cols: list[Any]) -> tuple[str, list[Any]]:
-    """The INSERT of a new row's non-null columns, and its parameters."""
-    mask = 0
-    bit = 1
-    for index in _INSERT_OPTIONAL:
-        if cols[index] is not None:
-            mask |= bit
-        bit <<= 1
-    shape = _INSERTS.get(mask)
-    if shape is None:
-        take = _INSERT_ALWAYS + tuple(index for n, index in enumerate(_INSERT_OPTIONAL)
-                                      if mask >> n & 1)
-        names = ", ".join(_COLUMN_NAMES[i] for i in take)
-        shape = _INSERTS[mask] = (
-            f"INSERT INTO steps ({names}) VALUES ({', '.join('?' * len(take))})", take)
-    sql, take = shape
-    return sql, [cols[i] for i in take]
+def _insert(conn: sqlite3.Connection, sql: str | None, rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows``; a row that exists already was created by another process."""
+    try:
+        conn.executemany(sql, rows)  # type: ignore[arg-type]
+    except sqlite3.IntegrityError as exc:
+        raise StaleStatuses from exc
 
 
-def _update_params(cols: list[Any]) -> tuple[str, list[Any]]:
-    """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-18),
-    and its parameters; the caller appends the trail, run id, step id and prior status.
+def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
+    """The INSERT of a new row's non-null columns (``key``: which optional ones)."""
+    take = _INSERT_ALWAYS + tuple(index for index, on in zip(_INSERT_OPTIONAL, key) if on)
+    names = ", ".join(_COLUMN_NAMES[i] for i in take)
+    return (f"INSERT INTO steps ({names}) VALUES ({', '.join('?' * len(take))})",
+            itemgetter(*take))
+
+
+def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
+    """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-18;
+    ``key``: which of 3-18 hold a value), and a getter of its parameters; the caller
+    appends the trail, run id, step id and prior status.
 
     First queue and start times are kept, given values win, and ``duration_ms`` runs
     from the first start (SET expressions read the row as it was).
     """
-    mask = 0
-    bit = 1
-    for value in cols[3:19]:
-        if value is not None:
-            mask |= bit
-        bit <<= 1
-    shape = _UPDATES.get(mask)
-    if shape is None:
-        shape = _UPDATES[mask] = _update_shape(mask)
-    sql, take = shape
-    return sql, [cols[i] for i in take]
-
-
-def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
+    queued, started, completed = key[0], key[1], key[2]
     sets = ["status = ?", "retry_count = ?", "updated_at = ?"]
     take = [0, 1, 2]
-    if mask & 1:
+    if queued:
         sets.append("queued_at = COALESCE(queued_at, ?)")
         take.append(3)
-    if mask & 2:
+    if started:
         sets.append("started_at = COALESCE(started_at, ?)")
         take.append(4)
-    if mask & 4:
+    if completed:
         sets.append("completed_at = ?")
         take.append(5)
-        if mask & 2:
+        if started:
             sets.append("duration_ms = CAST(ROUND((? - COALESCE(started_at, ?)) * 1000) "
                         "AS INTEGER)")
             take += (5, 4)
@@ -359,7 +379,7 @@ def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
             sets.append("duration_ms = CAST(ROUND((? - started_at) * 1000) AS INTEGER)")
             take.append(5)
     for n, name in enumerate(_UPDATE_FIELDS):
-        if mask >> (3 + n) & 1:
+        if key[3 + n]:
             if 6 + n == _ARTIFACT_ID:  # the stub, with the row's seq put in
                 sets.append(f"artifact_id = {in_row_id_sql('?')}")
                 take += (6 + n, 6 + n, 6 + n)
@@ -369,18 +389,7 @@ def _update_shape(mask: int) -> tuple[str, tuple[int, ...]]:
     sets.append("trail = trail || ?")
     sets.append("reserve = NULL")  # the room a new row kept (RESERVE) is the page's now
     sql = f"UPDATE steps SET {', '.join(sets)} WHERE run_id = ? AND step_id = ? AND status = ?"
-    return sql, tuple(take)
-
-
-def _consecutive(statements: list[tuple[str, list[Any]]]) -> list[tuple[str, list[list[Any]]]]:
-    """Runs of the same statement, in order (rows keep their creation order)."""
-    out: list[tuple[str, list[list[Any]]]] = []
-    for sql, params in statements:
-        if out and out[-1][0] is sql:
-            out[-1][1].append(params)
-        else:
-            out.append((sql, [params]))
-    return out
+    return sql, itemgetter(*take)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -395,15 +404,6 @@ def _new_row(run_id: str, ev: StepEvent, now: float) -> StepChange:
         now, None, None, None, now, None, "", None, None, None,
     ]
     return StepChange(ev.step_id, None, _S.PENDING, row)
-
-
-def _detail(error: str | None, reason: str | None) -> str | None:
-    """The transition's ``detail``: the error and/or reason given with it."""
-    if error is None:
-        return None if reason is None else encode({"reason": reason})
-    if reason is None:
-        return '{"error":' + error + "}"
-    return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
 
 def _step_identity(conn: sqlite3.Connection, run_id: str, step_id: str | None) -> tuple[str, str]:

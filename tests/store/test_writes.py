@@ -1,0 +1,31 @@
+"""The write path's shortcuts agree with what they stand for."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.contracts.artifacts import artifact_id
+from engine.contracts.errors import StorageError
+from engine.contracts.events import StepEvent
+from engine.contracts.values import StepStatus
+from store.stepdata import TAG_DIGITS, artifact_stub
+
+
+@pytest.mark.parametrize("operation", ["function_invocation", "extraction", "plugin_op"])
+@pytest.mark.parametrize("attempt", [0, 3])
+def test_artifact_stub_is_the_ids_prefix_and_tag(operation: str, attempt: int) -> None:
+    ev = StepEvent(step_id="s1", block_id="b", block_type="function", label="b",
+                   status=StepStatus.COMPLETED, retry_count=attempt,
+                   artifact={"operation": operation})
+    stub, op = artifact_stub("run-1", ev)
+    full = artifact_id(operation, "run-1", "s1", attempt)
+    prefix, _, digits = full.partition("_")
+    assert (stub, op) == (f"{prefix}_{digits[:TAG_DIGITS]}", operation)
+
+
+@pytest.mark.parametrize("artifact", [{}, {"operation": ""}, {"operation": 3}])
+def test_artifact_stub_without_an_operation_names_the_step(artifact: dict) -> None:
+    ev = StepEvent(step_id="s1", block_id="b", block_type="function", label="b",
+                   status=StepStatus.COMPLETED, artifact=artifact)
+    with pytest.raises(StorageError, match="'s1'"):
+        artifact_stub("run-1", ev)

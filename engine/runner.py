@@ -58,7 +58,7 @@ from engine.attempts import attempt_log, run_attempt, run_attempt_inline, timeou
 from engine.compiled import CompiledGraph, Node
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import ErrorCategory
-from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.events import RunUpdate, StepEvent, slot_init
 from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus, StepStatus
@@ -81,9 +81,11 @@ _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
-_UNSET = object()
 #: A commit hook: ``listener(run_id, events, run_update)`` after each committed batch.
 Listener = Callable[[str, list[StepEvent], RunUpdate | None], None]
+#: BlockContext's fields stored slot by slot (see slot_init): one context per attempt.
+_new_object = object.__new__
+_init_context = slot_init(BlockContext)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -123,7 +125,8 @@ class Runner:
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
-        self._timeouts: dict[str, Any] = {}
+        #: Per node: its timeout and its input schemas (the same for every attempt).
+        self._node_static: dict[str, tuple[float | None, Mapping[str, Any]]] = {}
         self._logs: list[AttemptLog] = []
         #: The logs of attempts running now, by (step id, attempt): drained while they run.
         self._live: dict[tuple[str, int], StepLog] = {}
@@ -435,14 +438,19 @@ class Runner:
 
     def _context(self, task: Task, attempt: int) -> BlockContext:
         node = task.node
-        timeout = self._timeouts.get(node.id, _UNSET)
-        if timeout is _UNSET:
-            timeout = self._timeouts[node.id] = timeout_of(node.config)
+        static = self._node_static.get(node.id)
+        if static is None:
+            static = self._node_static[node.id] = (
+                timeout_of(node.config), self.graph.input_schemas.get(node.id, _NO_SCHEMAS))
+        timeout, input_schemas = static
         step_log = self._live[(task.step_id, attempt)] = StepLog()
-        return BlockContext(
-            run_id=self.settings.run_id, step_id=task.step_id, block_id=node.id,
+        settings = self.settings
+        ctx: BlockContext = _new_object(BlockContext)
+        _init_context(
+            ctx, run_id=settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
-            files=self.store.files, run_inputs=self.settings.run_inputs,
-            env=self.settings.env, input_schemas=self.graph.input_schemas.get(node.id, _NO_SCHEMAS),
-            timeout_seconds=timeout, services=self.settings.services, log=step_log,
+            files=self.store.files, run_inputs=settings.run_inputs,
+            env=settings.env, input_schemas=input_schemas,
+            timeout_seconds=timeout, services=settings.services, log=step_log,
         )
+        return ctx

@@ -47,7 +47,7 @@ from engine.contracts.blocks import (
     LoopStart,
     SentinelRole,
 )
-from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent
+from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent, slot_init
 from engine.contracts.values import (
     LEGAL_MOVES,
     LoopFrame,
@@ -77,6 +77,9 @@ class Task:
     scope: tuple[LoopFrame, ...]
     inputs: dict[str, Payload]
     retry_count: int = 0
+
+
+Task.__init__ = slot_init(Task)  # type: ignore[method-assign]  # one per step
 
 
 class Scheduler:

@@ -27,6 +27,7 @@ ARTIFACT_ID_PREFIXES: dict[str, str] = {
 }
 #: The prefix of an operation no table entry names (block types of plugins).
 DEFAULT_PREFIX = "art"
+_sha256 = hashlib.sha256
 
 
 def artifact_prefix(operation: str) -> str:
@@ -46,8 +47,9 @@ def artifact_id(operation: str, run_id: str, step_id: str, attempt: int) -> str:
         ``<prefix>_<12 hex digits>``, e.g. ``extr_3f9a0c1b2d4e``; the same inputs always
         give the same id.
     """
-    key = f"{run_id}\x00{step_id}\x00{attempt}".encode()
-    return f"{artifact_prefix(operation)}_{hashlib.sha256(key).hexdigest()[:12]}"
+    # artifact_prefix inlined, sha256 read once: the store asks for an id per step
+    digest = _sha256(f"{run_id}\x00{step_id}\x00{attempt}".encode()).hexdigest()
+    return f"{ARTIFACT_ID_PREFIXES.get(operation, DEFAULT_PREFIX)}_{digest[:12]}"
 
 
 def operation_of(artifact_id_: str) -> str | None:

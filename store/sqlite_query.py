@@ -13,21 +13,22 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.bounded import clean_text, json_problem
-from engine.contracts.reads import (
-    DecisionStatus,
-    ReviewEntry,
-    ReviewFilters,
-    RunFilters,
-    RunRecord,
-    StepFilters,
-    StepRecord,
-)
+from engine.contracts.run_record import RunRecord
 from store.codec import inline_blobs, loads
 from store.files import LocalFileStore
 from store.layout import EXCEPTIONAL_STATUSES, EXCEPTIONAL_STATUSES_SQL
+
+if TYPE_CHECKING:  # built by the queries that return them: a run reads back its run only
+    from engine.contracts.reads import (
+        ReviewEntry,
+        ReviewFilters,
+        RunFilters,
+        StepFilters,
+        StepRecord,
+    )
 
 STEP_COLUMNS = (
     "run_id", "step_id", "seq", "block_id", "block_type", "label", "status", "scope",
@@ -62,15 +63,14 @@ REVIEWS_FROM = (
     "(SELECT s.block_type FROM steps s WHERE s.run_id = rv.run_id AND s.step_id = rv.step_id)"
     " AS block_type FROM reviews rv JOIN runs r ON r.id = rv.run_id) AS review_queue"
 )
+#: The WHERE term of each :class:`~engine.contracts.reads.DecisionStatus`, by its value.
 _DECISION_SQL = {
-    DecisionStatus.PENDING:
-        "decision IS NULL AND run_status NOT IN ('cancelled', 'completed', 'error')",
-    DecisionStatus.APPROVED: "decision = 'approved'",
-    DecisionStatus.REJECTED: "decision = 'rejected'",
-    DecisionStatus.DECIDED: "decision IS NOT NULL",
-    DecisionStatus.CANCELLED:
-        "decision IS NULL AND run_status IN ('cancelled', 'completed', 'error')",
-    DecisionStatus.ALL: "1 = 1",
+    "pending": "decision IS NULL AND run_status NOT IN ('cancelled', 'completed', 'error')",
+    "approved": "decision = 'approved'",
+    "rejected": "decision = 'rejected'",
+    "decided": "decision IS NOT NULL",
+    "cancelled": "decision IS NULL AND run_status IN ('cancelled', 'completed', 'error')",
+    "all": "1 = 1",
 }
 
 # --------------------------------------------------------------------------- WHERE terms
@@ -150,6 +150,8 @@ def step_where(run_id: str, filters: StepFilters) -> tuple[list[str], list[Any]]
 def review_where(filters: ReviewFilters, organization_id: str | None
                  ) -> tuple[list[str], list[Any]]:
     """WHERE terms (over :data:`REVIEWS_FROM`) and parameters of a queue query."""
+    from engine.contracts.reads import DecisionStatus
+
     where: list[str] = [_DECISION_SQL[DecisionStatus(filters.decision_status)]]
     params: list[Any] = []
     scope_org(where, params, organization_id)
@@ -262,6 +264,8 @@ class Resolver:
         return result
 
     def _record(self, row: dict[str, Any]) -> StepRecord:
+        from engine.contracts.reads import StepRecord
+
         stored = self.outputs.get((row["run_id"], row["step_id"]), {})
         return StepRecord(
             run_id=row["run_id"], step_id=row["step_id"], block_id=row["block_id"],
@@ -324,6 +328,8 @@ def _unreadable(problem: str) -> dict[str, Any]:
 
 def review_entry(row: dict[str, Any]) -> ReviewEntry:
     """A row of :data:`REVIEWS_FROM` as a record, JSON columns decoded."""
+    from engine.contracts.reads import ReviewEntry
+
     values = dict(row)
     for column in ("data", "decision_data", "definition"):
         raw = values[column]

@@ -11,26 +11,10 @@ The SQL lives in :mod:`store.sqlite_query`; the overview queries in
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import NotFoundError
 from engine.contracts.logs import LogRecord
-from engine.contracts.reads import (
-    ArtifactRecord,
-    RecordPage,
-    ReviewEntry,
-    ReviewFilters,
-    RunFilters,
-    RunRecord,
-    StepFilters,
-    StepRecord,
-    ambiguous_step,
-    artifact_not_found,
-    check_page,
-    review_entry_not_found,
-    step_cursor_not_found,
-    step_not_found,
-)
 from store.codec import inline_blobs, loads
 from store.connection import Database
 from store.files import LocalFileStore
@@ -53,6 +37,19 @@ from store.sqlite_query import (
 )
 from store.step_logs import check_log_page, page_sqlite
 from store.stepdata import locate_artifact
+
+if TYPE_CHECKING:  # the read shapes are imported by the queries that build them: a run
+    # reads back its run record (engine.contracts.run_record) and nothing else
+    from engine.contracts.reads import (
+        ArtifactRecord,
+        RecordPage,
+        ReviewEntry,
+        ReviewFilters,
+        RunFilters,
+        StepFilters,
+        StepRecord,
+    )
+    from engine.contracts.run_record import RunRecord
 
 
 #: Whether a run exists, and whether it is one organization's.
@@ -88,6 +85,8 @@ class SQLiteReads(SQLOutline):
             NotFoundError: the cursor is not a visible run.
             UsageError: both cursors, or a limit out of range.
         """
+        from engine.contracts.reads import RecordPage, check_page
+
         check_page(limit, after, before)
         where, params = run_where(filters, organization_id)
         with self.db.read("listing runs") as conn:
@@ -136,6 +135,8 @@ class SQLiteReads(SQLOutline):
             NotFoundError: no such step (or run) visible to this organization.
             ConflictError: several runs have this step id and ``run_id`` was not given.
         """
+        from engine.contracts.reads import ambiguous_step, step_not_found
+
         with self.db.read(f"reading step {step_id}") as conn:
             if run_id is not None:
                 self._check_run(conn, run_id, organization_id)
@@ -172,6 +173,8 @@ class SQLiteReads(SQLOutline):
             NotFoundError: unknown run, or a cursor that is not a step of this run.
             UsageError: both cursors, or a limit out of range.
         """
+        from engine.contracts.reads import RecordPage, check_page
+
         check_page(limit, after, before)
         where, params = step_where(run_id, filters)
         with self.db.read(f"listing steps of run {run_id}") as conn:
@@ -185,6 +188,8 @@ class SQLiteReads(SQLOutline):
         return RecordPage(items=items, more_before=more_before, more_after=more_after)
 
     def _cursor_seq(self, conn: sqlite3.Connection, run_id: str, cursor: str) -> int:
+        from engine.contracts.reads import step_cursor_not_found
+
         row = conn.execute("SELECT seq FROM steps WHERE run_id = ? AND step_id = ?",
                            (run_id, cursor)).fetchone()
         if row is None:
@@ -203,6 +208,8 @@ class SQLiteReads(SQLOutline):
     def read_artifact(self, artifact_id: str, *, organization_id: str | None = None
                       ) -> ArtifactRecord:
         """The operation record behind a step's ``artifact`` ref. Raises NotFoundError."""
+        from engine.contracts.reads import ArtifactRecord, artifact_not_found
+
         seq = locate_artifact(artifact_id)
         with self.db.read(f"reading artifact {artifact_id}") as conn:
             row = None if seq is None else conn.execute(
@@ -248,6 +255,8 @@ class SQLiteReads(SQLOutline):
 
     def _review_row(self, conn: sqlite3.Connection, review_id: str,
                     organization_id: str | None) -> ReviewEntry:
+        from engine.contracts.reads import review_entry_not_found
+
         where, params = ["id = ?"], [review_id]
         scope_org(where, params, organization_id)
         cols = ", ".join(REVIEW_COLUMNS)
@@ -267,6 +276,8 @@ class SQLiteReads(SQLOutline):
             NotFoundError: the cursor is not a visible review.
             UsageError: both cursors, or a limit out of range.
         """
+        from engine.contracts.reads import RecordPage, check_page
+
         check_page(limit, after, before)
         where, params = review_where(filters, organization_id)
         with self.db.read("listing reviews") as conn:

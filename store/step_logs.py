@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import NotFoundError, UsageError
 from engine.contracts.logs import AttemptLog, LogRecord
-from engine.contracts.reads import RecordPage, step_not_found
+
+if TYPE_CHECKING:  # the read shapes are imported by the reads that build them
+    from engine.contracts.reads import RecordPage
 
 _COLUMNS = "run_id, step_id, attempt, seq, stream, message, at, level, logger, truncated"
 _INSERT = (f"INSERT INTO step_logs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
@@ -79,6 +81,8 @@ def page_sqlite(conn: Any, run_id: str, step_id: str, *, attempt: int | None,
     Raises:
         NotFoundError: the run has no such step.
     """
+    from engine.contracts.reads import RecordPage, step_not_found
+
     if conn.execute("SELECT 1 FROM steps WHERE step_id = ? AND run_id = ?",
                     (step_id, run_id)).fetchone() is None:
         raise step_not_found(step_id)
@@ -149,6 +153,8 @@ class MemoryLogs:
     def page(self, run_id: str, step_id: str, *, attempt: int | None, after: int | None,
              limit: int) -> RecordPage[LogRecord]:
         """One page of a step's entries in order, after ``seq`` ``after``."""
+        from engine.contracts.reads import RecordPage
+
         with self._lock:
             found = [r for r in self._entries.get((run_id, step_id), ())
                      if r.seq > (after or 0) and (attempt is None or r.attempt == attempt)]

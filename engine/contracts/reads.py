@@ -22,38 +22,21 @@ from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from engine.contracts.errors import ConflictError, NotFoundError, UsageError
+from engine.contracts.run_record import RunRecord
+
+__all__ = [
+    "ArtifactRecord", "DecisionStatus", "RecordPage", "ReviewEntry", "ReviewFilters",
+    "RunFilters", "RunRecord", "StepFilters", "StepRecord", "ambiguous_step",
+    "artifact_not_found", "check_page", "review_entry_not_found", "step_cursor_not_found",
+    "step_not_found",
+]
 
 T = TypeVar("T")
 
 # --------------------------------------------------------------------------- records
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRecord:
-    """A run as stored, JSON columns decoded (``outputs`` with large payloads inlined)."""
-
-    id: str
-    workflow_id: str
-    workflow_name: str
-    workflow_digest: str
-    inputs: dict[str, Any]
-    metadata: dict[str, Any]
-    organization_id: str
-    trigger: str
-    status: str
-    failing_step_id: str | None
-    error: dict[str, Any] | None
-    reason: str | None
-    waiting_for: list[str] | None
-    outputs: dict[str, Any] | None
-    parent_run_id: str | None
-    owner_pid: int | None
-    heartbeat_at: float | None
-    created_at: float
-    started_at: float | None
-    completed_at: float | None
-    #: The machine ``owner_pid`` is a process of (None: this one).
-    owner_host: str | None = None
+# RunRecord is defined in engine.contracts.run_record: every run reads its record back,
+# and needs none of the shapes below.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,6 +40,8 @@ NOT_ON_THE_RUN_PATH = {
     "store.api": "the read API of the HTTP server and the SDK",
     "store.shapes": "the pydantic read models",
     "engine.contracts.records": "review and workflow records",
+    "engine.contracts.reads": "read filters, pages and step/review records (a run reads "
+                              "back its own record only: engine.contracts.run_record)",
     "sqlalchemy": "migrations; the schema is executed from its SQL rendering",
     "httpx": "HTTP blocks and the SDK",
     "fastapi": "stepwell serve",

@@ -119,6 +119,13 @@ class Plan:
     reviews: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
 
+#: Positions a move sets, in an INSERT row (a step created in the batch) and in the
+#: update values (see :class:`StepChange`): status, retry count, updated, queued,
+#: started and completed times, then where the optional columns and the artifact start.
+_ROW_AT = (5, 7, 23, 20, 21, 22, 8, 26)
+_UPDATE_AT = (0, 1, 2, 3, 4, 5, 6, 17)
+
+
 class StaleStatuses(Exception):
     """The in-memory status map disagreed with the database; reload and plan again."""
 
@@ -162,30 +169,23 @@ class StepWriter:
                 else:
                     change.status = status
                 cols = change.cols
-                if change.before is None:  # created in this batch: the full INSERT row
-                    cols[5], cols[7], cols[23] = _TEXT[status], ev.retry_count, now
-                    if status is _S.QUEUED:
-                        if cols[20] is None:
-                            cols[20] = now
-                    elif status is _S.RUNNING:
-                        if cols[21] is None:
-                            cols[21] = now
-                    elif status in _TERMINAL:
-                        cols[22] = now
-                        start = cols[21]
+                created = change.before is None  # in this batch: cols is the INSERT row
+                at_status, at_retry, at_updated, at_queued, at_started, at_done, base, art = (
+                    _ROW_AT if created else _UPDATE_AT)
+                cols[at_status], cols[at_retry], cols[at_updated] = (
+                    _TEXT[status], ev.retry_count, now)
+                if status is _S.QUEUED:
+                    if cols[at_queued] is None:
+                        cols[at_queued] = now
+                elif status is _S.RUNNING:
+                    if cols[at_started] is None:
+                        cols[at_started] = now
+                elif status in _TERMINAL:
+                    cols[at_done] = now
+                    if created:  # an UPDATE computes the duration in SQL
+                        start = cols[at_started]
                         cols[24] = None if start is None else round((now - start) * 1000)
-                    detail = fold_fields(run_id, ev, now, cols, 8, 26)
-                else:
-                    cols[0], cols[1], cols[2] = _TEXT[status], ev.retry_count, now
-                    if status is _S.QUEUED:
-                        if cols[3] is None:
-                            cols[3] = now
-                    elif status is _S.RUNNING:
-                        if cols[4] is None:
-                            cols[4] = now
-                    elif status in _TERMINAL:
-                        cols[5] = now
-                    detail = fold_fields(run_id, ev, now, cols, 6, 17)
+                detail = fold_fields(run_id, ev, now, cols, base, art)
                 if status is _S.AWAITING_REVIEW:
                     plan.reviews.append((sid, ev.block_id, review_data(ev)))
             change.trail.append(f"{_TRAIL_HEAD[status]}{stamp}{ev.retry_count},{detail}]")

@@ -47,7 +47,13 @@ from engine.contracts.blocks import (
     LoopStart,
     SentinelRole,
 )
-from engine.contracts.events import InputRecord, RunUpdate, StepErrorInfo, StepEvent, slot_init
+from engine.contracts.events import (
+    InputRecord,
+    RunUpdate,
+    StepErrorInfo,
+    StepEvent,
+    slot_init,
+)
 from engine.contracts.values import (
     LEGAL_MOVES,
     LoopFrame,

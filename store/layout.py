@@ -12,8 +12,9 @@ from __future__ import annotations
 #: Version of this layout, kept in ``PRAGMA user_version`` (:data:`store.schema.HEAD_LAYOUT`).
 SCHEMA_VERSION = 7
 
-#: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index
-#: only when it repeats :data:`EXCEPTIONAL_STATUSES_SQL` verbatim (see ``store.sqlite_query``).
+#: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index only
+#: when its conditions imply the index's; repeating :data:`EXCEPTIONAL_STATUSES_SQL`
+#: verbatim always does (see ``store.sqlite_query``).
 EXCEPTIONAL_STATUSES = ("error", "skipped", "cancelled", "awaiting_review")
 #: The partial index's condition on SQLite, spelled as comparisons joined by OR: SQLite
 #: evaluates a partial index's condition on every write that changes ``status`` (each

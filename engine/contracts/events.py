@@ -55,6 +55,7 @@ def slot_init(cls: type) -> Callable[..., None]:
     source = f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
     exec(source, namespace)  # noqa: S102 - code built from the field names above
     init: Callable[..., None] = namespace["__init__"]
+    init.__annotations__ = {item.name: item.type for item in fields(cls)} | {"return": None}
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init

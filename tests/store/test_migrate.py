@@ -126,12 +126,14 @@ def _sqlite_shape(path: Path) -> dict[str, Any]:
         columns = {table: sorted((r[1], r[2], r[3]) for r in
                                  conn.execute(f"PRAGMA table_info('{table}')"))
                    for kind, table in names if kind == "table"}
+        indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master "
+                                    "WHERE type = 'index' AND sql IS NOT NULL"))
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         stamped = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
     finally:
         conn.close()
-    return {"names": sorted(names), "columns": columns, "version": version,
-            "stamped": stamped}
+    return {"names": sorted(names), "columns": columns, "indexes": indexes,
+            "version": version, "stamped": stamped}
 
 
 def test_sqlite_migrations_build_the_layout_of_a_new_database(tmp_path: Path) -> None:
@@ -140,6 +142,37 @@ def test_sqlite_migrations_build_the_layout_of_a_new_database(tmp_path: Path) ->
     SQLiteStore(migrated).close()   # opening adds tables without a revision of their own
     SQLiteStore(fresh).close()
     assert _sqlite_shape(migrated) == _sqlite_shape(fresh)
+
+
+def test_layout_7_downgrades_to_the_in_list_and_upgrades_back(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    path = tmp_path / "x.db"
+    SQLiteStore(path).close()
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(migrate.MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.downgrade(config, "0006")
+    finally:
+        engine.dispose()
+    conn6 = sqlite3.connect(path)
+    try:
+        sql = conn6.execute("SELECT sql FROM sqlite_master "
+                            "WHERE name = 'ix_steps_run_exceptional'").fetchone()[0]
+        assert sql.endswith("WHERE status IN ('error', 'skipped', 'cancelled', "
+                            "'awaiting_review')")
+        assert conn6.execute("PRAGMA user_version").fetchone()[0] == 6
+    finally:
+        conn6.close()
+    migrate.upgrade(str(path))
+    fresh = tmp_path / "fresh.db"
+    SQLiteStore(fresh).close()
+    assert _sqlite_shape(path) == _sqlite_shape(fresh)
 
 
 def test_a_newer_or_foreign_sqlite_database_is_left_alone(tmp_path: Path) -> None:

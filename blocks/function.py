@@ -41,7 +41,6 @@ from blocks.log_capture import add_entries, begin_capture, end_capture
 from blocks.sandbox import LOG_SINK
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic, PermanentError
-from engine.contracts.events import slot_init
 from engine.contracts.logs import LogEntry, LogStream, StepLog
 from engine.contracts.policy import CodePolicy, SecurityPolicy
 from engine.contracts.values import Payload
@@ -52,9 +51,6 @@ if TYPE_CHECKING:
 #: Characters of printed text an artifact keeps (the last ones, as a ``code`` worker).
 STDOUT_TAIL = 64 * 1024
 _PYTHON_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
-#: BlockResult's fields stored slot by slot (see slot_init): one result per call.
-_new_object = object.__new__
-_init_result = slot_init(BlockResult)
 
 
 class SecretMount(StrictConfig):
@@ -265,9 +261,7 @@ class Function(BlockType):
         }
         if sandbox is not None:
             artifact["sandbox"] = sandbox
-        result: BlockResult = _new_object(BlockResult)
-        _init_result(result, outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
-        return result
+        return BlockResult(outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
 
     @staticmethod
     def _require_runnable(ctx: BlockContext, config: FunctionConfig) -> None:

@@ -58,7 +58,7 @@ from engine.attempts import attempt_log, run_attempt, run_attempt_inline, timeou
 from engine.compiled import CompiledGraph, Node
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import ErrorCategory
-from engine.contracts.events import RunUpdate, StepEvent, slot_init
+from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus, StepStatus
@@ -83,9 +83,6 @@ log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
 #: A commit hook: ``listener(run_id, events, run_update)`` after each committed batch.
 Listener = Callable[[str, list[StepEvent], RunUpdate | None], None]
-#: BlockContext's fields stored slot by slot (see slot_init): one context per attempt.
-_new_object = object.__new__
-_init_context = slot_init(BlockContext)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -445,12 +442,10 @@ class Runner:
         timeout, input_schemas = static
         step_log = self._live[(task.step_id, attempt)] = StepLog()
         settings = self.settings
-        ctx: BlockContext = _new_object(BlockContext)
-        _init_context(
-            ctx, run_id=settings.run_id, step_id=task.step_id, block_id=node.id,
+        return BlockContext(
+            run_id=settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=settings.run_inputs,
             env=settings.env, input_schemas=input_schemas,
             timeout_seconds=timeout, services=settings.services, log=step_log,
         )
-        return ctx

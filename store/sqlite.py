@@ -271,9 +271,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         with db.lock:
             try:  # db.guard, inlined: this is every step's commit
                 for attempt in range(3):
-                    known = self._statuses.get(run_id) if not attempt else None
-                    if known is None:
-                        known = self._known(run_id, reload=attempt > 0)
+                    known = self._known(run_id, reload=attempt > 0)
                     try:
                         plan = writer.plan(run_id, events, known, now)
                     except IllegalTransition:

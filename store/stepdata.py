@@ -7,10 +7,9 @@ identically from either.
 
 from __future__ import annotations
 
-from hashlib import sha256
 from typing import Any
 
-from engine.contracts.artifacts import ARTIFACT_ID_PREFIXES, DEFAULT_PREFIX, artifact_id
+from engine.contracts.artifacts import artifact_digest, artifact_id, artifact_prefix
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepErrorInfo, StepEvent
 
@@ -60,10 +59,8 @@ def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     operation = artifact.get("operation") if artifact is not None else None
     if not isinstance(operation, str) or not operation:
         _operation(ev)  # raises
-    # artifact_id()'s hash, cut to the tag: every artifact's step writes one
-    key = f"{run_id}\x00{ev.step_id}\x00{ev.retry_count}".encode()
-    tag = sha256(key).hexdigest()[:TAG_DIGITS]
-    return f"{ARTIFACT_ID_PREFIXES.get(operation, DEFAULT_PREFIX)}_{tag}", operation
+    tag = artifact_digest(run_id, ev.step_id, ev.retry_count)[:TAG_DIGITS]
+    return f"{artifact_prefix(operation)}_{tag}", operation
 
 
 def locate_artifact(artifact_id_: str) -> int | None:

@@ -47,9 +47,13 @@ def artifact_id(operation: str, run_id: str, step_id: str, attempt: int) -> str:
         ``<prefix>_<12 hex digits>``, e.g. ``extr_3f9a0c1b2d4e``; the same inputs always
         give the same id.
     """
-    # artifact_prefix inlined, sha256 read once: the store asks for an id per step
-    digest = _sha256(f"{run_id}\x00{step_id}\x00{attempt}".encode()).hexdigest()
-    return f"{ARTIFACT_ID_PREFIXES.get(operation, DEFAULT_PREFIX)}_{digest[:12]}"
+    return f"{artifact_prefix(operation)}_{artifact_digest(run_id, step_id, attempt)[:12]}"
+
+
+def artifact_digest(run_id: str, step_id: str, attempt: int) -> str:
+    """The sha256 hex digest an artifact id takes its digits from (see :func:`artifact_id`;
+    stores that put a row number in the id keep a shorter part of it)."""
+    return _sha256(f"{run_id}\x00{step_id}\x00{attempt}".encode()).hexdigest()
 
 
 def operation_of(artifact_id_: str) -> str | None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from engine.contracts.events import slot_init
 from engine.contracts.files import FileStore
 from engine.contracts.logs import StepLog
 from engine.contracts.values import LoopFrame, Payload
@@ -223,6 +224,10 @@ class BlockContext:
 
 
 #: The context of the step whose handler runs in the current task (set by the runner).
+# One of each per step attempt: see slot_init.
+BlockResult.__init__ = slot_init(BlockResult)  # type: ignore[method-assign]
+BlockContext.__init__ = slot_init(BlockContext)  # type: ignore[method-assign]
+
 CURRENT_CONTEXT: ContextVar[BlockContext | None] = ContextVar(
     "stepwell_block_context", default=None)
 

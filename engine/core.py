@@ -15,6 +15,7 @@ different databases are independent. Several processes may share one database fi
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,6 +54,28 @@ __all__ = ["Engine", "RunResult"]
 WorkflowSource = Workflow | str | Path | CompiledGraph
 
 
+def builtin_registry() -> BlockRegistry:
+    """A new registry of every built-in block type, what an Engine gets by default.
+
+    Each is a copy (:meth:`~blocks.registry.BlockRegistry.copy`) of one registry this
+    process fills once, so an Engine does not register the built-in set again; the copy
+    is the Engine's own (types registered on it, or loaded by it, stay there).
+
+    Returns:
+        A registry no one else holds.
+    """
+    if not _BUILTIN:
+        with _BUILTIN_LOCK:
+            if not _BUILTIN:
+                _BUILTIN.append(default_registry())
+    return _BUILTIN[0].copy()
+
+
+#: The registry :func:`builtin_registry` copies; nothing registers on it or loads from it.
+_BUILTIN: list[BlockRegistry] = []
+_BUILTIN_LOCK = threading.Lock()
+
+
 class Engine:
     """Runs workflows locally and persists every step.
 
@@ -60,7 +83,8 @@ class Engine:
         db: SQLite database path (``:memory:`` for an in-memory store).
         store: run against this store instead of opening ``db`` (any implementation of
             :class:`~engine.contracts.store.Store`); the caller keeps it and closes it.
-        registry: block types; defaults to every built-in type.
+        registry: block types; defaults to every built-in type (a registry of this
+            engine's own: :func:`builtin_registry`).
         durability: ``process`` (default, survives process crashes) or ``full``
             (synchronous=FULL, survives power loss).
         max_concurrency: block handlers running at once per run.
@@ -103,7 +127,7 @@ class Engine:
         if store is not None and db is not None:
             raise UsageError("Engine(db, store=...) got both; pass a database path or a store.")
         self.db: str | None = None if store is not None else db_path(db)
-        self.registry = registry or default_registry()
+        self.registry = registry or builtin_registry()
         self.durability = durability
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()

@@ -15,7 +15,9 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import threading
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,7 +130,12 @@ class EncodedDefinition:
         return self._packed
 
 
-_LAST_DEFINITION: list[EncodedDefinition] = []
+#: The definitions encoded last, by ``id()`` of their dict, least recently used first
+#: (each entry holds its dict, so an id is not reused while its entry lives).
+_RECENT_DEFINITIONS: OrderedDict[int, EncodedDefinition] = OrderedDict()
+#: As many as :func:`engine.graph.compile_shared` keeps compiled graphs.
+_RECENT_LIMIT = 32
+_RECENT_LOCK = threading.Lock()
 
 
 def encoded_definition(definition: Any, owner: str) -> EncodedDefinition:
@@ -136,18 +143,27 @@ def encoded_definition(definition: Any, owner: str) -> EncodedDefinition:
 
     Runs of one shared compiled graph (:func:`engine.graph.compile_shared`) pass the same
     dict, which nothing changes, and a 1,000-block definition takes milliseconds to
-    encode, hash and compress: the last one is kept. Do not change a dict once stored.
+    encode, hash and compress: the last few dozen are kept (a test suite or a server
+    alternates between workflows). Do not change a dict once stored.
 
     Raises:
         StorageError: the definition holds a value JSON cannot (naming ``owner``).
     """
-    last = _LAST_DEFINITION[0] if _LAST_DEFINITION else None
-    if last is not None and last.source is definition:
-        return last
+    key = id(definition)
+    with _RECENT_LOCK:
+        known = _RECENT_DEFINITIONS.get(key)
+        if known is not None and known.source is definition:
+            _RECENT_DEFINITIONS.move_to_end(key)
+            return known
     text = dumps(definition, "definition", owner)
     encoded = EncodedDefinition(definition, text, hashlib.sha256(text.encode()).hexdigest()[:32])
-    _LAST_DEFINITION[:] = [encoded]
+    with _RECENT_LOCK:
+        _RECENT_DEFINITIONS[key] = encoded
+        _RECENT_DEFINITIONS.move_to_end(key)
+        while len(_RECENT_DEFINITIONS) > _RECENT_LIMIT:
+            _RECENT_DEFINITIONS.popitem(last=False)
     return encoded
+
 
 def encode_inputs(
     inputs: Mapping[str, InputRecord], step_id: str, files: LocalFileStore

@@ -53,27 +53,47 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
         StorageError: the folder cannot be created.
         sqlite3.Error: the database cannot be opened (the caller translates it).
     """
+    return _connect(path, busy_timeout, synchronous, in_memory=in_memory)[0]
+
+
+def _connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
+             ) -> tuple[sqlite3.Connection, bool]:
+    """:func:`connect`, and whether ``path`` is a new file this call laid out (from
+    :func:`_wal_image`, with no WAL beside it): such a file is known to hold the layout
+    in WAL mode, so neither the journal mode nor the layout needs asking for."""
+    laid_out = False
     if not in_memory:
         _make_parent(path)
-        _create_private(path, _wal_image() if synchronous == "NORMAL" else None)
+        laid_out = _create_private(path, _wal_image() if synchronous == "NORMAL" else None)
+    # the timeout is sqlite3's busy timeout (sqlite3_busy_timeout): no PRAGMA for it
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None,
         check_same_thread=False, cached_statements=256,
     )
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-    if not in_memory:
-        retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(), busy_timeout)
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA foreign_keys = OFF")
-    # 16 MiB: every page a run touches stays cached up to this size, and the cache
-    # is most of the memory a long run holds (a 300,000-step run stays under 250 MB)
-    conn.execute("PRAGMA cache_size = -16384")
-    conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA wal_autocheckpoint = 1000")  # mostly done by store.checkpoint
-    return conn
+    try:
+        if not in_memory and not laid_out:
+            retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone(),
+                       busy_timeout)
+        conn.executescript(_pragmas(synchronous))
+    except BaseException:
+        conn.close()
+        raise
+    return conn, laid_out
 
 
-def _create_private(path: str, image: bytes | None) -> None:
+def _pragmas(synchronous: str) -> str:
+    """The per-connection settings, as one script (one call instead of five)."""
+    if synchronous not in ("NORMAL", "FULL"):
+        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    return (f"PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = OFF; "
+            # 16 MiB: every page a run touches stays cached up to this size, and the
+            # cache is most of the memory a long run holds (a 300,000-step run stays
+            # under 250 MB)
+            "PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY; "
+            "PRAGMA wal_autocheckpoint = 1000;")  # mostly done by store.checkpoint
+
+
+def _create_private(path: str, image: bytes | None) -> bool:
     """Create a new database file readable by its owner only (SQLite gives its WAL and
     shared-memory files the same mode).
 
@@ -82,6 +102,10 @@ def _create_private(path: str, image: bytes | None) -> None:
     tens of milliseconds, as much as a hundred step commits. The image is written
     beside the path, then linked into place, so no other process sees it half written;
     where the path exists already (or links are not supported) nothing changes.
+
+    Returns:
+        True when the file at ``path`` is the image, put there by this call, and no WAL
+        file lies beside it (a stale one would be replayed into the new file).
     """
     if image is not None and not os.path.lexists(path):
         aside = f"{path}.{os.getpid()}-{threading.get_ident()}.new"
@@ -92,7 +116,7 @@ def _create_private(path: str, image: bytes | None) -> None:
             finally:
                 os.close(fd)
             os.link(aside, path)
-            return
+            return not os.path.lexists(f"{path}-wal")
         except OSError:
             pass  # exists now, or no links here: an empty file, laid out by the store
         finally:
@@ -101,9 +125,10 @@ def _create_private(path: str, image: bytes | None) -> None:
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     except FileExistsError:
-        return
+        return False
     except OSError:
-        return  # sqlite3.connect reports what is wrong with the path
+        return False  # sqlite3.connect reports what is wrong with the path
+    return False
 
 
 def _make_parent(path: str) -> None:
@@ -311,17 +336,24 @@ VERSION_DDL = (f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version_num VARCHAR
                f"CONSTRAINT {VERSION_TABLE}_pkc PRIMARY KEY (version_num))")
 
 
-def create_schema(db: Database) -> None:
+def create_schema(db: Database, *, laid_out: bool = False) -> None:
     """Create the layout in an empty database, in one transaction.
 
     A private in-memory database (``':memory:'``, tests) gets a copy of the first one
     this process laid out instead: 36 ``CREATE`` statements cost milliseconds, loading
     the image costs tens of microseconds.
 
+    Args:
+        db: the open database.
+        laid_out: the file is a new copy of :func:`_wal_image` (see :func:`_connect`):
+            it holds the layout, stamped with its revision, so nothing is checked.
+
     Raises:
         StorageError: the database holds another storage layout.
         sqlite3.Error: it cannot be written (the caller translates it).
     """
+    if laid_out:
+        return
     conn = db.conn
     private = db.path == ":memory:"
     if private and _MEMORY_IMAGE:
@@ -394,13 +426,14 @@ def open_database(path: str, *, busy_timeout: float = 30.0, synchronous: str = "
         StorageError: the file cannot be opened or written, or holds another layout.
     """
     try:
-        conn = connect(path, busy_timeout, synchronous, in_memory=is_memory_path(path))
+        conn, laid_out = _connect(path, busy_timeout, synchronous,
+                                  in_memory=is_memory_path(path))
     except sqlite3.Error as exc:
         raise storage_error(path, "opening the database", exc) from exc
     db = Database(conn, path, busy_timeout=busy_timeout)
     try:
         with db.guard("opening the database"):
-            create_schema(db)
+            create_schema(db, laid_out=laid_out)
     except BaseException:
         conn.close()
         raise

@@ -70,10 +70,6 @@ if TYPE_CHECKING:
     from store.api import ReadAPI
 
 
-#: Whether a definition is stored already (it is compressed only when it is not).
-_HAS_DEFINITION = "SELECT 1 FROM definitions WHERE id = ?"
-
-
 class Durability(StrEnum):
     """How much a commit survives: a process crash (``process``) or power loss (``full``)."""
 
@@ -145,8 +141,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
     def create_run(self, run: NewRun, *, now: float) -> None:
         """Insert the run row (status ``pending``, owned by this process, heartbeat now).
 
-        The definition is encoded once for runs of one shared compiled graph
-        (:func:`store.codec.encoded_definition`).
+        The definition is encoded (and packed) once for runs of one shared compiled
+        graph (:func:`store.codec.encoded_definition`) and stored once per database.
 
         Raises:
             ConflictError: a run with this id exists.
@@ -162,8 +158,9 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         )
 
         def insert(conn: sqlite3.Connection) -> None:
-            if conn.execute(_HAS_DEFINITION, (definition_id,)).fetchone() is None:
-                conn.execute(INSERT_DEFINITION, (definition_id, known.packed(), now))
+            # OR IGNORE: a stored definition stays as it is; packing it again costs
+            # nothing (``known`` keeps it), asking first would cost a statement
+            conn.execute(INSERT_DEFINITION, (definition_id, known.packed(), now))
             conn.execute(INSERT_RUN, params)
 
         db = self.db

@@ -154,3 +154,24 @@ def test_python_function_example_runs(tmp_path: Path) -> None:
 
     assigned = pipeline.main(str(tmp_path / "ex.db"))
     assert assigned == {"lead": "Ada Martin", "owner": "sales", "score": 85}
+
+
+def test_engines_copy_the_built_in_registry_and_keep_what_they_add() -> None:
+    from engine.core import builtin_registry
+    from tests.engine.embedding_blocks import RiskScore
+
+    one, two = Engine(":memory:"), Engine(":memory:")
+    assert one.registry is not two.registry
+    one.registry.register(RiskScore())
+    assert "risk_score" in one.registry
+    assert "risk_score" not in two.registry
+    assert "risk_score" not in Engine(":memory:").registry
+    assert "risk_score" not in builtin_registry()
+    # the built-in set is all there, each type loaded by the registry that asks
+    names = builtin_registry().names(authorable_only=False)
+    assert names == two.registry.names(authorable_only=False)
+    assert "conditional" in names and "for_each" in names
+    assert type(one.registry.get("conditional")) is type(two.registry.get("conditional"))
+    # a given registry is used as given
+    mine = builtin_registry()
+    assert Engine(":memory:", registry=mine).registry is mine

@@ -64,3 +64,24 @@ def test_fresh_stores_share_the_encoding_of_one_definition(tmp_path: Path) -> No
             store.create_run(new_run("run_a", definition=big), now=T0)
             assert store.load_run("run_a").definition == big
     assert encoded_definition(big, "run_x").source is big
+
+
+def test_definitions_alternating_stay_encoded_each_once() -> None:
+    # a test suite or a server alternates between workflows: each keeps its encoding
+    a = {"blocks": [{"id": "a", "type": "function"}]}
+    b = {"blocks": [{"id": "b", "type": "function"}]}
+    first_a, first_b = encoded_definition(a, "run_a"), encoded_definition(b, "run_b")
+    assert encoded_definition(a, "run_c") is first_a
+    assert encoded_definition(b, "run_d") is first_b
+    assert first_a.id != first_b.id and loads(first_b.text) == b
+
+
+def test_the_recent_definitions_are_bounded_and_never_mistaken() -> None:
+    kept = [{"blocks": [{"id": f"b{i}"}]} for i in range(100)]
+    encoded = [encoded_definition(d, f"run_{i}") for i, d in enumerate(kept)]
+    for d, e in zip(kept, encoded, strict=True):
+        again = encoded_definition(d, "run_x")  # the oldest are encoded anew
+        assert again.source is d and (again.text, again.id) == (e.text, e.id)
+    from store import codec
+
+    assert len(codec._RECENT_DEFINITIONS) <= codec._RECENT_LIMIT

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from engine.contracts.errors import StorageError
-
 from store.connection import open_database
 from store.layout import SCHEMA_VERSION
 from store.schema import VERSION_TABLE

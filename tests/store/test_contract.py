@@ -241,7 +241,7 @@ def test_transitions_read_back_the_exact_time_of_every_move(store: Store) -> Non
     """A database store leaves out of a transition the time its row's columns hold
     (layout 8): creation, the first queue and start, the final status. Every other
     move keeps its own, and each reads back exactly."""
-    t = [T0 + i + 0.1234567 * (i + 1) for i in range(9)]
+    t = [T0] + [T0 + i + 0.1234567 * i for i in range(1, 9)]  # a whole second, then not
     store.create_run(new_run(), now=t[0])
     store.apply("run_1", [ev(s, S.PENDING) for s in "abcdefg"], now=t[0])
     store.apply("run_1", lifecycle("a")[1:], now=t[1])                  # one batch

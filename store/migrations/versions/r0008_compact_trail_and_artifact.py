@@ -77,6 +77,7 @@ _CHUNK = 2_000
 
 
 def _view(sqlite_view: str, pg_view: str, user_version: int) -> None:
+    """Create the ``transitions`` view again (and set SQLite's layout number)."""
     sqlite = op.get_bind().dialect.name == "sqlite"
     op.execute("DROP VIEW IF EXISTS transitions")
     op.execute(sqlite_view if sqlite else pg_view)
@@ -124,6 +125,7 @@ def _full_row(row: Any) -> dict[str, Any] | None:
 
 def _full_element(element: list[Any], times: dict[str, float | None],
                   completed: float | None) -> str:
+    """One transition as layout 7 wrote it: ``[status, at, retry_count, detail]``."""
     status = element[0]
     at = element[1] if len(element) > 1 and element[1] is not None else \
         times.get(status, completed)
@@ -134,6 +136,7 @@ def _full_element(element: list[Any], times: dict[str, float | None],
 
 
 def _full_artifact(artifact: str | None, operation: str | None) -> str | None:
+    """A record stored without its leading ``operation`` with it again, as text."""
     if artifact is None or operation is None or artifact.startswith('{"operation":'):
         return artifact
     record = json.loads(artifact)

@@ -10,7 +10,7 @@ SQLAlchemy off that path saves about a third of a second of start-up.
 from __future__ import annotations
 
 #: Version of this layout, kept in ``PRAGMA user_version`` (:data:`store.schema.HEAD_LAYOUT`).
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 #: Statuses indexed by ``ix_steps_run_exceptional``. A query uses that partial index only
 #: when its conditions imply the index's; repeating :data:`EXCEPTIONAL_STATUSES_SQL`
@@ -29,12 +29,22 @@ EXCEPTIONAL_STATUSES_PG_SQL = "status IN ('error', 'skipped', 'cancelled', 'awai
 #: that partial index when it repeats :data:`ACTIVE_STATUSES_SQL` verbatim).
 ACTIVE_STATUSES_SQL = "status IN ('pending', 'queued', 'running')"
 
-#: The audit trail as rows, for readers (``store.transitions``, SQL users).
+#: The audit trail as rows, for readers (``store.transitions``, SQL users). Since layout 8
+#: an element of ``trail`` leaves out what its defaults say (:func:`store.stepdata.trail_entry`):
+#: a missing ``detail`` is null, a missing retry count 0, and a missing (or null) time is
+#: the row's column that holds that move's time (``created_at`` for ``pending``,
+#: ``queued_at`` for the first ``queued``, ``started_at`` for the first ``running``,
+#: ``completed_at`` for the final status), so the view returns the same values as when
+#: every element carried all four.
 TRANSITIONS_VIEW = """
 CREATE VIEW IF NOT EXISTS transitions AS
 SELECT s.run_id AS run_id, s.step_id AS step_id, CAST(j.key AS INTEGER) AS seq,
-  json_extract(j.value, '$[0]') AS status, json_extract(j.value, '$[1]') AS at,
-  json_extract(j.value, '$[2]') AS retry_count, json_extract(j.value, '$[3]') AS detail
+  json_extract(j.value, '$[0]') AS status,
+  COALESCE(json_extract(j.value, '$[1]'), CASE json_extract(j.value, '$[0]')
+    WHEN 'pending' THEN s.created_at WHEN 'queued' THEN s.queued_at
+    WHEN 'running' THEN s.started_at ELSE s.completed_at END) AS at,
+  COALESCE(json_extract(j.value, '$[2]'), 0) AS retry_count,
+  json_extract(j.value, '$[3]') AS detail
 FROM steps s, json_each('[' || s.trail || ']') j
 """
 

@@ -19,12 +19,14 @@ Conventions:
   table b-tree only ever appends, and there is no separate primary-key index.
 - A step's lifecycle transitions (the audit trail) live in its own row, in ``trail``:
   comma-joined JSON arrays ``[status, at, retry_count, detail]``, appended by the same
-  UPDATE that moves the step. A transition thus costs no extra row, index entry or
+  UPDATE that moves the step; since layout 8 an array leaves out its trailing defaults
+  and a time one of the row's time columns holds (:func:`store.stepdata.trail_entry`). A transition thus costs no extra row, index entry or
   b-tree seek on the write path. The ``transitions`` view (:data:`store.layout.TRANSITIONS_VIEW`)
   expands them to rows ``(run_id, step_id, seq, status, at, retry_count, detail)``,
   ``seq`` numbering each step's transitions 0, 1, 2, ...; ``at`` orders them across steps.
 - A step's artifact (the operation record its block returned) lives in its own row:
-  ``artifact`` (the record), ``artifact_at`` (when it was recorded) beside
+  ``artifact`` (the record; since layout 8 without a leading ``operation`` member,
+  :func:`store.stepdata.stored_artifact`), ``artifact_at`` (when it was recorded) beside
   ``artifact_id``/``artifact_operation``. The id locates the row without an index: its
   hex part is the row's ``seq`` (6 digits or more) then 6 digits of a hash of run, step
   and attempt (:func:`store.stepdata.locate_artifact`), so a step costs no artifact

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from engine.contracts.errors import StorageError
 
 #: Every revision, oldest first; the last is the layout this code reads and writes.
-REVISIONS: tuple[str, ...] = ("0003", "0004", "0005", "0006", "0007")
+REVISIONS: tuple[str, ...] = ("0003", "0004", "0005", "0006", "0007", "0008")
 #: The revision of the current layout.
 HEAD_REVISION = REVISIONS[-1]
 #: The layout number of the head revision (SQLite's ``PRAGMA user_version``).

@@ -36,7 +36,7 @@ from store.sqlite_query import (
     step_where,
 )
 from store.step_logs import check_log_page, page_sqlite
-from store.stepdata import locate_artifact
+from store.stepdata import full_artifact, locate_artifact
 
 if TYPE_CHECKING:  # the read shapes are imported by the queries that build them: a run
     # reads back its run record (engine.contracts.run_record) and nothing else
@@ -216,6 +216,7 @@ class SQLiteReads(SQLOutline):
                 "SELECT artifact_id, run_id, step_id, artifact_operation, artifact, "
                 "artifact_at FROM steps WHERE seq = ? AND artifact_id = ? "
                 "AND artifact IS NOT NULL", (seq, artifact_id)).fetchone()
+            in_row = row is not None
             if row is None:  # recorded before layout 6
                 row = conn.execute(
                     "SELECT id, run_id, step_id, operation, record, created_at FROM artifacts "
@@ -227,6 +228,8 @@ class SQLiteReads(SQLOutline):
             except NotFoundError:  # another organization's: as unknown, naming no run
                 raise artifact_not_found(artifact_id) from None
         record = inline_blobs(loads(row[4]), self.local_files) or {}
+        if in_row:  # stored without its operation since layout 8
+            record = full_artifact(record, row[3])
         return ArtifactRecord(id=row[0], run_id=row[1], step_id=row[2], operation=row[3],
                               record=record, created_at=row[5])
 

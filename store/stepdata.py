@@ -1,8 +1,18 @@
-"""What a step event stores, whatever the backend: errors, review data, artifact ids.
+"""What a step event stores, whatever the backend: errors, review data, artifact ids,
+and the compact forms the SQL stores keep of artifacts and transitions.
 
 Both stores (:mod:`store.sqlite`, :mod:`store.memory`) build these values from a
 :class:`~engine.contracts.events.StepEvent` the same way, so a step reads back
 identically from either.
+
+Layout 8 stores two things without what the row already says, and reads put it back:
+
+- an in-row artifact record without its ``operation`` member when that comes first
+  (``artifact_operation`` holds it): :func:`stored_artifact`, :func:`full_artifact`;
+- a transition (an element of ``steps.trail``, ``[status, at, retry_count, detail]``)
+  without its trailing defaults (no detail, retry count 0) and without a time that one of
+  the row's time columns holds: :func:`trail_entry`, read by the ``transitions`` view
+  (:data:`store.layout.TRANSITIONS_VIEW`).
 """
 
 from __future__ import annotations
@@ -12,6 +22,7 @@ from typing import Any
 from engine.contracts.artifacts import artifact_digest, artifact_id, artifact_prefix
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepErrorInfo, StepEvent
+from store.codec import encode
 
 
 def error_json(info: StepErrorInfo, block_id: str, label: str) -> dict[str, Any]:
@@ -100,3 +111,63 @@ def artifact_key(run_id: str, ev: StepEvent) -> tuple[str, str]:
     """
     operation = _operation(ev)
     return artifact_id(operation, run_id, ev.step_id, ev.retry_count), operation
+
+
+# --------------------------------------------------------------------------- layout 8
+
+#: ``{"operation":<name>,`` per operation name: how an encoded record starts when its
+#: ``operation`` comes first (built once per name; names are a block type's few).
+_OPERATION_HEADS: dict[str, str] = {}
+_BLOB_KEY = '"blob":'
+
+
+def stored_artifact(text: str, operation: str) -> str:
+    """The text a step row keeps of an artifact encoded as ``text`` (compact JSON, or a
+    blob marker), whose ``operation`` is ``operation``.
+
+    When the record starts with its ``operation`` member, that member is left out: the
+    row's ``artifact_operation`` holds the same name, and :func:`full_artifact` puts it
+    back first, so the record reads back as the block returned it. Anything else is kept
+    as it is: a record whose ``operation`` is not its first member, a blob marker (the
+    blob holds the whole record), and a record whose next member is ``blob`` (what is
+    left would read as a blob marker).
+    """
+    head = _OPERATION_HEADS.get(operation)
+    if head is None:
+        head = _OPERATION_HEADS[operation] = '{"operation":' + encode(operation) + ","
+    if text.startswith(head):
+        if text.startswith(_BLOB_KEY, len(head)):
+            return text
+        return "{" + text[len(head):]
+    if len(text) == len(head) and text.endswith("}") and text.startswith(head[:-1]):
+        return "{}"  # the operation alone
+    return text
+
+
+def full_artifact(record: Any, operation: str) -> Any:
+    """An in-row artifact ``record`` as read (blobs inlined) with its ``operation`` back:
+    first, as :func:`stored_artifact` found it. A record that names its operation (every
+    one written before layout 8, and those kept whole) is returned as it is."""
+    if isinstance(record, dict) and "operation" not in record:
+        return {"operation": operation, **record}
+    return record
+
+
+def trail_entry(head: str, at: str | None, retry_count: int, detail: str | None) -> str:
+    """One transition as ``steps.trail`` keeps it (layout 8): ``[status, at, retry_count,
+    detail]`` without its trailing defaults, so most transitions are ``["queued"]``.
+
+    Args:
+        head: ``["<status>"``, the element up to its time.
+        at: the time as JSON (``repr`` of the float), or None when the row's column for
+            this move holds it exactly: ``created_at`` (``pending``), ``queued_at`` (the
+            first ``queued``), ``started_at`` (the first ``running``), ``completed_at`` (a
+            final status). The ``transitions`` view reads a missing or null time there.
+        retry_count: the step's retry count at this move (0 is left out when last).
+        detail: the move's detail as JSON (error and/or reason), or None.
+    """
+    if detail is not None:
+        return f"{head},{'null' if at is None else at},{retry_count},{detail}]"
+    if retry_count:
+        return f"{head},{'null' if at is None else at},{retry_count}]"
+    return f"{head}]" if at is None else f"{head},{at}]"

@@ -39,7 +39,14 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import LEGAL_MOVES, RunStatus, StepStatus, check_move
 from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
-from store.stepdata import artifact_stub, error_json, in_row_id_sql, review_data
+from store.stepdata import (
+    artifact_stub,
+    error_json,
+    in_row_id_sql,
+    review_data,
+    stored_artifact,
+    trail_entry,
+)
 
 if TYPE_CHECKING:
     from store.files import LocalFileStore
@@ -50,8 +57,11 @@ _TEXT: dict[StepStatus, str] = {status: status.value for status in StepStatus}
 _TERMINAL = frozenset({_S.COMPLETED, _S.SKIPPED, _S.ERROR, _S.CANCELLED})
 #: Each status's legal next ones; :func:`check_move` is called only to raise.
 _LEGAL = LEGAL_MOVES
-#: A transition's text up to its time stamp (``["queued"``), per status.
+#: A transition's text up to its time stamp (``["queued"``), per status
+#: (:func:`store.stepdata.trail_entry` writes the rest).
 _TRAIL_HEAD: dict[StepStatus, str] = {status: f'["{status.value}"' for status in StepStatus}
+#: A transition that is its status alone (``["queued"]``): most of them (layout 8).
+_TRAIL_ALONE: dict[StepStatus, str] = {status: f'{head}]' for status, head in _TRAIL_HEAD.items()}
 #: What a row created before its step ends holds in ``reserve`` until the step's next
 #: move clears it: zero bytes for what its outputs, artifact and transitions will add.
 #: Rows created ``pending`` together fill their page; a row that grows in a full page
@@ -145,8 +155,8 @@ class StepWriter:
         """Fold ``events`` into one plan, checking every move against ``known``."""
         plan = Plan()
         changes = plan.changes
-        # the trail text after the status: the batch's time stamp, then the retry count
-        stamp = f",{now!r},"
+        # the trail's time stamp of this batch, where the row's columns do not hold it
+        stamp = repr(now)
         fold_fields = self._fold_fields
         for ev in events:
             sid = ev.step_id
@@ -159,6 +169,7 @@ class StepWriter:
                 change = changes[sid] = _new_row(run_id, ev, now)
                 # a new row holds its status, retry count and times already
                 detail = fold_fields(run_id, ev, now, change.cols, 8, 26)
+                at = None  # created_at
             else:
                 if current is None:
                     raise IllegalTransition(sid, "not created", status.value)
@@ -169,36 +180,49 @@ class StepWriter:
                 else:
                     change.status = status
                 cols = change.cols
-                created = change.before is None  # in this batch: cols is the INSERT row
+                before = change.before
+                created = before is None  # in this batch: cols is the INSERT row
                 at_status, at_retry, at_updated, at_queued, at_started, at_done, base, art = (
                     _ROW_AT if created else _UPDATE_AT)
                 cols[at_status], cols[at_retry], cols[at_updated] = (
                     _TEXT[status], ev.retry_count, now)
+                # The row's queued_at / started_at hold this move's time when it is the
+                # step's first queue / start: the step was pending when the batch began
+                # (nothing moves back to pending) and the batch has not set them yet.
+                at = stamp
                 if status is _S.QUEUED:
                     if cols[at_queued] is None:
                         cols[at_queued] = now
+                        if created or before is _S.PENDING:
+                            at = None
                 elif status is _S.RUNNING:
                     if cols[at_started] is None:
                         cols[at_started] = now
-                elif status in _TERMINAL:
+                        if created or before is _S.PENDING:
+                            at = None
+                elif status in _TERMINAL:  # no move leaves it: completed_at stays now
                     cols[at_done] = now
+                    at = None
                     if created:  # an UPDATE computes the duration in SQL
                         start = cols[at_started]
                         cols[24] = None if start is None else round((now - start) * 1000)
                 detail = fold_fields(run_id, ev, now, cols, base, art)
                 if status is _S.AWAITING_REVIEW:
                     plan.reviews.append((sid, ev.block_id, review_data(ev)))
-            change.trail.append(f"{_TRAIL_HEAD[status]}{stamp}{ev.retry_count},{detail}]")
+            retry = ev.retry_count
+            change.trail.append(_TRAIL_ALONE[status] if at is None and detail is None
+                                and not retry else
+                                trail_entry(_TRAIL_HEAD[status], at, retry, detail))
         return plan
 
     def _fold_fields(
         self, run_id: str, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
-    ) -> str:
+    ) -> str | None:
         """Set the optional columns, laid out identically from ``base`` in both rows:
         inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
         cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at ``art``.
 
-        Returns the transition's ``detail`` JSON (``null`` without error or reason).
+        Returns the transition's ``detail`` JSON (None without error or reason).
         """
         files = self.files
         if ev.inputs is not None:
@@ -207,8 +231,10 @@ class StepWriter:
             outputs = {h: p.to_dict() for h, p in ev.outputs.items()}
             cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, files)
         if ev.artifact is not None:  # the id's stub: the statement completes it (write())
-            cols[base + 4], cols[base + 5] = artifact_stub(run_id, ev)
-            cols[art] = encode_value(ev.artifact, "artifact", ev.step_id, files)
+            stub, operation = artifact_stub(run_id, ev)
+            cols[base + 4], cols[base + 5] = stub, operation
+            cols[art] = stored_artifact(
+                encode_value(ev.artifact, "artifact", ev.step_id, files), operation)
             cols[art + 1] = now
         if ev.model is not None:
             cols[base + 6] = ev.model
@@ -223,7 +249,7 @@ class StepWriter:
         reason = ev.reason
         if ev.error is None:
             if reason is None:
-                return "null"
+                return None
             cols[base + 3] = reason
             return encode({"reason": reason})
         error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)

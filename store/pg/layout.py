@@ -11,12 +11,16 @@ same documents). ``tests/store/test_pg_layout.py`` checks that :data:`PG_DDL` is
 
 from __future__ import annotations
 
-#: The audit trail as rows (:data:`store.layout.TRANSITIONS_VIEW` for PostgreSQL).
+#: The audit trail as rows (:data:`store.layout.TRANSITIONS_VIEW` for PostgreSQL, which
+#: says how a missing time, retry count or detail is read).
 PG_TRANSITIONS_VIEW = """
 CREATE OR REPLACE VIEW transitions AS
 SELECT s.run_id AS run_id, s.step_id AS step_id, (j.ord - 1)::integer AS seq,
-  j.value ->> 0 AS status, (j.value ->> 1)::double precision AS at,
-  (j.value ->> 2)::integer AS retry_count, j.value ->> 3 AS detail
+  j.value ->> 0 AS status,
+  COALESCE((j.value ->> 1)::double precision, CASE j.value ->> 0
+    WHEN 'pending' THEN s.created_at WHEN 'queued' THEN s.queued_at
+    WHEN 'running' THEN s.started_at ELSE s.completed_at END) AS at,
+  COALESCE((j.value ->> 2)::integer, 0) AS retry_count, j.value ->> 3 AS detail
 FROM steps s CROSS JOIN LATERAL json_array_elements(('[' || s.trail || ']')::json)
   WITH ORDINALITY AS j(value, ord)
 """

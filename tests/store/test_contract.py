@@ -237,6 +237,59 @@ def test_illegal_transitions_write_nothing(store: Store, events: list[StepEvent]
     assert store.load_steps("run_1")[0].status is S.QUEUED
 
 
+def test_transitions_read_back_the_exact_time_of_every_move(store: Store) -> None:
+    """A database store leaves out of a transition the time its row's columns hold
+    (layout 8): creation, the first queue and start, the final status. Every other
+    move keeps its own, and each reads back exactly."""
+    t = [T0] + [T0 + i + 0.1234567 * i for i in range(1, 9)]  # a whole second, then not
+    store.create_run(new_run(), now=t[0])
+    store.apply("run_1", [ev(s, S.PENDING) for s in "abcdefg"], now=t[0])
+    store.apply("run_1", lifecycle("a")[1:], now=t[1])                  # one batch
+    store.apply("run_1", [ev("b", S.QUEUED)], now=t[1])
+    store.apply("run_1", [ev("b", S.RUNNING)], now=t[2])                # a later batch
+    store.apply("run_1", [ev("b", S.QUEUED, retry_count=1, error=error_info("flaky"))],
+                now=t[3])
+    store.apply("run_1", [ev("b", S.RUNNING, retry_count=1)], now=t[4])
+    store.apply("run_1", [ev("b", S.QUEUED, retry_count=2), ev("b", S.RUNNING, retry_count=2),
+                          ev("b", S.COMPLETED, retry_count=2)], now=t[5])
+    store.apply("run_1", [ev("c", S.QUEUED), ev("c", S.RUNNING),
+                          ev("c", S.AWAITING_REVIEW, outputs={})], now=t[2])
+    store.apply("run_1", [ev("c", S.COMPLETED, outputs={})], now=t[6])
+    store.apply("run_1", [ev("d", S.SKIPPED, reason="branch_not_selected: x")], now=t[3])
+    store.apply("run_1", [ev("e", S.CANCELLED, reason="cancelled by user")], now=t[4])
+    store.apply("run_1", [ev("f", S.QUEUED), ev("f", S.RUNNING)], now=t[5])
+    store.apply("run_1", [ev("f", S.ERROR, error=error_info("dead"))], now=t[7])
+    store.apply("run_1", [ev("h", S.PENDING, retry_count=3), ev("h", S.QUEUED, retry_count=3),
+                          ev("h", S.RUNNING, retry_count=3)], now=t[8])
+    moves = {(m["step_id"], i): (m["status"], m["at"], m["retry_count"],
+                                 None if m["detail"] is None else sorted(m["detail"]))
+             for i, m in enumerate(store.transitions("run_1"))}
+    got: dict[str, list[tuple[object, ...]]] = {}
+    for (step_id, _), move in moves.items():
+        got.setdefault(step_id, []).append(move)
+    err, why = ["error"], ["reason"]
+    assert got == {
+        "a": [("pending", t[0], 0, None), ("queued", t[1], 0, None),
+              ("running", t[1], 0, None), ("completed", t[1], 0, None)],
+        "b": [("pending", t[0], 0, None), ("queued", t[1], 0, None),
+              ("running", t[2], 0, None), ("queued", t[3], 1, err),
+              ("running", t[4], 1, None), ("queued", t[5], 2, None),
+              ("running", t[5], 2, None), ("completed", t[5], 2, None)],
+        "c": [("pending", t[0], 0, None), ("queued", t[2], 0, None),
+              ("running", t[2], 0, None), ("awaiting_review", t[2], 0, None),
+              ("completed", t[6], 0, None)],
+        "d": [("pending", t[0], 0, None), ("skipped", t[3], 0, why)],
+        "e": [("pending", t[0], 0, None), ("cancelled", t[4], 0, why)],
+        "f": [("pending", t[0], 0, None), ("queued", t[5], 0, None),
+              ("running", t[5], 0, None), ("error", t[7], 0, err)],
+        "g": [("pending", t[0], 0, None)],
+        "h": [("pending", t[8], 3, None), ("queued", t[8], 3, None),
+              ("running", t[8], 3, None)],
+    }
+    assert all(type(m["at"]) is float and type(m["retry_count"]) is int
+               for m in store.transitions("run_1"))
+
+
 def test_illegal_move_of_a_persisted_step(store: Store) -> None:
     store.create_run(new_run(), now=T0)
     store.apply("run_1", lifecycle("a"), now=T0)
@@ -336,6 +389,36 @@ def test_artifacts_are_recorded_with_deterministic_ids(store_factory: StoreFacto
     other.create_run(new_run(), now=T0)
     other.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)], now=T0)
     assert _step(other, "a").artifact_id == art_id
+
+
+@pytest.mark.parametrize("artifact", [
+    {"operation": "function_invocation", "inputs": {"n": 1}, "error": None, "stdout": None},
+    {"operation": "extraction"},                                    # the operation alone
+    {"output": 1, "operation": "extraction", "z": [None, {}]},      # not its first member
+    {"operation": "extraction", "blob": "blob_x"},                  # the rest: a blob marker
+    {"operation": "extraction", "blob": "blob_x", "more": 1},
+    {"operation": "extraction", "data": "x" * (PAYLOAD_INLINE_LIMIT + 10)},  # in a blob
+    {"operation": "é", "text": "ünïcode ✓", "nested": {"operation": "inner"}},
+])
+def test_an_artifact_reads_back_exactly_with_its_members_in_order(
+        store: Store, artifact: dict[str, object]) -> None:
+    """Since layout 8 a database store keeps a record without its leading ``operation``
+    (the row holds it) and puts it back on read: the record, its member order included,
+    is what the block returned."""
+    import json
+
+    store.create_run(new_run(), now=T0)
+    store.apply("run_1", lifecycle("a")[:3] + [ev("a", S.COMPLETED, artifact=artifact)],
+                now=T0)
+    store.apply("run_1", lifecycle("b")[:3], now=T0)
+    store.apply("run_1", [ev("b", S.COMPLETED, artifact=artifact)], now=T0 + 1)
+    for step_id in ("a", "b"):
+        art_id = str(_step(store, step_id).artifact_id)
+        record = store.read_artifact(art_id).record
+        assert json.dumps(record) == json.dumps(artifact)
+        found = ReadAPI(store).get_artifact(art_id)
+        assert list(found)[:len(artifact)] == list(artifact)
+        assert found["operation"] == artifact["operation"]
 
 
 def test_a_step_created_with_its_artifact_in_one_batch_keeps_it(store: Store) -> None:

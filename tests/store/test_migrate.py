@@ -26,7 +26,7 @@ from store.migrate import MIGRATIONS
 from store.schema import HEAD_LAYOUT, HEAD_REVISION, REVISIONS, VERSION_TABLE
 from store.sqlite import SQLiteStore
 from tests.postgres import pg_url  # noqa: F401 - a fixture
-from tests.store.helpers import T0, S, ev, lifecycle, new_run
+from tests.store.helpers import T0, S, error_info, ev, lifecycle, new_run
 
 
 def _baseline() -> Any:
@@ -128,11 +128,13 @@ def _sqlite_shape(path: Path) -> dict[str, Any]:
                    for kind, table in names if kind == "table"}
         indexes = dict(conn.execute("SELECT name, sql FROM sqlite_master "
                                     "WHERE type = 'index' AND sql IS NOT NULL"))
+        views = dict(conn.execute("SELECT name, trim(sql) FROM sqlite_master "
+                                  "WHERE type = 'view'"))
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         stamped = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchall()
     finally:
         conn.close()
-    return {"names": sorted(names), "columns": columns, "indexes": indexes,
+    return {"names": sorted(names), "columns": columns, "indexes": indexes, "views": views,
             "version": version, "stamped": stamped}
 
 
@@ -144,22 +146,27 @@ def test_sqlite_migrations_build_the_layout_of_a_new_database(tmp_path: Path) ->
     assert _sqlite_shape(migrated) == _sqlite_shape(fresh)
 
 
-def test_layout_7_downgrades_to_the_in_list_and_upgrades_back(tmp_path: Path) -> None:
+def _downgrade(address: str, revision: str) -> None:
+    """Migrate the database at SQLAlchemy ``address`` down to ``revision``."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import create_engine
 
-    path = tmp_path / "x.db"
-    SQLiteStore(path).close()
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(address)
     try:
         with engine.begin() as conn:
             config = Config()
             config.set_main_option("script_location", str(migrate.MIGRATIONS))
             config.attributes["connection"] = conn
-            command.downgrade(config, "0006")
+            command.downgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def test_layout_7_downgrades_to_the_in_list_and_upgrades_back(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    SQLiteStore(path).close()
+    _downgrade(f"sqlite:///{path}", "0006")
     conn6 = sqlite3.connect(path)
     try:
         sql = conn6.execute("SELECT sql FROM sqlite_master "
@@ -170,6 +177,115 @@ def test_layout_7_downgrades_to_the_in_list_and_upgrades_back(tmp_path: Path) ->
     finally:
         conn6.close()
     migrate.upgrade(str(path))
+    fresh = tmp_path / "fresh.db"
+    SQLiteStore(fresh).close()
+    assert _sqlite_shape(path) == _sqlite_shape(fresh)
+
+
+# Layout 8: the compact transitions and artifact records, both ways. Times that are no
+# round number, so that a time read from the wrong column, or rounded, shows.
+_TIMES = [T0 + i + 0.1234567 * (i + 1) for i in range(6)]
+_ARTIFACTS: dict[str, dict[str, Any]] = {
+    "a": {"operation": "function_invocation", "inputs": {"n": 1}, "error": None},
+    "b": {"output": 2, "operation": "extraction"},      # its operation is not first
+    "c": {"operation": "classification"},               # the operation alone
+}
+
+
+def _write_steps_of_every_kind(store: Any) -> None:
+    """A run whose steps cover each compact form: a lifecycle in one batch with an
+    artifact (a), a start in a later batch and a retry with an error (b), a review (c),
+    a skip with a reason (d)."""
+    t = _TIMES
+    store.create_run(new_run(), now=t[0])
+    store.apply("run_1", [ev(s, S.PENDING) for s in "abcd"], now=t[0])
+    store.apply("run_1", [ev("a", S.QUEUED), ev("a", S.RUNNING),
+                          ev("a", S.COMPLETED, artifact=_ARTIFACTS["a"])], now=t[1])
+    store.apply("run_1", [ev("b", S.QUEUED)], now=t[1])
+    store.apply("run_1", [ev("b", S.RUNNING)], now=t[2])
+    store.apply("run_1", [ev("b", S.QUEUED, retry_count=1, error=error_info("flaky"))],
+                now=t[3])
+    store.apply("run_1", [ev("b", S.RUNNING, retry_count=1),
+                          ev("b", S.COMPLETED, retry_count=1, artifact=_ARTIFACTS["b"])],
+                now=t[4])
+    store.apply("run_1", [ev("c", S.QUEUED), ev("c", S.RUNNING),
+                          ev("c", S.AWAITING_REVIEW, outputs={}, artifact=_ARTIFACTS["c"])],
+                now=t[2])
+    store.apply("run_1", [ev("d", S.SKIPPED, reason="branch_not_selected: x")], now=t[5])
+
+
+def _layout_7_rows() -> dict[str, tuple[str, str | None]]:
+    """Step id -> (trail, artifact) as a layout-7 stepwell wrote them for that run."""
+    from store.codec import dumps, encode
+    from store.stepdata import error_json
+
+    t = _TIMES
+
+    def move(status: str, at: float, retry: int = 0, detail: str = "null") -> str:
+        return f'["{status}",{at!r},{retry},{detail}]'
+
+    flaky = '{"error":' + dumps(error_json(error_info("flaky"), "b", "B"), "error", "b") + "}"
+    return {
+        "a": (",".join([move("pending", t[0]), move("queued", t[1]), move("running", t[1]),
+                        move("completed", t[1])]), encode(_ARTIFACTS["a"])),
+        "b": (",".join([move("pending", t[0]), move("queued", t[1]), move("running", t[2]),
+                        move("queued", t[3], 1, flaky), move("running", t[4], 1),
+                        move("completed", t[4], 1)]), encode(_ARTIFACTS["b"])),
+        "c": (",".join([move("pending", t[0]), move("queued", t[2]), move("running", t[2]),
+                        move("awaiting_review", t[2])]), encode(_ARTIFACTS["c"])),
+        "d": (",".join([move("pending", t[0]), move("skipped", t[5], 0,
+                                                    encode({"reason": "branch_not_selected: x"}))]),
+              None),
+    }
+
+
+def _everything_read(store: Any) -> dict[str, Any]:
+    """What readers get of that run: transitions, steps, artifacts (as JSON text, so
+    that member order counts)."""
+    reader = store.reader()
+    artifacts = {step_id: json.dumps(reader.get_artifact(str(
+        store.read_step(step_id, run_id="run_1").artifact_id)))
+        for step_id in _ARTIFACTS}
+    return {"transitions": store.transitions("run_1"), "steps": store.run_steps("run_1"),
+            "artifacts": artifacts}
+
+
+def test_layout_8_downgrades_to_full_transitions_and_records_and_reads_them_upgraded(
+        tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    with SQLiteStore(path) as store:
+        _write_steps_of_every_kind(store)
+        read = _everything_read(store)
+
+    def rows() -> dict[str, tuple[str, str | None]]:
+        conn = sqlite3.connect(path)
+        try:
+            return {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT step_id, trail, artifact FROM steps")}
+        finally:
+            conn.close()
+
+    compact = rows()
+    assert compact["a"] == ('["pending"],["queued"],["running"],["completed"]',
+                            '{"inputs":{"n":1},"error":null}')
+    assert compact["c"][1] == "{}" and compact["b"][1] == _layout_7_rows()["b"][1]
+    _downgrade(f"sqlite:///{path}", "0007")
+    assert rows() == _layout_7_rows()
+    conn = sqlite3.connect(path)
+    try:  # the layout-7 view reads the rewritten rows as layout 8 read the compact ones
+        view = conn.execute("SELECT t.step_id, t.status, t.at, t.retry_count, t.detail "
+                            "FROM transitions t JOIN steps s ON s.step_id = t.step_id "
+                            "ORDER BY t.at, s.seq, t.seq").fetchall()
+    finally:
+        conn.close()
+    assert [(*v[:4], json.loads(v[4]) if v[4] else None) for v in view] == [
+        tuple(t.values()) for t in read["transitions"]]
+    with pytest.raises(StorageError, match="schema 0007.*stepwell db upgrade"):
+        SQLiteStore(path)  # as a database the previous stepwell wrote
+    assert migrate.upgrade(str(path))[0].revision == "0007"
+    assert rows() == _layout_7_rows()  # the upgrade rewrites nothing
+    with SQLiteStore(path) as store:
+        assert _everything_read(store) == read
     fresh = tmp_path / "fresh.db"
     SQLiteStore(fresh).close()
     assert _sqlite_shape(path) == _sqlite_shape(fresh)
@@ -245,7 +361,10 @@ def _pg_shape(url: str) -> dict[str, Any]:
                            " FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1")
     functions = _pg_sql(url, "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON "
                              "n.oid = p.pronamespace WHERE n.nspname = current_schema()")
+    views = _pg_sql(url, "SELECT viewname, definition FROM pg_views "
+                         "WHERE schemaname = current_schema() ORDER BY 1")
     return {"columns": columns, "indexes": indexes, "functions": sorted(functions),
+            "views": views,
             "stamped": _pg_sql(url, f"SELECT version_num FROM {VERSION_TABLE}")}
 
 
@@ -296,6 +415,38 @@ def test_an_older_postgresql_database_is_upgraded_in_place(pg_url: str) -> None:
     assert (before.revision, after.revision) == ("0003", HEAD_REVISION)
     with PostgresStore(pg_url) as store:
         assert store.read_run("run_old").workflow_name == "Old"
+
+
+def test_postgresql_layout_8_downgrades_to_full_rows_and_reads_them_upgraded(
+        pg_url: str, two_schemas: Callable[[], str]) -> None:  # noqa: F811
+    from store.pg import PostgresStore
+
+    with PostgresStore(pg_url) as store:
+        _write_steps_of_every_kind(store)
+        read = _everything_read(store)
+
+    def rows() -> dict[str, tuple[str, str | None]]:
+        return {r[0]: (r[1], r[2]) for r in _pg_sql(
+            pg_url, "SELECT step_id, trail, artifact FROM steps")}
+
+    assert rows()["a"] == ('["pending"],["queued"],["running"],["completed"]',
+                           '{"inputs":{"n":1},"error":null}')
+    _downgrade("postgresql+psycopg://" + pg_url.removeprefix("postgresql://"), "0007")
+    assert rows() == _layout_7_rows()
+    view = _pg_sql(pg_url, "SELECT t.step_id, t.status, t.at, t.retry_count, t.detail "
+                           "FROM transitions t JOIN steps s ON s.step_id = t.step_id "
+                           "ORDER BY t.at, s.seq, t.seq")
+    assert [(*v[:4], json.loads(v[4]) if v[4] else None) for v in view] == [
+        tuple(t.values()) for t in read["transitions"]]
+    with pytest.raises(StorageError, match="schema 0007.*stepwell db upgrade"):
+        PostgresStore(pg_url)
+    assert migrate.upgrade(pg_url)[0].revision == "0007"
+    assert rows() == _layout_7_rows()
+    with PostgresStore(pg_url) as store:
+        assert _everything_read(store) == read
+    fresh = two_schemas()
+    PostgresStore(fresh).close()
+    assert _pg_shape(pg_url) == _pg_shape(fresh)
 
 
 def test_a_newer_postgresql_database_is_not_upgraded(pg_url: str) -> None:  # noqa: F811

@@ -45,6 +45,9 @@ NOT_ON_THE_RUN_PATH = {
     "sqlalchemy": "migrations; the schema is executed from its SQL rendering",
     "httpx": "HTTP blocks and the SDK",
     "fastapi": "stepwell serve",
+    "jsonschema": "output schema checks (blocks.schemas imports it on first use)",
+    "fastjsonschema": "the compiled fast path of those checks",
+    "pypdf": "document blocks (blocks.pdf imports it on first use)",
 }
 
 

@@ -118,6 +118,9 @@ def artifact_key(run_id: str, ev: StepEvent) -> tuple[str, str]:
 #: ``{"operation":<name>,`` per operation name: how an encoded record starts when its
 #: ``operation`` comes first (built once per name; names are a block type's few).
 _OPERATION_HEADS: dict[str, str] = {}
+#: Names kept in :data:`_OPERATION_HEADS` at most: a custom block that makes up a new
+#: operation name per step must not grow it for the life of the process.
+_OPERATION_HEADS_MAX = 256
 _BLOB_KEY = '"blob":'
 
 
@@ -134,7 +137,9 @@ def stored_artifact(text: str, operation: str) -> str:
     """
     head = _OPERATION_HEADS.get(operation)
     if head is None:
-        head = _OPERATION_HEADS[operation] = '{"operation":' + encode(operation) + ","
+        head = '{"operation":' + encode(operation) + ","
+        if len(_OPERATION_HEADS) < _OPERATION_HEADS_MAX:
+            _OPERATION_HEADS[operation] = head
     if text.startswith(head):
         if text.startswith(_BLOB_KEY, len(head)):
             return text

@@ -155,8 +155,10 @@ class StepWriter:
         """Fold ``events`` into one plan, checking every move against ``known``."""
         plan = Plan()
         changes = plan.changes
-        # the trail's time stamp of this batch, where the row's columns do not hold it
-        stamp = repr(now)
+        # the trail's time stamp of this batch, where the row's columns do not hold it;
+        # a float, as those columns read back, so the times a step's transitions keep
+        # and those the view reads from its columns look alike (even for an int ``now``)
+        stamp = repr(float(now))
         fold_fields = self._fold_fields
         for ev in events:
             sid = ev.step_id

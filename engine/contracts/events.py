@@ -142,7 +142,9 @@ class NewRun:
     """Everything needed to create a run row.
 
     Attributes:
-        definition: the workflow as JSON (enough to rebuild it for resume and rerun).
+        definition: the workflow as JSON (enough to rebuild it for resume and rerun); a
+            store may keep the dict it was given, encoded, for later runs: do not change
+            it once a run was created with it.
         inputs: run inputs keyed by start block id, in wire form.
     """
 

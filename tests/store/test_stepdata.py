@@ -51,3 +51,14 @@ def test_a_transition_leaves_out_its_trailing_defaults(
     element = json.loads(entry) + [None, 0, None][len(json.loads(entry)) - 1:]
     assert element == ["queued", None if at is None else float(at), retry,
                        None if detail is None else json.loads(detail)]
+
+
+def test_the_operation_heads_kept_stay_bounded_and_every_name_still_reads_back() -> None:
+    from store import stepdata
+
+    for n in range(stepdata._OPERATION_HEADS_MAX + 50):
+        record = {"operation": f"made_up_{n}", "x": n}
+        text = stored_artifact(encode(record), record["operation"])
+        assert text == encode({"x": n})
+        assert full_artifact(json.loads(text), record["operation"]) == record
+    assert len(stepdata._OPERATION_HEADS) <= stepdata._OPERATION_HEADS_MAX

@@ -1,7 +1,7 @@
 """W6: what a stubbed workflow test costs, as docs/testing.md writes one.
 
-Each test opens an Engine on a fresh database file (what the ``stepwell_engine`` fixture
-gives), runs an example workflow with some blocks stubbed, checks a step with
+Each test opens an Engine on a fresh database file as the ``stepwell_engine`` fixture
+does (instant retries, ``scratch`` durability: a test's database is never fsynced), runs an example workflow with some blocks stubbed, checks a step with
 ``assert_step`` and closes the engine; the imports are paid once, as in a pytest session.
 
 - ``invoice_routing``: two function blocks stubbed, a real conditional route (7 steps);
@@ -35,12 +35,13 @@ def _tests() -> dict[str, Callable[[Path], None]]:
 
     routing = load_workflow(EXAMPLES / "invoice_routing" / "workflow.yaml")
     pricing = load_workflow(EXAMPLES / "order_pricing" / "workflow.yaml")
+    fixture: dict[str, Any] = {"retry": INSTANT_RETRY, "durability": "scratch"}
 
     def invoice_routing(db: Path) -> None:
         stubs = {"normalise": {"invoice_number": "INV-1", "supplier": "Acme",
                                "amount_due": 7200.0},
                  "request_approval": {"action": "approval_requested", "approver": "cfo"}}
-        with Engine(db, stubs=stubs) as engine:
+        with Engine(db, stubs=stubs, **fixture) as engine:
             result = engine.run(routing, {"invoice": {
                 "invoice_number": "INV-1", "supplier": "Acme", "lines": []}})
             assert_step(result, "book_invoice", status="skipped")
@@ -57,7 +58,7 @@ def _tests() -> dict[str, Callable[[Path], None]]:
                                                Failure.transient("timeout"),
                                                {"total": 180.0, "round": 1}),
         }
-        with Engine(db, stubs=stubs, retry=INSTANT_RETRY) as engine:
+        with Engine(db, stubs=stubs, **fixture) as engine:
             result = engine.run(pricing, {"order_in": {"orders": [
                 {"order_id": "A", "lines": lines}]}})
             assert_step(result, "haggle_iter_0_discount", retry_count=2)

@@ -45,6 +45,9 @@ STDOUT_LIMIT = 64 * 1024
 _MODEL_CACHE: dict[tuple[str, str], type[BaseModel]] = {}
 #: Same models by schema identity (entries hold the schema, so ids stay unique).
 _MODEL_BY_ID: dict[tuple[str, int], tuple[Any, type[BaseModel]]] = {}
+#: Entries either cache holds before it starts over: a server compiling workflow after
+#: workflow would otherwise keep every schema it ever saw.
+MODEL_CACHE_LIMIT = 4096
 
 
 # ----------------------------------------------------------------------------- models
@@ -163,11 +166,16 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
     if hit is not None and hit[0] is schema:
         return hit[1]
     key = (name, json.dumps(schema, sort_keys=True, default=str))
+    if len(_MODEL_BY_ID) >= MODEL_CACHE_LIMIT:
+        _MODEL_BY_ID.clear()
     if key in _MODEL_CACHE:
         _MODEL_BY_ID[(name, id(schema))] = (schema, _MODEL_CACHE[key])
         return _MODEL_CACHE[key]
     from pydantic import Field, create_model
 
+    if len(_MODEL_CACHE) >= MODEL_CACHE_LIMIT:  # keep the base and permissive models
+        for stale in [k for k in _MODEL_CACHE if k[0] not in ("__base__", "__permissive__")]:
+            del _MODEL_CACHE[stale]
     base = _base_model()
     required = set(schema.get("required") or ())
     fields: dict[str, Any] = {}

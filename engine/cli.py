@@ -94,7 +94,7 @@ def _typed(found: dict[str, Any], workflow: str | None) -> dict[str, Any] | None
 
     concurrency = found.get("concurrency")
     durability = found.get("durability", "process")
-    if workflow is None or durability not in ("process", "full") or not (
+    if workflow is None or durability not in {d.value for d in Durability} or not (
             concurrency is None or (concurrency.isascii() and concurrency.isdigit()
                                     and int(concurrency) >= 1)):
         return None

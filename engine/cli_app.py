@@ -25,6 +25,7 @@ from engine.cli_support import (
     ALL_HELP,
     BLOCKS_HELP,
     DB_HELP,
+    DURABILITY_HELP,
     EXIT_USAGE,
     JSON_HELP,
     WAIT_HELP,
@@ -109,7 +110,7 @@ def run(
         show_default=False)] = None,
     durability: Annotated[Durability, typer.Option(
         "--durability", case_sensitive=False,
-        help="process: survives process crashes (fast). full: also survives power loss.",
+        help=DURABILITY_HELP,
     )] = Durability.process,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the run id (no live view, no summary).")] = False,

@@ -21,6 +21,7 @@ from engine.cli_read import DbOption, JsonOption, runs_app
 from engine.cli_support import (
     ALL_HELP,
     BLOCKS_HELP,
+    DURABILITY_HELP,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     WAIT_HELP,
@@ -43,7 +44,7 @@ DetachOption = Annotated[bool, typer.Option(
 ReviewArg = Annotated[str, typer.Argument(help="The review id (rev_...).", show_default=False)]
 DurabilityOption = Annotated[Durability, typer.Option(
     "--durability", case_sensitive=False,
-    help="process: survives process crashes (fast). full: also survives power loss.")]
+    help=DURABILITY_HELP)]
 WaitOption = Annotated[bool, typer.Option("--wait", help=WAIT_HELP)]
 AllOption = Annotated[bool, typer.Option("--all", help=ALL_HELP)]
 BlocksOption = Annotated[list[str] | None, typer.Option(

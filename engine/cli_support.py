@@ -48,6 +48,12 @@ class Durability(StrEnum):
 
     process = "process"
     full = "full"
+    scratch = "scratch"
+
+
+#: The ``--durability`` option's help.
+DURABILITY_HELP = ("process: survives process crashes (fast). full: also survives power "
+                   "loss. scratch: no fsync at all, for a database you throw away.")
 
 
 def stdout() -> Console:

@@ -18,6 +18,7 @@ import typer
 from engine.cli_read import DbOption, JsonOption
 from engine.cli_support import (
     BLOCKS_HELP,
+    DURABILITY_HELP,
     Durability,
     db_flag,
     fail,
@@ -81,7 +82,7 @@ def worker(
         show_default=False)] = None,
     durability: Annotated[Durability, typer.Option(
         "--durability", case_sensitive=False,
-        help="process: survives process crashes (fast). full: also survives power loss.",
+        help=DURABILITY_HELP,
     )] = Durability.process,
     blocks: Annotated[list[str] | None, typer.Option(
         "--blocks", help=BLOCKS_HELP, show_default=False)] = None,

@@ -85,8 +85,10 @@ class Engine:
             :class:`~engine.contracts.store.Store`); the caller keeps it and closes it.
         registry: block types; defaults to every built-in type (a registry of this
             engine's own: :func:`builtin_registry`).
-        durability: ``process`` (default, survives process crashes) or ``full``
-            (synchronous=FULL, survives power loss).
+        durability: ``process`` (default, survives process crashes), ``full``
+            (synchronous=FULL, survives power loss) or ``scratch`` (no fsync: survives
+            process crashes, but an operating system crash can corrupt the file; for
+            databases thrown away afterwards, such as a test's).
         max_concurrency: block handlers running at once per run.
         retry: default retry policy for transient and quota errors.
         env: environment for ``${NAME}`` substitution and secrets (defaults to

@@ -47,11 +47,12 @@ def stepwell_db(tmp_path: Path) -> Iterator[Path | str]:
 
 @pytest.fixture
 def stepwell_engine(stepwell_db: Path | str) -> Iterator[Engine]:
-    """An Engine on ``stepwell_db`` with instant retries; closed after the test."""
+    """An Engine on ``stepwell_db`` with instant retries, never fsynced (``scratch``
+    durability: the database is thrown away); closed after the test."""
     from engine.core import Engine
     from engine.testing import INSTANT_RETRY
 
-    with Engine(stepwell_db, retry=INSTANT_RETRY) as engine:
+    with Engine(stepwell_db, retry=INSTANT_RETRY, durability="scratch") as engine:
         yield engine
 
 

@@ -21,7 +21,7 @@ class StoreSlot:
     Args:
         db: the database (SQLite path or PostgreSQL URL), when no store is given.
         store: the caller's store.
-        durability: ``process`` or ``full``.
+        durability: ``process``, ``full`` or ``scratch``.
     """
 
     def __init__(self, db: str | None, store: Store | None, durability: str) -> None:

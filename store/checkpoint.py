@@ -22,9 +22,11 @@ class Checkpointer:
     file is reused instead of growing.
     """
 
-    def __init__(self, path: str, every: int = 50) -> None:
+    def __init__(self, path: str, every: int = 50, *, fsync: bool = True) -> None:
         self.path = path
         self.every = every
+        #: False for a ``scratch`` store: its checkpoints skip fsync as its commits do.
+        self.fsync = fsync
         self._commits = 0
         self._wake = threading.Event()
         self._stopping = False
@@ -48,6 +50,8 @@ class Checkpointer:
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                check_same_thread=False)
         try:
+            if not self.fsync:
+                conn.execute("PRAGMA synchronous = OFF")
             while True:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()

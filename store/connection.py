@@ -46,7 +46,7 @@ def connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: bool
     Args:
         path: the database file, or ``':memory:'`` with ``in_memory``.
         busy_timeout: seconds to wait for another process's write lock.
-        synchronous: ``'NORMAL'`` or ``'FULL'``.
+        synchronous: ``'NORMAL'``, ``'FULL'`` or ``'OFF'``.
         in_memory: no folder to create and no WAL.
 
     Raises:
@@ -64,7 +64,8 @@ def _connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: boo
     laid_out = False
     if not in_memory:
         _make_parent(path)
-        laid_out = _create_private(path, _wal_image() if synchronous == "NORMAL" else None)
+        # FULL lets SQLite create the file, with its fsyncs; the image is written without
+        laid_out = _create_private(path, None if synchronous == "FULL" else _wal_image())
     # the timeout is sqlite3's busy timeout (sqlite3_busy_timeout): no PRAGMA for it
     conn = sqlite3.connect(
         path, timeout=busy_timeout, isolation_level=None,
@@ -83,8 +84,8 @@ def _connect(path: str, busy_timeout: float, synchronous: str, *, in_memory: boo
 
 def _pragmas(synchronous: str) -> str:
     """The per-connection settings, as one script (one call instead of five)."""
-    if synchronous not in ("NORMAL", "FULL"):
-        raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+    if synchronous not in ("NORMAL", "FULL", "OFF"):
+        raise ValueError(f"synchronous must be NORMAL, FULL or OFF, not {synchronous!r}")
     return (f"PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = OFF; "
             # 16 MiB: every page a run touches stays cached up to this size, and the
             # cache is most of the memory a long run holds (a 300,000-step run stays

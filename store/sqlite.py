@@ -17,7 +17,10 @@ rolls back, the status map is reloaded and the batch is planned again.
 so several processes can share one database file.
 
 Durability: ``process`` (``synchronous=NORMAL``) survives any process crash;
-``full`` (``synchronous=FULL``) also survives power loss. Both run in WAL mode; WAL
+``full`` (``synchronous=FULL``) also survives power loss; ``scratch``
+(``synchronous=OFF``, no fsync at all) survives a process crash, but an operating
+system crash or a power cut can lose or corrupt the file: it is for databases thrown
+away afterwards (the ``stepwell_engine`` test fixture uses it). All run in WAL mode; WAL
 checkpoints run mostly on a background thread (:mod:`store.checkpoint`) so that no
 commit pays for one.
 
@@ -48,6 +51,7 @@ from engine.contracts.errors import (
     IllegalTransition,
     NotFoundError,
     StorageError,
+    UsageError,
 )
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
@@ -71,10 +75,32 @@ if TYPE_CHECKING:
 
 
 class Durability(StrEnum):
-    """How much a commit survives: a process crash (``process``) or power loss (``full``)."""
+    """How much a commit survives: a process crash (``process``), power loss (``full``),
+    or a process crash in a database thrown away afterwards (``scratch``: no fsync, so an
+    operating system crash can corrupt it; for tests and scratch runs)."""
 
     PROCESS = "process"
     FULL = "full"
+    SCRATCH = "scratch"
+
+
+#: SQLite's ``synchronous`` setting for each durability.
+_SYNCHRONOUS = {Durability.PROCESS: "NORMAL", Durability.FULL: "FULL",
+                Durability.SCRATCH: "OFF"}
+
+
+def durability_of(value: Durability | str) -> Durability:
+    """``value`` as a :class:`Durability`.
+
+    Raises:
+        UsageError: not one of ``process``, ``full`` or ``scratch``.
+    """
+    try:
+        return Durability(value)
+    except ValueError:
+        raise UsageError(
+            f"unknown durability {value!r}: use 'process' (the default), 'full' or "
+            "'scratch'.") from None
 
 
 class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLEvals,
@@ -84,7 +110,9 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
 
     Args:
         path: database file (created with its folder if missing) or ``':memory:'``.
-        durability: ``'process'`` (default, ``synchronous=NORMAL``) or ``'full'``.
+        durability: ``'process'`` (default, ``synchronous=NORMAL``), ``'full'``
+            (``synchronous=FULL``) or ``'scratch'`` (``synchronous=OFF``: for a database
+            thrown away afterwards, such as a test's).
         files: file store; defaults to ``<path>.files/`` (a temporary folder for
             ``':memory:'``, removed by :meth:`close`).
         busy_timeout: seconds to wait for another process's write lock.
@@ -102,7 +130,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = os.fspath(path)
-        self.durability = Durability(durability)
+        self.durability = durability_of(durability)
         self.busy_timeout = busy_timeout
         #: The machine whose pids own runs here (``runs.owner_host``).
         self.host = socket.gethostname()
@@ -114,12 +142,13 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         #: declares it (``local_files`` is it, precisely typed).
         self.files: FileStore = local_files
         self._writer = StepWriter(local_files)
-        sync = "FULL" if self.durability is Durability.FULL else "NORMAL"
-        db = open_database(self.path, busy_timeout=busy_timeout, synchronous=sync)
+        db = open_database(self.path, busy_timeout=busy_timeout,
+                           synchronous=_SYNCHRONOUS[self.durability])
         super().__init__(db, local_files)
         self._checkpointer: Checkpointer | None = None
         if not self.in_memory:
-            self._checkpointer = Checkpointer(self.path)
+            self._checkpointer = Checkpointer(
+                self.path, fsync=self.durability is not Durability.SCRATCH)
             db.on_commit = self._checkpointer.committed
 
     @property

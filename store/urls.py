@@ -176,8 +176,9 @@ def open_store(db: str | os.PathLike[str] | DatabaseURL | None, *,
 
     Args:
         db: a path or URL (see the module docstring), or a parsed :class:`DatabaseURL`.
-        durability: ``process`` (survives a crash of this process) or ``full`` (also
-            survives power loss / a database server crash).
+        durability: ``process`` (survives a crash of this process), ``full`` (also
+            survives power loss / a database server crash) or ``scratch`` (survives a
+            crash of this process; no fsync, for a database thrown away afterwards).
         env: where ``STEPWELL_DB`` is read when ``db`` is None.
 
     Returns:

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.measure import _db_bytes
+from bench.measure import _db_bytes, settle_heap
 from bench.peers import get_peer
 
 
@@ -40,6 +40,7 @@ def measure(peer_key: str, workload: str, steps: int, durability: str,
     with tempfile.TemporaryDirectory(prefix=f"stepwell-bench-{peer.key}-") as tmp:
         for index in range(repeat + 1):
             db = Path(tmp) / f"{workload}-{index}.sqlite"
+            settle_heap()  # as stepwell's runs: the previous run's garbage collected
             wall, written = module.run(workload, steps, db, durability)
             if written != steps:
                 raise SystemExit(f"{peer.key} {workload}: expected {steps} persisted steps, "

@@ -24,7 +24,8 @@ Durability: ``process`` sets ``synchronous_commit = off`` for the session: a com
 visible to every reader and survives any crash of a stepwell process, and commits stay
 in order, but a crash of the PostgreSQL server itself may drop the last moments of
 commits. ``full`` keeps the server's ``synchronous_commit`` (on by default): a commit
-returns once flushed to disk.
+returns once flushed to disk. ``scratch`` (SQLite's no-fsync level, for databases thrown
+away) is ``process`` here: fsyncs are the server's, and a session cannot turn them off.
 """
 
 from __future__ import annotations

@@ -86,8 +86,9 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
     Args:
         url: ``postgresql://USER:PASSWORD@HOST:PORT/DATABASE`` (libpq parameters allowed).
         durability: ``process`` (default: ``synchronous_commit = off``, survives any
-            crash of a stepwell process) or ``full`` (every commit flushed to disk by the
-            server before it returns).
+            crash of a stepwell process), ``full`` (every commit flushed to disk by the
+            server before it returns) or ``scratch`` (as ``process``: the server decides
+            what reaches its disk).
         create: create the layout in an empty database (False for readers, which
             refuse an empty database with NotFoundError).
 
@@ -98,8 +99,9 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
     """
 
     def __init__(self, url: str, *, durability: str = "process", create: bool = True) -> None:
-        if durability not in ("process", "full"):
-            raise StorageError(f"unknown durability {durability!r}: use 'process' or 'full'.")
+        if durability not in ("process", "full", "scratch"):
+            raise StorageError(f"unknown durability {durability!r}: use 'process' (the "
+                               "default), 'full' or 'scratch'.")
         self.url = url
         self.durability = durability
         db = PgDatabase(url, synchronous_commit=durability == "full")

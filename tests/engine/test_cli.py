@@ -535,6 +535,7 @@ PLAIN_RUNS = [
     ["run", "--quiet", "wf.yaml", "--concurrency", "3", "--durability", "full", "--wait",
      "--all", "--blocks", "a:B", "--blocks", "c:D", "--executor", "local", "--detach"],
     ["run", "wf.yaml", "-q", "-c", "01", "--db", ""],
+    ["run", "wf.yaml", "--durability", "scratch"],
 ]
 NOT_PLAIN = [
     [], ["run"], ["run", "--help"], ["runs", "list"], ["run", "wf.yaml", "--db=x.db"],

@@ -366,6 +366,28 @@ def test_a_live_run_cannot_be_resumed_elsewhere_but_can_be_cancelled(slow_wf: Pa
 # --------------------------------------------------------------------------- resume
 
 
+def test_a_scratch_run_killed_keeps_its_commits_and_resumes(slow_wf: Path, db: Path,
+                                                            tmp_path: Path) -> None:
+    """``--durability scratch`` skips fsync, not commits: SIGKILL loses no transition."""
+    side = tmp_path / "side.txt"
+    proc = subprocess.Popen(
+        [console_script(), "run", slow_wf, "-i", '{"x": 1}', "--db", str(db), "--json",
+         "--durability", "scratch"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=child_env(STEPWELL_SLOW_S="60", STEPWELL_SIDE_FILE=str(side)))
+    run_id = owned_run(db, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert query(db, "SELECT step_id, status FROM steps WHERE run_id = ? AND step_id IN "
+                 "('first', 'slow') ORDER BY seq", run_id) == [("first", "completed"),
+                                                               ("slow", "running")]
+    resumed = stepwell("runs", "resume", run_id, "--db", db, "--json", "--durability",
+                       "scratch", STEPWELL_SLOW_S="0", STEPWELL_SIDE_FILE=str(side))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["lifecycle"]["status"] == "completed"
+    assert side.read_text().split() == ["first"]  # completed before the kill: not again
+
+
 def test_a_killed_run_is_listed_as_ownerless_then_resumed(slow_wf: Path, db: Path,
                                                           tmp_path: Path) -> None:
     side = tmp_path / "side.txt"

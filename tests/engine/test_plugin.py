@@ -30,6 +30,9 @@ def test_engine_fixture_uses_a_fresh_database(stepwell_engine, stepwell_db, tmp_
     assert_step(result, "vat", status="completed", output={"net": 10, "gross": 12.0})
     assert stepwell_db.is_file()
     assert stepwell_engine.retry.initial_interval_s == 0
+    # a test's database is thrown away: never fsynced
+    assert stepwell_engine.durability == "scratch"
+    assert stepwell_engine.store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 0
 
 
 def test_client_fixture_reads_the_engine_database(stepwell_engine, stepwell_client):

@@ -51,7 +51,7 @@ def _tables(url: str) -> set[str]:
 
 
 def test_durability_is_the_sessions_synchronous_commit(pg_url: str) -> None:  # noqa: F811
-    for durability, expected in (("process", "off"), ("full", "on")):
+    for durability, expected in (("process", "off"), ("full", "on"), ("scratch", "off")):
         with PostgresStore(pg_url, durability=durability) as store, \
                 store.db.read("test") as conn:
             assert conn.execute("SHOW synchronous_commit").fetchone()[0] == expected

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.contracts.artifacts import artifact_id
-from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
+from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError, UsageError
 from engine.contracts.events import InputRecord, RunUpdate
 from engine.contracts.values import Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
@@ -49,11 +49,25 @@ def test_wal_mode_and_busy_timeout(file_store: SQLiteStore) -> None:
     other.close()
 
 
-def test_full_durability(tmp_path: Path) -> None:
-    with SQLiteStore(tmp_path / "full.db", durability="full") as store:
-        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 2   # FULL
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("durability", "synchronous", "fsync"),
+                         [("process", 1, True), ("full", 2, True), ("scratch", 0, False)])
+def test_durability_is_the_connections_synchronous(tmp_path: Path, durability: str,
+                                                    synchronous: int, fsync: bool) -> None:
+    with SQLiteStore(tmp_path / f"{durability}.db", durability=durability) as store:
+        assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous
+        assert store.durability == durability
+        assert store._checkpointer is not None and store._checkpointer.fsync is fsync
+        store.create_run(new_run("run_a"), now=T0)
+        store.apply("run_a", [ev("a", S.PENDING)], now=T0)
+    # what was committed is in the file, whatever the durability
+    with SQLiteStore(tmp_path / f"{durability}.db") as store:
+        assert [s.step_id for s in store.load_steps("run_a")] == ["a"]
+
+
+def test_an_unknown_durability_names_the_choices(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="'process' \\(the default\\), 'full' or 'scratch'"):
         SQLiteStore(tmp_path / "x.db", durability="sometimes")
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_schema_tables_and_indexes(file_store: SQLiteStore) -> None:

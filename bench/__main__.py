@@ -41,9 +41,9 @@ from rich.table import Table
 from bench.coldstart import cold_start, python_floor
 from bench.floor import sqlite_floor
 from bench.reads import read_latencies
+from bench.workloads import DEFAULT_STEPS
 from store.connection import empty_database_bytes
 
-DEFAULT_STEPS = {"chain": 1000, "fanout": 1000, "for_each": 10_000, "while": 3003}
 #: Workloads run only when named: name -> (workload, steps).
 EXTRA = {"for_each_100k": ("for_each", 300_003)}
 #: Per-step targets in multiples of the floor: (process durability, full durability).

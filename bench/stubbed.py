@@ -1,8 +1,9 @@
 """W6: what a stubbed workflow test costs, as docs/testing.md writes one.
 
 Each test opens an Engine on a fresh database file as the ``stepwell_engine`` fixture
-does (instant retries, ``scratch`` durability: a test's database is never fsynced), runs an example workflow with some blocks stubbed, checks a step with
-``assert_step`` and closes the engine; the imports are paid once, as in a pytest session.
+does (instant retries, ``scratch`` durability: a test's database is never fsynced),
+runs an example workflow with some blocks stubbed, checks a step with ``assert_step``
+and closes the engine; the imports are paid once, as in a pytest session.
 
 - ``invoice_routing``: two function blocks stubbed, a real conditional route (7 steps);
 - ``order_pricing``: a for_each of order lines with stubbed prices, routing and a

@@ -12,6 +12,8 @@ from typing import Any
 from engine.definition import Workflow
 
 STEP = "bench.workloads:bump"
+#: Each workload's size in ``python -m bench`` (steps asked for; see each builder).
+DEFAULT_STEPS = {"chain": 1000, "fanout": 1000, "for_each": 10_000, "while": 3003}
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
 

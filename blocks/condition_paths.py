@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 
@@ -49,8 +50,9 @@ class PathSyntaxError(ValueError):
         )
 
 
+@lru_cache(maxsize=4096)  # a condition reads the same few paths at every evaluation
 def parse_path(path: str) -> tuple[Segment, ...]:
-    """Split a path into segments.
+    """Split a path into segments (cached: the result is a tuple).
 
     Args:
         path: ``a.b``, ``a.0.b``, ``a[0].b``, ``a.*.b``; ``""`` is the root.

@@ -48,6 +48,8 @@ _MODEL_BY_ID: dict[tuple[str, int], tuple[Any, type[BaseModel]]] = {}
 #: Entries either cache holds before it starts over: a server compiling workflow after
 #: workflow would otherwise keep every schema it ever saw.
 MODEL_CACHE_LIMIT = 4096
+#: The models a full cache keeps when it starts over: the base and the permissive ones.
+_KEPT_MODELS = ("__base__", "__permissive__")
 
 
 # ----------------------------------------------------------------------------- models
@@ -174,8 +176,9 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
     from pydantic import Field, create_model
 
     if len(_MODEL_CACHE) >= MODEL_CACHE_LIMIT:  # keep the base and permissive models
-        for stale in [k for k in _MODEL_CACHE if k[0] not in ("__base__", "__permissive__")]:
-            del _MODEL_CACHE[stale]
+        # list(): a thread building a model meanwhile (``run_in_thread``) may add one
+        for stale in [k for k in list(_MODEL_CACHE) if k[0] not in _KEPT_MODELS]:
+            _MODEL_CACHE.pop(stale, None)
     base = _base_model()
     required = set(schema.get("required") or ())
     fields: dict[str, Any] = {}

@@ -90,18 +90,18 @@ def _typed(found: dict[str, Any], workflow: str | None) -> dict[str, Any] | None
     """The values as the typer app would pass them, or None where it would object."""
     from pathlib import Path
 
-    from engine.cli_support import Durability
+    from engine.cli_support import RunDurability
 
     concurrency = found.get("concurrency")
     durability = found.get("durability", "process")
-    if workflow is None or durability not in {d.value for d in Durability} or not (
+    if workflow is None or durability not in {d.value for d in RunDurability} or not (
             concurrency is None or (concurrency.isascii() and concurrency.isdigit()
                                     and int(concurrency) >= 1)):
         return None
     return {"workflow": Path(workflow), "inputs": found["inputs"], "db": found.get("db"),
             "as_json": found.get("as_json", False),
             "concurrency": None if concurrency is None else int(concurrency),
-            "durability": Durability(durability), "quiet": found.get("quiet", False),
+            "durability": RunDurability(durability), "quiet": found.get("quiet", False),
             "wait": found.get("wait", False), "show_all": found.get("show_all", False),
             "blocks": found["blocks"], "detach": found.get("detach", False),
             "executor": found.get("executor", "local")}

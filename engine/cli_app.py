@@ -25,11 +25,11 @@ from engine.cli_support import (
     ALL_HELP,
     BLOCKS_HELP,
     DB_HELP,
-    DURABILITY_HELP,
     EXIT_USAGE,
     JSON_HELP,
+    RUN_DURABILITY_HELP,
     WAIT_HELP,
-    Durability,
+    RunDurability,
     emit_text,
     fail,
     handle_errors,
@@ -108,10 +108,10 @@ def run(
     concurrency: Annotated[int | None, typer.Option(
         "--concurrency", "-c", min=1, help="Blocks running at once (default: 8).",
         show_default=False)] = None,
-    durability: Annotated[Durability, typer.Option(
+    durability: Annotated[RunDurability, typer.Option(
         "--durability", case_sensitive=False,
-        help=DURABILITY_HELP,
-    )] = Durability.process,
+        help=RUN_DURABILITY_HELP,
+    )] = RunDurability.process,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="Print only the run id (no live view, no summary).")] = False,
     wait: Annotated[bool, typer.Option("--wait", help=WAIT_HELP)] = False,

@@ -31,6 +31,7 @@ from engine.cli_support import (
     EXIT_OK,
     EXIT_RUN_FAILED,
     Durability,
+    RunDurability,
     db_flag,
     print_json,
     resolve_db,
@@ -68,7 +69,7 @@ class RunRequest:
     inputs: Sequence[str]
     db: str
     mode: OutputMode
-    durability: Durability = Durability.process
+    durability: RunDurability = RunDurability.process
     concurrency: int | None = None
     blocks: Sequence[str] = ()
     show_all: bool = False
@@ -95,7 +96,7 @@ def exit_code_for(status: str) -> int:
 
 
 def run_command(workflow: Path, *, inputs: Sequence[str], db: str | None, as_json: bool,
-                concurrency: int | None, durability: Durability, quiet: bool, wait: bool,
+                concurrency: int | None, durability: RunDurability, quiet: bool, wait: bool,
                 show_all: bool, blocks: Sequence[str], detach: bool, executor: str) -> int:
     """``stepwell run`` with its options parsed; returns the process exit code.
 
@@ -179,7 +180,7 @@ def connect_executor(spec: str) -> Any:
 
 
 def cli_engine(db: str, blocks: Sequence[str] = (),
-               durability: Durability = Durability.process,
+               durability: Durability | RunDurability = Durability.process,
                concurrency: int | None = None) -> Any:
     """An Engine on ``db`` with every block type the command line knows.
 

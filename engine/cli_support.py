@@ -44,7 +44,17 @@ if TYPE_CHECKING:
 
 
 class Durability(StrEnum):
-    """``stepwell run --durability`` choices."""
+    """``--durability`` choices of the commands that continue runs a database holds
+    (``runs resume``, ``reviews approve``/``reject``, ``worker``)."""
+
+    process = "process"
+    full = "full"
+
+
+class RunDurability(StrEnum):
+    """``stepwell run --durability`` choices: :class:`Durability`'s, and ``scratch`` for a
+    database thrown away afterwards (its checkpoints skip fsync for every writer's
+    commits, so it is not offered where a database's earlier runs matter)."""
 
     process = "process"
     full = "full"
@@ -52,8 +62,10 @@ class Durability(StrEnum):
 
 
 #: The ``--durability`` option's help.
-DURABILITY_HELP = ("process: survives process crashes (fast). full: also survives power "
-                   "loss. scratch: no fsync at all, for a database you throw away.")
+DURABILITY_HELP = "process: survives process crashes (fast). full: also survives power loss."
+#: ``stepwell run --durability``'s help.
+RUN_DURABILITY_HELP = (f"{DURABILITY_HELP} scratch: no fsync at all, for a database you "
+                       "throw away afterwards.")
 
 
 def stdout() -> Console:

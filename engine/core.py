@@ -29,7 +29,7 @@ from engine import durable, launch
 from engine.compiled import CompiledGraph
 from engine.contracts.bounded import check_json
 from engine.contracts.errors import Diagnostic, UsageError
-from engine.contracts.store import Store
+from engine.contracts.store import Store, check_durability
 from engine.definition import Workflow, load_workflow
 from engine.graph import compile_shared, compile_workflow, validate_workflow
 from engine.launch import PreparedRun, RunOrigin, RunResult
@@ -106,8 +106,9 @@ class Engine:
             executor such as :class:`~engine.executors.DaskExecutor`.
 
     Raises:
-        UsageError: ``provider`` names no known provider, or both ``db`` and ``store``
-            were given.
+        UsageError: ``provider`` names no known provider, both ``db`` and ``store``
+            were given, or ``durability`` is not one of ``process``, ``full`` and
+            ``scratch``.
     """
 
     def __init__(
@@ -130,7 +131,7 @@ class Engine:
             raise UsageError("Engine(db, store=...) got both; pass a database path or a store.")
         self.db: str | None = None if store is not None else db_path(db)
         self.registry = registry or builtin_registry()
-        self.durability = durability
+        self.durability = check_durability(durability)
         self.max_concurrency = max_concurrency
         self.retry = retry or RetryPolicy()
         self.env = env

@@ -148,10 +148,13 @@ class Runner:
             outcome = await self._drive(sched, send, recv)
         finally:
             heartbeat.stop()
-        if self._abandoned.is_set():
-            return self._abandoned_outcome()
-        self._flush(outcome)
-        return outcome
+        try:
+            if self._abandoned.is_set():
+                return self._abandoned_outcome()
+            self._flush(outcome)
+            return outcome
+        finally:
+            sched.release()
 
     def _abandoned_outcome(self) -> RunUpdate:
         reason = self._cancel_requested() or _CANCELLED_BY_REQUEST

@@ -240,6 +240,19 @@ class Scheduler:
                 self._move(step, S.CANCELLED, reason=reason)
                 self._settle_terminal(step)
 
+    def release(self) -> None:
+        """Let go of the steps' records once the run's last events are drained.
+
+        A scope and its steps point at each other; a finished iteration lets go of its
+        steps at once (``_settle_terminal``), and this does the same for the top level, so
+        a finished run is freed when the runner drops it instead of waiting for the cyclic
+        collector. Only :attr:`end_outputs` and the counters stay readable.
+        """
+        self._top.steps.clear()
+        self._live.clear()
+        self._awaiting.clear()
+        self._ready.clear()
+
     def drain(self) -> list[StepEvent]:
         """Hand over (and forget) the events emitted since the last drain."""
         out, self._outbox = self._outbox, []
@@ -430,6 +443,9 @@ class Scheduler:
             for sid in [s.step_id for s in scope.steps.values()]:
                 self._live.pop(sid, None)
             self._loops.iteration_done(scope)
+            # Its steps point at the scope: let go of them here, so the iteration is
+            # freed now rather than left to the cyclic collector.
+            scope.steps.clear()
 
     def _move(self, step: StepState, status: StepStatus, **fields: Any) -> None:
         if status not in LEGAL_MOVES[step.status]:  # the table check_move reads, inlined

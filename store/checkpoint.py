@@ -46,12 +46,18 @@ class Checkpointer:
                 self._thread.start()
             self._wake.set()
 
-    def _loop(self) -> None:
+    def connection(self) -> sqlite3.Connection:
+        """The thread's own connection: it never waits for a lock, and it fsyncs its
+        checkpoints unless the store's durability skips fsync (``scratch``)."""
         conn = sqlite3.connect(self.path, timeout=0, isolation_level=None,
                                check_same_thread=False)
+        if not self.fsync:
+            conn.execute("PRAGMA synchronous = OFF")
+        return conn
+
+    def _loop(self) -> None:
+        conn = self.connection()
         try:
-            if not self.fsync:
-                conn.execute("PRAGMA synchronous = OFF")
             while True:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()

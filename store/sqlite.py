@@ -51,11 +51,10 @@ from engine.contracts.errors import (
     IllegalTransition,
     NotFoundError,
     StorageError,
-    UsageError,
 )
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
-from engine.contracts.store import PersistedRun, PersistedStep
+from engine.contracts.store import PersistedRun, PersistedStep, check_durability
 from engine.contracts.values import TERMINAL, RunStatus, StepStatus
 from store.checkpoint import Checkpointer
 from store.codec import decode_outputs, dumps, encoded_definition, inline_blobs, loads
@@ -95,12 +94,7 @@ def durability_of(value: Durability | str) -> Durability:
     Raises:
         UsageError: not one of ``process``, ``full`` or ``scratch``.
     """
-    try:
-        return Durability(value)
-    except ValueError:
-        raise UsageError(
-            f"unknown durability {value!r}: use 'process' (the default), 'full' or "
-            "'scratch'.") from None
+    return Durability(check_durability(value))
 
 
 class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLEvals,
@@ -119,6 +113,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
 
     Raises:
         StorageError: the file cannot be opened or written; the message says what to do.
+        UsageError: an unknown ``durability``.
     """
 
     def __init__(
@@ -136,7 +131,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         self.host = socket.gethostname()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
         #: The file store folder of ``':memory:'`` (created on its first write).
-        self._scratch: Path | None = None
+        self._memory_files: Path | None = None
         local_files = files or self._default_files()
         #: The same file store, as the :class:`~engine.contracts.store.RunStore` protocol
         #: declares it (``local_files`` is it, precisely typed).
@@ -161,8 +156,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
             # an unguessable name, created (0700) by the first write: most in-memory
             # stores (tests) never write a file, and skip a mkdir and an rmtree
             name = f"stepwell-files-{secrets.token_hex(8)}"
-            self._scratch = Path(tempfile.gettempdir()) / name
-            return LocalFileStore(self._scratch)
+            self._memory_files = Path(tempfile.gettempdir()) / name
+            return LocalFileStore(self._memory_files)
         return LocalFileStore.beside(self.path)
 
     # ------------------------------------------------------------------ runs
@@ -382,10 +377,10 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                 self._checkpointer.stop()
                 self._checkpointer = None
             self.db.conn.close()
-            if self._scratch is not None:
-                if self._scratch.exists():
-                    shutil.rmtree(self._scratch)
-                self._scratch = None
+            if self._memory_files is not None:
+                if self._memory_files.exists():
+                    shutil.rmtree(self._memory_files)
+                self._memory_files = None
 
     def __enter__(self) -> Self:
         return self

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,3 +86,52 @@ def test_peers_run_the_same_workloads() -> None:
             assert int(cells[5].replace(",", "")) > 0, cells  # DB bytes per step
         assert rows[peer, "chain"][7].endswith(")"), rows[peer, "chain"]  # cold start (xN)
 
+
+
+def _rows(path: Path) -> dict[str, list[Any]]:
+    """Every table's rows, in rowid order."""
+    from store.layout import TABLE_NAMES
+
+    conn = sqlite3.connect(path)
+    try:
+        return {t: conn.execute(f'SELECT * FROM "{t}" ORDER BY rowid').fetchall()
+                for t in TABLE_NAMES}
+    finally:
+        conn.close()
+
+
+def test_sql_replay_writes_what_the_run_wrote(tmp_path: Path) -> None:
+    """The replayed transactions rebuild the recorded run's rows exactly: the SQL timed
+    without the engine is the SQL the engine sent."""
+    from bench.sqlreplay import Transaction, recording, replay
+    from bench.workloads import WORKLOADS
+    from engine.core import Engine
+
+    workflow, inputs, count = WORKLOADS["while"](12)
+    log: list[Transaction] = []
+    with recording(log), Engine(tmp_path / "run.db") as engine:
+        assert engine.run(workflow, inputs).ok
+    recorded = len(log)
+    with Engine(tmp_path / "after.db") as engine:  # recording is over: nothing noted
+        assert engine.run(workflow, inputs).ok
+    assert replay(log, tmp_path / "replay.db") > 0
+    written = _rows(tmp_path / "run.db")
+    assert len(written["steps"]) == count and _rows(tmp_path / "replay.db") == written
+    assert len(log) == recorded and all(log)  # the second run added nothing
+
+
+def test_sql_replay_prints_a_line_per_workload() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.sqlreplay", "chain,for_each", "--steps", "40",
+         "--repeat", "1"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["workload", "steps"] and len(lines) == 3
+    chain = lines[1].split()
+    assert chain[:2] == ["chain", "40"] and int(chain[2]) >= 40  # a commit per step at least
+    bad = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "nope"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown workload 'nope'" in bad.stderr
+    zero = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "--repeat", "0"],
+                          capture_output=True, text=True, timeout=60)
+    assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr

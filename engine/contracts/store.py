@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from engine.contracts.errors import UsageError
 from engine.contracts.eval_store import EvalStore
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.file_catalog import FileCatalog
@@ -61,6 +62,23 @@ if TYPE_CHECKING:  # only named in annotations: importing the protocols stays li
         ReviewVersion,
         WorkflowVersion,
     )
+
+#: What a store's commits survive (docs/storage.md): ``process`` (a crash of the process,
+#: the default), ``full`` (power loss too) and ``scratch`` (a crash of the process, in a
+#: database thrown away afterwards: nothing is fsynced).
+DURABILITIES = ("process", "full", "scratch")
+
+
+def check_durability(value: str) -> str:
+    """``value``, when it names one of :data:`DURABILITIES`.
+
+    Raises:
+        UsageError: it does not; the message lists them.
+    """
+    if value not in DURABILITIES:
+        raise UsageError(f"unknown durability {value!r}: use 'process' (the default), "
+                         "'full' or 'scratch'.")
+    return value
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

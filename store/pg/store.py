@@ -36,7 +36,7 @@ from psycopg import errors as pg_errors
 from engine.contracts.errors import ConflictError, NotFoundError, StorageError
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.files import FileStore
-from engine.contracts.store import PersistedRun, PersistedStep
+from engine.contracts.store import PersistedRun, PersistedStep, check_durability
 from engine.contracts.values import RunStatus, StepStatus
 from store.codec import decode_outputs, dumps, inline_blobs, loads
 from store.deletes import SQLRunDeletion
@@ -96,12 +96,11 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
         StorageError: the server is unreachable, refuses the credentials, or the
             database holds another schema version or another application's tables;
             nothing was written.
+        UsageError: an unknown ``durability``.
     """
 
     def __init__(self, url: str, *, durability: str = "process", create: bool = True) -> None:
-        if durability not in ("process", "full", "scratch"):
-            raise StorageError(f"unknown durability {durability!r}: use 'process' (the "
-                               "default), 'full' or 'scratch'.")
+        check_durability(durability)
         self.url = url
         self.durability = durability
         db = PgDatabase(url, synchronous_commit=durability == "full")

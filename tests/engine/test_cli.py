@@ -354,6 +354,35 @@ def test_run_json_completed(workflow: Path, db: Path) -> None:
     assert run["inputs"]["json_data"] == {"order_in": {"x": 21}}
 
 
+@pytest.mark.parametrize("durability", ["process", "full", "scratch"])
+def test_run_opens_its_database_with_the_durability_asked(
+        workflow: Path, db: Path, durability: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import engine.core
+
+    opened: list[int] = []
+
+    class Engine(engine.core.Engine):
+        def close(self) -> None:  # the connection's setting, read before it closes
+            opened.append(self.store.db.conn.execute("PRAGMA synchronous").fetchone()[0])
+            super().close()
+
+    monkeypatch.setattr(engine.core, "Engine", Engine)
+    result = invoke("run", workflow, "--db", db, "--input", '{"x": 1}', "--json",
+                    "--durability", durability)
+    assert result.exit_code == 0, result.stderr
+    assert opened[:1] == [{"process": 1, "full": 2, "scratch": 0}[durability]]
+
+
+def test_scratch_is_offered_to_new_runs_only(workflow: Path, db: Path) -> None:
+    """A scratch connection's checkpoints skip fsync for every writer's commits: the
+    commands that continue a database's runs do not offer it."""
+    code, run = run_json(workflow, db, '{"x": 1}')
+    assert code == 0
+    for args in (["runs", "resume", run["id"]], ["worker", "--idle-exit", "0"]):
+        refused = invoke(*args, "--db", db, "--durability", "scratch")
+        assert refused.exit_code == 2 and "scratch" in refused.stderr, refused.stderr
+
+
 def test_run_invalid_workflow_exits_2_with_diagnostics(tmp_path: Path, db: Path) -> None:
     path = tmp_path / "broken.yaml"
     path.write_text(INVALID_YAML)

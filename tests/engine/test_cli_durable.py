@@ -381,8 +381,8 @@ def test_a_scratch_run_killed_keeps_its_commits_and_resumes(slow_wf: Path, db: P
     assert query(db, "SELECT step_id, status FROM steps WHERE run_id = ? AND step_id IN "
                  "('first', 'slow') ORDER BY seq", run_id) == [("first", "completed"),
                                                                ("slow", "running")]
-    resumed = stepwell("runs", "resume", run_id, "--db", db, "--json", "--durability",
-                       "scratch", STEPWELL_SLOW_S="0", STEPWELL_SIDE_FILE=str(side))
+    resumed = stepwell("runs", "resume", run_id, "--db", db, "--json",
+                       STEPWELL_SLOW_S="0", STEPWELL_SIDE_FILE=str(side))
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["lifecycle"]["status"] == "completed"
     assert side.read_text().split() == ["first"]  # completed before the kill: not again

@@ -12,7 +12,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError
+from engine.contracts.errors import (
+    IllegalTransition,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import FileRef, Payload, RunStatus
 from store.schema import HEAD_REVISION, VERSION_TABLE
@@ -55,6 +60,8 @@ def test_durability_is_the_sessions_synchronous_commit(pg_url: str) -> None:  # 
         with PostgresStore(pg_url, durability=durability) as store, \
                 store.db.read("test") as conn:
             assert conn.execute("SHOW synchronous_commit").fetchone()[0] == expected
+    with pytest.raises(UsageError, match="'full' or 'scratch'"):
+        PostgresStore(pg_url, durability="sometimes")
 
 
 def test_files_live_in_the_database(pg: PostgresStore) -> None:

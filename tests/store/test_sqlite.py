@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from engine.contracts.artifacts import artifact_id
-from engine.contracts.errors import IllegalTransition, NotFoundError, StorageError, UsageError
+from engine.contracts.errors import (
+    IllegalTransition,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
 from engine.contracts.events import InputRecord, RunUpdate
 from engine.contracts.values import Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
@@ -56,7 +61,14 @@ def test_durability_is_the_connections_synchronous(tmp_path: Path, durability: s
     with SQLiteStore(tmp_path / f"{durability}.db", durability=durability) as store:
         assert store.db.conn.execute("PRAGMA synchronous").fetchone()[0] == synchronous
         assert store.durability == durability
-        assert store._checkpointer is not None and store._checkpointer.fsync is fsync
+        checkpointer = store._checkpointer
+        assert checkpointer is not None and checkpointer.fsync is fsync
+        own = checkpointer.connection()  # what the checkpoint thread opens
+        try:
+            # a connection's default is FULL: only scratch turns the checkpoints' fsync off
+            assert own.execute("PRAGMA synchronous").fetchone()[0] == (2 if fsync else 0)
+        finally:
+            own.close()
         store.create_run(new_run("run_a"), now=T0)
         store.apply("run_a", [ev("a", S.PENDING)], now=T0)
     # what was committed is in the file, whatever the durability
@@ -65,8 +77,12 @@ def test_durability_is_the_connections_synchronous(tmp_path: Path, durability: s
 
 
 def test_an_unknown_durability_names_the_choices(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="'process' \\(the default\\), 'full' or 'scratch'"):
-        SQLiteStore(tmp_path / "x.db", durability="sometimes")
+    from engine.core import Engine
+
+    for open_it in (lambda: SQLiteStore(tmp_path / "x.db", durability="sometimes"),
+                    lambda: Engine(tmp_path / "x.db", durability="sometimes")):
+        with pytest.raises(UsageError, match="'process' \\(the default\\), 'full' or 'scratch'"):
+            open_it()
     assert not (tmp_path / "x.db").exists()
 
 

@@ -1,0 +1,183 @@
+"""What a workload's SQL costs on its own: ``python -m bench.sqlreplay WORKLOAD [STEPS]``.
+
+Runs the workload once while recording every transaction the store commits (each
+statement with its parameters, in order), then replays those transactions on a new,
+laid-out database file with the store's own connection settings, without the engine:
+the same ``BEGIN IMMEDIATE``, statements and ``COMMIT``, nothing between them. The
+replay's time per persisted step is what SQLite (and the ``sqlite3`` module's binding)
+costs the workload; the rest of ``python -m bench``'s per-step time is Python. The
+floor (one committed insert per row) is measured in the same invocation, so the "SQL x
+floor" column says how far the statements themselves are from it.
+
+Recording swaps :meth:`store.connection.Database.write` for the duration of the
+recorded run only; the replay uses no stepwell code but the connection settings and the
+background WAL checkpointer the store runs (:mod:`store.checkpoint`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: One committed transaction: its statements as ("one" | "many", sql, parameters).
+Transaction = list[tuple[str, str, Any]]
+
+
+class _Recorder:
+    """The connection ``fn`` sees during a recorded write: statements run and are noted."""
+
+    def __init__(self, conn: Any, into: Transaction) -> None:
+        self._conn = conn
+        self._into = into
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._into.append(("one", sql, params))
+        return self._conn.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Any) -> Any:
+        rows = list(rows)
+        self._into.append(("many", sql, rows))
+        return self._conn.executemany(sql, rows)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+@contextmanager
+def recording(log: list[Transaction]) -> Iterator[None]:
+    """Append every transaction written through a SQLite store's ``Database.write`` to
+    ``log`` while the block runs (committed ones only: a rolled-back attempt is dropped)."""
+    from store.connection import Database
+
+    original = Database.write
+
+    def write(self: Database, fn: Callable[..., Any], *args: Any) -> Any:
+        tx: Transaction = []
+
+        def recorded(conn: Any, *rest: Any) -> Any:
+            del tx[:]  # a retried transaction keeps its last attempt only
+            return fn(_Recorder(conn, tx), *rest)
+
+        result = original(self, recorded, *args)
+        log.append(tx)
+        return result
+
+    Database.write = write  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Database.write = original  # type: ignore[method-assign]
+
+
+def replay(log: list[Transaction], path: Path) -> float:
+    """Seconds to commit ``log`` again on a new laid-out database at ``path``."""
+    from store.checkpoint import Checkpointer
+    from store.connection import connect
+    from store.sqlite import SQLiteStore
+
+    SQLiteStore(path).close()  # the layout, as a run's database starts
+    conn = connect(str(path), 30.0, "NORMAL", in_memory=False)
+    checkpointer = Checkpointer(str(path))  # as the store: checkpoints off the commits
+    try:
+        gc.collect()
+        start = time.perf_counter()
+        for tx in log:
+            conn.execute("BEGIN IMMEDIATE")
+            for kind, sql, params in tx:
+                if kind == "one":
+                    conn.execute(sql, params)
+                else:
+                    conn.executemany(sql, params)
+            conn.execute("COMMIT")
+            checkpointer.committed()
+        return time.perf_counter() - start
+    finally:
+        checkpointer.stop()
+        conn.close()
+
+
+@dataclass
+class Split:
+    """A workload's SQL, replayed: per persisted step, and against the floor."""
+
+    workload: str
+    steps: int
+    commits: int
+    statements: int
+    sql_us: float
+    floor_us: float
+    replays_us: list[float] = field(default_factory=list)
+
+    @property
+    def x_floor(self) -> float:
+        """The replayed SQL per step over the floor's committed row."""
+        return self.sql_us / self.floor_us
+
+
+def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split:
+    """Record one run of ``workload`` and replay its SQL ``repeat`` times (median).
+
+    Raises:
+        SystemExit: the recorded run failed.
+    """
+    from bench.floor import sqlite_floor
+    from bench.workloads import DEFAULT_STEPS, WORKLOADS
+    from engine.core import Engine
+
+    with tempfile.TemporaryDirectory(prefix="stepwell-sqlreplay-") as tmp:
+        folder = Path(tmp)
+        workflow, inputs, count = WORKLOADS[workload](steps or DEFAULT_STEPS[workload])
+        with Engine(folder / "warm.db") as engine:  # imports and the compiled graph
+            engine.run(workflow, inputs)
+        log: list[Transaction] = []
+        with recording(log), Engine(folder / "recorded.db") as engine:
+            result = engine.run(workflow, inputs)
+        if not result.ok:
+            raise SystemExit(f"{workload} run failed: {result.error}")
+        times = [replay(log, folder / f"replay-{i}.db") / count * 1e6 for i in range(repeat)]
+        floor = sqlite_floor(folder / "floor.db", 2000) * 1e6
+    return Split(workload=workload, steps=count, commits=len(log),
+                 statements=sum(len(tx) for tx in log), sql_us=statistics.median(times),
+                 floor_us=floor, replays_us=times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, record, replay, print one line per workload."""
+    from bench.workloads import DEFAULT_STEPS
+
+    parser = argparse.ArgumentParser(prog="python -m bench.sqlreplay",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
+                        help="comma-separated workloads (default: the four of W1-W3)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per workload (default: each workload's own size)")
+    parser.add_argument("--repeat", type=int, default=5, help="replays (median)")
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or (args.steps is not None and args.steps < 2):
+        parser.error("--repeat must be at least 1 and --steps at least 2")
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in names if w not in DEFAULT_STEPS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from "
+                     f"{', '.join(DEFAULT_STEPS)}")
+    print(f"{'workload':<10} {'steps':>6} {'commits':>7} {'statements':>10} "
+          f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11}")
+    for name in names:
+        split = sql_split(name, args.steps, args.repeat)
+        print(f"{split.workload:<10} {split.steps:>6,} {split.commits:>7,} "
+              f"{split.statements:>10,} {split.sql_us:>11.1f} {split.floor_us:>8.1f} "
+              f"{split.x_floor:>11.2f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

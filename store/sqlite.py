@@ -88,15 +88,6 @@ _SYNCHRONOUS = {Durability.PROCESS: "NORMAL", Durability.FULL: "FULL",
                 Durability.SCRATCH: "OFF"}
 
 
-def durability_of(value: Durability | str) -> Durability:
-    """``value`` as a :class:`Durability`.
-
-    Raises:
-        UsageError: not one of ``process``, ``full`` or ``scratch``.
-    """
-    return Durability(check_durability(value))
-
-
 class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLEvals,
                   SQLRunDeletion, SQLLogWrites):
     """The SQLite implementation of :class:`engine.contracts.store.Store` and
@@ -125,7 +116,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = os.fspath(path)
-        self.durability = durability_of(durability)
+        self.durability = Durability(check_durability(durability))
         self.busy_timeout = busy_timeout
         #: The machine whose pids own runs here (``runs.owner_host``).
         self.host = socket.gethostname()

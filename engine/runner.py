@@ -30,9 +30,9 @@ An attempt itself (context, timeout, output checks, failures) is :mod:`engine.at
 
 Each attempt's context carries a :class:`~engine.contracts.logs.StepLog`. What the
 handler wrote there (function output, ``api_call`` summaries; a loop's size when it
-opens) is committed with :meth:`~engine.contracts.store.RunStore.append_logs` right
-before the batch holding the attempt's outcome, so a step's log is complete once the
-step has ended. While attempts run, the heartbeat thread stores the lines they wrote so
+opens) is committed in the same transaction as the batch holding the attempt's outcome
+(:meth:`~engine.contracts.store.RunStore.apply`, ``logs``), so a step's log is complete
+once the step has ended, and writing one costs no commit of its own. While attempts run, the heartbeat thread stores the lines they wrote so
 far (:meth:`Runner.drain_logs`, about twice a second), so they can be followed live and
 survive a killed process. An attempt that wrote nothing costs one small object.
 """
@@ -363,15 +363,17 @@ class Runner:
             self._held = [e for e in events if e.step_id in hold and e.status in _HELD]
             if self._held:
                 events = [e for e in events if e.step_id not in hold or e.status not in _HELD]
-        if self._logs:  # before the events: a step's log is there once it has ended
-            self.store.append_logs(self.settings.run_id, self._logs, now=time.time())
+        logs = self._logs  # in the same commit: a step's log is there once it has ended
+        if logs:
             self._logs = []
         if self.settings.replay is not None:
             events = self.settings.replay.filter(events)
-        if events or run_update is not None:
-            self.store.apply(self.settings.run_id, events, run_update, now=time.time())
-            for listener in self.settings.listeners:
-                listener(self.settings.run_id, events, run_update)
+        if events or run_update is not None or logs:
+            self.store.apply(self.settings.run_id, events, run_update, now=time.time(),
+                             logs=logs)
+            if events or run_update is not None:
+                for listener in self.settings.listeners:
+                    listener(self.settings.run_id, events, run_update)
 
     def _cancel_requested(self) -> str | None:
         """The reason given with a cancel request for this run, if one was made."""

@@ -98,8 +98,10 @@ class MemoryStore(MemoryReads, MemoryEvals, MemoryWorkflows):
             self.tables.steps[run.run_id] = {}
 
     def apply(self, run_id: str, events: Sequence[StepEvent],
-              run_update: RunUpdate | None = None, *, now: float) -> None:
-        """Persist a batch of step events (and a run change), all or nothing.
+              run_update: RunUpdate | None = None, *, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
+        """Persist what attempts wrote (``logs``), a batch of step events and a run
+        change, all or nothing.
 
         Raises:
             IllegalTransition: a move the lifecycle table forbids; nothing was kept.
@@ -129,6 +131,8 @@ class MemoryStore(MemoryReads, MemoryEvals, MemoryWorkflows):
                     reason=None, created_at=now, decided_at=None))
             if new_run is not None:
                 t.runs[run_id] = new_run
+            if logs:  # last: nothing above can fail once the batch is staged
+                self.step_logs.append(run_id, logs)
 
     def load_run(self, run_id: str) -> PersistedRun:
         """The run as the runner needs it. Raises NotFoundError."""

@@ -70,6 +70,7 @@ from store.workflows import SQLiteWorkflows
 from store.writes import INSERT_DEFINITION, INSERT_RUN, StaleStatuses, StepWriter
 
 if TYPE_CHECKING:
+    from engine.contracts.logs import AttemptLog
     from store.api import ReadAPI
 
 
@@ -264,14 +265,17 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         run_update: RunUpdate | None = None,
         *,
         now: float,
+        logs: Sequence[AttemptLog] = (),
     ) -> None:
-        """Persist a batch of step events (and a run change) in one committed transaction.
+        """Persist what attempts wrote, a batch of step events and a run change in one
+        committed transaction.
 
         Args:
             run_id: the run the events belong to.
             events: creations (``pending``) and lifecycle transitions, in order.
             run_update: the run's new lifecycle, if it changed.
             now: the time stamped on every row written.
+            logs: what attempts wrote, after each step's earlier entries.
 
         Raises:
             IllegalTransition: a move the lifecycle table forbids; nothing was written.
@@ -291,7 +295,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                             raise
                         continue  # the map forgets ended steps: ask the database
                     try:
-                        db.write(writer.write, run_id, plan, run_update, now)
+                        db.write(writer.write, run_id, plan, run_update, now, logs)
                     except StaleStatuses:
                         continue
                     for change in plan.changes.values():

@@ -22,8 +22,12 @@ if TYPE_CHECKING:  # the read shapes are imported by the reads that build them
     from engine.contracts.reads import RecordPage
 
 _COLUMNS = "run_id, step_id, attempt, seq, stream, message, at, level, logger, truncated"
-_INSERT = (f"INSERT INTO step_logs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM step_logs WHERE run_id = ? AND step_id = ?"
+#: One entry, numbered after its step's last one by the statement itself: nothing is read
+#: back, so it can go in a pipelined transaction (PostgreSQL) with the step batch.
+_INSERT_NEXT = (
+    f"INSERT INTO step_logs ({_COLUMNS}) VALUES (?, ?, ?, (SELECT coalesce(max(seq), 0) + 1 "
+    "FROM step_logs WHERE run_id = ? AND step_id = ?), ?, ?, ?, ?, ?, ?)"
+)
 #: Largest page of log entries.
 MAX_PAGE = 1000
 
@@ -57,6 +61,20 @@ def numbered(run_id: str, logs: Sequence[AttemptLog], last: dict[str, int]
     return records
 
 
+def insert_logs(conn: Any, run_id: str, logs: Sequence[AttemptLog]) -> None:
+    """Insert ``logs`` after each step's existing entries, in order, inside the caller's
+    transaction (the run is not checked; no result is read).
+
+    Each entry's ``seq`` is one more than its step's last, computed by the insert: the
+    entries of one executemany see each other, so a step's lines number on across
+    attempts and batches.
+    """
+    conn.executemany(_INSERT_NEXT, [
+        (run_id, a.step_id, a.attempt, run_id, a.step_id, e.stream, e.message, e.at,
+         e.level, e.logger, e.truncated)
+        for a in logs for e in a.entries])
+
+
 def append_sqlite(conn: Any, run_id: str, logs: Sequence[AttemptLog]) -> None:
     """Insert ``logs`` after each step's existing entries (inside the caller's
     transaction).
@@ -66,11 +84,7 @@ def append_sqlite(conn: Any, run_id: str, logs: Sequence[AttemptLog]) -> None:
     """
     if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
         raise NotFoundError("run", run_id)
-    last = {step_id: conn.execute(_LAST_SEQ, (run_id, step_id)).fetchone()[0]
-            for step_id in {a.step_id for a in logs}}
-    conn.executemany(_INSERT, [(r.run_id, r.step_id, r.attempt, r.seq, r.stream, r.message,
-                                r.at, r.level, r.logger, r.truncated)
-                               for r in numbered(run_id, logs, last)])
+    insert_logs(conn, run_id, logs)
 
 
 def page_sqlite(conn: Any, run_id: str, step_id: str, *, attempt: int | None,

@@ -39,6 +39,7 @@ from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.values import LEGAL_MOVES, RunStatus, StepStatus, check_move
 from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
+from store.step_logs import insert_logs
 from store.stepdata import (
     artifact_stub,
     error_json,
@@ -49,6 +50,7 @@ from store.stepdata import (
 )
 
 if TYPE_CHECKING:
+    from engine.contracts.logs import AttemptLog
     from store.files import LocalFileStore
 
 _S = StepStatus
@@ -263,13 +265,16 @@ class StepWriter:
 
     def write(
         self, conn: sqlite3.Connection, run_id: str, plan: Plan,
-        run_update: RunUpdate | None, now: float,
+        run_update: RunUpdate | None, now: float, logs: Sequence[AttemptLog] = (),
     ) -> None:
-        """Write ``plan`` (and ``run_update``) on ``conn``, inside the caller's transaction.
+        """Write ``logs`` (what attempts wrote), ``plan`` and ``run_update`` on ``conn``,
+        inside the caller's transaction.
 
         Raises:
             StaleStatuses: a step was moved by another process since it was planned.
         """
+        if logs:
+            insert_logs(conn, run_id, logs)
         named: list[tuple[str, str]] = []
         # Runs of one statement go as one executemany, rows in their creation order;
         # inserts go first (updates are sent after them, the artifacts named between).

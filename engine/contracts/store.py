@@ -129,20 +129,24 @@ class RunStore(Protocol):
         ...
 
     def apply(self, run_id: str, events: Sequence[StepEvent],
-              run_update: RunUpdate | None = None, *, now: float) -> None:
-        """Persist a batch of step events, then the run change, in one committed
-        transaction, every row stamped ``now``.
+              run_update: RunUpdate | None = None, *, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
+        """Persist what attempts wrote (``logs``, as :meth:`append_logs` stores them),
+        then a batch of step events, then the run change, in one committed transaction,
+        every row stamped ``now``: a step's log is there once its outcome is, and a
+        step that wrote something costs no commit of its own.
 
         A ``pending`` event creates a step; every later event is one lifecycle move
         and appends to the step's audit trail (:meth:`transitions`). Fields an event
         leaves None keep their stored value. A step entering ``awaiting_review`` opens
         its review (:meth:`ReviewStore.reviews`). A terminal step stamps its completion
         time and duration. A ``completed`` step with an artifact records it under a
-        deterministic id (same run, step and attempt: same id).
+        deterministic id (same run, step and attempt: same id). ``events`` may be empty
+        (logs only).
 
         Raises:
             IllegalTransition: a move the lifecycle table forbids, a step created twice
-                or moved before it was created; nothing was written.
+                or moved before it was created; nothing was written (no log either).
             NotFoundError: the run does not exist.
             StorageError: a value JSON cannot hold, an artifact without ``operation``,
                 or the storage failed; nothing was written.
@@ -227,7 +231,8 @@ class RunStore(Protocol):
     def append_logs(self, run_id: str, logs: Sequence[AttemptLog], *, now: float) -> None:
         """Store what attempts of the run's steps wrote (committed, in one transaction):
         each step's entries follow its earlier ones, numbered on (``seq`` from 1, across
-        attempts). The runner calls it before the batch holding the attempts' outcomes.
+        attempts). The runner hands finished attempts' logs to :meth:`apply`, with their
+        outcomes; it calls this for the lines of attempts still running.
 
         Raises:
             NotFoundError: the run does not exist.

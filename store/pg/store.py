@@ -52,6 +52,7 @@ from store.workflows import SQLiteWorkflows
 from store.writes import StaleStatuses
 
 if TYPE_CHECKING:
+    from engine.contracts.logs import AttemptLog
     from store.api import ReadAPI
 
 _INSERT_DEFINITION = ("INSERT INTO definitions (id, definition, created_at) VALUES (?, ?, ?) "
@@ -253,8 +254,10 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
     # ------------------------------------------------------------------ steps
 
     def apply(self, run_id: str, events: Sequence[StepEvent],
-              run_update: RunUpdate | None = None, *, now: float) -> None:
-        """Persist a batch of step events (and a run change) in one committed transaction.
+              run_update: RunUpdate | None = None, *, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
+        """Persist what attempts wrote (``logs``), a batch of step events and a run
+        change in one committed transaction.
 
         Raises:
             IllegalTransition: a move the lifecycle table forbids; nothing was written.
@@ -267,7 +270,7 @@ class PostgresStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLEvals,
                 known = self._known(run_id, reload=attempt > 0)
                 plan = self._writer.plan(run_id, events, known, now)
                 try:
-                    committed(db, self._writer, run_id, plan, run_update, now)
+                    committed(db, self._writer, run_id, plan, run_update, now, logs)
                 except StaleStatuses:
                     continue
                 for change in plan.changes.values():

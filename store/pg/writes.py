@@ -30,7 +30,8 @@ the new rows in, then sends the rest.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from psycopg import errors as pg_errors
 
@@ -40,7 +41,11 @@ from engine.contracts.values import RunStatus
 from store.codec import dumps, encode, encode_map
 from store.pg.connection import PgConnection, PgDatabase
 from store.stepdata import TAG_DIGITS, error_json
+from store.step_logs import insert_logs
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
+
+if TYPE_CHECKING:
+    from engine.contracts.logs import AttemptLog
 
 #: An in-row artifact id from its stub (``{stub}``: ``<prefix>_<tag>``), the row's ``seq``
 #: put in before the tag: the ids :func:`store.stepdata.in_row_id_sql` makes on SQLite.
@@ -132,10 +137,12 @@ class PgStepWriter(StepWriter):
         return sql, values
 
     def write(self, conn: Any, run_id: str, plan: Plan, run_update: RunUpdate | None,
-              now: float) -> None:
-        """Send ``plan`` (and ``run_update``) on ``conn``, inside the caller's pipelined
-        transaction; a stale step or a missing run fails it when it is committed
-        (see the module docstring)."""
+              now: float, logs: Sequence[AttemptLog] = ()) -> None:
+        """Send ``logs`` (what attempts wrote), ``plan`` and ``run_update`` on ``conn``,
+        inside the caller's pipelined transaction; a stale step or a missing run fails
+        it when it is committed (see the module docstring)."""
+        if logs:
+            insert_logs(conn, run_id, logs)
         inserts, updates = _step_rows(run_id, plan)
         if len(inserts) > COPY_INSERTS and conn.raw.pipeline is None:
             with conn.raw.cursor().copy(_COPY_STEPS) as copy:
@@ -229,22 +236,23 @@ def _step_identity(conn: PgConnection, run_id: str, step_id: str | None) -> tupl
 
 
 def committed(db: PgDatabase, writer: PgStepWriter, run_id: str, plan: Plan,
-              run_update: RunUpdate | None, now: float) -> None:
-    """Write ``plan`` in one statement, one pipelined transaction, or (many new steps)
-    one transaction that copies them in (callers hold the lock); committed when this
-    returns.
+              run_update: RunUpdate | None, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
+    """Write ``plan`` (after ``logs``) in one statement, one pipelined transaction, or
+    (many new steps) one transaction that copies them in (callers hold the lock);
+    committed when this returns.
 
     Raises:
         StaleStatuses: a step was moved or created by another process meanwhile, or the
             run is gone; nothing was written.
     """
-    statement = writer.one_statement(run_id, plan, run_update, now)
+    statement = None if logs else writer.one_statement(run_id, plan, run_update, now)
     try:
         if statement is not None:
             db.write_statement(*statement)
         elif sum(c.before is None for c in plan.changes.values()) > COPY_INSERTS:
-            db.write(writer.write, run_id, plan, run_update, now)
+            db.write(writer.write, run_id, plan, run_update, now, logs)
         else:
-            db.write_pipelined(writer.write, run_id, plan, run_update, now)
+            db.write_pipelined(writer.write, run_id, plan, run_update, now, logs)
     except (pg_errors.DivisionByZero, pg_errors.UniqueViolation) as exc:
         raise StaleStatuses from exc

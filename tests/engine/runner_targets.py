@@ -65,3 +65,16 @@ def body_committed(data: Any) -> dict[str, Any]:
     finally:
         conn.close()
     return {"n": n + 1}
+
+
+def chatty(data: Any) -> dict[str, Any]:
+    """Print a line, then n + 1."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    print(f"step {n}")
+    return {"n": n + 1}
+
+
+def quiet(data: Any) -> dict[str, Any]:
+    """n + 1, printing nothing."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}

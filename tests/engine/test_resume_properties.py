@@ -36,6 +36,7 @@ from engine import Engine, RunResult
 from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
 from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.logs import AttemptLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
 from engine.definition import Workflow, WorkflowBuilder
@@ -264,7 +265,8 @@ class CrashAfter:
         self.crashed = False
 
     def apply(self, run_id: str, events: Sequence[StepEvent],
-              run_update: RunUpdate | None = None, *, now: float) -> None:
+              run_update: RunUpdate | None = None, *, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
         """Commit the batch, or raise once ``limit`` batches are committed.
 
         Raises:
@@ -273,7 +275,7 @@ class CrashAfter:
         if self.crashed or (self.limit is not None and self.batches >= self.limit):
             self.crashed = True
             raise SimulatedCrash(f"crashed after {self.batches} committed batches")
-        self.inner.apply(run_id, events, run_update, now=now)
+        self.inner.apply(run_id, events, run_update, now=now, logs=logs)
         self.batches += 1
 
     def __getattr__(self, name: str) -> Any:
@@ -390,17 +392,18 @@ class CrashBeforeRunEnds(CrashAfter):
         super().__init__(inner, None)
 
     def apply(self, run_id: str, events: Sequence[StepEvent],
-              run_update: RunUpdate | None = None, *, now: float) -> None:
+              run_update: RunUpdate | None = None, *, now: float,
+              logs: Sequence[AttemptLog] = ()) -> None:
         """Commit ``events``; raise instead of committing a final ``run_update``.
 
         Raises:
             SimulatedCrash: the batch ends the run.
         """
         if run_update is not None and run_update.status.terminal:
-            self.inner.apply(run_id, events, None, now=now)
+            self.inner.apply(run_id, events, None, now=now, logs=logs)
             self.crashed = True
             raise SimulatedCrash("crashed before the run's end was committed")
-        super().apply(run_id, events, run_update, now=now)
+        super().apply(run_id, events, run_update, now=now, logs=logs)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "memory"])

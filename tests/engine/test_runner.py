@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import pytest
 
 from blocks.base import BlockType
 from blocks.registry import default_registry
@@ -82,6 +83,33 @@ def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_data
     assert len({t["at"] for t in trail}) <= iterations + 4
     assert [t["status"] for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"] \
         == ["pending", "queued", "running", "completed"]
+
+def test_what_a_step_printed_is_committed_with_its_outcome(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from store.connection import Database
+
+    commits: list[str] = []
+    write = Database.write
+
+    def counted(self: Database, fn: Any, *args: Any) -> Any:
+        commits.append(getattr(fn, "__name__", "?"))
+        return write(self, fn, *args)
+
+    monkeypatch.setattr(Database, "write", counted)
+    counts = {}
+    for target in ("quiet", "chatty"):
+        commits.clear()
+        with Engine(tmp_path / f"{target}.db") as engine:
+            result = engine.run(_chain(6, f"tests.engine.runner_targets:{target}"),
+                                {"start": {"n": 0}})
+            assert result.ok, result.error
+            lines = engine.client.workflows.steps.logs("f3", run_id=result.run_id).data
+        counts[target] = len(commits)
+        if target == "chatty":
+            assert [line.message for line in lines] == ["step 3"]
+    # printing adds lines to the step's own commit, not a commit of its own
+    assert counts["chatty"] == counts["quiet"]
+
 
 class _Sleepy(BlockType):
     """Claims to run inline, then awaits a sleep: a contract violation."""

@@ -133,7 +133,10 @@ class BrokenSignature(MemoryStore):
 class BrokenLax(MemoryStore):
     """Keeps what it can of a refused batch, and ignores moves it cannot make."""
 
-    def apply(self, run_id: str, events: Any, run_update: Any = None, *, now: float) -> None:
+    def apply(self, run_id: str, events: Any, run_update: Any = None, *, now: float,
+              logs: Any = ()) -> None:
+        if logs:
+            self.append_logs(run_id, logs, now=now)
         for event in events:
             try:
                 super().apply(run_id, [event], now=now)

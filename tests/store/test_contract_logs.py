@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from engine.contracts.errors import NotFoundError, UsageError
+from engine.contracts.errors import IllegalTransition, NotFoundError, UsageError
 from engine.contracts.logs import AttemptLog, LogEntry
 from engine.contracts.store import Store
+from engine.contracts.values import StepStatus
 from store.api import ReadAPI
-from tests.store.helpers import T0, lifecycle, new_run
+from tests.store.helpers import T0, ev, lifecycle, new_run
 
 
 def entries(*messages: str, stream: str = "stdout") -> tuple[LogEntry, ...]:
@@ -40,6 +41,37 @@ def test_logs_are_kept_in_order_across_attempts(store: Store) -> None:
     assert [r.message for r in store.page_logs("run_1", "total").items] == ["sum"]
     assert [r.message for r in store.page_logs("run_1", "price", attempt=1).items] == [
         "retrying"]
+
+
+def test_logs_handed_to_apply_are_committed_with_the_batch(store: Store) -> None:
+    store.create_run(new_run("run_1"), now=T0)
+    store.apply("run_1", lifecycle("price")[:3], now=T0)
+    # lines stored while the attempt ran (the heartbeat's drain), then the rest with
+    # the outcome: numbering goes on across the two
+    store.append_logs("run_1", [AttemptLog(step_id="price", attempt=0,
+                                           entries=entries("early"))], now=T0)
+    store.apply("run_1", [ev("price", StepStatus.COMPLETED, outputs={})], now=T0 + 1, logs=[
+        AttemptLog(step_id="price", attempt=0, entries=entries("late", "last")),
+        AttemptLog(step_id="other", attempt=0, entries=entries("a loop's note"))])
+    assert [(r.seq, r.message) for r in store.page_logs("run_1", "price").items] == [
+        (1, "early"), (2, "late"), (3, "last")]
+    assert store.load_steps("run_1")[0].status is StepStatus.COMPLETED
+    # a batch of logs alone
+    store.apply("run_1", [], now=T0 + 2, logs=[
+        AttemptLog(step_id="price", attempt=1, entries=entries("retried"))])
+    assert [(r.seq, r.attempt) for r in store.page_logs("run_1", "price").items][-1] == (4, 1)
+
+
+def test_a_refused_batch_keeps_none_of_its_logs(store: Store) -> None:
+    store.create_run(new_run("run_1"), now=T0)
+    store.apply("run_1", lifecycle("price"), now=T0)
+    with pytest.raises(IllegalTransition):
+        store.apply("run_1", [ev("price", StepStatus.RUNNING)], now=T0 + 1, logs=[
+            AttemptLog(step_id="price", attempt=0, entries=entries("lost"))])
+    assert store.page_logs("run_1", "price").items == []
+    with pytest.raises(NotFoundError):
+        store.apply("run_nope", [], now=T0, logs=[
+            AttemptLog(step_id="x", attempt=0, entries=entries("a"))])
 
 
 def test_log_pages_follow_the_seq_cursor(store: Store) -> None:

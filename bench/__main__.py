@@ -12,7 +12,9 @@ Workloads (each in its own process, so peak RSS is per workload):
 - W6 stubbed test: a docs/testing.md-style test (fresh database file, stubs, one run,
   ``assert_step``), per test after the imports (bench/stubbed.py);
 - ``for_each_100k`` (only when named in ``--workloads``): W2b over 100,000 items
-  (300,003 steps), for peak RSS at scale.
+  (300,003 steps), for peak RSS at scale;
+- ``chain_printing`` (only when named): W1 whose functions each print a line, for what
+  a step's log costs (it goes in the step's own commit).
 
 Per-step time is (wall time of the run) / (persisted steps), measured in-process; "x
 floor" divides it by the floor measured in the same invocation (one committed sqlite3
@@ -45,11 +47,11 @@ from bench.workloads import DEFAULT_STEPS
 from store.connection import empty_database_bytes
 
 #: Workloads run only when named: name -> (workload, steps).
-EXTRA = {"for_each_100k": ("for_each", 300_003)}
+EXTRA = {"for_each_100k": ("for_each", 300_003), "chain_printing": ("chain_printing", 1000)}
 #: Per-step targets in multiples of the floor: (process durability, full durability).
 TARGETS_X: dict[str, tuple[float | None, float | None]] = {
     "chain": (5, 2), "fanout": (4, None), "for_each": (3, None), "while": (5, None),
-    "for_each_100k": (3, None)}
+    "for_each_100k": (3, None), "chain_printing": (None, None)}
 READ_TARGETS_MS = {"steps list, first page of 100": 20.0, "steps get by id": 5.0,
                    "steps get by id and run": 5.0}
 COLD_START_TARGET_S = 0.250

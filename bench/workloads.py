@@ -23,6 +23,14 @@ def bump(data: Any) -> dict[str, int]:
     return {"n": n + 1}
 
 
+def bump_printing(data: Any) -> dict[str, int]:
+    """:func:`bump` that prints a line, as functions being debugged do (the line goes to
+    the step's log)."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    print(f"n is {n}")
+    return {"n": n + 1}
+
+
 async def nap(data: Any) -> dict[str, int]:
     """A step that waits ``$STEPWELL_BENCH_NAP_MS`` milliseconds (a model or HTTP call's
     stand-in: the process is idle meanwhile), then n + 1."""
@@ -48,6 +56,12 @@ def chain(steps: int, target: str = STEP) -> tuple[Workflow, dict[str, Any], int
         b.block(f"f{i}", "function", config={**_fn(), "python": target}).edge(prev, f"f{i}")
         prev = f"f{i}"
     return b.build(), {"start": {"n": 0}}, steps
+
+
+def chain_printing(steps: int) -> tuple[Workflow, dict[str, Any], int]:
+    """W1p: :func:`chain` whose functions each print a line (:func:`bump_printing`): what
+    a step's log adds to its commit."""
+    return chain(steps, "bench.workloads:bump_printing")
 
 
 def fanout(steps: int) -> tuple[Workflow, dict[str, Any], int]:
@@ -107,4 +121,5 @@ def while_loop(steps: int) -> tuple[Workflow, dict[str, Any], int]:
     return b.build(), {"start": {"n": 0}}, 3 + 3 * iterations
 
 
-WORKLOADS = {"chain": chain, "fanout": fanout, "for_each": for_each, "while": while_loop}
+WORKLOADS = {"chain": chain, "fanout": fanout, "for_each": for_each, "while": while_loop,
+             "chain_printing": chain_printing}

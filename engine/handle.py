@@ -182,11 +182,18 @@ class RunHandle:
     # ------------------------------------------------------------------ engine side
 
     def on_commit(self, run_id: str, events: list[StepEvent], update: RunUpdate | None) -> None:
-        """The runner's commit hook: turn what was just committed into RunEvents."""
+        """The runner's commit hook: turn what was just committed into RunEvents.
+
+        The run's ``running`` shares a commit with its first steps and comes before
+        them; any other run change (review, end) comes after the steps that caused it.
+        """
         now = time.time()
+        start = update if update is not None and update.status is RunStatus.RUNNING else None
+        if start is not None:
+            self._events.append(_run_event(len(self._events), run_id, start, now))
         for ev in events:
             self._events.append(_step_event(len(self._events), run_id, ev, now))
-        if update is not None:
+        if update is not None and start is None:
             self._events.append(_run_event(len(self._events), run_id, update, now))
         changed, self._changed = self._changed, anyio.Event()
         changed.set()

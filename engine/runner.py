@@ -11,6 +11,7 @@ handlers and send what happened back over a memory stream. The driver loop:
    committing again.
 
 So a step's completion is always committed before anything that depends on it starts.
+The run's own ``running`` goes in the first of these commits, with its first steps.
 
 Blocks whose handler never suspends for their config (``BlockType.runs_inline``: pure
 control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
@@ -131,6 +132,8 @@ class Runner:
         self._log_lock = threading.Lock()
         #: ``queued``/``running`` of loop sentinels, committed with their outcome.
         self._held: list[StepEvent] = []
+        #: The run's ``running``, until the first commit carries it.
+        self._starting: RunUpdate | None = None
         #: Set by the driver when it took a cancel request in hand.
         self._cancel_seen = threading.Event()
         #: Set by the heartbeat thread when it found a cancel request in the store.
@@ -142,7 +145,8 @@ class Runner:
         """Run to the end (or to cancellation) and return the run's final lifecycle."""
         sched = self.scheduler
         send, recv = anyio.create_memory_object_stream[tuple[Any, ...]](math.inf)
-        self._flush(RunUpdate(status=RunStatus.RUNNING))
+        # ``running`` is committed with the first batch of steps (one commit fewer)
+        self._starting = RunUpdate(status=RunStatus.RUNNING)
         heartbeat = Heartbeat(self, self.settings.heartbeat_s)
         try:
             outcome = await self._drive(sched, send, recv)
@@ -363,6 +367,12 @@ class Runner:
             self._held = [e for e in events if e.step_id in hold and e.status in _HELD]
             if self._held:
                 events = [e for e in events if e.step_id not in hold or e.status not in _HELD]
+        if self._starting is not None:
+            if run_update is None:
+                run_update = self._starting
+            else:  # the run ends before its first batch: it still starts first
+                self.store.apply(self.settings.run_id, [], self._starting, now=time.time())
+            self._starting = None
         logs = self._logs  # in the same commit: a step's log is there once it has ended
         if logs:
             self._logs = []

@@ -32,6 +32,15 @@ def test_workloads_write_the_steps_they_promise() -> None:
     assert '"steps": 39' in done.stdout
 
 
+def test_the_printing_chain_keeps_its_lines_in_the_step_logs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--workloads", "chain_printing", "--steps", "12",
+         "--repeat", "1", "--read-steps", "0", "--no-cold-start", "--no-stubbed"],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "chain_printing" in done.stdout and "n is" not in done.stdout
+
+
 _HIDE_PEERS = """
 import sys
 from importlib.abc import MetaPathFinder

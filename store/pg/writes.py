@@ -40,8 +40,8 @@ from engine.contracts.records import review_id_for
 from engine.contracts.values import RunStatus
 from store.codec import dumps, encode, encode_map
 from store.pg.connection import PgConnection, PgDatabase
-from store.stepdata import TAG_DIGITS, error_json
 from store.step_logs import insert_logs
+from store.stepdata import TAG_DIGITS, error_json
 from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
 
 if TYPE_CHECKING:

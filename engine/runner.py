@@ -33,9 +33,10 @@ Each attempt's context carries a :class:`~engine.contracts.logs.StepLog`. What t
 handler wrote there (function output, ``api_call`` summaries; a loop's size when it
 opens) is committed in the same transaction as the batch holding the attempt's outcome
 (:meth:`~engine.contracts.store.RunStore.apply`, ``logs``), so a step's log is complete
-once the step has ended, and writing one costs no commit of its own. While attempts run, the heartbeat thread stores the lines they wrote so
-far (:meth:`Runner.drain_logs`, about twice a second), so they can be followed live and
-survive a killed process. An attempt that wrote nothing costs one small object.
+once the step has ended, and writing one costs no commit of its own. While attempts
+run, the heartbeat thread stores the lines they wrote so far (:meth:`Runner.drain_logs`,
+about twice a second), so they can be followed live and survive a killed process. An
+attempt that wrote nothing costs one small object.
 """
 
 from __future__ import annotations

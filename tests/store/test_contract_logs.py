@@ -50,16 +50,22 @@ def test_logs_handed_to_apply_are_committed_with_the_batch(store: Store) -> None
     # the outcome: numbering goes on across the two
     store.append_logs("run_1", [AttemptLog(step_id="price", attempt=0,
                                            entries=entries("early"))], now=T0)
+    warning = LogEntry(stream="logging", message="slow", at=T0 + 2, level="WARNING",
+                       logger="app")
     store.apply("run_1", [ev("price", StepStatus.COMPLETED, outputs={})], now=T0 + 1, logs=[
-        AttemptLog(step_id="price", attempt=0, entries=entries("late", "last")),
+        AttemptLog(step_id="price", attempt=0,
+                   entries=(*entries("late"), warning, *entries("last", stream="stderr"))),
         AttemptLog(step_id="other", attempt=0, entries=entries("a loop's note"))])
-    assert [(r.seq, r.message) for r in store.page_logs("run_1", "price").items] == [
-        (1, "early"), (2, "late"), (3, "last")]
+    page = store.page_logs("run_1", "price").items
+    assert [(r.seq, r.message, r.stream, r.level, r.logger, r.truncated) for r in page] == [
+        (1, "early", "stdout", None, None, False), (2, "late", "stdout", None, None, False),
+        (3, "slow", "logging", "WARNING", "app", False),
+        (4, "last", "stderr", None, None, False)]
     assert store.load_steps("run_1")[0].status is StepStatus.COMPLETED
     # a batch of logs alone
     store.apply("run_1", [], now=T0 + 2, logs=[
         AttemptLog(step_id="price", attempt=1, entries=entries("retried"))])
-    assert [(r.seq, r.attempt) for r in store.page_logs("run_1", "price").items][-1] == (4, 1)
+    assert [(r.seq, r.attempt) for r in store.page_logs("run_1", "price").items][-1] == (5, 1)
 
 
 def test_a_refused_batch_keeps_none_of_its_logs(store: Store) -> None:

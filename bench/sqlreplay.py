@@ -130,12 +130,12 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
         SystemExit: the recorded run failed.
     """
     from bench.floor import sqlite_floor
-    from bench.workloads import DEFAULT_STEPS, WORKLOADS
+    from bench.workloads import STEPS, WORKLOADS
     from engine.core import Engine
 
     with tempfile.TemporaryDirectory(prefix="stepwell-sqlreplay-") as tmp:
         folder = Path(tmp)
-        workflow, inputs, count = WORKLOADS[workload](steps or DEFAULT_STEPS[workload])
+        workflow, inputs, count = WORKLOADS[workload](steps or STEPS[workload])
         with Engine(folder / "warm.db") as engine:  # imports and the compiled graph
             engine.run(workflow, inputs)
         log: list[Transaction] = []
@@ -152,12 +152,13 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, record, replay, print one line per workload."""
-    from bench.workloads import DEFAULT_STEPS
+    from bench.workloads import STEPS
 
     parser = argparse.ArgumentParser(prog="python -m bench.sqlreplay",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
-                        help="comma-separated workloads (default: the four of W1-W3)")
+                        help="comma-separated workloads (default: the four of W1-W3; also "
+                             "chain_printing)")
     parser.add_argument("--steps", type=int, default=None,
                         help="steps per workload (default: each workload's own size)")
     parser.add_argument("--repeat", type=int, default=5, help="replays (median)")
@@ -165,15 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.repeat < 1 or (args.steps is not None and args.steps < 2):
         parser.error("--repeat must be at least 1 and --steps at least 2")
     names = [w for w in args.workloads.split(",") if w]
-    unknown = [w for w in names if w not in DEFAULT_STEPS]
+    unknown = [w for w in names if w not in STEPS]
     if unknown:
-        parser.error(f"unknown workload {unknown[0]!r}; choose from "
-                     f"{', '.join(DEFAULT_STEPS)}")
-    print(f"{'workload':<10} {'steps':>6} {'commits':>7} {'statements':>10} "
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    print(f"{'workload':<14} {'steps':>6} {'commits':>7} {'statements':>10} "
           f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11}")
     for name in names:
         split = sql_split(name, args.steps, args.repeat)
-        print(f"{split.workload:<10} {split.steps:>6,} {split.commits:>7,} "
+        print(f"{split.workload:<14} {split.steps:>6,} {split.commits:>7,} "
               f"{split.statements:>10,} {split.sql_us:>11.1f} {split.floor_us:>8.1f} "
               f"{split.x_floor:>11.2f}")
         sys.stdout.flush()

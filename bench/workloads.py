@@ -14,6 +14,8 @@ from engine.definition import Workflow
 STEP = "bench.workloads:bump"
 #: Each workload's size in ``python -m bench`` (steps asked for; see each builder).
 DEFAULT_STEPS = {"chain": 1000, "fanout": 1000, "for_each": 10_000, "while": 3003}
+#: Every workload's size, those run only when named included.
+STEPS = {**DEFAULT_STEPS, "chain_printing": 1000}
 SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
 

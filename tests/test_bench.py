@@ -131,11 +131,11 @@ def test_sql_replay_writes_what_the_run_wrote(tmp_path: Path) -> None:
 
 def test_sql_replay_prints_a_line_per_workload() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bench.sqlreplay", "chain,for_each", "--steps", "40",
-         "--repeat", "1"], capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "bench.sqlreplay", "chain,for_each,chain_printing", "--steps",
+         "40", "--repeat", "1"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0].split()[:2] == ["workload", "steps"] and len(lines) == 3
+    assert lines[0].split()[:2] == ["workload", "steps"] and len(lines) == 4
     chain = lines[1].split()
     assert chain[:2] == ["chain", "40"] and int(chain[2]) >= 40  # a commit per step at least
     bad = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "nope"],

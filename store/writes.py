@@ -162,6 +162,9 @@ class StepWriter:
         # and those the view reads from its columns look alike (even for an int ``now``)
         stamp = repr(float(now))
         fold_fields = self._fold_fields
+        # the steps a scope opens are created together, sharing its frames: encode once
+        frames: tuple[Any, ...] = ()
+        frames_text = "[]"
         for ev in events:
             sid = ev.step_id
             status = ev.status
@@ -170,7 +173,10 @@ class StepWriter:
             if status is _S.PENDING:
                 if current is not None:
                     raise IllegalTransition(sid, current.value, "pending")
-                change = changes[sid] = _new_row(run_id, ev, now)
+                if ev.scope is not frames:
+                    frames = ev.scope
+                    frames_text = encode([f.to_dict() for f in frames]) if frames else "[]"
+                change = changes[sid] = _new_row(run_id, ev, now, frames_text)
                 # a new row holds its status, retry count and times already
                 detail = fold_fields(run_id, ev, now, change.cols, 8, 26)
                 at = None  # created_at
@@ -276,9 +282,10 @@ class StepWriter:
         if logs:
             insert_logs(conn, run_id, logs)
         named: list[tuple[str, str]] = []
-        # Runs of one statement go as one executemany, rows in their creation order;
-        # inserts go first (updates are sent after them, the artifacts named between).
-        insert: str | None = None
+        # New rows go first, in their creation order (see _insert_rows); updates are
+        # sent after them, the artifacts named between. Consecutive updates of one
+        # statement go as one executemany.
+        shapes: list[str] = []
         inserted: list[tuple[Any, ...]] = []
         updates: list[tuple[str, list[tuple[Any, ...]]]] = []
         count = 0
@@ -292,10 +299,7 @@ class StepWriter:
                 shape = _INSERTS.get(key)
                 if shape is None:
                     shape = _INSERTS[key] = _insert_shape(key)
-                if shape[0] is not insert:
-                    if inserted:
-                        _insert(conn, insert, inserted)
-                    insert, inserted = shape[0], []
+                shapes.append(shape[2])
                 inserted.append(shape[1](cols))
                 if cols[26] is not None:
                     named.append((run_id, c.step_id))
@@ -312,7 +316,7 @@ class StepWriter:
                     updates.append((shape[0], [row]))
                 count += 1
         if inserted:
-            _insert(conn, insert, inserted)
+            _insert_rows(conn, shapes, inserted)
         if named:
             conn.executemany(_NAME_INSERTED_ARTIFACT, named)
         moved = 0
@@ -363,25 +367,78 @@ _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 _insert_optional = itemgetter(*_INSERT_OPTIONAL)
 _NONES = (None,) * len(_INSERT_OPTIONAL)
 #: Statement shapes, keyed by which optional columns hold a value (a tuple of bools,
-#: built in C by ``map(is_not, ...)``): the SQL, and a getter of its parameters.
-_INSERTS: dict[tuple[bool, ...], tuple[str, itemgetter[Any]]] = {}
+#: built in C by ``map(is_not, ...)``): the SQL, and a getter of its parameters (an
+#: insert's shape also has its row as a ``VALUES`` term of :data:`_INSERT_ALL`).
+_INSERTS: dict[tuple[bool, ...], tuple[str, itemgetter[Any], str]] = {}
 _UPDATES: dict[tuple[bool, ...], tuple[str, itemgetter[Any]]] = {}
+#: Every column of a new row, in the order an insert shape's getter gives its values.
+_INSERT_ALL = ("INSERT INTO steps ("
+               + ", ".join(_COLUMN_NAMES[i] for i in _INSERT_ALWAYS + _INSERT_OPTIONAL)
+               + ") VALUES ")
+#: Rows one multi-row insert carries at most (a chunk's text is one cached statement).
+INSERT_CHUNK = 64
+#: Consecutive new rows of one shape that go as one executemany of their own.
+SAME_SHAPE_RUN = 4
+#: Multi-row inserts by the sequence of their rows' shapes (bounded: cleared when full).
+_MIXED: dict[tuple[str, ...], str] = {}
+_MIXED_MAX = 256
 
 
-def _insert(conn: sqlite3.Connection, sql: str | None, rows: list[tuple[Any, ...]]) -> None:
-    """Insert ``rows``; a row that exists already was created by another process."""
+def _insert_rows(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[Any, ...]]
+                 ) -> None:
+    """Insert ``rows`` (each ``shapes[i]`` is its row's ``VALUES`` term) in their order:
+    ``seq`` follows it, so a run lists its steps as they were created.
+
+    A stretch of at least :data:`SAME_SHAPE_RUN` rows of one shape (a run's first steps)
+    goes as one executemany. Rows that change shape more often (a loop's iterations: a
+    sentinel, a block, a sentinel) go as multi-row inserts of up to
+    :data:`INSERT_CHUNK` rows, an absent column spelled ``NULL`` in the statement:
+    binding None costs ``sqlite3`` more than a statement per row saves. A row that
+    exists already was created by another process (:class:`StaleStatuses`).
+    """
     try:
-        conn.executemany(sql, rows)  # type: ignore[arg-type]
+        count = len(rows)
+        mixed = 0  # rows[mixed:start] wait for a multi-row insert
+        start = 0
+        while start < count:
+            shape = shapes[start]
+            end = start + 1
+            while end < count and shapes[end] is shape:
+                end += 1
+            if end - start >= SAME_SHAPE_RUN or (end == count and mixed == start):
+                _insert_mixed(conn, shapes, rows, mixed, start)
+                conn.executemany(_INSERT_ALL + shape, rows[start:end])
+                mixed = end
+            start = end
+        _insert_mixed(conn, shapes, rows, mixed, count)
     except sqlite3.IntegrityError as exc:
         raise StaleStatuses from exc
 
 
-def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
-    """The INSERT of a new row's non-null columns (``key``: which optional ones)."""
+def _insert_mixed(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[Any, ...]],
+                  start: int, end: int) -> None:
+    """Insert ``rows[start:end]`` as multi-row inserts of up to :data:`INSERT_CHUNK` rows."""
+    for first in range(start, end, INSERT_CHUNK):
+        last = min(first + INSERT_CHUNK, end)
+        key = tuple(shapes[first:last])
+        sql = _MIXED.get(key)
+        if sql is None:
+            if len(_MIXED) >= _MIXED_MAX:
+                _MIXED.clear()
+            sql = _MIXED[key] = _INSERT_ALL + ", ".join(key)
+        conn.execute(sql, [value for row in rows[first:last] for value in row])
+
+
+def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any], str]:
+    """The INSERT of a new row's non-null columns (``key``: which optional ones), its
+    parameters' getter, and the row as a ``VALUES`` term of :data:`_INSERT_ALL` (an
+    absent column is ``NULL``)."""
     take = _INSERT_ALWAYS + tuple(index for index, on in zip(_INSERT_OPTIONAL, key) if on)
     names = ", ".join(_COLUMN_NAMES[i] for i in take)
+    term = "(" + ", ".join(["?"] * len(_INSERT_ALWAYS)
+                           + ["?" if on else "NULL" for on in key]) + ")"
     return (f"INSERT INTO steps ({names}) VALUES ({', '.join('?' * len(take))})",
-            itemgetter(*take))
+            itemgetter(*take), term)
 
 
 def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
@@ -428,9 +485,9 @@ def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
 # --------------------------------------------------------------------------- helpers
 
 
-def _new_row(run_id: str, ev: StepEvent, now: float) -> StepChange:
-    """The INSERT parameters of a step created now (``seq``, the rowid, is assigned)."""
-    scope = encode([f.to_dict() for f in ev.scope]) if ev.scope else "[]"
+def _new_row(run_id: str, ev: StepEvent, now: float, scope: str) -> StepChange:
+    """The INSERT parameters of a step created now (``seq``, the rowid, is assigned);
+    ``scope`` is ``ev.scope`` encoded."""
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,

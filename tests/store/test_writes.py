@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepEvent
-from engine.contracts.values import StepStatus
+from engine.contracts.values import Payload, StepStatus
 from store.stepdata import TAG_DIGITS, artifact_stub
+from tests.store.helpers import T0
 
 
 @pytest.mark.parametrize("operation", ["function_invocation", "extraction", "plugin_op"])
@@ -50,3 +53,80 @@ def test_an_int_now_reads_back_as_float_times_on_every_transition() -> None:
         ("running", 1_780_000_000.0), ("queued", 1_780_000_001.0),
         ("running", 1_780_000_001.0), ("completed", 1_780_000_002.0)]
     assert all(type(m["at"]) is float for m in moves)
+
+
+def test_new_rows_of_mixed_shapes_keep_their_order_and_columns(monkeypatch) -> None:
+    """A batch creating rows of several shapes (a loop's iterations) goes as multi-row
+    inserts in chunks; seq, status, scope, inputs, outputs and times come out as one
+    insert per row would write them."""
+    from store import writes
+    from store.sqlite import SQLiteStore
+    from tests.store.helpers import S, ev, frame, new_run
+
+    monkeypatch.setattr(writes, "INSERT_CHUNK", 4)  # several chunks, one partial
+    events = []
+    for i in range(5):
+        scope = (frame("each", i),)
+        events += [ev(f"s{i}", S.PENDING, scope=scope), ev(f"b{i}", S.PENDING, scope=scope),
+                   ev(f"e{i}", S.PENDING, scope=scope)]
+        events += [ev(f"s{i}", S.QUEUED), ev(f"s{i}", S.RUNNING),
+                   ev(f"s{i}", S.COMPLETED, outputs={"out": Payload.json({"i": i})})]
+        events += [ev(f"b{i}", S.QUEUED), ev(f"b{i}", S.RUNNING)]
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", events, now=T0)
+        conn = store.db.conn
+        rows = conn.execute("SELECT step_id, status, scope, outputs, started_at, "
+                            "completed_at, reserve IS NOT NULL FROM steps ORDER BY seq"
+                            ).fetchall()
+    assert [r[0] for r in rows] == [f"{p}{i}" for i in range(5) for p in "sbe"]
+    for i in range(5):
+        start, body, end = rows[3 * i:3 * i + 3]
+        assert json.loads(start[2]) == [frame("each", i).to_dict()]
+        assert start[1:2] == ("completed",) and json.loads(start[3]) == {
+            "out": {"type": "json", "data": {"i": i}}}
+        assert (start[5], start[6]) == (T0, 0)  # ended: no room kept
+        assert body[1] == "running" and body[4] == T0 and body[5] is None and body[6] == 1
+        assert end[1] == "pending" and end[3] is None and end[6] == 1
+
+
+def test_a_mixed_insert_of_an_existing_step_is_stale() -> None:
+    """A row another process created first fails the multi-row insert like a single one
+    (StaleStatuses: the batch is planned again) and leaves nothing of the batch."""
+    from store.sqlite import SQLiteStore
+    from store.writes import StaleStatuses, StepWriter
+    from tests.store.helpers import S, ev, new_run
+
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", [ev("b", S.PENDING)], now=T0)
+        writer = StepWriter(store.local_files)
+        plan = writer.plan("run_1", [ev("a", S.PENDING), ev("a", S.QUEUED),
+                                     ev("b", S.PENDING)], {}, T0)
+        conn = store.db.conn
+        with pytest.raises(StaleStatuses):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                writer.write(conn, "run_1", plan, None, T0)
+            finally:
+                conn.execute("ROLLBACK")
+        assert conn.execute("SELECT step_id FROM steps").fetchall() == [("b",)]
+
+
+def test_a_long_stretch_of_one_shape_between_mixed_rows_keeps_the_order() -> None:
+    """Rows of one shape in a long stretch (executemany) and the mixed rows around it
+    (multi-row inserts) are numbered in the order the batch created them."""
+    from store.sqlite import SQLiteStore
+    from tests.store.helpers import S, ev, new_run
+
+    started = [ev("a", S.PENDING), ev("a", S.QUEUED), ev("a", S.RUNNING)]
+    waiting = [ev(f"w{i}", S.PENDING) for i in range(6)]
+    events = [*started, *waiting, ev("c", S.PENDING), ev("c", S.QUEUED),
+              ev("d", S.PENDING), ev("e", S.PENDING)]
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", events, now=T0)
+        rows = store.db.conn.execute("SELECT step_id, status FROM steps ORDER BY seq"
+                                     ).fetchall()
+    assert rows == [("a", "running"), *[(f"w{i}", "pending") for i in range(6)],
+                    ("c", "queued"), ("d", "pending"), ("e", "pending")]

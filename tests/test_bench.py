@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -144,3 +145,39 @@ def test_sql_replay_prints_a_line_per_workload() -> None:
     zero = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "--repeat", "0"],
                           capture_output=True, text=True, timeout=60)
     assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
+
+
+def test_instruction_count_runs_the_workload_it_counts() -> None:
+    """The counted process builds four workflows and runs as many as asked, on
+    :memory:, without valgrind (what valgrind wraps)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.instructions", "--inner", "for_each", "--steps", "12",
+         "--runs", "2"], capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for args, message in ((["nope"], "unknown workload 'nope'"),
+                          (["chain", "--steps", "1"], "--steps must be at least 2"),
+                          (["--inner", "chain", "--runs", "5"], "--runs must be between")):
+        bad = subprocess.run([sys.executable, "-m", "bench.instructions", *args],
+                             capture_output=True, text=True, check=False, timeout=60)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
+def test_instruction_count_without_valgrind_says_what_to_install(monkeypatch) -> None:
+    from bench import instructions
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit, match="apt-get install valgrind"):
+        instructions.instructions_per_step("chain", 10)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None,
+                    reason="valgrind is not installed (Debian: apt-get install valgrind)")
+def test_instruction_count_prints_instructions_per_step() -> None:
+    """Counted under valgrind: a line per workload with a positive count per step."""
+    done = subprocess.run([sys.executable, "-m", "bench.instructions", "chain", "--steps", "6"],
+                          capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    header, line = done.stdout.splitlines()
+    assert header.split() == ["workload", "steps", "instructions/step"]
+    name, steps, per_step = line.split()
+    assert (name, steps) == ("chain", "6") and int(per_step.replace(",", "")) > 10_000

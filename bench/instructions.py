@@ -1,0 +1,125 @@
+"""Instructions per step, counted by valgrind: ``python -m bench.instructions [WORKLOADS]``.
+
+Wall time on a shared machine swings 15% from one invocation to the next, more than most
+changes to the engine move it. The number of instructions a run executes does not
+depend on the clock, so it tells two trees apart where their timings cannot: run this
+in each tree and compare.
+
+Each workload is counted twice under ``valgrind --tool=callgrind``, in a process that
+builds the same four workflows, then runs the first two (or all four) on
+``Engine(":memory:")``; the difference, over the two extra runs' steps, is what a warm
+run costs per step (opening its Engine included), with the imports, the builds and the
+first run's compiling left out. The cyclic garbage collector is off during the runs and
+the driver never yields for time (``engine.runner._YIELD_EVERY_S``), so the count does
+not depend on how fast the machine is; ``PYTHONHASHSEED`` is fixed. A run on
+``:memory:`` still executes its SQL; only the file system is left out.
+
+Needs valgrind (Debian: ``apt-get install valgrind``). Counting a 1,000-step workload
+takes about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+#: Workflows each counting process builds (it runs the first 2 or all of them).
+BUILT = 4
+_COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
+
+
+def run_inner(workload: str, steps: int, runs: int) -> None:
+    """Build :data:`BUILT` workflows of ``workload``, then run the first ``runs``."""
+    import engine.runner
+    from bench.workloads import WORKLOADS
+    from engine.core import Engine
+
+    engine.runner._YIELD_EVERY_S = float("inf")  # yield points must not depend on time
+    built = [WORKLOADS[workload](steps) for _ in range(BUILT)]
+    gc.disable()
+    for workflow, inputs, _ in built[:runs]:
+        with Engine(":memory:", max_concurrency=8) as engine_:
+            result = engine_.run(workflow, inputs)
+        if not result.ok:
+            raise SystemExit(f"{workload} run failed: {result.error}")
+
+
+def _count(workload: str, steps: int, runs: int, valgrind: str) -> int:
+    """Instructions of one counting process (``runs`` runs)."""
+    with tempfile.TemporaryDirectory(prefix="stepwell-instructions-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        proc = subprocess.run(
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+             "-m", "bench.instructions", "--inner", workload, "--steps", str(steps),
+             "--runs", str(runs)],
+            capture_output=True, text=True, env=env, check=False)
+    found = _COLLECTED.search(proc.stderr)
+    if proc.returncode != 0 or found is None:
+        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-5:])
+        raise SystemExit(f"counting {workload} failed (exit {proc.returncode}):\n{tail}")
+    return int(found.group(1))
+
+
+def instructions_per_step(workload: str, steps: int | None = None) -> tuple[int, float]:
+    """``(persisted steps, instructions per step)`` of a warm run of ``workload``.
+
+    Raises:
+        SystemExit: valgrind is missing, or a counted run failed.
+    """
+    from bench.workloads import STEPS, WORKLOADS
+
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("valgrind is not installed: install it (Debian: apt-get install "
+                         "valgrind), or compare wall times with python -m bench instead.")
+    size = steps or STEPS[workload]
+    count = WORKLOADS[workload](size)[2]
+    two = _count(workload, size, 2, valgrind)
+    four = _count(workload, size, BUILT, valgrind)
+    return count, (four - two) / (2 * count)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments; count each workload (or, with ``--inner``, be the counted run)."""
+    from bench.workloads import STEPS
+
+    parser = argparse.ArgumentParser(prog="python -m bench.instructions",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
+                        help="comma-separated workloads (default: the four of W1-W3; also "
+                             "chain_printing)")
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per workload (default: 999, a warm run's share of "
+                             "the count is then most of it)")
+    parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--runs", type=int, default=BUILT, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in names if w not in STEPS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    if args.steps is not None and args.steps < 2:
+        parser.error("--steps must be at least 2")
+    if not 1 <= args.runs <= BUILT:
+        parser.error(f"--runs must be between 1 and {BUILT}")
+    if args.inner:
+        run_inner(names[0], args.steps or 999, args.runs)
+        return
+    print(f"{'workload':<14} {'steps':>6} {'instructions/step':>17}")
+    for name in names:
+        count, per_step = instructions_per_step(name, args.steps or 999)
+        print(f"{name:<14} {count:>6,} {per_step:>17,.0f}")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

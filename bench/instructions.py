@@ -90,25 +90,15 @@ def instructions_per_step(workload: str, steps: int | None = None) -> tuple[int,
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments; count each workload (or, with ``--inner``, be the counted run)."""
-    from bench.workloads import STEPS
+    from bench.workloads import chosen_workloads, workload_parser
 
-    parser = argparse.ArgumentParser(prog="python -m bench.instructions",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
-                        help="comma-separated workloads (default: the four of W1-W3; also "
-                             "chain_printing)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per workload (default: 999, a warm run's share of "
-                             "the count is then most of it)")
+    parser = workload_parser("python -m bench.instructions", __doc__.split("\n\n")[0],
+                             "steps per workload (default: 999, a warm run's share of the "
+                             "count is then most of it)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=BUILT, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    names = [w for w in args.workloads.split(",") if w]
-    unknown = [w for w in names if w not in STEPS]
-    if unknown:
-        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(STEPS)}")
-    if args.steps is not None and args.steps < 2:
-        parser.error("--steps must be at least 2")
+    names = chosen_workloads(parser, args)
     if not 1 <= args.runs <= BUILT:
         parser.error(f"--runs must be between 1 and {BUILT}")
     if args.inner:

@@ -16,7 +16,6 @@ background WAL checkpointer the store runs (:mod:`store.checkpoint`).
 
 from __future__ import annotations
 
-import argparse
 import gc
 import statistics
 import sys
@@ -152,23 +151,15 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, record, replay, print one line per workload."""
-    from bench.workloads import STEPS
+    from bench.workloads import chosen_workloads, workload_parser
 
-    parser = argparse.ArgumentParser(prog="python -m bench.sqlreplay",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
-                        help="comma-separated workloads (default: the four of W1-W3; also "
-                             "chain_printing)")
-    parser.add_argument("--steps", type=int, default=None,
-                        help="steps per workload (default: each workload's own size)")
+    parser = workload_parser("python -m bench.sqlreplay", __doc__.split("\n\n")[0],
+                             "steps per workload (default: each workload's own size)")
     parser.add_argument("--repeat", type=int, default=5, help="replays (median)")
     args = parser.parse_args(argv)
-    if args.repeat < 1 or (args.steps is not None and args.steps < 2):
-        parser.error("--repeat must be at least 1 and --steps at least 2")
-    names = [w for w in args.workloads.split(",") if w]
-    unknown = [w for w in names if w not in STEPS]
-    if unknown:
-        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    names = chosen_workloads(parser, args)
     print(f"{'workload':<14} {'steps':>6} {'commits':>7} {'statements':>10} "
           f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11}")
     for name in names:

@@ -7,6 +7,7 @@ checked against the database after the run.
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from engine.definition import Workflow
@@ -125,3 +126,26 @@ def while_loop(steps: int) -> tuple[Workflow, dict[str, Any], int]:
 
 WORKLOADS = {"chain": chain, "fanout": fanout, "for_each": for_each, "while": while_loop,
              "chain_printing": chain_printing}
+
+
+def workload_parser(prog: str, description: str, steps_help: str) -> argparse.ArgumentParser:
+    """An argument parser for a bench tool that takes comma-separated workload names (the
+    four of W1-W3 by default) and ``--steps``; :func:`chosen_workloads` checks them."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
+                        help="comma-separated workloads (default: the four of W1-W3; also "
+                             "chain_printing)")
+    parser.add_argument("--steps", type=int, default=None, help=steps_help)
+    return parser
+
+
+def chosen_workloads(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The workloads ``args`` names, in order; exits through ``parser.error`` on an
+    unknown one or on ``--steps`` below 2."""
+    if args.steps is not None and args.steps < 2:
+        parser.error("--steps must be at least 2")
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in names if w not in STEPS]
+    if unknown:
+        parser.error(f"unknown workload {unknown[0]!r}; choose from {', '.join(STEPS)}")
+    return names

@@ -158,7 +158,9 @@ def test_engine_retries_quota_and_transient_model_errors(tmp_path: Path) -> None
                chat_reply(answer, prompt=50, completion=10)]
     document = tmp_path / "invoice.pdf"
     document.write_bytes(pdfs.invoice_colon())
-    policy = RetryPolicy(max_attempts=4, initial_interval_s=0.01, max_interval_s=0.05, jitter=0)
+    # Retry-After waits up to max_interval_s (engine.options.RetryPolicy.delay): room for
+    # the 0.3 s it asks, while the 500's own backoff stays at 0.02 s
+    policy = RetryPolicy(max_attempts=4, initial_interval_s=0.01, max_interval_s=1.0, jitter=0)
     with LoopbackServer(replies) as server:
         provider = _openai(server)
         with Engine(tmp_path / "run.db", services={MODEL_PROVIDER_SERVICE: provider},

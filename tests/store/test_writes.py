@@ -130,3 +130,28 @@ def test_a_long_stretch_of_one_shape_between_mixed_rows_keeps_the_order() -> Non
                                      ).fetchall()
     assert rows == [("a", "running"), *[(f"w{i}", "pending") for i in range(6)],
                     ("c", "queued"), ("d", "pending"), ("e", "pending")]
+
+
+def test_mixed_inserts_fit_the_999_parameters_of_older_sqlite() -> None:
+    """SQLite builds before 3.32 allow 999 parameters per statement: a batch of many
+    rows of alternating shapes still goes in (in chunks that bind fewer)."""
+    import sqlite3
+
+    from store.sqlite import SQLiteStore
+    from tests.store.helpers import S, ev, frame, new_run
+
+    events = []
+    for i in range(100):
+        scope = (frame("each", i),)
+        events += [ev(f"s{i}", S.PENDING, scope=scope), ev(f"b{i}", S.PENDING, scope=scope)]
+        events += [ev(f"s{i}", S.QUEUED, inputs={}), ev(f"s{i}", S.RUNNING),
+                   ev(f"s{i}", S.COMPLETED, outputs={"out": Payload.json(i)}, model="m",
+                      tokens={"total_tokens": 1}, cost={"total": 0}, trace_spans=[],
+                      control={"k": 1}, artifact={"operation": "function_invocation"})]
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        conn = store.db.conn
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+        store.apply("run_1", events, now=T0)
+        count = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
+    assert count == 200

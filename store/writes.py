@@ -285,7 +285,7 @@ class StepWriter:
         # New rows go first, in their creation order (see _insert_rows); updates are
         # sent after them, the artifacts named between. Consecutive updates of one
         # statement go as one executemany.
-        shapes: list[str] = []
+        shapes: list[tuple[str, itemgetter[Any], str]] = []
         inserted: list[tuple[Any, ...]] = []
         updates: list[tuple[str, list[tuple[Any, ...]]]] = []
         count = 0
@@ -299,7 +299,7 @@ class StepWriter:
                 shape = _INSERTS.get(key)
                 if shape is None:
                     shape = _INSERTS[key] = _insert_shape(key)
-                shapes.append(shape[2])
+                shapes.append(shape)
                 inserted.append(shape[1](cols))
                 if cols[26] is not None:
                     named.append((run_id, c.step_id))
@@ -385,13 +385,13 @@ _MIXED: dict[tuple[str, ...], str] = {}
 _MIXED_MAX = 256
 
 
-def _insert_rows(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[Any, ...]]
-                 ) -> None:
-    """Insert ``rows`` (each ``shapes[i]`` is its row's ``VALUES`` term) in their order:
+def _insert_rows(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[Any], str]],
+                 rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (``shapes[i]`` is its row's :func:`_insert_shape`) in their order:
     ``seq`` follows it, so a run lists its steps as they were created.
 
     A stretch of at least :data:`SAME_SHAPE_RUN` rows of one shape (a run's first steps)
-    goes as one executemany. Rows that change shape more often (a loop's iterations: a
+    goes as one executemany of the shape's insert. Rows that change shape more often (a loop's iterations: a
     sentinel, a block, a sentinel) go as multi-row inserts of up to
     :data:`INSERT_CHUNK` rows, an absent column spelled ``NULL`` in the statement:
     binding None costs ``sqlite3`` more than a statement per row saves. A row that
@@ -408,7 +408,7 @@ def _insert_rows(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[A
                 end += 1
             if end - start >= SAME_SHAPE_RUN or (end == count and mixed == start):
                 _insert_mixed(conn, shapes, rows, mixed, start)
-                conn.executemany(_INSERT_ALL + shape, rows[start:end])
+                conn.executemany(shape[0], rows[start:end])
                 mixed = end
             start = end
         _insert_mixed(conn, shapes, rows, mixed, count)
@@ -416,12 +416,12 @@ def _insert_rows(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[A
         raise StaleStatuses from exc
 
 
-def _insert_mixed(conn: sqlite3.Connection, shapes: list[str], rows: list[tuple[Any, ...]],
-                  start: int, end: int) -> None:
+def _insert_mixed(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[Any], str]],
+                  rows: list[tuple[Any, ...]], start: int, end: int) -> None:
     """Insert ``rows[start:end]`` as multi-row inserts of up to :data:`INSERT_CHUNK` rows."""
     for first in range(start, end, INSERT_CHUNK):
         last = min(first + INSERT_CHUNK, end)
-        key = tuple(shapes[first:last])
+        key = tuple([shape[2] for shape in shapes[first:last]])
         sql = _MIXED.get(key)
         if sql is None:
             if len(_MIXED) >= _MIXED_MAX:

@@ -47,7 +47,8 @@ from bench.workloads import DEFAULT_STEPS, STEPS
 from store.connection import empty_database_bytes
 
 #: Workloads run only when named: name -> (workload, steps).
-EXTRA = {"for_each_100k": ("for_each", 300_003), "chain_printing": ("chain_printing", STEPS["chain_printing"])}
+EXTRA = {"for_each_100k": ("for_each", 300_003),
+         "chain_printing": ("chain_printing", STEPS["chain_printing"])}
 #: Per-step targets in multiples of the floor: (process durability, full durability).
 TARGETS_X: dict[str, tuple[float | None, float | None]] = {
     "chain": (5, 2), "fanout": (4, None), "for_each": (3, None), "while": (5, None),

@@ -4,7 +4,8 @@ A step's entries are numbered from 1 across its attempts (``seq``, the cursor of
 pages), so appending never rewrites: entries of attempt 1 follow those of attempt 0.
 :func:`append_sqlite` and :func:`page_sqlite` are the SQL side (table ``step_logs``,
 :class:`store.models.StepLogRow`; SQLite and PostgreSQL, through :class:`SQLLogWrites`
-and :class:`store.sqlite_reads.SQLiteReads`); :class:`MemoryLogs` is the same in dicts for :class:`store.memory.MemoryStore`.
+and :class:`store.sqlite_reads.SQLiteReads`); :class:`MemoryLogs` is the same in dicts
+for :class:`store.memory.MemoryStore`.
 Both return :class:`~engine.contracts.logs.LogRecord` pages with the same semantics, which
 ``tests/store/test_contract_logs.py`` checks through the store protocols.
 """

@@ -390,9 +390,9 @@ def _insert_rows(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[An
     """Insert ``rows`` (``shapes[i]`` is its row's :func:`_insert_shape`) in their order:
     ``seq`` follows it, so a run lists its steps as they were created.
 
-    A stretch of at least :data:`SAME_SHAPE_RUN` rows of one shape (a run's first steps)
-    goes as one executemany of the shape's insert. Rows that change shape more often (a loop's iterations: a
-    sentinel, a block, a sentinel) go as multi-row inserts of up to
+    A stretch of at least :data:`SAME_SHAPE_RUN` rows of one shape (a run's first
+    steps) goes as one executemany of the shape's insert. The other rows (a loop's
+    iterations: a sentinel, a block, a sentinel) go as multi-row inserts of up to
     :data:`INSERT_CHUNK` rows, an absent column spelled ``NULL`` in the statement:
     binding None costs ``sqlite3`` more than a statement per row saves. A row that
     exists already was created by another process (:class:`StaleStatuses`).
@@ -406,7 +406,7 @@ def _insert_rows(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[An
             end = start + 1
             while end < count and shapes[end] is shape:
                 end += 1
-            if end - start >= SAME_SHAPE_RUN or (end == count and mixed == start):
+            if end - start >= SAME_SHAPE_RUN:
                 _insert_mixed(conn, shapes, rows, mixed, start)
                 conn.executemany(shape[0], rows[start:end])
                 mixed = end

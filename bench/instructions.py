@@ -9,7 +9,8 @@ Each workload is counted twice under ``valgrind --tool=callgrind``, in a process
 builds the same four workflows, then runs the first two (or all four) on
 ``Engine(":memory:")``; the difference, over the two extra runs' steps, is what a warm
 run costs per step (opening its Engine included), with the imports, the builds and the
-first run's compiling left out. The cyclic garbage collector is off during the runs and
+first run's compiling left out. An uncounted process runs first, so that on a fresh
+checkout neither count includes writing the modules' bytecode. The cyclic garbage collector is off during the runs and
 the driver never yields for time (``engine.runner._YIELD_EVERY_S``), so the count does
 not depend on how fast the machine is; ``PYTHONHASHSEED`` is fixed. A run on
 ``:memory:`` still executes its SQL; only the file system is left out.
@@ -51,17 +52,40 @@ def run_inner(workload: str, steps: int, runs: int) -> None:
             raise SystemExit(f"{workload} run failed: {result.error}")
 
 
+def _inner_command(workload: str, steps: int, runs: int) -> list[str]:
+    """The command line of a counted process."""
+    return [sys.executable, "-m", "bench.instructions", "--inner", workload, "--steps",
+            str(steps), "--runs", str(runs)]
+
+
+def _inner_env() -> dict[str, str]:
+    """The counted processes' environment: a fixed hash seed, bytecode written and read."""
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _warm_up(workload: str, steps: int) -> None:
+    """Run the counted process once, uncounted, so both counts read compiled bytecode.
+
+    On a fresh checkout the first process to import the project compiles every module
+    and writes its ``.pyc``; counted, that would land in one count and not the other.
+    """
+    proc = subprocess.run(_inner_command(workload, steps, 1), capture_output=True, text=True,
+                          env=_inner_env(), check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-5:])
+        raise SystemExit(f"running {workload} failed (exit {proc.returncode}):\n{tail}")
+
+
 def _count(workload: str, steps: int, runs: int, valgrind: str) -> int:
     """Instructions of one counting process (``runs`` runs)."""
     with tempfile.TemporaryDirectory(prefix="stepwell-instructions-") as tmp:
         out = Path(tmp) / "callgrind.out"
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
         proc = subprocess.run(
-            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             "-m", "bench.instructions", "--inner", workload, "--steps", str(steps),
-             "--runs", str(runs)],
-            capture_output=True, text=True, env=env, check=False)
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
+             *_inner_command(workload, steps, runs)],
+            capture_output=True, text=True, env=_inner_env(), check=False)
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-5:])
@@ -83,8 +107,14 @@ def instructions_per_step(workload: str, steps: int | None = None) -> tuple[int,
                          "valgrind), or compare wall times with python -m bench instead.")
     size = steps or STEPS[workload]
     count = WORKLOADS[workload](size)[2]
+    _warm_up(workload, size)
     two = _count(workload, size, 2, valgrind)
     four = _count(workload, size, BUILT, valgrind)
+    if four <= two:
+        raise SystemExit(
+            f"counting {workload} gave {four:,} instructions for {BUILT} runs and {two:,} for 2: "
+            "something other than the runs differed between the two processes (a module "
+            "compiled in one of them?). Count again with more --steps.")
     return count, (four - two) / (2 * count)
 
 

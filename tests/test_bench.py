@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -170,12 +171,26 @@ def test_instruction_count_without_valgrind_says_what_to_install(monkeypatch) ->
         instructions.instructions_per_step("chain", 10)
 
 
+def test_instruction_count_refuses_a_count_the_extra_runs_did_not_raise(monkeypatch) -> None:
+    """Two counts that differ by something other than the runs give no negative figure."""
+    from bench import instructions
+
+    counts = iter([900_000, 800_000])
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "_warm_up", lambda workload, steps: None)
+    monkeypatch.setattr(instructions, "_count", lambda *args: next(counts))
+    with pytest.raises(SystemExit, match="Count again with more --steps"):
+        instructions.instructions_per_step("chain", 10)
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None,
                     reason="valgrind is not installed (Debian: apt-get install valgrind)")
-def test_instruction_count_prints_instructions_per_step() -> None:
-    """Counted under valgrind: a line per workload with a positive count per step."""
+def test_instruction_count_prints_instructions_per_step(tmp_path: Path) -> None:
+    """Counted under valgrind: a line per workload with a positive count per step, also
+    where no module has its bytecode compiled yet (a fresh checkout)."""
+    fresh = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
     done = subprocess.run([sys.executable, "-m", "bench.instructions", "chain", "--steps", "6"],
-                          capture_output=True, text=True, check=False, timeout=600)
+                          capture_output=True, text=True, check=False, timeout=600, env=fresh)
     assert done.returncode == 0, done.stderr
     header, line = done.stdout.splitlines()
     assert header.split() == ["workload", "steps", "instructions/step"]

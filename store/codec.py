@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from engine.contracts.errors import StorageError
 from engine.contracts.values import Payload
 
@@ -50,9 +52,10 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} is not JSON")
 
 
-def _make_encoder() -> Callable[[Any], str]:
-    """A compact JSON encoder. The C encoder is built once here: ``JSONEncoder.encode``
-    rebuilds it on every call, which triples the cost of encoding a small payload."""
+def _make_stdlib_encoder() -> Callable[[Any], str]:
+    """The standard library's compact JSON encoder (ASCII output). The C encoder is built
+    once here: ``JSONEncoder.encode`` rebuilds it on every call, which triples the cost of
+    encoding a small payload."""
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
         encoder = json.JSONEncoder(separators=(",", ":"), default=_json_default)
@@ -68,8 +71,40 @@ def _make_encoder() -> Callable[[Any], str]:
     return encode
 
 
-#: Compact JSON text of a value (Payloads, dataclasses, models, dates... as JSON).
-encode = _make_encoder()
+#: The standard library's encoder: what definitions are hashed with (their ids must not
+#: change), and what :func:`encode` falls back to for integers beyond 64 bits and
+#: strings holding lone surrogates (escaped), which orjson refuses.
+encode_stdlib = _make_stdlib_encoder()
+
+# Dataclasses and datetimes go to _json_default as they do with the standard library (a
+# dataclass's own to_dict, a date's isoformat), not to orjson's own forms.
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+# Keys that are not strings written as strings, as the standard library does; slower, so
+# only once a value was refused without it.
+_ORJSON_ANY_KEYS = _ORJSON_OPTIONS | orjson.OPT_NON_STR_KEYS
+
+
+def encode(value: Any) -> str:
+    """Compact JSON text of ``value`` (Payloads, dataclasses, models, dates... as JSON).
+
+    Encoded by orjson, about ten times faster than the standard library on a step's
+    payloads, which every step writes. The text is UTF-8 (not ``\\u`` escapes); ``NaN``
+    and infinities are written ``null``, as JSON has no spelling for them; dict keys that
+    are not strings are written as strings. Integers beyond 64 bits and lone surrogates
+    go to :data:`encode_stdlib`, so everything the standard library encodes still
+    encodes.
+
+    Raises:
+        TypeError: a value neither encoder can write (``default`` raised it).
+        ValueError, RecursionError: from the standard library's encoder.
+    """
+    try:
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        try:
+            return orjson.dumps(value, default=_json_default, option=_ORJSON_ANY_KEYS).decode()
+        except orjson.JSONEncodeError:
+            return encode_stdlib(value)
 
 
 def dumps(value: Any, what: str, owner: str) -> str:
@@ -155,7 +190,10 @@ def encoded_definition(definition: Any, owner: str) -> EncodedDefinition:
         if known is not None and known.source is definition:
             _RECENT_DEFINITIONS.move_to_end(key)
             return known
-    text = dumps(definition, "definition", owner)
+    try:  # the standard library's text: a definition's id must not change with the encoder
+        text = encode_stdlib(definition)
+    except (TypeError, ValueError, RecursionError):
+        text = dumps(definition, "definition", owner)  # raises, naming the owner
     encoded = EncodedDefinition(definition, text, hashlib.sha256(text.encode()).hexdigest()[:32])
     with _RECENT_LOCK:
         _RECENT_DEFINITIONS[key] = encoded

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
-from store.codec import PACK_MIN_CHARS, encode, encoded_definition, loads, pack
+import pytest
+
+from engine.contracts.errors import StorageError
+from engine.contracts.values import Payload
+from store.codec import PACK_MIN_CHARS, dumps, encode, encoded_definition, loads, pack
 from store.sqlite import SQLiteStore
 from tests.store.helpers import T0, new_run
 
@@ -85,3 +92,45 @@ def test_the_recent_definitions_are_bounded_and_never_mistaken() -> None:
     from store import codec
 
     assert len(codec._RECENT_DEFINITIONS) <= codec._RECENT_LIMIT
+
+
+def test_encode_writes_what_the_standard_library_reads_back() -> None:
+    """orjson's text, with the standard library's forms for dataclasses and dates, and
+    its fallback for what orjson refuses: every value reads back as it was written."""
+    when = dt.datetime(2026, 12, 2, 11, 41, 15, 123456, tzinfo=dt.UTC)
+    values: list[Any] = [
+        {"n": 1, "x": 0.1, "big": 1e300, "tiny": 5e-324, "s": "é ✓ \u2028 \n \"", "l": [None, True]},
+        {"over64": 2**70, "under": -(2**63)},  # beyond 64 bits: the standard library's text
+        {"lone": "a\ud800b"},  # a lone surrogate: escaped by the standard library
+    ]
+    for value in values:
+        assert json.loads(encode(value)) == value
+    assert encode({"s": "é"}) == '{"s":"é"}'  # UTF-8, not escapes
+    assert encode({"when": when, "day": dt.date(2026, 12, 2)}) == (
+        '{"when":"2026-12-02T11:41:15.123456+00:00","day":"2026-12-02"}')  # isoformat
+    assert encode(Payload.json({"a": 1})) == '{"type":"json","data":{"a":1}}'  # to_dict
+    assert encode({"t": (1, 2), "set": {3}}) == '{"t":[1,2],"set":[3]}'
+
+
+def test_encode_writes_keys_as_strings_and_non_finite_numbers_as_null() -> None:
+    assert encode({1: "a", 2.5: "b", False: "c", None: "d"}) == (
+        '{"1":"a","2.5":"b","false":"c","null":"d"}')
+    assert encode({"x": float("nan"), "y": [float("inf"), -float("inf")]}) == (
+        '{"x":null,"y":[null,null]}')
+    assert encode({1: float("nan")}) == '{"1":null}'  # both at once
+
+
+def test_encode_refuses_what_no_encoder_can_write() -> None:
+    with pytest.raises(TypeError, match="a value of type object is not JSON"):
+        encode({"x": object()})
+    with pytest.raises(StorageError, match="cannot store the outputs of 's1'"):
+        dumps({"x": [object()]}, "outputs", "s1")
+
+
+def test_definition_ids_keep_the_standard_library_text() -> None:
+    """A definition's id is the sha256 of its text: it must not change with the
+    encoder, or a stored workflow would get a second definition row."""
+    definition = {"name": "Reçu", "blocks": [{"id": "b", "config": {"x": 1e-7}}]}
+    encoded = encoded_definition(definition, "run_x")
+    assert encoded.text == json.dumps(definition, separators=(",", ":"))
+    assert encoded.id == hashlib.sha256(encoded.text.encode()).hexdigest()[:32]

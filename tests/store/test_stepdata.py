@@ -16,7 +16,7 @@ from store.stepdata import full_artifact, stored_artifact, trail_entry
     ({"operation": "function_invocation", "inputs": {"n": 1}, "stdout": None},
      '{"inputs":{"n":1},"stdout":null}'),
     ({"operation": "end"}, "{}"),
-    ({"operation": "é", "x": "✓"}, '{"x":"\\u2713"}'),
+    ({"operation": "é", "x": "✓"}, '{"x":"✓"}'),
     # kept whole: the operation is not first, the rest would read as a blob marker
     ({"x": 1, "operation": "end"}, '{"x":1,"operation":"end"}'),
     ({"operation": "end", "blob": "blob_1"}, '{"operation":"end","blob":"blob_1"}'),

@@ -15,6 +15,7 @@ import dataclasses
 import datetime as _dt
 import hashlib
 import json
+import math
 import threading
 import zlib
 from collections import OrderedDict
@@ -52,16 +53,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"a value of type {type(value).__name__} is not JSON")
 
 
-def _make_stdlib_encoder() -> Callable[[Any], str]:
+def _make_stdlib_encoder(default: Callable[[Any], Any] = _json_default) -> Callable[[Any], str]:
     """The standard library's compact JSON encoder (ASCII output). The C encoder is built
     once here: ``JSONEncoder.encode`` rebuilds it on every call, which triples the cost of
     encoding a small payload."""
     c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
     if c_make_encoder is None:  # pragma: no cover - CPython always has it
-        encoder = json.JSONEncoder(separators=(",", ":"), default=_json_default)
+        encoder = json.JSONEncoder(separators=(",", ":"), default=default)
         return encoder.encode
     iterencode = c_make_encoder(
-        None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+        None, default, json.encoder.encode_basestring_ascii, None, ":", ",",
         False, False, True,
     )
 
@@ -72,9 +73,29 @@ def _make_stdlib_encoder() -> Callable[[Any], str]:
 
 
 #: The standard library's encoder: what definitions are hashed with (their ids must not
-#: change), and what :func:`encode` falls back to for integers beyond 64 bits and
-#: strings holding lone surrogates (escaped), which orjson refuses.
+#: change).
 encode_stdlib = _make_stdlib_encoder()
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every ``NaN`` and infinity replaced by None (containers copied)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+_encode_stdlib_finite = _make_stdlib_encoder(lambda value: _finite(_json_default(value)))
+
+
+def _encode_refused(value: Any) -> str:
+    """What orjson refuses (integers beyond 64 bits, strings holding lone surrogates),
+    by the standard library, with ``NaN`` and infinities as ``null`` as orjson writes
+    them. Rare, so the copy :func:`_finite` makes does not matter."""
+    return _encode_stdlib_finite(_finite(value))
 
 # Dataclasses and datetimes go to _json_default as they do with the standard library (a
 # dataclass's own to_dict, a date's isoformat), not to orjson's own forms.
@@ -91,7 +112,7 @@ def encode(value: Any) -> str:
     payloads, which every step writes. The text is UTF-8 (not ``\\u`` escapes); ``NaN``
     and infinities are written ``null``, as JSON has no spelling for them; dict keys that
     are not strings are written as strings. Integers beyond 64 bits and lone surrogates
-    go to :data:`encode_stdlib`, so everything the standard library encodes still
+    (escaped) go to the standard library's encoder, so everything it encodes still
     encodes.
 
     Raises:
@@ -104,7 +125,7 @@ def encode(value: Any) -> str:
         try:
             return orjson.dumps(value, default=_json_default, option=_ORJSON_ANY_KEYS).decode()
         except orjson.JSONEncodeError:
-            return encode_stdlib(value)
+            return _encode_refused(value)
 
 
 def dumps(value: Any, what: str, owner: str) -> str:

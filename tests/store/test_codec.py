@@ -118,6 +118,11 @@ def test_encode_writes_keys_as_strings_and_non_finite_numbers_as_null() -> None:
     assert encode({"x": float("nan"), "y": [float("inf"), -float("inf")]}) == (
         '{"x":null,"y":[null,null]}')
     assert encode({1: float("nan")}) == '{"1":null}'  # both at once
+    # what orjson refuses goes to the standard library, which writes them alike
+    assert encode({"big": 2**70, "x": float("nan"), "l": (float("inf"),)}) == (
+        '{"big":1180591620717411303424,"x":null,"l":[null]}')
+    assert encode({"s": "\ud800", "p": Payload.json([float("nan")])}) == (
+        '{"s":"\\ud800","p":{"type":"json","data":[null]}}')
 
 
 def test_encode_refuses_what_no_encoder_can_write() -> None:

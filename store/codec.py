@@ -97,6 +97,7 @@ def _encode_refused(value: Any) -> str:
     them. Rare, so the copy :func:`_finite` makes does not matter."""
     return _encode_stdlib_finite(_finite(value))
 
+
 # Dataclasses and datetimes go to _json_default as they do with the standard library (a
 # dataclass's own to_dict, a date's isoformat), not to orjson's own forms.
 _ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
@@ -128,10 +129,12 @@ def encode(value: Any) -> str:
             return _encode_refused(value)
 
 
-def dumps(value: Any, what: str, owner: str) -> str:
-    """Encode ``value``; a value JSON cannot hold is a StorageError naming its owner."""
+def dumps(value: Any, what: str, owner: str,
+          encoder: Callable[[Any], str] | None = None) -> str:
+    """Encode ``value`` (with :func:`encode`, or ``encoder``); a value JSON cannot hold is a
+    StorageError naming its owner."""
     try:
-        return encode(value)
+        return (encoder or encode)(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise StorageError(
             f"cannot store the {what} of {owner!r}: {exc}. Blocks must return "
@@ -211,10 +214,8 @@ def encoded_definition(definition: Any, owner: str) -> EncodedDefinition:
         if known is not None and known.source is definition:
             _RECENT_DEFINITIONS.move_to_end(key)
             return known
-    try:  # the standard library's text: a definition's id must not change with the encoder
-        text = encode_stdlib(definition)
-    except (TypeError, ValueError, RecursionError):
-        text = dumps(definition, "definition", owner)  # raises, naming the owner
+    # the standard library's text: a definition's id must not change with the encoder
+    text = dumps(definition, "definition", owner, encoder=encode_stdlib)
     encoded = EncodedDefinition(definition, text, hashlib.sha256(text.encode()).hexdigest()[:32])
     with _RECENT_LOCK:
         _RECENT_DEFINITIONS[key] = encoded

@@ -139,3 +139,5 @@ def test_definition_ids_keep_the_standard_library_text() -> None:
     encoded = encoded_definition(definition, "run_x")
     assert encoded.text == json.dumps(definition, separators=(",", ":"))
     assert encoded.id == hashlib.sha256(encoded.text.encode()).hexdigest()[:32]
+    with pytest.raises(StorageError, match="cannot store the definition of 'run_y'"):
+        encoded_definition({"blocks": [object()]}, "run_y")

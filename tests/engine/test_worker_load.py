@@ -25,13 +25,19 @@ RUNS = 100
 WORKERS = 4
 FUNCTIONS = 3
 LIFECYCLE = ["pending", "queued", "running", "completed"]
+#: Seconds each function call pauses (three per run: one worker alone needs 100 x 3 x 0.05
+#: / 4 = 3.75 s or more for the queue).
+STEP_PAUSE = 0.05
 
 
 def test_four_workers_drain_a_hundred_runs(pg_url: str, tmp_path: Path,  # noqa: F811
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     side = tmp_path / "side.txt"
     monkeypatch.delenv(crash_targets.SIDE_FILE_ENV, raising=False)
-    pool = Workers(pg_url, side, tmp_path)
+    # Each function pauses STEP_PAUSE: a run then lasts long enough that the first worker
+    # up cannot drain the queue before the last one has started (on a loaded machine,
+    # starting a worker process takes a second or more).
+    pool = Workers(pg_url, side, tmp_path, sleep=STEP_PAUSE)
     try:
         with Engine(pg_url) as engine:
             runs = [enqueue(engine, worker_targets.chain(FUNCTIONS), {"start": {"n": i}})

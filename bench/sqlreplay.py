@@ -9,6 +9,14 @@ costs the workload; the rest of ``python -m bench``'s per-step time is Python. T
 floor (one committed insert per row) is measured in the same invocation, so the "SQL x
 floor" column says how far the statements themselves are from it.
 
+Two more columns split the SQL's time. "in memory" replays the same transactions on an
+in-memory database with the same layout and settings: what SQLite's own work and the
+``sqlite3`` module's binding cost, without the file system (the file replay's time
+beyond it is the writes to the WAL and their locks). "WAL pages/commit" is the pages a
+commit appends to the WAL, counted on one more replay with automatic checkpoints off
+(the floor's commit appends one): how much a step's commit writes, whatever the
+machine's clock says.
+
 Recording swaps :meth:`store.connection.Database.write` for the duration of the
 recorded run only; the replay uses no stepwell code but the connection settings and the
 background WAL checkpointer the store runs (:mod:`store.checkpoint`).
@@ -87,20 +95,58 @@ def replay(log: list[Transaction], path: Path) -> float:
     conn = connect(str(path), 30.0, "NORMAL", in_memory=False)
     checkpointer = Checkpointer(str(path))  # as the store: checkpoints off the commits
     try:
-        gc.collect()
-        start = time.perf_counter()
-        for tx in log:
-            conn.execute("BEGIN IMMEDIATE")
-            for kind, sql, params in tx:
-                if kind == "one":
-                    conn.execute(sql, params)
-                else:
-                    conn.executemany(sql, params)
-            conn.execute("COMMIT")
-            checkpointer.committed()
-        return time.perf_counter() - start
+        return _run_log(conn, log, checkpointer.committed)
     finally:
         checkpointer.stop()
+        conn.close()
+
+
+def _run_log(conn: Any, log: list[Transaction], each: Callable[[], None] | None = None
+             ) -> float:
+    """Seconds to commit every transaction of ``log`` on ``conn`` (``each`` after every
+    commit)."""
+    gc.collect()
+    start = time.perf_counter()
+    for tx in log:
+        conn.execute("BEGIN IMMEDIATE")
+        for kind, sql, params in tx:
+            if kind == "one":
+                conn.execute(sql, params)
+            else:
+                conn.executemany(sql, params)
+        conn.execute("COMMIT")
+        if each is not None:
+            each()
+    return time.perf_counter() - start
+
+
+def replay_in_memory(log: list[Transaction]) -> float:
+    """Seconds to commit ``log`` on a new in-memory database with the store's layout and
+    connection settings: the SQL's cost without the file system."""
+    from store.connection import open_database
+
+    db = open_database(":memory:")
+    try:
+        return _run_log(db.conn, log)
+    finally:
+        db.conn.close()
+
+
+def wal_pages(log: list[Transaction], path: Path) -> int:
+    """Pages that committing ``log`` appends to the WAL of a new database at ``path``
+    (no checkpoint runs meanwhile, so the WAL holds every one)."""
+    from store.connection import connect
+    from store.sqlite import SQLiteStore
+
+    SQLiteStore(path).close()
+    conn = connect(str(path), 30.0, "NORMAL", in_memory=False)
+    try:
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        _run_log(conn, log)
+        # PASSIVE answers (busy, frames in the WAL, frames copied): the WAL was never
+        # reset, so its frames are every page the log's commits wrote
+        return int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
         conn.close()
 
 
@@ -115,6 +161,15 @@ class Split:
     sql_us: float
     floor_us: float
     replays_us: list[float] = field(default_factory=list)
+    #: The same transactions on an in-memory database (median): SQLite without the disk.
+    memory_us: float = 0.0
+    #: Pages the transactions appended to the WAL, over the commits.
+    wal_pages: int = 0
+
+    @property
+    def pages_per_commit(self) -> float:
+        """WAL pages a commit writes, on average (the floor's writes one)."""
+        return self.wal_pages / self.commits if self.commits else 0.0
 
     @property
     def x_floor(self) -> float:
@@ -143,10 +198,13 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
         if not result.ok:
             raise SystemExit(f"{workload} run failed: {result.error}")
         times = [replay(log, folder / f"replay-{i}.db") / count * 1e6 for i in range(repeat)]
+        memory = [replay_in_memory(log) / count * 1e6 for _ in range(repeat)]
+        pages = wal_pages(log, folder / "pages.db")
         floor = sqlite_floor(folder / "floor.db", 2000) * 1e6
     return Split(workload=workload, steps=count, commits=len(log),
                  statements=sum(len(tx) for tx in log), sql_us=statistics.median(times),
-                 floor_us=floor, replays_us=times)
+                 floor_us=floor, replays_us=times, memory_us=statistics.median(memory),
+                 wal_pages=pages)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -161,12 +219,14 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--repeat must be at least 1")
     names = chosen_workloads(parser, args)
     print(f"{'workload':<14} {'steps':>6} {'commits':>7} {'statements':>10} "
-          f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11}")
+          f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11} "
+          f"{'in memory us/step':>17} {'WAL pages/commit':>16}")
     for name in names:
         split = sql_split(name, args.steps, args.repeat)
         print(f"{split.workload:<14} {split.steps:>6,} {split.commits:>7,} "
               f"{split.statements:>10,} {split.sql_us:>11.1f} {split.floor_us:>8.1f} "
-              f"{split.x_floor:>11.2f}")
+              f"{split.x_floor:>11.2f} {split.memory_us:>17.1f} "
+              f"{split.pages_per_commit:>16.2f}")
         sys.stdout.flush()
 
 

@@ -131,6 +131,20 @@ def test_sql_replay_writes_what_the_run_wrote(tmp_path: Path) -> None:
     assert len(log) == recorded and all(log)  # the second run added nothing
 
 
+def test_wal_pages_count_the_pages_each_commit_appends(tmp_path: Path) -> None:
+    """A commit that adds one small definition appends two pages (the table's leaf and
+    its primary key's index): the count is the WAL's, not an estimate."""
+    from bench.sqlreplay import Transaction, replay_in_memory, wal_pages
+
+    sql = "INSERT INTO definitions (id, definition, created_at) VALUES (?, ?, ?)"
+    log: list[Transaction] = [[("one", sql, (f"d{i}", "{}", 0.0))] for i in range(30)]
+    assert wal_pages(log, tmp_path / "pages.db") == 60
+    assert replay_in_memory(log) > 0
+    twice = log + log[:1]  # the same id again: the replay fails as the store would
+    with pytest.raises(sqlite3.IntegrityError):
+        replay_in_memory(twice)
+
+
 def test_sql_replay_prints_a_line_per_workload() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.sqlreplay", "chain,for_each,chain_printing", "--steps",
@@ -140,6 +154,9 @@ def test_sql_replay_prints_a_line_per_workload() -> None:
     assert lines[0].split()[:2] == ["workload", "steps"] and len(lines) == 4
     chain = lines[1].split()
     assert chain[:2] == ["chain", "40"] and int(chain[2]) >= 40  # a commit per step at least
+    assert lines[0].split()[-5:] == ["in", "memory", "us/step", "WAL", "pages/commit"]
+    in_memory, pages = float(chain[-2]), float(chain[-1])
+    assert in_memory > 0 and pages >= 1  # every commit appends a page at least
     bad = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "nope"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown workload 'nope'" in bad.stderr

@@ -70,6 +70,15 @@ _TRAIL_ALONE: dict[StepStatus, str] = {status: f'{head}]' for status, head in _T
 #: makes SQLite rebalance it with its neighbours (about one more page per commit). The
 #: room freed by the first move stays in the page for the row to grow into.
 RESERVE = bytes(192)
+#: What a top-level step created ``pending`` keeps instead: it waits for its inputs,
+#: often while many other commits go by, then grows by its inputs, outputs, artifact
+#: and transitions in commits of its own, each one rewriting its page. With 192 bytes a
+#: chain's commit wrote 1.66 WAL pages, with 288 1.24, and the database was no bigger
+#: (``python -m bench.sqlreplay``). A loop's iteration creates its rows just before it
+#: runs them and rewrites their page in the same few commits anyway: more room there
+#: only spreads the rows over more pages (a for_each wrote 7% more), so they keep
+#: :data:`RESERVE`.
+RESERVE_AHEAD = bytes(288)
 
 # --------------------------------------------------------------------------- SQL
 
@@ -293,8 +302,9 @@ class StepWriter:
             cols = c.cols
             if c.before is None:
                 cols[25] = ",".join(c.trail)
-                if c.status not in _TERMINAL:
-                    cols[28] = RESERVE
+                if c.status not in _TERMINAL:  # cols[6]: the scope, "[]" at the top level
+                    cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING and cols[6] == "[]"
+                                else RESERVE)
                 key = tuple(map(is_not, _insert_optional(cols), _NONES))
                 shape = _INSERTS.get(key)
                 if shape is None:

@@ -26,12 +26,13 @@ from engine.contracts.values import Payload, RunStatus
 from store.codec import PAYLOAD_INLINE_LIMIT
 from store.layout import SCHEMA_VERSION
 from store.sqlite import SQLiteStore
-from store.writes import RESERVE
+from store.writes import RESERVE, RESERVE_AHEAD
 from tests.store.helpers import (
     T0,
     S,
     error_info,
     ev,
+    frame,
     in_row_artifact_id,
     lifecycle,
     new_run,
@@ -431,15 +432,23 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
 
 
 def test_a_new_row_keeps_room_until_its_step_first_moves(file_store: SQLiteStore) -> None:
+    """Top-level steps created pending keep the most room; a loop's, and a step
+    created already moving, the usual room; a step created ended, none."""
     file_store.create_run(new_run(), now=T0)
-    file_store.apply("run_1", [ev("a", S.PENDING), ev("b", S.PENDING)]
+    inner = (frame("loop", 0),)
+    file_store.apply("run_1", [ev("a", S.PENDING), ev("b", S.PENDING),
+                               ev("loop_iter_0_c", S.PENDING, scope=inner),
+                               ev("q", S.PENDING), ev("q", S.QUEUED)]
                      + lifecycle("done")[:3] + [ev("done", S.COMPLETED)], now=T0)
     reserved = dict(_raw(file_store, "SELECT step_id, reserve FROM steps"))
-    assert reserved == {"a": RESERVE, "b": RESERVE, "done": None}
+    assert reserved == {"a": RESERVE_AHEAD, "b": RESERVE_AHEAD, "loop_iter_0_c": RESERVE,
+                        "q": RESERVE, "done": None}
     assert RESERVE == bytes(len(RESERVE)) and len(RESERVE) >= 128
-    file_store.apply("run_1", [ev("a", S.QUEUED)], now=T0 + 1)
+    assert RESERVE_AHEAD == bytes(len(RESERVE_AHEAD)) and len(RESERVE_AHEAD) > len(RESERVE)
+    file_store.apply("run_1", [ev("a", S.QUEUED), ev("loop_iter_0_c", S.QUEUED, scope=inner)],
+                     now=T0 + 1)
     assert dict(_raw(file_store, "SELECT step_id, reserve FROM steps")) == \
-        {"a": None, "b": RESERVE, "done": None}
+        {"a": None, "b": RESERVE_AHEAD, "loop_iter_0_c": None, "q": RESERVE, "done": None}
     assert file_store.reader().get_step("b").lifecycle.status == "pending"
 
 

@@ -10,9 +10,10 @@ builds the same four workflows, then runs the first two (or all four) on
 ``Engine(":memory:")``; the difference, over the two extra runs' steps, is what a warm
 run costs per step (opening its Engine included), with the imports, the builds and the
 first run's compiling left out. An uncounted process runs first, so that on a fresh
-checkout neither count includes writing the modules' bytecode. The cyclic garbage collector is off during the runs and
-the driver never yields for time (``engine.runner._YIELD_EVERY_S``), so the count does
-not depend on how fast the machine is; ``PYTHONHASHSEED`` is fixed. A run on
+checkout neither count includes writing the modules' bytecode. The cyclic garbage
+collector is off during the runs and the driver never yields for time
+(``engine.runner._YIELD_EVERY_S``), so the count does not depend on how fast the
+machine is; ``PYTHONHASHSEED`` is fixed. A run on
 ``:memory:`` still executes its SQL; only the file system is left out.
 
 Needs valgrind (Debian: ``apt-get install valgrind``). Counting a 1,000-step workload

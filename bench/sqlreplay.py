@@ -88,17 +88,24 @@ def recording(log: list[Transaction]) -> Iterator[None]:
 def replay(log: list[Transaction], path: Path) -> float:
     """Seconds to commit ``log`` again on a new laid-out database at ``path``."""
     from store.checkpoint import Checkpointer
-    from store.connection import connect
-    from store.sqlite import SQLiteStore
 
-    SQLiteStore(path).close()  # the layout, as a run's database starts
-    conn = connect(str(path), 30.0, "NORMAL", in_memory=False)
+    conn = _new_database(path)
     checkpointer = Checkpointer(str(path))  # as the store: checkpoints off the commits
     try:
         return _run_log(conn, log, checkpointer.committed)
     finally:
         checkpointer.stop()
         conn.close()
+
+
+def _new_database(path: Path) -> Any:
+    """A connection with the store's settings to a new database at ``path`` that holds
+    the layout, as a run's database starts."""
+    from store.connection import connect
+    from store.sqlite import SQLiteStore
+
+    SQLiteStore(path).close()
+    return connect(str(path), 30.0, "NORMAL", in_memory=False)
 
 
 def _run_log(conn: Any, log: list[Transaction], each: Callable[[], None] | None = None
@@ -135,11 +142,7 @@ def replay_in_memory(log: list[Transaction]) -> float:
 def wal_pages(log: list[Transaction], path: Path) -> int:
     """Pages that committing ``log`` appends to the WAL of a new database at ``path``
     (no checkpoint runs meanwhile, so the WAL holds every one)."""
-    from store.connection import connect
-    from store.sqlite import SQLiteStore
-
-    SQLiteStore(path).close()
-    conn = connect(str(path), 30.0, "NORMAL", in_memory=False)
+    conn = _new_database(path)
     try:
         conn.execute("PRAGMA wal_autocheckpoint = 0")
         _run_log(conn, log)

@@ -79,6 +79,8 @@ RESERVE = bytes(192)
 #: only spreads the rows over more pages (a for_each wrote 7% more), so they keep
 #: :data:`RESERVE`.
 RESERVE_AHEAD = bytes(288)
+#: The ``scope`` column of a top-level step (no loop frames).
+_TOP_SCOPE = "[]"
 
 # --------------------------------------------------------------------------- SQL
 
@@ -173,7 +175,7 @@ class StepWriter:
         fold_fields = self._fold_fields
         # the steps a scope opens are created together, sharing its frames: encode once
         frames: tuple[Any, ...] = ()
-        frames_text = "[]"
+        frames_text = _TOP_SCOPE
         for ev in events:
             sid = ev.step_id
             status = ev.status
@@ -184,7 +186,7 @@ class StepWriter:
                     raise IllegalTransition(sid, current.value, "pending")
                 if ev.scope is not frames:
                     frames = ev.scope
-                    frames_text = encode([f.to_dict() for f in frames]) if frames else "[]"
+                    frames_text = encode([f.to_dict() for f in frames]) if frames else _TOP_SCOPE
                 change = changes[sid] = _new_row(run_id, ev, now, frames_text)
                 # a new row holds its status, retry count and times already
                 detail = fold_fields(run_id, ev, now, change.cols, 8, 26)
@@ -302,9 +304,9 @@ class StepWriter:
             cols = c.cols
             if c.before is None:
                 cols[25] = ",".join(c.trail)
-                if c.status not in _TERMINAL:  # cols[6]: the scope, "[]" at the top level
-                    cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING and cols[6] == "[]"
-                                else RESERVE)
+                if c.status not in _TERMINAL:  # cols[6]: the scope
+                    cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING
+                                and cols[6] == _TOP_SCOPE else RESERVE)
                 key = tuple(map(is_not, _insert_optional(cols), _NONES))
                 shape = _INSERTS.get(key)
                 if shape is None:

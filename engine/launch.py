@@ -24,8 +24,8 @@ listeners) explicitly.
 from __future__ import annotations
 
 import os
+import secrets
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -149,8 +149,8 @@ class RunResult:
 
 
 def new_run_id() -> str:
-    """A fresh run id: ``run_`` and 20 hex characters."""
-    return "run_" + uuid.uuid4().hex[:20]
+    """A fresh run id: ``run_`` and 20 random hex characters (80 bits)."""
+    return "run_" + secrets.token_hex(10)
 
 
 def workflow_id_for(workflow: Workflow) -> str:

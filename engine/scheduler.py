@@ -74,7 +74,7 @@ _SENTINEL_START, _SENTINEL_END = SentinelRole.START, SentinelRole.END
 _END_ROLE = BlockRole.END
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class Task:
     """A step released for execution."""
 

@@ -157,7 +157,7 @@ class ReviewDecision:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class BlockResult:
     """What a handler returns.
 
@@ -184,7 +184,7 @@ class BlockResult:
     review: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class BlockContext:
     """What a handler may know about the step it runs.
 

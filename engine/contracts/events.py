@@ -24,7 +24,8 @@ def slot_init(cls: type) -> Callable[..., None]:
     The ``__init__`` dataclasses generates for a frozen class calls
     ``object.__setattr__`` per field, which costs about twice as much; step records are
     built several times per step. The instance is the same either way: immutable, equal,
-    printed and ``dataclasses.replace``-able alike.
+    printed and ``dataclasses.replace``-able alike. Declare the class with ``init=False``,
+    so that importing it does not also compile the ``__init__`` this one replaces.
 
     Args:
         cls: the dataclass (every field in ``__init__``, no ``__post_init__``).
@@ -61,7 +62,7 @@ def slot_init(cls: type) -> Callable[..., None]:
     return init
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class InputRecord:
     """A payload that reached an input handle, and where it came from.
 
@@ -97,7 +98,7 @@ class StepErrorInfo:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
 class StepEvent:
     """One step creation or lifecycle transition."""
 

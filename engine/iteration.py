@@ -10,8 +10,10 @@ that carries the loop's policy too, so the engine never reads block config:
   container step completes with ``fe-right-out`` = the list of each iteration's
   ``fe-right-in`` payload, in item order (``null`` where nothing arrived). A failed
   iteration stops new ones from opening; once the open ones settle the container fails
-  (``on_item_error: fail``), or the item becomes ``null`` (``on_item_error: skip``, and
-  the error no longer fails the run).
+  (``on_item_error: fail``, naming the lowest failed item), or the item becomes ``null`` (``on_item_error: skip``, and
+  the error no longer fails the run). Which iterations had opened when the failure
+  came depends on timing; a resumed run, whose recorded steps settle at once, opens
+  the ones its record holds too, so that none is left unfinished in the database.
 * ``LoopStart(state, max_iterations)`` (while_loop, do-while): iteration 0 receives
   ``state``. When an iteration closes, its sentinel end's ``LoopDecision`` says whether
   the termination condition matched. Match ends the loop (``condition_matched``);
@@ -38,7 +40,7 @@ from engine.contracts.blocks import (
 )
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import StepErrorInfo
-from engine.contracts.values import TERMINAL, LoopFrame, Payload
+from engine.contracts.values import TERMINAL, LoopFrame, Payload, scope_prefix
 from engine.reduce import reduce_results
 from engine.scope import Scope, StepState
 
@@ -147,8 +149,12 @@ class LoopController:
     # ------------------------------------------------------------------ for_each
 
     def _fill(self, loop: ForEachLoop) -> None:
+        """Open iterations up to ``max_concurrency``; after a failure, only those a resumed
+        run finds recorded (the interrupted run opened them before it saw the failure)."""
         while loop.active < loop.max_concurrency and loop.next < len(loop.items):
             index = loop.next
+            if loop.failure is not None and not self._opened_before(loop, index):
+                return
             loop.next += 1
             loop.active += 1
             item = loop.items[index]
@@ -162,21 +168,23 @@ class LoopController:
             if loop.on_item_error == "skip":
                 self._s.absorb_errors(scope.frames)
                 loop.results[scope.index] = None
-            elif loop.failure is None:
+            elif loop.failure is None or scope.index < loop.failure[0]:
+                # the lowest failed item, whatever order the iterations ended in
                 loop.failure = (scope.index, scope.error_step)
         else:
             end = scope.steps[loop.end_id]
             record = end.arrived.get("fe-right-in")
             loop.results[scope.index] = _jsonable(record.payload) if record else None
-        if loop.failure is None:
-            self._fill(loop)
+        self._fill(loop)
         if loop.active == 0 and (loop.failure is not None or loop.next >= len(loop.items)):
             if loop.failure is not None:
                 index, failing = loop.failure
-                self._s.fail_step(loop.step, container_error(
+                error = container_error(
                     f"for_each {node_id!r}: iteration {index} failed at step {failing!r}. "
                     "Fix that step, or set on_item_error: skip to put null for failed items.",
-                    "ITERATION_FAILED"))
+                    "ITERATION_FAILED")
+                self._s.fail_step(loop.step, replace(
+                    error, context={"first_error_step_id": self._s.root_error(failing)}))
             else:
                 self._complete_for_each(loop)
 
@@ -193,6 +201,16 @@ class LoopController:
             outputs={**own.outputs, **reduced},
             artifact=own.artifact, model=own.model, tokens=own.tokens, cost=own.cost,
             trace_spans=own.trace_spans))
+
+    def _opened_before(self, loop: ForEachLoop, index: int) -> bool:
+        """True when the record a run resumes from holds iteration ``index`` of ``loop``."""
+        recorded = self._s.recorded
+        if not recorded:
+            return False
+        step = loop.step
+        container = step.node.id
+        start = sentinel_id(container, SentinelRole.START)
+        return f"{scope_prefix(step.scope.frames)}{container}_iter_{index}_{start}" in recorded
 
     # ------------------------------------------------------------------ while_loop
 

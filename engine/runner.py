@@ -118,7 +118,9 @@ class Runner:
         self.graph = graph
         self.store = store
         self.settings = settings
-        self.scheduler = Scheduler(graph)
+        replay = settings.replay
+        self.scheduler = Scheduler(
+            graph, recorded=replay.steps if replay is not None else frozenset())
         self._backlog: deque[Task] = deque()
         self._in_flight = 0
         self._scopes: dict[str, anyio.CancelScope] = {}

@@ -33,7 +33,7 @@ emitted.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -91,8 +91,12 @@ Task.__init__ = slot_init(Task)  # type: ignore[method-assign]  # one per step
 class Scheduler:
     """Runs one workflow run as a state machine. See the module docstring."""
 
-    def __init__(self, graph: CompiledGraph) -> None:
+    def __init__(self, graph: CompiledGraph, recorded: Container[str] = frozenset()) -> None:
         self.graph = graph
+        #: Step ids a resumed run finds in the database. Decisions that depend on timing
+        #: follow them: a for_each opens an iteration the interrupted run had opened
+        #: even after another iteration failed (engine.iteration).
+        self.recorded = recorded
         self._outbox: list[StepEvent] = []
         self._ready: deque[StepState] = deque()
         self._live: dict[str, StepState] = {}
@@ -276,7 +280,8 @@ class Scheduler:
         if self._cancelled is not None:
             return RunUpdate(status=RunStatus.CANCELLED, reason=self._cancelled)
         if self._errors:
-            sid, info = self._errors[0]
+            sid = self.root_error(self._errors[0][0])
+            info = next(e for s, e in self._errors if s == sid)
             return RunUpdate(status=RunStatus.ERROR, failing_step_id=sid, error=info,
                              outputs=self.end_outputs or None)
         return RunUpdate(status=RunStatus.COMPLETED, outputs=self.end_outputs)
@@ -364,6 +369,19 @@ class Scheduler:
             step.scope.error_step = step.step_id
         self._kill_outputs(step, DeadInput(f"upstream_error: {step.step_id}", True))
         self._settle_terminal(step)
+
+    def root_error(self, step_id: str) -> str:
+        """The step a run failing on ``step_id``'s error names: inside a failed for_each,
+        the error of its lowest failed item (the container's ``first_error_step_id``),
+        not whichever iteration failed first in time, so that a resumed run, whose
+        recorded steps settle at once, names the same step as an uninterrupted one."""
+        for sid, info in sorted(self._errors, key=lambda pair: len(pair[0])):  # outer first
+            first = info.context.get("first_error_step_id")
+            if (isinstance(first, str) and first != step_id
+                    and step_id.startswith(sid + "_iter_")
+                    and any(s == first for s, _ in self._errors)):
+                return self.root_error(first)
+        return step_id
 
     def absorb_errors(self, frames: tuple[LoopFrame, ...]) -> None:
         """Forget errors inside ``frames`` (a for_each with ``on_item_error: skip``)."""

@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio.lowlevel
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from engine import Engine, RunResult
@@ -237,6 +237,11 @@ class _Emitter:
         return container, "loop-right-out"
 
 
+#: A plan whose for_each opens a third item before the first one fails (value 28).
+NESTED_EACH = (("fn", "advance"), ("loop", 3, 3, (("fn", "advance"),)),
+               ("each", 2, (("each", 3, (("cond", 0, False, "advance", "advance"),)),)))
+
+
 def build(plan: Sequence[tuple[Any, ...]]) -> Workflow:
     """The workflow of ``plan``: ``start`` -> the chain -> ``done``."""
     builder = Workflow.builder("resume property").block("start", "start_json")
@@ -334,6 +339,10 @@ def assert_same_steps(final: dict[str, tuple[Any, ...]], expected: dict[str, tup
 @pytest.mark.parametrize("backend", ["sqlite", "memory"])
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=plans(), value=st.integers(0, 100), crash=st.integers(0, 255))
+# A for_each of two at a time whose item 0 fails after item 2 opened: the crash leaves
+# item 2 in flight (21), or comes before either failure (16).
+@example(plan=NESTED_EACH, value=28, crash=21)
+@example(plan=NESTED_EACH, value=28, crash=16)
 def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
     backend: str, plan: tuple[tuple[Any, ...], ...], value: int, crash: int
 ) -> None:

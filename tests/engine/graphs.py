@@ -144,9 +144,11 @@ class Trace:
 
 
 def drive(graph: CompiledGraph, behave: Behaviour = echo, *, lifo: bool = False,
-          pick: Callable[[list[Task]], int] | None = None) -> tuple[Scheduler, Trace]:
-    """Run the scheduler to the end synchronously; ``pick`` chooses which task finishes next."""
-    sched = Scheduler(graph)
+          pick: Callable[[list[Task]], int] | None = None,
+          recorded: frozenset[str] = frozenset()) -> tuple[Scheduler, Trace]:
+    """Run the scheduler to the end synchronously; ``pick`` chooses which task finishes next;
+    ``recorded``: the step ids a resumed run would find in the database."""
+    sched = Scheduler(graph, recorded=recorded)
     trace = Trace()
     sched.start()
     running: list[Task] = []

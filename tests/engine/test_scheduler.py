@@ -237,6 +237,36 @@ def test_for_each_item_failure_fails_container_after_others_settle() -> None:
     assert sched.outcome().failing_step_id == "each_iter_1_work"
 
 
+def test_for_each_names_its_lowest_failed_item_whatever_order_they_failed_in() -> None:
+    def behave(task: Task):
+        if task.node.id == "work" and task.inputs["input-json-0"].data in (1, 3):
+            return error(f"item {task.inputs['input-json-0'].data}")
+        return items_behaviour([1, 2, 3])(task)
+
+    # lifo: the last item opened ends first, so item 2 fails before item 0 does
+    sched, trace = drive(for_each_graph(max_concurrency=3).build(), behave, lifo=True)
+    failed = [e.step_id for e in trace.events if e.status.value == "error"]
+    assert failed[:2] == ["each_iter_2_work", "each_iter_0_work"]
+    container = trace.event("each", "error").error
+    assert container is not None and "iteration 0 failed" in container.message
+    assert container.context["first_error_step_id"] == "each_iter_0_work"
+    assert sched.outcome().failing_step_id == "each_iter_0_work"
+
+
+def test_for_each_opens_iterations_the_record_holds_after_a_failure() -> None:
+    graph = for_each_graph(max_concurrency=1).build()
+    behave = items_behaviour([1, 2, 3], fail_on=1)
+    _, fresh = drive(graph, behave)
+    assert not any(sid.startswith(("each_iter_1_", "each_iter_2_")) for sid in fresh.status())
+    # a resumed run whose interrupted run had opened item 1 before item 0 failed
+    sched, resumed = drive(graph, behave, recorded=frozenset({"each_iter_1_each_sentinel_start"}))
+    status = resumed.status()
+    assert status["each_iter_1_work"] == "completed"
+    assert not any(sid.startswith("each_iter_2_") for sid in status)
+    assert status["each"] == "error"
+    assert sched.outcome().failing_step_id == "each_iter_0_work"
+
+
 def test_for_each_skip_mode_puts_null_and_run_completes() -> None:
     sched, trace = drive(for_each_graph(on_item_error="skip").build(),
                          items_behaviour([1, 2, 3], fail_on=2))

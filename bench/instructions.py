@@ -16,8 +16,14 @@ collector is off during the runs and the driver never yields for time
 machine is; ``PYTHONHASHSEED`` is fixed. A run on
 ``:memory:`` still executes its SQL; only the file system is left out.
 
+``--store`` adds what the store's ``apply`` takes of that: the counted process runs the
+workload once, recording the run it creates and every batch handed to ``apply``, then
+replays them into two (or four) fresh ``:memory:`` stores; the difference over the two
+extra replays is the store's part of a step (planning, encoding, SQL and the
+transaction), the rest being the scheduler's, the runner's and the blocks'.
+
 Needs valgrind (Debian: ``apt-get install valgrind``). Counting a 1,000-step workload
-takes about a minute.
+takes about a minute (two with ``--store``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 #: Workflows each counting process builds (it runs the first 2 or all of them).
 BUILT = 4
@@ -53,10 +60,51 @@ def run_inner(workload: str, steps: int, runs: int) -> None:
             raise SystemExit(f"{workload} run failed: {result.error}")
 
 
-def _inner_command(workload: str, steps: int, runs: int) -> list[str]:
-    """The command line of a counted process."""
+def run_inner_store(workload: str, steps: int, runs: int) -> None:
+    """Run ``workload`` once, recording its run and its batches, open :data:`BUILT` fresh
+    stores, then replay the recording into the first ``runs`` of them."""
+    import engine.runner
+    from bench.workloads import WORKLOADS
+    from engine.core import Engine
+    from store.sqlite import SQLiteStore
+
+    engine.runner._YIELD_EVERY_S = float("inf")
+    workflow, inputs, _ = WORKLOADS[workload](steps)
+    recorded = SQLiteStore(":memory:")
+    created: list[tuple[Any, float]] = []
+    batches: list[tuple[Any, ...]] = []
+    create_run, apply = recorded.create_run, recorded.apply
+
+    def record_run(run: Any, *, now: float) -> None:
+        created.append((run, now))
+        create_run(run, now=now)
+
+    def record_batch(run_id: str, events: Any, run_update: Any = None, *, now: float,
+                     logs: Any = ()) -> None:
+        batches.append((run_id, list(events), run_update, now, list(logs)))
+        apply(run_id, events, run_update, now=now, logs=logs)
+
+    recorded.create_run = record_run  # type: ignore[method-assign]
+    recorded.apply = record_batch  # type: ignore[method-assign]
+    with Engine(store=recorded, max_concurrency=8) as engine_:
+        result = engine_.run(workflow, inputs)
+    if not result.ok:
+        raise SystemExit(f"{workload} run failed: {result.error}")
+    stores = [SQLiteStore(":memory:") for _ in range(BUILT)]
+    gc.disable()
+    for store in stores[:runs]:
+        for run, now in created:
+            store.create_run(run, now=now)
+        for run_id, events, run_update, now, logs in batches:
+            store.apply(run_id, events, run_update, now=now, logs=logs)
+    for store in stores:
+        store.close()
+
+
+def _inner_command(workload: str, steps: int, runs: int, *, store: bool = False) -> list[str]:
+    """The command line of a counted process (``store``: one that replays into stores)."""
     return [sys.executable, "-m", "bench.instructions", "--inner", workload, "--steps",
-            str(steps), "--runs", str(runs)]
+            str(steps), "--runs", str(runs), *(["--store"] if store else [])]
 
 
 def _inner_env() -> dict[str, str]:
@@ -66,26 +114,26 @@ def _inner_env() -> dict[str, str]:
     return env
 
 
-def _warm_up(workload: str, steps: int) -> None:
+def _warm_up(workload: str, steps: int, *, store: bool = False) -> None:
     """Run the counted process once, uncounted, so both counts read compiled bytecode.
 
     On a fresh checkout the first process to import the project compiles every module
     and writes its ``.pyc``; counted, that would land in one count and not the other.
     """
-    proc = subprocess.run(_inner_command(workload, steps, 1), capture_output=True, text=True,
-                          env=_inner_env(), check=False)
+    proc = subprocess.run(_inner_command(workload, steps, 1, store=store), capture_output=True,
+                          text=True, env=_inner_env(), check=False)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).splitlines()[-5:])
         raise SystemExit(f"running {workload} failed (exit {proc.returncode}):\n{tail}")
 
 
-def _count(workload: str, steps: int, runs: int, valgrind: str) -> int:
-    """Instructions of one counting process (``runs`` runs)."""
+def _count(workload: str, steps: int, runs: int, valgrind: str, *, store: bool = False) -> int:
+    """Instructions of one counting process (``runs`` runs, or replays with ``store``)."""
     with tempfile.TemporaryDirectory(prefix="stepwell-instructions-") as tmp:
         out = Path(tmp) / "callgrind.out"
         proc = subprocess.run(
             [valgrind, "--tool=callgrind", f"--callgrind-out-file={out}",
-             *_inner_command(workload, steps, runs)],
+             *_inner_command(workload, steps, runs, store=store)],
             capture_output=True, text=True, env=_inner_env(), check=False)
     found = _COLLECTED.search(proc.stderr)
     if proc.returncode != 0 or found is None:
@@ -94,8 +142,10 @@ def _count(workload: str, steps: int, runs: int, valgrind: str) -> int:
     return int(found.group(1))
 
 
-def instructions_per_step(workload: str, steps: int | None = None) -> tuple[int, float]:
-    """``(persisted steps, instructions per step)`` of a warm run of ``workload``.
+def instructions_per_step(workload: str, steps: int | None = None, *,
+                          store: bool = False) -> tuple[int, float]:
+    """``(persisted steps, instructions per step)`` of a warm run of ``workload``; with
+    ``store``, of the store's ``apply`` alone (see the module docstring).
 
     Raises:
         SystemExit: valgrind is missing, or a counted run failed.
@@ -108,9 +158,9 @@ def instructions_per_step(workload: str, steps: int | None = None) -> tuple[int,
                          "valgrind), or compare wall times with python -m bench instead.")
     size = steps or STEPS[workload]
     count = WORKLOADS[workload](size)[2]
-    _warm_up(workload, size)
-    two = _count(workload, size, 2, valgrind)
-    four = _count(workload, size, BUILT, valgrind)
+    _warm_up(workload, size, store=store)
+    two = _count(workload, size, 2, valgrind, store=store)
+    four = _count(workload, size, BUILT, valgrind, store=store)
     if four <= two:
         raise SystemExit(
             f"counting {workload} gave {four:,} instructions for {BUILT} runs and {two:,} for 2: "
@@ -128,17 +178,24 @@ def main(argv: list[str] | None = None) -> None:
                              "count is then most of it)")
     parser.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--runs", type=int, default=BUILT, help=argparse.SUPPRESS)
+    parser.add_argument("--store", action="store_true",
+                        help="also count what the store's apply takes per step")
     args = parser.parse_args(argv)
     names = chosen_workloads(parser, args)
     if not 1 <= args.runs <= BUILT:
         parser.error(f"--runs must be between 1 and {BUILT}")
     if args.inner:
-        run_inner(names[0], args.steps or 999, args.runs)
+        inner = run_inner_store if args.store else run_inner
+        inner(names[0], args.steps or 999, args.runs)
         return
-    print(f"{'workload':<14} {'steps':>6} {'instructions/step':>17}")
+    print(f"{'workload':<14} {'steps':>6} {'instructions/step':>17}"
+          + (f" {'store apply/step':>16}" if args.store else ""))
     for name in names:
         count, per_step = instructions_per_step(name, args.steps or 999)
-        print(f"{name:<14} {count:>6,} {per_step:>17,.0f}")
+        line = f"{name:<14} {count:>6,} {per_step:>17,.0f}"
+        if args.store:
+            line += f" {instructions_per_step(name, args.steps or 999, store=True)[1]:>16,.0f}"
+        print(line)
         sys.stdout.flush()
 
 

@@ -168,10 +168,12 @@ def test_sql_replay_prints_a_line_per_workload() -> None:
 def test_instruction_count_runs_the_workload_it_counts() -> None:
     """The counted process builds four workflows and runs as many as asked, on
     :memory:, without valgrind (what valgrind wraps)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.instructions", "--inner", "for_each", "--steps", "12",
-         "--runs", "2"], capture_output=True, text=True, check=False, timeout=120)
-    assert done.returncode == 0, done.stderr
+    for extra in ([], ["--store"]):  # --store: record one run, replay it into stores
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.instructions", "--inner", "for_each", "--steps",
+             "12", "--runs", "2", *extra], capture_output=True, text=True, check=False,
+            timeout=120)
+        assert done.returncode == 0, done.stderr
     for args, message in ((["nope"], "unknown workload 'nope'"),
                           (["chain", "--steps", "1"], "--steps must be at least 2"),
                           (["--inner", "chain", "--runs", "5"], "--runs must be between")):
@@ -194,8 +196,8 @@ def test_instruction_count_refuses_a_count_the_extra_runs_did_not_raise(monkeypa
 
     counts = iter([900_000, 800_000])
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/valgrind")
-    monkeypatch.setattr(instructions, "_warm_up", lambda workload, steps: None)
-    monkeypatch.setattr(instructions, "_count", lambda *args: next(counts))
+    monkeypatch.setattr(instructions, "_warm_up", lambda workload, steps, **kw: None)
+    monkeypatch.setattr(instructions, "_count", lambda *args, **kw: next(counts))
     with pytest.raises(SystemExit, match="Count again with more --steps"):
         instructions.instructions_per_step("chain", 10)
 
@@ -203,13 +205,17 @@ def test_instruction_count_refuses_a_count_the_extra_runs_did_not_raise(monkeypa
 @pytest.mark.skipif(shutil.which("valgrind") is None,
                     reason="valgrind is not installed (Debian: apt-get install valgrind)")
 def test_instruction_count_prints_instructions_per_step(tmp_path: Path) -> None:
-    """Counted under valgrind: a line per workload with a positive count per step, also
-    where no module has its bytecode compiled yet (a fresh checkout)."""
+    """Counted under valgrind: a line per workload with a positive count per step, and
+    the store's part of it, also where no module has its bytecode compiled yet (a fresh
+    checkout)."""
     fresh = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
-    done = subprocess.run([sys.executable, "-m", "bench.instructions", "chain", "--steps", "6"],
+    done = subprocess.run([sys.executable, "-m", "bench.instructions", "chain", "--steps", "6",
+                           "--store"],
                           capture_output=True, text=True, check=False, timeout=600, env=fresh)
     assert done.returncode == 0, done.stderr
     header, line = done.stdout.splitlines()
-    assert header.split() == ["workload", "steps", "instructions/step"]
-    name, steps, per_step = line.split()
+    assert header.split() == ["workload", "steps", "instructions/step", "store", "apply/step"]
+    name, steps, per_step, store = line.split()
     assert (name, steps) == ("chain", "6") and int(per_step.replace(",", "")) > 10_000
+    # the store's part of a step: most of it, but not all
+    assert 5_000 < int(store.replace(",", "")) < int(per_step.replace(",", ""))

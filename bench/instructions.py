@@ -44,13 +44,19 @@ BUILT = 4
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
+def _no_time_yields() -> None:
+    """Make the driver's yield points independent of time (``_YIELD_EVERY_S``)."""
+    import engine.runner
+
+    engine.runner._YIELD_EVERY_S = float("inf")
+
+
 def run_inner(workload: str, steps: int, runs: int) -> None:
     """Build :data:`BUILT` workflows of ``workload``, then run the first ``runs``."""
-    import engine.runner
     from bench.workloads import WORKLOADS
     from engine.core import Engine
 
-    engine.runner._YIELD_EVERY_S = float("inf")  # yield points must not depend on time
+    _no_time_yields()
     built = [WORKLOADS[workload](steps) for _ in range(BUILT)]
     gc.disable()
     for workflow, inputs, _ in built[:runs]:
@@ -63,12 +69,11 @@ def run_inner(workload: str, steps: int, runs: int) -> None:
 def run_inner_store(workload: str, steps: int, runs: int) -> None:
     """Run ``workload`` once, recording its run and its batches, open :data:`BUILT` fresh
     stores, then replay the recording into the first ``runs`` of them."""
-    import engine.runner
     from bench.workloads import WORKLOADS
     from engine.core import Engine
     from store.sqlite import SQLiteStore
 
-    engine.runner._YIELD_EVERY_S = float("inf")
+    _no_time_yields()
     workflow, inputs, _ = WORKLOADS[workload](steps)
     recorded = SQLiteStore(":memory:")
     created: list[tuple[Any, float]] = []

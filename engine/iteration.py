@@ -10,8 +10,8 @@ that carries the loop's policy too, so the engine never reads block config:
   container step completes with ``fe-right-out`` = the list of each iteration's
   ``fe-right-in`` payload, in item order (``null`` where nothing arrived). A failed
   iteration stops new ones from opening; once the open ones settle the container fails
-  (``on_item_error: fail``, naming the lowest failed item), or the item becomes ``null`` (``on_item_error: skip``, and
-  the error no longer fails the run). Which iterations had opened when the failure
+  (``on_item_error: fail``, naming the lowest failed item), or the item becomes ``null``
+  (``on_item_error: skip``, and the error no longer fails the run). Which iterations had opened when the failure
   came depends on timing; a resumed run, whose recorded steps settle at once, opens
   the ones its record holds too, so that none is left unfinished in the database.
 * ``LoopStart(state, max_iterations)`` (while_loop, do-while): iteration 0 receives
@@ -40,7 +40,7 @@ from engine.contracts.blocks import (
 )
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.events import StepErrorInfo
-from engine.contracts.values import TERMINAL, LoopFrame, Payload, scope_prefix
+from engine.contracts.values import TERMINAL, LoopFrame, Payload, step_id_for
 from engine.reduce import reduce_results
 from engine.scope import Scope, StepState
 
@@ -207,10 +207,9 @@ class LoopController:
         recorded = self._s.recorded
         if not recorded:
             return False
-        step = loop.step
-        container = step.node.id
-        start = sentinel_id(container, SentinelRole.START)
-        return f"{scope_prefix(step.scope.frames)}{container}_iter_{index}_{start}" in recorded
+        start = sentinel_id(loop.step.node.id, SentinelRole.START)
+        frames = _iteration_frames(loop.step, index, parallel=loop.max_concurrency > 1)
+        return step_id_for(start, frames) in recorded
 
     # ------------------------------------------------------------------ while_loop
 
@@ -260,9 +259,7 @@ class LoopController:
     def _spawn(self, loop: ForEachLoop | WhileLoop, index: int, item: Payload, handle: str,
                *, parallel: bool) -> None:
         step = loop.step
-        frame = LoopFrame(container_id=step.node.id, iteration=index, is_parallel=parallel,
-                          parallel_item_index=index if parallel else None)
-        scope = Scope(step.scope.frames + (frame,), loop=loop, index=index)
+        scope = Scope(_iteration_frames(step, index, parallel=parallel), loop=loop, index=index)
         extra = None
         if isinstance(loop, WhileLoop) and loop.inject_context:
             extra = {LOOP_CONTEXT_HANDLE: Payload.json({"evaluations": loop.evaluations})}
@@ -271,6 +268,13 @@ class LoopController:
 
 
 _RELEASED = Payload.json(None)
+
+
+def _iteration_frames(step: StepState, index: int, *, parallel: bool) -> tuple[LoopFrame, ...]:
+    """The frames of iteration ``index`` of container ``step``'s loop."""
+    frame = LoopFrame(container_id=step.node.id, iteration=index, is_parallel=parallel,
+                      parallel_item_index=index if parallel else None)
+    return step.scope.frames + (frame,)
 
 
 def container_error(message: str, code: str) -> StepErrorInfo:

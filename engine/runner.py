@@ -458,7 +458,10 @@ class Runner:
             static = self._node_static[node.id] = (
                 timeout_of(node.config), self.graph.input_schemas.get(node.id, _NO_SCHEMAS))
         timeout, input_schemas = static
-        step_log = self._live[(task.step_id, attempt)] = StepLog()
+        if node.sentinel_role is None:
+            step_log = self._live[(task.step_id, attempt)] = StepLog()
+        else:  # a loop sentinel writes nothing: no log to keep or drain
+            step_log = None
         settings = self.settings
         return BlockContext(
             run_id=settings.run_id, step_id=task.step_id, block_id=node.id,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -439,7 +440,7 @@ def _insert_mixed(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[A
             if len(_MIXED) >= _MIXED_MAX:
                 _MIXED.clear()
             sql = _MIXED[key] = _INSERT_ALL + ", ".join(key)
-        conn.execute(sql, [value for row in rows[first:last] for value in row])
+        conn.execute(sql, list(chain.from_iterable(rows[first:last])))
 
 
 def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any], str]:

@@ -199,7 +199,8 @@ class BlockContext:
         timeout_seconds: the per-attempt bound the runner enforces, if any.
         services: optional engine services (model provider, ...), keyed by name.
         log: the attempt's log (:class:`~engine.contracts.logs.StepLog`): what the
-            handler writes there is stored with the step (``stepwell steps logs``).
+            handler writes there is stored with the step (``stepwell steps logs``);
+            None where nothing is kept (a loop's sentinels, contexts built by hand).
     """
 
     run_id: str

@@ -231,3 +231,34 @@ def test_a_finished_run_leaves_its_steps_to_reference_counting(tmp_path: Path) -
                 gc.set_debug(0)
                 gc.garbage.clear()
             assert left == [], f"{name}: {len(left)} step records left to the collector"
+
+
+def test_loop_sentinels_get_no_log_and_their_bodies_keep_theirs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sentinel writes nothing, so its attempt has no log to register, drain or store;
+    the function inside the loop still has one, and what it prints is stored."""
+    from bench.workloads import WORKLOADS
+    from engine import attempts
+
+    seen: dict[str, bool] = {}
+    inline = attempts.run_attempt_inline
+
+    def watched(task: Any, ctx: BlockContext) -> Any:
+        seen[ctx.block_type] = seen.get(ctx.block_type, False) or ctx.log is not None
+        return inline(task, ctx)
+
+    monkeypatch.setattr("engine.runner.run_attempt_inline", watched)
+    with Engine(tmp_path / "loops.db") as engine:
+        each, inputs, _ = WORKLOADS["for_each"](12, target="bench.workloads:bump_printing")
+        result = engine.run(each, inputs)
+        assert result.ok, result.error
+        lines = engine.client.workflows.steps.logs("each_iter_2_bump",
+                                                   run_id=result.run_id).data
+        loop, inputs, _ = WORKLOADS["while"](12)
+        assert engine.run(loop, inputs).ok
+    assert [line.message for line in lines] == ["n is 2"]
+    sentinels = {kind: logged for kind, logged in seen.items() if "sentinel" in kind}
+    assert set(sentinels) == {"for_each_sentinel_start", "for_each_sentinel_end",
+                              "while_loop_sentinel_start", "while_loop_sentinel_end"}
+    assert not any(sentinels.values())
+    assert seen["function"] is True

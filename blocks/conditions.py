@@ -19,7 +19,7 @@ either a nested group or ``{path_ref: {input, path}, operator, value}``. Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -54,6 +54,7 @@ from blocks.condition_paths import (
     resolve,
 )
 from engine.contracts.errors import Diagnostic
+from engine.contracts.frozen import record
 
 __all__ = [
     "MISSING", "OPERATOR_SPELLINGS", "WILDCARD", "Condition", "ConditionGroup", "Evaluation",
@@ -256,7 +257,7 @@ def _jsonable(value: Any) -> Any:
     return None if value is MISSING else value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Evaluation:
     """The outcome of a group, with a JSON-able record of every sub-condition."""
 

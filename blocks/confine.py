@@ -31,8 +31,10 @@ import os
 import resource
 import signal
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import Any
+
+from engine.contracts.frozen import record
 
 EXIT_UNCONFINED = 71
 ARG = "--sandbox"
@@ -42,7 +44,7 @@ _CLONE_NEWUSER, _CLONE_NEWPID, _CLONE_NEWNET, _CLONE_NEWIPC = (
 MB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Plan:
     """What a worker applies to itself (built by :mod:`blocks.sandbox`).
 

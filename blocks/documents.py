@@ -22,7 +22,6 @@ import io
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, TypeVar
 
@@ -47,13 +46,14 @@ from engine.contracts.errors import (
     PermanentError,
     StepwellError,
 )
+from engine.contracts.frozen import record
 from engine.contracts.policy import policy_of
 from engine.contracts.values import FileRef, Payload
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Document:
     """A file input: its reference, bytes and sniffed MIME type."""
 

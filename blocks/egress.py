@@ -27,11 +27,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from engine.contracts.frozen import record
 from engine.contracts.policy import EgressPolicy
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ResponseTooLarge(Exception):
         super().__init__(f"the response is larger than {limit:,} bytes")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Reply:
     """A final response: status, headers, body text, and the hops taken."""
 

@@ -20,7 +20,8 @@ import ctypes
 import os
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from engine.contracts.frozen import record
 
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _CREATE_RULESET_VERSION = 1
@@ -46,7 +47,7 @@ class _PathBeneathAttr(ctypes.Structure):
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Enforced:
     """What :func:`restrict` enforced: the ABI, and whether network/signals are scoped."""
 

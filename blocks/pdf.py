@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from blocks import pdfwrite
 from engine.contracts.files import detect_mime
+from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
@@ -278,7 +279,7 @@ def as_pdf(data: bytes, mime: str) -> bytes:
 # ----------------------------------------------------------------------------- forms
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FormField:
     """One AcroForm field: ``kind`` is ``text``, ``checkbox``, ``choice`` or ``other``."""
 

@@ -36,7 +36,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 import anyio
@@ -44,6 +44,7 @@ from anyio.abc import ByteReceiveStream, Process
 
 from blocks.confine import ARG, EXIT_UNCONFINED, Plan
 from blocks.sandbox_host import Cgroup, WorkerRegistry, platform_report
+from engine.contracts.frozen import record
 from engine.contracts.policy import WorkerLimits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ LOG_SINK: ContextVar[Callable[[object], None] | None] = ContextVar(
 _REGISTRY: list[WorkerRegistry] = []
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkerSpec:
     """How to start one worker.
 
@@ -89,7 +90,7 @@ class WorkerSpec:
     stderr_tail: int = 8 * 1024
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkerOutcome:
     """How a worker ended.
 

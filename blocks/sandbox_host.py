@@ -25,15 +25,16 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from engine.contracts.frozen import record
 
 _V1_ROOT = Path("/sys/fs/cgroup")
 MB = 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PlatformReport:
     """Isolation layers this machine offers to workers."""
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import InputError
+from engine.contracts.frozen import record
 from engine.contracts.values import FileRef
 from engine.graph_edit import find_block
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from engine.definition import Workflow
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Replayed:
     """What one replayed block did.
 

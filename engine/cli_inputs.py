@@ -16,13 +16,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from engine.contracts.blocks import BlockRole
 from engine.contracts.bounded import MAX_JSON_DEPTH, check_json
 from engine.contracts.errors import InputError
+from engine.contracts.frozen import record
 
 _BLOCK_ID = re.compile(r"[A-Za-z0-9_-]+")
 _SHOWN_VALUE = 40  # characters of a bad value quoted back in messages
@@ -41,7 +41,7 @@ class StartBlock(Protocol):
     def role(self) -> BlockRole: ...
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RawInput:
     """One ``--input`` split into its block id and its value text."""
 

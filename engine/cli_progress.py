@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from engine.cli_render import STATUS_ORDER
 from engine.contracts.blocks import SentinelRole, sentinel_id
+from engine.contracts.frozen import record
 from engine.contracts.values import LoopFrame, step_id_for
 
 _TERMINAL = frozenset({"completed", "skipped", "error", "cancelled"})
@@ -33,7 +33,7 @@ _TERMINAL = frozenset({"completed", "skipped", "error", "cancelled"})
 PLAIN_INTERVAL_S = 3.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoopProgress:
     """How far one container's loop is.
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +39,7 @@ from engine.cli_support import (
     to_jsonable,
     workflow_file,
 )
+from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
     from rich.console import Group, RenderableType
@@ -61,7 +61,7 @@ class OutputMode(StrEnum):
     QUIET = "quiet"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunRequest:
     """Everything ``stepwell run`` was asked to do."""
 

@@ -16,7 +16,7 @@ decides and the run continues. A run whose owner process died is reported as suc
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Any
 
 import typer
@@ -33,13 +33,14 @@ from engine.cli_support import (
     stderr,
     stdout,
 )
+from engine.contracts.frozen import record
 
 #: Seconds between two reads of the database (longer for runs that take long to read).
 POLL_S = 0.5
 _ENDED = frozenset({"completed", "error", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WatchedResult:
     """How a watched run ended, in the shape the run summary reads."""
 

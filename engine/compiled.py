@@ -13,17 +13,18 @@ container, a sentinel) is data on the node, never inferred from its type name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.blocks import BlockRole, HandleKind, JoinMode, SentinelRole
+from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
     from blocks.base import BlockType
     from engine.definition import Workflow
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Node:
     """A block (or generated sentinel) as the scheduler sees it.
 
@@ -59,7 +60,7 @@ class Node:
     sentinel_role: SentinelRole | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Edge:
     """A resolved edge between two members of the same scope."""
 
@@ -69,7 +70,7 @@ class Edge:
     target_handle: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CompiledGraph:
     """The validated, rewritten graph.
 

@@ -8,13 +8,12 @@ validation, compilation and rendering.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from engine.contracts.blocks import SentinelRole, sentinel_id
 from engine.contracts.definition import EdgeDef
+from engine.contracts.frozen import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ContainerHandles:
     """The handles of one container kind.
 

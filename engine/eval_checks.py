@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from engine.contracts.errors import InputError
+from engine.contracts.frozen import record
 
 Op = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
 _ABSENT: Any = object()
@@ -171,7 +172,7 @@ class Assertion(_Kind):
 _ADAPTER = TypeAdapter(Assertion)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Outcome:
     """A verdict on one assertion, in Retab's ``AssertionResult`` terms."""
 
@@ -264,7 +265,7 @@ def blocked(assertion: Mapping[str, Any], code: str, message: str) -> Outcome:
                    failure={"code": code, "message": message, "details": {}})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class _Verdict:
     outcome: str
     score: float | None = None

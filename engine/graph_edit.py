@@ -23,18 +23,18 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from engine.contracts.definition import BlockDef, EdgeDef
 from engine.contracts.errors import ConflictError, NotFoundError
+from engine.contracts.frozen import record
 from engine.definition import Workflow
 
 #: ``parent_id`` left as it is by :func:`change_block`.
 KEEP: Any = object()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BlockChange:
     """What an update asks to change on a block (None: leave as is).
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from engine.contracts.definition import BlockDef, EdgeDef
+from engine.contracts.frozen import record
 from engine.definition import Workflow
 from engine.graph_edit import authored_edges, canonical, edge_id
 
@@ -29,7 +30,7 @@ BLOCK_VERSION_PREFIX = "bkv_"
 EDGE_VERSION_PREFIX = "egv_"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StoredVersion:
     """A workflow version as the derivations read it."""
 
@@ -38,7 +39,7 @@ class StoredVersion:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BlockVersion:
     """One executable state of one block, first seen in ``workflow_version_id``."""
 
@@ -50,7 +51,7 @@ class BlockVersion:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EdgeVersion:
     """One state of one edge, first seen in ``workflow_version_id``."""
 
@@ -62,7 +63,7 @@ class EdgeVersion:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class GraphDiff:
     """Block and edge ids added, removed and changed from one version to another."""
 

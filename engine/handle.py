@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ from anyio.abc import TaskGroup
 
 from engine.contracts.errors import UsageError
 from engine.contracts.events import RunUpdate, StepEvent
+from engine.contracts.frozen import record
 from engine.contracts.values import RunStatus
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ _FINAL = frozenset({RunStatus.COMPLETED, RunStatus.ERROR, RunStatus.CANCELLED,
                     RunStatus.AWAITING_REVIEW})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunEvent:
     """One committed change: a step transition (``kind="step"``) or a run status (``"run"``).
 

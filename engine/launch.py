@@ -27,7 +27,7 @@ import os
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from engine.contracts.bounded import check_json, clean_text
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.events import NewRun, RunUpdate
 from engine.contracts.files import FileStore
+from engine.contracts.frozen import record
 from engine.contracts.store import Store
 from engine.contracts.values import FileRef, RunStatus
 from engine.definition import Workflow
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from engine.core import Engine
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PreparedRun:
     """A run ready to execute: its row exists and its graph carries its stand-ins.
 
@@ -69,7 +70,7 @@ class PreparedRun:
     organization_id: str = "org_local"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunOrigin:
     """Where a new run comes from, as recorded on its row.
 
@@ -88,7 +89,7 @@ class RunOrigin:
     metadata: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunResult:
     """How a run ended.
 

@@ -10,11 +10,12 @@ import math
 import os
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 from engine.contracts.errors import PermanentError, UsageError
+from engine.contracts.frozen import record
 
 DEFAULT_DB = "stepwell.db"
 
@@ -71,7 +72,7 @@ def model_provider(provider: Any, env: Mapping[str, str] | None) -> Any:
     return provider
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RetryPolicy:
     """How a block's transient and quota errors are retried.
 
@@ -117,7 +118,7 @@ class RetryPolicy:
 RunEnvironment = Mapping[str, str] | Callable[[str], Mapping[str, str]]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExecutionOptions:
     """The engine-wide knobs every execution uses.
 

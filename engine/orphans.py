@@ -25,11 +25,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Collection, MutableMapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import ErrorCategory, ErrorStage, StepwellError
 from engine.contracts.events import RunUpdate, StepErrorInfo
+from engine.contracts.frozen import record
 from engine.contracts.reads import RunFilters
 from engine.contracts.values import RunStatus
 from engine.durable import STALE_HEARTBEAT_S, end_run, process_owns, this_host
@@ -44,7 +44,7 @@ ACTIVE_STATUSES = ("pending", "queued", "running")
 MAX_RESUMES = 3
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Recovery:
     """What recovery did with one orphan: ``resumed`` or ``ended`` (with the reason)."""
 

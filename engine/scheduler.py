@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Container, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from engine.compiled import CompiledGraph, Node
@@ -52,8 +52,8 @@ from engine.contracts.events import (
     RunUpdate,
     StepErrorInfo,
     StepEvent,
-    slot_init,
 )
+from engine.contracts.frozen import record
 from engine.contracts.values import (
     LEGAL_MOVES,
     LoopFrame,
@@ -74,7 +74,7 @@ _SENTINEL_START, _SENTINEL_END = SentinelRole.START, SentinelRole.END
 _END_ROLE = BlockRole.END
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+@record
 class Task:
     """A step released for execution."""
 
@@ -85,7 +85,6 @@ class Task:
     retry_count: int = 0
 
 
-Task.__init__ = slot_init(Task)  # type: ignore[method-assign]  # one per step
 
 
 class Scheduler:

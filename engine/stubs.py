@@ -52,6 +52,7 @@ from engine.contracts.errors import (
     TransientError,
     UsageError,
 )
+from engine.contracts.frozen import record
 from engine.contracts.values import FileRef, Payload
 
 _ITER = re.compile(r"(\d+)_(.+)")
@@ -149,7 +150,7 @@ class Attempts:
         return f"Attempts({', '.join(map(repr, self.entries))})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StubCall:
     """What a callable stub is given.
 

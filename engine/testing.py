@@ -20,7 +20,7 @@ The pytest plugin (:mod:`engine.pytest_plugin`) adds the fixtures ``stepwell_eng
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from engine.assertions import assert_step
 from engine.contracts.blocks import BlockContext, BlockResult
 from engine.contracts.errors import InputError, UsageError
 from engine.contracts.files import FileStore
+from engine.contracts.frozen import record
 from engine.contracts.values import FileRef, Payload
 from engine.core import Engine
 from engine.definition import BlockDef, Workflow
@@ -53,7 +54,7 @@ _GIVEN = "stepwell_given_input"
 _MISSING: Any = object()
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BlockRun:
     """How one :func:`run_block` call went.
 

@@ -57,6 +57,7 @@ from engine.contracts.errors import (
     UsageError,
     error_in,
 )
+from engine.contracts.frozen import record
 from engine.contracts.values import RunStatus, StepStatus
 from engine.durable import STALE_HEARTBEAT_S, this_host
 from engine.orphans import end_orphan, find_orphans
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stepwell.worker")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkerOptions:
     """How a worker behaves.
 

@@ -14,11 +14,11 @@ database that is not at the head revision (:mod:`store.schema`) and names this c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.contracts.errors import StorageError
+from engine.contracts.frozen import record
 from store.connection import mismatched_revisions
 from store.schema import (
     HEAD_REVISION,
@@ -33,7 +33,7 @@ from store.urls import Backend, DatabaseURL, parse_db
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SchemaStatus:
     """Where a database stands.
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from engine.contracts.errors import UsageError
+from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
     from engine.contracts.store import Store
@@ -56,7 +56,7 @@ class Backend(StrEnum):
     POSTGRESQL = "postgresql"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DatabaseURL:
     """A parsed ``--db`` value.
 

@@ -20,12 +20,13 @@ Every answer carries a :class:`Usage`; blocks turn it into the step's ``model``,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import anyio
 
 from engine.contracts.errors import PermanentError
+from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
     from blocks.pdf import FormField
@@ -37,7 +38,7 @@ PROVIDER_NAMES = ("offline", "openai")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class CallContext:
     """Who is asking: lets providers log, and the scripted provider answer per step."""
 
@@ -55,7 +56,7 @@ class CallContext:
                    block_type=ctx.block_type, attempt=ctx.attempt, instructions=instructions)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Usage:
     """Tokens and cost of one or more model calls; ``cost`` None when unknown."""
 
@@ -102,7 +103,7 @@ def step_usage(usage: Usage) -> dict[str, Any]:
     return {"model": usage.model, "tokens": tokens, "cost": cost}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Label:
     """A category (classifier) or subdocument (split): a name and what it looks like."""
 
@@ -110,7 +111,7 @@ class Label:
     description: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExtractionResult:
     """``data`` (the voted output), per-leaf ``likelihoods`` and every vote (``choices``)."""
 
@@ -125,7 +126,7 @@ class ExtractionResult:
         return self.usage.model
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Classification:
     """The chosen ``category``, why, a score per category and the winner's likelihood."""
 
@@ -136,7 +137,7 @@ class Classification:
     usage: Usage = field(default_factory=Usage)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SplitPart:
     """One found subdocument: its ``name``, 1-based ``pages`` and ``confidence``."""
 
@@ -145,7 +146,7 @@ class SplitPart:
     confidence: float = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SplitResult:
     """Every subdocument instance found, in page order."""
 
@@ -153,7 +154,7 @@ class SplitResult:
     usage: Usage = field(default_factory=Usage)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Partition:
     """Pages (1-based) that share one value of the partition key."""
 
@@ -162,7 +163,7 @@ class Partition:
     confidence: float = 1.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PartitionResult:
     """The partitions, and the pages no partition claimed."""
 
@@ -171,7 +172,7 @@ class PartitionResult:
     usage: Usage = field(default_factory=Usage)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FormMapping:
     """Values to write, keyed by form field name."""
 
@@ -179,7 +180,7 @@ class FormMapping:
     usage: Usage = field(default_factory=Usage)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ImageText:
     """What a vision model read from an image: one text per page."""
 

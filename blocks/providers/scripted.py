@@ -30,7 +30,6 @@ Every call is recorded in :attr:`ScriptedProvider.calls` (method, context, argum
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from blocks.pdf import FormField
@@ -49,9 +48,10 @@ from blocks.providers import (
 )
 from blocks.providers.consensus import constant_likelihoods, vote
 from engine.contracts.errors import PermanentError
+from engine.contracts.frozen import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ScriptedCall:
     """One recorded call."""
 

@@ -12,7 +12,8 @@ stores (``store/``) can depend on it, and on nothing else of the engine:
 - :mod:`~engine.contracts.definition`: blocks and edges as written;
 - :mod:`~engine.contracts.store`: the store protocols (runs, reviews, workflows, reads);
 - :mod:`~engine.contracts.reads`: what the read protocol returns: records, filters, pages;
-- :mod:`~engine.contracts.records`: reviews, review versions and registered workflows.
+- :mod:`~engine.contracts.records`: reviews, review versions and registered workflows;
+- :mod:`~engine.contracts.frozen`: ``@record``, how stepwell declares its frozen records.
 
 Submodules are imported explicitly: importing this package loads nothing.
 """

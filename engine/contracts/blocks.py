@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any, Literal
 
-from engine.contracts.events import slot_init
 from engine.contracts.files import FileStore
+from engine.contracts.frozen import record
 from engine.contracts.logs import StepLog
 from engine.contracts.values import LoopFrame, Payload
 
@@ -78,7 +78,7 @@ class JoinMode(StrEnum):
 # ----------------------------------------------------------------- control results
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ExpandItems:
     """Returned by a for_each container handler: one iteration per item, in order.
 
@@ -107,7 +107,7 @@ class ExpandItems:
     item_keys: list[Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoopStart:
     """Returned by a while_loop container handler: the state of iteration 0.
 
@@ -129,7 +129,7 @@ class LoopStart:
 LOOP_CONTEXT_HANDLE = "loop-context"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoopDecision:
     """Returned by a while_loop sentinel end: whether the termination condition matched."""
 
@@ -140,7 +140,7 @@ class LoopDecision:
 Control = ExpandItems | LoopStart | LoopDecision
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReviewDecision:
     """A human decision on a step waiting for review.
 
@@ -157,7 +157,7 @@ class ReviewDecision:
     reason: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+@record
 class BlockResult:
     """What a handler returns.
 
@@ -184,7 +184,7 @@ class BlockResult:
     review: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+@record
 class BlockContext:
     """What a handler may know about the step it runs.
 
@@ -225,10 +225,6 @@ class BlockContext:
 
 
 #: The context of the step whose handler runs in the current task (set by the runner).
-# One of each per step attempt: see slot_init.
-BlockResult.__init__ = slot_init(BlockResult)  # type: ignore[method-assign]
-BlockContext.__init__ = slot_init(BlockContext)  # type: ignore[method-assign]
-
 CURRENT_CONTEXT: ContextVar[BlockContext | None] = ContextVar(
     "stepwell_block_context", default=None)
 

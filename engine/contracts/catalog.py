@@ -13,13 +13,12 @@ records the file in the catalog. Its id (``upl_...``) stays a valid name for the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 # The protocol lives apart so that composing Store imports no record class.
 from engine.contracts.file_catalog import FileCatalog  # noqa: F401 - re-exported
+from engine.contracts.frozen import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileEntry:
     """A file an organization can see."""
 
@@ -31,7 +30,7 @@ class FileEntry:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class UploadSession:
     """An upload: opened, then given bytes (``file_id`` set), then completed.
 
@@ -54,7 +53,7 @@ class UploadSession:
     completed_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileFilters:
     """Which files a list keeps (every field optional)."""
 

@@ -25,9 +25,11 @@ by callers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from engine.contracts.frozen import record
 
 E = TypeVar("E", bound=BaseException)
 
@@ -59,7 +61,7 @@ class StepwellError(Exception):
 # --------------------------------------------------------------------------- definitions
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Diagnostic:
     """One validation problem: a code, where it is, what is wrong and how to fix it."""
 

@@ -21,18 +21,20 @@ Rules every implementation keeps (``tests/store/test_contract_evals.py``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
-# The protocol lives apart so that composing Store imports no record class.
 from engine.contracts.eval_store import EvalStore  # noqa: F401 - re-exported
+
+# The protocol lives apart so that composing Store imports no record class.
+from engine.contracts.frozen import record
 
 #: Eval run and result lifecycle states; a terminal state is never left.
 EVAL_STATUSES = ("pending", "queued", "running", "completed", "error", "cancelled")
 EVAL_TERMINAL = frozenset({"completed", "error", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EvalDefinition:
     """A saved eval.
 
@@ -57,7 +59,7 @@ class EvalDefinition:
     updated_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EvalRun:
     """One run of a set of evals against a workflow version.
 
@@ -85,7 +87,7 @@ class EvalRun:
     cancel_requested: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EvalResult:
     """What one eval of a run did.
 
@@ -116,7 +118,7 @@ class EvalResult:
     completed_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BlockExecution:
     """One block of a run executed again, outside any run, with that step's inputs."""
 
@@ -140,7 +142,7 @@ class BlockExecution:
     completed_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EvalRunFilters:
     """Which eval runs a list keeps (every field optional)."""
 

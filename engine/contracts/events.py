@@ -9,60 +9,15 @@ one lifecycle transition.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import field
 from typing import Any
 
 from engine.contracts.errors import ErrorCategory, ErrorStage
+from engine.contracts.frozen import record
 from engine.contracts.values import LoopFrame, Payload, RunStatus, StepStatus
 
 
-def slot_init(cls: type) -> Callable[..., None]:
-    """An ``__init__`` for the frozen, slotted, keyword-only dataclass ``cls`` that stores
-    each field through its slot's own setter.
-
-    The ``__init__`` dataclasses generates for a frozen class calls
-    ``object.__setattr__`` per field, which costs about twice as much; step records are
-    built several times per step. The instance is the same either way: immutable, equal,
-    printed and ``dataclasses.replace``-able alike. Declare the class with ``init=False``,
-    so that importing it does not also compile the ``__init__`` this one replaces.
-
-    Args:
-        cls: the dataclass (every field in ``__init__``, no ``__post_init__``).
-
-    Returns:
-        The function to assign to ``cls.__init__``, or to call on ``object.__new__(cls)``.
-    """
-    if hasattr(cls, "__post_init__") or not hasattr(cls, "__slots__"):
-        raise TypeError(f"{cls.__name__}: slot_init needs a slotted class without __post_init__")
-    namespace: dict[str, Any] = {"_FACTORY": object()}
-    params: list[str] = []
-    body: list[str] = []
-    for item in fields(cls):
-        name = item.name
-        if not item.init:
-            raise TypeError(f"{cls.__name__}.{name}: slot_init needs every field in __init__")
-        if item.default is not MISSING:
-            namespace[f"_default_{name}"] = item.default
-            params.append(f"{name}=_default_{name}")
-        elif item.default_factory is not MISSING:
-            namespace[f"_factory_{name}"] = item.default_factory
-            params.append(f"{name}=_FACTORY")
-            body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{name}()\n")
-        else:
-            params.append(name)
-        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
-        body.append(f"    _set_{name}(self, {name})\n")
-    source = f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
-    exec(source, namespace)  # noqa: S102 - code built from the field names above
-    init: Callable[..., None] = namespace["__init__"]
-    init.__annotations__ = {item.name: item.type for item in fields(cls)} | {"return": None}
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    init.__module__ = cls.__module__
-    return init
-
-
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+@record
 class InputRecord:
     """A payload that reached an input handle, and where it came from.
 
@@ -76,7 +31,7 @@ class InputRecord:
     source_handle: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepErrorInfo:
     """The ``error`` lifecycle of a step."""
 
@@ -98,7 +53,7 @@ class StepErrorInfo:
         }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+@record
 class StepEvent:
     """One step creation or lifecycle transition."""
 
@@ -121,12 +76,9 @@ class StepEvent:
     control: dict[str, Any] | None = None
 
 
-# Several of these are built per step: see slot_init.
-InputRecord.__init__ = slot_init(InputRecord)  # type: ignore[method-assign]
-StepEvent.__init__ = slot_init(StepEvent)  # type: ignore[method-assign]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunUpdate:
     """A change of the run's lifecycle."""
 
@@ -138,7 +90,7 @@ class RunUpdate:
     outputs: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class NewRun:
     """Everything needed to create a run row.
 

@@ -23,8 +23,9 @@ A step that writes nothing costs one small object per attempt; nothing is stored
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from enum import StrEnum
+
+from engine.contracts.frozen import record
 
 #: Entries kept per attempt (the marker of dropped entries comes on top).
 MAX_ENTRIES = 2000
@@ -53,7 +54,7 @@ class LogStream(StrEnum):
     STEPWELL = "stepwell"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LogEntry:
     """One log line of an attempt.
 
@@ -79,7 +80,7 @@ class LogEntry:
                 "level": self.level, "logger": self.logger, "truncated": self.truncated}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AttemptLog:
     """What one attempt of one step wrote, handed to the store in one piece."""
 
@@ -88,7 +89,7 @@ class AttemptLog:
     entries: tuple[LogEntry, ...]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LogRecord:
     """A stored log entry, as the read API returns it.
 

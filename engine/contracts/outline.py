@@ -32,10 +32,11 @@ they sort together (:func:`iteration_bounds`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from engine.contracts.blocks import SentinelRole
+from engine.contracts.frozen import record
 
 # The protocol lives apart so that composing Store imports no record class.
 from engine.contracts.outline_store import OutlineStore  # noqa: F401 - re-exported
@@ -47,7 +48,7 @@ _ITEMS_NOTE = re.compile(r"^(\d+) items?\b")
 _BOUND_NOTE = re.compile(r"^loop opened: at most (\d+) iterations?\b")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class OutlineStep:
     """One step without its payloads.
 
@@ -81,7 +82,7 @@ class OutlineStep:
         return None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class BlockTally:
     """How many steps of one block (or loop sentinel) are in one status.
 
@@ -98,7 +99,7 @@ class BlockTally:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunCounts:
     """Steps (sentinels left out) and loop items of one run."""
 
@@ -109,7 +110,7 @@ class RunCounts:
     items_failed: int = 0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunPresence:
     """A run without its payloads: its workflow, stored status, who executes it, and
     since when it waits.
@@ -129,7 +130,7 @@ class RunPresence:
     waiting_since: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepMove:
     """One move of a step's lifecycle: ``detail`` holds the error and/or reason given."""
 
@@ -139,7 +140,7 @@ class StepMove:
     detail: Any
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkflowChoice:
     """A workflow that has runs: its id, latest name and number of runs."""
 
@@ -148,7 +149,7 @@ class WorkflowChoice:
     runs: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoopSize:
     """How many iterations a loop container step opened.
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from enum import StrEnum
 from typing import Any
+
+from engine.contracts.frozen import record
 
 #: ``services`` key of the :class:`SecurityPolicy`.
 SECURITY_SERVICE = "security_policy"
@@ -39,7 +41,7 @@ class CodePolicy(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkerLimits:
     """Resource limits of one function worker (None: not limited).
 
@@ -81,7 +83,7 @@ SHARED_WORKER_MAXIMUM = WorkerLimits(memory_mb=4096, cpu_seconds=300, processes=
                                      file_size_mb=1024, open_files=1024)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class EgressPolicy:
     """Where ``api_call`` may connect, and how much of an answer it keeps.
 
@@ -109,7 +111,7 @@ class EgressPolicy:
         return any("/" not in p and fnmatch.fnmatchcase(name, p.lower()) for p in self.allowlist)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DocumentLimits:
     """Budgets of the subprocess that opens, reads and rewrites PDFs.
 
@@ -138,7 +140,7 @@ class DocumentLimits:
                    max_inflated_mb=16)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class SecurityPolicy:
     """What the host allows (see the module docstring).
 

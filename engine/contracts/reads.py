@@ -17,11 +17,12 @@ exist before its first and after its last row (:class:`RecordPage`). Every query
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from engine.contracts.errors import ConflictError, NotFoundError, UsageError
+from engine.contracts.frozen import record
 from engine.contracts.run_record import RunRecord
 
 __all__ = [
@@ -39,7 +40,7 @@ T = TypeVar("T")
 # and needs none of the shapes below.
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepRecord:
     """A step as stored, payload maps in wire form (``{type: json, data}`` / file).
 
@@ -73,7 +74,7 @@ class StepRecord:
     duration_ms: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ArtifactRecord:
     """The operation record a step produced (``record`` with large payloads inlined)."""
 
@@ -85,7 +86,7 @@ class ArtifactRecord:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReviewEntry:
     """A review in the queue, with what the queue shows of its run and step."""
 
@@ -113,7 +114,7 @@ class ReviewEntry:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RecordPage(Generic[T]):
     """One page of records in list order, and whether rows exist on either side."""
 
@@ -125,7 +126,7 @@ class RecordPage(Generic[T]):
 # --------------------------------------------------------------------------- filters
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunFilters:
     """Which runs a run query keeps (every field optional; empty means no filter).
 
@@ -152,7 +153,7 @@ class RunFilters:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepFilters:
     """Which steps of a run a step query keeps (empty means no filter)."""
 
@@ -177,7 +178,7 @@ class DecisionStatus(StrEnum):
     ALL = "all"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReviewFilters:
     """Which reviews a queue query keeps; ``decision_status`` is a :class:`DecisionStatus`
     value."""

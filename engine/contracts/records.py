@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from engine.contracts.frozen import record
 
 
 def review_id_for(run_id: str, step_id: str) -> str:
@@ -29,7 +31,7 @@ def version_id_for(review_id: str, parent_id: str | None, snapshot: Any) -> str:
     return "rvv_" + hashlib.sha256(raw).hexdigest()[:20]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Review:
     """A human review a step waits on, and its decision once made.
 
@@ -58,7 +60,7 @@ class Review:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ReviewVersion:
     """One version of a review (``parent_id`` None for the block's proposal)."""
 
@@ -80,7 +82,7 @@ def proposal(review_id: str, snapshot: dict[str, Any], created_at: float,
                          author_kind="model", created_at=created_at)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RegisteredWorkflow:
     """A workflow of the registry: its draft, and the version it published.
 
@@ -118,7 +120,7 @@ class RegisteredWorkflow:
     stamps: dict[str, float] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class WorkflowVersion:
     """One version of a registered workflow."""
 
@@ -129,7 +131,7 @@ class WorkflowVersion:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ApplyOutcome:
     """What applying a workflow did: ``create``, ``update`` or ``noop``."""
 

@@ -7,11 +7,12 @@ builds. :mod:`engine.contracts.reads` exports it with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from engine.contracts.frozen import record
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+
+@record
 class RunRecord:
     """A run as stored, JSON columns decoded (``outputs`` with large payloads inlined)."""
 

@@ -31,7 +31,7 @@ Rules every implementation keeps (``tests/store/test_contract.py`` checks them):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine.contracts.errors import UsageError
@@ -39,6 +39,7 @@ from engine.contracts.eval_store import EvalStore
 from engine.contracts.events import NewRun, RunUpdate, StepEvent
 from engine.contracts.file_catalog import FileCatalog
 from engine.contracts.files import FileStore
+from engine.contracts.frozen import record
 from engine.contracts.outline_store import OutlineStore
 from engine.contracts.values import Payload, RunStatus, StepStatus
 from engine.contracts.versions import VersionStore
@@ -81,7 +82,7 @@ def check_durability(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PersistedStep:
     """A step as the runner needs it to resume a run."""
 
@@ -95,7 +96,7 @@ class PersistedStep:
     error: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class PersistedRun:
     """A run row as the runner needs it to resume or rerun."""
 

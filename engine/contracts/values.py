@@ -10,14 +10,14 @@ The step lifecycle is a table (:data:`LEGAL_MOVES`), checked by :func:`check_mov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
 from engine.contracts.errors import IllegalTransition
+from engine.contracts.frozen import record
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FileRef:
     """A file in the content-addressed store: ``id`` is ``file_<sha256 prefix>``."""
 
@@ -30,7 +30,7 @@ class FileRef:
         return {"id": self.id, "filename": self.filename, "mime_type": self.mime_type}
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Payload:
     """What one handle carries: ``kind='json'`` with ``data``, or ``kind='file'``."""
 
@@ -66,7 +66,7 @@ class Payload:
         return cls.json(raw.get("data"))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class LoopFrame:
     """One level of loop nesting of a step (``loop_containers`` entry)."""
 

@@ -12,9 +12,10 @@ import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from engine.contracts.errors import UsageError
+from engine.contracts.frozen import record
 from engine.contracts.policy import SecurityPolicy
 
 DEFAULT_ORG = "org_local"
@@ -22,7 +23,7 @@ DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
 KEYS_ENV = "STEPWELL_API_KEYS"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class ServerConfig:
     """How the HTTP API behaves.
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from engine.contracts.bounded import clean_mime, clean_text
+from engine.contracts.frozen import record
 from engine.server.errors import ApiError
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class DecodedDocument:
     """A document ready to store."""
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from engine.contracts.blocks import BlockContext
-from engine.contracts.events import InputRecord, StepErrorInfo, StepEvent, slot_init
+from engine.contracts.events import InputRecord, StepErrorInfo, StepEvent
+from engine.contracts.frozen import slot_init
 from engine.contracts.errors import ErrorCategory, ErrorStage
 from engine.contracts.values import LoopFrame, Payload, StepStatus
 from engine.scheduler import Task

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.frozen import record
 from engine.contracts.outline import RunPresence
 from engine.contracts.records import ReviewVersion
 from engine.contracts.store import ReviewStore
@@ -46,7 +47,7 @@ FIELD_PREFIX = "field."
 MULTILINE_CHARS = 80
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class FormField:
     """One editable value: ``kind`` is string, number, integer, boolean or json.
 

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.frozen import record
 from engine.contracts.outline import OutlineStep, RunPresence, StepMove
 from engine.durable import process_owns
 from engine.server.ui.blocks_view import (
@@ -31,7 +32,7 @@ LIVE_RUN_STATUSES = frozenset({"pending", "queued", "running"})
 TERMINAL = frozenset({"completed", "error", "cancelled"})
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Segment:
     """A stretch of a timeline bar: ``kind`` is queued, running, review or a status."""
 

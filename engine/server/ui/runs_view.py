@@ -10,10 +10,10 @@ grouped queries (:mod:`engine.contracts.outline`).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from engine.contracts.frozen import record
 from engine.contracts.outline import RunCounts, WorkflowChoice
 from engine.server.ui.run_view import run_clock
 from store.api import ReadAPI, WorkflowRun
@@ -22,7 +22,7 @@ from store.search import RUN_STATUSES, RunFilters, search_runs
 PAGE_SIZE = 50
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunsQuery:
     """The runs list's query string, checked.
 
@@ -87,7 +87,7 @@ def parse_query(params: Any) -> RunsQuery:
                      problems=tuple(problems))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunRow:
     """One line of the runs list."""
 
@@ -100,7 +100,7 @@ class RunRow:
     waiting_since: float | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class RunsPage:
     """What the runs list shows."""
 

@@ -28,6 +28,7 @@ from urllib.parse import parse_qsl
 
 from fastapi import Request, Response
 
+from engine.contracts.frozen import record
 from engine.server.auth import organization_for
 from engine.server.config import ServerConfig, is_loopback
 
@@ -38,7 +39,7 @@ SESSION_TTL_S = 12 * 3600
 MAX_FORM_BYTES = 4 * 1024 * 1024
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Viewer:
     """The person behind a request: their organization, and the CSRF token of their forms.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contracts.frozen import record
 from engine.contracts.logs import LogRecord
 from engine.contracts.outline import StepMove
 from engine.contracts.values import LoopFrame, step_id_for
@@ -24,7 +25,7 @@ LOG_PAGE = 500
 DOCUMENT_MIME_PREFIXES = ("application/pdf", "image/")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Document:
     """A file a step read or wrote.
 
@@ -44,7 +45,7 @@ class Document:
         return self.mime_type == "application/pdf"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class Crumb:
     """One loop level of a step: the container step and the iteration."""
 
@@ -53,7 +54,7 @@ class Crumb:
     iteration: int
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class AttemptEntries:
     """The log entries of one attempt on a page (``attempt`` 0 is the first)."""
 
@@ -67,7 +68,7 @@ class AttemptEntries:
         return sum(1 for e in self.entries if e.truncated)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@record
 class StepLogs:
     """One page of a step's log, grouped by attempt.
 

@@ -120,8 +120,8 @@ def record(cls: type[_T]) -> type[_T]:
         if name in own:
             raise TypeError(f"Cannot overwrite attribute {name} in class {cls.__name__}")
     documented = own.get("__doc__") is not None
-    explicit_hash = own.get("__hash__", MISSING)
-    explicit_hash = not (explicit_hash is MISSING or (explicit_hash is None and "__eq__" in own))
+    class_hash = own.get("__hash__", MISSING)  # None when the body defines only __eq__
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in own))
     made: type[_T] = dataclass(cls, init=False, repr=False, eq=False, slots=True,
                                kw_only=True)
     every = fields(made)
@@ -163,14 +163,15 @@ def record(cls: type[_T]) -> type[_T]:
             object.__setattr__(self, item.name, value)
 
     methods: dict[str, Callable[..., Any]] = {
-        "__init__": slot_init(made), "__repr__": __repr__, "__eq__": __eq__,
-        "__setattr__": __setattr__, "__delattr__": __delattr__,
-        "__getstate__": __getstate__, "__setstate__": __setstate__,
+        "__repr__": __repr__, "__eq__": __eq__, "__setattr__": __setattr__,
+        "__delattr__": __delattr__, "__getstate__": __getstate__, "__setstate__": __setstate__,
     }
+    if "__init__" not in own:
+        methods["__init__"] = slot_init(made)
     if not explicit_hash:
         methods["__hash__"] = __hash__
     for name, method in methods.items():
-        if name in own and name not in ("__init__", "__hash__"):
+        if name in own and name != "__hash__":  # (__hash__: see explicit_hash)
             continue  # the body's own, as dataclass keeps it
         method.__qualname__ = f"{made.__qualname__}.{name}"
         method.__module__ = made.__module__

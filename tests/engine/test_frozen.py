@@ -146,6 +146,14 @@ def test_methods_the_body_defines_are_kept() -> None:
         def __hash__(self) -> int:
             return 7
 
+    @record
+    class Built:
+        value: int
+
+        def __init__(self, value: int = 5) -> None:
+            object.__setattr__(self, "value", value * 2)
+
+    assert Built().value == 10 and Built(value=2).value == 4
     assert repr(Own(value=1)) == "own"
     assert Own(value=1) == Own(value=2)
     assert hash(Own(value=1)) == 7

@@ -45,7 +45,7 @@ Made: Any = record(_shape("Made"))
 Reference: Any = dataclass(frozen=True, slots=True, kw_only=True)(_shape("Reference"))
 
 
-def _pair(**values: Any) -> tuple[Made, Reference]:
+def _pair(**values: Any) -> tuple[Any, Any]:
     return Made(**values), Reference(**values)
 
 

@@ -16,11 +16,15 @@ Workloads (each in its own process, so peak RSS is per workload):
 - ``chain_printing`` (only when named): W1 whose functions each print a line, for what
   a step's log costs (it goes in the step's own commit).
 
-Per-step time is (wall time of the run) / (persisted steps), measured in-process; "x
-floor" divides it by the floor measured in the same invocation (one committed sqlite3
-row), and W4's by a bare ``python -c`` that commits one row. Each run builds its
-workflow and Engine anew; the compiled graph is shared between runs of one process, so
-the warm-up run pays for compiling and the "compile ms" column says what that costs.
+Per-step time is (wall time of the run) / (persisted steps), measured in-process. The
+floor is one committed sqlite3 row: measured once at the start (the first row), and
+again in each workload's process right before each of its timed runs. "x floor" is the
+median of each run's per-step time over the floor measured just before it, and "floor
+us" the median of those floors: a shared machine's speed drifts within minutes, so each
+run is compared with the machine as it was when it ran. W4 is divided by a bare
+``python -c`` that commits one row. Each run builds its workflow and Engine anew; the
+compiled graph is shared between runs of one process, so the warm-up run pays for
+compiling and the "compile ms" column says what that costs.
 Every figure is the median of ``--repeat`` runs after one warm-up run.
 
 ``--peers`` also runs W1, W2 and W4 on LangGraph (SQLite checkpointer) and DBOS (SQLite
@@ -42,6 +46,7 @@ from rich.table import Table
 
 from bench.coldstart import cold_start, python_floor
 from bench.floor import sqlite_floor
+from bench.measure import FLOOR_ROWS
 from bench.reads import read_latencies
 from bench.workloads import DEFAULT_STEPS, STEPS
 from store.connection import empty_database_bytes
@@ -105,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="also run the workloads on LangGraph and DBOS (needs the bench "
                              "extra) and print them side by side")
     args = parser.parse_args(argv)
-    console = Console(width=max(Console().width, 140))
+    console = Console(width=max(Console().width, 150))
     full = args.durability == "full"
     names = [w.strip() for w in args.workloads.split(",") if w.strip()]
     for name in names:
@@ -118,26 +123,27 @@ def main(argv: list[str] | None = None) -> None:
     cold: float | None = None
     with tempfile.TemporaryDirectory(prefix="stepwell-bench-") as tmp:
         folder = Path(tmp)
-        floor = sqlite_floor(folder / "floor.db", 2000, "FULL" if full else "NORMAL")
+        floor = sqlite_floor(folder / "floor.db", FLOOR_ROWS, "FULL" if full else "NORMAL")
         table = Table(title=f"stepwell bench: {args.durability} durability, "
                             f"median of {args.repeat}")
-        for col in ("workload", "steps", "wall s", "us/step", "steps/s", "x floor",
-                    "target x", "met", "DB bytes/step", "beyond layout", "peak RSS MB",
-                    "compile ms"):
+        for col in ("workload", "steps", "wall s", "us/step", "steps/s", "floor us",
+                    "x floor", "target x", "met", "DB bytes/step", "beyond layout",
+                    "peak RSS MB", "compile ms"):
             table.add_column(col, justify="left" if col == "workload" else "right",
                              no_wrap=col == "workload")
-        table.add_row("floor (sqlite3)", "2,000", f"{floor * 2000:.3f}",
-                      f"{floor * 1e6:.1f}", f"{1 / floor:,.0f}", "1.0", "-", "-", "-", "-",
-                      "-", "-")
+        table.add_row("floor (sqlite3)", f"{FLOOR_ROWS:,}", f"{floor * FLOOR_ROWS:.3f}",
+                      f"{floor * 1e6:.1f}", f"{1 / floor:,.0f}", f"{floor * 1e6:.1f}", "1.0",
+                      "-", "-", "-", "-", "-", "-")
         empty = empty_database_bytes()
         for name in names:
             kind = EXTRA[name][0] if name in EXTRA else name
             r = results[name] = _run_workload(kind, steps[name], args.durability, args.repeat)
             per_us = r["wall"] / r["steps"] * 1e6
-            x_floor = per_us / (floor * 1e6)
+            x_floor = r["x_floor"]
             target = TARGETS_X[name][1 if full else 0]
             table.add_row(name, f"{int(r['steps']):,}", f"{r['wall']:.3f}", f"{per_us:.1f}",
-                          f"{r['steps'] / r['wall']:,.0f}", f"{x_floor:.1f}",
+                          f"{r['steps'] / r['wall']:,.0f}", f"{r['floor_us']:.1f}",
+                          f"{x_floor:.1f}",
                           "-" if target is None else f"{target:g}",
                           "-" if target is None else _mark(x_floor <= target),
                           f"{r['bytes_per_step']:,.0f}",

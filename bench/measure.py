@@ -2,14 +2,23 @@
 
 Runs the workload ``--repeat`` times in fresh databases inside this process (after one
 warm-up run that is not counted) and prints one JSON line: median wall seconds, the
-persisted step count (checked against the database), database bytes per step, this
-process's peak RSS, and the time to compile the workflow once. Running each workload in
+persisted step count (checked against the database), the median ratio to the floor
+measured before each run and that floor, database bytes per step, this process's peak
+RSS, and the time to compile the workflow once. Running each workload in
 its own process keeps peak RSS per workload.
 
 Each run builds its workflow anew and opens a new Engine, as a process running the same
 workflow again and again does; the runs share the compiled graph
 (:func:`engine.graph.compile_shared`), so the warm-up run pays for compiling and
 ``compile_s`` reports what that costs, measured on its own.
+
+Right before each timed run the floor (:func:`bench.floor.sqlite_floor`: one committed
+sqlite3 row, at the durability's ``synchronous``) is measured in this process, and the
+run's per-step time is divided by it: ``x_floor`` is the median of those ratios and
+``floor_us`` the median floor. A shared machine's speed drifts within minutes; a floor
+measured beside each run compares the run with the machine as it was then, where one
+floor measured at the start of ``python -m bench`` compares it with the machine as it
+was a minute or more before.
 
 Before each timed run the cyclic garbage of the previous one (its workflow, Engine and
 store objects) is collected (:func:`settle_heap`): otherwise a full collection that this
@@ -31,6 +40,9 @@ import tempfile
 import time
 from pathlib import Path
 
+#: Rows of the floor measured before each timed run (as many as ``python -m bench``'s).
+FLOOR_ROWS = 2000
+
 
 def _db_bytes(db: Path) -> int:
     return sum(p.stat().st_size for p in db.parent.glob(f"{db.name}*") if p.is_file()
@@ -44,17 +56,23 @@ def settle_heap() -> None:
 
 
 def measure(workload: str, steps: int, durability: str, repeat: int) -> dict[str, float]:
-    """Median wall seconds of ``repeat`` runs of ``workload``, plus size and peak RSS."""
+    """Median wall seconds of ``repeat`` runs of ``workload``, its median ratio to the
+    floor measured right before each run, plus size and peak RSS."""
+    from bench.floor import sqlite_floor
     from bench.workloads import WORKLOADS
     from engine.core import Engine
 
     walls: list[float] = []
+    floors: list[float] = []
+    ratios: list[float] = []
     size = 0
     count = 0
+    synchronous = "FULL" if durability == "full" else "NORMAL"
     with tempfile.TemporaryDirectory(prefix="stepwell-bench-") as tmp:
         for index in range(repeat + 1):
             workflow, inputs, count = WORKLOADS[workload](steps)
             db = Path(tmp) / f"{workload}-{index}.db"
+            floor = sqlite_floor(Path(tmp) / f"floor-{index}.db", FLOOR_ROWS, synchronous)
             settle_heap()
             with Engine(db, durability=durability, max_concurrency=8) as engine:
                 start = time.perf_counter()
@@ -67,9 +85,12 @@ def measure(workload: str, steps: int, durability: str, repeat: int) -> dict[str
                 raise SystemExit(f"{workload}: expected {count} steps, found {written}")
             if index:  # the first run warms imports and caches
                 walls.append(wall)
+                floors.append(floor)
+                ratios.append(wall / count / floor)
                 size = _db_bytes(db)
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"wall": statistics.median(walls), "steps": count, "bytes_per_step": size / count,
+            "floor_us": statistics.median(floors) * 1e6, "x_floor": statistics.median(ratios),
             "peak_rss_mb": peak_rss_mb, "compile_s": _compile_seconds(workload, steps)}
 
 

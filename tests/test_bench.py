@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -32,6 +33,19 @@ def test_workloads_write_the_steps_they_promise() -> None:
         capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"steps": 39' in done.stdout
+
+
+def test_each_run_is_divided_by_the_floor_measured_beside_it() -> None:
+    """``x_floor`` is the run's per-step time over the floor measured right before it
+    (with one timed run, exactly that ratio), not over a floor from elsewhere."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.measure", "chain", "12", "process", "--repeat", "1"],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["steps"] == 12 and figures["floor_us"] > 0
+    per_step_us = figures["wall"] / figures["steps"] * 1e6
+    assert figures["x_floor"] == pytest.approx(per_step_us / figures["floor_us"], rel=1e-9)
 
 
 def test_the_printing_chain_keeps_its_lines_in_the_step_logs() -> None:

@@ -45,8 +45,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.coldstart import cold_start, python_floor
-from bench.floor import sqlite_floor
-from bench.measure import FLOOR_ROWS
+from bench.floor import FLOOR_ROWS, durability_floor
 from bench.reads import read_latencies
 from bench.workloads import DEFAULT_STEPS, STEPS
 from store.connection import empty_database_bytes
@@ -123,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     cold: float | None = None
     with tempfile.TemporaryDirectory(prefix="stepwell-bench-") as tmp:
         folder = Path(tmp)
-        floor = sqlite_floor(folder / "floor.db", FLOOR_ROWS, "FULL" if full else "NORMAL")
+        floor = durability_floor(folder / "floor.db", args.durability)
         table = Table(title=f"stepwell bench: {args.durability} durability, "
                             f"median of {args.repeat}")
         for col in ("workload", "steps", "wall s", "us/step", "steps/s", "floor us",

@@ -7,6 +7,12 @@ import sqlite3
 import time
 from pathlib import Path
 
+#: Rows one floor measurement commits (``python -m bench``, beside each timed run, and
+#: ``python -m bench.sqlreplay``).
+FLOOR_ROWS = 2000
+#: SQLite's ``synchronous`` for each of the store's durabilities the bench runs.
+SYNCHRONOUS = {"process": "NORMAL", "full": "FULL"}
+
 
 def sqlite_floor(path: Path, rows: int, synchronous: str = "NORMAL") -> float:
     """Seconds per committed insert of a small JSON row (WAL mode)."""
@@ -23,3 +29,9 @@ def sqlite_floor(path: Path, rows: int, synchronous: str = "NORMAL") -> float:
     elapsed = time.perf_counter() - start
     conn.close()
     return elapsed / rows
+
+
+def durability_floor(path: Path, durability: str = "process") -> float:
+    """Seconds per committed row of :data:`FLOOR_ROWS`, at ``durability``'s
+    ``synchronous`` (``process`` or ``full``)."""
+    return sqlite_floor(path, FLOOR_ROWS, SYNCHRONOUS[durability])

@@ -12,7 +12,7 @@ workflow again and again does; the runs share the compiled graph
 (:func:`engine.graph.compile_shared`), so the warm-up run pays for compiling and
 ``compile_s`` reports what that costs, measured on its own.
 
-Right before each timed run the floor (:func:`bench.floor.sqlite_floor`: one committed
+Right before each timed run the floor (:func:`bench.floor.durability_floor`: one committed
 sqlite3 row, at the durability's ``synchronous``) is measured in this process, and the
 run's per-step time is divided by it: ``x_floor`` is the median of those ratios and
 ``floor_us`` the median floor. A shared machine's speed drifts within minutes; a floor
@@ -40,9 +40,6 @@ import tempfile
 import time
 from pathlib import Path
 
-#: Rows of the floor measured before each timed run (as many as ``python -m bench``'s).
-FLOOR_ROWS = 2000
-
 
 def _db_bytes(db: Path) -> int:
     return sum(p.stat().st_size for p in db.parent.glob(f"{db.name}*") if p.is_file()
@@ -58,7 +55,7 @@ def settle_heap() -> None:
 def measure(workload: str, steps: int, durability: str, repeat: int) -> dict[str, float]:
     """Median wall seconds of ``repeat`` runs of ``workload``, its median ratio to the
     floor measured right before each run, plus size and peak RSS."""
-    from bench.floor import sqlite_floor
+    from bench.floor import durability_floor
     from bench.workloads import WORKLOADS
     from engine.core import Engine
 
@@ -67,12 +64,12 @@ def measure(workload: str, steps: int, durability: str, repeat: int) -> dict[str
     ratios: list[float] = []
     size = 0
     count = 0
-    synchronous = "FULL" if durability == "full" else "NORMAL"
     with tempfile.TemporaryDirectory(prefix="stepwell-bench-") as tmp:
         for index in range(repeat + 1):
             workflow, inputs, count = WORKLOADS[workload](steps)
             db = Path(tmp) / f"{workload}-{index}.db"
-            floor = sqlite_floor(Path(tmp) / f"floor-{index}.db", FLOOR_ROWS, synchronous)
+            # beside each timed run (the warm-up run's would be thrown away)
+            floor = durability_floor(Path(tmp) / f"floor-{index}.db", durability) if index else 0.0
             settle_heap()
             with Engine(db, durability=durability, max_concurrency=8) as engine:
                 start = time.perf_counter()

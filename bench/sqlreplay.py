@@ -186,7 +186,7 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
     Raises:
         SystemExit: the recorded run failed.
     """
-    from bench.floor import sqlite_floor
+    from bench.floor import durability_floor
     from bench.workloads import STEPS, WORKLOADS
     from engine.core import Engine
 
@@ -203,7 +203,7 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
         times = [replay(log, folder / f"replay-{i}.db") / count * 1e6 for i in range(repeat)]
         memory = [replay_in_memory(log) / count * 1e6 for _ in range(repeat)]
         pages = wal_pages(log, folder / "pages.db")
-        floor = sqlite_floor(folder / "floor.db", 2000) * 1e6
+        floor = durability_floor(folder / "floor.db") * 1e6
     return Split(workload=workload, steps=count, commits=len(log),
                  statements=sum(len(tx) for tx in log), sql_us=statistics.median(times),
                  floor_us=floor, replays_us=times, memory_us=statistics.median(memory),

@@ -10,7 +10,8 @@ fresh Engine opens it again) and a MemoryStore (the fresh Engine is given the sa
 The resumed run must end with the uninterrupted run's outcome
 and outputs, every step with the same status, outputs, skip reason and error, and the
 same retry count, except that an attempt cut short by the crash counts as spent (so the
-attempt limit holds across crashes). No step ``completed`` in the database at the crash
+attempt limit holds across crashes), and that a failed for_each running several
+iterations at a time may have opened one more or one fewer (see ``opened_in_a_race``). No step ``completed`` in the database at the crash
 may execute again.
 
 Every function of these workflows logs its step id when it starts; its result depends
@@ -19,6 +20,7 @@ only on its input and its block id, so both executions compute the same values.
 
 from __future__ import annotations
 
+import math
 import tempfile
 import zlib
 from collections import Counter
@@ -26,12 +28,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
+import engine.runner
 from engine import Engine, RunResult
 from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
@@ -319,16 +323,48 @@ def outcome(result: RunResult) -> tuple[Any, ...]:
     return (result.status, result.outputs, result.failing_step_id, result.error, result.reason)
 
 
+def racing_containers(workflow: Workflow) -> frozenset[str]:
+    """Block ids of the for_each containers that run more than one iteration at a time."""
+    return frozenset(b.id for b in workflow.blocks if b.type == "for_each"
+                     and b.config.get("max_concurrency", 1) > 1)
+
+
+def opened_in_a_race(step_id: str, final: dict[str, tuple[Any, ...]],
+                     expected: dict[str, tuple[Any, ...]], racing: frozenset[str]) -> bool:
+    """True when ``step_id`` belongs to an iteration of a racing for_each that failed in
+    both executions.
+
+    Such a container stops opening iterations once it sees one fail, and another
+    iteration may free a slot in the same round. A resume restarts every step that was
+    in flight at the crash in one round, which can put a branch one round ahead of where
+    it was in the uninterrupted run; so whether the next iteration opened before the
+    failure was seen may differ (as it may between two runs whose blocks have real
+    latency). Everything else must match.
+    """
+    for container, step in final.items():
+        if (step[0] in racing and step[1] == "error"
+                and expected.get(container, ())[1:2] == ("error",)
+                and step_id.startswith(f"{container}_iter_")):
+            return True
+    return False
+
+
 def assert_same_steps(final: dict[str, tuple[Any, ...]], expected: dict[str, tuple[Any, ...]],
-                      at_crash: dict[str, tuple[Any, ...]]) -> None:
-    """``final`` equals ``expected``, but for the retry counts of steps running at the crash.
+                      at_crash: dict[str, tuple[Any, ...]],
+                      racing: frozenset[str] = frozenset()) -> None:
+    """``final`` equals ``expected``, but for the retry counts of steps running at the crash
+    and the iterations a failed racing for_each opened (:func:`opened_in_a_race`).
 
     An attempt cut short by the crash counts as spent (a re-queued ``running`` step is a
     retry), so such a step ends with at least one more retry than it had at the crash;
     a step ``queued`` for a retry continues its count exactly.
     """
-    assert final.keys() == expected.keys()
+    differ = sorted(final.keys() ^ expected.keys())
+    assert all(opened_in_a_race(sid, final, expected, racing) for sid in differ), (
+        f"steps of only one execution: {differ}")
     for step_id, want in expected.items():
+        if step_id not in final:
+            continue
         got, before = final[step_id], at_crash.get(step_id)
         if before is not None and before[1] == "running":
             assert got[3] == max(want[3], before[3] + 1), f"{step_id}: attempts miscounted"
@@ -347,6 +383,16 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
     backend: str, plan: tuple[tuple[Any, ...], ...], value: int, crash: int
 ) -> None:
     note(f"plan: {plan!r}")
+    # The driver yields to the event loop after 20 ms of inline steps and picks up what
+    # async steps sent meanwhile; on a loaded machine that point moves, and with it which
+    # for_each iterations open before one fails. Both executions compared here must make
+    # the same scheduling decisions, so the driver only reads messages when it is idle.
+    with mock.patch.object(engine.runner, "_YIELD_EVERY_S", math.inf):
+        _resume_matches_uninterrupted(backend, plan, value, crash)
+
+
+def _resume_matches_uninterrupted(backend: str, plan: tuple[tuple[Any, ...], ...],
+                                  value: int, crash: int) -> None:
     STARTED.clear()
     workflow = build(plan)
     inputs = {"start": {"v": value, "round": 0}}
@@ -390,7 +436,7 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
         else:  # the run ended within ``limit`` batches this time
             final_steps = at_crash
     assert outcome(result) == expected
-    assert_same_steps(final_steps, expected_steps, at_crash)
+    assert_same_steps(final_steps, expected_steps, at_crash, racing_containers(workflow))
 
 
 

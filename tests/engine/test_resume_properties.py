@@ -11,8 +11,8 @@ The resumed run must end with the uninterrupted run's outcome
 and outputs, every step with the same status, outputs, skip reason and error, and the
 same retry count, except that an attempt cut short by the crash counts as spent (so the
 attempt limit holds across crashes), and that a failed for_each running several
-iterations at a time may have opened one more or one fewer (see ``opened_in_a_race``). No step ``completed`` in the database at the crash
-may execute again.
+iterations at a time may have opened one more or one fewer (see ``opened_in_a_race``).
+No step ``completed`` in the database at the crash may execute again.
 
 Every function of these workflows logs its step id when it starts; its result depends
 only on its input and its block id, so both executions compute the same values.

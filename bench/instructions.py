@@ -12,7 +12,7 @@ run costs per step (opening its Engine included), with the imports, the builds a
 first run's compiling left out. An uncounted process runs first, so that on a fresh
 checkout neither count includes writing the modules' bytecode. The cyclic garbage
 collector is off during the runs and the driver never yields for time
-(``engine.runner._YIELD_EVERY_S``), so the count does not depend on how fast the
+(:func:`engine.runner.untimed_yields`), so the count does not depend on how fast the
 machine is; ``PYTHONHASHSEED`` is fixed. A run on
 ``:memory:`` still executes its SQL; only the file system is left out.
 
@@ -44,19 +44,11 @@ BUILT = 4
 _COLLECTED = re.compile(r"Collected\s*:\s*(\d+)")
 
 
-def _no_time_yields() -> None:
-    """Make the driver's yield points independent of time (``_YIELD_EVERY_S``)."""
-    import engine.runner
-
-    engine.runner._YIELD_EVERY_S = float("inf")
-
-
 def run_inner(workload: str, steps: int, runs: int) -> None:
     """Build :data:`BUILT` workflows of ``workload``, then run the first ``runs``."""
     from bench.workloads import WORKLOADS
     from engine.core import Engine
 
-    _no_time_yields()
     built = [WORKLOADS[workload](steps) for _ in range(BUILT)]
     gc.disable()
     for workflow, inputs, _ in built[:runs]:
@@ -73,7 +65,6 @@ def run_inner_store(workload: str, steps: int, runs: int) -> None:
     from engine.core import Engine
     from store.sqlite import SQLiteStore
 
-    _no_time_yields()
     workflow, inputs, _ = WORKLOADS[workload](steps)
     recorded = SQLiteStore(":memory:")
     created: list[tuple[Any, float]] = []
@@ -190,8 +181,11 @@ def main(argv: list[str] | None = None) -> None:
     if not 1 <= args.runs <= BUILT:
         parser.error(f"--runs must be between 1 and {BUILT}")
     if args.inner:
+        from engine.runner import untimed_yields
+
         inner = run_inner_store if args.store else run_inner
-        inner(names[0], args.steps or 999, args.runs)
+        with untimed_yields():
+            inner(names[0], args.steps or 999, args.runs)
         return
     print(f"{'workload':<14} {'steps':>6} {'instructions/step':>17}"
           + (f" {'store apply/step':>16}" if args.store else ""))

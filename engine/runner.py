@@ -47,7 +47,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -73,11 +74,33 @@ from engine.scheduler import Scheduler, Task
 if TYPE_CHECKING:
     from engine.executors import AttemptExecutor
 
-__all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner"]
+__all__ = ["Listener", "RetryPolicy", "RunSettings", "Runner", "untimed_yields"]
 
 #: How long inline steps may run back to back before the driver yields to the event
 #: loop (cancel watcher, heartbeat, async workers).
 _YIELD_EVERY_S = 0.02
+
+
+@contextmanager
+def untimed_yields() -> Iterator[None]:
+    """Within it, run drivers yield to the event loop only when they wait for a step.
+
+    By default a driver that has run inline steps for :data:`_YIELD_EVERY_S` lets the
+    cancel watcher and async steps run and takes what they sent, at a point that moves
+    with the machine's speed. Without that, runs of a workflow whose blocks are
+    deterministic make the same scheduling decisions on any machine (which for_each
+    iterations open before one fails, how batches are cut), at the price of async steps
+    waiting until the inline work runs dry. For tests and instruction counts; not
+    thread-safe (it changes a module setting for the whole process).
+    """
+    global _YIELD_EVERY_S  # a process-wide setting, restored on exit
+    before, _YIELD_EVERY_S = _YIELD_EVERY_S, math.inf
+    try:
+        yield
+    finally:
+        _YIELD_EVERY_S = before
+
+
 #: The transitions of a loop sentinel committed with its outcome (see the docstring).
 _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
 _CANCELLED_BY_REQUEST = "cancelled by request"

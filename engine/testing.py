@@ -10,6 +10,8 @@
 * :func:`assert_step` (from :mod:`engine.assertions`) checks one step of a run with a
   readable failure message.
 * :data:`INSTANT_RETRY`: the default retry policy without the waits, for tests.
+* :func:`untimed_yields` (from :mod:`engine.runner`): runs schedule alike on any machine
+  (the driver never yields for time), for tests that compare two runs.
 * :class:`~blocks.providers.scripted.ScriptedProvider`: model answers per block or step
   (``provider={"extract": {...}}`` is a shortcut for it).
 
@@ -40,11 +42,12 @@ from engine.core import Engine
 from engine.definition import BlockDef, Workflow
 from engine.launch import RunOrigin, create_run, stand_ins
 from engine.options import RetryPolicy, model_provider
+from engine.runner import untimed_yields
 from engine.stubs import Attempts, Failure, Outputs, StubCall
 
 __all__ = [
     "INSTANT_RETRY", "Attempts", "BlockRun", "Failure", "Outputs", "ScriptedProvider",
-    "StubCall", "arun_block", "assert_step", "run_block",
+    "StubCall", "arun_block", "assert_step", "run_block", "untimed_yields",
 ]
 
 #: The engine's default retry policy (3 attempts) without waiting between attempts.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import Any
 
 from engine.contracts.blocks import current_context
@@ -76,5 +77,25 @@ def chatty(data: Any) -> dict[str, Any]:
 
 def quiet(data: Any) -> dict[str, Any]:
     """n + 1, printing nothing."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}
+
+
+#: What ``slow`` and ``async_mark`` ran, in order (cleared by the test).
+ORDER: list[str] = []
+
+
+def slow(data: Any) -> dict[str, Any]:
+    """Take 30 ms (longer than the driver runs inline steps between yields), then n + 1."""
+    ctx = current_context()
+    ORDER.append(ctx.block_id if ctx is not None else "?")
+    time.sleep(0.03)
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}
+
+
+async def async_mark(data: Any) -> dict[str, Any]:
+    """Note that an async step got the event loop, then n + 1."""
+    ORDER.append("async")
     n = data["n"] if isinstance(data, dict) else data.n
     return {"n": n + 1}

@@ -20,7 +20,6 @@ only on its input and its block id, so both executions compute the same values.
 
 from __future__ import annotations
 
-import math
 import tempfile
 import zlib
 from collections import Counter
@@ -28,14 +27,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import anyio.lowlevel
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
-import engine.runner
 from engine import Engine, RunResult
 from engine.contracts.blocks import current_context
 from engine.contracts.errors import PermanentError, TransientError
@@ -44,7 +41,7 @@ from engine.contracts.logs import AttemptLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus
 from engine.definition import Workflow, WorkflowBuilder
-from engine.testing import INSTANT_RETRY
+from engine.testing import INSTANT_RETRY, untimed_yields
 from store.memory import MemoryStore
 from store.sqlite import SQLiteStore
 
@@ -383,11 +380,10 @@ def test_resume_after_any_persisted_prefix_ends_like_an_uninterrupted_run(
     backend: str, plan: tuple[tuple[Any, ...], ...], value: int, crash: int
 ) -> None:
     note(f"plan: {plan!r}")
-    # The driver yields to the event loop after 20 ms of inline steps and picks up what
-    # async steps sent meanwhile; on a loaded machine that point moves, and with it which
-    # for_each iterations open before one fails. Both executions compared here must make
-    # the same scheduling decisions, so the driver only reads messages when it is idle.
-    with mock.patch.object(engine.runner, "_YIELD_EVERY_S", math.inf):
+    # On a loaded machine the driver's time-based yields move, and with them which
+    # for_each iterations open before one fails: both executions compared here must
+    # make the same scheduling decisions.
+    with untimed_yields():
         _resume_matches_uninterrupted(backend, plan, value, crash)
 
 

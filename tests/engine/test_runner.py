@@ -17,6 +17,7 @@ from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.values import Payload, RunStatus
 from engine.core import Engine
 from engine.definition import Workflow
+from engine.runner import untimed_yields
 from store.sqlite import SQLiteStore
 from tests.engine import runner_targets
 
@@ -262,3 +263,45 @@ def test_loop_sentinels_get_no_log_and_their_bodies_keep_theirs(
                               "while_loop_sentinel_start", "while_loop_sentinel_end"}
     assert not any(sentinels.values())
     assert seen["function"] is True
+
+
+def _slow_chain_beside_an_async_step() -> Workflow:
+    b = Workflow.builder("slow chain").block("start", "start_json")
+    prev = "start"
+    for name in ("s1", "s2", "s3"):
+        b.block(name, "function", config={"python": "tests.engine.runner_targets:slow",
+                                          "output_schema": SCHEMA})
+        b.edge(prev, name)
+        prev = name
+    b.block("a", "function", config={"python": "tests.engine.runner_targets:async_mark",
+                                     "output_schema": SCHEMA})
+    return b.edge("start", "a").build()
+
+
+def test_untimed_yields_keep_an_async_step_waiting_until_the_inline_work_runs_dry() -> None:
+    """Slow inline steps let an async step run between them; within ``untimed_yields``
+    the driver yields only when it waits, so the order no longer depends on time."""
+    workflow = _slow_chain_beside_an_async_step()
+    inputs = {"start": {"n": 0}}
+    with Engine(":memory:") as engine:
+        assert engine.run(workflow, inputs).ok  # imports the targets: inline from now on
+        runner_targets.ORDER.clear()
+        assert engine.run(workflow, inputs).ok
+        timed = list(runner_targets.ORDER)
+        runner_targets.ORDER.clear()
+        with untimed_yields():
+            assert engine.run(workflow, inputs).ok
+        untimed = list(runner_targets.ORDER)
+    assert timed.index("async") < timed.index("s3"), timed
+    assert untimed == ["s1", "s2", "s3", "async"]
+
+
+def test_untimed_yields_restore_the_time_based_yield_on_exit() -> None:
+    with pytest.raises(RuntimeError), untimed_yields():
+        raise RuntimeError("left early")
+    workflow = _slow_chain_beside_an_async_step()
+    with Engine(":memory:") as engine:
+        engine.run(workflow, {"start": {"n": 0}})
+        runner_targets.ORDER.clear()
+        assert engine.run(workflow, {"start": {"n": 0}}).ok
+    assert runner_targets.ORDER.index("async") < runner_targets.ORDER.index("s3")

@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from engine.contracts.logs import LogStream, StepLog
 
@@ -69,11 +69,24 @@ class RoutingStream:
         return getattr(self.original, name)
 
 
+class Writer(Protocol):
+    """What :class:`TeeStream` writes through to: a text stream, or anything with
+    ``write`` and ``flush`` (the function worker's bounded copies)."""
+
+    def write(self, text: str, /) -> int:
+        """Write ``text``; the number of characters taken."""
+        ...
+
+    def flush(self) -> None:
+        """Flush what was written."""
+        ...
+
+
 class TeeStream:
     """A text stream writing to a step's log and to another stream (the function
     worker, which runs one step per process, keeps its stdout tail and stderr too)."""
 
-    def __init__(self, stream: str, log: StepLog, original: TextIO) -> None:
+    def __init__(self, stream: str, log: StepLog, original: Writer) -> None:
         self._stream = stream
         self._log = log
         self.original = original

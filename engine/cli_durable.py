@@ -53,14 +53,14 @@ BlocksOption = Annotated[list[str] | None, typer.Option(
 CANCEL_WAIT_S = 5.0
 
 
-def _engine(db: Path | None, durability: Durability = Durability.process,
+def _engine(db: str | Path | None, durability: Durability = Durability.process,
             blocks: list[str] | None = None) -> Any:
     from engine.cli_run import cli_engine
 
     return cli_engine(existing_db(db), blocks or (), durability)
 
 
-def _continue(engine: Any, db: Path | None, run_id: str | None, prepare: Any, *,
+def _continue(engine: Any, db: str | Path | None, run_id: str | None, prepare: Any, *,
               as_json: bool, wait: bool = False, show_all: bool = False) -> None:
     """Execute the run ``prepare()`` makes (``run_id``, or a new run when None) with the
     progress view, report how it ended and exit with its code; Ctrl-C leaves the run
@@ -193,7 +193,7 @@ def _parse_data(raw: str | None) -> tuple[Any, bool]:
              "Pass JSON like '{\"amount\": 90}' or @file.json.", EXIT_USAGE)
 
 
-def _decide(review_id: str, db: Path | None, as_json: bool, durability: Durability,
+def _decide(review_id: str, db: str | Path | None, as_json: bool, durability: Durability,
             options: dict[str, Any], **decision: Any) -> None:
     """Record the decision, then continue the run unless it cannot or need not be.
 

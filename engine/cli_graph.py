@@ -49,7 +49,7 @@ def block_statuses(steps: Iterable[Mapping[str, Any]]
     return statuses, notes
 
 
-def graph_text(workflow: Path | None, *, run_id: str | None, db: Path | None,
+def graph_text(workflow: Path | None, *, run_id: str | None, db: str | Path | None,
                blocks: Sequence[str] = ()) -> str:
     """The Mermaid text ``stepwell graph`` prints.
 

@@ -52,7 +52,7 @@ NAME_SEARCH = 1000
 
 
 @contextmanager
-def read_client(db: Path | None) -> Iterator[Any]:
+def read_client(db: str | Path | None) -> Iterator[Any]:
     """A read client on an existing database, closed afterwards."""
     from store.client import Client
 

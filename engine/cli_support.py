@@ -105,7 +105,7 @@ def resolve_db(db: str | Path | None) -> str:
     return text
 
 
-def existing_db(db: Path | None) -> str:
+def existing_db(db: str | Path | None) -> str:
     """The database path for read commands, which never create a database.
 
     Raises:

@@ -92,10 +92,12 @@ class Heartbeat:
                 if runner.cancel_taken():
                     return True
                 reason = runner.store.cancel_requested(runner.settings.run_id)
-                if reason and self._asked_at is None:
-                    self._asked_at = time.monotonic()
+                asked_at = self._asked_at
+                if reason and asked_at is None:
+                    asked_at = self._asked_at = time.monotonic()
                     runner.cancel_noticed.set()
-                if reason and time.monotonic() - self._asked_at > ABANDON_AFTER_S:
+                if reason and asked_at is not None and (
+                        time.monotonic() - asked_at > ABANDON_AFTER_S):
                     runner.abandon(reason if isinstance(reason, str) else
                                    CANCELLED_BY_REQUEST)
                     self._stopped = True

@@ -9,7 +9,9 @@ the SQLite store refuses it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from engine.contracts.catalog import FileEntry, FileFilters, UploadSession
@@ -26,6 +28,10 @@ from store.evals import eval_run_matches, file_matches, json_fields
 from store.paging import keyset_page
 
 T = TypeVar("T")
+
+
+#: A record's id (every record kept here has one).
+_ident: Callable[[Any], str] = attrgetter("id")
 
 
 def _key(row: Any) -> tuple[float, str]:
@@ -52,7 +58,7 @@ class MemoryEvals:
     def _page(self, rows: list[T], *, limit: int, after: str | None, before: str | None,
               descending: bool, kind: str) -> RecordPage[T]:
         rows = sorted(rows, key=_key, reverse=descending)
-        return keyset_page(rows, lambda r: r.id, limit=limit, after=after, before=before,
+        return keyset_page(rows, _ident, limit=limit, after=after, before=before,
                            kind=kind)
 
     @staticmethod

@@ -231,7 +231,8 @@ class MemoryReads(MemoryOutline):
         with self.tables.lock:
             found = self.tables.artifacts.get(artifact_id)
             run = self.tables.runs.get(found.run_id) if found is not None else None
-            if run is None or organization_id not in (None, run.organization_id):
+            if found is None or run is None or organization_id not in (
+                    None, run.organization_id):
                 raise artifact_not_found(artifact_id)  # another organization's: as unknown
             return copy.deepcopy(found)
 

@@ -449,7 +449,8 @@ class UploadRow(SQLModel, table=True):
 EVAL_TABLES = (EvalRow, EvalRunRow, EvalResultRow, BlockExecutionRow, FileEntryRow, UploadRow)
 
 
-TABLES = (RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow,
-          ReviewRow, ReviewVersionRow, *EVAL_TABLES, StepLogRow)
+TABLES: tuple[type[SQLModel], ...] = (
+    RunRow, DefinitionRow, StepRow, ArtifactRow, WorkflowRow, WorkflowVersionRow, ReviewRow,
+    ReviewVersionRow, *EVAL_TABLES, StepLogRow)
 #: The PostgreSQL layout: the same tables, and the file store.
-PG_TABLES = (*TABLES, FileRow, BlobRow)
+PG_TABLES: tuple[type[SQLModel], ...] = (*TABLES, FileRow, BlobRow)

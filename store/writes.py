@@ -318,15 +318,15 @@ class StepWriter:
                     named.append((run_id, c.step_id))
             else:
                 key = tuple(map(is_not, cols[3:19], _NONES))
-                shape = _UPDATES.get(key)
-                if shape is None:
-                    shape = _UPDATES[key] = _update_shape(key)
-                row = shape[1](cols) + ("," + ",".join(c.trail), run_id, c.step_id,
-                                        _TEXT[c.before])
-                if updates and updates[-1][0] is shape[0]:
+                update = _UPDATES.get(key)
+                if update is None:
+                    update = _UPDATES[key] = _update_shape(key)
+                row = update[1](cols) + ("," + ",".join(c.trail), run_id, c.step_id,
+                                         _TEXT[c.before])
+                if updates and updates[-1][0] is update[0]:
                     updates[-1][1].append(row)
                 else:
-                    updates.append((shape[0], [row]))
+                    updates.append((update[0], [row]))
                 count += 1
         if inserted:
             _insert_rows(conn, shapes, inserted)

@@ -124,7 +124,7 @@ def record(cls: type[_T]) -> type[_T]:
     explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in own))
     made: type[_T] = dataclass(cls, init=False, repr=False, eq=False, slots=True,
                                kw_only=True)
-    every = fields(made)
+    every = fields(made)  # type: ignore[arg-type]  # a dataclass now, which _T cannot say
     names = frozenset(item.name for item in every)
     shown = tuple(item.name for item in every if item.repr)
     shown_values = _values(shown)

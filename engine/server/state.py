@@ -151,6 +151,7 @@ class Readers:
             with self._lock:
                 self._all.append(store)
             return store
+        assert self.files is not None  # a SQLite database keeps its files beside it
         return SQLiteReads(Database(self._open(), self.db_path), self.files)
 
     def _open(self) -> sqlite3.Connection:

@@ -64,7 +64,8 @@ class PreparedStatements:
             name = self._names.get(sql)
             if name is None:
                 name = self._prepare(sql)
-            result = pgconn.exec_prepared(name, values)
+            # a None is SQL NULL, which libpq takes (the stub says bytes only)
+            result = pgconn.exec_prepared(name, values)  # type: ignore[arg-type]
             if result.status not in _FAILED:
                 return
             state = result.error_field(DiagnosticField.SQLSTATE)

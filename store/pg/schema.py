@@ -41,7 +41,7 @@ def open_schema(db: PgDatabase, *, create: bool = True) -> None:
     """
     with db.lock, db.guard("opening the database"):
         conn = db.conn
-        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        (schema,) = conn.execute("SELECT current_schema()").fetchone() or (None,)
         if schema is None:
             raise StorageError(
                 f"{db.path}: no schema on the search_path exists. Create it "

@@ -124,12 +124,12 @@ def summarize(workflow: Workflow, tallies: Iterable[BlockTally],
         if tally.block_type.endswith((SENTINEL_START, SENTINEL_END)):
             _count_items(blocks, tally)
             continue
-        block = blocks.get(tally.block_id)
-        if block is None:  # a step of a block the stored definition lacks
-            block = blocks[tally.block_id] = BlockSummary(
+        summary = blocks.get(tally.block_id)
+        if summary is None:  # a step of a block the stored definition lacks
+            summary = blocks[tally.block_id] = BlockSummary(
                 block_id=tally.block_id, label=tally.label or tally.block_id,
                 type=tally.block_type, parent=None)
-        block.counts[tally.status] += tally.count
+        summary.counts[tally.status] += tally.count
         if tally.status in ("skipped", "cancelled") and block.reason is None:
             block.reason = tally.reason
         if tally.status == "error" and block.error is None:

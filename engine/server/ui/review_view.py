@@ -185,7 +185,8 @@ def form_fields(proposal: Any, schema: Any, likelihoods: dict[str, Any]) -> list
     fields = []
     for name in names:
         value = proposal.get(name)
-        spec = props.get(name) if isinstance(props.get(name), dict) else {}
+        found = props.get(name)
+        spec = found if isinstance(found, dict) else {}
         kind = _kind(spec.get("type"), value)
         text = ("" if value is None else json.dumps(value, indent=2) if kind == "json"
                 else str(value).lower() if kind == "boolean" else str(value))

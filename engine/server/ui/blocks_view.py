@@ -116,10 +116,10 @@ def summarize(workflow: Workflow, tallies: Iterable[BlockTally],
     blocks = {b.id: BlockSummary(block_id=b.id, label=b.display_label, type=b.type,
                                  parent=b.parent_id)
               for b in workflow.blocks if b.type not in HIDDEN_TYPES}
-    for block in blocks.values():
-        if block.is_container:
-            block.items = ItemProgress(unit="iterations" if block.type == "while_loop"
-                                       else "items")
+    for container in blocks.values():
+        if container.is_container:
+            container.items = ItemProgress(
+                unit="iterations" if container.type == "while_loop" else "items")
     for tally in tallies:
         if tally.block_type.endswith((SENTINEL_START, SENTINEL_END)):
             _count_items(blocks, tally)
@@ -130,10 +130,10 @@ def summarize(workflow: Workflow, tallies: Iterable[BlockTally],
                 block_id=tally.block_id, label=tally.label or tally.block_id,
                 type=tally.block_type, parent=None)
         summary.counts[tally.status] += tally.count
-        if tally.status in ("skipped", "cancelled") and block.reason is None:
-            block.reason = tally.reason
-        if tally.status == "error" and block.error is None:
-            block.error = tally.error
+        if tally.status in ("skipped", "cancelled") and summary.reason is None:
+            summary.reason = tally.reason
+        if tally.status == "error" and summary.error is None:
+            summary.error = tally.error
     _add_sizes(blocks, sizes)
     return blocks
 

@@ -66,10 +66,7 @@ def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     Raises:
         StorageError: the artifact names no ``operation``.
     """
-    artifact = ev.artifact
-    operation = artifact.get("operation") if artifact is not None else None
-    if not isinstance(operation, str) or not operation:
-        operation = _operation(ev)  # raises: the message says what to return
+    operation = _operation(ev)
     tag = artifact_digest(run_id, ev.step_id, ev.retry_count)[:TAG_DIGITS]
     return f"{artifact_prefix(operation)}_{tag}", operation
 

@@ -23,10 +23,12 @@ from pydantic import Field
 from blocks.base import BlockType, StrictConfig
 from blocks.condition_paths import (
     MISSING,
+    WILDCARD,
     PathSyntaxError,
     json_type,
     lookup,
     parse_path,
+    resolve,
 )
 from blocks.control import (
     NamedInput,
@@ -218,6 +220,8 @@ class Reshape(BlockType):
         out: dict[str, Any] = {}
         for target, source in config.mappings.items():
             value = lookup(data, source)
+            if value is MISSING and WILDCARD in parse_path(source) and not resolve(data, source):
+                value = []  # a `*` over an empty array: no elements, not a missing path
             if value is MISSING:
                 if config.missing == "error":
                     raise PermanentError(

@@ -75,6 +75,8 @@ class ExtractConfig(StrictConfig):
         """``[(handle, input)]`` with the primary input first."""
         named = [(f"input-{i.type}-{i.name if i.name not in (None, '') else n}", i)
                  for n, i in enumerate(self.inputs)]
+        if not named:  # ``inputs: []``: check() reports MISSING_INPUTS
+            return []
         primary = next((h for h, i in named if i.is_primary),
                        next((h for h, i in named if i.type == "file"), named[0][0]))
         return sorted(named, key=lambda hi: hi[0] != primary)

@@ -194,8 +194,67 @@ def _schema_problem(schema: Any) -> jsonschema.exceptions.SchemaError | None:
     return _SCHEMA_PROBLEMS[key]
 
 
+#: Keywords whose values are data, not subschemas: a ``$ref`` key in them is no reference.
+_DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
+
+
+def _refs(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]] | None:
+    """``(path, ref)`` for every ``$ref`` in a schema; None when a nested ``$id`` moves the
+    base URI (those refs are left to the validator)."""
+    if isinstance(node, Mapping):
+        if at and "$id" in node:
+            return None
+        found: list[tuple[tuple[Any, ...], str]] = []
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                found.append(((*at, key), value))
+            elif key not in _DATA_KEYWORDS:
+                inner = _refs(value, (*at, key))
+                if inner is None:
+                    return None
+                found += inner
+        return found
+    if isinstance(node, list):
+        found_in_list: list[tuple[tuple[Any, ...], str]] = []
+        for n, value in enumerate(node):
+            inner = _refs(value, (*at, n))
+            if inner is None:
+                return None
+            found_in_list += inner
+        return found_in_list
+    return []
+
+
+def _unresolvable_ref(schema: Any) -> tuple[tuple[Any, ...], str, str] | None:
+    """The first ``$ref`` the validator could not resolve: ``(path, ref, reason)``.
+
+    Only local documents are resolved (stepwell never fetches a remote schema), so a
+    pointer to nowhere or a remote URL would otherwise fail every step at run time.
+    """
+    if not isinstance(schema, Mapping):
+        return None
+    refs = _refs(schema)
+    if not refs:
+        return None
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012, specification_with
+
+    specification = specification_with(str(schema.get("$schema", "")), default=DRAFT202012)
+    resource = specification.create_resource(dict(schema))
+    base = resource.id() or ""
+    resolver = REGISTRY.with_resource(base, resource).resolver(base_uri=base)
+    for where, ref in refs:
+        try:
+            resolver.lookup(ref)
+        except Unresolvable as exc:
+            return where, ref, str(exc).split(" within ")[0][:200]
+    return None
+
+
 def schema_diagnostics(schema: Any, path: str) -> list[Diagnostic]:
-    """``INVALID_JSON_SCHEMA`` when ``schema`` (at YAML ``path``) is not a JSON Schema."""
+    """``INVALID_JSON_SCHEMA`` when ``schema`` (at YAML ``path``) is not a JSON Schema, or
+    holds a ``$ref`` that points nowhere."""
     if schema is None:
         return []
     exc = _schema_problem(schema)
@@ -206,6 +265,19 @@ def schema_diagnostics(schema: Any, path: str) -> list[Diagnostic]:
                 message=f"not a valid JSON Schema: {exc.message}",
                 path=f"{path}.{_dotted(exc.absolute_path)}" if exc.absolute_path else path,
                 fix="fix the schema (see https://json-schema.org/understanding-json-schema)",
+            )
+        ]
+    bad_ref = _unresolvable_ref(schema)
+    if bad_ref is not None:
+        where, ref, reason = bad_ref
+        return [
+            Diagnostic(
+                code="INVALID_JSON_SCHEMA",
+                message=f"$ref {ref!r} cannot be resolved ({reason}); stepwell resolves "
+                "references inside the schema only",
+                path=f"{path}.{_dotted(where)}",
+                fix="point $ref at a definition in the same schema (e.g. `#/$defs/line`), "
+                "or inline the referenced schema",
             )
         ]
     return []

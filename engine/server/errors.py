@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from engine.contracts.bounded import MAX_JSON_DEPTH
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from fastapi.responses import JSONResponse
 
 log = logging.getLogger("stepwell.server")
+
+#: FastAPI's 400 detail for a body whose parsing raised something other than a JSON error.
+_UNPARSABLE_BODY = "There was an error parsing the body"
 
 _STATUS_CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
                  405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE",
@@ -133,6 +137,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 "No such endpoint. See /docs (or /openapi.json) for the routes served.")
         elif exc.status_code == 405:
             message = "This endpoint does not accept that method. See /docs for the routes."
+        elif exc.status_code == 400 and message == _UNPARSABLE_BODY:
+            # FastAPI's answer to a body json.loads could not even fail cleanly on (not
+            # UTF-8, or nested past the interpreter's stack): bad input like any other
+            code, message = "INVALID_INPUT", (
+                "The request body could not be read as JSON: it is not UTF-8 or it nests "
+                f"too deeply. Send UTF-8 JSON nested at most {MAX_JSON_DEPTH} levels.")
+            return respond(ApiError(422, code, message))
         return respond(ApiError(exc.status_code, code, message))
 
     async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

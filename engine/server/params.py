@@ -100,7 +100,7 @@ def parse_metadata(value: str | None) -> dict[str, str]:
         return {}
     try:
         data = json.loads(value)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # "[[[[..." deeper than the stack
         data = None
     if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
         raise ApiError(422, "INVALID_PARAMETER",

@@ -10,6 +10,7 @@ run row written, so a rejected request leaves nothing behind.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Annotated, Any, Literal
 
@@ -150,7 +151,8 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
     if workflow_id is not None:
         current = state.store.get_workflow(workflow_id, org)
     else:  # the id runs from the CLI use: metadata.id, else one derived from the name
-        current = _registered(state, wf.workflow_id(), org)
+        current = (_registered(state, wf.workflow_id(), org)
+                   or _registered(state, _own_id(wf.workflow_id(), org), org))
     if current is None:
         action = "create"
     else:
@@ -163,8 +165,12 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
         try:
             _create(state, wf, body, target, digest, org, now)
         except ConflictError:  # another organization has this id: theirs stays unseen
-            target = new_workflow_id()
-            _create(state, wf, body, target, digest, org, now)
+            target = _own_id(target, org)  # stable, so applying it again updates it
+            try:
+                _create(state, wf, body, target, digest, org, now)
+            except ConflictError:  # taken on purpose by another organization's metadata.id
+                target = new_workflow_id()
+                _create(state, wf, body, target, digest, org, now)
         return _plan(wf, target, action, diagnostics)
     named = name_edges(wf, current.id)
     stamps = stamps_after(definition_of(current), named, current.stamps, now,
@@ -177,6 +183,11 @@ def _apply(request: Request, body: DeclarativeWorkflowBody, org: str,
     if workflow_id is None:  # spec/apply of a workflow it has: the new YAML is what runs
         state.store.publish_workflow(current.id, org, description=wf.description, now=now)
     return _plan(wf, current.id, action, diagnostics)
+
+
+def _own_id(workflow_id: str, org: str) -> str:
+    """The id this organization's workflow gets when another one holds ``workflow_id``."""
+    return "wf_" + hashlib.sha256(f"{org}\n{workflow_id}".encode()).hexdigest()[:20]
 
 
 def _registered(state: Any, workflow_id: str, org: str) -> Any:

@@ -405,6 +405,14 @@ async def test_reshape_missing_paths(make_ctx: MakeCtx) -> None:
     assert result.outputs["output-json-0"].data == {"total": None}
 
 
+async def test_reshape_wildcard_over_an_empty_array_is_an_empty_list(make_ctx: MakeCtx) -> None:
+    cfg: dict[str, Any] = {"mappings": {"skus": "lines.*.sku"}}
+    result = await run_block(Reshape(), make_ctx("reshape"), cfg, {"input-json-0": {"lines": []}})
+    assert result.outputs["output-json-0"].data == {"skus": []}
+    with pytest.raises(PermanentError, match=r"path 'lines.\*.sku'"):  # no array at all
+        await run_block(Reshape(), make_ctx("reshape"), cfg, {"input-json-0": {}})
+
+
 async def test_reshape_validates_output_schema(make_ctx: MakeCtx) -> None:
     cfg = {
         "mappings": {"total": "t"},

@@ -77,6 +77,16 @@ def test_an_invalid_schema_is_a_validation_diagnostic() -> None:
     assert ("UNKNOWN_REVIEW_PREDICATE", "blocks[1](read).config.review.predicate.kind") in found
 
 
+def test_empty_inputs_is_a_diagnostic_not_a_crash() -> None:
+    wf = (Workflow.builder("no inputs")
+          .block("upload", "start_document")
+          .block("read", "extract", config={"json_schema": SCHEMA, "inputs": []})
+          .edge("upload", "read", source_handle="output-file-0", target_handle="document")
+          .build())
+    found = {(d.code, d.path) for d in validate_workflow(wf, default_registry())}
+    assert ("MISSING_INPUTS", "blocks[1](read).config.inputs") in found
+
+
 async def _extract(make_ctx: MakeCtx, config: dict[str, Any], inputs: dict[str, Any],
                    **ctx: Any) -> Any:
     return await run_block(Extract(), make_ctx("extract", "read", **ctx), config, inputs)

@@ -10,7 +10,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from blocks.extract import allow_null
-from blocks.schemas import ensure_matches_schema, is_valid, schema_checks, schema_errors
+from blocks.schemas import (
+    ensure_matches_schema,
+    is_valid,
+    schema_checks,
+    schema_diagnostics,
+    schema_errors,
+)
 from engine.contracts.blocks import BlockContext
 from engine.contracts.errors import PermanentError
 
@@ -80,3 +86,25 @@ def test_composition_failures_name_the_inner_key_and_problem() -> None:
         ("lines[0].qty", "'x' is not of type 'integer'"),
         ("ref", "'ref' is a required property")}
     assert not any("any of the given schemas" in e["message"] for e in errors)
+
+
+@pytest.mark.parametrize(("schema", "where"), [
+    ({"type": "object", "properties": {"a": {"$ref": "#/$defs/line"}}}, "s.properties.a.$ref"),
+    ({"$ref": "https://example.com/invoice.json"}, "s.$ref"),
+])
+def test_a_ref_that_points_nowhere_is_a_schema_diagnostic(schema: dict[str, Any],
+                                                           where: str) -> None:
+    found = schema_diagnostics(schema, "s")
+    assert [(d.code, d.path) for d in found] == [("INVALID_JSON_SCHEMA", where)]
+    assert "$ref" in found[0].message and "#/$defs/" in found[0].fix
+
+
+@pytest.mark.parametrize("schema", [
+    {"$defs": {"m": {"type": "string"}}, "properties": {"a": {"$ref": "#/$defs/m"}}},
+    {"$schema": "http://json-schema.org/draft-07/schema#",
+     "definitions": {"m": {}}, "properties": {"a": {"$ref": "#/definitions/m"}}},
+    {"$defs": {"n": {"properties": {"kid": {"$ref": "#/$defs/n"}}}}, "$ref": "#/$defs/n"},
+    {"properties": {"$ref": {"type": "string"}, "c": {"const": {"$ref": "not a ref"}}}},
+])
+def test_resolvable_refs_are_fine(schema: dict[str, Any]) -> None:
+    assert schema_diagnostics(schema, "s") == []

@@ -343,3 +343,40 @@ def test_out_of_range_numbers_are_422(a: Api) -> None:
         error(a.get("/v1/workflows/runs", **{name: 2**70}), 422, "VALIDATION_ERROR")
         error(a.get("/v1/workflows/runs", **{name: -1}), 422, "VALIDATION_ERROR")
     error(a.get("/v1/workflows/runs", limit=2**70), 422, "VALIDATION_ERROR")
+
+
+def test_json_nested_past_the_stack_is_422_not_a_crash(a: Api) -> None:
+    detail = error(a.get("/v1/workflows/runs", metadata="[" * 5000), 422, "INVALID_PARAMETER")
+    assert "metadata" in detail["message"]
+    deep = '{"workflow_id": "wf_x", "json_inputs": {"data": ' + "[" * 5000 + "]" * 5000 + "}}"
+    for body in (deep.encode(), b'{"workflow_id": "\xff"}'):
+        response = a.http.post("/v1/workflows/runs", content=body,
+                               headers={"content-type": "application/json"})
+        assert "64 levels" in error(response, 422, "INVALID_INPUT")["message"]
+    assert a.get("/v1/workflows/runs").status_code == 200
+
+
+def test_applying_again_updates_a_workflow_whose_id_another_organization_holds(
+        a: Api, b: Api) -> None:
+    text = ECHO.replace("name: Echo", "name: Shadowed echo")
+
+    def apply(api: Api, yaml: str) -> dict[str, Any]:
+        response = api.post("/v1/workflows/spec/apply", {"yaml_definition": yaml})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    assert apply(a, text)["workflow_id"] == "wf_shadowed_echo"
+    theirs = apply(b, text)
+    assert theirs["action"] == "create" and theirs["workflow_id"] != "wf_shadowed_echo"
+    again = apply(b, text)
+    assert (again["action"], again["workflow_id"]) == ("noop", theirs["workflow_id"])
+    edited = text.replace("data: {type: start_json, label: Data}",
+                          "data: {type: start_json, label: Data, "
+                          "config: {json_schema: {type: object}}}")
+    planned = b.post("/v1/workflows/spec/plan", {"yaml_definition": edited}).json()
+    assert (planned["action"], planned["workflow_id"]) == ("update", theirs["workflow_id"])
+    updated = apply(b, edited)
+    assert (updated["action"], updated["workflow_id"]) == ("update", theirs["workflow_id"])
+    names = [w["name"] for w in b.get("/v1/workflows", limit=1000).json()["data"]]
+    assert names.count("Shadowed echo") == 1
+    error(a.get(f"/v1/workflows/{theirs['workflow_id']}"), 404)

@@ -250,3 +250,65 @@ def test_approving_an_untouched_form_keeps_the_proposal(chromium: str,
         assert row["decision"] == "approved"
         assert len(versions_of(store, row)) == 1  # no "human" version was recorded
         assert versions_of(store, row)[0].snapshot == TRICKY
+
+
+_EDGES_OUTSIDE_THE_VIEW = """() => {
+  const svg = document.querySelector("#graph svg");
+  const [x, y, w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
+  const outside = [];
+  svg.querySelectorAll("path.edge").forEach((path) => {
+    for (const [, px, py] of path.getAttribute("d").matchAll(/[ML](-?[\\d.]+),(-?[\\d.]+)/g)) {
+      if (+px < x || +px > x + w || +py < y || +py > y + h) { outside.push(path.getAttribute("d")); }
+    }
+  });
+  return outside;
+}"""
+
+
+def test_the_graph_draws_nested_loops_and_keeps_every_edge_in_view(
+        chromium: str, db_copy: tuple[Path, Seeded]) -> None:
+    """A for_each inside a for_each is drawn (dagre once died on it, leaving no graph),
+    and an edge routed around the other blocks (read_invoice -> done of the review run,
+    above them) stays inside the drawing."""
+    from playwright.sync_api import expect
+
+    from engine import Engine
+
+    db, runs = db_copy
+    example = ROOT / "examples" / "order_pricing"
+    with Engine(db) as engine:
+        nested = engine.run(example / "workflow.yaml",
+                            {"order_in": json.loads((example / "orders.json").read_text())})
+    assert nested.status == "completed", nested
+    with serve(db) as url, browser_page(chromium) as page:
+        page.goto(f"{url}/runs/{nested.run_id}")
+        graph = page.locator("#graph svg")
+        expect(graph.locator("a.cluster")).to_have_count(3)
+        expect(graph.locator("a.cluster[aria-label^='Each line']")).to_contain_text("3/3 items")
+        expect(graph.locator("a.block")).to_have_count(9)
+        assert page.evaluate(_EDGES_OUTSIDE_THE_VIEW) == []
+        page.goto(f"{url}/runs/{runs.review}")
+        expect(graph.locator("a.block")).to_have_count(7)
+        assert page.evaluate(_EDGES_OUTSIDE_THE_VIEW) == []
+
+
+def test_a_long_label_leaves_the_rerun_button_on_the_page(chromium: str,
+                                                          db_copy: tuple[Path, Seeded]) -> None:
+    from playwright.sync_api import expect
+
+    from engine import Engine, Workflow
+    from tests.ui.test_review_form import HIL_YAML
+
+    db, _ = db_copy
+    long_label = "A very long label " * 12
+    with Engine(db) as engine:
+        run = engine.run(Workflow.from_yaml(HIL_YAML.replace(
+            "label: Start", f"label: {long_label.strip()}")), {"start": {"x": 1}})
+    with serve(db) as url, browser_page(chromium) as page:
+        page.goto(f"{url}/runs/{run.run_id}")
+        button = page.get_by_role("button", name="Rerun", exact=True)
+        expect(button).to_be_visible()
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= page.viewport_size["width"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= \
+            page.viewport_size["width"]

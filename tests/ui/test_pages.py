@@ -27,6 +27,14 @@ def test_runs_list_shows_statuses_counts_and_filters(local: tuple[TestClient, Se
     assert runs.items in found and runs.review not in found
 
 
+def test_runs_list_up_to_the_last_day_a_date_field_takes(
+        local: tuple[TestClient, Seeded]) -> None:
+    client, runs = local  # "to" is a whole day: its end is the day after, past date.max
+    page = client.get("/", params={"from": "0001-01-01", "to": "9999-12-31"})
+    assert page.status_code == 200 and runs.items in page.text
+    assert "is not a date" not in page.text
+
+
 def test_runs_list_pages_with_cursors(local: tuple[TestClient, Seeded],
                                       monkeypatch: object) -> None:
     from engine.server.ui import runs_view

@@ -199,8 +199,9 @@ class IterationsPage:
 
 
 def _iteration_status(statuses: dict[str, int]) -> str:
-    """One iteration's status from the statuses of every step inside it."""
-    for status in ("error", "running", "awaiting_review", "queued", "pending"):
+    """One iteration's status from the statuses of every step inside it (a step
+    cancelled inside it makes it cancelled, whatever else completed)."""
+    for status in ("error", "running", "awaiting_review", "queued", "pending", "cancelled"):
         if statuses.get(status):
             return status
     return "completed" if statuses.get("completed") else next(iter(statuses), "pending")

@@ -60,7 +60,10 @@ def _day(text: str, plus: int = 0) -> float | None:
     if not text:
         return None
     moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-    return (moment + timedelta(days=plus)).timestamp()
+    try:
+        return (moment + timedelta(days=plus)).timestamp()
+    except OverflowError:  # the day after 9999-12-31: no bound
+        return None
 
 
 def parse_query(params: Any) -> RunsQuery:

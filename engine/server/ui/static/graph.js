@@ -57,14 +57,29 @@
       }
     });
     graph.nodes.forEach(function (n) {  // a body with no edges still sits inside its box
-      if (n.parent && byId[n.parent] && g.inEdges(n.id).length === 0 && g.outEdges(n.id).length === 0) {
-        g.setEdge(n.parent + "::start", n.id, { hidden: true }, "fill" + n.id);
+      // (a nested loop through its entry port: dagre takes no edge to a box itself)
+      var id = n.container ? n.id + "::start" : n.id;
+      if (n.parent && byId[n.parent] && g.inEdges(id).length === 0 && g.outEdges(id).length === 0) {
+        g.setEdge(n.parent + "::start", id, { hidden: true }, "fill" + n.id);
       }
     });
     dagre.layout(g);
     var size = g.graph();
-    var svg = el("svg", { width: Math.ceil(size.width), height: Math.ceil(size.height + 8),
-      viewBox: "0 0 " + Math.ceil(size.width) + " " + Math.ceil(size.height + 8), role: "group",
+    // dagre sizes the graph by its nodes and labels; an edge routed around them can
+    // pass outside, so the view also spans every edge's points
+    var x0 = 0, y0 = 0, x1 = size.width, y1 = size.height + 8;
+    g.edges().forEach(function (ref) {
+      var edge = g.edge(ref);
+      if (edge.hidden || !edge.points) { return; }
+      edge.points.forEach(function (p) {
+        x0 = Math.min(x0, p.x - 8); y0 = Math.min(y0, p.y - 8);
+        x1 = Math.max(x1, p.x + 8); y1 = Math.max(y1, p.y + 8);
+      });
+    });
+    x0 = Math.floor(x0); y0 = Math.floor(y0);
+    var width = Math.ceil(x1) - x0, height = Math.ceil(y1) - y0;
+    var svg = el("svg", { width: width, height: height,
+      viewBox: x0 + " " + y0 + " " + width + " " + height, role: "group",
       "aria-label": holder.getAttribute("data-label") || "Workflow graph" });
     var defs = el("defs", {}, svg);
     var marker = el("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" }, defs);

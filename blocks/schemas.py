@@ -17,7 +17,7 @@ So the fast path never accepts what ``jsonschema`` would reject.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.blocks import BlockContext
@@ -198,31 +198,22 @@ def _schema_problem(schema: Any) -> jsonschema.exceptions.SchemaError | None:
 _DATA_KEYWORDS = frozenset({"enum", "const", "default", "examples"})
 
 
-def _refs(node: Any, at: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], str]] | None:
-    """``(path, ref)`` for every ``$ref`` in a schema; None when a nested ``$id`` moves the
-    base URI (those refs are left to the validator)."""
+def _refs(node: Any, at: tuple[Any, ...] = ()
+          ) -> Iterator[tuple[tuple[Any, ...], str | None]]:
+    """``(path, ref)`` for every ``$ref`` in a schema, and ``(path, None)`` where a nested
+    ``$id`` moves the base URI (the refs below it are left to the validator)."""
     if isinstance(node, Mapping):
         if at and "$id" in node:
-            return None
-        found: list[tuple[tuple[Any, ...], str]] = []
+            yield at, None
+            return
         for key, value in node.items():
             if key == "$ref" and isinstance(value, str):
-                found.append(((*at, key), value))
+                yield (*at, key), value
             elif key not in _DATA_KEYWORDS:
-                inner = _refs(value, (*at, key))
-                if inner is None:
-                    return None
-                found += inner
-        return found
-    if isinstance(node, list):
-        found_in_list: list[tuple[tuple[Any, ...], str]] = []
+                yield from _refs(value, (*at, key))
+    elif isinstance(node, list):
         for n, value in enumerate(node):
-            inner = _refs(value, (*at, n))
-            if inner is None:
-                return None
-            found_in_list += inner
-        return found_in_list
-    return []
+            yield from _refs(value, (*at, n))
 
 
 def _unresolvable_ref(schema: Any) -> tuple[tuple[Any, ...], str, str] | None:
@@ -233,8 +224,8 @@ def _unresolvable_ref(schema: Any) -> tuple[tuple[Any, ...], str, str] | None:
     """
     if not isinstance(schema, Mapping):
         return None
-    refs = _refs(schema)
-    if not refs:
+    refs = list(_refs(schema))
+    if not refs or any(ref is None for _, ref in refs):
         return None
     from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
     from referencing.exceptions import Unresolvable
@@ -245,6 +236,7 @@ def _unresolvable_ref(schema: Any) -> tuple[tuple[Any, ...], str, str] | None:
     base = resource.id() or ""
     resolver = REGISTRY.with_resource(base, resource).resolver(base_uri=base)
     for where, ref in refs:
+        assert ref is not None
         try:
             resolver.lookup(ref)
         except Unresolvable as exc:

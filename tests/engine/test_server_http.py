@@ -349,11 +349,13 @@ def test_json_nested_past_the_stack_is_422_not_a_crash(a: Api) -> None:
     detail = error(a.get("/v1/workflows/runs", metadata="[" * 5000), 422, "INVALID_PARAMETER")
     assert "metadata" in detail["message"]
     deep = '{"workflow_id": "wf_x", "json_inputs": {"data": ' + "[" * 5000 + "]" * 5000 + "}}"
+    before = a.get("/v1/workflows/runs", limit=100).json()["data"]
     for body in (deep.encode(), b'{"workflow_id": "\xff"}'):
         response = a.http.post("/v1/workflows/runs", content=body,
                                headers={"content-type": "application/json"})
         assert "64 levels" in error(response, 422, "INVALID_INPUT")["message"]
     assert a.get("/v1/workflows/runs").status_code == 200
+    assert a.get("/v1/workflows/runs", limit=100).json()["data"] == before  # nothing stored
 
 
 def test_applying_again_updates_a_workflow_whose_id_another_organization_holds(

@@ -2,8 +2,9 @@
 
 ``a.b``, ``a.0.b``, ``a[0].b`` and ``a.*.b`` (also ``a[*].b``). The empty path is the
 root itself. A segment reads a key of an object, or, when it is a non-negative integer,
-an element of an array. ``*`` fans out over the elements of an array; anything that is
-not where the path says resolves to :data:`MISSING`.
+an element of an array. ``*`` fans out over the elements of an array (over an empty
+array, to nothing: :func:`lookup` gives ``[]``); anything that is not where the path says
+resolves to :data:`MISSING`.
 
 Shared by conditions (:mod:`blocks.conditions`), ``reshape`` mappings and ``for_each``
 ``map_source_path``.
@@ -134,8 +135,12 @@ def resolve(root: Any, path: str | Sequence[Segment]) -> list[tuple[tuple[int, .
 def lookup(root: Any, path: str | Sequence[Segment]) -> Any:
     """The single value at ``path``: MISSING when absent; a list for wildcard paths.
 
-    Wildcard paths give the list of per-element values (absent elements as ``None``),
-    or MISSING when no element was reached.
+    Wildcard paths give the list of per-element values (absent elements as ``None``);
+    ``[]`` when a ``*`` met an empty array (no elements: an empty list, not a missing
+    path); MISSING when elements were reached but none holds the rest of the path, or
+    when there is no array where a ``*`` stands. ``reshape`` mappings and ``for_each``
+    ``map_source_path`` read paths through here, so both follow this rule (conditions
+    test :func:`resolve` and decide for themselves).
 
     Raises:
         PathSyntaxError: ``path`` is a malformed string.
@@ -144,7 +149,9 @@ def lookup(root: Any, path: str | Sequence[Segment]) -> Any:
     found = resolve(root, segments)
     if WILDCARD not in segments:
         return found[0][1]
-    if not found or all(v is MISSING for _, v in found):
+    if not found:  # only a `*` over an empty array leaves nothing to resolve
+        return []
+    if all(v is MISSING for _, v in found):
         return MISSING
     return [None if v is MISSING else v for _, v in found]
 

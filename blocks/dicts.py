@@ -23,12 +23,10 @@ from pydantic import Field
 from blocks.base import BlockType, StrictConfig
 from blocks.condition_paths import (
     MISSING,
-    WILDCARD,
     PathSyntaxError,
     json_type,
     lookup,
     parse_path,
-    resolve,
 )
 from blocks.control import (
     NamedInput,
@@ -219,9 +217,7 @@ class Reshape(BlockType):
         data = require_json(ctx, inputs, "input-json-0")
         out: dict[str, Any] = {}
         for target, source in config.mappings.items():
-            value = lookup(data, source)
-            if value is MISSING and WILDCARD in parse_path(source) and not resolve(data, source):
-                value = []  # a `*` over an empty array: no elements, not a missing path
+            value = lookup(data, source)  # a `*` over an empty array gives []
             if value is MISSING:
                 if config.missing == "error":
                     raise PermanentError(

@@ -80,7 +80,7 @@ class ForEachConfig(StrictConfig):
         "iterate_array", "split_by_page", "iterate_pages", "split_by_key"] = "iterate_array"
     map_source_path: str = ""
     split_page_range: int = 1  # checked in check(): a whole number of pages, 1 or more
-    max_iterations: int | None = None
+    max_iterations: int | None = Field(None, ge=1)  # keeps the first that many items
     reduce_strategy: str = "concat_array"  # checked in check(): one of REDUCE_STRATEGIES
     reduce_concat_data_key: str | None = None
     reduce_concat_item_key: str | None = None

@@ -181,9 +181,8 @@ async def run_in_process(ctx: BlockContext, config: FunctionConfig, data: Any) -
                 code="FUNCTION_TIMEOUT",
             )
     try:
-        return worker.to_json(result)
+        return worker.returned_json(result)
     except TypeError as exc:
         raise PermanentError(
-            f"function {ctx.block_id} returned something that is not JSON: {exc}.",
-            code="FUNCTION_OUTPUT_NOT_JSON",
+            worker.not_json_message(who(ctx), str(exc)), code="FUNCTION_OUTPUT_NOT_JSON",
         ) from exc

@@ -23,6 +23,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from blocks.control import who
+from blocks.function_worker import NOT_JSON_FIX, not_json_message
 from blocks.log_capture import add_entries
 from blocks.sandbox import WorkerSpec, run_worker
 from engine.contracts.blocks import BlockContext
@@ -202,8 +203,9 @@ def _worker_error(
         "input": f"function {ctx.block_id}: the input does not fit the Input model "
         f"({etype}: {message}). Check the upstream block's output.",
         "raised": f"function {ctx.block_id} raised {etype}: {message}",
-        "output": f"function {ctx.block_id} returned something that is not JSON: {message}. "
-        "Return an Output, a dict or a list.",
+        "output": not_json_message(who(ctx), str(message)) if etype == "TypeError" else
+        f"{who(ctx)}: its return value could not be turned into JSON ({etype}: {message}). "
+        f"{NOT_JSON_FIX}",
     }
     return PermanentError(
         texts.get(str(kind), f"function {ctx.block_id} failed: {etype}: {message}"),

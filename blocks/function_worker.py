@@ -231,9 +231,71 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if value is None or isinstance(value, str | int | float | bool):
         return value
-    raise TypeError(
-        f"cannot turn a {type(value).__name__} into JSON; return an Output, a dict or a list"
-    )
+    raise TypeError(f"cannot turn {_a(type(value).__name__)} into JSON")
+
+
+#: What to do about a return value :func:`to_json` refuses (said once, by
+#: :func:`not_json_message`).
+NOT_JSON_FIX = (
+    "Return an Output, a dict or a list holding only JSON values (strings, numbers, "
+    "booleans, None, lists and dicts); convert anything else first (a set to a list, a "
+    "datetime to an ISO string)."
+)
+
+
+def _a(name: str) -> str:
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _refused_at(value: Any) -> tuple[str, str]:
+    """``(where, type name)`` of the first part of ``value`` :func:`to_json` refuses
+    (``where`` is ``""`` for the value itself, else a subscript such as ``['tags'][0]``).
+    Only walked after :func:`to_json` failed, with :func:`to_json` as the judge."""
+    if "pydantic" in sys.modules:
+        from pydantic import BaseModel
+
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    if isinstance(value, Mapping):
+        parts: Any = value.items()
+    elif isinstance(value, list | tuple):
+        parts = enumerate(value)
+    else:
+        return "", type(value).__name__
+    for key, part in parts:
+        try:
+            to_json(part)
+        except TypeError:
+            where, name = _refused_at(part)
+            return f"[{key!r}]{where}", name
+    return "", type(value).__name__
+
+
+def returned_json(value: Any) -> Any:
+    """:func:`to_json` of a function's return value, with an error that says what was
+    returned and where the part that is not JSON sits.
+
+    Raises:
+        TypeError: the message describes the value: ``a set``, or ``a dict holding a set
+            at ['tags']``.
+    """
+    try:
+        return to_json(value)
+    except TypeError as exc:
+        where, name = _refused_at(value)
+        returned = _a(type(value).__name__)
+        raise TypeError(f"{returned} holding {_a(name)} at {where}" if where else returned
+                        ) from exc
+
+
+def not_json_message(owner: str, returned: str) -> str:
+    """The message of a ``FUNCTION_OUTPUT_NOT_JSON`` error.
+
+    Args:
+        owner: the block, as :func:`blocks.control.who` names it.
+        returned: what was returned, as :func:`returned_json` describes it.
+    """
+    return f"{owner} returned {returned}, which is not JSON. {NOT_JSON_FIX}"
 
 
 def models_module(input_schema: Any, output_schema: Any) -> types.ModuleType:
@@ -340,7 +402,7 @@ def handle(request: Mapping[str, Any]) -> dict[str, Any]:
         stage = "raised"
         result = _call(fn, input_data)
         stage = "output"
-        return {"ok": True, "output": to_json(result)}
+        return {"ok": True, "output": returned_json(result)}
     except BaseException as exc:  # reported to the parent with its traceback
         return _failure(stage, exc, filename)
 

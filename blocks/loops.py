@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from blocks.base import BlockType, StrictConfig
 from blocks.condition_forms import termination_group
@@ -48,15 +48,21 @@ if TYPE_CHECKING:
     from engine.contracts.definition import BlockDef
 
 __all__ = [
-    "SPLIT_BY_KEY_SERVICE", "ForEach", "ForEachConfig", "ForEachSentinelEnd",
-    "ForEachSentinelStart", "Partitioner", "SentinelStart", "WhileLoop", "WhileLoopConfig",
-    "WhileLoopSentinelEnd", "WhileLoopSentinelStart",
+    "MAX_WHILE_ITERATIONS", "SPLIT_BY_KEY_SERVICE", "ForEach", "ForEachConfig",
+    "ForEachSentinelEnd", "ForEachSentinelStart", "Partitioner", "SentinelStart", "WhileLoop",
+    "WhileLoopConfig", "WhileLoopSentinelEnd", "WhileLoopSentinelStart",
 ]
+
+#: The most iterations a while_loop may ask for. A workflow can come from an untrusted
+#: client (the HTTP API): a for_each's iterations are bounded by the items its input
+#: holds, a while_loop's by this number alone. 100,000 is the largest for_each the bench
+#: runs (``for_each_100k``, with ``max_items: 100000``) and a hundred times W3's 1,000.
+MAX_WHILE_ITERATIONS = 100_000
 
 
 class WhileLoopConfig(StrictConfig):
-    """``max_iterations`` (default 10), the termination conditions in one of three
-    spellings, and ``loop_context_template``.
+    """``max_iterations`` (default 10, at most :data:`MAX_WHILE_ITERATIONS`), the
+    termination conditions in one of three spellings, and ``loop_context_template``.
 
     ``termination_conditions`` (Retab's documented key) is a list of ``{path, operator,
     value}`` (or groups); ``termination_condition`` one group; ``conditions`` a list of
@@ -79,6 +85,18 @@ class WhileLoopConfig(StrictConfig):
                 "write e.g. `max_iterations: 10`, or leave it out for Retab's default of 10"
             )
         return raw
+
+    @field_validator("max_iterations")
+    @classmethod
+    def _at_most(cls, value: int) -> int:
+        if value > MAX_WHILE_ITERATIONS:
+            raise ValueError(
+                f"while_loop config.max_iterations is {value}, more than the limit of "
+                f"{MAX_WHILE_ITERATIONS:,} iterations; write at most "
+                f"`max_iterations: {MAX_WHILE_ITERATIONS}` and end the loop earlier with "
+                "termination_conditions (or loop over a list with a for_each)"
+            )
+        return value
 
     def groups(self) -> list[tuple[str, str, Any]]:
         """``[(condition_id, yaml field, group)]``; any match ends the loop."""

@@ -15,6 +15,7 @@ from fastapi import Request
 
 from engine.contracts.errors import NotFoundError
 from engine.server.errors import ApiError
+from engine.server.run_metadata import check_filter
 
 T = TypeVar("T")
 ALWAYS_ALLOWED = frozenset({"access_token"})
@@ -95,7 +96,8 @@ def parse_when(name: str, value: str | None, *, end: bool = False) -> float | No
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:
-    """The ``metadata`` filter: a JSON object of string pairs."""
+    """The ``metadata`` filter: a JSON object of string pairs, at most as many as a run
+    takes (:data:`engine.server.run_metadata.MAX_METADATA_KEYS`)."""
     if not value:
         return {}
     try:
@@ -106,6 +108,7 @@ def parse_metadata(value: str | None) -> dict[str, str]:
         raise ApiError(422, "INVALID_PARAMETER",
                        'metadata: pass a JSON object of strings, e.g. {"customer": "acme"}.',
                        {"parameter": "metadata"})
+    check_filter(data)
     return {str(k): v for k, v in data.items()}
 
 

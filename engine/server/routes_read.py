@@ -26,6 +26,7 @@ from engine.server.params import (
     split_values,
     with_cursor,
 )
+from engine.server.run_metadata import MAX_METADATA_KEYS
 from engine.server.schemas import ERRORS, LegacyStepOut, PageOut, RunOut, StepOut, ok
 from engine.server.shapes import SDK_TYPE_MEMBERS, legacy_step_json, step_json
 from store.search import RUN_STATUS_ALIASES, RUN_STATUSES, RunFilters, search_runs
@@ -160,7 +161,9 @@ def list_runs(
     min_duration_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     max_duration_ms: Annotated[int | None, Query(ge=0, le=MAX_MS)] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
-    metadata: Annotated[str | None, Query(description='JSON object, e.g. {"k": "v"}')] = None,
+    metadata: Annotated[str | None, Query(
+        description=f"JSON object of at most {MAX_METADATA_KEYS} string pairs, every one "
+                    'must match, e.g. {"k": "v"}')] = None,
     before: str | None = None,
     after: str | None = None,
     order: Literal["asc", "desc"] = "desc",

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 
 from engine.compiled import Node
 from engine.contracts.blocks import BlockRole
-from engine.contracts.bounded import check_json, clean_text
+from engine.contracts.bounded import check_json
 from engine.contracts.errors import (
     ConflictError,
     NotFoundError,
@@ -38,6 +38,7 @@ from engine.server.file_refs import record as record_file
 from engine.server.file_refs import stored_document
 from engine.server.params import reject_unknown_query, with_cursor
 from engine.server.paths import WorkflowId
+from engine.server.run_metadata import run_metadata
 from engine.server.schemas import (
     ERRORS,
     ApplyOut,
@@ -90,23 +91,6 @@ def _load_spec(request: Request, text: str) -> tuple[Workflow, dict[str, Any]]:
         raise ApiError(422, "INVALID_YAML", f"invalid YAML: {exc}. Fix the text and send it "
                        "again.") from None
     return wf, check_definition(_state(request), wf)
-
-
-def _printable_metadata(metadata: dict[str, str]) -> dict[str, str]:
-    """Run metadata with control characters and bidi overrides removed from its keys and
-    values (they are printed in terminals and pages), as names and labels are.
-
-    Raises:
-        ApiError: 422 when a key has no printable character left.
-    """
-    cleaned: dict[str, str] = {}
-    for key, value in metadata.items():
-        name = clean_text(key).strip()
-        if not name:
-            raise ApiError(422, "INVALID_INPUT", f"metadata key {key!r} has no printable "
-                           "characters; use letters, digits or punctuation.")
-        cleaned[name] = clean_text(value)
-    return cleaned
 
 
 def _counts(wf: Workflow) -> dict[str, int]:
@@ -290,8 +274,7 @@ def create_run(request: Request, body: CreateRunBody, org: Org) -> Any:
     documents, json_inputs = body.documents or {}, body.json_inputs or {}
     for block_id, value in sorted(json_inputs.items()):
         check_json(value, what=f"json_inputs.{block_id}")
-    metadata = _printable_metadata(body.metadata or {})
-    check_json(metadata, what="metadata")
+    metadata = run_metadata(body.metadata)  # 422 over its limits (engine.server.run_metadata)
     _check_inputs(nodes, documents, json_inputs)
     _check_json_schemas(nodes, json_inputs)
     decoded: list[DecodedDocument] = [

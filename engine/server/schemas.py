@@ -11,6 +11,12 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.server.run_metadata import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_KEY_CHARS,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_CHARS,
+)
 from store.api import ArtifactRef, LegacyStep, ListMetadata, Step, WorkflowRun
 
 T = TypeVar("T")
@@ -234,7 +240,12 @@ class CreateRunBody(_Strict):
     json_inputs: dict[str, Any] | None = None
     version: str | None = Field(default="production",
                                 description="production/draft/latest, or a version id.")
-    metadata: dict[str, str] | None = None
+    metadata: dict[str, str] | None = Field(
+        default=None,
+        description=f"String tags (filterable): at most {MAX_METADATA_KEYS} keys of at most "
+                    f"{MAX_METADATA_KEY_CHARS} characters, values of at most "
+                    f"{MAX_METADATA_VALUE_CHARS} characters, {MAX_METADATA_BYTES} bytes in "
+                    "all as UTF-8 JSON; more is a 422 INVALID_INPUT.")
     sources: Any = Field(default=None, description="Accepted and ignored.")
 
 

@@ -35,4 +35,8 @@ def slow(input_data: Any) -> dict[str, Any]:
     return {}
 
 
+def returns_a_set(input_data: Any) -> dict[str, Any]:
+    return {"sku": "A", "tags": [1, {"red", "blue"}]}
+
+
 not_callable = 42

@@ -105,7 +105,15 @@ def test_resolve_and_lookup() -> None:
     assert lookup(doc, "") is doc
     assert lookup(doc, "a.b.*.c") == [1, 2, None]
     assert resolve(doc, "a.b.*.c") == [((0,), 1), ((1,), 2), ((2,), MISSING)]
-    assert lookup({"a": []}, "a.*.c") is MISSING
+
+
+def test_lookup_wildcard_over_an_empty_array_is_an_empty_list() -> None:
+    assert lookup({"a": []}, "a.*.c") == []  # no elements: nothing to list, not missing
+    assert lookup({"a": [{"b": []}]}, "a.*.b.*") == []
+    assert lookup({"a": []}, "a[*]") == []
+    assert lookup({}, "a.*.c") is MISSING  # no array at all
+    assert lookup({"a": {"b": 1}}, "a.*.c") is MISSING  # not an array
+    assert lookup({"a": [{}, {}]}, "a.*.c") is MISSING  # elements, none with the key
 
 
 def test_nested_wildcards_record_hierarchical_indices() -> None:

@@ -189,6 +189,33 @@ async def test_worker_failures(make_ctx: MakeCtx, code: str, error_code: str, te
     assert info.value.code == error_code and text in info.value.message
 
 
+FIX_ONCE = (
+    "Return an Output, a dict or a list holding only JSON values (strings, numbers, "
+    "booleans, None, lists and dicts); convert anything else first (a set to a list, a "
+    "datetime to an ISO string)."
+)
+
+
+@pytest.mark.parametrize(
+    ("code", "returned"),
+    [
+        ("def transform(d):\n    return {1, 2}\n", "a set"),
+        ("def transform(d):\n    return {'sku': 'A', 'tags': [1, {2}]}\n",
+         "a dict holding a set at ['tags'][1]"),
+        ("def transform(d):\n    return object()\n", "an object"),
+    ],
+)
+async def test_output_not_json_says_the_block_the_value_and_the_fix_once(
+    make_ctx: MakeCtx, code: str, returned: str
+) -> None:
+    with pytest.raises(PermanentError) as info:
+        await call(make_ctx, code_config(code), {})
+    assert info.value.code == "FUNCTION_OUTPUT_NOT_JSON"
+    assert info.value.message == (
+        f"function block 'price_line' returned {returned}, which is not JSON. {FIX_ONCE}")
+    assert info.value.message.lower().count("return an output") == 1
+
+
 async def test_fd1_writes_do_not_corrupt_the_protocol(make_ctx: MakeCtx) -> None:
     code = "import os\ndef transform(d):\n    os.write(1, b'noise')\n    return [d, 'ok']\n"
     result = await call(make_ctx, code_config(code, {"type": "array"}), 1)
@@ -238,6 +265,15 @@ async def test_in_process_errors(make_ctx: MakeCtx) -> None:
     assert transient.value.code == "BUSY"
     with pytest.raises(TransientError, match="timeout_seconds=1"):
         await call(make_ctx, py_config("slow", timeout_seconds=1, run_in_thread=True), {})
+
+
+async def test_in_process_output_not_json_reads_like_code_mode(make_ctx: MakeCtx) -> None:
+    with pytest.raises(PermanentError) as info:
+        await call(make_ctx, py_config("returns_a_set"), {})
+    assert info.value.code == "FUNCTION_OUTPUT_NOT_JSON"
+    assert info.value.message == (
+        "function block 'price_line' returned a dict holding a set at ['tags'][1], which is "
+        f"not JSON. {FIX_ONCE}")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from pypdf import PdfReader
 
 from blocks.builtin import register_all
 from blocks.loops import (
+    MAX_WHILE_ITERATIONS,
     SPLIT_BY_KEY_SERVICE,
     ForEach,
     ForEachConfig,
@@ -21,7 +23,8 @@ from blocks.loops import (
     WhileLoopSentinelEnd,
     WhileLoopSentinelStart,
 )
-from blocks.registry import BlockRegistry
+from blocks.registry import BlockRegistry, default_registry
+from engine import Engine, Workflow
 from engine.contracts.blocks import (
     BlockContext,
     BlockRole,
@@ -33,6 +36,7 @@ from engine.contracts.blocks import (
 from engine.contracts.errors import ErrorStage, PermanentError
 from engine.contracts.values import Payload
 from engine.definition import BlockDef
+from engine.graph import validate_workflow
 from tests.blocks.conftest import MakeCtx
 from tests.blocks.harness import MemoryFileStore, parse, run_block
 
@@ -115,6 +119,33 @@ def test_for_each_defaults_and_bounds() -> None:
 async def test_iterate_array(make_ctx: MakeCtx, path: str, data: Any, items: list[Any]) -> None:
     got = await expand(ForEach(), make_ctx("for_each", "each"), {"map_source_path": path}, data)
     assert got == [Payload.json(i) for i in items]
+
+
+async def test_wildcard_over_an_empty_array_is_zero_items(make_ctx: MakeCtx) -> None:
+    ctx = make_ctx("for_each", "each")
+    for path, data in (("orders.*.id", {"orders": []}), ("data.orders[*].id", {"orders": []}),
+                       ("orders.*.lines.*", {"orders": [{"lines": []}]})):
+        assert await expand(ForEach(), ctx, {"map_source_path": path}, data) == []
+    with pytest.raises(PermanentError) as info:  # no array at all is still missing
+        await expand(ForEach(), ctx, {"map_source_path": "orders.*.id"}, {"lines": []})
+    assert info.value.code == "MAP_SOURCE_NOT_FOUND"
+
+
+def test_for_each_over_a_wildcard_on_an_empty_array_completes(tmp_path: Path) -> None:
+    wf = (Workflow.builder("empty orders")
+          .block("start", "start_json")
+          .block("each", "for_each", config={"map_source_path": "orders.*.id"})
+          .block("shape", "reshape", config={"mappings": {"id": ""}}, parent="each")
+          .block("done", "end")
+          .edge("start", "each", target_handle="fe-left-in")
+          .edge("each", "shape", source_handle="fe-left-out")
+          .edge("shape", "each", target_handle="fe-right-in")
+          .edge("each", "done", source_handle="fe-right-out")
+          .build())
+    with Engine(tmp_path / "run.db") as engine:
+        result = engine.run(wf, {"start": {"orders": []}})
+    assert result.status == "completed"
+    assert result.outputs["done"]["input-json-0"]["data"] == []
 
 
 async def test_iterate_array_path_missing_names_path_type_and_fix(make_ctx: MakeCtx) -> None:
@@ -224,6 +255,40 @@ def test_while_loop_max_iterations_defaults_to_ten_but_is_never_null() -> None:
     with pytest.raises(ValidationError):
         parse(WhileLoop(), {"max_iterations": 0})
     assert parse(WhileLoop(), {"max_iterations": 4}).max_iterations == 4
+
+
+def test_while_loop_max_iterations_has_an_upper_bound() -> None:
+    assert MAX_WHILE_ITERATIONS == 100_000
+    top = parse(WhileLoop(), {"max_iterations": MAX_WHILE_ITERATIONS})
+    assert top.max_iterations == MAX_WHILE_ITERATIONS
+    with pytest.raises(ValidationError, match=r"more than the limit of 100,000") as info:
+        parse(WhileLoop(), {"max_iterations": MAX_WHILE_ITERATIONS + 1})
+    assert [e["loc"] for e in info.value.errors()] == [("max_iterations",)]
+
+
+def test_too_many_while_iterations_are_refused_at_load() -> None:
+    wf = (Workflow.builder("huge loop")
+          .block("start", "start_json")
+          .block("w", "while_loop", config={"max_iterations": 10**12,
+                                            "termination_condition": TERMINATION})
+          .block("f", "reshape", config={"mappings": {"complete": "complete"}}, parent="w")
+          .edge("start", "w", target_handle="loop-left-in")
+          .build())
+    [error] = [d for d in validate_workflow(wf, default_registry()) if d.severity == "error"]
+    assert (error.code, error.path) == ("INVALID_CONFIG", "blocks[1](w).config.max_iterations")
+    assert "'while_loop' block 'w'" in error.message  # the block
+    assert "max_iterations is 1000000000000" in error.message  # the field and its value
+    assert "more than the limit of 100,000 iterations" in error.message  # the limit
+    assert "write at most `max_iterations: 100000`" in error.message  # the fix
+
+
+def test_the_bench_loops_load() -> None:
+    from bench.workloads import for_each, while_loop
+
+    for wf, _, _ in (while_loop(3003), while_loop(3 + 3 * MAX_WHILE_ITERATIONS),
+                     for_each(300_003)):
+        assert [d for d in validate_workflow(wf, default_registry())
+                if d.severity == "error"] == []
 
 
 def test_while_loop_handles_and_check() -> None:
@@ -432,6 +497,21 @@ async def test_max_iterations_keeps_the_first_items(make_ctx: MakeCtx) -> None:
     [span] = result.trace_spans or []
     assert span["name"] == "max_iterations"
     assert span["attributes"] == {"max_iterations": 2, "items": 3, "not_processed": 1}
+
+
+@pytest.mark.parametrize("cap", [0, -1])
+def test_for_each_max_iterations_below_one_is_refused_at_load(cap: int) -> None:
+    # -1 used to drop the last item (items[:-1]) without a word
+    wf = (Workflow.builder("bad cap")
+          .block("start", "start_json")
+          .block("each", "for_each", config={"max_iterations": cap})
+          .block("f", "reshape", config={"mappings": {"x": "x"}}, parent="each")
+          .edge("start", "each", target_handle="fe-left-in")
+          .build())
+    [error] = [d for d in validate_workflow(wf, default_registry()) if d.severity == "error"]
+    assert (error.code, error.path) == ("INVALID_CONFIG", "blocks[1](each).config.max_iterations")
+    assert "'for_each' block 'each'" in error.message
+    assert "greater than or equal to 1" in error.message
 
 
 def test_for_each_retab_settings_are_checked() -> None:

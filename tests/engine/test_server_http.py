@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -266,6 +267,66 @@ def test_bad_documents_and_inputs_persist_nothing(a: Api, db: Path) -> None:
     ok = create(documents=good, json_inputs={"order": ORDER})
     assert ok.status_code == 200, ok.text
     finished(a, ok.json()["id"])
+
+
+def test_run_metadata_over_its_limits_is_422_and_stores_nothing(a: Api, b: Api, db: Path
+                                                               ) -> None:
+    workflow_id = a.post("/v1/workflows/spec/apply", {"yaml_definition": ECHO}).json()[
+        "workflow_id"]
+
+    def create(api: Api, metadata: Any) -> httpx.Response:
+        return api.post("/v1/workflows/runs", {"workflow_id": workflow_id,
+                                               "json_inputs": {"data": {"n": 1}},
+                                               "metadata": metadata})
+
+    before = counts(db)
+    over = {  # limit -> metadata just over it
+        "keys": {f"k{i}": "v" for i in range(51)},
+        "key_length": {"k" * 41: "v"},
+        "value_length": {"note": "x" * 501},
+        "size": {f"k{i}": "x" * 450 for i in range(19)},  # each value fits, not all of them
+        # 10 values of 300 three-byte characters: 9,000 bytes although 3,000 characters
+        "multibyte": {f"k{i}": "€" * 300 for i in range(10)},
+    }
+    for name, metadata in over.items():
+        detail = error(create(a, metadata), 422, "INVALID_INPUT")
+        limit = "size" if name == "multibyte" else name
+        assert detail["details"]["limit"] == limit and detail["details"]["field"] == "metadata"
+        maximum = {"keys": 50, "key_length": 40, "value_length": 500, "size": 8192}[limit]
+        assert detail["details"]["max"] == maximum and detail["details"]["actual"] > maximum
+        assert f"{maximum:,}" in detail["message"] and "json_inputs" in detail["message"]
+    assert "'kkkk" in error(create(a, over["key_length"]), 422)["message"]
+    # malformed: not string pairs (so never nested), or not an object
+    for metadata in ({"a": {"b": "c"}}, {"a": ["b"]}, {"a": 1}, ["a", "b"], "a=b"):
+        error(create(a, metadata), 422, "VALIDATION_ERROR")
+    error(create(a, {"\x00\u202e": "v"}), 422, "INVALID_INPUT")
+    # a key the runs list's filter could never match (a JSON path cannot spell it)
+    for key in ('a"b', "a\\b"):
+        detail = error(create(a, {key: "v"}), 422, "INVALID_INPUT")
+        assert detail["details"]["limit"] == "key_characters" and "backslash" in detail["message"]
+        filtered = error(a.get("/v1/workflows/runs", metadata=json.dumps({key: "v"})), 422,
+                         "INVALID_PARAMETER")
+        assert filtered["details"]["key"] == key
+    # another organization's workflow is 404 whatever the metadata, as an unknown one
+    error(create(b, {"team": "b"}), 404, "WORKFLOW_NOT_FOUND")
+    error(create(b, over["keys"]), 404, "WORKFLOW_NOT_FOUND")
+    assert counts(db) == before
+    # at the limits: 50 keys of 40 characters, values up to 500 characters, under 8 KiB
+    at_limits = {f"{i:02d}".ljust(40, "k"): "v" * 100 for i in range(49)}
+    at_limits["note"] = "n" * 500
+    ok = create(a, at_limits)
+    assert ok.status_code == 200, ok.text
+    run = finished(a, ok.json()["id"])
+    assert run["metadata"] == at_limits
+    listed = a.get("/v1/workflows/runs", metadata='{"note": "' + "n" * 500 + '"}').json()
+    assert [r["id"] for r in listed["data"]] == [run["id"]]
+    assert b.get("/v1/workflows/runs", metadata='{"note": "' + "n" * 500 + '"}'
+                 ).json()["data"] == []
+    error(b.get(f"/v1/workflows/runs/{run['id']}"), 404)
+    # a filter of more pairs than a run takes is refused, not run against every row
+    too_many = "{" + ", ".join(f'"k{i}": "v"' for i in range(51)) + "}"
+    detail = error(a.get("/v1/workflows/runs", metadata=too_many), 422, "INVALID_PARAMETER")
+    assert detail["details"] == {"parameter": "metadata", "max": 50, "actual": 51}
 
 
 def test_oversized_bodies_are_413(a: Api, db: Path) -> None:

@@ -129,6 +129,70 @@ def test_reject_skips_what_depends_on_the_step(local: tuple[TestClient, Seeded])
     assert "not ours" in client.get(f"/reviews/{review_id}").text
 
 
+HIL_YAML = """\
+apiVersion: workflows.retab.com/v1alpha2
+kind: Workflow
+metadata:
+  name: Plain review
+spec:
+  blocks:
+    start: {type: start_json, label: Start}
+    gate: {type: hil, label: Gate}
+    done: {type: end}
+  edges:
+    - {source: {block: start, handle: output-json-0}, target: {block: gate, handle: input-json-0}}
+    - {source: {block: gate, handle: output-json-0}, target: {block: done, handle: input-json-0}}
+"""
+
+
+def _badges(html: str) -> list[tuple[str, str, str]]:
+    """(status class, symbol, word) of every badge in ``html``, in order."""
+    return re.findall(r'<span class="badge st-(\w+)"><span aria-hidden="true">([^<]*)</span> '
+                      r"([^<]*?)\s*(?:<|$)", html)
+
+
+def _decision_badges(client: TestClient, review_id: str) -> tuple[list[tuple[str, str, str]],
+                                                                  list[tuple[str, str, str]]]:
+    """The badges of the review's state on its page and of its row in the decided queue."""
+    page = client.get(f"/reviews/{review_id}").text
+    state = re.search(r'<p class="status-line">(.*?)· run', page, re.DOTALL)
+    queue = client.get("/reviews", params={"show": "decided"}).text
+    row = re.search(rf'<tr>\s*<td><a href="/reviews/{review_id}">.*?</tr>', queue, re.DOTALL)
+    assert state and row, (page, queue)
+    return _badges(state.group(1)), _badges(row.group(0))
+
+
+def test_a_rejected_review_looks_rejected_not_completed(keyed: tuple[TestClient, Seeded]
+                                                         ) -> None:
+    client, runs = keyed
+    sign_in(client, "sk_a")
+    review_id = _review_id(client)
+    token = csrf_of(client.get(f"/reviews/{review_id}").text)
+    client.post(f"/reviews/{review_id}/decide",
+                data={"csrf_token": token, "decision": "reject", "reason": "not ours"})
+    wait_status(client, runs.review, {"completed", "error", "cancelled"})
+    rejected = [("rejected", "✗", "rejected")]
+    assert _decision_badges(client, review_id) == (rejected, rejected)
+    css = client.get("/ui/static/app.css").text
+    assert ".st-rejected { color: var(--error); }" in css  # red, as errors: not green
+    # an approved review keeps its own badge (a check mark, green)
+    run = app_state(client.app).engine.run(  # type: ignore[arg-type]
+        Workflow.from_yaml(HIL_YAML), {"start": {"a": 1}})
+    approved_id = client.get("/v1/workflows/reviews", params={"run_id": run.run_id},
+                             headers={"Api-Key": "sk_a"}).json()["data"][0]["id"]
+    token = csrf_of(client.get(f"/reviews/{approved_id}").text)
+    client.post(f"/reviews/{approved_id}/decide",
+                data={"csrf_token": token, "decision": "approve"})
+    approved = [("approved", "✓", "approved")]
+    assert _decision_badges(client, approved_id) == (approved, approved)
+    # another organization sees neither review
+    sign_in(client, "sk_b")
+    assert client.get(f"/reviews/{review_id}").status_code == 404
+    assert client.get(f"/reviews/{approved_id}").status_code == 404
+    decided = client.get("/reviews", params={"show": "decided"}).text
+    assert review_id not in decided and approved_id not in decided
+
+
 def test_cancel_a_waiting_run(local: tuple[TestClient, Seeded]) -> None:
     client, runs = local
     page = client.get(f"/runs/{runs.review}").text

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from bench.ui_seed import INVOICE_PDF, review_yaml
 from engine.definition import Workflow
 from engine.server import app_state
 from engine.server.ui.review_view import FormField, form_fields, read_correction
@@ -58,11 +59,12 @@ def _form_of(page: str) -> dict[str, str]:
     for name, value in re.findall(
             r'<textarea[^>]* name="(field\.[\w.]+)"[^>]*>\n(.*?)</textarea>', page, re.DOTALL):
         form[name] = html.unescape(value).replace("\n", "\r\n")
-    for name, body in re.findall(r'<select[^>]* name="(field\.[\w.]+)">(.*?)</select>',
+    for name, body in re.findall(r'<select[^>]* name="(field\.[\w.]+)"[^>]*>(.*?)</select>',
                                  page, re.DOTALL):
         chosen = re.search(r'<option(?: value="([^"]*)")? selected>([^<]*)<', body)
         assert chosen, body
-        form[name] = chosen.group(1) if chosen.group(1) is not None else chosen.group(2)
+        form[name] = html.unescape(chosen.group(1) if chosen.group(1) is not None
+                                   else chosen.group(2))
     return form
 
 
@@ -73,7 +75,8 @@ def test_an_untouched_form_approves_the_proposal_as_it_is(
     page = client.get(f"/reviews/{review_id}").text
     form = _form_of(page)
     assert set(form) == {f"field.{k}" for k in TRICKY}
-    assert 'name="field.addr"' in re.search(r"<textarea[^>]*field\.addr[^>]*>", page).group(0)
+    textarea = re.search(r"<textarea[^>]*field\.addr[^>]*>", page)
+    assert textarea and 'name="field.addr"' in textarea.group(0)
     done = client.post(f"/reviews/{review_id}/decide", data={
         **form, "csrf_token": csrf_of(page), "decision": "approve"}, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].endswith("notice=approved")
@@ -135,8 +138,9 @@ def test_a_decision_other_than_approve_or_reject_decides_nothing(
 def test_unchanged_data_with_a_null_is_approved_without_the_schema_check(
         local: tuple[TestClient, Seeded]) -> None:
     client, runs = local
-    review_id = re.search(r'href="/reviews/(rev_[0-9a-f]+)"',
-                          client.get("/reviews").text).group(1)
+    found = re.search(r'href="/reviews/(rev_[0-9a-f]+)"', client.get("/reviews").text)
+    assert found
+    review_id = found.group(1)
     (proposal,) = _versions(client, review_id)
     made = client.post("/v1/workflows/reviews/versions", headers={"Api-Key": "sk_gen"},
                        json={"review_id": review_id, "parent_id": proposal["id"],
@@ -175,3 +179,78 @@ def test_a_search_underscore_is_a_literal_character(local: tuple[TestClient, See
     assert runs.items in client.get("/", params={"q": "_"}).text  # ids hold one: matches
     assert runs.items not in client.get("/", params={"q": "ru__"}).text  # not wildcards
     assert runs.items not in client.get("/", params={"q": "r%n"}).text
+
+
+BOOLEANS = {"type": "object", "properties": {
+    "paid": {"type": "boolean"}, "sent": {"type": ["boolean", "null"]},
+    "ok": {"type": "boolean"}, "count": {"type": "boolean"}, "said": {"type": "boolean"}}}
+
+
+def test_a_boolean_field_keeps_a_proposed_value_that_is_not_a_boolean() -> None:
+    proposal = {"paid": "yes", "sent": None, "ok": True, "count": 1, "said": "false"}
+    fields = {f.name: f for f in form_fields(proposal, BOOLEANS, {})}
+    assert {n: (f.kind, f.text, f.off_type) for n, f in fields.items()} == {
+        "paid": ("boolean", '"yes"', True), "sent": ("boolean", "", False),
+        "ok": ("boolean", "true", False), "count": ("boolean", "1", True),
+        "said": ("boolean", '"false"', True)}  # the string "false" is not false
+    shown = {f.input_name: f.text for f in fields.values()}
+    data, problems = read_correction(list(fields.values()), shown, proposal)
+    assert problems == [] and data == proposal  # kept exactly, nothing turned into false
+    data, problems = read_correction(list(fields.values()), {
+        **shown, "field.paid": "true", "field.count": "false", "field.said": ""}, proposal)
+    assert problems == [] and data == {**proposal, "paid": True, "count": False, "said": None}
+    _, problems = read_correction(list(fields.values()), {**shown, "field.paid": "maybe"},
+                                  proposal)
+    assert problems == ["paid: choose true or false"]
+
+
+def test_the_review_page_shows_a_non_boolean_proposal_and_lets_the_reviewer_choose(
+        local: tuple[TestClient, Seeded]) -> None:
+    client, _ = local
+    schema_line = 'currency: {type: string, description: "ISO currency code, e.g. EUR"}'
+    text = review_yaml().replace(schema_line, schema_line + '\n            paid: '
+                                 '{type: boolean, description: "Already paid"}')
+    assert "paid:" in text
+    engine = app_state(client.app).engine  # type: ignore[arg-type]
+    run = engine.run(Workflow.from_yaml(text), {"upload": INVOICE_PDF})
+    assert run.status == "awaiting_review", run
+    review_id = client.get("/v1/workflows/reviews", params={"run_id": run.run_id},
+                           headers={"Api-Key": "sk_gen"}).json()["data"][0]["id"]
+    (proposal,) = _versions(client, review_id)
+    assert proposal["snapshot"]["paid"] is None  # the extraction found nothing: null
+    page = client.get(f"/reviews/{review_id}").text
+    assert _form_of(page)["field.paid"] == ""  # shown as null, and kept as null
+    assert re.search(r'<option value="" selected>null</option>', page)
+    made = client.post("/v1/workflows/reviews/versions", headers={"Api-Key": "sk_gen"},
+                       json={"review_id": review_id, "parent_id": proposal["id"],
+                             "snapshot": {**proposal["snapshot"], "paid": "yes"}})
+    assert made.status_code == 200, made.text
+    page = client.get(f"/reviews/{review_id}").text
+    select = re.search(r'<select[^>]* name="field\.paid"[^>]*>(.*?)</select>', page, re.DOTALL)
+    assert select, page
+    options = re.findall(r'<option value="([^"]*)"( selected)?>([^<]*)</option>',
+                         select.group(1))
+    assert [(html.unescape(v), bool(s), t) for v, s, t in options] == [
+        ('"yes"', True, "&#34;yes&#34; (as proposed)"), ("", False, "null"),
+        ("true", False, "true"), ("false", False, "false")]
+    assert "which is not true or false" in page
+    form = _form_of(page)
+    assert form["field.paid"] == '"yes"'
+    token = csrf_of(page)
+    # another field edited, "yes" kept: the schema check names it, the page still shows it
+    refused = client.post(f"/reviews/{review_id}/decide", data={
+        **form, "field.supplier": "Other", "csrf_token": token, "decision": "approve"})
+    assert refused.status_code == 422 and "paid" in refused.text
+    assert _form_of(refused.text)["field.paid"] == '"yes"'
+    for bad in ("maybe", "yes", "1"):  # not a choice the form offers: refused, not guessed
+        refused = client.post(f"/reviews/{review_id}/decide", data={
+            **form, "field.paid": bad, "csrf_token": token, "decision": "approve"})
+        assert refused.status_code == 422 and "paid: choose true or false" in refused.text
+    assert len(_versions(client, review_id)) == 2  # nothing stored
+    done = client.post(f"/reviews/{review_id}/decide", data={
+        **form, "field.paid": "true", "csrf_token": token, "decision": "approve"},
+        follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].endswith("notice=approved")
+    *_, chosen = _versions(client, review_id)
+    assert chosen["snapshot"] == {**proposal["snapshot"], "paid": True}
+    assert wait_status(client, run.run_id, {"completed", "error"}) == "completed"

@@ -36,6 +36,8 @@ STATUS_SIGNS = {
     "awaiting_review": ("‖", "awaiting review"), "completed": ("✓", "completed"),
     "skipped": ("↷", "skipped"), "error": ("✗", "error"), "cancelled": ("⊘", "cancelled"),
     "owner_lost": ("⚠", "owner lost"),
+    # review decisions: a rejection is not a success, whatever the step's status
+    "approved": ("✓", "approved"), "rejected": ("✗", "rejected"),
 }
 
 

@@ -8,12 +8,16 @@ correction, also one made over the HTTP API). :func:`read_correction` turns the
 submitted form back into data, reporting every field it cannot read: a field sent back
 as it was shown, or not sent at all, keeps its value exactly (an empty string stays
 empty, a big integer keeps every digit, a multi-line string its lines); an edited field
-is parsed by its kind (integers as integers, never through a float). Data that differs
-from the latest version is stored as a new version first, exactly as
-``POST /v1/workflows/reviews/versions`` stores one (:mod:`engine.server.review_versions`),
-and that version is approved; data equal to the latest version approves it as it is
-(no new version, no schema check: as ``stepwell reviews approve`` does). The page lists
-the versions as the API does, with the one a decision took.
+is parsed by its kind (integers as integers, never through a float). A boolean field is
+a choice of null, true and false; a proposed value that is none of them (an
+extraction's ``"yes"`` or ``1``) is shown as JSON and offered as a choice of its own,
+selected, so the reviewer sees it and keeps it or picks another
+(:attr:`FormField.off_type`). Data that differs from the latest version is stored as a
+new version first, exactly as ``POST /v1/workflows/reviews/versions`` stores one
+(:mod:`engine.server.review_versions`), and that version is approved; data equal to
+the latest version approves it as it is (no new version, no schema check: as ``stepwell
+reviews approve`` does). The page lists the versions as the API does, with the one a
+decision took.
 
 Files (a classifier's or a split's documents) are approved or rejected as proposed.
 """
@@ -68,6 +72,13 @@ class FormField:
         characters), so line breaks survive the round trip."""
         return self.kind == "json" or self.kind == "string" and (
             "\n" in self.text or "\r" in self.text or len(self.text) > MULTILINE_CHARS)
+
+    @property
+    def off_type(self) -> bool:
+        """A boolean field whose value is neither true, false nor null (an extraction's
+        ``"yes"``): the form shows it as a choice of its own, selected until the reviewer
+        picks true, false or null, so it is never lost or turned into another value."""
+        return self.kind == "boolean" and self.text not in ("", "true", "false")
 
     @property
     def input_name(self) -> str:
@@ -189,7 +200,7 @@ def form_fields(proposal: Any, schema: Any, likelihoods: dict[str, Any]) -> list
         spec = found if isinstance(found, dict) else {}
         kind = _kind(spec.get("type"), value)
         text = ("" if value is None else json.dumps(value, indent=2) if kind == "json"
-                else str(value).lower() if kind == "boolean" else str(value))
+                else _boolean_text(value) if kind == "boolean" else str(value))
         score = likelihoods.get(name)
         declared = spec.get("type")
         nullable = (value is None or declared == "null"
@@ -199,6 +210,14 @@ def form_fields(proposal: Any, schema: Any, likelihoods: dict[str, Any]) -> list
                                 likelihood=float(score) if isinstance(score, int | float)
                                 and not isinstance(score, bool) else None))
     return fields
+
+
+def _boolean_text(value: Any) -> str:
+    """A boolean field's value as the form shows it: ``true`` / ``false``, else the
+    proposed value as JSON (``"yes"``, ``1``), which the form offers to keep as it is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _kind(declared: Any, value: Any) -> str:

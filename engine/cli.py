@@ -161,8 +161,18 @@ def _import_for_good(modules: Sequence[str]) -> None:
         gc.enable()
 
 
+def _printable_streams() -> None:
+    """Print what the terminal's encoding cannot hold (a lone surrogate a step returned,
+    a character beyond a non-UTF-8 locale) as a backslash escape instead of failing."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
+
+
 def main() -> None:
     """Console-script entry point (``stepwell = engine.cli:main``)."""
+    _printable_streams()
     kwargs = plain_run_arguments(sys.argv[1:])
     if kwargs is not None:
         sys.exit(run_plain(kwargs))

@@ -39,6 +39,7 @@ from engine.cli_support import (
     to_jsonable,
     workflow_file,
 )
+from engine.contracts.bounded import paired_json
 from engine.contracts.frozen import record
 
 if TYPE_CHECKING:
@@ -367,7 +368,7 @@ def _skip_lines(steps: list[dict[str, Any]]) -> list[RenderableType]:
 
 def _output_lines(outputs: Any) -> list[RenderableType]:
     """``end_step.handle: value`` per output; JSON payloads show their data only."""
-    data = to_jsonable(outputs or {})
+    data = paired_json(to_jsonable(outputs or {}))  # as stored: lone surrogates as U+FFFD
     if not data:
         return []
     from rich.text import Text

@@ -19,12 +19,13 @@ block id written twice; both parsers here record duplicate keys and report them.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.contracts.bounded import json_problem
+from engine.contracts.bounded import json_problem, paired_json
 from engine.contracts.errors import WorkflowLoadError
 from engine.declarative import read_declarative
 from engine.graph_json import read_graph
@@ -64,6 +65,17 @@ def _duplicate_key_loader() -> type[yaml.SafeLoader]:
     return DuplicateKeyLoader
 
 
+#: A ``\\u`` escape of a UTF-16 surrogate: YAML reads ``"\\ud83e\\uddfe"`` (JSON's spelling
+#: of an emoji) as two lone surrogates, which no UTF-8 text can hold.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _joined(data: Any, text: str) -> Any:
+    """``data`` with split characters joined (lone surrogates become U+FFFD), when
+    ``text`` escapes a surrogate at all (:func:`~engine.contracts.bounded.paired_json`)."""
+    return paired_json(data) if _SURROGATE_ESCAPE.search(text) else data
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     """Parse YAML text, recording duplicate keys.
 
@@ -99,7 +111,7 @@ def parse_yaml(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     finally:
         if loader is not None:
             loader.dispose()
-    return data, loader.duplicates
+    return _joined(data, text), loader.duplicates
 
 
 def parse_json(text: str, source: str) -> tuple[Any, list[Duplicate]]:
@@ -132,7 +144,7 @@ def parse_json(text: str, source: str) -> tuple[Any, list[Duplicate]]:
     if problem is not None:
         raise WorkflowLoadError(source, f"the JSON cannot be loaded: {problem}",
                                 "Write plain JSON (finite numbers, reasonable nesting).")
-    return data, duplicates
+    return _joined(data, text), duplicates
 
 
 def require_mapping(data: Any, source: str) -> Mapping[str, Any]:

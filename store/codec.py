@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from engine.contracts.bounded import paired_json
 from engine.contracts.errors import StorageError
 from engine.contracts.values import Payload
 
@@ -94,8 +95,15 @@ _encode_stdlib_finite = _make_stdlib_encoder(lambda value: _finite(_json_default
 def _encode_refused(value: Any) -> str:
     """What orjson refuses (integers beyond 64 bits, strings holding lone surrogates),
     by the standard library, with ``NaN`` and infinities as ``null`` as orjson writes
-    them. Rare, so the copy :func:`_finite` makes does not matter."""
-    return _encode_stdlib_finite(_finite(value))
+    them, and each surrogate pair joined into its character, each lone surrogate
+    replaced by U+FFFD (:func:`~engine.contracts.bounded.paired`): a lone surrogate
+    written as an escape would read back as a string no UTF-8 output can hold. Rare, so
+    the copies :func:`_finite` and ``paired_json`` make, and the second encoding, do not
+    matter."""
+    text = _encode_stdlib_finite(_finite(value))
+    if "\\ud" in text:  # a surrogate, written as an escape (ensure_ascii writes lower case)
+        text = _encode_stdlib_finite(paired_json(json.loads(text)))
+    return text
 
 
 # Dataclasses and datetimes go to _json_default as they do with the standard library (a

@@ -42,6 +42,8 @@ MAX_REGEX_PATTERN = 1_000
 #: Longest text a regular expression is tested against (characters).
 MAX_REGEX_TEXT = 1_000_000
 
+#: A UTF-16 surrogate code point (only ever in a ``str`` decoded from escapes).
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _CONTROL_MULTILINE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -190,7 +192,37 @@ def clean_text(text: str, *, limit: int | None = None, multiline: bool = False) 
         are one line).
     """
     cleaned = (_CONTROL_MULTILINE if multiline else _CONTROL).sub("", text)
+    if _SURROGATE.search(cleaned):
+        cleaned = paired(cleaned)
     return cleaned if limit is None else cleaned[:limit]
+
+
+def paired(text: str) -> str:
+    """``text`` with each UTF-16 surrogate pair joined into its character and every
+    unpaired surrogate replaced by U+FFFD.
+
+    YAML reads ``"\\ud83e\\uddfe"`` as two lone surrogates where JSON reads one emoji,
+    and a lone surrogate cannot be encoded as UTF-8: printed, or stored in a text
+    column, it fails. Names and labels go through here (:func:`clean_text`).
+    """
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def paired_json(value: Any) -> Any:
+    """``value`` with :func:`paired` applied to every string in it, keys included
+    (containers copied; other values as they are).
+
+    Used where JSON-like data crosses into UTF-8 text: workflow documents whose escapes
+    split a character (:mod:`engine.loading`) and payloads the store encodes
+    (:mod:`store.codec`), so what is stored reads back and prints.
+    """
+    if isinstance(value, str):
+        return paired(value) if _SURROGATE.search(value) else value
+    if isinstance(value, dict):
+        return {paired_json(key): paired_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [paired_json(item) for item in value]
+    return value
 
 
 def clean_mime(mime: str | None) -> str | None:

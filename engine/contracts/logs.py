@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 
+from engine.contracts.bounded import paired
 from engine.contracts.frozen import record
 
 #: Entries kept per attempt (the marker of dropped entries comes on top).
@@ -144,6 +145,8 @@ class StepLog:
             at: epoch seconds (default: now).
         """
         message = message.removesuffix("\n")
+        if not message.isascii():  # a lone surrogate (printed from an escape) fails UTF-8
+            message = paired(message)
         truncated = len(message) > MAX_MESSAGE_CHARS
         if truncated:
             rest = len(message) - MAX_MESSAGE_CHARS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -40,3 +41,11 @@ def returns_a_set(input_data: Any) -> dict[str, Any]:
 
 
 not_callable = 42
+
+
+def split_characters(input_data: Any) -> dict[str, Any]:
+    """Prints, logs and returns strings holding lone UTF-16 surrogates (as text decoded
+    from escapes may), which UTF-8 cannot encode."""
+    print("lone \ud83e here")
+    logging.getLogger("split").warning("warn \udc00")
+    return {"out\ud83e": "v\udfff", "pair": "\ud83e\uddfe"}

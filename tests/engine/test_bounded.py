@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 from engine.contracts.bounded import (
+    paired,
+    paired_json,
     MAX_JSON_DEPTH,
     check_json,
     clean_mime,
@@ -114,3 +116,14 @@ def test_the_loader_applies_the_budget_and_cleans_names() -> None:
     named = Workflow.from_yaml('metadata: {name: "in\\e[2Jvoice\\r\\n"}\nspec:\n  blocks:\n'
                                '    a: {type: note, label: "x\\e]0;t\\a"}\n')
     assert named.name == "in[2Jvoice" and named.blocks[0].label == "x]0;t"
+
+
+def test_split_characters_are_joined_and_lone_surrogates_replaced() -> None:
+    assert paired("a \ud83e\uddfe b") == "a \U0001f9fe b"  # YAML's reading of JSON's escape
+    assert paired("\ud83e end \udc00") == "\ufffd end \ufffd"
+    assert paired("\uddfe\ud83e") == "\ufffd\ufffd"  # the wrong order is no pair
+    assert clean_text("lab\x07el \ud83e\uddfe", limit=7) == "label \U0001f9fe"
+    assert paired_json({"k\ud83e": ["\ud83e\uddfe", 1, None, ("t\udc00",)]}) == {
+        "k\ufffd": ["\U0001f9fe", 1, None, ["t\ufffd"]]}
+    plain = {"a": ["b"]}
+    assert paired_json(plain) == plain

@@ -641,3 +641,14 @@ def test_detach_refuses_options_a_queued_run_cannot_honour(
     assert "--detach" in done.stderr or "queued run" in done.stderr
     assert ("stepwell worker --executor" in done.stderr) == (extra[0] == "--executor")
     assert not db.exists()  # nothing was queued
+
+
+def test_a_lone_surrogate_in_the_outputs_is_printed_not_a_crash(tmp_path: Path) -> None:
+    # the function returns a string holding a lone surrogate (no UTF-8 text holds one):
+    # the summary prints U+FFFD, as the database stores it, and the run exits 0
+    code = 'def transform(input_data):\n    return {"y": "a\\ud83e"}\n'
+    path = tmp_path / "lone.yaml"
+    path.write_text(workflow_yaml(code).replace("{y: {type: number}}", "{y: {type: string}}"))
+    done = stepwell("run", path, "--db", tmp_path / "lone.db", "--input", '{"x": 2}')
+    assert done.returncode == 0, done.stderr
+    assert '"y": "a\ufffd"' in done.stdout and "Traceback" not in done.stderr

@@ -175,3 +175,47 @@ def test_engines_copy_the_built_in_registry_and_keep_what_they_add() -> None:
     # a given registry is used as given
     mine = builtin_registry()
     assert Engine(":memory:", registry=mine).registry is mine
+
+
+SPLIT_CHARACTERS = r'''
+apiVersion: workflows.retab.com/v1alpha2
+kind: Workflow
+metadata:
+  name: "receipt \ud83e\uddfe"
+spec:
+  blocks:
+    start:
+      type: start_json
+      label: "start \ud83e\uddfe"
+    f:
+      type: function
+      label: "lone \ud83e end"
+      config:
+        python: "tests.blocks.function_targets:split_characters"
+        output_schema: {type: object}
+  edges:
+    - source: {block: start, handle: output-json-0}
+      target: {block: f, handle: input-json-0}
+'''
+
+
+def test_split_and_lone_surrogates_run_and_read_back(engine: Engine, tmp_path: Path) -> None:
+    # YAML reads JSON's spelling of an emoji ("\ud83e\uddfe") as two lone surrogates,
+    # and a function may print or return one: none of it may stop the run or the reads
+    path = tmp_path / "split.yaml"
+    path.write_text(SPLIT_CHARACTERS, encoding="utf-8")
+    result = engine.run(path, {"start": {"a": "\ud83e"}})
+    assert result.status is RunStatus.COMPLETED, result.error
+    run = engine.client.workflows.runs.get(result.run_id)
+    assert run.workflow_name == "receipt \U0001f9fe"
+    steps = {s.step_id: s for s in engine.client.workflows.steps.list(result.run_id).data}
+    assert steps["start"].block_label == "start \U0001f9fe"
+    assert steps["f"].block_label == "lone \ufffd end"
+    step = engine.client.workflows.steps.get("f", run_id=result.run_id)
+    assert step.handle_outputs["output-json-0"].data == {
+        "out\ufffd": "v\ufffd", "pair": "\U0001f9fe"}
+    assert engine.client.workflows.steps.get("start", run_id=result.run_id).handle_outputs[
+        "output-json-0"].data == {"a": "\ufffd"}
+    logs = engine.client.workflows.steps.logs("f", run_id=result.run_id)
+    assert [e.message for e in logs.data] == ["lone \ufffd here", "warn \ufffd"]
+    json.dumps(run.model_dump(mode="json"), ensure_ascii=False).encode()  # UTF-8 throughout

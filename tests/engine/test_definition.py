@@ -343,3 +343,12 @@ def test_a_json_workflow_loads_without_pyyaml_and_a_yaml_one_with_it(tmp_path: P
         done = subprocess.run([sys.executable, "-c", code, str(tmp_path / name)],
                               capture_output=True, text=True, check=True)
         assert done.stdout.split() == ["start_json", str(pyyaml)]
+
+
+def test_json_escapes_of_an_emoji_in_yaml_are_one_character() -> None:
+    from engine.loading import parse_json, parse_yaml
+
+    data, _ = parse_yaml('name: "x \\ud83e\\uddfe \\ud83e"\n"k\\udc00": [1]', "w.yaml")
+    assert data == {"name": "x \U0001f9fe \ufffd", "k\ufffd": [1]}
+    data, _ = parse_json('{"name": "\\ud83e\\uddfe \\udc00"}', "w.json")
+    assert data == {"name": "\U0001f9fe \ufffd"}

@@ -101,10 +101,11 @@ def test_encode_writes_what_the_standard_library_reads_back() -> None:
     values: list[Any] = [
         {"n": 1, "x": 0.1, "big": 1e300, "tiny": 5e-324, "s": "é ✓ \u2028 \n \"", "l": [None, True]},
         {"over64": 2**70, "under": -(2**63)},  # beyond 64 bits: the standard library's text
-        {"lone": "a\ud800b"},  # a lone surrogate: escaped by the standard library
     ]
     for value in values:
         assert json.loads(encode(value)) == value
+    # a lone surrogate (no UTF-8 text holds one) is stored as U+FFFD, so it reads back
+    assert json.loads(encode({"lone": "a\ud800b"})) == {"lone": "a\ufffdb"}
     assert encode({"s": "é"}) == '{"s":"é"}'  # UTF-8, not escapes
     assert encode({"when": when, "day": dt.date(2026, 12, 2)}) == (
         '{"when":"2026-12-02T11:41:15.123456+00:00","day":"2026-12-02"}')  # isoformat
@@ -122,7 +123,7 @@ def test_encode_writes_keys_as_strings_and_non_finite_numbers_as_null() -> None:
     assert encode({"big": 2**70, "x": float("nan"), "l": (float("inf"),)}) == (
         '{"big":1180591620717411303424,"x":null,"l":[null]}')
     assert encode({"s": "\ud800", "p": Payload.json([float("nan")])}) == (
-        '{"s":"\\ud800","p":{"type":"json","data":[null]}}')
+        '{"s":"\\ufffd","p":{"type":"json","data":[null]}}')
 
 
 def test_encode_refuses_what_no_encoder_can_write() -> None:
@@ -141,3 +142,12 @@ def test_definition_ids_keep_the_standard_library_text() -> None:
     assert encoded.id == hashlib.sha256(encoded.text.encode()).hexdigest()[:32]
     with pytest.raises(StorageError, match="cannot store the definition of 'run_y'"):
         encoded_definition({"blocks": [object()]}, "run_y")
+
+
+def test_lone_surrogates_are_stored_as_text_that_reads_back() -> None:
+    text = encode({"k\ud83e": ["\ud83e\uddfe", 2**70, float("nan")],
+                   "p": Payload.json({"x": "a\udc00"})})
+    assert json.loads(text) == {"k\ufffd": ["\U0001f9fe", 2**70, None],
+                                "p": {"type": "json", "data": {"x": "a\ufffd"}}}
+    text.encode()  # valid UTF-8 once decoded: no surrogate left
+    assert "\\ud83e\\uddfe" in text or "\U0001f9fe" in text

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from engine.server import app_state, create_app
 from engine.server.config import ServerConfig
+from tests.ui.browser import require_browser
 from tests.ui.workflows import Seeded, seed
 
 LOCAL = "http://127.0.0.1:8000"
@@ -22,6 +23,12 @@ def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Seeded]:
     """A database with the runs of :func:`tests.ui.workflows.seed` (made once)."""
     db = tmp_path_factory.mktemp("ui-seed") / "seed.db"
     return db, seed(db)
+
+
+@pytest.fixture
+def chromium() -> str:
+    """The Chromium executable of the browser tests (or a skip saying what to install)."""
+    return require_browser()
 
 
 @pytest.fixture

@@ -19,14 +19,8 @@ from typing import Any
 import pytest
 
 from store.client import Client
-from tests.ui.browser import ROOT, browser_page, require_browser, serve
+from tests.ui.browser import ROOT, browser_page, serve
 from tests.ui.workflows import CHATTY_YAML, SLOW, XSS, Seeded, chatty_inputs
-
-
-@pytest.fixture
-def chromium() -> str:
-    """The Chromium executable (or a skip saying what to install)."""
-    return require_browser()
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup
 from blocks.registry import BlockRegistry, default_registry
 from engine import durable, launch
 from engine.compiled import CompiledGraph
-from engine.contracts.bounded import check_json
+from engine.contracts.bounded import MAX_REASON_CHARS, check_json, clean_text
 from engine.contracts.errors import Diagnostic, UsageError
 from engine.contracts.store import Store, check_durability
 from engine.definition import Workflow, load_workflow
@@ -358,6 +358,9 @@ class Engine:
                         has_data: bool = False, reason: str = "") -> tuple[Review, bool]:
         """Check and record a review decision without resuming the run.
 
+        ``reason`` is kept as text: control characters go, and anything past
+        :data:`MAX_REASON_CHARS` characters.
+
         Returns:
             ``(review, changed)``: the review record, and False when the same decision
             had been recorded before.
@@ -370,6 +373,9 @@ class Engine:
         """
         if has_data:
             check_json(data, what="The corrected review data")
+        # a person's text, printed and stored: no control characters (PostgreSQL's text
+        # holds no NUL), no lone surrogates (UTF-8 holds none), at most 2,000 characters
+        reason = clean_text(reason, limit=MAX_REASON_CHARS, multiline=True)
         store = self.store
         review = store.review(review_id)
         run = store.load_run(review.run_id)

@@ -42,6 +42,9 @@ MAX_REGEX_PATTERN = 1_000
 #: Longest text a regular expression is tested against (characters).
 MAX_REGEX_TEXT = 1_000_000
 
+#: The longest text a person attaches to a review (a decision's reason, a version's note),
+#: in characters.
+MAX_REASON_CHARS = 2000
 #: A UTF-16 surrogate code point (only ever in a ``str`` decoded from escapes).
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")

@@ -147,6 +147,8 @@ class StepLog:
         message = message.removesuffix("\n")
         if not message.isascii():  # a lone surrogate (printed from an escape) fails UTF-8
             message = paired(message)
+        if "\x00" in message:  # PostgreSQL's text holds no NUL: shown as U+FFFD everywhere
+            message = message.replace("\x00", "\ufffd")
         truncated = len(message) > MAX_MESSAGE_CHARS
         if truncated:
             rest = len(message) - MAX_MESSAGE_CHARS

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from engine.contracts.bounded import MAX_REASON_CHARS, clean_text
 from engine.contracts.errors import (
     ConflictError,
     InputError,
@@ -183,7 +184,9 @@ def create_version(request: Request, body: CreateVersionBody, org: Org) -> Any:
                        f"Review {row['id']} proposes files, not JSON; corrected data applies "
                        "to JSON outputs only. Approve or reject it as it is.")
     version = add_correction(state.store, row, parent_id=body.parent_id,
-                             snapshot=body.snapshot, note=body.note, author_id=org)
+                             snapshot=body.snapshot, author_id=org,
+                             note=None if body.note is None else
+                             clean_text(body.note, limit=MAX_REASON_CHARS, multiline=True))
     return version_json(version)
 
 

@@ -69,3 +69,9 @@ def rate_limited(data: Any) -> dict[str, Any]:
         raise QuotaError("429 Too Many Requests", code="HTTP_429",
                          retry_after=float(os.environ.get("STEPWELL_RETRY_AFTER", "0.3")))
     return {"calls": CALLS["rate_limited"]}
+
+
+def prints_nul(data: Any) -> dict[str, Any]:
+    """Prints a NUL and a lone surrogate, which PostgreSQL's text and UTF-8 cannot hold."""
+    print("a\x00b \ud83e")
+    return {}

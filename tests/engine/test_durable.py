@@ -17,6 +17,7 @@ from engine import Engine, RetryPolicy, Workflow
 from engine.contracts.errors import ConflictError, NotFoundError, UsageError
 from engine.contracts.values import RunStatus
 from tests.engine import durable_targets
+from tests.postgres import pg_url  # noqa: F401 - a fixture
 
 T = "tests.engine.durable_targets"
 ANY = {"type": "object"}
@@ -301,3 +302,24 @@ def test_of_two_processes_resuming_a_run_one_wins(db: Path) -> None:
         assert not store.claim_owner(seen.run_id, 222, time.time(), seen_pid=seen.owner_pid,
                                      seen_heartbeat=seen.heartbeat_at)
         assert store.load_run(seen.run_id).owner_pid == 111
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_text_people_and_steps_write_is_stored_on_any_store(
+        backend: str, db: Path, request: pytest.FixtureRequest) -> None:
+    # a NUL (PostgreSQL's text holds none) and a lone surrogate (UTF-8 holds none) in a
+    # rejection's reason and in what a step prints: stored as text, never a failed commit
+    where = str(db) if backend == "sqlite" else request.getfixturevalue("pg_url")
+    with Engine(where) as engine:
+        waiting = engine.run(review_workflow(), {"start": {"amount": 100}})
+        [review] = engine.store.reviews(run_id=waiting.run_id)
+        done = engine.decide(review.id, approved=False,
+                             reason="wrong\x00 supplier \ud83e\n" + "x" * 3000)
+        assert done is not None and done.status is RunStatus.COMPLETED
+        reason = engine.store.review(review.id).reason
+        assert reason is not None and reason.startswith("wrong supplier \ufffd\n")
+        assert len(reason) == 2000
+        printed = engine.run(one_step("prints_nul"), {"start": {}})
+        assert printed.ok, printed.error
+        logs = engine.client.workflows.steps.logs("work", run_id=printed.run_id)
+        assert [e.message for e in logs.data] == ["a\ufffdb \ufffd"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import time
@@ -288,12 +289,15 @@ def test_the_form_starts_from_a_correction_made_over_the_api(
     review_id = _review_id(client)
     (proposal,) = _versions(client, review_id)
     snapshot = {**proposal["snapshot"], "total_amount": 1.5}  # type: ignore[dict-item]
-    made = client.post("/v1/workflows/reviews/versions", headers={"Api-Key": "sk_gen"},
-                       json={"review_id": review_id, "parent_id": proposal["id"],
-                             "snapshot": snapshot, "note": "from the SDK"})
+    # a NUL and a lone surrogate (escaped, as JSON allows): kept as text, not a failed write
+    body = json.dumps({"review_id": review_id, "parent_id": proposal["id"],
+                       "snapshot": snapshot, "note": "from the\x00 SDK \ud83e"})
+    made = client.post("/v1/workflows/reviews/versions", content=body.encode(),
+                       headers={"Api-Key": "sk_gen", "Content-Type": "application/json"})
     assert made.status_code == 200, made.text
+    assert made.json()["note"] == "from the SDK \ufffd"
     page = client.get(f"/reviews/{review_id}").text
-    assert 'name="field.total_amount" value="1.5"' in page and "from the SDK" in page
+    assert 'name="field.total_amount" value="1.5"' in page and "from the SDK \ufffd" in page
     fields = dict(re.findall(r'name="(field\.[a-z_]+)" value="([^"]*)"', page))
     client.post(f"/reviews/{review_id}/decide", data={
         **fields, "csrf_token": csrf_of(page), "decision": "approve"})

@@ -242,6 +242,16 @@ class ApiCall(BlockType):
             problems.append(Diagnostic(code="INVALID_URL", path=f"{path}.config.url",
                                        message=f"url {config.url!r} is not an http(s) URL",
                                        fix="write it as https://host/path (may use ${NAME})"))
+        if config.method not in _BODY_METHODS:
+            for field in ("field_mappings", "request_schema"):
+                if getattr(config, field):
+                    problems.append(Diagnostic(
+                        code="IGNORED_BODY_SETTING", severity="warning",
+                        path=f"{path}.config.{field}",
+                        message=f"api_call block {block.id!r}: {field} shapes the request "
+                        f"body, and a {config.method} request is sent without one",
+                        fix="use method: POST, PUT or PATCH to send the input as the body, "
+                        f"or remove {field}"))
         return problems
 
     def _attempts(self, ctx: BlockContext) -> list[dict[str, Any]]:

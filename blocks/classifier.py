@@ -82,7 +82,9 @@ class Classifier(BlockType):
 
     def check(self, block: BlockDef, config: ClassifierConfig, path: str) -> list[Diagnostic]:
         return route_diagnostics(config.categories, path, "categories") + review_diagnostics(
-            config.review, "classifier", f"{path}.config.review")
+            config.review, "classifier", f"{path}.config.review",
+            owner=f"classifier block {block.id!r}",
+            categories={c.name: c.key for c in config.categories})
 
     async def _classify(self, ctx: BlockContext, config: ClassifierConfig, provider: Any,
                         model: str | None, pages: list[str]) -> list[Classification]:

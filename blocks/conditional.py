@@ -28,7 +28,7 @@ from blocks.condition_forms import (
     branch_form,
     normalise_branch,
 )
-from blocks.conditions import evaluate, validate_condition_group
+from blocks.conditions import empty_groups, evaluate, validate_condition_group
 from blocks.control import parse_group, require_json
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.errors import Diagnostic
@@ -150,6 +150,50 @@ def form_problems(raw_branches: Any, where: str, owner: str) -> list[Diagnostic]
     return problems
 
 
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _empty_condition(name: str, raw: Any, where: str, owner: str, *, retab: bool,
+                     later: list[str], has_else: bool) -> list[Diagnostic]:
+    """``EMPTY_CONDITION`` for each group of a branch that has no sub_conditions.
+
+    Args:
+        name: the branch's name.
+        raw: its condition group (stepwell's form).
+        where: YAML path of the group (the branch itself in Retab's form).
+        owner: how messages name the block.
+        retab: the branch is written in Retab's form (the fix shows that form).
+        later: names of the branches after it.
+        has_else: the block has an else handle.
+    """
+    problems = []
+    for group_path, operator in empty_groups(raw, where):
+        verdict = "always matches" if operator == "and" else "never matches"
+        if group_path != where:
+            message = (f"{owner}: branch {name!r} holds a group with no sub_conditions, "
+                       f"which {verdict} (logical_operator {operator})")
+            fix = "add sub_conditions to the group, or remove it"
+        else:
+            message = f"{owner}: branch {name!r} has no sub_conditions, so it {verdict}"
+            shadowed = [f"branch {n!r}" for n in later] + (
+                ["the else branch"] if has_else else [])
+            if operator == "or":
+                message += " (logical_operator or)"
+            elif shadowed:
+                verb = "is" if len(shadowed) == 1 else "are"
+                message += f": {_listed(shadowed)} after it {verb} never selected"
+            fix = ("add `sub_conditions: [{path: data.total, operator: is_greater_than, "
+                   "value: 1000}]`" if retab else "add `condition: {sub_conditions: "
+                   "[{path_ref: {input: default, path: total}, operator: greater_than, "
+                   "value: 1000}]}`") + ", or remove the branch"
+        problems.append(Diagnostic(code="EMPTY_CONDITION", severity="warning",
+                                   path=f"{group_path}.sub_conditions", message=message,
+                                   fix=fix))
+    return problems
+
+
 _HANDLE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -178,14 +222,22 @@ class Conditional(BlockType):
         owner = f"conditional block {block.id!r}"
         written = block.config.get(field)
         problems = form_problems(written, f"{path}.config.{field}", owner)
+        if not config.conditions:
+            problems.append(self._no_conditions(config, f"{path}.config.{field}", owner))
         seen_keys: dict[str, int] = {}
         seen_ids: set[str] = set()
-        for i, (ident, _name, key, raw) in enumerate(config.resolved()):
+        resolved = config.resolved()
+        for i, (ident, name, key, raw) in enumerate(resolved):
             where = f"{path}.config.{field}[{i}]"
             retab = isinstance(written, list) and branch_form(written[i]) == "retab"
-            problems += validate_condition_group(
-                raw, where if retab else f"{where}.condition", inputs=["input-json-0"],
-                owner=owner)
+            group_path = where if retab else f"{where}.condition"
+            found = validate_condition_group(raw, group_path, inputs=["input-json-0"],
+                                             owner=owner)
+            problems += found
+            if not found:
+                later = [n for _, n, _, _ in resolved[i + 1:]]
+                problems += _empty_condition(name, raw, group_path, owner, retab=retab,
+                                             later=later, has_else=config.has_else)
             problems += self._key_problems(key, where, seen_keys, i)
             if ident in seen_ids:
                 problems.append(
@@ -207,6 +259,21 @@ class Conditional(BlockType):
                 )
             )
         return problems
+
+    @staticmethod
+    def _no_conditions(config: ConditionalConfig, where: str, owner: str) -> Diagnostic:
+        """``NO_CONDITIONS``: a conditional without branches routes nothing."""
+        if config.has_else:
+            effect = ("every input goes to output-json-else, so the block routes nothing; "
+                      "whatever hangs off it runs for every input")
+        else:
+            effect = "with has_else: false it has no output handle, so it fires nothing"
+        return Diagnostic(
+            code="NO_CONDITIONS", severity="warning", path=where,
+            message=f"{owner} has no conditions: {effect}",
+            fix="add a branch, e.g. `conditions: [{branch_name: big, sub_conditions: "
+            "[{path: data.total, operator: is_greater_than, value: 1000}]}]`, or remove "
+            "the block and connect its input to what should run")
 
     @staticmethod
     def _key_problems(key: str, where: str, seen: dict[str, int], i: int) -> list[Diagnostic]:

@@ -59,8 +59,8 @@ from engine.contracts.frozen import record
 __all__ = [
     "MISSING", "OPERATOR_SPELLINGS", "WILDCARD", "Condition", "ConditionGroup", "Evaluation",
     "Outcome", "PathRef", "PathSyntaxError", "Segment", "apply_operator", "canonical_operator",
-    "evaluate", "json_equal", "json_type", "lookup", "parse_condition_group", "parse_path",
-    "resolve", "select_root", "validate_condition_group",
+    "empty_groups", "evaluate", "json_equal", "json_type", "lookup", "parse_condition_group",
+    "parse_path", "resolve", "select_root", "validate_condition_group",
 ]
 
 # ----------------------------------------------------------------------------- groups
@@ -218,6 +218,37 @@ def validate_condition_group(
                 )
             )
     return problems
+
+
+def empty_groups(raw: Any, path: str) -> list[tuple[str, str]]:
+    """Every group of a raw condition group that has no sub-conditions.
+
+    Such a group is decided before any data is read: ``and`` over nothing always matches,
+    ``or`` over nothing never does. Nothing is reported for a group that does not
+    validate (:func:`validate_condition_group` reports that).
+
+    Args:
+        raw: the group as written (stepwell's form).
+        path: its YAML path.
+
+    Returns:
+        ``[(YAML path of the group, its logical_operator)]``, outermost first.
+    """
+    try:
+        group = parse_condition_group(raw)
+    except ValidationError:
+        return []
+    found: list[tuple[str, str]] = []
+
+    def walk(node: ConditionGroup, where: str) -> None:
+        if not node.sub_conditions:
+            found.append((where, node.logical_operator))
+        for i, sub in enumerate(node.sub_conditions):
+            if isinstance(sub, ConditionGroup):
+                walk(sub, f"{where}.sub_conditions[{i}]")
+
+    walk(group, path)
+    return found
 
 
 def _diagnostic_from_error(err: Mapping[str, Any], base: str, prefix: str = "") -> Diagnostic:

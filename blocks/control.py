@@ -357,7 +357,15 @@ class End(BlockType):
     join = JoinMode.ANY
 
     def check(self, block: BlockDef, config: EndConfig, path: str) -> list[Diagnostic]:
-        return duplicate_inputs(config.inputs, path)
+        problems = duplicate_inputs(config.inputs, path)
+        if not config.inputs:
+            problems.append(Diagnostic(
+                code="MISSING_INPUTS", path=f"{path}.config.inputs",
+                message=f"end block {block.id!r} declares no inputs (inputs: []), so nothing "
+                "can reach it and it records no output",
+                fix="remove inputs to use the default input-json-0, or name what to record: "
+                "`inputs: [{name: invoice, type: json}]`"))
+        return problems
 
     def input_handles(self, config: EndConfig) -> dict[str, HandleKind]:
         return {named_handle(i.type, i.name, n): i.type for n, i in enumerate(config.inputs)}

@@ -71,6 +71,13 @@ class MergeDicts(BlockType):
 
     def check(self, block: BlockDef, config: MergeDictsConfig, path: str) -> list[Diagnostic]:
         problems = duplicate_inputs(config.inputs, path)
+        if not config.inputs:
+            problems.append(Diagnostic(
+                code="MISSING_INPUTS", severity="warning", path=f"{path}.config.inputs",
+                message=f"merge_dicts block {block.id!r} declares no inputs (inputs: []), so "
+                "it has no input handle and always outputs {}",
+                fix="remove inputs to use the default input-json-0, or name what to merge: "
+                "`inputs: [{name: invoice_data}, {name: vendor_data}]`"))
         for n, item in enumerate(config.inputs):
             if item.type != "json":
                 problems.append(
@@ -169,6 +176,13 @@ class Reshape(BlockType):
 
     def check(self, block: BlockDef, config: ReshapeConfig, path: str) -> list[Diagnostic]:
         problems = schema_diagnostics(config.output_schema, f"{path}.config.output_schema")
+        if not config.mappings:
+            problems.append(Diagnostic(
+                code="NO_MAPPINGS", severity="warning", path=f"{path}.config.mappings",
+                message=f"reshape block {block.id!r} has no mappings: its output is always {{}}, "
+                "whatever arrives",
+                fix="map output keys to input paths, e.g. `mappings: {total: invoice.total, "
+                "customer.name: buyer.name}`"))
         targets: list[tuple[str, ...]] = []
         for target, source in config.mappings.items():
             where = f"{path}.config.mappings.{target}"

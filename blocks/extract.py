@@ -152,7 +152,8 @@ class Extract(BlockType):
                                        path=f"{path}.config.inputs",
                                        message="two inputs have the same type and name",
                                        fix="give every input its own name"))
-        return problems + review_diagnostics(config.review, "extract", f"{path}.config.review")
+        return problems + review_diagnostics(config.review, "extract", f"{path}.config.review",
+                                             owner=f"extract block {block.id!r}")
 
     async def _sources(self, ctx: BlockContext, config: ExtractConfig,
                        inputs: Mapping[str, Payload], provider: Any, model: str | None

@@ -125,6 +125,47 @@ class ForEachConfig(StrictConfig):
             reduce_item_key=self.reduce_concat_item_key, item_keys=keys)
 
 
+#: split_by_key settings and their defaults: another map_method ignores a value other
+#: than the default (``review`` elsewhere is an error: INVALID_REVIEW_CONFIG).
+_SPLIT_BY_KEY_SETTINGS: dict[str, Any] = {
+    "key": None, "allow_overlap": True, "instructions": None, "model": None, "n_consensus": 1}
+
+
+def _ignored_by_map_method(config: ForEachConfig, path: str, owner: str) -> list[Diagnostic]:
+    """Warnings for settings written for another map_method than the one in use."""
+    method = config.map_method
+    problems: list[Diagnostic] = []
+    if config.map_source_path and method != "iterate_array":
+        problems.append(Diagnostic(
+            code="IGNORED_MAP_SETTING", severity="warning",
+            path=f"{path}.config.map_source_path",
+            message=f"{owner}: map_source_path only applies to map_method iterate_array; "
+            f"{method} reads the document on fe-left-in and ignores it",
+            fix="remove it, or use `map_method: iterate_array` to loop over the array at "
+            "that path"))
+    if method != "split_by_key":
+        for key, default in _SPLIT_BY_KEY_SETTINGS.items():
+            value = getattr(config, key)
+            if value is None or value == "" or value == default:
+                continue
+            fix = ("add `map_method: split_by_key` to loop over the document's records by "
+                   f"{value!r}, or remove it" if key == "key" else
+                   "remove it, or use `map_method: split_by_key` with a key")
+            problems.append(Diagnostic(
+                code="IGNORED_MAP_SETTING", severity="warning", path=f"{path}.config.{key}",
+                message=f"{owner}: {key} only applies to map_method split_by_key; {method} "
+                "ignores it", fix=fix))
+    if config.split_page_range > 1 and method in ("iterate_array", "split_by_key"):
+        problems.append(Diagnostic(
+            code="IGNORED_SPLIT_PAGE_RANGE", severity="warning",
+            path=f"{path}.config.split_page_range",
+            message=f"{owner}: split_page_range only applies to map_method split_by_page; "
+            f"{method} ignores it",
+            fix="use `map_method: split_by_page` to cut several pages per iteration, or "
+            "remove it"))
+    return problems
+
+
 def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[Diagnostic]:
     problems: list[Diagnostic] = []
     try:
@@ -159,6 +200,7 @@ def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[
             message=f"{owner}: iterate_pages is one page per iteration; split_page_range "
             "is ignored",
             fix="use `map_method: split_by_page` to cut several pages per iteration"))
+    problems += _ignored_by_map_method(config, path, owner)
     for key in ("reduce_concat_data_key", "reduce_concat_item_key"):
         if getattr(config, key) and config.reduce_strategy != "concat_array":
             problems.append(Diagnostic(
@@ -186,7 +228,8 @@ def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[
     elif config.review:
         from blocks.review import review_diagnostics
 
-        problems += review_diagnostics(config.review, "split_by_key", f"{path}.config.review")
+        problems += review_diagnostics(config.review, "split_by_key", f"{path}.config.review",
+                                       owner=owner)
     return problems
 
 

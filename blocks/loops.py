@@ -28,7 +28,7 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from blocks.base import BlockType, StrictConfig
 from blocks.condition_forms import termination_group
-from blocks.conditions import MISSING, evaluate, validate_condition_group
+from blocks.conditions import MISSING, empty_groups, evaluate, validate_condition_group
 from blocks.control import parse_group, who
 from blocks.for_each import SPLIT_BY_KEY_SERVICE, ForEach, ForEachConfig, Partitioner
 from blocks.loop_context import render, template_diagnostics
@@ -129,6 +129,27 @@ def _is_group(raw: Any) -> bool:
     return isinstance(raw, Mapping) and "sub_conditions" in raw
 
 
+def _empty_termination(raw: Any, where: str, field: str, owner: str) -> list[Diagnostic]:
+    """``EMPTY_CONDITION`` for each termination group that has no sub_conditions."""
+    problems = []
+    for group_path, operator in empty_groups(raw, where):
+        if group_path != where:
+            verdict = "always matches" if operator == "and" else "never matches"
+            message = (f"{owner}: {field} holds a group with no sub_conditions, which "
+                       f"{verdict} (logical_operator {operator})")
+        elif operator == "and":
+            message = (f"{owner}: {field} has no sub_conditions, so it matches after the "
+                       "first iteration: the loop body runs once")
+        else:
+            message = (f"{owner}: {field} has no sub_conditions, so it never matches "
+                       "(logical_operator or)")
+        problems.append(Diagnostic(
+            code="EMPTY_CONDITION", severity="warning", path=f"{group_path}.sub_conditions",
+            message=message,
+            fix="add `sub_conditions: [{path: done, operator: is_true}]`, or remove it"))
+    return problems
+
+
 class WhileLoop(BlockType):
     """Runs its children until the termination condition matches (do-while)."""
 
@@ -180,7 +201,7 @@ class WhileLoop(BlockType):
             if field in flat:  # a flat {path, operator, value} was wrapped in a group of one
                 found = [replace(d, path=d.path.replace(f"{where}.sub_conditions[0]", where))
                          for d in found]
-            problems += found
+            problems += found or _empty_termination(raw, where, field, owner)
         problems += template_diagnostics(config.loop_context_template,
                                          f"{path}.config.loop_context_template", owner)
         return problems

@@ -68,6 +68,13 @@ class MergePdf(BlockType):
 
     def check(self, block: BlockDef, config: MergePdfConfig, path: str) -> list[Diagnostic]:
         problems = []
+        if not config.inputs:
+            problems.append(Diagnostic(
+                code="MISSING_INPUTS", path=f"{path}.config.inputs",
+                message=f"merge_pdf block {block.id!r} declares no inputs (inputs: []), so no "
+                "document can reach it and every run of it fails",
+                fix="remove inputs to use the default input-file-0 and input-file-1, or name "
+                "the documents in merge order: `inputs: [{name: invoice}, {name: receipt}]`"))
         handles = config.handles()
         if len(set(handles)) != len(handles):
             problems.append(Diagnostic(code="DUPLICATE_INPUT_HANDLE", path=f"{path}.config.inputs",

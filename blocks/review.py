@@ -44,6 +44,7 @@ from blocks.conditions import evaluate, parse_condition_group, validate_conditio
 from blocks.control import schema_errors
 from blocks.providers.consensus import min_likelihood
 from engine.contracts.errors import Diagnostic
+from engine.contracts.frozen import record
 
 ALL = frozenset({"extract", "split", "classifier", "split_by_key"})
 SPLITS = frozenset({"split", "split_by_key"})
@@ -69,13 +70,17 @@ def _diag(code: str, path: str, message: str, fix: str) -> Diagnostic:
     return Diagnostic(code=code, path=path, message=message, fix=fix)
 
 
-def review_diagnostics(raw: Any, block_type: str, path: str) -> list[Diagnostic]:
+def review_diagnostics(raw: Any, block_type: str, path: str, *, owner: str = "",
+                       categories: Mapping[str, str] | None = None) -> list[Diagnostic]:
     """Every problem of a ``config.review`` value, as validation diagnostics.
 
     Args:
         raw: the ``review`` mapping as written.
         block_type: ``extract``, ``split``, ``classifier`` or ``split_by_key``.
         path: YAML path of ``config.review``.
+        owner: how the warnings name the block (``classifier block 'sort'``).
+        categories: a classifier's categories, ``{name: handle_key}``, so ``category_in``
+            can be checked against them.
     """
     if raw is None:
         return []
@@ -86,10 +91,83 @@ def review_diagnostics(raw: Any, block_type: str, path: str) -> list[Diagnostic]
         return [Diagnostic(code="MISSING_REVIEW_PREDICATE", path=f"{path}.predicate",
                            severity="warning", message="Review gate needs a predicate",
                            fix="add `predicate: {kind: ...}`; without one nothing is reviewed")]
-    return _predicate_diagnostics(raw["predicate"], block_type, f"{path}.predicate")
+    context = _Context(prefix=f"{owner}: " if owner else "", categories=categories)
+    return _predicate_diagnostics(raw["predicate"], block_type, f"{path}.predicate", context)
 
 
-def _predicate_diagnostics(pred: Any, block_type: str, path: str) -> list[Diagnostic]:
+@record
+class _Context:
+    """What the warnings need besides the predicate: the block's name (a message prefix)
+    and a classifier's categories ``{name: handle_key}``."""
+
+    prefix: str = ""
+    categories: Mapping[str, str] | None = None
+
+
+#: Predicates whose limit is a fraction (likelihoods, confidences and score margins run
+#: from 0 to 1): kind -> (field, what it is compared with, a sensible value).
+_FRACTIONS = {"confidence_lt": ("threshold", "likelihood", 0.8),
+              "boundary_confidence_lt": ("threshold", "part confidence", 0.8),
+              "top_margin_lt": ("margin", "top margin", 0.2)}
+
+
+def _range_warnings(kind: str, pred: Mapping[str, Any], path: str,
+                    prefix: str) -> list[Diagnostic]:
+    """``REVIEW_PREDICATE_OUT_OF_RANGE`` when a predicate's number decides it before any
+    output is seen: it always fires or never does."""
+    def warn(field: str, problem: str, fix: str) -> list[Diagnostic]:
+        return [Diagnostic(code="REVIEW_PREDICATE_OUT_OF_RANGE", severity="warning",
+                           path=f"{path}.{field}", message=f"{prefix}{kind} {problem}",
+                           fix=fix)]
+
+    if kind in _FRACTIONS:
+        field, what, example = _FRACTIONS[kind]
+        value = pred[field]
+        if value > 1:
+            example = value / 100 if 10 <= value <= 100 else example  # a percentage
+            return warn(field, f"{field} {value} is above 1: a {what} runs from 0 to 1, "
+                        "so the predicate always fires",
+                        f"write the {field} as a fraction between 0 and 1, e.g. "
+                        f"`{field}: {example:g}`")
+        if value <= 0:
+            return warn(field, f"{field} {value} is 0 or less: no {what} is below it, so "
+                        "the predicate never fires",
+                        f"use a {field} between 0 and 1, e.g. `{field}: {example:g}`, or "
+                        "remove the predicate")
+    if kind == "split_count_neq" and pred["expected"] < 0:
+        return warn("expected", f"expected {pred['expected']} is negative: no split has "
+                    "fewer than 0 parts, so the predicate always fires",
+                    "write how many parts you expect, e.g. `expected: 2`")
+    if kind == "any_split_pages_lt" and pred["min_pages"] <= 1:
+        return warn("min_pages", f"min_pages {pred['min_pages']}: every part has at least "
+                    "one page, so the predicate never fires",
+                    "write the smallest number of pages a part should have, 2 or more, "
+                    "e.g. `min_pages: 2`")
+    return []
+
+
+def _category_warnings(listed: list[Any], path: str, context: _Context) -> list[Diagnostic]:
+    """``UNKNOWN_REVIEW_CATEGORY`` for each ``category_in`` entry that names no category."""
+    categories = context.categories
+    if not categories:
+        return []
+    problems = []
+    for i, name in enumerate(listed):
+        if isinstance(name, str) and name in categories:
+            continue
+        by_key = next((n for n, key in categories.items() if key == name), None)
+        fix = (f"write the category's name, {by_key!r}, not its handle_key" if by_key
+               else f"use the names of the categories: {', '.join(categories)}")
+        problems.append(Diagnostic(
+            code="UNKNOWN_REVIEW_CATEGORY", severity="warning",
+            path=f"{path}.categories[{i}]", fix=fix,
+            message=f"{context.prefix}category_in lists {name!r}, which is not one of the "
+            f"categories ({', '.join(categories)}), so it never fires for it"))
+    return problems
+
+
+def _predicate_diagnostics(pred: Any, block_type: str, path: str,
+                           context: _Context) -> list[Diagnostic]:
     if not isinstance(pred, Mapping) or not isinstance(pred.get("kind"), str):
         return [_diag("INVALID_REVIEW_PREDICATE", path, "a predicate is a mapping with `kind`",
                       "write `{kind: always}`")]
@@ -119,8 +197,11 @@ def _predicate_diagnostics(pred: Any, block_type: str, path: str) -> list[Diagno
     if kind == "json_condition":
         return validate_condition_group(pred["condition"], f"{path}.condition",
                                         inputs=["data", "likelihoods", "output-json-0"])
+    problems += _range_warnings(kind, pred, path, context.prefix)
+    if kind == "category_in":
+        problems += _category_warnings(pred["categories"], path, context)
     for i, sub in enumerate(pred.get("predicates", [])):
-        problems += _predicate_diagnostics(sub, block_type, f"{path}.predicates[{i}]")
+        problems += _predicate_diagnostics(sub, block_type, f"{path}.predicates[{i}]", context)
     return problems
 
 

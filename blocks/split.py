@@ -141,7 +141,8 @@ class Split(BlockType):
 
     def check(self, block: BlockDef, config: SplitConfig, path: str) -> list[Diagnostic]:
         return route_diagnostics(config.subdocuments, path, "subdocuments") + \
-            review_diagnostics(config.review, "split", f"{path}.config.review")
+            review_diagnostics(config.review, "split", f"{path}.config.review",
+                               owner=f"split block {block.id!r}")
 
     async def _ask(self, ctx: BlockContext, config: SplitConfig, provider: Any,
                    model: str | None, pages: list[str]) -> list[SplitResult]:

@@ -42,6 +42,35 @@ def test_config_and_checks() -> None:
         parse(impl, {"url": "https://x", "body": "{}"})
 
 
+def test_body_settings_on_a_request_without_body_are_ignored() -> None:
+    impl = ApiCall()
+    raw = {"url": "https://x.test", "method": "get", "field_mappings": {"id": "invoice_id"},
+           "request_schema": {"type": "object", "properties": {"invoice_id": {}}}}
+    found = impl.check(BlockDef(id="call", type="api_call", config=raw), parse(impl, raw),
+                       "spec.blocks.call")
+    assert [(d.code, d.severity, d.path) for d in found] == [
+        ("IGNORED_BODY_SETTING", "warning", "spec.blocks.call.config.field_mappings"),
+        ("IGNORED_BODY_SETTING", "warning", "spec.blocks.call.config.request_schema")]
+    assert found[0].message == ("api_call block 'call': field_mappings shapes the request "
+                                "body, and a GET request is sent without one")
+    assert found[0].fix == ("use method: POST, PUT or PATCH to send the input as the body, "
+                            "or remove field_mappings")
+    for method in ("POST", "PUT", "PATCH"):
+        assert _codes({**raw, "method": method}) == set()
+    assert _codes({"url": "https://x.test", "method": "DELETE"}) == set()
+
+
+async def test_a_get_sends_no_body_whatever_the_mappings(make_ctx: MakeCtx) -> None:
+    with LoopbackServer([Reply(200, b"{}")]) as server:
+        cfg = {"url": server.url, "method": "GET", "field_mappings": {"id": "invoice_id"}}
+        result = await run_block(ApiCall(), make_ctx("api_call"), cfg,
+                                 {"input-json-0": {"id": 7}})
+    [attempt] = result.artifact["attempts"]
+    assert attempt["request_method"] == "GET" and attempt["request_body"] is None
+    [seen] = server.requests
+    assert (seen.method, seen.body) == ("GET", b"")
+
+
 def test_body_mapping_and_filtering(make_ctx: MakeCtx) -> None:
     ctx = make_ctx("api_call", "call")
     cfg = parse(ApiCall(), {"url": "https://x", "field_mappings": {"b": "a", "c": "renamed"},

@@ -48,6 +48,21 @@ def test_handles_and_checks() -> None:
         parse(impl, {"categories": CATEGORIES, "first_n_pages": 0})
 
 
+def test_review_category_in_is_checked_against_the_categories() -> None:
+    impl = Classifier()
+    raw = {"categories": CATEGORIES, "review": {"predicate": {"kind": "any_of", "predicates": [
+        {"kind": "category_in", "categories": ["receipt", "other-stuff"]},
+        {"kind": "confidence_lt", "threshold": 0.7}]}}}
+    [warning] = impl.check(BlockDef(id="sort", type="classifier", config=raw),
+                           parse(impl, raw), "spec.blocks.sort")
+    assert (warning.code, warning.severity) == ("UNKNOWN_REVIEW_CATEGORY", "warning")
+    assert warning.path == ("spec.blocks.sort.config.review.predicate.predicates[0]"
+                            ".categories[1]")
+    assert warning.message.startswith("classifier block 'sort': category_in lists "
+                                      "'other-stuff'")
+    assert warning.fix == "write the category's name, 'Other Stuff', not its handle_key"
+
+
 @pytest.mark.parametrize(("document", "handle"), [
     (pdfs.invoice_colon(), "output-file-invoice"),
     (pdfs.invoice_above(), "output-file-invoice"),

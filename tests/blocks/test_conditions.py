@@ -17,6 +17,7 @@ from blocks.conditions import (
     Condition,
     PathSyntaxError,
     apply_operator,
+    empty_groups,
     evaluate,
     json_equal,
     lookup,
@@ -338,3 +339,16 @@ def test_valid_group_has_no_diagnostics_and_parse_raises_on_invalid() -> None:
         parse_condition_group(group(cond("a", "nope")))
     with pytest.raises(ValidationError):
         parse_condition_group({"sub_conditions": [], "extra": 1})
+
+
+def test_empty_groups_are_found_at_every_depth() -> None:
+    cond = {"path_ref": {"path": "a"}, "operator": "exists"}
+    assert empty_groups({}, "c") == [("c", "and")]
+    assert empty_groups({"logical_operator": "OR", "sub_conditions": []}, "c") == [("c", "or")]
+    nested = {"sub_conditions": [cond, {"logical_operator": "or", "sub_conditions": [
+        {"sub_conditions": []}]}]}
+    assert empty_groups(nested, "c") == [("c.sub_conditions[1].sub_conditions[0]", "and")]
+    assert empty_groups({"sub_conditions": [cond]}, "c") == []
+    assert empty_groups({"sub_conditions": "nope"}, "c") == []  # invalid: not its business
+    assert evaluate(parse_condition_group({}), {}).matched is True
+    assert evaluate(parse_condition_group({"logical_operator": "or"}), {}).matched is False

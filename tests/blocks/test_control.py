@@ -170,6 +170,19 @@ def webhook() -> Iterator[str]:
     server.server_close()
 
 
+async def test_end_without_inputs_is_refused(make_ctx: MakeCtx) -> None:
+    impl = End()
+    result = await run_block(impl, make_ctx("end"), {"inputs": []}, {})
+    assert result.artifact == {"operation": "end", "outputs": {}}  # it records nothing
+    [error] = impl.check(block("end", {"inputs": []}), parse(impl, {"inputs": []}), "p")
+    assert (error.code, error.severity, error.path) == ("MISSING_INPUTS", "error",
+                                                        "p.config.inputs")
+    assert error.message == ("end block 'b' declares no inputs (inputs: []), so nothing can "
+                             "reach it and it records no output")
+    assert error.fix.startswith("remove inputs to use the default input-json-0")
+    assert impl.check(block("end", {}), parse(impl, {}), "p") == []
+
+
 async def test_end_posts_the_webhook_with_env_substitution(make_ctx: MakeCtx, webhook: str) -> None:
     port = webhook.rsplit(":", 1)[1]
     ctx = make_ctx("end", "done", env={"HOOK_PORT": port})

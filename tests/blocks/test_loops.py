@@ -538,6 +538,66 @@ def test_for_each_retab_settings_are_checked() -> None:
     assert impl.output_schema(parse(impl, {"reduce_strategy": "last"}), "fe-right-out") is None
 
 
+def _for_each_warnings(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
+    impl = ForEach()
+    found = impl.check(BlockDef(id="each", type="for_each", config=raw), parse(impl, raw),
+                       "spec.blocks.each")
+    return [(d.code, d.severity, d.path.removeprefix("spec.blocks.each.config.")) for d in found]
+
+
+def test_split_by_key_settings_without_split_by_key_are_ignored() -> None:
+    raw = {"key": "invoice number", "allow_overlap": False, "instructions": "one per invoice",
+           "model": "openai:gpt-4o", "n_consensus": 3}
+    assert _for_each_warnings(raw) == [("IGNORED_MAP_SETTING", "warning", key) for key in raw]
+    [key] = ForEach().check(BlockDef(id="each", type="for_each"),
+                            parse(ForEach(), {"key": "invoice number"}), "spec.blocks.each")
+    assert key.message == ("for_each block 'each': key only applies to map_method "
+                           "split_by_key; iterate_array ignores it")
+    assert key.fix.startswith("add `map_method: split_by_key`")
+    assert _for_each_warnings({"map_method": "split_by_key", **raw}) == []
+    # defaults, as an export may write them, say nothing
+    assert _for_each_warnings({"map_method": "split_by_page", "allow_overlap": True,
+                               "n_consensus": 1, "key": None}) == []
+
+
+def test_settings_for_another_map_method_are_ignored() -> None:
+    [(code, _, path)] = _for_each_warnings({"map_method": "split_by_page",
+                                            "map_source_path": "items"})
+    assert (code, path) == ("IGNORED_MAP_SETTING", "map_source_path")
+    assert _for_each_warnings({"map_method": "split_by_key", "key": "id",
+                               "split_page_range": 2}) == [
+        ("IGNORED_SPLIT_PAGE_RANGE", "warning", "split_page_range")]
+    assert _for_each_warnings({"split_page_range": 3}) == [
+        ("IGNORED_SPLIT_PAGE_RANGE", "warning", "split_page_range")]
+    assert _for_each_warnings({"map_source_path": "items", "split_page_range": 1}) == []
+    assert _for_each_warnings({"map_method": "split_by_page", "split_page_range": 3}) == []
+
+
+async def test_an_empty_termination_group_decides_the_loop(make_ctx: MakeCtx) -> None:
+    end = WhileLoopSentinelEnd()
+    result = await end.run(make_ctx(iteration=0), parse(end, {"termination_condition": {}}),
+                           {"loop-right-in": Payload.json({})})
+    assert isinstance(result.control, LoopDecision) and result.control.matched is True
+    impl = WhileLoop()
+
+    def warnings(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
+        found = impl.check(BlockDef(id="w", type="while_loop", config=raw), parse(impl, raw),
+                           "spec.blocks.w")
+        return [(d.code, d.path, d.message) for d in found if d.severity == "warning"]
+
+    assert warnings({"termination_condition": {}}) == [(
+        "EMPTY_CONDITION", "spec.blocks.w.config.termination_condition.sub_conditions",
+        ("while_loop block 'w': termination_condition has no sub_conditions, so it matches "
+         "after the first iteration: the loop body runs once"))]
+    [(code, path, message)] = warnings({"termination_conditions": [
+        {"path": "data.done", "operator": "is_true"},
+        {"logical_operator": "or", "sub_conditions": []}]})
+    assert code == "EMPTY_CONDITION"
+    assert path == "spec.blocks.w.config.termination_conditions[1].sub_conditions"
+    assert message.endswith("so it never matches (logical_operator or)")
+    assert warnings({"termination_condition": TERMINATION}) == []
+
+
 def test_termination_conditions_from_the_docs() -> None:
     impl = WhileLoop()
     raw = {"max_iterations": 5, "termination_conditions": [

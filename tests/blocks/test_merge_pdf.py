@@ -40,6 +40,19 @@ def test_handles_join_and_checks() -> None:
     assert codes({"inputs": [{"name": "a", "type": "json"}]}) == {"INVALID_INPUT_TYPE"}
 
 
+async def test_no_inputs_is_refused(make_ctx: MakeCtx) -> None:
+    impl = MergePdf()
+    with pytest.raises(PermanentError, match="received no document"):  # what it would do
+        await run_block(impl, make_ctx("merge_pdf"), {"inputs": []}, {})
+    raw = {"inputs": []}
+    [error] = impl.check(BlockDef(id="m", type="merge_pdf", config=raw), parse(impl, raw),
+                         "spec.blocks.m")
+    assert (error.code, error.severity) == ("MISSING_INPUTS", "error")
+    assert error.path == "spec.blocks.m.config.inputs"
+    assert error.message.startswith("merge_pdf block 'm' declares no inputs (inputs: [])")
+    assert "remove inputs to use the default input-file-0 and input-file-1" in error.fix
+
+
 async def test_merges_in_declared_order(make_ctx: MakeCtx, files: MemoryFileStore) -> None:
     parts = split_pages(pdfs.three_documents())
     first = files.put_bytes(pdfs.pages(1, "cover"), "cover.pdf")

@@ -44,6 +44,79 @@ def test_diagnostics() -> None:
     assert set(KINDS) >= {"always", "validation_failed", "any_of", "all_of", "json_condition"}
 
 
+@pytest.mark.parametrize(("block", "pred", "field", "says"), [
+    ("extract", {"kind": "confidence_lt", "threshold": 85}, "threshold", "always fires"),
+    ("extract", {"kind": "confidence_lt", "threshold": 0}, "threshold", "never fires"),
+    ("split", {"kind": "boundary_confidence_lt", "threshold": -0.5}, "threshold",
+     "never fires"),
+    ("classifier", {"kind": "top_margin_lt", "margin": 20}, "margin", "always fires"),
+    ("split", {"kind": "split_count_neq", "expected": -1}, "expected", "always fires"),
+    ("split_by_key", {"kind": "any_split_pages_lt", "min_pages": 1}, "min_pages",
+     "never fires"),
+])
+def test_numbers_out_of_range_decide_the_predicate(block: str, pred: dict[str, Any],
+                                                    field: str, says: str) -> None:
+    [warning] = review_diagnostics({"predicate": pred}, block, "spec.blocks.b.config.review",
+                                   owner=f"{block} block 'b'")
+    assert (warning.code, warning.severity) == ("REVIEW_PREDICATE_OUT_OF_RANGE", "warning")
+    assert warning.path == f"spec.blocks.b.config.review.predicate.{field}"
+    assert warning.message.startswith(f"{block} block 'b': {pred['kind']} {field} ")
+    assert warning.message.endswith(f"so the predicate {says}")
+    assert f"`{field}: " in warning.fix
+
+
+def test_a_percentage_threshold_gets_its_fraction_as_the_fix() -> None:
+    [warning] = review_diagnostics({"predicate": {"kind": "any_of", "predicates": [
+        {"kind": "always"}, {"kind": "confidence_lt", "threshold": 85}]}}, "extract", "r")
+    assert warning.path == "r.predicate.predicates[1].threshold"
+    assert warning.message.startswith("confidence_lt threshold 85 is above 1")  # no owner
+    assert warning.fix == "write the threshold as a fraction between 0 and 1, e.g. " \
+        "`threshold: 0.85`"
+
+
+@pytest.mark.parametrize("pred", [
+    {"kind": "confidence_lt", "threshold": 1}, {"kind": "confidence_lt", "threshold": 0.01},
+    {"kind": "top_margin_lt", "margin": 0.2}, {"kind": "split_count_neq", "expected": 0},
+    {"kind": "any_split_pages_lt", "min_pages": 2}])
+def test_numbers_in_range_say_nothing(pred: dict[str, Any]) -> None:
+    block = "classifier" if pred["kind"] == "top_margin_lt" else "split"
+    assert review_diagnostics({"predicate": pred}, block, "r") == []
+
+
+def test_out_of_range_numbers_really_decide_the_predicate() -> None:
+    likelihoods = {"a": 1.0, "b": 0.99}
+    assert _fire({"kind": "confidence_lt", "threshold": 85}, likelihoods=likelihoods)
+    assert _fire({"kind": "confidence_lt", "threshold": 0}, likelihoods={"a": 0.0}) is None
+    parts = {"parts": [{"name": "a", "pages": [1]}]}
+    assert _fire({"kind": "any_split_pages_lt", "min_pages": 1}, kind="split",
+                 extra=parts) is None
+
+
+def test_category_in_names_configured_categories() -> None:
+    categories = {"Invoice": "invoice", "Receipt": "rcpt"}
+    found = review_diagnostics({"predicate": {"kind": "category_in", "categories": [
+        "Invoice", "Invoce", "rcpt"]}}, "classifier", "spec.blocks.sort.config.review",
+        owner="classifier block 'sort'", categories=categories)
+    assert [(d.code, d.severity, d.path) for d in found] == [
+        ("UNKNOWN_REVIEW_CATEGORY", "warning",
+         "spec.blocks.sort.config.review.predicate.categories[1]"),
+        ("UNKNOWN_REVIEW_CATEGORY", "warning",
+         "spec.blocks.sort.config.review.predicate.categories[2]")]
+    assert found[0].message == (
+        "classifier block 'sort': category_in lists 'Invoce', which is not one of the "
+        "categories (Invoice, Receipt), so it never fires for it")
+    assert found[0].fix == "use the names of the categories: Invoice, Receipt"
+    assert found[1].fix == "write the category's name, 'Receipt', not its handle_key"
+    assert _fire({"kind": "category_in", "categories": ["rcpt"]}, kind="classifier",
+                 extra={"category": "Receipt"}) is None  # names, not handle keys
+    [odd] = review_diagnostics({"predicate": {"kind": "category_in", "categories": [
+        {"name": "Invoice"}]}}, "classifier", "r", categories=categories)
+    assert odd.path == "r.predicate.categories[0]"  # not a name at all
+    # without the categories (a caller that has none) nothing is checked
+    assert _codes({"predicate": {"kind": "category_in", "categories": ["x"]}},
+                  "classifier") == []
+
+
 def _fire(pred: dict[str, Any], **kwargs: Any) -> dict[str, Any] | None:
     kwargs.setdefault("kind", "extract")
     kwargs.setdefault("output", {})

@@ -120,3 +120,18 @@ def browser_page(chromium: str, width: int = 1280, height: int = 900) -> Iterato
         finally:
             context.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+#: A page script: the graph's edge points that lie outside its SVG's viewBox (none when
+#: every edge is in view).
+EDGES_OUTSIDE_THE_VIEW = """() => {
+  const svg = document.querySelector("#graph svg");
+  const [x, y, w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
+  const outside = [];
+  svg.querySelectorAll("path.edge").forEach((path) => {
+    for (const [, px, py] of path.getAttribute("d").matchAll(/[ML](-?[\\d.]+),(-?[\\d.]+)/g)) {
+      if (+px < x || +px > x + w || +py < y || +py > y + h) { outside.push(path.getAttribute("d")); }
+    }
+  });
+  return outside;
+}"""

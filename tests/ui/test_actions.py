@@ -15,6 +15,7 @@ from engine.contracts.events import NewRun
 from engine.definition import Workflow
 from engine.server import app_state
 from tests.ui.conftest import csrf_of, sign_in, wait_status
+from tests.ui.test_review_form import HIL_YAML
 from tests.ui.workflows import Seeded
 
 
@@ -128,22 +129,6 @@ def test_reject_skips_what_depends_on_the_step(local: tuple[TestClient, Seeded])
     page = client.get(f"/runs/{runs.review}").text
     assert "skipped" in page
     assert "not ours" in client.get(f"/reviews/{review_id}").text
-
-
-HIL_YAML = """\
-apiVersion: workflows.retab.com/v1alpha2
-kind: Workflow
-metadata:
-  name: Plain review
-spec:
-  blocks:
-    start: {type: start_json, label: Start}
-    gate: {type: hil, label: Gate}
-    done: {type: end}
-  edges:
-    - {source: {block: start, handle: output-json-0}, target: {block: gate, handle: input-json-0}}
-    - {source: {block: gate, handle: output-json-0}, target: {block: done, handle: input-json-0}}
-"""
 
 
 def _badges(html: str) -> list[tuple[str, str, str]]:

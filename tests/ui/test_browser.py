@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from store.client import Client
-from tests.ui.browser import ROOT, browser_page, serve
+from tests.ui.browser import EDGES_OUTSIDE_THE_VIEW, ROOT, browser_page, serve
 from tests.ui.workflows import CHATTY_YAML, SLOW, XSS, Seeded, chatty_inputs
 
 
@@ -246,19 +246,6 @@ def test_approving_an_untouched_form_keeps_the_proposal(chromium: str,
         assert versions_of(store, row)[0].snapshot == TRICKY
 
 
-_EDGES_OUTSIDE_THE_VIEW = """() => {
-  const svg = document.querySelector("#graph svg");
-  const [x, y, w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
-  const outside = [];
-  svg.querySelectorAll("path.edge").forEach((path) => {
-    for (const [, px, py] of path.getAttribute("d").matchAll(/[ML](-?[\\d.]+),(-?[\\d.]+)/g)) {
-      if (+px < x || +px > x + w || +py < y || +py > y + h) { outside.push(path.getAttribute("d")); }
-    }
-  });
-  return outside;
-}"""
-
-
 def test_the_graph_draws_nested_loops_and_keeps_every_edge_in_view(
         chromium: str, db_copy: tuple[Path, Seeded]) -> None:
     """A for_each inside a for_each is drawn (dagre once died on it, leaving no graph),
@@ -280,10 +267,10 @@ def test_the_graph_draws_nested_loops_and_keeps_every_edge_in_view(
         expect(graph.locator("a.cluster")).to_have_count(3)
         expect(graph.locator("a.cluster[aria-label^='Each line']")).to_contain_text("3/3 items")
         expect(graph.locator("a.block")).to_have_count(9)
-        assert page.evaluate(_EDGES_OUTSIDE_THE_VIEW) == []
+        assert page.evaluate(EDGES_OUTSIDE_THE_VIEW) == []
         page.goto(f"{url}/runs/{runs.review}")
         expect(graph.locator("a.block")).to_have_count(7)
-        assert page.evaluate(_EDGES_OUTSIDE_THE_VIEW) == []
+        assert page.evaluate(EDGES_OUTSIDE_THE_VIEW) == []
 
 
 def test_a_long_label_leaves_the_rerun_button_on_the_page(chromium: str,

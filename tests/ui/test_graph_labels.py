@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import Engine
-from tests.ui.browser import ROOT, browser_page, serve
+from tests.ui.browser import EDGES_OUTSIDE_THE_VIEW, ROOT, browser_page, serve
 
 EXAMPLE = ROOT / "examples" / "order_pricing"
 ID = "extract_invoice_header_fields_from_scanned_document_v2"
@@ -150,7 +150,7 @@ def test_long_labels_wrap_and_stay_inside_their_boxes(chromium: str, tmp_path: P
         assert len(by_label[ID]["lines"]) == 2  # an unbroken id: wrapped, whole
         assert by_label[ID]["lines"][0].endswith("_")  # after one of its underscores
         assert len(by_label[LONG["Orders"]]["lines"]) == 2  # 60 characters: two lines
-        assert page.evaluate(_EDGES_OUTSIDE_THE_VIEW) == []
+        assert page.evaluate(EDGES_OUTSIDE_THE_VIEW) == []
 
 
 def test_short_labels_keep_one_line_in_boxes_no_wider_than_needed(chromium: str,
@@ -176,14 +176,3 @@ def test_short_labels_keep_one_line_in_boxes_no_wider_than_needed(chromium: str,
             assert link["rect"]["width"] >= 132, where
 
 
-_EDGES_OUTSIDE_THE_VIEW = """() => {
-  const svg = document.querySelector("#graph svg");
-  const [x, y, w, h] = svg.getAttribute("viewBox").split(" ").map(Number);
-  const outside = [];
-  svg.querySelectorAll("path.edge").forEach((path) => {
-    for (const [, px, py] of path.getAttribute("d").matchAll(/[ML](-?[\\d.]+),(-?[\\d.]+)/g)) {
-      if (+px < x || +px > x + w || +py < y || +py > y + h) { outside.push(path.getAttribute("d")); }
-    }
-  });
-  return outside;
-}"""

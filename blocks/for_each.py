@@ -201,6 +201,13 @@ def _for_each_diagnostics(config: ForEachConfig, path: str, owner: str) -> list[
             "is ignored",
             fix="use `map_method: split_by_page` to cut several pages per iteration"))
     problems += _ignored_by_map_method(config, path, owner)
+    if config.map_method == "split_by_key" and config.n_consensus > 1:
+        problems.append(Diagnostic(
+            code="IGNORED_CONSENSUS", severity="warning", path=f"{path}.config.n_consensus",
+            message=f"{owner}: n_consensus {config.n_consensus} is not applied to "
+            "split_by_key: the partition is asked once and its answer used as it is",
+            fix="remove n_consensus, or check the partition with a review predicate "
+            "(e.g. `review: {predicate: {kind: any_pages_unassigned}}`)"))
     for key in ("reduce_concat_data_key", "reduce_concat_item_key"):
         if getattr(config, key) and config.reduce_strategy != "concat_array":
             problems.append(Diagnostic(

@@ -554,7 +554,10 @@ def test_split_by_key_settings_without_split_by_key_are_ignored() -> None:
     assert key.message == ("for_each block 'each': key only applies to map_method "
                            "split_by_key; iterate_array ignores it")
     assert key.fix.startswith("add `map_method: split_by_key`")
-    assert _for_each_warnings({"map_method": "split_by_key", **raw}) == []
+    # split_by_key reads them all, but asks for the partition once: no consensus
+    assert _for_each_warnings({"map_method": "split_by_key", **raw}) == [
+        ("IGNORED_CONSENSUS", "warning", "n_consensus")]
+    assert _for_each_warnings({"map_method": "split_by_key", **raw, "n_consensus": 1}) == []
     # defaults, as an export may write them, say nothing
     assert _for_each_warnings({"map_method": "split_by_page", "allow_overlap": True,
                                "n_consensus": 1, "key": None}) == []

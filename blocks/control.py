@@ -118,6 +118,24 @@ def named_handle(kind: str, name: str | int | None, index: int) -> str:
     return f"input-{kind}-{index if name is None or name == '' else name}"
 
 
+def no_inputs(block: BlockDef, path: str, effect: str, default: str, example: str, *,
+              severity: Literal["error", "warning"] = "error") -> Diagnostic:
+    """``MISSING_INPUTS`` for a block written with ``inputs: []``.
+
+    Args:
+        block: the block as written (its type and id name it).
+        path: YAML path of the block.
+        effect: what an empty list does (``so nothing can reach it ...``).
+        default: the handles the block has when ``inputs`` is left out.
+        example: what to write instead (``what to merge: `inputs: [...]```).
+        severity: ``warning`` where Retab accepts the empty list.
+    """
+    return Diagnostic(
+        code="MISSING_INPUTS", severity=severity, path=f"{path}.config.inputs",
+        message=f"{block.type} block {block.id!r} declares no inputs (inputs: []), {effect}",
+        fix=f"remove inputs to use the default {default}, or name {example}")
+
+
 def duplicate_inputs(inputs: list[NamedInput], path: str) -> list[Diagnostic]:
     """``DUPLICATE_INPUT_HANDLE`` for every declared input whose handle id repeats.
 
@@ -359,12 +377,9 @@ class End(BlockType):
     def check(self, block: BlockDef, config: EndConfig, path: str) -> list[Diagnostic]:
         problems = duplicate_inputs(config.inputs, path)
         if not config.inputs:
-            problems.append(Diagnostic(
-                code="MISSING_INPUTS", path=f"{path}.config.inputs",
-                message=f"end block {block.id!r} declares no inputs (inputs: []), so nothing "
-                "can reach it and it records no output",
-                fix="remove inputs to use the default input-json-0, or name what to record: "
-                "`inputs: [{name: invoice, type: json}]`"))
+            problems.append(no_inputs(
+                block, path, "so nothing can reach it and it records no output",
+                "input-json-0", "what to record: `inputs: [{name: invoice, type: json}]`"))
         return problems
 
     def input_handles(self, config: EndConfig) -> dict[str, HandleKind]:

@@ -32,6 +32,7 @@ from blocks.control import (
     NamedInput,
     duplicate_inputs,
     named_handle,
+    no_inputs,
     require_json,
     who,
 )
@@ -72,12 +73,10 @@ class MergeDicts(BlockType):
     def check(self, block: BlockDef, config: MergeDictsConfig, path: str) -> list[Diagnostic]:
         problems = duplicate_inputs(config.inputs, path)
         if not config.inputs:
-            problems.append(Diagnostic(
-                code="MISSING_INPUTS", severity="warning", path=f"{path}.config.inputs",
-                message=f"merge_dicts block {block.id!r} declares no inputs (inputs: []), so "
-                "it has no input handle and always outputs {}",
-                fix="remove inputs to use the default input-json-0, or name what to merge: "
-                "`inputs: [{name: invoice_data}, {name: vendor_data}]`"))
+            problems.append(no_inputs(
+                block, path, "so it has no input handle and always outputs {}", "input-json-0",
+                "what to merge: `inputs: [{name: invoice_data}, {name: vendor_data}]`",
+                severity="warning"))
         for n, item in enumerate(config.inputs):
             if item.type != "json":
                 problems.append(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 
 from blocks.base import BlockType, StrictConfig
-from blocks.control import who
+from blocks.control import no_inputs, who
 from blocks.documents import load_document, pdf_job, store_pdf, to_pdf
 from blocks.pdf import merge_pdfs, page_count
 from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, JoinMode
@@ -69,12 +69,10 @@ class MergePdf(BlockType):
     def check(self, block: BlockDef, config: MergePdfConfig, path: str) -> list[Diagnostic]:
         problems = []
         if not config.inputs:
-            problems.append(Diagnostic(
-                code="MISSING_INPUTS", path=f"{path}.config.inputs",
-                message=f"merge_pdf block {block.id!r} declares no inputs (inputs: []), so no "
-                "document can reach it and every run of it fails",
-                fix="remove inputs to use the default input-file-0 and input-file-1, or name "
-                "the documents in merge order: `inputs: [{name: invoice}, {name: receipt}]`"))
+            problems.append(no_inputs(
+                block, path, "so no document can reach it and every run of it fails",
+                "input-file-0 and input-file-1", "the documents in merge order: "
+                "`inputs: [{name: invoice}, {name: receipt}]`"))
         handles = config.handles()
         if len(set(handles)) != len(handles):
             problems.append(Diagnostic(code="DUPLICATE_INPUT_HANDLE", path=f"{path}.config.inputs",

@@ -9,6 +9,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 
+#: Fewest and most commits between two checkpoints, whatever the pages per commit.
+MIN_EVERY = 50
+MAX_EVERY = 2000
+#: WAL pages a checkpoint is aimed to come after: half the writer's automatic
+#: checkpoint (``wal_autocheckpoint = 1000``), so a burst of larger commits still
+#: reaches this thread's checkpoint first.
+TARGET_PAGES = 500
+
 
 class Checkpointer:
     """Does most of the WAL checkpointing off the commit path.
@@ -20,11 +28,28 @@ class Checkpointer:
     least once a second. When the writer's automatic checkpoint comes due, nearly every
     page has been copied already: it only finishes the tail and rewinds the WAL, so the
     file is reused instead of growing.
+
+    The cadence follows the pages commits write. Each checkpoint reports how many frames
+    the WAL holds; over the commits counted since the previous one that gives the pages
+    a commit writes, and the next checkpoint comes after as many commits as fill
+    ``target_pages`` (between :data:`MIN_EVERY` and :data:`MAX_EVERY`). A run whose
+    commits rewrite one page each (a chain of steps) is checkpointed a few times per
+    thousand commits instead of twenty: each checkpoint copies a page once however many
+    commits rewrote it, and syncs the database once. A run whose commits write many
+    pages (a fan-out's batches) is checkpointed as often as before, still well before
+    the writer's 1000-page automatic checkpoint. While a reader holds an old snapshot
+    the WAL cannot rewind and its frames overstate the rate, which only shortens the
+    cadence.
     """
 
-    def __init__(self, path: str, every: int = 50, *, fsync: bool = True) -> None:
+    def __init__(self, path: str, every: int = MIN_EVERY, *, fsync: bool = True,
+                 target_pages: int = TARGET_PAGES) -> None:
         self.path = path
+        #: Commits until the next checkpoint; the thread adapts it (0 target: fixed).
         self.every = every
+        self.target_pages = target_pages
+        #: Commits counted since the store opened (the thread reads it for the rate).
+        self.commits = 0
         #: False for a ``scratch`` store: its checkpoints skip fsync as its commits do.
         self.fsync = fsync
         self._commits = 0
@@ -38,6 +63,7 @@ class Checkpointer:
     def committed(self) -> None:
         """Count a commit; wake the thread (starting it the first time) every ``every``."""
         self._commits += 1
+        self.commits += 1
         if self._commits >= self.every:
             self._commits = 0
             if self._thread is None:
@@ -57,20 +83,39 @@ class Checkpointer:
 
     def _loop(self) -> None:
         conn = self.connection()
+        counted = logged = 0
         try:
             while True:
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
                 if self._stopping:  # closing: the store's own close checkpoints
                     return
+                commits = self.commits
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    row = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:
                     # A checkpoint only bounds the WAL's size; one that found the
                     # database busy is simply tried again next round.
                     continue
+                frames = row[1] if row else -1
+                rewound = frames < logged  # a checkpoint that let the next commit rewind
+                self.adapt(commits - counted, frames if rewound else frames - logged,
+                           rewound=rewound)
+                counted, logged = commits, frames
         finally:
             conn.close()
+
+    def adapt(self, commits: int, frames: int, *, rewound: bool = False) -> None:
+        """Set :attr:`every` from a checkpoint that found the WAL ``frames`` frames longer
+        after ``commits`` commits: as many commits as write :attr:`target_pages` pages,
+        at most twice the cadence it replaces. When the WAL ``rewound`` in between, only
+        its frames since then are known, too few: the cadence may only shorten. Nothing
+        changes without a target, commits or frames."""
+        if self.target_pages <= 0 or commits <= 0 or frames <= 0:
+            return
+        every = self.target_pages * commits // frames
+        ceiling = self.every if rewound else 2 * self.every
+        self.every = max(MIN_EVERY, min(MAX_EVERY, ceiling, every))
 
     def stop(self) -> None:
         """Stop the thread, if it started, and wait for it."""

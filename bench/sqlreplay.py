@@ -15,7 +15,9 @@ in-memory database with the same layout and settings: what SQLite's own work and
 beyond it is the writes to the WAL and their locks). "WAL pages/commit" is the pages a
 commit appends to the WAL, counted on one more replay with automatic checkpoints off
 (the floor's commit appends one): how much a step's commit writes, whatever the
-machine's clock says.
+machine's clock says. ``--pages`` says which b-trees those pages belong to (the steps
+table's leaves, an index's, the header page that every commit growing the file
+rewrites...), per commit.
 
 Recording swaps :meth:`store.connection.Database.write` for the duration of the
 recorded run only; the replay uses no stepwell code but the connection settings and the
@@ -25,6 +27,7 @@ background WAL checkpointer the store runs (:mod:`store.checkpoint`).
 from __future__ import annotations
 
 import gc
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -153,6 +156,54 @@ def wal_pages(log: list[Transaction], path: Path) -> int:
         conn.close()
 
 
+def pages_by_tree(log: list[Transaction], path: Path) -> dict[str, float]:
+    """WAL pages a commit of ``log`` appends, on average, per b-tree and page kind
+    (``steps leaf``, ``ux_steps_step_run internal``...; page 1, the header every commit
+    that grows the file rewrites, is ``header``): what :func:`wal_pages` counts, said
+    where. Replayed on a new database at ``path`` with automatic checkpoints off; each
+    commit's frames are read from the WAL file as it is written.
+
+    Raises:
+        SystemExit: this SQLite has no ``dbstat`` table to name pages with.
+    """
+    import struct
+
+    conn = _new_database(path)
+    try:
+        try:
+            conn.execute("SELECT pageno FROM dbstat LIMIT 1").fetchall()
+        except sqlite3.OperationalError as exc:
+            raise SystemExit(f"--pages needs SQLite's dbstat table ({exc}); use a SQLite "
+                             "built with SQLITE_ENABLE_DBSTAT_VTAB") from exc
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        wal = Path(f"{path}-wal")
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        frame = 24 + page_size
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # frames from 32 on
+        offset = 32
+        written: list[int] = []
+        for tx in log:
+            _run_log(conn, [tx])
+            with wal.open("rb") as f:
+                f.seek(offset)
+                data = f.read()
+            whole = len(data) // frame * frame
+            written += [struct.unpack_from(">I", data, at)[0] for at in range(0, whole, frame)]
+            offset += whole
+        trees = {page: f"{name} {kind}" for page, name, kind in
+                 conn.execute("SELECT pageno, name, pagetype FROM dbstat")}
+    finally:
+        conn.close()
+    trees[1] = "header"
+    counts: dict[str, float] = {}
+    for page in written:
+        key = trees.get(page, "other")
+        counts[key] = counts.get(key, 0) + 1
+    commits = max(1, len(log))
+    return {key: count / commits
+            for key, count in sorted(counts.items(), key=lambda kv: -kv[1])}
+
+
 @dataclass
 class Split:
     """A workload's SQL, replayed: per persisted step, and against the floor."""
@@ -168,6 +219,8 @@ class Split:
     memory_us: float = 0.0
     #: Pages the transactions appended to the WAL, over the commits.
     wal_pages: int = 0
+    #: Those pages per commit by b-tree (:func:`pages_by_tree`), when asked for.
+    trees: dict[str, float] = field(default_factory=dict)
 
     @property
     def pages_per_commit(self) -> float:
@@ -180,8 +233,10 @@ class Split:
         return self.sql_us / self.floor_us
 
 
-def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split:
-    """Record one run of ``workload`` and replay its SQL ``repeat`` times (median).
+def sql_split(workload: str, steps: int | None = None, repeat: int = 5,
+              trees: bool = False) -> Split:
+    """Record one run of ``workload`` and replay its SQL ``repeat`` times (median);
+    with ``trees``, also say which b-trees the WAL pages belong to.
 
     Raises:
         SystemExit: the recorded run failed.
@@ -203,11 +258,12 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5) -> Split
         times = [replay(log, folder / f"replay-{i}.db") / count * 1e6 for i in range(repeat)]
         memory = [replay_in_memory(log) / count * 1e6 for _ in range(repeat)]
         pages = wal_pages(log, folder / "pages.db")
+        by_tree = pages_by_tree(log, folder / "trees.db") if trees else {}
         floor = durability_floor(folder / "floor.db") * 1e6
     return Split(workload=workload, steps=count, commits=len(log),
                  statements=sum(len(tx) for tx in log), sql_us=statistics.median(times),
                  floor_us=floor, replays_us=times, memory_us=statistics.median(memory),
-                 wal_pages=pages)
+                 wal_pages=pages, trees=by_tree)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -217,6 +273,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = workload_parser("python -m bench.sqlreplay", __doc__.split("\n\n")[0],
                              "steps per workload (default: each workload's own size)")
     parser.add_argument("--repeat", type=int, default=5, help="replays (median)")
+    parser.add_argument("--pages", action="store_true",
+                        help="also print a commit's WAL pages by b-tree (table or index, "
+                             "leaf or internal page)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -225,11 +284,16 @@ def main(argv: list[str] | None = None) -> None:
           f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11} "
           f"{'in memory us/step':>17} {'WAL pages/commit':>16}")
     for name in names:
-        split = sql_split(name, args.steps, args.repeat)
+        split = sql_split(name, args.steps, args.repeat, trees=args.pages)
         print(f"{split.workload:<14} {split.steps:>6,} {split.commits:>7,} "
               f"{split.statements:>10,} {split.sql_us:>11.1f} {split.floor_us:>8.1f} "
               f"{split.x_floor:>11.2f} {split.memory_us:>17.1f} "
               f"{split.pages_per_commit:>16.2f}")
+        shown = {tree: n for tree, n in split.trees.items() if n >= 0.005}
+        for tree, per_commit in shown.items():
+            print(f"  {tree:<40} {per_commit:>6.2f} pages/commit")
+        if len(shown) < len(split.trees):
+            print(f"  ({len(split.trees) - len(shown)} more b-trees under 0.005 pages/commit)")
         sys.stdout.flush()
 
 

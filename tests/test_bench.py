@@ -18,7 +18,7 @@ def test_bench_prints_every_table() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--steps", "31", "--repeat", "1",
          "--read-steps", "3000", "--peers"],
-        capture_output=True, text=True, timeout=300)
+        check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for label in ("floor (sqlite3)", "chain", "fanout", "for_each", "while",
@@ -30,7 +30,7 @@ def test_bench_prints_every_table() -> None:
 def test_workloads_write_the_steps_they_promise() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.measure", "for_each", "40", "full", "--repeat", "1"],
-        capture_output=True, text=True, timeout=300)
+        check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert '"steps": 39' in done.stdout
 
@@ -52,7 +52,7 @@ def test_the_printing_chain_keeps_its_lines_in_the_step_logs() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--workloads", "chain_printing", "--steps", "12",
          "--repeat", "1", "--read-steps", "0", "--no-cold-start", "--no-stubbed"],
-        capture_output=True, text=True, timeout=300, check=False)
+        check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "chain_printing" in done.stdout and "n is" not in done.stdout
 
@@ -77,7 +77,7 @@ def test_peers_without_the_extra_say_how_to_install_it() -> None:
     done = subprocess.run(
         [sys.executable, "-c", _HIDE_PEERS, "--steps", "11", "--repeat", "1",
          "--workloads", "chain", "--read-steps", "0", "--no-cold-start", "--peers"],
-        capture_output=True, text=True, timeout=300)
+        check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "pip install -e '.[bench]'" in out
@@ -92,7 +92,7 @@ def test_peers_run_the_same_workloads() -> None:
         [sys.executable, "-m", "bench", "--steps", "11", "--repeat", "1",
          "--workloads", "chain,fanout", "--read-steps", "0", "--durability", "full",
          "--peers"],
-        capture_output=True, text=True, timeout=600)
+        check=False, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Peers, measured: full durability" in out and "x stepwell" in out
@@ -159,10 +159,38 @@ def test_wal_pages_count_the_pages_each_commit_appends(tmp_path: Path) -> None:
         replay_in_memory(twice)
 
 
+def test_pages_by_tree_name_where_each_commits_pages_go(tmp_path: Path) -> None:
+    """The pages a commit appends, by b-tree: they add up to what :func:`wal_pages`
+    counts, and a chain's go to the steps table's leaves, a loop's to its indexes too."""
+    from bench.sqlreplay import Transaction, pages_by_tree, recording, wal_pages
+    from bench.workloads import WORKLOADS
+    from engine.core import Engine
+
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute("SELECT pageno FROM dbstat LIMIT 1").fetchall()
+    except sqlite3.OperationalError:
+        pytest.skip("this SQLite has no dbstat table (SQLITE_ENABLE_DBSTAT_VTAB)")
+    finally:
+        conn.close()
+    for name, steps in (("chain", 60), ("while", 60)):
+        workflow, inputs, _ = WORKLOADS[name](steps)
+        log: list[Transaction] = []
+        with recording(log), Engine(tmp_path / f"{name}.db") as engine:
+            assert engine.run(workflow, inputs).ok
+        trees = pages_by_tree(log, tmp_path / f"{name}-trees.db")
+        total = wal_pages(log, tmp_path / f"{name}-pages.db")
+        assert sum(trees.values()) * len(log) == pytest.approx(total)
+        assert list(trees.values()) == sorted(trees.values(), reverse=True)
+        assert trees["steps leaf"] >= 1  # every commit moves a step
+        if name == "while":  # each iteration inserts its rows: their indexes grow
+            assert trees["ux_steps_step_run leaf"] > 0.5
+
+
 def test_sql_replay_prints_a_line_per_workload() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.sqlreplay", "chain,for_each,chain_printing", "--steps",
-         "40", "--repeat", "1"], capture_output=True, text=True, timeout=300)
+         "40", "--repeat", "1"], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:2] == ["workload", "steps"] and len(lines) == 4
@@ -172,10 +200,15 @@ def test_sql_replay_prints_a_line_per_workload() -> None:
     in_memory, pages = float(chain[-2]), float(chain[-1])
     assert in_memory > 0 and pages >= 1  # every commit appends a page at least
     bad = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "nope"],
-                         capture_output=True, text=True, timeout=60)
+                         check=False, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown workload 'nope'" in bad.stderr
+    trees = subprocess.run(
+        [sys.executable, "-m", "bench.sqlreplay", "chain", "--steps", "20", "--repeat", "1",
+         "--pages"], check=False, capture_output=True, text=True, timeout=300)
+    assert trees.returncode == 0, trees.stderr
+    assert any(line.split()[:2] == ["steps", "leaf"] for line in trees.stdout.splitlines())
     zero = subprocess.run([sys.executable, "-m", "bench.sqlreplay", "--repeat", "0"],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
 
 

@@ -84,6 +84,7 @@ class Checkpointer:
     def _loop(self) -> None:
         conn = self.connection()
         counted = logged = 0
+        seen = self.wal_generation()
         try:
             while True:
                 self._wake.wait(timeout=1.0)
@@ -98,12 +99,27 @@ class Checkpointer:
                     # database busy is simply tried again next round.
                     continue
                 frames = row[1] if row else -1
-                rewound = frames < logged  # a checkpoint that let the next commit rewind
+                # The WAL rewinds at the first commit after a checkpoint that copied it
+                # all (and at SQLite's own checkpoint): its header's generation changes.
+                # Seen before this checkpoint or after it, the frames since the last one
+                # are not known; the next round counts all it finds (too many is safe).
+                generation = self.wal_generation()
+                rewound = generation != seen or frames < logged
                 self.adapt(commits - counted, frames if rewound else frames - logged,
                            rewound=rewound)
-                counted, logged = commits, frames
+                counted, logged = commits, (0 if generation != seen else frames)
+                seen = generation
         finally:
             conn.close()
+
+    def wal_generation(self) -> bytes | None:
+        """The WAL header's checkpoint sequence number and salts (bytes 12-23), which
+        SQLite changes whenever it starts the WAL over; None without a WAL file."""
+        try:
+            with open(f"{self.path}-wal", "rb") as wal:
+                return wal.read(24)[12:]
+        except OSError:
+            return None
 
     def adapt(self, commits: int, frames: int, *, rewound: bool = False) -> None:
         """Set :attr:`every` from a checkpoint that found the WAL ``frames`` frames longer

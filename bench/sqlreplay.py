@@ -29,9 +29,11 @@ from __future__ import annotations
 import gc
 import sqlite3
 import statistics
+import struct
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -166,8 +168,6 @@ def pages_by_tree(log: list[Transaction], path: Path) -> dict[str, float]:
     Raises:
         SystemExit: this SQLite has no ``dbstat`` table to name pages with.
     """
-    import struct
-
     conn = _new_database(path)
     try:
         try:
@@ -176,32 +176,31 @@ def pages_by_tree(log: list[Transaction], path: Path) -> dict[str, float]:
             raise SystemExit(f"--pages needs SQLite's dbstat table ({exc}); use a SQLite "
                              "built with SQLITE_ENABLE_DBSTAT_VTAB") from exc
         conn.execute("PRAGMA wal_autocheckpoint = 0")
-        wal = Path(f"{path}-wal")
-        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        frame = 24 + page_size
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # frames from 32 on
+        wal = Path(f"{path}-wal")
+        frame = 24 + conn.execute("PRAGMA page_size").fetchone()[0]
         offset = 32
         written: list[int] = []
-        for tx in log:
-            _run_log(conn, [tx])
+
+        def read_frames() -> None:  # the page number opens each frame header
+            nonlocal offset
             with wal.open("rb") as f:
                 f.seek(offset)
                 data = f.read()
             whole = len(data) // frame * frame
-            written += [struct.unpack_from(">I", data, at)[0] for at in range(0, whole, frame)]
+            written.extend(struct.unpack_from(">I", data, at)[0]
+                           for at in range(0, whole, frame))
             offset += whole
+
+        _run_log(conn, log, read_frames)
         trees = {page: f"{name} {kind}" for page, name, kind in
                  conn.execute("SELECT pageno, name, pagetype FROM dbstat")}
     finally:
         conn.close()
     trees[1] = "header"
-    counts: dict[str, float] = {}
-    for page in written:
-        key = trees.get(page, "other")
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(trees.get(page, "other") for page in written)
     commits = max(1, len(log))
-    return {key: count / commits
-            for key, count in sorted(counts.items(), key=lambda kv: -kv[1])}
+    return {key: count / commits for key, count in counts.most_common()}
 
 
 @dataclass

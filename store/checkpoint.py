@@ -52,7 +52,7 @@ class Checkpointer:
         self.commits = 0
         #: False for a ``scratch`` store: its checkpoints skip fsync as its commits do.
         self.fsync = fsync
-        self._commits = 0
+        self._wake_at = every  # the commit count that wakes the thread next
         self._wake = threading.Event()
         self._stopping = False
         # Started by the first ``every`` commits: a short-lived store (a test, a one-step
@@ -62,10 +62,9 @@ class Checkpointer:
 
     def committed(self) -> None:
         """Count a commit; wake the thread (starting it the first time) every ``every``."""
-        self._commits += 1
         self.commits += 1
-        if self._commits >= self.every:
-            self._commits = 0
+        if self.commits >= self._wake_at:
+            self._wake_at = self.commits + self.every
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._loop, name="stepwell-wal-checkpoint", daemon=True)

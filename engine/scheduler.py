@@ -33,7 +33,7 @@ emitted.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -72,6 +72,8 @@ S = StepStatus
 _PENDING, _QUEUED, _RUNNING, _COMPLETED = S.PENDING, S.QUEUED, S.RUNNING, S.COMPLETED
 _SENTINEL_START, _SENTINEL_END = SentinelRole.START, SentinelRole.END
 _END_ROLE = BlockRole.END
+#: What a finished cascade generator returns from ``next`` (see Scheduler._end_outputs).
+_SETTLED = object()
 
 
 @record
@@ -106,6 +108,10 @@ class Scheduler:
         self._started = False
         self.end_outputs: dict[str, dict[str, Any]] = {}
         self._loops = LoopController(self)
+        #: The innermost kill cascade's stack (see _end_outputs).
+        self._cascade: list[Iterator[None]] = []
+        #: True while a cascade's kill runs: the skip it causes joins that cascade.
+        self._pushing = False
 
     # ------------------------------------------------------------------ public API
 
@@ -211,8 +217,7 @@ class Scheduler:
         step = self._awaiting.pop(step_id)
         self._move(step, S.CANCELLED, reason=f"review rejected: {reason}" if reason
                    else "review rejected")
-        self._kill_outputs(step, DeadInput(f"review_rejected: {step.step_id}", False))
-        self._settle_terminal(step)
+        self._end_outputs(step, DeadInput(f"review_rejected: {step.step_id}", False))
 
     @property
     def awaiting(self) -> list[tuple[str, str]]:
@@ -366,8 +371,7 @@ class Scheduler:
         self._errors.append((step.step_id, error))
         if step.scope.error_step is None:
             step.scope.error_step = step.step_id
-        self._kill_outputs(step, DeadInput(f"upstream_error: {step.step_id}", True))
-        self._settle_terminal(step)
+        self._end_outputs(step, DeadInput(f"upstream_error: {step.step_id}", True))
 
     def root_error(self, step_id: str) -> str:
         """The step a run failing on ``step_id``'s error names: inside a failed for_each,
@@ -408,10 +412,44 @@ class Scheduler:
         step.dead[handle] = dead
         self._input_settled(step)
 
-    def _kill_outputs(self, step: StepState, dead: DeadInput) -> None:
+    def _end_outputs(self, step: StepState, dead: DeadInput) -> None:
+        """Kill every connected output of ``step``, which has just ended without firing
+        them, then settle it in its scope.
+
+        A kill can skip its target, whose outputs are killed in turn: a long line of
+        blocks behind a failed one skips each of them. The skip a kill causes is the last
+        thing that kill does, so instead of recursing it hands its own kills to the loop
+        below (:attr:`_pushing`), which runs them before the next kill of the step that
+        caused it: depth first, in the order a recursion would take, however long the
+        line. Any other caller (a failed step, a container ended inside a cascade) runs
+        its kills to the end before it returns, as it expects.
+        """
+        work = self._kills_then_settle(step, dead)
+        if self._pushing:
+            self._pushing = False
+            self._cascade.append(work)
+            return
+        outer, stack = self._cascade, [work]
+        self._cascade = stack
+        try:
+            while stack:
+                if next(stack[-1], _SETTLED) is _SETTLED:
+                    stack.pop()
+        finally:
+            self._cascade = outer
+
+    def _kills_then_settle(self, step: StepState, dead: DeadInput) -> Iterator[None]:
+        """One kill per connected output edge (a skip it causes pushes the target's own
+        kills, which run before the next one), then ``step`` settles."""
         for edges in self.graph.outgoing.get(step.node.id, {}).values():
             for edge in edges:
-                self._kill(step.scope.steps[edge.target], edge.target_handle, dead)
+                self._pushing = True
+                try:
+                    self._kill(step.scope.steps[edge.target], edge.target_handle, dead)
+                finally:
+                    self._pushing = False
+                yield
+        self._settle_terminal(step)
 
     def _settle_inputs(self, step: StepState) -> None:
         """All connected inputs are settled: release or skip by join mode."""
@@ -450,8 +488,7 @@ class Scheduler:
     def _skip(self, step: StepState, cause: DeadInput) -> None:
         self._move(step, S.SKIPPED, reason=cause.reason)
         tainted = cause.by_error or any(d.by_error for d in step.dead.values())
-        self._kill_outputs(step, DeadInput(f"upstream_skipped: {step.step_id}", tainted))
-        self._settle_terminal(step)
+        self._end_outputs(step, DeadInput(f"upstream_skipped: {step.step_id}", tainted))
 
     def _settle_terminal(self, step: StepState) -> None:
         scope = step.scope

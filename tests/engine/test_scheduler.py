@@ -94,6 +94,29 @@ def test_error_skips_dependents_and_independent_branch_completes() -> None:
     assert outcome.status is RunStatus.ERROR and outcome.failing_step_id == "bad"
 
 
+def test_an_error_before_a_line_longer_than_the_recursion_limit_skips_all_of_it() -> None:
+    import sys
+
+    length = sys.getrecursionlimit() * 2
+    sched, trace = drive(chain(length).build(),
+                         lambda t: error("kaput") if t.node.id == "f0" else echo(t))
+    status = trace.status()
+    assert status["f0"] == "error"
+    assert [status[f"f{i}"] for i in range(1, length)] == ["skipped"] * (length - 1)
+    assert trace.event(f"f{length - 1}", "skipped").reason == f"upstream_skipped: f{length - 2}"
+    assert sched.outcome().failing_step_id == "f0"
+
+
+def test_skips_are_emitted_depth_first_in_edge_order() -> None:
+    # bad -> a -> a2 and bad -> b: a's whole line is skipped before b, as edges are listed
+    spec = (GraphSpec().block("start", inputs=()).block("bad")
+            .block("a").block("a2").block("b")
+            .edge("start", "bad").edge("bad", "a").edge("a", "a2").edge("bad", "b"))
+    _, trace = drive(spec.build(), lambda t: error() if t.node.id == "bad" else echo(t))
+    skipped = [e.step_id for e in trace.events if e.status.value == "skipped"]
+    assert skipped == ["a", "a2", "b"]
+
+
 def test_merge_skips_when_an_input_died_of_an_error_but_end_runs() -> None:
     spec = (GraphSpec().block("start", inputs=()).block("a").block("b")
             .block("merge", inputs=("input-json-a", "input-json-b"), join=JoinMode.ANY_NO_FAIL)

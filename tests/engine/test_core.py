@@ -105,6 +105,23 @@ def test_function_error_skips_dependents_and_fails_run(engine: Engine) -> None:
     assert run.lifecycle.failing_step_id == "boom"
 
 
+def test_a_failure_before_a_long_line_skips_and_stores_every_block_of_it(engine: Engine) -> None:
+    import sys
+
+    from bench.workloads import WORKLOADS
+
+    length = sys.getrecursionlimit() + 200  # a recursive skip cascade overflowed here
+    workflow, _, _ = WORKLOADS["chain"](length)
+    result = engine.run(workflow, {"start": {"m": 0}})  # no "n": the first function fails
+    assert result.status is RunStatus.ERROR and result.failing_step_id == "f0"
+    by_step = transitions(str(engine.store.path), result.run_id)
+    assert by_step["f0"][-1] == "error"
+    ends = [by_step[f"f{i}"][-1] for i in range(1, length - 1)]
+    assert ends == ["skipped"] * (length - 2)
+    last = engine.client.workflows.steps.get(f"f{length - 2}", run_id=result.run_id)
+    assert last.lifecycle.reason == f"upstream_skipped: f{length - 3}"
+
+
 SIX_MISTAKES = """
 apiVersion: workflows.retab.com/v1alpha2
 kind: Workflow

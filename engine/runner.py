@@ -17,10 +17,12 @@ Blocks whose handler never suspends for their config (``BlockType.runs_inline``:
 control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
 them right after the commit that marks them ``running``, with no task, cancel scope or
 timer. Loop sentinels run no user code and return at once: their ``queued`` and
-``running`` are committed with their outcome (one row update), and when only sentinels
-start, what came before them waits for the next commit too: the one that marks a step
-``running`` before its handler starts, or the one the driver makes before it waits. A
-crash in between loses engine work only, which a resumed run does again. So every other
+``running`` are committed with their outcome (one row update); an end sentinel created
+beside inline steps only is created by that commit too (:meth:`Runner._defer_end_sentinels`).
+When only sentinels start, what came before them waits for the next commit too: the one
+that marks a step ``running`` before its handler starts, or the one the driver makes
+before it waits. A crash in between loses engine work only, which a resumed run does
+again. So every other
 step is ``running`` in the database before its handler starts (a step that ran when its
 process died counts as an attempt), after every completion it depends on. The
 driver yields to the event loop every few milliseconds so the cancel watcher and async
@@ -103,6 +105,7 @@ def untimed_yields() -> Iterator[None]:
 
 #: The transitions of a loop sentinel committed with its outcome (see the docstring).
 _HELD = frozenset({StepStatus.QUEUED, StepStatus.RUNNING})
+_PENDING = StepStatus.PENDING
 _CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
@@ -156,7 +159,8 @@ class Runner:
         self._live: dict[tuple[str, int], StepLog] = {}
         #: Held while entries are taken from a log and stored, so they stay in order.
         self._log_lock = threading.Lock()
-        #: ``queued``/``running`` of loop sentinels, committed with their outcome.
+        #: ``queued``/``running`` of loop sentinels, committed with their outcome, and
+        #: end sentinels' creation (see _defer_end_sentinels).
         self._held: list[StepEvent] = []
         #: The run's ``running``, until the first commit carries it.
         self._starting: RunUpdate | None = None
@@ -265,7 +269,9 @@ class Runner:
                 hold.add(task.step_id)
             starting.append((task, inline))
         if not starting or len(hold) < len(starting):
-            self._flush(hold=hold)
+            # end sentinels created now may wait when only inline steps start: the
+            # driver commits again before anything else can see the database change
+            self._flush(hold=hold, defer_ends=all(inline for _, inline in starting))
         for task, inline in starting:
             if inline:
                 self._run_inline(task, tg, send)
@@ -380,9 +386,12 @@ class Runner:
             if pieces and not self._abandoned.is_set():
                 self.store.append_logs(self.settings.run_id, pieces, now=time.time())
 
-    def _flush(self, run_update: RunUpdate | None = None, hold: set[str] | None = None) -> None:
+    def _flush(self, run_update: RunUpdate | None = None, hold: set[str] | None = None,
+               defer_ends: bool = False) -> None:
         """Commit what happened since the last commit; ``hold``: loop sentinels about to
-        run inline, whose ``queued``/``running`` wait for their outcome."""
+        run inline, whose ``queued``/``running`` wait for their outcome; ``defer_ends``:
+        only inline steps start now, so the creation of end sentinels may wait too
+        (:meth:`_defer_end_sentinels`)."""
         events = self.scheduler.drain()
         if self._abandoned.is_set():
             return  # the run was cancelled under a step that held the driver
@@ -393,6 +402,11 @@ class Runner:
             self._held = [e for e in events if e.step_id in hold and e.status in _HELD]
             if self._held:
                 events = [e for e in events if e.step_id not in hold or e.status not in _HELD]
+        opened = self.scheduler.opened_ends
+        if opened:
+            self.scheduler.opened_ends = []
+            if defer_ends:
+                events = self._defer_end_sentinels(events, opened)
         if self._starting is not None:
             if run_update is None:
                 run_update = self._starting
@@ -410,6 +424,38 @@ class Runner:
             if events or run_update is not None:
                 for listener in self.settings.listeners:
                     listener(self.settings.run_id, events, run_update)
+
+    def _defer_end_sentinels(self, events: list[StepEvent], ends: list[str]
+                             ) -> list[StepEvent]:
+        """Hold back the creation of the loop end sentinels (``ends``: the ones created
+        since the last commit) the batch creates last.
+
+        An iteration's end sentinel is created ``pending`` with its scope and runs once
+        the body is done: written now, its row would be updated by the commit holding
+        its outcome. Held, it is created by that commit with its outcome, or by the
+        next one, whichever comes first. Only creations that nothing else in the batch
+        follows or moves are held, so every row still gets its ``seq`` in the order its
+        step was created (the order a run lists its steps in).
+        """
+        moved = {e.step_id for e in self._held}  # their moves wait already
+        created = set(ends)
+        cut = len(events)
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if event.status is not _PENDING:
+                moved.add(event.step_id)
+            elif event.step_id in created and event.step_id not in moved:
+                cut = index
+            else:
+                break
+        if cut == len(events):
+            return events
+        deferred = [e for e in events[cut:] if e.status is _PENDING and e.step_id not in moved]
+        if not deferred:
+            return events
+        self._held.extend(deferred)
+        held = {e.step_id for e in deferred}
+        return [*events[:cut], *(e for e in events[cut:] if e.step_id not in held)]
 
     def _cancel_requested(self) -> str | None:
         """The reason given with a cancel request for this run, if one was made."""

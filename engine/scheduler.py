@@ -112,6 +112,9 @@ class Scheduler:
         self._cascade: list[Iterator[None]] = []
         #: True while a cascade's kill runs: the skip it causes joins that cascade.
         self._pushing = False
+        #: The end sentinels created since the runner last took them (it may hold back
+        #: their creation: Runner._defer_end_sentinels).
+        self.opened_ends: list[str] = []
 
     # ------------------------------------------------------------------ public API
 
@@ -315,6 +318,8 @@ class Scheduler:
             self._live[step.step_id] = step
             self._emit(step, _PENDING, scope=scope.frames)
             created.append(step)
+            if node.sentinel_role is _SENTINEL_END:
+                self.opened_ends.append(step.step_id)
         for step in created:
             if step.node.sentinel_role is _SENTINEL_START and injected is not None:
                 handle, payload = injected

@@ -99,3 +99,35 @@ async def async_mark(data: Any) -> dict[str, Any]:
     ORDER.append("async")
     n = data["n"] if isinstance(data, dict) else data.n
     return {"n": n + 1}
+
+
+#: What ``end_row_seen``/``end_row_seen_async`` found, by body step id (cleared by the test).
+END_ROWS: dict[str, str | None] = {}
+
+
+def _end_row(step_id: str) -> str | None:
+    """The status of this body's iteration end sentinel in the database (None: no row)."""
+    ctx = current_context()
+    assert ctx is not None
+    end_id = step_id.rsplit("_", 1)[0] + "_loop_sentinel_end"
+    conn = sqlite3.connect(DB["path"])
+    try:
+        row = conn.execute("SELECT status FROM steps WHERE run_id = ? AND step_id = ?",
+                           (ctx.run_id, end_id)).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else row[0]
+
+
+def end_row_seen(data: Any) -> dict[str, Any]:
+    """A while loop's body (``bump``): note its end sentinel's row, then n + 1."""
+    ctx = current_context()
+    assert ctx is not None
+    END_ROWS[ctx.step_id] = _end_row(ctx.step_id)
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}
+
+
+async def end_row_seen_async(data: Any) -> dict[str, Any]:
+    """:func:`end_row_seen` as an ``async def`` (it runs in a worker task, not inline)."""
+    return end_row_seen(data)

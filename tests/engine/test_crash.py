@@ -300,3 +300,39 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path,
     assert total >= KILLS, f"only {total} kills landed in {len(chains)} chains"
     reran = sum(check_chain(c, reference, ref_executed) for c in chains)
     print(f"{total} kills in {len(chains)} chains; {reran} in-flight steps ran twice")
+
+
+def test_a_kill_inside_an_inline_loop_body_before_its_end_sentinel_exists(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A while_loop body that runs inline commits its end sentinel's creation with the
+    # sentinel's outcome: killed inside the body, the database has no row for it yet.
+    reference, _ = reference_run(tmp_path, monkeypatch)
+    monkeypatch.setenv("STEPWELL_CRASH_SLEEP", "0.15")  # the kill lands inside the body
+    h = Harness(tmp_path)
+    chain = Chain(index=0, db=tmp_path / "inline-body.db", side=tmp_path / "inline-body.side")
+    proc = h.start(chain)
+    body = "rounds_iter_2_bump"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if chain.side.exists() and f" {body}\n" in chain.side.read_text():
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, f"the run ended before {body} started:\n{h.stderr(chain)}"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    [(run_id,)] = query(chain.db, "SELECT id FROM runs")
+    chain.run_id = run_id
+    killed = statuses(chain.db, run_id)
+    assert killed[body] == "running", killed
+    assert killed.get("rounds_iter_1_rounds_sentinel_end") == "completed", killed
+    assert "rounds_iter_2_rounds_sentinel_end" not in killed
+    chain.kills.append(Kill(statuses=killed, executed=executed(chain.side)))
+    chain.exit_code = h.resume(chain).wait(timeout=120)
+    chain.stderr = h.stderr(chain)
+    assert chain.exit_code == 0, chain.stderr
+    status, outputs, steps = final_state(chain.db, run_id)
+    assert (status, outputs, steps) == reference
+    ordered = [sid for (sid,) in query(chain.db, "SELECT step_id FROM steps WHERE run_id = ? "
+                                       "AND step_id LIKE 'rounds_iter_2_%' ORDER BY seq", run_id)]
+    assert ordered == ["rounds_iter_2_rounds_sentinel_start", body,
+                       "rounds_iter_2_rounds_sentinel_end"]

@@ -85,6 +85,65 @@ def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_data
     assert [t["status"] for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"] \
         == ["pending", "queued", "running", "completed"]
 
+def _while(iterations: int, target: str) -> Workflow:
+    condition = {"logical_operator": "and", "sub_conditions": [
+        {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than",
+         "value": iterations + 1}]}
+    return (Workflow.builder("loop")
+            .block("start", "start_json")
+            .block("loop", "while_loop", config={"max_iterations": iterations,
+                                                 "termination_condition": condition})
+            .block("bump", "function", parent="loop",
+                   config={"python": target, "output_schema": SCHEMA})
+            .block("done", "end")
+            .edge("start", "loop", target_handle="loop-left-in")
+            .edge("loop", "bump", source_handle="loop-left-out")
+            .edge("bump", "loop", target_handle="loop-right-in")
+            .edge("loop", "done", source_handle="loop-right-out")
+            .build())
+
+
+def test_an_inline_body_end_sentinel_is_created_with_its_outcome_in_creation_order(
+        tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    runner_targets.DB["path"] = str(db)
+    runner_targets.END_ROWS.clear()
+    with Engine(db) as engine:
+        result = engine.run(_while(5, "tests.engine.runner_targets:end_row_seen"),
+                            {"start": {"n": 0}})
+        assert result.ok, result.error
+        steps = engine.client.workflows.steps.list(result.run_id, limit=100).data
+    # The first body is imported by its first attempt (a worker, not inline): its end
+    # sentinel is in the database while it runs. The next ones run inline, and their
+    # end sentinel's row is written by the commit that holds its outcome.
+    assert runner_targets.END_ROWS == {"loop_iter_0_bump": "pending",
+                                       **{f"loop_iter_{i}_bump": None for i in range(1, 5)}}
+    # Listed in creation order all the same: each iteration's start, body, end.
+    ids = [s.step_id for s in steps if s.step_id.startswith("loop_iter_")]
+    assert ids == [f"loop_iter_{i}_{name}" for i in range(5)
+                   for name in ("loop_sentinel_start", "bump", "loop_sentinel_end")]
+    store = SQLiteStore(db)
+    try:
+        trail = store.transitions(result.run_id)
+    finally:
+        store.close()
+    end = [t for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"]
+    assert [t["status"] for t in end] == ["pending", "queued", "running", "completed"]
+    assert len({t["at"] for t in end}) == 1
+
+
+def test_an_async_body_finds_its_end_sentinel_in_the_database(tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    runner_targets.DB["path"] = str(db)
+    runner_targets.END_ROWS.clear()
+    with Engine(db) as engine:
+        result = engine.run(_while(4, "tests.engine.runner_targets:end_row_seen_async"),
+                            {"start": {"n": 0}})
+    assert result.ok, result.error
+    # The driver waits for it: everything the batch created is committed before that.
+    assert runner_targets.END_ROWS == {f"loop_iter_{i}_bump": "pending" for i in range(4)}
+
+
 def test_what_a_step_printed_is_committed_with_its_outcome(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from store.connection import Database

@@ -49,42 +49,6 @@ def test_an_inline_step_starts_only_after_its_upstream_completion_is_committed(
 
 
 
-def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_database(
-        tmp_path: Path) -> None:
-    db = tmp_path / "run.db"
-    runner_targets.DB["path"] = str(db)
-    iterations = 12
-    condition = {"logical_operator": "and", "sub_conditions": [
-        {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than",
-         "value": iterations + 1}]}
-    workflow = (Workflow.builder("loop")
-                .block("start", "start_json")
-                .block("loop", "while_loop", config={"max_iterations": iterations,
-                                                     "termination_condition": condition})
-                .block("bump", "function", parent="loop", config={
-                    "python": "tests.engine.runner_targets:body_committed",
-                    "output_schema": SCHEMA})
-                .block("done", "end")
-                .edge("start", "loop", target_handle="loop-left-in")
-                .edge("loop", "bump", source_handle="loop-left-out")
-                .edge("bump", "loop", target_handle="loop-right-in")
-                .edge("loop", "done", source_handle="loop-right-out")
-                .build())
-    with Engine(db) as engine:
-        result = engine.run(workflow, {"start": {"n": 0}})
-    assert result.ok, result.error
-    store = SQLiteStore(db)
-    try:
-        trail = store.transitions(result.run_id)
-    finally:
-        store.close()
-    # Each committed batch stamps its transitions with one time: the sentinels of an
-    # iteration go with the commit that starts its body (plus four: the steps' creation,
-    # the start block, the loop's opening and the run's end). Three per iteration before.
-    assert len({t["at"] for t in trail}) <= iterations + 4
-    assert [t["status"] for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"] \
-        == ["pending", "queued", "running", "completed"]
-
 def _while(iterations: int, target: str) -> Workflow:
     condition = {"logical_operator": "and", "sub_conditions": [
         {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than",
@@ -103,28 +67,57 @@ def _while(iterations: int, target: str) -> Workflow:
             .build())
 
 
-def test_an_inline_body_end_sentinel_is_created_with_its_outcome_in_creation_order(
+def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_database(
         tmp_path: Path) -> None:
     db = tmp_path / "run.db"
     runner_targets.DB["path"] = str(db)
+    iterations = 12
+    workflow = _while(iterations, "tests.engine.runner_targets:body_committed")
+    with Engine(db) as engine:
+        result = engine.run(workflow, {"start": {"n": 0}})
+    assert result.ok, result.error
+    store = SQLiteStore(db)
+    try:
+        trail = store.transitions(result.run_id)
+    finally:
+        store.close()
+    # Each committed batch stamps its transitions with one time: the sentinels of an
+    # iteration go with the commit that starts its body (plus four: the steps' creation,
+    # the start block, the loop's opening and the run's end). Three per iteration before.
+    assert len({t["at"] for t in trail}) <= iterations + 4
+    assert [t["status"] for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"] \
+        == ["pending", "queued", "running", "completed"]
+
+
+def _run_noting_end_rows(db: Path, iterations: int, target: str) -> tuple[str, list[str]]:
+    """Run a while loop whose body notes its end sentinel's row; the run id and the
+    ids of its steps in listing order."""
+    runner_targets.DB["path"] = str(db)
     runner_targets.END_ROWS.clear()
     with Engine(db) as engine:
-        result = engine.run(_while(5, "tests.engine.runner_targets:end_row_seen"),
+        result = engine.run(_while(iterations, f"tests.engine.runner_targets:{target}"),
                             {"start": {"n": 0}})
         assert result.ok, result.error
         steps = engine.client.workflows.steps.list(result.run_id, limit=100).data
+    return result.run_id, [s.step_id for s in steps]
+
+
+def test_an_inline_body_end_sentinel_is_created_with_its_outcome_in_creation_order(
+        tmp_path: Path) -> None:
+    db = tmp_path / "run.db"
+    run_id, listed = _run_noting_end_rows(db, 5, "end_row_seen")
     # The first body is imported by its first attempt (a worker, not inline): its end
     # sentinel is in the database while it runs. The next ones run inline, and their
     # end sentinel's row is written by the commit that holds its outcome.
     assert runner_targets.END_ROWS == {"loop_iter_0_bump": "pending",
                                        **{f"loop_iter_{i}_bump": None for i in range(1, 5)}}
     # Listed in creation order all the same: each iteration's start, body, end.
-    ids = [s.step_id for s in steps if s.step_id.startswith("loop_iter_")]
+    ids = [step_id for step_id in listed if step_id.startswith("loop_iter_")]
     assert ids == [f"loop_iter_{i}_{name}" for i in range(5)
                    for name in ("loop_sentinel_start", "bump", "loop_sentinel_end")]
     store = SQLiteStore(db)
     try:
-        trail = store.transitions(result.run_id)
+        trail = store.transitions(run_id)
     finally:
         store.close()
     end = [t for t in trail if t["step_id"] == "loop_iter_3_loop_sentinel_end"]
@@ -133,13 +126,7 @@ def test_an_inline_body_end_sentinel_is_created_with_its_outcome_in_creation_ord
 
 
 def test_an_async_body_finds_its_end_sentinel_in_the_database(tmp_path: Path) -> None:
-    db = tmp_path / "run.db"
-    runner_targets.DB["path"] = str(db)
-    runner_targets.END_ROWS.clear()
-    with Engine(db) as engine:
-        result = engine.run(_while(4, "tests.engine.runner_targets:end_row_seen_async"),
-                            {"start": {"n": 0}})
-    assert result.ok, result.error
+    _run_noting_end_rows(tmp_path / "run.db", 4, "end_row_seen_async")
     # The driver waits for it: everything the batch created is committed before that.
     assert runner_targets.END_ROWS == {f"loop_iter_{i}_bump": "pending" for i in range(4)}
 

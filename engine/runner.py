@@ -269,9 +269,10 @@ class Runner:
                 hold.add(task.step_id)
             starting.append((task, inline))
         if not starting or len(hold) < len(starting):
-            # end sentinels created now may wait when only inline steps start: the
-            # driver commits again before anything else can see the database change
-            self._flush(hold=hold, defer_ends=all(inline for _, inline in starting))
+            # End sentinels created now may wait when inline steps start and nothing
+            # else: the commit their outcomes make comes before the driver waits.
+            self._flush(hold=hold, defer_ends=bool(starting)
+                        and all(inline for _, inline in starting))
         for task, inline in starting:
             if inline:
                 self._run_inline(task, tg, send)

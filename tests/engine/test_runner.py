@@ -17,7 +17,7 @@ from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
 from engine.contracts.values import Payload, RunStatus
 from engine.core import Engine
 from engine.definition import Workflow
-from engine.runner import untimed_yields
+from engine.runner import Runner, untimed_yields
 from store.sqlite import SQLiteStore
 from tests.engine import runner_targets
 
@@ -129,6 +129,58 @@ def test_an_async_body_finds_its_end_sentinel_in_the_database(tmp_path: Path) ->
     _run_noting_end_rows(tmp_path / "run.db", 4, "end_row_seen_async")
     # The driver waits for it: everything the batch created is committed before that.
     assert runner_targets.END_ROWS == {f"loop_iter_{i}_bump": "pending" for i in range(4)}
+
+
+def _for_each(items: int, concurrency: int, target: str) -> tuple[Workflow, dict[str, Any]]:
+    workflow = (Workflow.builder("each")
+                .block("start", "start_json")
+                .block("each", "for_each", config={
+                    "map_method": "iterate_array", "map_source_path": "items",
+                    "max_concurrency": concurrency})
+                .block("bump", "function", parent="each",
+                       config={"python": target, "output_schema": SCHEMA})
+                .block("done", "end")
+                .edge("start", "each", target_handle="fe-left-in")
+                .edge("each", "bump", source_handle="fe-left-out")
+                .edge("bump", "each", target_handle="fe-right-in")
+                .edge("each", "done", source_handle="fe-right-out")
+                .build())
+    return workflow, {"start": {"items": [{"n": i} for i in range(items)]}}
+
+
+_TARGETS = "tests.engine.runner_targets"
+
+
+@pytest.mark.parametrize(("shape", "target", "limit"), [
+    ("while", "quiet", 8), ("while", "async_mark", 8), ("while", "async_mark", 1),
+    ("for_each", "quiet", 8), ("for_each", "async_mark", 1), ("for_each", "async_mark", 2),
+    ("for_each", "async_mark", 8),
+])
+def test_holding_end_sentinels_back_never_costs_a_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str, target: str,
+        limit: int) -> None:
+    workflow, inputs = (_while(6, f"{_TARGETS}:{target}"), {"start": {"n": 0}}) \
+        if shape == "while" else _for_each(9, 3, f"{_TARGETS}:{target}")
+
+    def commits(db: Path) -> list[list[tuple[str, str]]]:
+        batches: list[list[tuple[str, str]]] = []
+
+        def listener(run_id: str, events: list[Any], update: Any) -> None:
+            batches.append([(e.step_id, e.status.value) for e in events])
+
+        with Engine(db, max_concurrency=limit) as engine:
+            prepared = engine.prepare(workflow, inputs)
+            result = anyio.run(lambda: engine.execute(prepared, listeners=[listener]))
+        assert result.ok, result.error
+        return batches
+
+    held = commits(tmp_path / "held.db")
+    # no commit is made of held creations alone
+    for batch in held:
+        assert batch and not all(status == "pending" and "_sentinel_end" in step_id
+                                 for step_id, status in batch), batch
+    monkeypatch.setattr(Runner, "_defer_end_sentinels", lambda self, events, ends: events)
+    assert len(held) <= len(commits(tmp_path / "written.db"))
 
 
 def test_what_a_step_printed_is_committed_with_its_outcome(

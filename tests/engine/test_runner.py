@@ -49,22 +49,28 @@ def test_an_inline_step_starts_only_after_its_upstream_completion_is_committed(
 
 
 
+def _looped(kind: str, config: dict[str, Any], prefix: str, target: str) -> Workflow:
+    """start -> a ``kind`` container (handles ``<prefix>-left-in`` ...) whose body is one
+    function calling ``target`` -> end."""
+    return (Workflow.builder(kind)
+            .block("start", "start_json")
+            .block("loop", kind, config=config)
+            .block("bump", "function", parent="loop",
+                   config={"python": target, "output_schema": SCHEMA})
+            .block("done", "end")
+            .edge("start", "loop", target_handle=f"{prefix}-left-in")
+            .edge("loop", "bump", source_handle=f"{prefix}-left-out")
+            .edge("bump", "loop", target_handle=f"{prefix}-right-in")
+            .edge("loop", "done", source_handle=f"{prefix}-right-out")
+            .build())
+
+
 def _while(iterations: int, target: str) -> Workflow:
     condition = {"logical_operator": "and", "sub_conditions": [
         {"path_ref": {"input": "default", "path": "n"}, "operator": "greater_than",
          "value": iterations + 1}]}
-    return (Workflow.builder("loop")
-            .block("start", "start_json")
-            .block("loop", "while_loop", config={"max_iterations": iterations,
-                                                 "termination_condition": condition})
-            .block("bump", "function", parent="loop",
-                   config={"python": target, "output_schema": SCHEMA})
-            .block("done", "end")
-            .edge("start", "loop", target_handle="loop-left-in")
-            .edge("loop", "bump", source_handle="loop-left-out")
-            .edge("bump", "loop", target_handle="loop-right-in")
-            .edge("loop", "done", source_handle="loop-right-out")
-            .build())
+    return _looped("while_loop", {"max_iterations": iterations,
+                                  "termination_condition": condition}, "loop", target)
 
 
 def test_a_while_iteration_is_one_commit_and_its_body_starts_running_in_the_database(
@@ -132,20 +138,10 @@ def test_an_async_body_finds_its_end_sentinel_in_the_database(tmp_path: Path) ->
 
 
 def _for_each(items: int, concurrency: int, target: str) -> tuple[Workflow, dict[str, Any]]:
-    workflow = (Workflow.builder("each")
-                .block("start", "start_json")
-                .block("each", "for_each", config={
-                    "map_method": "iterate_array", "map_source_path": "items",
-                    "max_concurrency": concurrency})
-                .block("bump", "function", parent="each",
-                       config={"python": target, "output_schema": SCHEMA})
-                .block("done", "end")
-                .edge("start", "each", target_handle="fe-left-in")
-                .edge("each", "bump", source_handle="fe-left-out")
-                .edge("bump", "each", target_handle="fe-right-in")
-                .edge("each", "done", source_handle="fe-right-out")
-                .build())
-    return workflow, {"start": {"items": [{"n": i} for i in range(items)]}}
+    config = {"map_method": "iterate_array", "map_source_path": "items",
+              "max_concurrency": concurrency}
+    return (_looped("for_each", config, "fe", target),
+            {"start": {"items": [{"n": i} for i in range(items)]}})
 
 
 _TARGETS = "tests.engine.runner_targets"

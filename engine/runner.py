@@ -17,8 +17,9 @@ Blocks whose handler never suspends for their config (``BlockType.runs_inline``:
 control blocks, synchronous ``python:`` functions) skip the worker: the driver calls
 them right after the commit that marks them ``running``, with no task, cancel scope or
 timer. Loop sentinels run no user code and return at once: their ``queued`` and
-``running`` are committed with their outcome (one row update); an end sentinel created
-beside inline steps only is created by that commit too (:meth:`Runner._defer_end_sentinels`).
+``running`` are committed with their outcome (one row update); a while_loop's end
+sentinel created beside inline steps only is created by that commit too
+(:meth:`Runner._defer_end_sentinels`).
 When only sentinels start, what came before them waits for the next commit too: the one
 that marks a step ``running`` before its handler starts, or the one the driver makes
 before it waits. A crash in between loses engine work only, which a resumed run does
@@ -428,8 +429,8 @@ class Runner:
 
     def _defer_end_sentinels(self, events: list[StepEvent], ends: list[str]
                              ) -> list[StepEvent]:
-        """Hold back the creation of the loop end sentinels (``ends``: the ones created
-        since the last commit) the batch creates last.
+        """Hold back the creation of the while_loop end sentinels (``ends``: the ones
+        created since the last commit) the batch creates last.
 
         An iteration's end sentinel is created ``pending`` with its scope and runs once
         the body is done: written now, its row would be updated by the commit holding

@@ -112,8 +112,10 @@ class Scheduler:
         self._cascade: list[Iterator[None]] = []
         #: True while a cascade's kill runs: the skip it causes joins that cascade.
         self._pushing = False
-        #: The end sentinels created since the runner last took them (it may hold back
-        #: their creation: Runner._defer_end_sentinels).
+        #: The while_loop end sentinels created since the runner last took them (it may
+        #: hold back their creation: Runner._defer_end_sentinels). A for_each opens
+        #: iterations several at a time, so its end sentinels are seldom the last rows
+        #: of a batch, and looking for them would cost every batch more than it saves.
         self.opened_ends: list[str] = []
 
     # ------------------------------------------------------------------ public API
@@ -318,7 +320,7 @@ class Scheduler:
             self._live[step.step_id] = step
             self._emit(step, _PENDING, scope=scope.frames)
             created.append(step)
-            if node.sentinel_role is _SENTINEL_END:
+            if node.sentinel_role is _SENTINEL_END and not scope.frames[-1].is_parallel:
                 self.opened_ends.append(step.step_id)
         for step in created:
             if step.node.sentinel_role is _SENTINEL_START and injected is not None:

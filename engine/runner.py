@@ -19,15 +19,14 @@ them right after the commit that marks them ``running``, with no task, cancel sc
 timer. Loop sentinels run no user code and return at once: their ``queued`` and
 ``running`` are committed with their outcome (one row update); a while_loop's end
 sentinel created beside inline steps only is created by that commit too
-(:meth:`Runner._defer_end_sentinels`).
-When only sentinels start, what came before them waits for the next commit too: the one
-that marks a step ``running`` before its handler starts, or the one the driver makes
-before it waits. A crash in between loses engine work only, which a resumed run does
-again. So every other
-step is ``running`` in the database before its handler starts (a step that ran when its
-process died counts as an attempt), after every completion it depends on. The
-driver yields to the event loop every few milliseconds so the cancel watcher and async
-workers keep running. A retry of an inline step goes through a worker.
+(:meth:`Runner._defer_end_sentinels`). When only sentinels start, what came before them
+waits for the next commit too: the one that marks a step ``running`` before its handler
+starts, or the one the driver makes before it waits. A crash in between loses engine
+work only, which a resumed run does again. So every other step is ``running`` in the
+database before its handler starts (a step that ran when its process died counts as an
+attempt), after every completion it depends on. The driver yields to the event loop
+every few milliseconds so the cancel watcher and async workers keep running. A retry of
+an inline step goes through a worker.
 Retries go through the driver too (``running -> queued`` then ``queued -> running``), and
 the worker waits for the ``running`` transition to be committed before its next attempt.
 An attempt itself (context, timeout, output checks, failures) is :mod:`engine.attempts`.
@@ -161,7 +160,7 @@ class Runner:
         #: Held while entries are taken from a log and stored, so they stay in order.
         self._log_lock = threading.Lock()
         #: ``queued``/``running`` of loop sentinels, committed with their outcome, and
-        #: end sentinels' creation (see _defer_end_sentinels).
+        #: while_loop end sentinels' creation (see _defer_end_sentinels).
         self._held: list[StepEvent] = []
         #: The run's ``running``, until the first commit carries it.
         self._starting: RunUpdate | None = None
@@ -392,8 +391,8 @@ class Runner:
                defer_ends: bool = False) -> None:
         """Commit what happened since the last commit; ``hold``: loop sentinels about to
         run inline, whose ``queued``/``running`` wait for their outcome; ``defer_ends``:
-        only inline steps start now, so the creation of end sentinels may wait too
-        (:meth:`_defer_end_sentinels`)."""
+        only inline steps start now, so the creation of while_loop end sentinels may
+        wait too (:meth:`_defer_end_sentinels`)."""
         events = self.scheduler.drain()
         if self._abandoned.is_set():
             return  # the run was cancelled under a step that held the driver

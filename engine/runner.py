@@ -259,20 +259,22 @@ class Runner:
                     self._backlog.append(replay.attempt(sched, task))
         starting: list[tuple[Task, bool]] = []
         hold: set[str] = set()
+        all_inline = True
         backlog, limit = self._backlog, self.settings.max_concurrency
         while backlog and self._in_flight < limit:
             task = backlog.popleft()
             sched.mark_running(task.step_id)
             self._in_flight += 1
             inline = task.retry_count == 0 and self._runs_inline(task.node)
-            if inline and task.node.sentinel_role is not None:
+            if not inline:
+                all_inline = False
+            elif task.node.sentinel_role is not None:
                 hold.add(task.step_id)
             starting.append((task, inline))
         if not starting or len(hold) < len(starting):
             # End sentinels created now may wait when inline steps start and nothing
             # else: the commit their outcomes make comes before the driver waits.
-            self._flush(hold=hold, defer_ends=bool(starting)
-                        and all(inline for _, inline in starting))
+            self._flush(hold=hold, defer_ends=all_inline and bool(starting))
         for task, inline in starting:
             if inline:
                 self._run_inline(task, tg, send)
@@ -451,12 +453,10 @@ class Runner:
                 break
         if cut == len(events):
             return events
-        deferred = [e for e in events[cut:] if e.status is _PENDING and e.step_id not in moved]
-        if not deferred:
-            return events
-        self._held.extend(deferred)
-        held = {e.step_id for e in deferred}
-        return [*events[:cut], *(e for e in events[cut:] if e.step_id not in held)]
+        # from the cut on, every creation is one to hold, and nothing else concerns them
+        tail = events[cut:]
+        self._held.extend(e for e in tail if e.status is _PENDING)
+        return [*events[:cut], *(e for e in tail if e.status is not _PENDING)]
 
     def _cancel_requested(self) -> str | None:
         """The reason given with a cancel request for this run, if one was made."""

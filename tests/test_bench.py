@@ -249,6 +249,61 @@ def test_instruction_count_refuses_a_count_the_extra_runs_did_not_raise(monkeypa
         instructions.instructions_per_step("chain", 10)
 
 
+#: A callgrind output file in small: objects named on ``ob=`` and ``cob=`` lines and then
+#: by number, a call whose inclusive cost line follows ``calls=``, relative positions.
+_CALLGRIND = """# callgrind format
+version: 1
+positions: line
+events: Ir
+summary: 1000
+
+ob=(1) /usr/lib/libpython3.11.so.1.0
+fl=(1) ceval.c
+fn=(1) eval
+10 600
++2 100
+cob=(2) /usr/lib/x86_64-linux-gnu/libsqlite3.so.0
+cfi=(2) ???
+cfn=(2) sqlite3_step
+calls=3 0x10
+* 250
+
+ob=(2)
+fl=(2)
+fn=(2)
+0 250
+cob=(3) /lib/_sqlite3.cpython-311-x86_64-linux-gnu.so
+cfn=(3) bind
+calls=1 0
+0 40
+
+ob=(3)
+fn=(3)
+-1 40
+ob=(1)
+fn=(1)
+12 10
+"""
+
+
+def test_self_by_object_counts_each_objects_own_instructions(tmp_path: Path) -> None:
+    """A call's inclusive cost goes to no one (the callee's own lines hold it); an object
+    first named on a ``cob=`` line is known by its number afterwards."""
+    from bench.instructions import library_lines, self_by_object
+
+    out = tmp_path / "callgrind.out"
+    out.write_text(_CALLGRIND)
+    mine = self_by_object(out)
+    assert mine == {"libpython3.11.so.1.0": 710, "libsqlite3.so.0": 250,
+                    "_sqlite3.cpython-311-x86_64-linux-gnu.so": 40}
+    lines = library_lines({name: value / 10 for name, value in mine.items()}, 100.0)
+    assert [line.split()[0] for line in lines] == [
+        "libpython3.11.so.1.0", "libsqlite3.so.0", "_sqlite3"]
+    assert lines[2].split()[1:] == ["(extension", "module)", "4", "4.0%"]
+    small = library_lines({"libpython3.11.so.1.0": 99.0, "a.so": 0.3, "b.so": 0.2}, 99.5)
+    assert small[-1].split() == ["(2", "more,", "each", "under", "0.5%)", "0", "0.5%"]
+
+
 @pytest.mark.skipif(shutil.which("valgrind") is None,
                     reason="valgrind is not installed (Debian: apt-get install valgrind)")
 def test_instruction_count_prints_instructions_per_step(tmp_path: Path) -> None:
@@ -257,12 +312,17 @@ def test_instruction_count_prints_instructions_per_step(tmp_path: Path) -> None:
     checkout)."""
     fresh = {**os.environ, "PYTHONPYCACHEPREFIX": str(tmp_path / "pycache")}
     done = subprocess.run([sys.executable, "-m", "bench.instructions", "chain", "--steps", "6",
-                           "--store"],
+                           "--store", "--by-library"],
                           capture_output=True, text=True, check=False, timeout=600, env=fresh)
     assert done.returncode == 0, done.stderr
-    header, line = done.stdout.splitlines()
+    header, line, *libraries = done.stdout.splitlines()
     assert header.split() == ["workload", "steps", "instructions/step", "store", "apply/step"]
     name, steps, per_step, store = line.split()
     assert (name, steps) == ("chain", "6") and int(per_step.replace(",", "")) > 10_000
     # the store's part of a step: most of it, but not all
     assert 5_000 < int(store.replace(",", "")) < int(per_step.replace(",", ""))
+    # whose code ran it: the interpreter first, SQLite among the rest, summing to the step
+    assert libraries[0].split()[0].startswith(("libpython", "python")), libraries
+    assert any(entry.split()[0].startswith("libsqlite3") for entry in libraries), libraries
+    shares = sum(float(entry.split()[-1].rstrip("%")) for entry in libraries)
+    assert 99.0 < shares < 101.0, libraries

@@ -207,16 +207,19 @@ def instructions_per_step(workload: str, steps: int | None = None, *,
     size = steps or STEPS[workload]
     count = WORKLOADS[workload](size)[2]
     _warm_up(workload, size, store=store)
-    objects_two: dict[str, int] | None = None if by_object is None else {}
-    objects_four: dict[str, int] | None = None if by_object is None else {}
-    two = _count(workload, size, 2, valgrind, store=store, objects=objects_two)
-    four = _count(workload, size, BUILT, valgrind, store=store, objects=objects_four)
+    objects_two: dict[str, int] = {}
+    objects_four: dict[str, int] = {}
+    wanted = by_object is not None
+    two = _count(workload, size, 2, valgrind, store=store,
+                 objects=objects_two if wanted else None)
+    four = _count(workload, size, BUILT, valgrind, store=store,
+                  objects=objects_four if wanted else None)
     if four <= two:
         raise SystemExit(
             f"counting {workload} gave {four:,} instructions for {BUILT} runs and {two:,} for 2: "
             "something other than the runs differed between the two processes (a module "
             "compiled in one of them?). Count again with more --steps.")
-    if by_object is not None and objects_two is not None and objects_four is not None:
+    if by_object is not None:
         for name in objects_two.keys() | objects_four.keys():
             share = (objects_four.get(name, 0) - objects_two.get(name, 0)) / (2 * count)
             if share:

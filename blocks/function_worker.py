@@ -80,6 +80,10 @@ def _base_model() -> type[BaseModel]:
     return FunctionModel
 
 
+#: JSON's scalar types: values taken as they are, with no further check.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def permissive_model(name: str) -> type[BaseModel]:
     """A model that takes any object; nested objects get attribute access too."""
     key = ("__permissive__", name)
@@ -90,7 +94,10 @@ def permissive_model(name: str) -> type[BaseModel]:
     base = _base_model()
 
     def wrap(value: Any) -> Any:
-        if isinstance(value, Mapping):
+        kind = type(value)
+        if kind in _SCALARS:  # most values: no ABC check (isinstance with Mapping is slow)
+            return value
+        if kind is dict or isinstance(value, Mapping):
             return model.model_validate(value)
         if isinstance(value, list):
             return [wrap(v) for v in value]
@@ -100,8 +107,8 @@ def permissive_model(name: str) -> type[BaseModel]:
         @model_validator(mode="before")
         @classmethod
         def _nest(cls, data: Any) -> Any:
-            if isinstance(data, Mapping):
-                return {k: wrap(v) for k, v in data.items()}
+            if type(data) is dict or isinstance(data, Mapping):
+                return {k: v if type(v) in _SCALARS else wrap(v) for k, v in data.items()}
             return data
 
     model: type[BaseModel] = Permissive
@@ -202,9 +209,6 @@ def make_input(value: Any, input_schema: Mapping[str, Any] | None) -> Any:
     if type(value) is dict or isinstance(value, Mapping):  # the ABC check is slow
         return build_model("Input", input_schema).model_validate(value)
     return value
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 def to_json(value: Any) -> Any:

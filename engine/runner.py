@@ -109,6 +109,8 @@ _PENDING = StepStatus.PENDING
 _CANCELLED_BY_REQUEST = "cancelled by request"
 log = logging.getLogger(__name__)
 _NO_SCHEMAS: Mapping[str, Any] = {}
+#: The key of the runner's per-node statics in a graph's ``memo``.
+_NODE_STATIC = "runner.node_static"
 #: A commit hook: ``listener(run_id, events, run_update)`` after each committed batch.
 Listener = Callable[[str, list[StepEvent], RunUpdate | None], None]
 
@@ -152,8 +154,12 @@ class Runner:
         self._scopes: dict[str, anyio.CancelScope] = {}
         self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
-        #: Per node: its timeout and its input schemas (the same for every attempt).
-        self._node_static: dict[str, tuple[float | None, Mapping[str, Any]]] = {}
+        #: Per node: its timeout and its input schemas (the same for every attempt), and
+        #: whether its block type said it runs inline (see _runs_inline). Kept with the
+        #: graph, for every run of it (:func:`engine.graph.compile_shared`): a chain's
+        #: nodes run once per run each. An entry names its node, since a stubbed copy
+        #: of the graph shares the memo but not the nodes (:func:`engine.launch.stand_ins`).
+        self._node_static: dict[str, list[Any]] = graph.memo.setdefault(_NODE_STATIC, {})
         self._logs: list[AttemptLog] = []
         #: The logs of attempts running now, by (step id, attempt): drained while they run.
         self._live: dict[tuple[str, int], StepLog] = {}
@@ -284,9 +290,20 @@ class Runner:
     def _runs_inline(self, node: Node) -> bool:
         inline = self._inline.get(node.id)
         if not inline:  # re-asked while False: a function target may be imported now
-            inline = self._inline[node.id] = (node.impl.runs_inline(node.config)
-                                               and not self._sent(node))
+            static = self._static(node)
+            if not static[3]:  # only True is kept: it depends on the config alone
+                static[3] = node.impl.runs_inline(node.config)
+            inline = self._inline[node.id] = static[3] and not self._sent(node)
         return inline
+
+    def _static(self, node: Node) -> list[Any]:
+        """``[node, timeout, input schemas, runs inline]`` of ``node`` (see __init__)."""
+        static = self._node_static.get(node.id)
+        if static is None or static[0] is not node:
+            static = self._node_static[node.id] = [
+                node, timeout_of(node.config),
+                self.graph.input_schemas.get(node.id, _NO_SCHEMAS), False]
+        return static
 
     def _run_inline(self, task: Task, tg: TaskGroup,
                     send: MemoryObjectSendStream[tuple[Any, ...]]) -> None:
@@ -524,10 +541,9 @@ class Runner:
     def _context(self, task: Task, attempt: int) -> BlockContext:
         node = task.node
         static = self._node_static.get(node.id)
-        if static is None:
-            static = self._node_static[node.id] = (
-                timeout_of(node.config), self.graph.input_schemas.get(node.id, _NO_SCHEMAS))
-        timeout, input_schemas = static
+        if static is None or static[0] is not node:
+            static = self._static(node)
+        timeout, input_schemas = static[1], static[2]
         if node.sentinel_role is None:
             step_log = self._live[(task.step_id, attempt)] = StepLog()
         else:  # a loop sentinel writes nothing: no log to keep or drain

@@ -80,6 +80,9 @@ RESERVE = bytes(192)
 #: only spreads the rows over more pages (a for_each wrote 7% more), so they keep
 #: :data:`RESERVE`.
 RESERVE_AHEAD = bytes(288)
+#: A transition's time, in :meth:`StepWriter.plan`, that the trail must keep itself
+#: (the batch's time stamp; see :func:`store.stepdata.trail_entry`).
+_STAMPED = "stamped"
 #: The ``scope`` column of a top-level step (no loop frames).
 _TOP_SCOPE = "[]"
 
@@ -171,8 +174,9 @@ class StepWriter:
         changes = plan.changes
         # the trail's time stamp of this batch, where the row's columns do not hold it;
         # a float, as those columns read back, so the times a step's transitions keep
-        # and those the view reads from its columns look alike (even for an int ``now``)
-        stamp = repr(float(now))
+        # and those the view reads from its columns look alike (even for an int ``now``).
+        # Made when a transition first needs it: most batches have none that does.
+        stamp: str | None = None
         fold_fields = self._fold_fields
         # the steps a scope opens are created together, sharing its frames: encode once
         frames: tuple[Any, ...] = ()
@@ -211,7 +215,7 @@ class StepWriter:
                 # The row's queued_at / started_at hold this move's time when it is the
                 # step's first queue / start: the step was pending when the batch began
                 # (nothing moves back to pending) and the batch has not set them yet.
-                at = stamp
+                at = _STAMPED
                 if status is _S.QUEUED:
                     if cols[at_queued] is None:
                         cols[at_queued] = now
@@ -232,9 +236,14 @@ class StepWriter:
                 if status is _S.AWAITING_REVIEW:
                     plan.reviews.append((sid, ev.block_id, review_data(ev)))
             retry = ev.retry_count
-            change.trail.append(_TRAIL_ALONE[status] if at is None and detail is None
-                                and not retry else
-                                trail_entry(_TRAIL_HEAD[status], at, retry, detail))
+            if at is None and detail is None and not retry:
+                change.trail.append(_TRAIL_ALONE[status])
+                continue
+            if at is _STAMPED:
+                if stamp is None:
+                    stamp = repr(float(now))
+                at = stamp
+            change.trail.append(trail_entry(_TRAIL_HEAD[status], at, retry, detail))
         return plan
 
     def _fold_fields(

@@ -94,7 +94,7 @@ def parse_path(path: str) -> tuple[Segment, ...]:
 
 
 def _step(value: Any, segment: str) -> Any:
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # the ABC check is slow
         return value.get(segment, MISSING)
     if isinstance(value, list) and segment.isdigit():
         index = int(segment)

@@ -165,8 +165,9 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
     names that are not valid Python identifiers keep their key as an alias; unknown
     extra fields are kept.
     """
-    # ``type(...) is dict`` first: the ABC check is slow, and schemas are dicts
-    if not (type(schema) is dict or isinstance(schema, Mapping)):
+    # ``type(...) is dict`` first: the ABC check is slow, and schemas are dicts (or
+    # None: an input whose upstream declares no schema)
+    if schema is None or not (type(schema) is dict or isinstance(schema, Mapping)):
         return permissive_model(name)
     properties = schema.get("properties")
     if not (type(properties) is dict or isinstance(properties, Mapping)):

@@ -326,3 +326,34 @@ def test_instruction_count_prints_instructions_per_step(tmp_path: Path) -> None:
     assert any(entry.split()[0].startswith("libsqlite3") for entry in libraries), libraries
     shares = sum(float(entry.split()[-1].rstrip("%")) for entry in libraries)
     assert 99.0 < shares < 101.0, libraries
+
+
+def test_layers_split_a_step_into_engine_store_and_sql() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.layers", "chain,while", "--steps", "30", "--repeat", "1"],
+        check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, *lines = done.stdout.splitlines()
+    assert header.split()[:4] == ["workload", "floor", "us", "engine+blocks"]
+    assert [line.split()[0] for line in lines] == ["chain", "while"]
+    for line in lines:
+        cells = line.split()
+        floor, engine, sqlite = float(cells[1]), float(cells[2]), float(cells[8])
+        assert floor > 0 and 0 < engine < sqlite  # persisting steps costs something
+        assert float(cells[9].strip("()x")) == pytest.approx(sqlite / floor, rel=0.02)
+    bad = subprocess.run([sys.executable, "-m", "bench.layers", "--repeat", "0"],
+                         check=False, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--repeat must be at least 1" in bad.stderr
+
+
+def test_the_engine_layer_keeps_runs_but_no_steps() -> None:
+    from bench.layers import StepsDropped
+    from bench.workloads import chain
+    from engine.core import Engine
+
+    store = StepsDropped()
+    workflow, inputs, _ = chain(5)
+    with Engine(store=store) as engine:
+        result = engine.run(workflow, inputs)
+    assert result.ok and store.read_run(result.run_id).status == "completed"
+    assert store.run_steps(result.run_id) == []

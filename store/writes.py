@@ -23,7 +23,9 @@ same transaction.
 An artifact is written into its step's row (``artifact``, ``artifact_at``): the statement
 that moves the step records it, and puts the row's ``seq`` into its id
 (:func:`store.stepdata.in_row_id_sql`; :func:`store.stepdata.locate_artifact` reads it
-back).
+back). A row created with its artifact (a loop iteration's, mostly) is inserted with the
+``seq`` SQLite would give it, counted on from the table's highest (the transaction holds
+the write lock, and new rows are inserted in order), so its id is complete in the insert.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
 from store.step_logs import insert_logs
 from store.stepdata import (
+    TAG_DIGITS,
     artifact_stub,
     error_json,
     in_row_id_sql,
@@ -97,11 +100,8 @@ _STEP_COLUMNS = (
 INSERT_STEP = (
     f"INSERT INTO steps ({_STEP_COLUMNS}) VALUES ({', '.join('?' * 26)})"
 )
-#: A row inserted with its artifact gets its id once it has a ``seq`` (see write()).
-_NAME_INSERTED_ARTIFACT = (
-    f"UPDATE steps SET artifact_id = {in_row_id_sql('artifact_id')} "
-    "WHERE run_id = ? AND step_id = ?"
-)
+#: The highest ``seq`` in use: new rows count on from it (see write()).
+_LAST_SEQ = "SELECT max(seq) FROM steps"
 INSERT_RUN = """
 INSERT INTO runs (id, workflow_id, workflow_name, workflow_digest, definition_id, inputs,
   metadata, organization_id, "trigger", status, owner_pid, owner_host, heartbeat_at,
@@ -126,10 +126,10 @@ class StepChange:
 
     ``before`` is the status the batch started from, None for a step created in it.
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
-    ``artifact``, ``artifact_at`` and ``reserve``) or the update values 0-18 (status, retry count,
-    updated, queued, started and completed times, ``inputs`` to ``control``, then
-    ``artifact`` and ``artifact_at``: see ``_update_shape``); in both, the optional
-    columns from ``inputs`` to ``control`` sit in the same order (see
+    ``artifact``, ``artifact_at``, ``reserve`` and ``seq``) or the update values 0-18
+    (status, retry count, updated, queued, started and completed times, ``inputs`` to
+    ``control``, then ``artifact`` and ``artifact_at``: see ``_update_shape``); in both,
+    the optional columns from ``inputs`` to ``control`` sit in the same order (see
     ``_fold_fields``). ``trail`` collects the batch's transitions as JSON array texts.
     """
 
@@ -302,10 +302,10 @@ class StepWriter:
         """
         if logs:
             insert_logs(conn, run_id, logs)
-        named: list[tuple[str, str]] = []
-        # New rows go first, in their creation order (see _insert_rows); updates are
-        # sent after them, the artifacts named between. Consecutive updates of one
-        # statement go as one executemany.
+        # New rows go first, in their creation order (see _insert_rows), those created
+        # with an artifact with their ``seq``; updates are sent after them. Consecutive
+        # updates of one statement go as one executemany.
+        last = -1  # the table's highest seq, read at the first new row with an artifact
         shapes: list[tuple[str, itemgetter[Any], str]] = []
         inserted: list[tuple[Any, ...]] = []
         updates: list[tuple[str, list[tuple[Any, ...]]]] = []
@@ -317,14 +317,19 @@ class StepWriter:
                 if c.status not in _TERMINAL:  # cols[6]: the scope
                     cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING
                                 and cols[6] == _TOP_SCOPE else RESERVE)
+                if cols[26] is not None:  # the id's stub (artifact_stub), seq put in
+                    if last < 0:
+                        last = conn.execute(_LAST_SEQ).fetchone()[0] or 0
+                    # the rows before it get last + 1... as they are inserted
+                    seq = cols[29] = last + len(inserted) + 1
+                    stub = cols[12]
+                    cols[12] = f"{stub[:-TAG_DIGITS]}{seq:06x}{stub[-TAG_DIGITS:]}"
                 key = tuple(map(is_not, _insert_optional(cols), _NONES))
                 shape = _INSERTS.get(key)
                 if shape is None:
                     shape = _INSERTS[key] = _insert_shape(key)
                 shapes.append(shape)
                 inserted.append(shape[1](cols))
-                if cols[26] is not None:
-                    named.append((run_id, c.step_id))
             else:
                 key = tuple(map(is_not, cols[3:19], _NONES))
                 update = _UPDATES.get(key)
@@ -339,8 +344,6 @@ class StepWriter:
                 count += 1
         if inserted:
             _insert_rows(conn, shapes, inserted)
-        if named:
-            conn.executemany(_NAME_INSERTED_ARTIFACT, named)
         moved = 0
         for sql, rows in updates:
             moved += conn.executemany(sql, rows).rowcount
@@ -377,10 +380,11 @@ class StepWriter:
 # per parameter, more than building the statement's text, which is cached per shape.
 
 _COLUMN_NAMES = (*(name.strip() for name in _STEP_COLUMNS.split(",")),
-                 "artifact", "artifact_at", "reserve")
+                 "artifact", "artifact_at", "reserve", "seq")
 #: INSERT row positions always bound: identity, status, scope, retry count, times, trail.
 _INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
-_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27, 28)
+#: The others (``seq`` last: given only to a row created with its artifact).
+_INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27, 28, 29)
 #: UPDATE parameter positions 6..18 (see StepChange) name these columns.
 _UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])
 #: The UPDATE position of ``artifact_id`` (set to its stub by the plan).
@@ -514,7 +518,7 @@ def _new_row(run_id: str, ev: StepEvent, now: float, scope: str) -> StepChange:
     row: list[Any] = [
         run_id, ev.step_id, ev.block_id, ev.block_type, ev.label, "pending", scope,
         ev.retry_count, None, None, None, None, None, None, None, None, None, None, None,
-        now, None, None, None, now, None, "", None, None, None,
+        now, None, None, None, now, None, "", None, None, None, None,
     ]
     return StepChange(ev.step_id, None, _S.PENDING, row)
 

@@ -431,6 +431,33 @@ def test_an_artifact_lives_in_its_step_row_under_an_id_that_names_the_row(
             file_store.read_artifact(unknown)
 
 
+def test_rows_created_with_their_artifact_are_named_by_the_seq_they_get(
+        file_store: SQLiteStore) -> None:
+    """A batch that creates steps already ended with an artifact (a loop iteration's
+    rows) gives each the ``seq`` SQLite would, counted on from the highest row, even
+    after that row was deleted, and names its artifact by it in the insert."""
+    file_store.create_run(new_run(), now=T0)
+    record = {"operation": "function_invocation", "output": {"x": 1}}
+    inner = (frame("loop", 0),)
+    file_store.apply("run_1", lifecycle("a")[:3], now=T0)
+    file_store.apply("run_1", [ev("z", S.PENDING)], now=T0)
+    with file_store.db.lock:
+        file_store.db.execute("DELETE FROM steps WHERE step_id = 'z'")
+    file_store._statuses.pop("run_1", None)  # the map would still hold 'z'
+    created = [e for sid in ("loop_iter_0_b", "loop_iter_0_c") for e in (
+        *[ev(sid, status, scope=inner) for status in (S.PENDING, S.QUEUED, S.RUNNING)],
+        ev(sid, S.COMPLETED, scope=inner, artifact=record))]
+    file_store.apply("run_1", [ev("q", S.PENDING), *created], now=T0 + 1)
+    rows = _raw(file_store, "SELECT step_id, seq, artifact_id FROM steps ORDER BY seq")
+    [(_, a_seq, _), *rest] = rows
+    assert [(sid, seq) for sid, seq, _ in rest] == [
+        ("q", a_seq + 1), ("loop_iter_0_b", a_seq + 2), ("loop_iter_0_c", a_seq + 3)]
+    for sid, seq, art_id in rest[1:]:
+        assert art_id == in_row_artifact_id("function_invocation", int(seq), "run_1", sid, 0)
+        found = file_store.read_artifact(str(art_id))
+        assert (found.step_id, found.record) == (sid, record)
+
+
 def test_a_new_row_keeps_room_until_its_step_first_moves(file_store: SQLiteStore) -> None:
     """Top-level steps created pending keep the most room; a loop's, and a step
     created already moving, the usual room; a step created ended, none."""

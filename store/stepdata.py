@@ -53,6 +53,11 @@ def in_row_id_sql(stub: str) -> str:
             f"|| substr({stub}, -{TAG_DIGITS})")
 
 
+def in_row_id(stub: str, seq: int) -> str:
+    """The id :func:`in_row_id_sql` makes, for a row whose ``seq`` is known already."""
+    return f"{stub[:-TAG_DIGITS]}{seq:06x}{stub[-TAG_DIGITS:]}"
+
+
 def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     """The id stub (``fninv_3f9a0c``: the prefix, then the first 6 hex digits of the
     hash :func:`~engine.contracts.artifacts.artifact_id` takes of run, step and attempt)

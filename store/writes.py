@@ -44,9 +44,9 @@ from store.codec import dumps, encode, encode_inputs, encode_map, encode_value
 from store.reviews import open_review
 from store.step_logs import insert_logs
 from store.stepdata import (
-    TAG_DIGITS,
     artifact_stub,
     error_json,
+    in_row_id,
     in_row_id_sql,
     review_data,
     stored_artifact,
@@ -322,8 +322,7 @@ class StepWriter:
                         last = conn.execute(_LAST_SEQ).fetchone()[0] or 0
                     # the rows before it get last + 1... as they are inserted
                     seq = cols[29] = last + len(inserted) + 1
-                    stub = cols[12]
-                    cols[12] = f"{stub[:-TAG_DIGITS]}{seq:06x}{stub[-TAG_DIGITS:]}"
+                    cols[12] = in_row_id(cols[12], seq)
                 key = tuple(map(is_not, _insert_optional(cols), _NONES))
                 shape = _INSERTS.get(key)
                 if shape is None:

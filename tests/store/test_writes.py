@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pytest
 
@@ -10,7 +11,7 @@ from engine.contracts.artifacts import artifact_id
 from engine.contracts.errors import StorageError
 from engine.contracts.events import StepEvent
 from engine.contracts.values import Payload, StepStatus
-from store.stepdata import TAG_DIGITS, artifact_stub
+from store.stepdata import TAG_DIGITS, artifact_stub, in_row_id, in_row_id_sql
 from tests.store.helpers import T0
 
 
@@ -155,3 +156,14 @@ def test_mixed_inserts_fit_the_999_parameters_of_older_sqlite() -> None:
         store.apply("run_1", events, now=T0)
         count = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
     assert count == 200
+
+
+@pytest.mark.parametrize("seq", [1, 255, 2**24 - 1, 2**24, 2**40 + 7])
+def test_an_in_row_id_made_in_python_is_the_one_sql_makes(seq: int) -> None:
+    stub = "fninv_3f9a0c"
+    conn = sqlite3.connect(":memory:")
+    made = conn.execute(f"SELECT {in_row_id_sql('?')} FROM (SELECT ? AS seq)",
+                        (stub, stub, stub, seq)).fetchone()[0]
+    conn.close()
+    assert in_row_id(stub, seq) == made
+    assert made.startswith("fninv_") and made.endswith("3f9a0c")

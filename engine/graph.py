@@ -38,6 +38,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import OrderedDict
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.analysis import Analysis, BlockInfo
@@ -112,9 +113,8 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
     Raises:
         WorkflowValidationError: the workflow has errors (nothing is cached).
     """
-    try:
-        key = workflow.model_dump_json()
-    except ValueError:  # a config value JSON cannot hold
+    key = _shared_key(workflow)
+    if key is None:  # a config value JSON cannot hold
         return compile_workflow(workflow, registry)
     with _SHARED_LOCK:
         for graph, used in _SHARED.get(key, ()):
@@ -132,8 +132,57 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
     return graph
 
 
+def _shared_key(workflow: Workflow) -> bytes | None:
+    """:func:`compile_shared`'s key: every field of the workflow, its blocks and its
+    edges, as orjson writes them (five times faster than ``model_dump_json`` on a
+    1,000-block workflow, which cost a chain 2 us per step). A value orjson refuses (an
+    integer beyond 64 bits, a mapping with keys that are not strings, an object) falls
+    back to ``model_dump_json``; None when that fails too."""
+    import orjson
+
+    try:
+        return orjson.dumps((_getter(type(workflow), _NESTED)(workflow),
+                             _rows(workflow.blocks), _rows(workflow.edges)))
+    except TypeError:
+        pass
+    try:
+        return workflow.model_dump_json().encode()
+    except ValueError:
+        return None
+
+
+def _rows(models: list[Any]) -> list[Any]:
+    """The field values of each of ``models`` (blocks or edges), in order."""
+    if not models:
+        return []
+    kind = type(models[0])
+    if all(type(m) is kind for m in models):
+        return list(map(_getter(kind), models))
+    return [_getter(type(m))(m) for m in models]
+
+
+#: The workflow's fields its key spells out itself.
+_NESTED = frozenset({"blocks", "edges"})
+_NOTHING: frozenset[str] = frozenset()
+#: A getter of every dumped field (not excluded) of a model, by class and fields left out.
+_GETTERS: dict[tuple[type, frozenset[str]], Any] = {}
+
+
+def _getter(cls: type, leave: frozenset[str] = _NOTHING) -> Any:
+    """A function of a ``cls`` model returning its dumped fields (those not excluded and
+    not in ``leave``), as a tuple."""
+    getter = _GETTERS.get((cls, leave))
+    if getter is None:
+        names = [name for name, info in cls.model_fields.items()  # type: ignore[attr-defined]
+                 if not info.exclude and name not in leave]
+        whole = attrgetter(*names)
+        getter = _GETTERS[(cls, leave)] = (whole if len(names) > 1
+                                           else lambda model: (whole(model),))
+    return getter
+
+
 #: :func:`compile_shared`'s graphs by definition, least recently used first.
-_SHARED: OrderedDict[str, list[tuple[CompiledGraph, tuple[Any, ...]]]] = OrderedDict()
+_SHARED: OrderedDict[bytes, list[tuple[CompiledGraph, tuple[Any, ...]]]] = OrderedDict()
 _SHARED_LIMIT = 32
 _SHARED_LOCK = threading.Lock()
 

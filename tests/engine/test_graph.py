@@ -6,6 +6,7 @@ with test_validation.py and test_definition.py through :func:`fake_registry`.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 import pytest
@@ -16,7 +17,14 @@ from blocks.registry import BlockRegistry
 from engine.contracts.blocks import BlockRole, HandleKind, JoinMode
 from engine.contracts.errors import Diagnostic, WorkflowValidationError
 from engine.definition import BlockDef, Workflow
-from engine.graph import CompiledGraph, Edge, compile_workflow, to_mermaid, validate_workflow
+from engine.graph import (
+    CompiledGraph,
+    Edge,
+    compile_shared,
+    compile_workflow,
+    to_mermaid,
+    validate_workflow,
+)
 
 # ------------------------------------------------------------------ fake block types
 
@@ -486,6 +494,73 @@ def test_compile_raises_with_every_problem() -> None:
     assert codes == ["MISSING_USER_DECLARED_SCHEMA", "UNKNOWN_BLOCK_TYPE",
                      "UNKNOWN_BLOCK_REFERENCE"]
     assert "3 problems" in str(info.value) and "stepwell validate" in str(info.value)
+
+
+# ------------------------------------------------------------------ shared graphs
+
+
+def shared_workflow(name: str, **config: Any) -> Workflow:
+    return (Workflow.builder(name).block("start", "start_json")
+            .block("double", "function", config={**fn(), **config}).edge("start", "double")
+            .build())
+
+
+def test_equal_workflows_share_one_compiled_graph_until_a_field_differs() -> None:
+    name = f"shared-{uuid.uuid4().hex}"  # the cache lives as long as the process
+    first = compile_shared(shared_workflow(name), fake_registry())
+    assert compile_shared(shared_workflow(name), fake_registry()) is first
+    # a different label, config value, edge or top-level field: another graph
+    relabelled = shared_workflow(name)
+    relabelled.blocks[1] = relabelled.blocks[1].model_copy(update={"label": "Double"})
+    moved = shared_workflow(name)
+    moved.edges[0] = moved.edges[0].model_copy(update={"target_handle": "input-json-0"})
+    described = shared_workflow(name)
+    described.description = "doubles"
+    for other in (relabelled, moved, described, shared_workflow(name, timeout_seconds=5),
+                  shared_workflow(f"{name}-2")):
+        assert compile_shared(other, fake_registry()) is not first
+    # JSON's 1, 1.0 and true are three configs, not one
+    graphs = [compile_shared(shared_workflow(name, output_schema={**SCHEMA, "default": d}),
+                             fake_registry()) for d in (1, 1.0, True)]
+    assert len({id(g) for g in graphs}) == 3
+
+
+def test_editing_a_workflow_after_compiling_it_leaves_the_shared_graph_alone() -> None:
+    workflow = shared_workflow(f"edited-{uuid.uuid4().hex}")
+    graph = compile_shared(workflow, fake_registry())
+    workflow.blocks[1] = workflow.blocks[1].model_copy(update={"config": {**fn(), "code": "x"}})
+    assert graph.workflow.blocks[1].config == fn()
+    assert compile_shared(workflow, fake_registry()) is not graph
+
+
+def test_a_config_orjson_refuses_is_keyed_by_pydantic_and_one_json_cannot_hold_is_not_cached(
+) -> None:
+    name = f"odd-{uuid.uuid4().hex}"
+    # beyond 64 bits: orjson refuses it, pydantic writes it
+    def big(n: int) -> Workflow:
+        return shared_workflow(name, output_schema={**SCHEMA, "default": n})
+
+    graph = compile_shared(big(2**70), fake_registry())
+    assert compile_shared(big(2**70), fake_registry()) is graph
+    assert compile_shared(big(2**71), fake_registry()) is not graph
+    # an object no JSON form holds: compiled every time
+    odd = shared_workflow(name)
+    odd.blocks[1].config["output_schema"] = {"type": "object", "x": object()}
+    assert compile_shared(odd, fake_registry()) is not compile_shared(odd, fake_registry())
+
+
+def test_a_registry_with_another_block_type_gets_its_own_graph() -> None:
+    workflow = shared_workflow(f"typed-{uuid.uuid4().hex}")
+    graph = compile_shared(workflow, fake_registry())
+
+    class OtherFunction(Function):
+        pass
+
+    registry = BlockRegistry()
+    registry.register(StartJson())
+    registry.register(OtherFunction())
+    other = compile_shared(workflow, registry)
+    assert other is not graph and isinstance(other.nodes["double"].impl, OtherFunction)
 
 
 # ------------------------------------------------------------------ Mermaid

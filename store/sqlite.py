@@ -122,6 +122,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         #: The machine whose pids own runs here (``runs.owner_host``).
         self.host = socket.gethostname()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
+        #: The ``seq`` of the same steps, by run (an update finds its row by it).
+        self._seqs: dict[str, dict[str, int]] = {}
         #: The file store folder of ``':memory:'`` (created on its first write).
         self._memory_files: Path | None = None
         local_files = files or self._default_files()
@@ -189,6 +191,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                     "Start a new run with a fresh id, or resume this one."
                 ) from None
             self._statuses[run.run_id] = {}
+            self._seqs[run.run_id] = {}
 
     def load_run(self, run_id: str) -> PersistedRun:
         """The run row as the runner needs it.
@@ -294,17 +297,24 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                         if attempt:
                             raise
                         continue  # the map forgets ended steps: ask the database
+                    seqs = self._seqs.get(run_id)  # loaded with ``known``
+                    if seqs is None:
+                        seqs = self._seqs[run_id] = {}
                     try:
-                        db.write(writer.write, run_id, plan, run_update, now, logs)
+                        created = db.write(writer.write, run_id, plan, run_update, now, logs,
+                                           seqs)
                     except StaleStatuses:
                         continue
+                    seqs.update(created)
                     for change in plan.changes.values():
                         if change.status in TERMINAL:  # no move leaves it: keep memory flat
                             known.pop(change.step_id, None)
+                            seqs.pop(change.step_id, None)
                         else:
                             known[change.step_id] = change.status
                     if run_update is not None and run_update.status.terminal:
                         self._statuses.pop(run_id, None)
+                        self._seqs.pop(run_id, None)
                     return
             except sqlite3.Error as exc:
                 raise storage_error(self.path, f"saving steps of run {run_id}", exc) from exc
@@ -320,8 +330,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         ``error`` (None otherwise, even when an earlier attempt failed and was retried).
         """
         sql = (
-            "SELECT step_id, block_id, status, retry_count, outputs, control, reason, error "
-            "FROM steps WHERE run_id = ? ORDER BY seq"
+            "SELECT step_id, block_id, status, retry_count, outputs, control, reason, error, "
+            "seq FROM steps WHERE run_id = ? ORDER BY seq"
         )
         files = self.local_files
         with self.db.read(f"reading steps of run {run_id}") as conn:
@@ -336,6 +346,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                 for r in rows
             ]
             self._statuses[run_id] = {s.step_id: s.status for s in steps}
+            self._seqs[run_id] = {r[0]: r[8] for r in rows}
         return steps
 
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
@@ -392,7 +403,9 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         conn = self.db.conn
         if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
             raise NotFoundError("run", run_id, "Create it with Store.create_run first.")
-        rows = conn.execute("SELECT step_id, status FROM steps WHERE run_id = ?", (run_id,))
-        known = {sid: StepStatus(status) for sid, status in rows}
+        rows = conn.execute("SELECT step_id, status, seq FROM steps WHERE run_id = ?",
+                            (run_id,)).fetchall()
+        known = {sid: StepStatus(status) for sid, status, _ in rows}
         self._statuses[run_id] = known
+        self._seqs[run_id] = {sid: seq for sid, _, seq in rows}
         return known

@@ -62,7 +62,7 @@ def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     """The id stub (``fninv_3f9a0c``: the prefix, then the first 6 hex digits of the
     hash :func:`~engine.contracts.artifacts.artifact_id` takes of run, step and attempt)
     and the operation of the artifact ``ev`` carries, for a store that puts the row's
-    ``seq`` in the middle in SQL (:func:`in_row_id_sql`).
+    ``seq`` in the middle (:func:`in_row_id`, or in SQL: :func:`in_row_id_sql`).
 
     The ``seq`` lets a reader find the row without an index; the tag tells the attempts
     of one step apart, and a row that took the ``seq`` of a deleted one (SQLite reuses

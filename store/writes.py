@@ -12,20 +12,23 @@
    it (no move leaves them) and asks the database again before it reports a move of a
    step the map does not hold. An illegal move raises
    :class:`~engine.contracts.errors.IllegalTransition` before anything is written.
-2. **Write** in one transaction. Updates carry the status the plan started from
-   (``WHERE ... AND status = ?``); if another process moved a step meanwhile the row
-   counts disagree (:class:`StaleStatuses`), the transaction rolls back, the map is
-   reloaded and the batch is planned again.
+2. **Write** in one transaction. New rows are inserted with the ``seq`` SQLite would
+   give them, counted on from the table's highest (the transaction holds the write lock,
+   and new rows are inserted in order); the store keeps each live step's ``seq``, and an
+   update finds its row by it (a rowid lookup rather than a search of the
+   ``(step_id, run_id)`` index), checking run, step and the status the plan started from
+   (``WHERE seq = ? AND run_id = ? AND step_id = ? AND status = ?``). If another process
+   moved, created or deleted a step meanwhile the row counts disagree
+   (:class:`StaleStatuses`), the transaction rolls back, the maps are reloaded and the
+   batch is planned again.
 
 A step entering ``awaiting_review`` opens its review row (:mod:`store.reviews`) in the
 same transaction.
 
-An artifact is written into its step's row (``artifact``, ``artifact_at``): the statement
-that moves the step records it, and puts the row's ``seq`` into its id
-(:func:`store.stepdata.in_row_id_sql`; :func:`store.stepdata.locate_artifact` reads it
-back). A row created with its artifact (a loop iteration's, mostly) is inserted with the
-``seq`` SQLite would give it, counted on from the table's highest (the transaction holds
-the write lock, and new rows are inserted in order), so its id is complete in the insert.
+An artifact is written into its step's row (``artifact``, ``artifact_at``) by the
+statement that creates or moves the step, under an id that holds the row's ``seq``
+(:func:`store.stepdata.in_row_id`, equal to :func:`store.stepdata.in_row_id_sql`, which
+PostgreSQL's statements use; :func:`store.stepdata.locate_artifact` reads it back).
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ from store.stepdata import (
     artifact_stub,
     error_json,
     in_row_id,
-    in_row_id_sql,
     review_data,
     stored_artifact,
     trail_entry,
@@ -157,8 +159,10 @@ class StaleStatuses(Exception):
     """The in-memory status map disagreed with the database; reload and plan again."""
 
 
-class StepWriter:
-    """Plans batches of step events and writes the plans (large payloads go to ``files``)."""
+class StepPlanner:
+    """Plans batches of step events (large payloads go to ``files``): what every store
+    that writes rows shares; :class:`StepWriter` writes the plans to SQLite,
+    :class:`store.pg.writes.PgStepWriter` to PostgreSQL."""
 
     __slots__ = ("files",)
 
@@ -290,38 +294,57 @@ class StepWriter:
         cols[base + 3] = reason
         return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
+
+class StepWriter(StepPlanner):
+    """Plans batches of step events and writes the plans to SQLite."""
+
+    __slots__ = ()
+
     def write(
         self, conn: sqlite3.Connection, run_id: str, plan: Plan,
         run_update: RunUpdate | None, now: float, logs: Sequence[AttemptLog] = (),
-    ) -> None:
+        seqs: Mapping[str, int] | None = None,
+    ) -> list[tuple[str, int]]:
         """Write ``logs`` (what attempts wrote), ``plan`` and ``run_update`` on ``conn``,
-        inside the caller's transaction.
+        inside the caller's transaction. What it sets in ``plan``'s rows it sets
+        alike every time, so a transaction retried after ``SQLITE_BUSY`` writes the same.
+
+        Args:
+            seqs: the ``seq`` of steps the plan moves, by step id (the store keeps them:
+                a row is updated by its rowid); a step missing from it is looked up.
+
+        Returns:
+            The step id and ``seq`` of every row the plan creates, in order.
 
         Raises:
-            StaleStatuses: a step was moved by another process since it was planned.
+            StaleStatuses: a step was moved, created or deleted by another process since
+                it was planned.
         """
         if logs:
             insert_logs(conn, run_id, logs)
-        # New rows go first, in their creation order (see _insert_rows), those created
-        # with an artifact with their ``seq``; updates are sent after them. Consecutive
-        # updates of one statement go as one executemany.
-        last = -1  # the table's highest seq, read at the first new row with an artifact
+        # New rows go first, in their creation order (see _insert_rows), each with the
+        # seq SQLite would give it; updates are sent after them. Consecutive updates of
+        # one statement go as one executemany.
+        last = -1  # the table's highest seq, read at the first new row
         shapes: list[tuple[str, itemgetter[Any], str]] = []
         inserted: list[tuple[Any, ...]] = []
+        created: list[tuple[str, int]] = []
         updates: list[tuple[str, list[tuple[Any, ...]]]] = []
         count = 0
         for c in plan.changes.values():
             cols = c.cols
             if c.before is None:
+                if last < 0:
+                    last = conn.execute(_LAST_SEQ).fetchone()[0] or 0
+                seq = last + len(inserted) + 1
+                created.append((c.step_id, seq))
                 cols[25] = ",".join(c.trail)
+                cols[29] = seq
                 if c.status not in _TERMINAL:  # cols[6]: the scope
                     cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING
                                 and cols[6] == _TOP_SCOPE else RESERVE)
-                if cols[26] is not None:  # the id's stub (artifact_stub), seq put in
-                    if last < 0:
-                        last = conn.execute(_LAST_SEQ).fetchone()[0] or 0
-                    # the rows before it get last + 1... as they are inserted
-                    seq = cols[29] = last + len(inserted) + 1
+                if cols[26] is not None:  # the id's stub (artifact_stub): seq put in
+                    cols = cols.copy()  # the plan keeps the stub
                     cols[12] = in_row_id(cols[12], seq)
                 key = tuple(map(is_not, _insert_optional(cols), _NONES))
                 shape = _INSERTS.get(key)
@@ -330,11 +353,17 @@ class StepWriter:
                 shapes.append(shape)
                 inserted.append(shape[1](cols))
             else:
+                step_id = c.step_id
+                kept = None if seqs is None else seqs.get(step_id)
+                seq = _seq_of(conn, run_id, step_id) if kept is None else kept
+                if cols[_ARTIFACT_ID] is not None:  # the id's stub: seq put in
+                    cols = cols.copy()
+                    cols[_ARTIFACT_ID] = in_row_id(cols[_ARTIFACT_ID], seq)
                 key = tuple(map(is_not, cols[3:19], _NONES))
                 update = _UPDATES.get(key)
                 if update is None:
                     update = _UPDATES[key] = _update_shape(key)
-                row = update[1](cols) + ("," + ",".join(c.trail), run_id, c.step_id,
+                row = update[1](cols) + ("," + ",".join(c.trail), seq, run_id, step_id,
                                          _TEXT[c.before])
                 if updates and updates[-1][0] is update[0]:
                     updates[-1][1].append(row)
@@ -352,6 +381,7 @@ class StepWriter:
             open_review(conn, run_id, step_id, block_id, data, now)
         if run_update is not None:
             self._write_run_update(conn, run_id, run_update, now)
+        return created
 
     def _write_run_update(
         self, conn: sqlite3.Connection, run_id: str, update: RunUpdate, now: float
@@ -469,8 +499,9 @@ def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any], str]:
 
 def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
     """The UPDATE of the columns a batch changed (``StepChange.cols`` positions 0-18;
-    ``key``: which of 3-18 hold a value), and a getter of its parameters; the caller
-    appends the trail, run id, step id and prior status.
+    ``key``: which of 3-18 hold a value; ``artifact_id`` complete), and a getter of its
+    parameters; the caller appends the trail, the row's seq, run id, step id and prior
+    status.
 
     First queue and start times are kept, given values win, and ``duration_ms`` runs
     from the first start (SET expressions read the row as it was).
@@ -496,15 +527,14 @@ def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:
             take.append(5)
     for n, name in enumerate(_UPDATE_FIELDS):
         if key[3 + n]:
-            if 6 + n == _ARTIFACT_ID:  # the stub, with the row's seq put in
-                sets.append(f"artifact_id = {in_row_id_sql('?')}")
-                take += (6 + n, 6 + n, 6 + n)
-            else:
-                sets.append(f"{name} = ?")
-                take.append(6 + n)
+            sets.append(f"{name} = ?")
+            take.append(6 + n)
     sets.append("trail = trail || ?")
     sets.append("reserve = NULL")  # the room a new row kept (RESERVE) is the page's now
-    sql = f"UPDATE steps SET {', '.join(sets)} WHERE run_id = ? AND step_id = ? AND status = ?"
+    # found by its rowid; run, step and status checked (a seq SQLite gave again to a
+    # new row after the one it named was deleted is another row)
+    sql = (f"UPDATE steps SET {', '.join(sets)} "
+           "WHERE seq = ? AND run_id = ? AND step_id = ? AND status = ?")
     return sql, itemgetter(*take)
 
 
@@ -520,6 +550,21 @@ def _new_row(run_id: str, ev: StepEvent, now: float, scope: str) -> StepChange:
         now, None, None, None, now, None, "", None, None, None, None,
     ]
     return StepChange(ev.step_id, None, _S.PENDING, row)
+
+
+def _seq_of(conn: sqlite3.Connection, run_id: str, step_id: str) -> int:
+    """The ``seq`` of a step's row.
+
+    Raises:
+        StaleStatuses: the step has no row (another process deleted it).
+    """
+    row = conn.execute(_SEQ_OF, (run_id, step_id)).fetchone()
+    if row is None:
+        raise StaleStatuses
+    return int(row[0])
+
+
+_SEQ_OF = "SELECT seq FROM steps WHERE run_id = ? AND step_id = ?"
 
 
 def _step_identity(conn: sqlite3.Connection, run_id: str, step_id: str | None) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """Writing planned batches to PostgreSQL: the SQLite writer's plan, PostgreSQL's SQL.
 
-:class:`PgStepWriter` plans a batch exactly like :class:`store.writes.StepWriter` (the
+:class:`PgStepWriter` plans a batch exactly as :class:`store.writes.StepWriter` does (the
 fold of events into rows, the lifecycle checks, large payloads to the file store) and
 writes the plan with statements PostgreSQL accepts: parameters whose type the server
 cannot infer are cast and numbered parameters are spelled out. A step's artifact goes
@@ -42,7 +42,7 @@ from store.codec import dumps, encode, encode_map
 from store.pg.connection import PgConnection, PgDatabase
 from store.step_logs import insert_logs
 from store.stepdata import TAG_DIGITS, error_json
-from store.writes import INSERT_STEP, Plan, StaleStatuses, StepWriter
+from store.writes import INSERT_STEP, Plan, StaleStatuses, StepPlanner
 
 if TYPE_CHECKING:
     from engine.contracts.logs import AttemptLog
@@ -100,7 +100,7 @@ _COPY_STEPS = _INSERT_HEAD.replace("INSERT INTO", "COPY") + " FROM STDIN"
 _STEP_ROW = "(" + ", ".join("?" * 26) + ")"
 
 
-class PgStepWriter(StepWriter):
+class PgStepWriter(StepPlanner):
     """Plans batches like :class:`~store.writes.StepWriter`; writes them to PostgreSQL."""
 
     __slots__ = ()

@@ -458,6 +458,48 @@ def test_rows_created_with_their_artifact_are_named_by_the_seq_they_get(
         assert (found.step_id, found.record) == (sid, record)
 
 
+def test_a_step_moves_in_its_own_row_and_never_in_another_runs_that_took_its_seq(
+        file_store: SQLiteStore) -> None:
+    """Updates find a row by the ``seq`` the store keeps. When another process deletes
+    the row and SQLite gives that ``seq`` to another run's step of the same id, the move
+    touches nothing of the other run: the store asks the database again and reports the
+    step gone."""
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", [ev("a", S.PENDING), ev("a", S.QUEUED)], now=T0)
+    [(seq,)] = _raw(file_store, "SELECT seq FROM steps WHERE step_id = 'a'")
+    with SQLiteStore(file_store.path) as other:
+        with other.db.lock:
+            other.db.execute("DELETE FROM steps WHERE run_id = 'run_1'")
+        other.create_run(new_run("run_2"), now=T0)
+        other.apply("run_2", [ev("a", S.PENDING), ev("a", S.QUEUED)], now=T0)
+    assert _raw(file_store, "SELECT run_id, seq FROM steps") == [("run_2", seq)]
+    with pytest.raises(IllegalTransition, match="not created"):
+        file_store.apply("run_1", [ev("a", S.RUNNING)], now=T0 + 1)
+    assert _raw(file_store, "SELECT run_id, status, trail FROM steps") == [
+        ("run_2", "queued", '["pending"],["queued"]')]
+    # the store's own run goes on as before
+    file_store.create_run(new_run("run_3"), now=T0)
+    file_store.apply("run_3", lifecycle("a"), now=T0 + 2)
+    assert _raw(file_store, "SELECT status FROM steps WHERE run_id = 'run_3'") == [
+        ("completed",)]
+
+
+def test_moves_after_another_process_inserted_rows_find_their_own_rows(
+        file_store: SQLiteStore) -> None:
+    """Rows another process inserts between two batches take the next ``seq``s; the
+    store's own rows, created before, are still moved by theirs."""
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", [ev("a", S.PENDING), ev("b", S.PENDING)], now=T0)
+    with SQLiteStore(file_store.path) as other:
+        other.create_run(new_run("run_2"), now=T0)
+        other.apply("run_2", [ev("a", S.PENDING), ev("b", S.PENDING)], now=T0)
+    file_store.apply("run_1", [*lifecycle("a")[1:], ev("c", S.PENDING)], now=T0 + 1)
+    rows = _raw(file_store, "SELECT run_id, step_id, status FROM steps ORDER BY seq")
+    assert rows == [("run_1", "a", "completed"), ("run_1", "b", "pending"),
+                    ("run_2", "a", "pending"), ("run_2", "b", "pending"),
+                    ("run_1", "c", "pending")]
+
+
 def test_a_new_row_keeps_room_until_its_step_first_moves(file_store: SQLiteStore) -> None:
     """Top-level steps created pending keep the most room; a loop's, and a step
     created already moving, the usual room; a step created ended, none."""

@@ -114,6 +114,63 @@ def test_a_mixed_insert_of_an_existing_step_is_stale() -> None:
         assert conn.execute("SELECT step_id FROM steps").fetchall() == [("b",)]
 
 
+def test_a_write_tried_again_in_a_new_transaction_writes_the_same_rows() -> None:
+    """``Database.write`` runs the writer again when ``SQLITE_BUSY`` rolls a
+    transaction back: a plan written twice gives the rows and artifact ids one write
+    gives (ids made from a stub and the row's seq only once)."""
+    from store.sqlite import SQLiteStore
+    from store.writes import StepWriter
+    from tests.store.helpers import S, ev, frame, in_row_artifact_id, new_run
+
+    record = {"operation": "function_invocation"}
+    inner = (frame("loop", 0),)
+    events = [ev("a", S.RUNNING), ev("a", S.COMPLETED, artifact=record),
+              *[ev("loop_iter_0_b", status, scope=inner)
+                for status in (S.PENDING, S.QUEUED, S.RUNNING)],
+              ev("loop_iter_0_b", S.COMPLETED, scope=inner, artifact=record)]
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", [ev("a", S.PENDING), ev("a", S.QUEUED)], now=T0)
+        writer = StepWriter(store.local_files)
+        plan = writer.plan("run_1", events, {"a": S.QUEUED}, T0)
+        conn = store.db.conn
+        for last in (False, True):
+            conn.execute("BEGIN IMMEDIATE")
+            created = writer.write(conn, "run_1", plan, None, T0)  # seqs looked up
+            conn.execute("COMMIT" if last else "ROLLBACK")
+        rows = conn.execute("SELECT step_id, seq, status, artifact_id FROM steps "
+                            "ORDER BY seq").fetchall()
+    assert [r[:3] for r in rows] == [("a", 1, "completed"), ("loop_iter_0_b", 2, "completed")]
+    assert created == [("loop_iter_0_b", 2)]
+    for step_id, seq, _, made in rows:
+        assert made == in_row_artifact_id("function_invocation", seq, "run_1", step_id, 0)
+
+
+def test_a_move_of_a_step_without_a_row_is_stale() -> None:
+    """A plan moving a step whose row is gone (another process deleted it) writes
+    nothing: StaleStatuses, and the batch is planned again from the database."""
+    from store.sqlite import SQLiteStore
+    from store.writes import StaleStatuses, StepWriter
+    from tests.store.helpers import S, ev, new_run
+
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        store.apply("run_1", [ev("a", S.PENDING), ev("b", S.PENDING)], now=T0)
+        writer = StepWriter(store.local_files)
+        plan = writer.plan("run_1", [ev("a", S.QUEUED), ev("gone", S.QUEUED)],
+                           {"a": S.PENDING, "gone": S.PENDING}, T0)
+        conn = store.db.conn
+        for seqs in ({"a": 1}, {"a": 1, "gone": 2}):  # looked up, or stale in the map
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                with pytest.raises(StaleStatuses):
+                    writer.write(conn, "run_1", plan, None, T0, seqs=seqs)
+            finally:
+                conn.execute("ROLLBACK")
+        assert conn.execute("SELECT step_id, status FROM steps ORDER BY seq").fetchall() == [
+            ("a", "pending"), ("b", "pending")]
+
+
 def test_a_long_stretch_of_one_shape_between_mixed_rows_keeps_the_order() -> None:
     """Rows of one shape in a long stretch (executemany) and the mixed rows around it
     (multi-row inserts) are numbered in the order the batch created them."""

@@ -60,6 +60,10 @@ class _Recorder:
         self._into.append(("many", sql, rows))
         return self._conn.executemany(sql, rows)
 
+    def cursor(self) -> _Recorder:
+        """Statements run on a cursor are noted too."""
+        return self
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 

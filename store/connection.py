@@ -252,7 +252,7 @@ class Database:
         lock: serializes every use of ``conn``; a fresh ``RLock`` when None.
     """
 
-    __slots__ = ("busy_timeout", "conn", "lock", "on_commit", "path")
+    __slots__ = ("_tx", "busy_timeout", "conn", "lock", "on_commit", "path")
 
     def __init__(self, conn: sqlite3.Connection, path: str, *, busy_timeout: float = 30.0,
                  lock: Any = None) -> None:
@@ -262,6 +262,9 @@ class Database:
         self.lock = lock if lock is not None else threading.RLock()
         #: Called after every commit (the WAL checkpointer counts them).
         self.on_commit: Callable[[], None] | None = None
+        # begins, commits and rolls back: one cursor kept, rather than one made per
+        # statement by ``conn.execute`` (two of each commit's statements)
+        self._tx = conn.cursor()
 
     @contextmanager
     def guard(self, action: str) -> Iterator[None]:
@@ -296,17 +299,18 @@ class Database:
             What ``fn`` returned.
         """
         conn = self.conn
+        tx = self._tx
         deadline = 0.0
         delay = 0.001
         while True:
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                tx.execute("BEGIN IMMEDIATE")
                 try:
                     result = fn(conn, *args)
-                    conn.execute("COMMIT")
+                    tx.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                        tx.execute("ROLLBACK")
                     raise
                 break
             except sqlite3.OperationalError as exc:

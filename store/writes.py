@@ -322,6 +322,7 @@ class StepWriter(StepPlanner):
         """
         if logs:
             insert_logs(conn, run_id, logs)
+        cur = conn.cursor()  # for every statement below (conn.execute makes one each)
         # New rows go first, in their creation order (see _insert_rows), each with the
         # seq SQLite would give it; updates are sent after them. Consecutive updates of
         # one statement go as one executemany.
@@ -335,7 +336,7 @@ class StepWriter(StepPlanner):
             cols = c.cols
             if c.before is None:
                 if last < 0:
-                    last = conn.execute(_LAST_SEQ).fetchone()[0] or 0
+                    last = cur.execute(_LAST_SEQ).fetchone()[0] or 0
                 seq = last + len(inserted) + 1
                 created.append((c.step_id, seq))
                 cols[25] = ",".join(c.trail)
@@ -355,7 +356,7 @@ class StepWriter(StepPlanner):
             else:
                 step_id = c.step_id
                 kept = None if seqs is None else seqs.get(step_id)
-                seq = _seq_of(conn, run_id, step_id) if kept is None else kept
+                seq = _seq_of(cur, run_id, step_id) if kept is None else kept
                 if cols[_ARTIFACT_ID] is not None:  # the id's stub: seq put in
                     cols = cols.copy()
                     cols[_ARTIFACT_ID] = in_row_id(cols[_ARTIFACT_ID], seq)
@@ -371,10 +372,10 @@ class StepWriter(StepPlanner):
                     updates.append((update[0], [row]))
                 count += 1
         if inserted:
-            _insert_rows(conn, shapes, inserted)
+            _insert_rows(cur, shapes, inserted)
         moved = 0
         for sql, rows in updates:
-            moved += conn.executemany(sql, rows).rowcount
+            moved += cur.executemany(sql, rows).rowcount
         if moved != count:
             raise StaleStatuses
         for step_id, block_id, data in plan.reviews:
@@ -440,7 +441,7 @@ _MIXED: dict[tuple[str, ...], str] = {}
 _MIXED_MAX = 256
 
 
-def _insert_rows(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[Any], str]],
+def _insert_rows(cur: sqlite3.Cursor, shapes: list[tuple[str, itemgetter[Any], str]],
                  rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` (``shapes[i]`` is its row's :func:`_insert_shape`) in their order:
     ``seq`` follows it, so a run lists its steps as they were created.
@@ -462,16 +463,16 @@ def _insert_rows(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[An
             while end < count and shapes[end] is shape:
                 end += 1
             if end - start >= SAME_SHAPE_RUN:
-                _insert_mixed(conn, shapes, rows, mixed, start)
-                conn.executemany(shape[0], rows[start:end])
+                _insert_mixed(cur, shapes, rows, mixed, start)
+                cur.executemany(shape[0], rows[start:end])
                 mixed = end
             start = end
-        _insert_mixed(conn, shapes, rows, mixed, count)
+        _insert_mixed(cur, shapes, rows, mixed, count)
     except sqlite3.IntegrityError as exc:
         raise StaleStatuses from exc
 
 
-def _insert_mixed(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[Any], str]],
+def _insert_mixed(cur: sqlite3.Cursor, shapes: list[tuple[str, itemgetter[Any], str]],
                   rows: list[tuple[Any, ...]], start: int, end: int) -> None:
     """Insert ``rows[start:end]`` as multi-row inserts of up to :data:`INSERT_CHUNK` rows."""
     for first in range(start, end, INSERT_CHUNK):
@@ -482,7 +483,7 @@ def _insert_mixed(conn: sqlite3.Connection, shapes: list[tuple[str, itemgetter[A
             if len(_MIXED) >= _MIXED_MAX:
                 _MIXED.clear()
             sql = _MIXED[key] = _INSERT_ALL + ", ".join(key)
-        conn.execute(sql, list(chain.from_iterable(rows[first:last])))
+        cur.execute(sql, list(chain.from_iterable(rows[first:last])))
 
 
 def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any], str]:
@@ -552,13 +553,13 @@ def _new_row(run_id: str, ev: StepEvent, now: float, scope: str) -> StepChange:
     return StepChange(ev.step_id, None, _S.PENDING, row)
 
 
-def _seq_of(conn: sqlite3.Connection, run_id: str, step_id: str) -> int:
+def _seq_of(cur: sqlite3.Cursor, run_id: str, step_id: str) -> int:
     """The ``seq`` of a step's row.
 
     Raises:
         StaleStatuses: the step has no row (another process deleted it).
     """
-    row = conn.execute(_SEQ_OF, (run_id, step_id)).fetchone()
+    row = cur.execute(_SEQ_OF, (run_id, step_id)).fetchone()
     if row is None:
         raise StaleStatuses
     return int(row[0])

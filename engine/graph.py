@@ -102,7 +102,9 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
     Runs of one workflow (a server, a worker, a test suite, the bench) share one compiled
     graph, and with it the caches that blocks keep per config (schema validators, input
     models). The key is the workflow's JSON form (every field, labels included); a
-    workflow whose config holds a value JSON cannot is compiled each time. A hit also
+    workflow whose config holds a value JSON cannot is compiled each time, and so is one
+    whose loading found errors. ``NaN`` and infinities are written ``null`` in that form,
+    as ``None`` is: a workflow differing from a compiled one only there gets its graph. A hit also
     needs the registry to resolve every type the graph uses to the same block type: the
     same instance, or an instance of the same class that holds no state of its own. The
     graph is compiled from a private copy of ``workflow``, so editing the
@@ -114,7 +116,9 @@ def compile_shared(workflow: Workflow, registry: BlockRegistry) -> CompiledGraph
         WorkflowValidationError: the workflow has errors (nothing is cached).
     """
     key = _shared_key(workflow)
-    if key is None:  # a config value JSON cannot hold
+    if key is None or any(d.severity == "error" for d in workflow.load_diagnostics):
+        # a config value JSON cannot hold; or what loading it found wrong, which the key
+        # (its JSON form) does not hold: compile_workflow reports it
         return compile_workflow(workflow, registry)
     with _SHARED_LOCK:
         for graph, used in _SHARED.get(key, ()):

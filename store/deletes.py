@@ -42,6 +42,10 @@ class SQLRunDeletion:
         db = self.db
         with db.lock, db.guard(f"deleting run {run_id}"):
             found = db.write(_delete, run_id)
-            self._statuses.pop(run_id, None)
+            self._forget_run(run_id)
         if not found:
             raise NotFoundError("run", run_id)
+
+    def _forget_run(self, run_id: str) -> None:
+        """Drop what the store keeps in memory about a run's steps."""
+        self._statuses.pop(run_id, None)

@@ -89,6 +89,10 @@ _SYNCHRONOUS = {Durability.PROCESS: "NORMAL", Durability.FULL: "FULL",
                 Durability.SCRATCH: "OFF"}
 
 
+#: Statuses as stored that no move leaves: the store keeps no ``seq`` for such a step.
+_ENDED = frozenset(status.value for status in TERMINAL)
+
+
 class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLEvals,
                   SQLRunDeletion, SQLLogWrites):
     """The SQLite implementation of :class:`engine.contracts.store.Store` and
@@ -122,7 +126,8 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         #: The machine whose pids own runs here (``runs.owner_host``).
         self.host = socket.gethostname()
         self._statuses: dict[str, dict[str, StepStatus]] = {}
-        #: The ``seq`` of the same steps, by run (an update finds its row by it).
+        #: The ``seq`` of the steps that have not ended, by run (an update finds its row
+        #: by it).
         self._seqs: dict[str, dict[str, int]] = {}
         #: The file store folder of ``':memory:'`` (created on its first write).
         self._memory_files: Path | None = None
@@ -346,7 +351,7 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                 for r in rows
             ]
             self._statuses[run_id] = {s.step_id: s.status for s in steps}
-            self._seqs[run_id] = {r[0]: r[8] for r in rows}
+            self._seqs[run_id] = {r[0]: r[8] for r in rows if r[2] not in _ENDED}
         return steps
 
     def transitions(self, run_id: str, step_id: str | None = None) -> list[dict[str, Any]]:
@@ -407,5 +412,10 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
                             (run_id,)).fetchall()
         known = {sid: StepStatus(status) for sid, status, _ in rows}
         self._statuses[run_id] = known
-        self._seqs[run_id] = {sid: seq for sid, _, seq in rows}
+        self._seqs[run_id] = {sid: seq for sid, status, seq in rows if status not in _ENDED}
         return known
+
+    def _forget_run(self, run_id: str) -> None:
+        """Drop the status and ``seq`` maps of a deleted run."""
+        self._statuses.pop(run_id, None)
+        self._seqs.pop(run_id, None)

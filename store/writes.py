@@ -413,7 +413,7 @@ _COLUMN_NAMES = (*(name.strip() for name in _STEP_COLUMNS.split(",")),
                  "artifact", "artifact_at", "reserve", "seq")
 #: INSERT row positions always bound: identity, status, scope, retry count, times, trail.
 _INSERT_ALWAYS = (0, 1, 2, 3, 4, 5, 6, 7, 19, 23, 25)
-#: The others (``seq`` last: given only to a row created with its artifact).
+#: The others (``seq`` last; every new row has one, given by :meth:`StepWriter.write`).
 _INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26, 27, 28, 29)
 #: UPDATE parameter positions 6..18 (see StepChange) name these columns.
 _UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])

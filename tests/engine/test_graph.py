@@ -549,6 +549,23 @@ def test_a_config_orjson_refuses_is_keyed_by_pydantic_and_one_json_cannot_hold_i
     assert compile_shared(odd, fake_registry()) is not compile_shared(odd, fake_registry())
 
 
+def test_a_workflow_whose_loading_found_errors_is_not_served_a_shared_graph() -> None:
+    """What loading a file found wrong is not in the workflow's JSON form: a workflow
+    that looks like one compiled before still fails on its load errors."""
+    name = f"loaded-{uuid.uuid4().hex}"
+    compile_shared(shared_workflow(name), fake_registry())
+    broken = shared_workflow(name)
+    broken.load_diagnostics.append(Diagnostic(
+        code="INVALID_WORKFLOW_ID", message="bad id", path="metadata.id"))
+    with pytest.raises(WorkflowValidationError, match="INVALID_WORKFLOW_ID|bad id"):
+        compile_shared(broken, fake_registry())
+    warned = shared_workflow(name)
+    warned.load_diagnostics.append(Diagnostic(
+        code="SOMETHING_ODD", message="odd", path="", severity="warning"))
+    assert compile_shared(warned, fake_registry()) is compile_shared(
+        shared_workflow(name), fake_registry())
+
+
 def test_a_registry_with_another_block_type_gets_its_own_graph() -> None:
     workflow = shared_workflow(f"typed-{uuid.uuid4().hex}")
     graph = compile_shared(workflow, fake_registry())

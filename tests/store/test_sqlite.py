@@ -484,6 +484,21 @@ def test_a_step_moves_in_its_own_row_and_never_in_another_runs_that_took_its_seq
         ("completed",)]
 
 
+def test_the_store_keeps_the_seq_of_live_steps_only(file_store: SQLiteStore) -> None:
+    """Ended steps, a finished run and a deleted run leave nothing in the maps the store
+    keeps per run (a long-lived server reads and deletes many runs)."""
+    file_store.create_run(new_run(), now=T0)
+    file_store.apply("run_1", [*lifecycle("a"), ev("b", S.PENDING)], now=T0)
+    assert file_store._seqs["run_1"] == {"b": 2}
+    file_store.load_steps("run_1")  # as a resume or a rerun reads a run
+    assert file_store._seqs["run_1"] == {"b": 2}
+    file_store.delete_run("run_1")
+    assert "run_1" not in file_store._seqs and "run_1" not in file_store._statuses
+    file_store.create_run(new_run("run_2"), now=T0)
+    file_store.apply("run_2", lifecycle("a"), RunUpdate(status=RunStatus.COMPLETED), now=T0)
+    assert "run_2" not in file_store._seqs
+
+
 def test_moves_after_another_process_inserted_rows_find_their_own_rows(
         file_store: SQLiteStore) -> None:
     """Rows another process inserts between two batches take the next ``seq``s; the

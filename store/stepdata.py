@@ -45,16 +45,10 @@ def review_data(ev: StepEvent) -> dict[str, Any]:
 TAG_DIGITS = 6
 
 
-def in_row_id_sql(stub: str) -> str:
-    """SQL for an in-row artifact id from ``stub`` (a column or ``?``, holding
-    ``<prefix>_<tag>`` as :func:`artifact_stub` makes it): the prefix, the row's ``seq``
-    in 6 hex digits (more past 2**24), then the tag."""
-    return (f"substr({stub}, 1, length({stub}) - {TAG_DIGITS}) || printf('%06x', seq) "
-            f"|| substr({stub}, -{TAG_DIGITS})")
-
-
 def in_row_id(stub: str, seq: int) -> str:
-    """The id :func:`in_row_id_sql` makes, for a row whose ``seq`` is known already."""
+    """An in-row artifact id from ``stub`` (``<prefix>_<tag>``, as :func:`artifact_stub`
+    makes it) and the row's ``seq``: the prefix, the ``seq`` in 6 hex digits (more past
+    2**24), then the tag (what SQLite stores wrote in SQL before: ids stay the same)."""
     return f"{stub[:-TAG_DIGITS]}{seq:06x}{stub[-TAG_DIGITS:]}"
 
 
@@ -62,7 +56,7 @@ def artifact_stub(run_id: str, ev: StepEvent) -> tuple[str, str]:
     """The id stub (``fninv_3f9a0c``: the prefix, then the first 6 hex digits of the
     hash :func:`~engine.contracts.artifacts.artifact_id` takes of run, step and attempt)
     and the operation of the artifact ``ev`` carries, for a store that puts the row's
-    ``seq`` in the middle (:func:`in_row_id`, or in SQL: :func:`in_row_id_sql`).
+    ``seq`` in the middle (:func:`in_row_id`, or in SQL).
 
     The ``seq`` lets a reader find the row without an index; the tag tells the attempts
     of one step apart, and a row that took the ``seq`` of a deleted one (SQLite reuses

@@ -27,8 +27,8 @@ same transaction.
 
 An artifact is written into its step's row (``artifact``, ``artifact_at``) by the
 statement that creates or moves the step, under an id that holds the row's ``seq``
-(:func:`store.stepdata.in_row_id`, equal to :func:`store.stepdata.in_row_id_sql`, which
-PostgreSQL's statements use; :func:`store.stepdata.locate_artifact` reads it back).
+(:func:`store.stepdata.in_row_id`; PostgreSQL's statements make the same id in SQL;
+:func:`store.stepdata.locate_artifact` reads it back).
 """
 
 from __future__ import annotations

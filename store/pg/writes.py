@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from engine.contracts.logs import AttemptLog
 
 #: An in-row artifact id from its stub (``{stub}``: ``<prefix>_<tag>``), the row's ``seq``
-#: put in before the tag: the ids :func:`store.stepdata.in_row_id_sql` makes on SQLite.
+#: put in before the tag: the ids :func:`store.stepdata.in_row_id` makes.
 _IN_ROW_ID = (f"left({{stub}}, -{TAG_DIGITS}) || CASE WHEN seq < 16777216 "
               f"THEN lpad(to_hex(seq), 6, '0') ELSE to_hex(seq) END || right({{stub}}, {TAG_DIGITS})")
 

@@ -39,7 +39,7 @@ from blocks.function_inprocess import run_in_process, runs_inline
 from blocks.function_process import run_in_worker
 from blocks.log_capture import add_entries, begin_capture, end_capture
 from blocks.sandbox import LOG_SINK
-from engine.contracts.blocks import BlockContext, BlockResult, HandleKind
+from engine.contracts.blocks import BlockContext, BlockResult, HandleKind, block_result
 from engine.contracts.errors import Diagnostic, PermanentError
 from engine.contracts.logs import LogEntry, LogStream, StepLog
 from engine.contracts.policy import CodePolicy, SecurityPolicy
@@ -261,7 +261,7 @@ class Function(BlockType):
         }
         if sandbox is not None:
             artifact["sandbox"] = sandbox
-        return BlockResult(outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
+        return block_result(outputs={"output-json-0": Payload.json(output)}, artifact=artifact)
 
     @staticmethod
     def _require_runnable(ctx: BlockContext, config: FunctionConfig) -> None:

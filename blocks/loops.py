@@ -40,6 +40,7 @@ from engine.contracts.blocks import (
     JoinMode,
     LoopDecision,
     LoopStart,
+    block_result,
 )
 from engine.contracts.errors import Diagnostic, ErrorStage, PermanentError
 from engine.contracts.values import Payload
@@ -263,7 +264,7 @@ class SentinelStart(BlockType):
                 stage=ErrorStage.INPUT_COLLECTION,
                 code="MISSING_INPUT",
             )
-        return BlockResult(outputs={self.out_handle: inputs[self.in_handle]})
+        return block_result(outputs={self.out_handle: inputs[self.in_handle]})
 
 
 class ForEachSentinelStart(SentinelStart):
@@ -371,6 +372,6 @@ class WhileLoopSentinelEnd(BlockType):
             "termination_reason": reason,
             "evaluations": evaluations,
         }
-        return BlockResult(
+        return block_result(
             control=LoopDecision(matched=matched, evaluations=evaluations), artifact=artifact
         )

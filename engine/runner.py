@@ -61,7 +61,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from engine.attempts import attempt_log, run_attempt, run_attempt_inline, timeout_of
 from engine.compiled import CompiledGraph, Node
-from engine.contracts.blocks import BlockContext, BlockResult
+from engine.contracts.blocks import BlockContext, BlockResult, block_context
 from engine.contracts.errors import ErrorCategory
 from engine.contracts.events import RunUpdate, StepEvent
 from engine.contracts.logs import AttemptLog, StepLog
@@ -549,7 +549,7 @@ class Runner:
         else:  # a loop sentinel writes nothing: no log to keep or drain
             step_log = None
         settings = self.settings
-        return BlockContext(
+        return block_context(
             run_id=settings.run_id, step_id=task.step_id, block_id=node.id,
             block_type=node.type, label=node.label, scope=task.scope, attempt=attempt,
             files=self.store.files, run_inputs=settings.run_inputs,

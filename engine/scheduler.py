@@ -52,8 +52,10 @@ from engine.contracts.events import (
     RunUpdate,
     StepErrorInfo,
     StepEvent,
+    input_record,
+    step_event,
 )
-from engine.contracts.frozen import record
+from engine.contracts.frozen import builder, record
 from engine.contracts.values import (
     LEGAL_MOVES,
     LoopFrame,
@@ -87,6 +89,10 @@ class Task:
     retry_count: int = 0
 
 
+
+
+#: ``Task(**fields)``, about twice as fast (:func:`~engine.contracts.frozen.builder`).
+_new_task = builder(Task)
 
 
 class Scheduler:
@@ -318,7 +324,7 @@ class Scheduler:
             scope.steps[node_id] = step
             scope.open += 1
             self._live[step.step_id] = step
-            self._emit(step, _PENDING, scope=scope.frames)
+            self._created(step, scope.frames)
             created.append(step)
             if node.sentinel_role is _SENTINEL_END and not scope.frames[-1].is_parallel:
                 self.opened_ends.append(step.step_id)
@@ -352,7 +358,7 @@ class Scheduler:
             for edge in edges:
                 target = step.scope.steps[edge.target]
                 if payload is not None:
-                    target.arrived[edge.target_handle] = InputRecord(
+                    target.arrived[edge.target_handle] = input_record(
                         payload=payload, source_step=step.step_id, source_handle=handle)
                     self._input_settled(target)
                 else:
@@ -406,7 +412,7 @@ class Scheduler:
     # ------------------------------------------------------------------ routing
 
     def _task(self, step: StepState) -> Task:
-        return Task(step_id=step.step_id, node=step.node, scope=step.scope.frames,
+        return _new_task(step_id=step.step_id, node=step.node, scope=step.scope.frames,
                     inputs={h: r.payload for h, r in step.arrived.items()},
                     retry_count=step.retry_count)
 
@@ -508,17 +514,30 @@ class Scheduler:
             # freed now rather than left to the cyclic collector.
             scope.steps.clear()
 
-    def _move(self, step: StepState, status: StepStatus, **fields: Any) -> None:
+    def _move(
+        self, step: StepState, status: StepStatus, *,
+        inputs: dict[str, InputRecord] | None = None,
+        outputs: dict[str, Payload] | None = None, error: StepErrorInfo | None = None,
+        reason: str | None = None, artifact: dict[str, Any] | None = None,
+        model: str | None = None, tokens: dict[str, int] | None = None,
+        cost: dict[str, Any] | None = None, trace_spans: list[dict[str, Any]] | None = None,
+        control: dict[str, Any] | None = None,
+    ) -> None:
+        """Move ``step`` to ``status`` and queue its event with these fields. Named, not
+        ``**fields``: a dict packed per move and unpacked again costs half the event."""
         if status not in LEGAL_MOVES[step.status]:  # the table check_move reads, inlined
             check_move(step.step_id, step.status, status)  # raises IllegalTransition
         step.status = status
         node = step.node
-        self._outbox.append(StepEvent(
+        self._outbox.append(step_event(
             step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
-            status=status, retry_count=step.retry_count, **fields))
+            status=status, retry_count=step.retry_count, inputs=inputs, outputs=outputs,
+            error=error, reason=reason, artifact=artifact, model=model, tokens=tokens,
+            cost=cost, trace_spans=trace_spans, control=control))
 
-    def _emit(self, step: StepState, status: StepStatus, **fields: Any) -> None:
+    def _created(self, step: StepState, scope: tuple[LoopFrame, ...]) -> None:
+        """Queue the creation (``pending``) of ``step``, in the loop frames ``scope``."""
         node = step.node
-        self._outbox.append(StepEvent(
+        self._outbox.append(step_event(
             step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
-            status=status, **fields))
+            status=_PENDING, scope=scope))

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from engine.contracts.files import FileStore
-from engine.contracts.frozen import record
+from engine.contracts.frozen import builder, record
 from engine.contracts.logs import StepLog
 from engine.contracts.values import LoopFrame, Payload
 
@@ -223,6 +223,12 @@ class BlockContext:
         """Iteration of the innermost loop, or None at top level."""
         return self.scope[-1].iteration if self.scope else None
 
+
+#: ``BlockResult(**fields)`` and ``BlockContext(**fields)``, about twice as fast
+#: (:func:`~engine.contracts.frozen.builder`): for the engine's and the built-in blocks'
+#: hot paths; block code builds them as usual.
+block_result = builder(BlockResult)
+block_context = builder(BlockContext)
 
 #: The context of the step whose handler runs in the current task (set by the runner).
 CURRENT_CONTEXT: ContextVar[BlockContext | None] = ContextVar(

@@ -13,7 +13,7 @@ from dataclasses import field
 from typing import Any
 
 from engine.contracts.errors import ErrorCategory, ErrorStage
-from engine.contracts.frozen import record
+from engine.contracts.frozen import builder, record
 from engine.contracts.values import LoopFrame, Payload, RunStatus, StepStatus
 
 
@@ -76,6 +76,10 @@ class StepEvent:
     control: dict[str, Any] | None = None
 
 
+#: ``StepEvent(**fields)`` and ``InputRecord(**fields)``, about twice as fast
+#: (:func:`~engine.contracts.frozen.builder`): the scheduler makes several per step.
+step_event = builder(StepEvent)
+input_record = builder(InputRecord)
 
 
 @record

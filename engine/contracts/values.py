@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from engine.contracts.errors import IllegalTransition
-from engine.contracts.frozen import record
+from engine.contracts.frozen import builder, record
 
 
 @record
@@ -41,6 +41,8 @@ class Payload:
     @classmethod
     def json(cls, data: Any) -> Payload:
         """A JSON payload."""
+        if cls is Payload:  # every block output: the builder is about twice as fast
+            return _build_payload(kind="json", data=data)
         return cls(kind="json", data=data)
 
     @classmethod
@@ -64,6 +66,9 @@ class Payload:
                 FileRef(id=doc["id"], filename=doc["filename"], mime_type=doc["mime_type"])
             )
         return cls.json(raw.get("data"))
+
+
+_build_payload = builder(Payload)
 
 
 @record

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.contracts.frozen import record
+from engine.contracts.frozen import builder, record
 
 
 def _shape(name: str) -> type:
@@ -114,6 +114,79 @@ def test_a_record_pickles_copies_and_replaces() -> None:
         assert (twin.secret, twin.note, twin.weight) == ("s", "n", 1.5)
     changed = dataclasses.replace(made, count=3)
     assert changed.count == 3 and changed.tags == ["x"] and made.count == 2
+
+
+build_made = builder(Made)
+
+
+@given(values)
+def test_a_builder_builds_what_the_class_builds(given_values: dict[str, Any]) -> None:
+    built, made = build_made(**given_values), Made(**given_values)
+    assert type(built) is Made
+    assert built == made and hash(built) == hash(made) and repr(built) == repr(made)
+    assert dataclasses.asdict(built) == dataclasses.asdict(made)
+    assert pickle.loads(pickle.dumps(built)) == made
+    assert dataclasses.replace(built, count=7) == dataclasses.replace(made, count=7)
+
+
+def test_a_built_record_is_frozen_and_takes_defaults_as_the_class_does() -> None:
+    built = build_made(name="a")
+    assert (built.count, built.tags, built.secret, built.extra) == (0, [], "", None)
+    assert build_made(name="a").tags is not built.tags  # a fresh default per instance
+    with pytest.raises(FrozenInstanceError, match="cannot assign to field 'name'"):
+        built.name = "b"
+    with pytest.raises(FrozenInstanceError, match="cannot delete field 'count'"):
+        del built.count
+    assert built.label() == "a:0"
+    with pytest.raises(TypeError):
+        build_made()  # name is required
+    with pytest.raises(TypeError):
+        build_made(name="a", colour="red")  # no such field
+    with pytest.raises(TypeError):
+        build_made("a")  # keyword-only
+
+
+def test_the_engine_s_builders_match_their_classes() -> None:
+    from engine.contracts.blocks import BlockContext, BlockResult, block_context, block_result
+    from engine.contracts.events import InputRecord, StepEvent, input_record, step_event
+    from engine.contracts.values import LoopFrame, Payload, StepStatus
+
+    payload = Payload.json({"n": 1})
+    assert type(payload) is Payload and payload == Payload(kind="json", data={"n": 1})
+    event = {"step_id": "s", "block_id": "b", "block_type": "function", "label": "B",
+             "status": StepStatus.RUNNING, "scope": (LoopFrame(container_id="l", iteration=1),),
+             "outputs": {"out": payload}}
+    context = {"run_id": "r", "step_id": "s", "block_id": "b", "block_type": "t",
+               "label": "l", "attempt": 2}
+    for build, cls, fields_ in (
+            (step_event, StepEvent, event), (input_record, InputRecord, {"payload": payload}),
+            (block_result, BlockResult, {"artifact": {"operation": "x"}}),
+            (block_context, BlockContext, context)):
+        built = build(**fields_)
+        assert type(built) is cls and built == cls(**fields_), cls
+
+
+def test_what_a_builder_cannot_build() -> None:
+    @record
+    class Own:
+        a: int
+
+        def __init__(self, *, a: int) -> None:  # a body's own __init__ may do more
+            object.__setattr__(self, "a", a * 2)
+
+    @dataclass(frozen=True, slots=True, kw_only=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            if self.a < 0:
+                raise ValueError("a < 0")
+
+    for refused in (Own, Checked, dict, dataclass(kw_only=True)(_shape("Mutable"))):
+        with pytest.raises(TypeError, match="builder needs a @record class"):
+            builder(refused)
+    # a frozen, slotted dataclass that only stores its fields builds as a record does
+    assert builder(Reference)(name="a", count=2) == Reference(name="a", count=2)
 
 
 def test_a_record_repr_stops_at_a_cycle() -> None:

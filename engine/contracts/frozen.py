@@ -142,12 +142,14 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
                         "slotted dataclass) whose generated __init__ only stores fields")
     slots = cls.__dict__["__slots__"]
     twin = type(f"_{cls.__name__}Builder", cls.__bases__, {"__slots__": slots})
-    namespace: dict[str, Any] = {"_FACTORY": _FACTORY, "_new": object.__new__,
-                                 "_twin": twin, "_cls": cls}
+    namespace: dict[str, Any] = {"_FACTORY": _FACTORY, "_new_": object.__new__,
+                                 "_twin_": twin, "_cls_": cls}
     params_: list[str] = []
     body: list[str] = []
     for item in fields(cls):  # type: ignore[arg-type]  # a dataclass, which _T cannot say
         name = item.name
+        if name in namespace or name == "built_" or name.startswith(("_default_", "_factory_")):
+            raise TypeError(f"{cls.__name__}.{name}: a name builder uses itself")
         if item.default is not MISSING:
             namespace[f"_default_{name}"] = item.default
             params_.append(f"{name}=_default_{name}")
@@ -157,10 +159,10 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
             body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{name}()\n")
         else:
             params_.append(name)
-        body.append(f"    self.{name} = {name}\n")
+        body.append(f"    built_.{name} = {name}\n")
     signature = f"*, {', '.join(params_)}" if params_ else ""
-    source = (f"def build({signature}):\n    self = _new(_twin)\n{''.join(body)}"
-              "    self.__class__ = _cls\n    return self\n")
+    source = (f"def build({signature}):\n    built_ = _new_(_twin_)\n{''.join(body)}"
+              "    built_.__class__ = _cls_\n    return built_\n")
     exec(source, namespace)  # noqa: S102 - code built from the field names above
     build: Callable[..., _T] = namespace["build"]
     build.__name__ = f"build_{cls.__name__}"

@@ -100,6 +100,12 @@ class CompiledGraph:
 
         Returns:
             The start nodes (``start_json``, ``start_document`` and their aliases), in
-            node order.
+            node order (found once per graph: every run asks).
         """
-        return [n for n in self.nodes.values() if n.parent is None and n.role.is_start]
+        # kept with the nodes they came from: a stubbed copy of the graph shares its memo
+        nodes, starts = self.memo.get("start_blocks", (None, ()))
+        if nodes is not self.nodes:
+            starts = tuple(n for n in self.nodes.values()
+                           if n.parent is None and n.role.is_start)
+            self.memo["start_blocks"] = (self.nodes, starts)
+        return list(starts)

@@ -168,13 +168,23 @@ def stand_ins(graph: CompiledGraph, stubs: Mapping[str, Any]) -> CompiledGraph:
     Raises:
         UsageError: a stub key names no block or step, or one that cannot be stubbed.
     """
-    from blocks.builtin import is_builtin
-
-    if not stubs and all(is_builtin(n.impl) for n in graph.nodes.values()):
+    if not stubs and _builtin_only(graph):
         return graph  # nothing to wrap: leave the stubs machinery unimported
     from engine.stubs import apply_stubs, check_custom_outputs
 
     return apply_stubs(check_custom_outputs(graph), stubs)
+
+
+def _builtin_only(graph: CompiledGraph) -> bool:
+    """True when every block of ``graph`` is a built-in type (found once per graph)."""
+    # kept with the nodes it was found for: a stubbed copy of the graph shares its memo
+    nodes, builtin_only = graph.memo.get("builtin_only", (None, False))
+    if nodes is not graph.nodes:
+        from blocks.builtin import is_builtin
+
+        builtin_only = all(is_builtin(n.impl) for n in graph.nodes.values())
+        graph.memo["builtin_only"] = (graph.nodes, builtin_only)
+    return bool(builtin_only)
 
 
 def store_inputs(graph: CompiledGraph, inputs: Mapping[str, Any],

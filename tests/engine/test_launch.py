@@ -136,3 +136,31 @@ def test_adecide_records_then_resumes(engine: Engine) -> None:
         assert rerun.ok and rerun.run_id != paused.run_id
 
     anyio.run(main)
+
+
+def test_what_a_graph_finds_once_is_kept_with_its_nodes(tmp_path: Path) -> None:
+    # start blocks and "every block is built in" are found once per graph; a stubbed
+    # copy shares the graph's memo but not its nodes, and finds its own
+    import dataclasses
+
+    from blocks.registry import default_registry
+    from engine.launch import stand_ins
+    from tests.engine.embedding_blocks import RiskScore
+
+    registry = default_registry().copy()
+    registry.register(RiskScore())
+    with Engine(tmp_path / "runs.db", registry=registry) as engine:
+        graph = engine.compile(risk_workflow())
+        starts = graph.start_blocks()
+        assert [n.id for n in starts] == ["invoice"] and graph.start_blocks() == starts
+        checked = stand_ins(graph, {})  # an app block type: checked, so a new graph
+        assert checked is not graph and checked.memo is graph.memo
+        assert isinstance(checked.nodes["risk"].impl, CheckedBlock)
+        again = stand_ins(checked, {}).nodes["risk"].impl  # checked once, not twice
+        assert isinstance(again, CheckedBlock) and not isinstance(again.inner, CheckedBlock)
+        other = dataclasses.replace(graph.nodes["invoice"], label="another")
+        copy = dataclasses.replace(graph, nodes={**graph.nodes, "invoice": other})
+        assert copy.memo is graph.memo and copy.start_blocks() == [other]
+        assert graph.start_blocks()[0] is graph.nodes["invoice"]
+    plain = Engine(store=MemoryStore()).compile(vat_workflow())
+    assert stand_ins(plain, {}) is plain and stand_ins(plain, {}) is plain

@@ -133,6 +133,8 @@ class StepChange:
     ``control``, then ``artifact`` and ``artifact_at``: see ``_update_shape``); in both,
     the optional columns from ``inputs`` to ``control`` sit in the same order (see
     ``_fold_fields``). ``trail`` collects the batch's transitions as JSON array texts.
+    ``set`` has bit ``i`` set for each position ``i`` of ``cols`` the batch gave a value
+    (an update's statement shape, without looking at every position again).
     """
 
     step_id: str
@@ -140,6 +142,7 @@ class StepChange:
     status: StepStatus
     cols: list[Any]
     trail: list[str] = field(default_factory=list)
+    set: int = 0
 
 
 @dataclass(slots=True)
@@ -198,7 +201,7 @@ class StepPlanner:
                     frames_text = encode([f.to_dict() for f in frames]) if frames else _TOP_SCOPE
                 change = changes[sid] = _new_row(run_id, ev, now, frames_text)
                 # a new row holds its status, retry count and times already
-                detail = fold_fields(run_id, ev, now, change.cols, 8, 26)
+                detail = fold_fields(run_id, ev, now, change, 8, 26)
                 at = None  # created_at
             else:
                 if current is None:
@@ -223,20 +226,23 @@ class StepPlanner:
                 if status is _S.QUEUED:
                     if cols[at_queued] is None:
                         cols[at_queued] = now
+                        change.set |= 1 << at_queued
                         if created or before is _S.PENDING:
                             at = None
                 elif status is _S.RUNNING:
                     if cols[at_started] is None:
                         cols[at_started] = now
+                        change.set |= 1 << at_started
                         if created or before is _S.PENDING:
                             at = None
                 elif status in _TERMINAL:  # no move leaves it: completed_at stays now
                     cols[at_done] = now
+                    change.set |= 1 << at_done
                     at = None
                     if created:  # an UPDATE computes the duration in SQL
                         start = cols[at_started]
                         cols[24] = None if start is None else round((now - start) * 1000)
-                detail = fold_fields(run_id, ev, now, cols, base, art)
+                detail = fold_fields(run_id, ev, now, change, base, art)
                 if status is _S.AWAITING_REVIEW:
                     plan.reviews.append((sid, ev.block_id, review_data(ev)))
             retry = ev.retry_count
@@ -251,47 +257,63 @@ class StepPlanner:
         return plan
 
     def _fold_fields(
-        self, run_id: str, ev: StepEvent, now: float, cols: list[Any], base: int, art: int
+        self, run_id: str, ev: StepEvent, now: float, change: StepChange, base: int, art: int
     ) -> str | None:
-        """Set the optional columns, laid out identically from ``base`` in both rows:
-        inputs, outputs, error, reason, artifact_id, artifact_operation, model, tokens,
-        cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at ``art``.
+        """Set the optional columns of ``change.cols``, laid out identically from ``base``
+        in both rows: inputs, outputs, error, reason, artifact_id, artifact_operation,
+        model, tokens, cost, trace_spans, control; ``artifact`` and ``artifact_at`` sit at
+        ``art``. Each position set is marked in ``change.set``.
 
         Returns the transition's ``detail`` JSON (None without error or reason).
         """
         files = self.files
+        cols = change.cols
+        set_ = 0
         if ev.inputs is not None:
             cols[base] = encode_inputs(ev.inputs, ev.step_id, files)
+            set_ = 1 << base
         if ev.outputs is not None:
             outputs = {h: p.to_dict() for h, p in ev.outputs.items()}
             cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, files)
+            set_ |= 2 << base
         if ev.artifact is not None:  # the id's stub: the statement completes it (write())
             stub, operation = artifact_stub(run_id, ev)
             cols[base + 4], cols[base + 5] = stub, operation
             cols[art] = stored_artifact(
                 encode_value(ev.artifact, "artifact", ev.step_id, files), operation)
             cols[art + 1] = now
+            set_ |= (48 << base) | (3 << art)
         if ev.model is not None:
             cols[base + 6] = ev.model
+            set_ |= 64 << base
         if ev.tokens is not None:
             cols[base + 7] = encode_value(ev.tokens, "tokens", ev.step_id, files)
+            set_ |= 128 << base
         if ev.cost is not None:
             cols[base + 8] = encode_value(ev.cost, "cost", ev.step_id, files)
+            set_ |= 256 << base
         if ev.trace_spans is not None:
             cols[base + 9] = encode_value(ev.trace_spans, "trace_spans", ev.step_id, files)
+            set_ |= 512 << base
         if ev.control is not None:
             cols[base + 10] = encode_value(ev.control, "control", ev.step_id, files)
+            set_ |= 1024 << base
         reason = ev.reason
         if ev.error is None:
+            if set_:
+                change.set |= set_
             if reason is None:
                 return None
             cols[base + 3] = reason
+            change.set |= 8 << base
             return encode({"reason": reason})
         error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
         cols[base + 2] = error
+        change.set |= set_ | (4 << base)
         if reason is None:
             return '{"error":' + error + "}"
         cols[base + 3] = reason
+        change.set |= 8 << base
         return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
 
@@ -360,10 +382,11 @@ class StepWriter(StepPlanner):
                 if cols[_ARTIFACT_ID] is not None:  # the id's stub: seq put in
                     cols = cols.copy()
                     cols[_ARTIFACT_ID] = in_row_id(cols[_ARTIFACT_ID], seq)
-                key = tuple(map(is_not, cols[3:19], _NONES))
-                update = _UPDATES.get(key)
+                filled = c.set  # which of cols 3-18 hold a value (a bit each)
+                update = _UPDATES.get(filled)
                 if update is None:
-                    update = _UPDATES[key] = _update_shape(key)
+                    update = _UPDATES[filled] = _update_shape(
+                        tuple(bool(filled >> i & 1) for i in range(3, 19)))
                 row = update[1](cols) + ("," + ",".join(c.trail), seq, run_id, step_id,
                                          _TEXT[c.before])
                 if updates and updates[-1][0] is update[0]:
@@ -422,11 +445,12 @@ _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 #: The optional INSERT columns of a row, and as many Nones to compare them with.
 _insert_optional = itemgetter(*_INSERT_OPTIONAL)
 _NONES = (None,) * len(_INSERT_OPTIONAL)
-#: Statement shapes, keyed by which optional columns hold a value (a tuple of bools,
-#: built in C by ``map(is_not, ...)``): the SQL, and a getter of its parameters (an
-#: insert's shape also has its row as a ``VALUES`` term of :data:`_INSERT_ALL`).
+#: Statement shapes, keyed by which optional columns hold a value (an insert's by a tuple
+#: of bools, built in C by ``map(is_not, ...)``; an update's by ``StepChange.set``, whose
+#: bits the plan sets as it fills the columns): the SQL, and a getter of its parameters
+#: (an insert's shape also has its row as a ``VALUES`` term of :data:`_INSERT_ALL`).
 _INSERTS: dict[tuple[bool, ...], tuple[str, itemgetter[Any], str]] = {}
-_UPDATES: dict[tuple[bool, ...], tuple[str, itemgetter[Any]]] = {}
+_UPDATES: dict[int, tuple[str, itemgetter[Any]]] = {}
 #: Every column of a new row, in the order an insert shape's getter gives its values.
 _INSERT_ALL = ("INSERT INTO steps ("
                + ", ".join(_COLUMN_NAMES[i] for i in _INSERT_ALWAYS + _INSERT_OPTIONAL)

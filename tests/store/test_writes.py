@@ -6,11 +6,13 @@ import json
 import sqlite3
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.contracts.artifacts import artifact_id
-from engine.contracts.errors import StorageError
-from engine.contracts.events import StepEvent
-from engine.contracts.values import Payload, StepStatus
+from engine.contracts.errors import ErrorCategory, ErrorStage, StorageError
+from engine.contracts.events import InputRecord, StepErrorInfo, StepEvent
+from engine.contracts.values import LEGAL_MOVES, Payload, StepStatus
 from store.stepdata import TAG_DIGITS, artifact_stub, in_row_id
 from tests.store.helpers import T0
 
@@ -226,3 +228,41 @@ def test_an_in_row_id_made_in_python_is_the_one_sql_makes(seq: int) -> None:
     conn.close()
     assert in_row_id(stub, seq) == made
     assert made.startswith("fninv_") and made.endswith("3f9a0c")
+
+
+_OPTIONAL_FIELDS = {
+    "inputs": {"in": InputRecord(payload=Payload.json(1))},
+    "outputs": {"out": Payload.json({"n": 1})},
+    "error": StepErrorInfo(message="m", stage=ErrorStage.EXECUTION,
+                           category=ErrorCategory.PERMANENT),
+    "reason": "why", "artifact": {"operation": "function_invocation", "x": 1},
+    "model": "m", "tokens": {"total_tokens": 3}, "cost": {"total": 1.0},
+    "trace_spans": [{"name": "s"}], "control": {"k": 1},
+}
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING]),
+       st.lists(st.tuples(st.integers(0, 4), st.sets(st.sampled_from(sorted(_OPTIONAL_FIELDS)))),
+                min_size=1, max_size=4))
+def test_an_update_s_shape_is_the_columns_its_plan_filled(
+        start: StepStatus, moves: list[tuple[int, set[str]]]) -> None:
+    """``StepChange.set`` (the update's statement shape) marks exactly the columns the
+    plan gave a value, whatever the moves and fields folded into one change."""
+    from store.files import LocalFileStore
+    from store.writes import StepWriter
+
+    writer = StepWriter(LocalFileStore(":memory:"))
+    status, events = start, []
+    for pick, names in moves:
+        choices = sorted(LEGAL_MOVES[status])  # none from an ended step
+        if not choices:
+            break
+        status = choices[pick % len(choices)]
+        fields = {name: _OPTIONAL_FIELDS[name] for name in names}
+        events.append(StepEvent(step_id="s", block_id="s", block_type="function", label="S",
+                                status=status, retry_count=0, **fields))
+    if not events:
+        return
+    plan = writer.plan("run_1", events, {"s": start}, T0)
+    change = plan.changes["s"]
+    filled = [change.cols[i] is not None for i in range(3, 19)]
+    assert [bool(change.set >> i & 1) for i in range(3, 19)] == filled

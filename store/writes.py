@@ -37,7 +37,7 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import is_not, itemgetter
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from engine.contracts.errors import IllegalTransition, NotFoundError
@@ -363,16 +363,20 @@ class StepWriter(StepPlanner):
                 created.append((c.step_id, seq))
                 cols[25] = ",".join(c.trail)
                 cols[29] = seq
+                filled = c.set | _SEQ_SET  # the optional columns holding a value
                 if c.status not in _TERMINAL:  # cols[6]: the scope
                     cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING
                                 and cols[6] == _TOP_SCOPE else RESERVE)
+                    filled |= _RESERVE_SET
+                if cols[24] is not None:  # the duration of a step created ended
+                    filled |= _DURATION_SET
                 if cols[26] is not None:  # the id's stub (artifact_stub): seq put in
                     cols = cols.copy()  # the plan keeps the stub
                     cols[12] = in_row_id(cols[12], seq)
-                key = tuple(map(is_not, _insert_optional(cols), _NONES))
-                shape = _INSERTS.get(key)
+                shape = _INSERTS.get(filled)
                 if shape is None:
-                    shape = _INSERTS[key] = _insert_shape(key)
+                    shape = _INSERTS[filled] = _insert_shape(
+                        tuple(bool(filled >> i & 1) for i in _INSERT_OPTIONAL))
                 shapes.append(shape)
                 inserted.append(shape[1](cols))
             else:
@@ -442,14 +446,14 @@ _INSERT_OPTIONAL = (8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 20, 21, 22, 24, 26
 _UPDATE_FIELDS = (*_COLUMN_NAMES[8:19], *_COLUMN_NAMES[26:28])
 #: The UPDATE position of ``artifact_id`` (set to its stub by the plan).
 _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
-#: The optional INSERT columns of a row, and as many Nones to compare them with.
-_insert_optional = itemgetter(*_INSERT_OPTIONAL)
-_NONES = (None,) * len(_INSERT_OPTIONAL)
-#: Statement shapes, keyed by which optional columns hold a value (an insert's by a tuple
-#: of bools, built in C by ``map(is_not, ...)``; an update's by ``StepChange.set``, whose
-#: bits the plan sets as it fills the columns): the SQL, and a getter of its parameters
-#: (an insert's shape also has its row as a ``VALUES`` term of :data:`_INSERT_ALL`).
-_INSERTS: dict[tuple[bool, ...], tuple[str, itemgetter[Any], str]] = {}
+#: The bits of ``StepChange.set`` for the INSERT columns :meth:`StepWriter.write` fills:
+#: ``seq``, ``reserve`` and ``duration_ms`` (the plan marks every other one it fills).
+_SEQ_SET, _RESERVE_SET, _DURATION_SET = 1 << 29, 1 << 28, 1 << 24
+#: Statement shapes, keyed by which optional columns hold a value: bit ``i`` for column
+#: position ``i`` (``StepChange.set``, which the plan fills as it sets the columns, and
+#: for a new row what write() sets): the SQL, and a getter of its parameters (an
+#: insert's shape also has its row as a ``VALUES`` term of :data:`_INSERT_ALL`).
+_INSERTS: dict[int, tuple[str, itemgetter[Any], str]] = {}
 _UPDATES: dict[int, tuple[str, itemgetter[Any]]] = {}
 #: Every column of a new row, in the order an insert shape's getter gives its values.
 _INSERT_ALL = ("INSERT INTO steps ("

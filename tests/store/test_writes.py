@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -230,7 +231,7 @@ def test_an_in_row_id_made_in_python_is_the_one_sql_makes(seq: int) -> None:
     assert made.startswith("fninv_") and made.endswith("3f9a0c")
 
 
-_OPTIONAL_FIELDS = {
+_OPTIONAL_FIELDS: dict[str, Any] = {
     "inputs": {"in": InputRecord(payload=Payload.json(1))},
     "outputs": {"out": Payload.json({"n": 1})},
     "error": StepErrorInfo(message="m", stage=ErrorStage.EXECUTION,
@@ -239,19 +240,24 @@ _OPTIONAL_FIELDS = {
     "model": "m", "tokens": {"total_tokens": 3}, "cost": {"total": 1.0},
     "trace_spans": [{"name": "s"}], "control": {"k": 1},
 }
-@settings(max_examples=200, deadline=None)
-@given(st.sampled_from([StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING]),
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([None, StepStatus.PENDING, StepStatus.QUEUED, StepStatus.RUNNING]),
        st.lists(st.tuples(st.integers(0, 4), st.sets(st.sampled_from(sorted(_OPTIONAL_FIELDS)))),
                 min_size=1, max_size=4))
-def test_an_update_s_shape_is_the_columns_its_plan_filled(
-        start: StepStatus, moves: list[tuple[int, set[str]]]) -> None:
-    """``StepChange.set`` (the update's statement shape) marks exactly the columns the
-    plan gave a value, whatever the moves and fields folded into one change."""
+def test_a_statement_s_shape_is_the_columns_its_plan_filled(
+        start: StepStatus | None, moves: list[tuple[int, set[str]]]) -> None:
+    """``StepChange.set`` (the statement's shape) marks exactly the columns the plan and
+    the write gave a value, whatever the moves and fields folded into one change: an
+    update's, and a new row's (``start`` None: created in the batch)."""
     from store.files import LocalFileStore
-    from store.writes import StepWriter
+    from store.writes import _INSERT_OPTIONAL, StepWriter
 
     writer = StepWriter(LocalFileStore(":memory:"))
-    status, events = start, []
+    events = []
+    if start is None:
+        events.append(StepEvent(step_id="s", block_id="s", block_type="function", label="S",
+                                status=StepStatus.PENDING))
+    status = start or StepStatus.PENDING
     for pick, names in moves:
         choices = sorted(LEGAL_MOVES[status])  # none from an ended step
         if not choices:
@@ -260,9 +266,24 @@ def test_an_update_s_shape_is_the_columns_its_plan_filled(
         fields = {name: _OPTIONAL_FIELDS[name] for name in names}
         events.append(StepEvent(step_id="s", block_id="s", block_type="function", label="S",
                                 status=status, retry_count=0, **fields))
-    if not events:
-        return
-    plan = writer.plan("run_1", events, {"s": start}, T0)
+    plan = writer.plan("run_1", events, {} if start is None else {"s": start}, T0)
     change = plan.changes["s"]
-    filled = [change.cols[i] is not None for i in range(3, 19)]
-    assert [bool(change.set >> i & 1) for i in range(3, 19)] == filled
+    if start is not None:
+        filled = [change.cols[i] is not None for i in range(3, 19)]
+        assert [bool(change.set >> i & 1) for i in range(3, 19)] == filled
+        return
+    from store.sqlite import SQLiteStore
+    from store.writes import _COLUMN_NAMES
+    from tests.store.helpers import new_run
+
+    with SQLiteStore(":memory:") as store:
+        store.create_run(new_run(), now=T0)
+        conn = store.db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        writer.write(conn, "run_1", plan, None, T0)
+        conn.execute("COMMIT")
+        names = ", ".join(_COLUMN_NAMES[i] for i in _INSERT_OPTIONAL)
+        row = conn.execute(f"SELECT {names} FROM steps WHERE step_id = 's'").fetchone()
+    # a column the plan gave a value is written (one it did not stays NULL)
+    assert [value is not None for value in row] == [
+        change.cols[i] is not None for i in _INSERT_OPTIONAL]

@@ -84,15 +84,7 @@ def slot_init(cls: type) -> Callable[..., None]:
         name = item.name
         if not item.init:
             raise TypeError(f"{cls.__name__}.{name}: slot_init needs every field in __init__")
-        if item.default is not MISSING:
-            namespace[f"_default_{name}"] = item.default
-            params.append(f"{name}=_default_{name}")
-        elif item.default_factory is not MISSING:
-            namespace[f"_factory_{name}"] = item.default_factory
-            params.append(f"{name}=_FACTORY")
-            body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{name}()\n")
-        else:
-            params.append(name)
+        params.append(_parameter(item, namespace, body))
         namespace[f"_set_{name}"] = cls.__dict__[name].__set__
         body.append(f"    _set_{name}(self, {name})\n")
     signature = f"self, *, {', '.join(params)}" if params else "self"
@@ -103,6 +95,20 @@ def slot_init(cls: type) -> Callable[..., None]:
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     init.__module__ = cls.__module__
     return init
+
+
+def _parameter(item: Any, namespace: dict[str, Any], body: list[str]) -> str:
+    """The keyword parameter of dataclass field ``item`` in a generated constructor: its
+    default goes in ``namespace``, and a default factory's call in ``body``."""
+    name = item.name
+    if item.default is not MISSING:
+        namespace[f"_default_{name}"] = item.default
+        return f"{name}=_default_{name}"
+    if item.default_factory is not MISSING:
+        namespace[f"_factory_{name}"] = item.default_factory
+        body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{name}()\n")
+        return f"{name}=_FACTORY"
+    return str(name)
 
 
 def builder(cls: type[_T]) -> Callable[..., _T]:
@@ -150,15 +156,7 @@ def builder(cls: type[_T]) -> Callable[..., _T]:
         name = item.name
         if name in namespace or name == "built_" or name.startswith(("_default_", "_factory_")):
             raise TypeError(f"{cls.__name__}.{name}: a name builder uses itself")
-        if item.default is not MISSING:
-            namespace[f"_default_{name}"] = item.default
-            params_.append(f"{name}=_default_{name}")
-        elif item.default_factory is not MISSING:
-            namespace[f"_factory_{name}"] = item.default_factory
-            params_.append(f"{name}=_FACTORY")
-            body.append(f"    if {name} is _FACTORY:\n        {name} = _factory_{name}()\n")
-        else:
-            params_.append(name)
+        params_.append(_parameter(item, namespace, body))
         body.append(f"    built_.{name} = {name}\n")
     signature = f"*, {', '.join(params_)}" if params_ else ""
     source = (f"def build({signature}):\n    built_ = _new_(_twin_)\n{''.join(body)}"

@@ -275,29 +275,29 @@ class StepPlanner:
         if ev.outputs is not None:
             outputs = {h: p.to_dict() for h, p in ev.outputs.items()}
             cols[base + 1] = encode_map(outputs, "outputs", ev.step_id, files)
-            set_ |= 2 << base
+            set_ |= 1 << (base + 1)
         if ev.artifact is not None:  # the id's stub: the statement completes it (write())
             stub, operation = artifact_stub(run_id, ev)
             cols[base + 4], cols[base + 5] = stub, operation
             cols[art] = stored_artifact(
                 encode_value(ev.artifact, "artifact", ev.step_id, files), operation)
             cols[art + 1] = now
-            set_ |= (48 << base) | (3 << art)
+            set_ |= 1 << (base + 4) | 1 << (base + 5) | 1 << art | 1 << (art + 1)
         if ev.model is not None:
             cols[base + 6] = ev.model
-            set_ |= 64 << base
+            set_ |= 1 << (base + 6)
         if ev.tokens is not None:
             cols[base + 7] = encode_value(ev.tokens, "tokens", ev.step_id, files)
-            set_ |= 128 << base
+            set_ |= 1 << (base + 7)
         if ev.cost is not None:
             cols[base + 8] = encode_value(ev.cost, "cost", ev.step_id, files)
-            set_ |= 256 << base
+            set_ |= 1 << (base + 8)
         if ev.trace_spans is not None:
             cols[base + 9] = encode_value(ev.trace_spans, "trace_spans", ev.step_id, files)
-            set_ |= 512 << base
+            set_ |= 1 << (base + 9)
         if ev.control is not None:
             cols[base + 10] = encode_value(ev.control, "control", ev.step_id, files)
-            set_ |= 1024 << base
+            set_ |= 1 << (base + 10)
         reason = ev.reason
         if ev.error is None:
             if set_:
@@ -305,15 +305,15 @@ class StepPlanner:
             if reason is None:
                 return None
             cols[base + 3] = reason
-            change.set |= 8 << base
+            change.set |= 1 << (base + 3)
             return encode({"reason": reason})
         error = dumps(error_json(ev.error, ev.block_id, ev.label), "error", ev.step_id)
         cols[base + 2] = error
-        change.set |= set_ | (4 << base)
+        change.set |= set_ | 1 << (base + 2)
         if reason is None:
             return '{"error":' + error + "}"
         cols[base + 3] = reason
-        change.set |= 8 << base
+        change.set |= 1 << (base + 3)
         return '{"error":' + error + ',"reason":' + encode(reason) + "}"
 
 

@@ -85,6 +85,10 @@ RESERVE = bytes(192)
 #: only spreads the rows over more pages (a for_each wrote 7% more), so they keep
 #: :data:`RESERVE`.
 RESERVE_AHEAD = bytes(288)
+#: The sizes bound for ``reserve``: an insert writes it as ``zeroblob(?)``. Binding
+#: ``bytes`` goes through the ``sqlite3`` module's adapter lookup (an exception built and
+#: dropped per row: 0.8 us of every new row); an int is bound directly.
+_RESERVE_SIZE, _RESERVE_AHEAD_SIZE = len(RESERVE), len(RESERVE_AHEAD)
 #: A transition's time, in :meth:`StepWriter.plan`, that the trail must keep itself
 #: (the batch's time stamp; see :func:`store.stepdata.trail_entry`).
 _STAMPED = "stamped"
@@ -128,7 +132,7 @@ class StepChange:
 
     ``before`` is the status the batch started from, None for a step created in it.
     ``cols`` is then either the full INSERT row (``_STEP_COLUMNS`` order, then
-    ``artifact``, ``artifact_at``, ``reserve`` and ``seq``) or the update values 0-18
+    ``artifact``, ``artifact_at``, the size of ``reserve`` and ``seq``) or the update values 0-18
     (status, retry count, updated, queued, started and completed times, ``inputs`` to
     ``control``, then ``artifact`` and ``artifact_at``: see ``_update_shape``); in both,
     the optional columns from ``inputs`` to ``control`` sit in the same order (see
@@ -365,8 +369,8 @@ class StepWriter(StepPlanner):
                 cols[29] = seq
                 filled = c.set | _SEQ_SET  # the optional columns holding a value
                 if c.status not in _TERMINAL:  # cols[6]: the scope
-                    cols[28] = (RESERVE_AHEAD if c.status is _S.PENDING
-                                and cols[6] == _TOP_SCOPE else RESERVE)
+                    cols[28] = (_RESERVE_AHEAD_SIZE if c.status is _S.PENDING
+                                and cols[6] == _TOP_SCOPE else _RESERVE_SIZE)
                     filled |= _RESERVE_SET
                 if cols[24] is not None:  # the duration of a step created ended
                     filled |= _DURATION_SET
@@ -449,6 +453,8 @@ _ARTIFACT_ID = 6 + _UPDATE_FIELDS.index("artifact_id")
 #: The bits of ``StepChange.set`` for the INSERT columns :meth:`StepWriter.write` fills:
 #: ``seq``, ``reserve`` and ``duration_ms`` (the plan marks every other one it fills).
 _SEQ_SET, _RESERVE_SET, _DURATION_SET = 1 << 29, 1 << 28, 1 << 24
+#: The INSERT row position of ``reserve``.
+_RESERVE_AT = _COLUMN_NAMES.index("reserve")
 #: Statement shapes, keyed by which optional columns hold a value: bit ``i`` for column
 #: position ``i`` (``StepChange.set``, which the plan fills as it sets the columns, and
 #: for a new row what write() sets): the SQL, and a getter of its parameters (an
@@ -521,9 +527,16 @@ def _insert_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any], str]:
     take = _INSERT_ALWAYS + tuple(index for index, on in zip(_INSERT_OPTIONAL, key) if on)
     names = ", ".join(_COLUMN_NAMES[i] for i in take)
     term = "(" + ", ".join(["?"] * len(_INSERT_ALWAYS)
-                           + ["?" if on else "NULL" for on in key]) + ")"
-    return (f"INSERT INTO steps ({names}) VALUES ({', '.join('?' * len(take))})",
-            itemgetter(*take), term)
+                           + [_placeholder(index) if on else "NULL"
+                              for index, on in zip(_INSERT_OPTIONAL, key)]) + ")"
+    values = ", ".join(_placeholder(index) for index in take)
+    return f"INSERT INTO steps ({names}) VALUES ({values})", itemgetter(*take), term
+
+
+def _placeholder(index: int) -> str:
+    """How an insert spells the value of row position ``index``: ``?``, except
+    ``reserve``, bound as its size (see :data:`_RESERVE_SIZE`)."""
+    return "zeroblob(?)" if index == _RESERVE_AT else "?"
 
 
 def _update_shape(key: tuple[bool, ...]) -> tuple[str, itemgetter[Any]]:

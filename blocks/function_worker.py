@@ -208,7 +208,8 @@ def build_model(name: str, schema: Mapping[str, Any] | None) -> type[BaseModel]:
 def make_input(value: Any, input_schema: Mapping[str, Any] | None) -> Any:
     """``Input.model_validate(value)`` for objects, the plain JSON value otherwise."""
     if type(value) is dict or isinstance(value, Mapping):  # the ABC check is slow
-        return build_model("Input", input_schema).model_validate(value)
+        # what model_validate calls, without its wrapper (half the cost of a small input)
+        return build_model("Input", input_schema).__pydantic_validator__.validate_python(value)
     return value
 
 

@@ -20,6 +20,7 @@ from engine.contracts.blocks import (
     CURRENT_CONTEXT,
     BlockContext,
     BlockResult,
+    OPENS_LOOP,
     ExpandItems,
     LoopStart,
 )
@@ -170,7 +171,7 @@ def attempt_log(task: Task, ctx: BlockContext, outcome: Outcome) -> AttemptLog |
     if log is None:
         return None
     control = outcome.control if isinstance(outcome, BlockResult) else None
-    if isinstance(control, ExpandItems | LoopStart):
+    if isinstance(control, OPENS_LOOP):
         log.write(LogStream.STEPWELL, loop_note(control), logger=LOOP_LOGGER)
     if log.empty:
         return None

@@ -152,7 +152,6 @@ class Runner:
         self._backlog: deque[Task] = deque()
         self._in_flight = 0
         self._scopes: dict[str, anyio.CancelScope] = {}
-        self._inline: dict[str, bool] = {}
         self._policies: dict[str, RetryPolicy] = {}
         #: Per node: its timeout and its input schemas (the same for every attempt), and
         #: whether its block type said it runs inline (see _runs_inline). Kept with the
@@ -288,13 +287,15 @@ class Runner:
                 tg.start_soon(self._execute, task, send)
 
     def _runs_inline(self, node: Node) -> bool:
-        inline = self._inline.get(node.id)
-        if not inline:  # re-asked while False: a function target may be imported now
+        static = self._node_static.get(node.id)
+        if static is None or static[0] is not node:
             static = self._static(node)
-            if not static[3]:  # only True is kept: it depends on the config alone
-                static[3] = node.impl.runs_inline(node.config)
-            inline = self._inline[node.id] = static[3] and not self._sent(node)
-        return inline
+        if not static[3]:  # re-asked while False: a function target may be imported now
+            static[3] = node.impl.runs_inline(node.config)  # only True is kept: it
+            if not static[3]:  # depends on the config alone
+                return False
+        executor = self.settings.executor  # _sent(), inlined: every step asks
+        return executor is None or not executor.takes(node)
 
     def _static(self, node: Node) -> list[Any]:
         """``[node, timeout, input schemas, runs inline]`` of ``node`` (see __init__)."""

@@ -344,14 +344,20 @@ class Scheduler:
         if isinstance(result.control, LoopDecision):  # resume must reproduce the decision
             control = {"loop_decision": {"matched": result.control.matched,
                                          "evaluations": result.control.evaluations}}
-        self._move(step, _COMPLETED, outputs=outputs, artifact=result.artifact,
-                   model=result.model, tokens=result.tokens, cost=result.cost,
-                   trace_spans=result.trace_spans, control=control)
-        if step.node.role is _END_ROLE:
+        # _move, inlined with the fields a completion carries: every step's last move
+        if _COMPLETED not in LEGAL_MOVES[step.status]:
+            check_move(step.step_id, step.status, _COMPLETED)  # raises IllegalTransition
+        step.status = _COMPLETED
+        node = step.node
+        self._outbox.append(step_event(
+            step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
+            status=_COMPLETED, retry_count=step.retry_count, outputs=outputs,
+            artifact=result.artifact, model=result.model, tokens=result.tokens,
+            cost=result.cost, trace_spans=result.trace_spans, control=control))
+        if node.role is _END_ROLE:
             self.end_outputs[step.step_id] = {
                 h: rec.payload.to_dict() for h, rec in step.arrived.items()
             }
-        node = step.node
         for handle, edges in self.graph.outgoing.get(node.id, {}).items():
             payload = outputs.get(handle)
             for edge in edges:

@@ -295,7 +295,9 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         with db.lock:
             try:  # db.guard, inlined: this is every step's commit
                 for attempt in range(3):
-                    known = self._known(run_id, reload=attempt > 0)
+                    known = None if attempt else self._statuses.get(run_id)
+                    if known is None:  # _known's own first look, inlined
+                        known = self._known(run_id, reload=attempt > 0)
                     try:
                         plan = writer.plan(run_id, events, known, now)
                     except IllegalTransition:

@@ -344,16 +344,8 @@ class Scheduler:
         if isinstance(result.control, LoopDecision):  # resume must reproduce the decision
             control = {"loop_decision": {"matched": result.control.matched,
                                          "evaluations": result.control.evaluations}}
-        # _move, inlined with the fields a completion carries: every step's last move
-        if _COMPLETED not in LEGAL_MOVES[step.status]:
-            check_move(step.step_id, step.status, _COMPLETED)  # raises IllegalTransition
-        step.status = _COMPLETED
+        self._advance(step, _COMPLETED, None, result, control)
         node = step.node
-        self._outbox.append(step_event(
-            step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
-            status=_COMPLETED, retry_count=step.retry_count, outputs=outputs,
-            artifact=result.artifact, model=result.model, tokens=result.tokens,
-            cost=result.cost, trace_spans=result.trace_spans, control=control))
         if node.role is _END_ROLE:
             self.end_outputs[step.step_id] = {
                 h: rec.payload.to_dict() for h, rec in step.arrived.items()
@@ -541,17 +533,28 @@ class Scheduler:
             cost=cost, trace_spans=trace_spans, control=control))
 
     def _advance(self, step: StepState, status: StepStatus,
-                 inputs: dict[str, InputRecord] | None = None) -> None:
-        """:meth:`_move` for a move that carries its inputs at most (a release, a start):
-        two of a step's three moves. The event builder is called with the fields given
-        only: each keyword passed costs the call, and sixteen cost twice what seven do."""
+                 inputs: dict[str, InputRecord] | None = None,
+                 result: BlockResult | None = None,
+                 control: dict[str, Any] | None = None) -> None:
+        """:meth:`_move` for a step's three usual moves: its release (with ``inputs``),
+        its start, and its completion (with ``result`` and ``control``). The event
+        builder is called with the fields each move can carry only: every keyword
+        passed costs the call, and sixteen cost twice what seven do."""
         if status not in LEGAL_MOVES[step.status]:
             check_move(step.step_id, step.status, status)  # raises IllegalTransition
         step.status = status
         node = step.node
-        self._outbox.append(step_event(
-            step_id=step.step_id, block_id=node.id, block_type=node.type, label=node.label,
-            status=status, retry_count=step.retry_count, inputs=inputs))
+        if result is None:
+            self._outbox.append(step_event(
+                step_id=step.step_id, block_id=node.id, block_type=node.type,
+                label=node.label, status=status, retry_count=step.retry_count, inputs=inputs))
+        else:
+            self._outbox.append(step_event(
+                step_id=step.step_id, block_id=node.id, block_type=node.type,
+                label=node.label, status=status, retry_count=step.retry_count,
+                outputs=result.outputs, artifact=result.artifact, model=result.model,
+                tokens=result.tokens, cost=result.cost, trace_spans=result.trace_spans,
+                control=control))
 
     def _created(self, step: StepState, scope: tuple[LoopFrame, ...]) -> None:
         """Queue the creation (``pending``) of ``step``, in the loop frames ``scope``."""

@@ -18,6 +18,9 @@ from engine.contracts.blocks import BlockResult
 from engine.contracts.events import InputRecord
 from engine.contracts.values import LoopFrame, StepStatus
 
+#: A module constant: reading a member off its enum class costs a slow attribute lookup.
+_PENDING = StepStatus.PENDING
+
 if TYPE_CHECKING:
     from engine.iteration import ForEachLoop, WhileLoop
 
@@ -54,7 +57,7 @@ class StepState:
         self.step_id = step_id
         self.node = node
         self.scope = scope
-        self.status = StepStatus.PENDING
+        self.status = _PENDING
         self.retry_count = 0
         self.arrived: dict[str, InputRecord] = {}
         self.dead: dict[str, DeadInput] = {}

@@ -173,8 +173,10 @@ class Runner:
         self._cancel_seen = threading.Event()
         #: Set by the heartbeat thread when it found a cancel request in the store.
         self.cancel_noticed = threading.Event()
-        #: Set by the heartbeat thread when it had to cancel the run itself.
-        self._abandoned = threading.Event()
+        #: True once the heartbeat thread had to cancel the run itself. A plain flag,
+        #: not an Event: nothing waits for it, and the driver reads it on every step
+        #: (``Event.is_set`` is a Python call); one thread writes it, once.
+        self._abandoned = False
 
     async def run(self) -> RunUpdate:
         """Run to the end (or to cancellation) and return the run's final lifecycle."""
@@ -188,7 +190,7 @@ class Runner:
         finally:
             heartbeat.stop()
         try:
-            if self._abandoned.is_set():
+            if self._abandoned:
                 return self._abandoned_outcome()
             self._flush(outcome)
             return outcome
@@ -210,7 +212,7 @@ class Runner:
         cancelled in the store anyway (its unfinished steps ``cancelled``), and whatever
         the driver does once the step returns is dropped.
         """
-        self._abandoned.set()
+        self._abandoned = True
         end_run(self.store, self.settings.run_id,
                 RunUpdate(status=RunStatus.CANCELLED, reason=reason), reason)
 
@@ -224,7 +226,7 @@ class Runner:
                 sched.cancel(requested)
             yielded = time.monotonic()
             while True:
-                if self._abandoned.is_set():
+                if self._abandoned:
                     break
                 self._release(tg, send)
                 if sched.finished:
@@ -244,7 +246,7 @@ class Runner:
                 await self._receive(recv)
                 yielded = time.monotonic()
             tg.cancel_scope.cancel()
-        if self._abandoned.is_set():
+        if self._abandoned:
             return self._abandoned_outcome()
         if sched.finished or sched.awaiting:
             return sched.outcome()
@@ -404,7 +406,7 @@ class Runner:
             pieces = [AttemptLog(step_id=step_id, attempt=attempt, entries=entries)
                       for (step_id, attempt), log_ in live.items()
                       if (entries := log_.take())]
-            if pieces and not self._abandoned.is_set():
+            if pieces and not self._abandoned:
                 self.store.append_logs(self.settings.run_id, pieces, now=time.time())
 
     def _flush(self, run_update: RunUpdate | None = None, hold: set[str] | None = None,
@@ -414,7 +416,7 @@ class Runner:
         only inline steps start now, so the creation of while_loop end sentinels may
         wait too (:meth:`_defer_end_sentinels`)."""
         events = self.scheduler.drain()
-        if self._abandoned.is_set():
+        if self._abandoned:
             return  # the run was cancelled under a step that held the driver
         if self._held:
             events = self._held + events

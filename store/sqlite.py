@@ -141,8 +141,11 @@ class SQLiteStore(SQLiteReads, SQLiteReviews, SQLiteWorkflows, SQLiteQueue, SQLE
         super().__init__(db, local_files)
         self._checkpointer: Checkpointer | None = None
         if not self.in_memory:
+            # full durability: the store's connection finishes each checkpoint, so that
+            # commits overwrite the WAL rather than grow it (see Checkpointer)
             self._checkpointer = Checkpointer(
-                self.path, fsync=self.durability is not Durability.SCRATCH)
+                self.path, fsync=self.durability is not Durability.SCRATCH,
+                writer=db.conn if self.durability is Durability.FULL else None)
             db.on_commit = self._checkpointer.committed
 
     @property

@@ -64,6 +64,8 @@ def test_durability_is_the_connections_synchronous(tmp_path: Path, durability: s
         assert store.durability == durability
         checkpointer = store._checkpointer
         assert checkpointer is not None and checkpointer.fsync is fsync
+        # only under full durability does the store's connection finish each checkpoint
+        assert checkpointer.writer is (store.db.conn if durability == "full" else None)
         own = checkpointer.connection()  # what the checkpoint thread opens
         try:
             # a connection's default is FULL: only scratch turns the checkpoints' fsync off

@@ -12,8 +12,9 @@ statement text (:func:`pg_sql`), ``?`` placeholders become psycopg's ``%s``,
 upsert on the table's primary key and ``LIKE`` (case-blind in SQLite) ``ILIKE``;
 ``json_extract`` is a function of the PostgreSQL layout
 (:data:`~store.pg.layout.PG_FUNCTIONS`); a ``LIMIT ?`` of -1 (SQLite's "no limit") is
-sent as NULL (PostgreSQL's); and integrity errors are raised as
-``sqlite3.IntegrityError``, so the shared code's conflict handling works unchanged.
+sent as NULL (PostgreSQL's). Errors are psycopg's own: the PostgreSQL store catches
+the ones it expects (a unique violation when a run exists, a failed self-check when a
+step moved) by their psycopg class.
 
 Writes retry on serialization failures and deadlocks (``40001``, ``40P01``); a broken
 connection (the server restarted) is replaced on the next call. Every psycopg error is
@@ -31,7 +32,6 @@ away) is ``process`` here: fsyncs are the server's, and a session cannot turn th
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -106,33 +106,30 @@ class PgConnection:
         """Run one statement (SQLite's dialect; ``?`` marks a parameter).
 
         Raises:
-            sqlite3.IntegrityError: a constraint refused the change.
+            psycopg.Error: the server refused it (``psycopg.errors.UniqueViolation``
+                for a duplicate key, and so on).
         """
-        try:
-            if not params:
-                return self.raw.execute(pg_sql(sql).replace("%%", "%"))
-            if params[-1] == -1 and sql.rstrip().endswith("LIMIT ?"):
-                params = (*params[:-1], None)
-            return self.raw.execute(pg_sql(sql), params)
-        except pg_errors.IntegrityError as exc:
-            if self.raw.pipeline is not None:
-                raise
-            raise sqlite3.IntegrityError(str(exc)) from exc
+        if not params:
+            return self.raw.execute(pg_sql(sql).replace("%%", "%"))
+        if params[-1] == -1 and sql.rstrip().endswith("LIMIT ?"):
+            params = (*params[:-1], None)
+        return self.raw.execute(pg_sql(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> psycopg.Cursor[Any]:
         """Run one statement per row of parameters; ``rowcount`` is their total.
 
         Raises:
-            sqlite3.IntegrityError: a constraint refused a row.
+            psycopg.Error: the server refused a row.
         """
         cursor = self.raw.cursor()
-        try:
-            cursor.executemany(pg_sql(sql), rows)
-        except pg_errors.IntegrityError as exc:
-            if self.raw.pipeline is not None:
-                raise
-            raise sqlite3.IntegrityError(str(exc)) from exc
+        cursor.executemany(pg_sql(sql), rows)
         return cursor
+
+    @property
+    def pipelined(self) -> bool:
+        """True inside a pipeline (:meth:`PgDatabase.write_pipelined`), where nothing
+        sent can be read back before the pipeline syncs."""
+        return self.raw.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
 
     @property
     def in_transaction(self) -> bool:

@@ -144,7 +144,7 @@ class PgStepWriter(StepPlanner):
         if logs:
             insert_logs(conn, run_id, logs)
         inserts, updates = _step_rows(run_id, plan)
-        if len(inserts) > COPY_INSERTS and conn.raw.pipeline is None:
+        if len(inserts) > COPY_INSERTS and not conn.pipelined:
             with conn.raw.cursor().copy(_COPY_STEPS) as copy:
                 for row in inserts:
                     copy.write_row(row)

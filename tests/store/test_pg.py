@@ -257,6 +257,10 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
     write_statement = PgDatabase.write_statement
     monkeypatch.setattr(PgDatabase, "write_statement", lambda db, sql, params: (
         single.append(sql), write_statement(db, sql, params)))
+    copied: list[str] = []
+    copy = psycopg.Cursor.copy
+    monkeypatch.setattr(psycopg.Cursor, "copy", lambda cursor, statement, *a, **kw: (
+        copied.append(str(statement)), copy(cursor, statement, *a, **kw))[1])
     written = []
     # By default: the batch of 103 new steps copies them in, the one naming a failing
     # step is pipelined, the others are one statement each. Then: all pipelined.
@@ -274,10 +278,38 @@ def test_one_statement_and_pipelined_batches_write_the_same_rows(
             drop(schema)
     assert written[0] == written[1]
     assert len(single) == 3
+    assert len(copied) == 1 and copied[0].startswith("COPY steps")  # only the first run
     assert [len(rows) for rows in written[0].values()] == [103, 1, 1, 1]
     [(seq, artifact_id, *_)] = written[0]["artifacts"]
     # the same ids as on SQLite
     assert artifact_id == in_row_artifact_id("function_invocation", seq, "run_1", "a", 0)
+
+
+def test_a_connection_knows_when_it_is_in_a_pipeline(pg: PostgresStore) -> None:
+    with pg.db.lock:
+        conn = pg.db.conn
+        assert not conn.pipelined
+        with conn.raw.pipeline():
+            assert conn.pipelined
+        assert not conn.pipelined
+
+
+def test_steps_copied_in_that_another_store_created_first_are_planned_again(
+        pg_url: str) -> None:  # noqa: F811
+    from store.pg.writes import COPY_INSERTS
+
+    many = [f"s{i}" for i in range(COPY_INSERTS + 1)]
+    with PostgresStore(pg_url) as one, PostgresStore(pg_url) as two:
+        one.create_run(new_run(), now=T0)
+        one.load_steps("run_1")  # `one` knows the run has no steps yet
+        two.apply("run_1", [ev(many[-1], S.PENDING)], now=T0 + 1)
+        # `one` copies the batch in, the server refuses the duplicate, and the batch
+        # is planned again from the database: the step exists, the move is illegal
+        with pytest.raises(IllegalTransition, match="when state='pending'"):
+            one.apply("run_1", [ev(step, S.PENDING) for step in many], now=T0 + 2)
+        assert [s.step_id for s in one.load_steps("run_1")] == [many[-1]]
+        one.apply("run_1", [ev(step, S.PENDING) for step in many[:-1]], now=T0 + 3)
+        assert len(two.load_steps("run_1")) == len(many)
 
 
 def test_a_step_moved_by_another_store_is_planned_again(pg_url: str) -> None:  # noqa: F811

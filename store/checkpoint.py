@@ -51,9 +51,9 @@ class Checkpointer:
     against 250 (ext4). So after each round of the thread, the next commit runs one more
     ``PASSIVE`` checkpoint on the writer's connection, under its lock, copying the few
     pages committed meanwhile (about 0.3 ms, once per round), and the next transaction
-    starts the WAL over. Each round then sees the WAL rewound, so the cadence stays at
-    :data:`MIN_EVERY` commits and the WAL at the pages of about that many commits,
-    written over and over.
+    starts the WAL over. Each later round sees the WAL rewound, so the cadence can only
+    shorten from what the first round set (a chain: 100 commits), and the WAL holds the
+    pages of about that many commits, written over and over.
     """
 
     def __init__(self, path: str, every: int = MIN_EVERY, *, fsync: bool = True,

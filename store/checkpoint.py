@@ -12,22 +12,24 @@ import threading
 #: Fewest and most commits between two checkpoints, whatever the pages per commit.
 MIN_EVERY = 50
 MAX_EVERY = 2000
-#: WAL pages a checkpoint is aimed to come after: half the writer's automatic
-#: checkpoint (``wal_autocheckpoint = 1000``), so a burst of larger commits still
-#: reaches this thread's checkpoint first.
+#: WAL pages a checkpoint is aimed to come after: an eighth of the writer's automatic
+#: checkpoint (:data:`store.connection.WAL_AUTOCHECKPOINT_PAGES`), so that a burst of
+#: larger commits still reaches this thread's checkpoint first, and the writer's finds
+#: little left to copy.
 TARGET_PAGES = 500
 
 
 class Checkpointer:
     """Does most of the WAL checkpointing off the commit path.
 
-    SQLite's automatic checkpoint runs inside whichever commit pushes the WAL past 1000
-    pages, turning one commit in a hundred or so into a multi-millisecond stall. Here a
-    daemon thread with its own connection runs a ``PASSIVE`` checkpoint (it copies pages
-    while writers go on, and never waits for a lock) every ``every`` commits and at
-    least once a second. When the writer's automatic checkpoint comes due, nearly every
-    page has been copied already: it only finishes the tail and rewinds the WAL, so the
-    file is reused instead of growing.
+    SQLite's automatic checkpoint runs inside whichever commit pushes the WAL past its
+    threshold (:data:`store.connection.WAL_AUTOCHECKPOINT_PAGES`), turning that commit
+    into a stall of milliseconds: it copies what is left and, under ``process`` and
+    ``full`` durability, syncs the WAL and the database file. Here a daemon thread with
+    its own connection runs a ``PASSIVE`` checkpoint (it copies pages while writers go
+    on, and never waits for a lock) every ``every`` commits and at least once a second. When the writer's automatic checkpoint comes due, nearly every
+    page has been copied already: it only finishes the tail (its two syncs are most of
+    its cost) and rewinds the WAL, so the file is reused instead of growing.
 
     The cadence follows the pages commits write. Each checkpoint reports how many frames
     the WAL holds; over the commits counted since the previous one that gives the pages
@@ -37,14 +39,14 @@ class Checkpointer:
     thousand commits instead of twenty: each checkpoint copies a page once however many
     commits rewrote it, and syncs the database once. A run whose commits write many
     pages (a fan-out's batches) is checkpointed as often as before, still well before
-    the writer's 1000-page automatic checkpoint. While a reader holds an old snapshot
+    the writer's 4,000-page automatic checkpoint. While a reader holds an old snapshot
     the WAL cannot rewind and its frames overstate the rate, which only shortens the
     cadence.
 
     Under full durability the store's own connection finishes each of these checkpoints
     (``writer``). Commits go on while the thread copies, so the thread never copies the
     whole WAL, and SQLite rewinds the WAL only at a write that finds it all copied: left
-    alone, the WAL grows to the 1000 pages of the writer's own checkpoint. That costs
+    alone, the WAL grows to the 4,000 pages of the writer's own checkpoint. That costs
     little while commits do not fsync, but a commit that fsyncs a WAL grown by a page
     also waits for the file system to journal the new size and blocks, where one that
     overwrites pages the WAL already holds does not: a chain step took about 340 us

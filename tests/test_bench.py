@@ -212,6 +212,33 @@ def test_sql_replay_prints_a_line_per_workload() -> None:
     assert zero.returncode == 2 and "--repeat must be at least 1" in zero.stderr
 
 
+def test_commit_times_print_a_line_per_workload() -> None:
+    """Every COMMIT of the timed runs is counted: a chain of 40 steps commits once per
+    step and twice more (the run's creation and its end)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.commits", "chain,while", "--steps", "40", "--repeat",
+         "2"], check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["workload", "steps", "commits"] and len(lines) == 3
+    chain = lines[1].split()
+    assert chain[:3] == ["chain", "40", "42"]
+    median, mean, p99, slowest = (float(v) for v in chain[3:7])
+    assert 0 < median <= p99 <= slowest * 1000 + 5 and mean > 0  # printed rounded
+    assert lines[2].split()[0] == "while"
+    bad = subprocess.run([sys.executable, "-m", "bench.commits", "chain", "--repeat", "0"],
+                         check=False, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--repeat must be at least 1" in bad.stderr
+
+
+def test_a_commit_over_the_stall_line_is_counted() -> None:
+    from bench.commits import STALL_S, CommitTimes
+
+    times = CommitTimes("chain", 3, 2, [STALL_S / 10, STALL_S * 3, STALL_S / 10, STALL_S * 2])
+    assert times.per_run == 2
+    assert times.stalls() == (1.0, pytest.approx(STALL_S * 5 * 1e3 / 2))
+
+
 def test_instruction_count_runs_the_workload_it_counts() -> None:
     """The counted process builds four workflows and runs as many as asked, on
     :memory:, without valgrind (what valgrind wraps)."""

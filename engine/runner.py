@@ -68,6 +68,7 @@ from engine.contracts.logs import AttemptLog, StepLog
 from engine.contracts.store import Store
 from engine.contracts.values import RunStatus, StepStatus
 from engine.durable import end_run
+from engine.gcpause import collector_paused
 from engine.heartbeat import Heartbeat, watch_cancel
 from engine.options import RetryPolicy
 from engine.replay import Replay
@@ -220,7 +221,8 @@ class Runner:
                      recv: MemoryObjectReceiveStream[tuple[Any, ...]]) -> RunUpdate:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_cancel, self, send)
-            sched.start()
+            with collector_paused():  # a burst of the engine's own objects (gcpause)
+                sched.start()
             requested = self._cancel_requested()
             if requested:
                 sched.cancel(requested)
@@ -430,7 +432,8 @@ class Runner:
             self.scheduler.opened_ends = []
             if defer_ends:
                 events = self._defer_end_sentinels(events, opened)
-        if self._starting is not None:
+        starting = self._starting is not None
+        if starting:
             if run_update is None:
                 run_update = self._starting
             else:  # the run ends before its first batch: it still starts first
@@ -442,8 +445,13 @@ class Runner:
         if self.settings.replay is not None:
             events = self.settings.replay.filter(events)
         if events or run_update is not None or logs:
-            self.store.apply(self.settings.run_id, events, run_update, now=time.time(),
-                             logs=logs)
+            if starting:  # the run's first commit creates its steps: a burst (gcpause)
+                with collector_paused():
+                    self.store.apply(self.settings.run_id, events, run_update,
+                                     now=time.time(), logs=logs)
+            else:
+                self.store.apply(self.settings.run_id, events, run_update, now=time.time(),
+                                 logs=logs)
             if events or run_update is not None:
                 for listener in self.settings.listeners:
                     listener(self.settings.run_id, events, run_update)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import time
 from typing import Any
@@ -77,6 +78,17 @@ def chatty(data: Any) -> dict[str, Any]:
 
 def quiet(data: Any) -> dict[str, Any]:
     """n + 1, printing nothing."""
+    n = data["n"] if isinstance(data, dict) else data.n
+    return {"n": n + 1}
+
+
+#: ``gc.isenabled()`` as ``collector_seen`` found it, step by step (cleared by the test).
+COLLECTOR: list[bool] = []
+
+
+def collector_seen(data: Any) -> dict[str, Any]:
+    """Note whether the cyclic garbage collector is enabled, then n + 1."""
+    COLLECTOR.append(gc.isenabled())
     n = data["n"] if isinstance(data, dict) else data.n
     return {"n": n + 1}
 

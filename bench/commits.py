@@ -96,15 +96,12 @@ def commit_times(workload: str, steps: int | None = None, repeat: int = 3) -> Co
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, run, print one line per workload."""
-    from bench.workloads import chosen_workloads, workload_parser
+    from bench.workloads import workload_args, workload_parser
 
     parser = workload_parser("python -m bench.commits", __doc__.split("\n\n")[0],
-                             "steps per workload (default: each workload's own size)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs per workload")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    names = chosen_workloads(parser, args)
+                             "steps per workload (default: each workload's own size)",
+                             repeat=3, repeat_help="timed runs per workload")
+    args, names = workload_args(parser, argv)
     print(f"{'workload':<14} {'steps':>7} {'commits':>7} {'median us':>9} {'mean us':>8} "
           f"{'p99 us':>7} {'slowest ms':>10} {'over 1 ms':>9} {'their ms':>8}")
     for name in names:

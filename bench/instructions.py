@@ -249,7 +249,7 @@ def library_lines(by_object: dict[str, float], per_step: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments; count each workload (or, with ``--inner``, be the counted run)."""
-    from bench.workloads import chosen_workloads, workload_parser
+    from bench.workloads import workload_args, workload_parser
 
     parser = workload_parser("python -m bench.instructions", __doc__.split("\n\n")[0],
                              "steps per workload (default: 999, a warm run's share of the "
@@ -261,8 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--by-library", action="store_true",
                         help="also split each step's instructions by the shared object that "
                              "executed them (the interpreter, SQLite, the C library...)")
-    args = parser.parse_args(argv)
-    names = chosen_workloads(parser, args)
+    args, names = workload_args(parser, argv)
     if not 1 <= args.runs <= BUILT:
         parser.error(f"--runs must be between 1 and {BUILT}")
     if args.inner:

@@ -104,15 +104,12 @@ def layers_line(workload: str, t: dict[str, float]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, measure, print one line per workload."""
-    from bench.workloads import chosen_workloads, workload_parser
+    from bench.workloads import workload_args, workload_parser
 
     parser = workload_parser("python -m bench.layers", __doc__.split("\n\n")[0],
-                             "steps per workload (default: each workload's own size)")
-    parser.add_argument("--repeat", type=int, default=7, help="rounds (median)")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    names = chosen_workloads(parser, args)
+                             "steps per workload (default: each workload's own size)",
+                             repeat=7, repeat_help="rounds (median)")
+    args, names = workload_args(parser, argv)
     print(f"{'workload':<14} {'floor us':>8} {'engine+blocks':>16} {'store Python':>16} "
           f"{'SQL':>16} {'SQLite run':>16} {'memory run':>10}")
     for name in names:

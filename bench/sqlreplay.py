@@ -271,18 +271,15 @@ def sql_split(workload: str, steps: int | None = None, repeat: int = 5,
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, record, replay, print one line per workload."""
-    from bench.workloads import chosen_workloads, workload_parser
+    from bench.workloads import workload_args, workload_parser
 
     parser = workload_parser("python -m bench.sqlreplay", __doc__.split("\n\n")[0],
-                             "steps per workload (default: each workload's own size)")
-    parser.add_argument("--repeat", type=int, default=5, help="replays (median)")
+                             "steps per workload (default: each workload's own size)",
+                             repeat=5, repeat_help="replays (median)")
     parser.add_argument("--pages", action="store_true",
                         help="also print a commit's WAL pages by b-tree (table or index, "
                              "leaf or internal page)")
-    args = parser.parse_args(argv)
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
-    names = chosen_workloads(parser, args)
+    args, names = workload_args(parser, argv)
     print(f"{'workload':<14} {'steps':>6} {'commits':>7} {'statements':>10} "
           f"{'SQL us/step':>11} {'floor us':>8} {'SQL x floor':>11} "
           f"{'in memory us/step':>17} {'WAL pages/commit':>16}")

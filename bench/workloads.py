@@ -128,15 +128,29 @@ WORKLOADS = {"chain": chain, "fanout": fanout, "for_each": for_each, "while": wh
              "chain_printing": chain_printing}
 
 
-def workload_parser(prog: str, description: str, steps_help: str) -> argparse.ArgumentParser:
+def workload_parser(prog: str, description: str, steps_help: str, *,
+                    repeat: int | None = None, repeat_help: str = "") -> argparse.ArgumentParser:
     """An argument parser for a bench tool that takes comma-separated workload names (the
-    four of W1-W3 by default) and ``--steps``; :func:`chosen_workloads` checks them."""
+    four of W1-W3 by default), ``--steps`` and, given a default ``repeat``, ``--repeat``;
+    :func:`workload_args` parses and checks them."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("workloads", nargs="?", default="chain,fanout,for_each,while",
                         help="comma-separated workloads (default: the four of W1-W3; also "
                              "chain_printing)")
     parser.add_argument("--steps", type=int, default=None, help=steps_help)
+    if repeat is not None:
+        parser.add_argument("--repeat", type=int, default=repeat, help=repeat_help)
     return parser
+
+
+def workload_args(parser: argparse.ArgumentParser, argv: list[str] | None
+                  ) -> tuple[argparse.Namespace, list[str]]:
+    """``argv`` parsed, and the workloads it names (:func:`chosen_workloads`); exits
+    through ``parser.error`` on a ``--repeat`` under 1 too."""
+    args = parser.parse_args(argv)
+    if getattr(args, "repeat", 1) < 1:
+        parser.error("--repeat must be at least 1")
+    return args, chosen_workloads(parser, args)
 
 
 def chosen_workloads(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:

@@ -27,9 +27,10 @@ class Checkpointer:
     into a stall of milliseconds: it copies what is left and, under ``process`` and
     ``full`` durability, syncs the WAL and the database file. Here a daemon thread with
     its own connection runs a ``PASSIVE`` checkpoint (it copies pages while writers go
-    on, and never waits for a lock) every ``every`` commits and at least once a second. When the writer's automatic checkpoint comes due, nearly every
-    page has been copied already: it only finishes the tail (its two syncs are most of
-    its cost) and rewinds the WAL, so the file is reused instead of growing.
+    on, and never waits for a lock) every ``every`` commits and at least once a second.
+    When the writer's automatic checkpoint comes due, nearly every page has been copied
+    already: it only finishes the tail (its two syncs are most of its cost) and rewinds
+    the WAL, so the file is reused instead of growing.
 
     The cadence follows the pages commits write. Each checkpoint reports how many frames
     the WAL holds; over the commits counted since the previous one that gives the pages
